@@ -1,0 +1,606 @@
+"""The management tree and its operations (PROTOCOL.md 2.4, 3.2-3.4).
+
+Every change goes through :class:`Tree`, which checks the ACL for the acting server, answers with the
+DM status code the command would produce (raising :class:`TreeError` on refusal), keeps TStamp/VerNo,
+and reports the change as a :class:`TreeEvent`. ``by=None`` (``LOCAL``) is the device itself: no ACL.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from emulator.tree import uri as uris
+from emulator.tree.acl import EMPTY, ROOT_DEFAULT, Acl
+from emulator.tree.errors import TreeError
+from emulator.tree.node import ACCESS_ALL, ACCESS_BITS, PERMANENT, Node, NodeMeta, access_flags, access_names
+
+LOCAL = None
+Path = tuple[str, ...]
+Value = str | bytes | None
+PROPERTIES = ("ACL", "Format", "Name", "Size", "Title", "TStamp", "Type", "VerNo")
+
+
+@dataclass(frozen=True, slots=True)
+class TreeEvent:
+    """One change: ``kind`` is add, replace, delete, rename, prop or exec; ``by`` the server id or app."""
+
+    kind: str
+    path: str
+    old: Value = None
+    new: Value = None
+    by: str | None = None
+    prop: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """A read-only view of one node, safe to hand to other layers and threads."""
+
+    path: str
+    name: str
+    value: Value
+    format: str
+    type: str
+    acl: str
+    children: tuple[str, ...] | None
+    title: str
+    tstamp: float | None
+    verno: int
+    permanent: bool
+    access: frozenset[str]
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.children is None
+
+    @property
+    def size(self) -> int:
+        v = self.value
+        if v is None:
+            return 0
+        return len(v) if isinstance(v, bytes) else len(v.encode("utf-8"))
+
+
+@dataclass(frozen=True, slots=True)
+class ExecRequest:
+    path: str
+    data: Value
+    by: str | None
+    correlator: str | None
+
+
+ExecHandler = Callable[["Tree", ExecRequest], int]
+Listener = Callable[[TreeEvent], None]
+
+
+def format_tstamp(ts: float | None) -> str:
+    """ISO 8601 basic UTC, as DM wants it (``20010711T163817Z``)."""
+    if ts is None:
+        return ""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+class Tree:
+    """One device's management tree. Cheap to :meth:`fork`: forks share nodes until they change them."""
+
+    def __init__(
+        self,
+        *,
+        root: Node | None = None,
+        limits: uris.UriLimits = uris.NO_LIMITS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._token = object()
+        self.root = root or Node(None, "node", "", ROOT_DEFAULT, {}, ACCESS_ALL | PERMANENT, None, self._token)
+        self.limits = limits
+        self.clock = clock
+        self._listeners: list[Listener] = []
+        self._exec: dict[Path, ExecHandler] = {}
+        self._exec_patterns: list[tuple[Path, ExecHandler]] = []
+        self._tx: list[tuple[Node, object, int]] = []
+        self._pending: list[TreeEvent] = []
+
+    # ------------------------------------------------------------------ sharing and transactions
+
+    def fork(self) -> Tree:
+        """A new tree with the same content; both copy nodes before changing them from now on."""
+        self._token = object()
+        twin = Tree(root=self.root, limits=self.limits, clock=self.clock)
+        twin._exec = dict(self._exec)
+        twin._exec_patterns = list(self._exec_patterns)
+        return twin
+
+    def begin(self) -> None:
+        """Open a (nestable) transaction: nothing changed from here on is visible in the saved root."""
+        self._tx.append((self.root, self._token, len(self._pending)))
+        self._token = object()
+
+    def commit(self) -> None:
+        self._tx.pop()
+        if not self._tx:
+            self._flush()
+
+    def rollback(self) -> None:
+        """Put the tree back exactly as it was at :meth:`begin` and forget its events."""
+        self.root, self._token, mark = self._tx.pop()
+        del self._pending[mark:]
+
+    def transaction(self) -> _Transaction:
+        """``with tree.transaction():`` commits at the end, rolls back if the block raises."""
+        return _Transaction(self)
+
+    @property
+    def in_transaction(self) -> bool:
+        return bool(self._tx)
+
+    # ------------------------------------------------------------------ events and exec handlers
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def _emit(self, event: TreeEvent) -> None:
+        if self._tx:
+            self._pending.append(event)
+        else:
+            for listener in tuple(self._listeners):
+                listener(event)
+
+    def _flush(self) -> None:
+        events, self._pending = self._pending, []
+        for event in events:
+            for listener in tuple(self._listeners):
+                listener(event)
+
+    def on_exec(self, uri: str, handler: ExecHandler) -> None:
+        """Register the device behaviour behind an executable node; ``*`` segments match any name."""
+        segs = uris.split(uri)
+        if "*" in segs:
+            self._exec_patterns.append((segs, handler))
+        else:
+            self._exec[segs] = handler
+
+    def _exec_handler(self, segs: Path) -> ExecHandler | None:
+        handler = self._exec.get(segs)
+        if handler is not None:
+            return handler
+        for pattern, h in self._exec_patterns:
+            if len(pattern) == len(segs) and all(p in ("*", s) for p, s in zip(pattern, segs, strict=True)):
+                return h
+        return None
+
+    # ------------------------------------------------------------------ lookups
+
+    def _segments(self, uri: str | Path) -> Path:
+        if isinstance(uri, tuple):
+            return uri
+        segs = uris.split(uri)
+        if self.limits is not uris.NO_LIMITS:
+            uris.check_limits(segs, self.limits, uri)
+        return segs
+
+    def _locate(self, segs: Path, uri: str | Path) -> tuple[Node, Acl, Acl]:
+        """The node, its effective ACL and its parent's effective ACL; 404 if missing."""
+        node = self.root
+        acl = node.acl or ROOT_DEFAULT
+        parent_acl = acl
+        for seg in segs:
+            children = node.children
+            child = children.get(seg) if children is not None else None
+            if child is None:
+                raise TreeError(404, f"node {_show(uri)} not found", uri=_show(uri))
+            parent_acl = acl
+            node = child
+            if child.acl:
+                acl = child.acl
+        return node, acl, parent_acl
+
+    def _writable(self, segs: Path) -> list[Node]:
+        """Nodes root..target, each owned by this tree (copied if shared); the target must exist."""
+        token = self._token
+        node = self.root
+        if node.owner is not token:
+            node = self.root = node.copy(token)
+        path = [node]
+        for seg in segs:
+            child = node.children[seg]  # type: ignore[index]
+            if child.owner is not token:
+                child = child.copy(token)
+                node.children[seg] = child  # type: ignore[index]
+            path.append(child)
+            node = child
+        return path
+
+    def exists(self, uri: str | Path) -> bool:
+        try:
+            self._locate(self._segments(uri), uri)
+        except TreeError:
+            return False
+        return True
+
+    def info(self, uri: str | Path, *, by: str | None = LOCAL) -> NodeInfo:
+        """Everything about one node; needs Get for a server."""
+        segs = self._segments(uri)
+        node, acl, _ = self._locate(segs, uri)
+        if by is not None and not acl.allows("Get", by):
+            raise TreeError(425, f"{by} may not Get {_show(uri)}", uri=_show(uri))
+        return self._info(segs, node)
+
+    def _info(self, segs: Path, node: Node) -> NodeInfo:
+        meta = node.meta
+        return NodeInfo(
+            path=uris.join(segs),
+            name=segs[-1] if segs else ".",
+            value=node.value,
+            format=node.format,
+            type=node.type,
+            acl=node.acl.text,
+            children=tuple(node.children) if node.children is not None else None,
+            title=meta.title if meta else "",
+            tstamp=meta.tstamp if meta else None,
+            verno=meta.verno if meta else 0,
+            permanent=bool(node.flags & PERMANENT),
+            access=access_names(node.flags),
+        )
+
+    def get(self, uri: str | Path, *, by: str | None = LOCAL) -> NodeInfo:
+        """DM Get: the leaf value, or for an interior node its child names (``NodeInfo.children``)."""
+        segs = self._segments(uri)
+        node, acl, _ = self._locate(segs, uri)
+        if not node.flags & ACCESS_BITS["Get"]:
+            raise TreeError(405, f"Get is not allowed on {_show(uri)}", uri=_show(uri))
+        if by is not None and not acl.allows("Get", by):
+            raise TreeError(425, f"{by} may not Get {_show(uri)}", uri=_show(uri))
+        return self._info(segs, node)
+
+    def value(self, uri: str | Path, default: Value = None) -> Value:
+        """The device's own read of a leaf (no ACL); ``default`` if missing."""
+        try:
+            node, _, _ = self._locate(self._segments(uri), uri)
+        except TreeError:
+            return default
+        return node.value
+
+    def children(self, uri: str | Path = ".") -> list[str]:
+        node, _, _ = self._locate(self._segments(uri), uri)
+        return list(node.children) if node.children is not None else []
+
+    def walk(self, uri: str | Path = ".", *, by: str | None = LOCAL) -> Iterator[NodeInfo]:
+        """Pre-order over a subtree; for a server only the nodes it may Get (their subtrees still visited)."""
+        segs = self._segments(uri)
+        node, acl, _ = self._locate(segs, uri)
+        stack: list[tuple[Path, Node, Acl]] = [(segs, node, acl)]
+        while stack:
+            path, n, eff = stack.pop()
+            if by is None or eff.allows("Get", by):
+                yield self._info(path, n)
+            if n.children:
+                for name in reversed(list(n.children)):
+                    child = n.children[name]
+                    stack.append((path + (name,), child, child.acl or eff))
+
+    def __len__(self) -> int:
+        count = 0
+        stack = [self.root]
+        while stack:
+            n = stack.pop()
+            count += 1
+            if n.children:
+                stack.extend(n.children.values())
+        return count
+
+    # ------------------------------------------------------------------ changes
+
+    def _touch(self, node: Node) -> None:
+        meta = node.meta
+        if meta is None:
+            meta = node.meta = NodeMeta()
+        meta.tstamp = self.clock()
+        meta.verno = (meta.verno + 1) & 0xFFFF
+
+    def add(
+        self,
+        uri: str | Path,
+        value: Value = None,
+        *,
+        format: str = "chr",
+        type: str = "text/plain",
+        by: str | None = LOCAL,
+    ) -> int:
+        """DM Add: creates a node and any missing interior ancestors (implicit add); 418 if it exists."""
+        segs = self._segments(uri)
+        if not segs:
+            raise TreeError(418, "the root always exists", uri=".")
+        fmt = format.lower()
+        # find the deepest existing ancestor
+        node = self.root
+        acl = node.acl or ROOT_DEFAULT
+        depth = 0
+        for seg in segs:
+            if node.children is None:
+                raise TreeError(405, f"{_show(uris.join(segs[:depth]))} is a leaf: no children", uri=_show(uri))
+            child = node.children.get(seg)
+            if child is None:
+                break
+            node = child
+            if child.acl:
+                acl = child.acl
+            depth += 1
+        else:
+            raise TreeError(418, f"node {_show(uri)} already exists", uri=_show(uri))
+        if not node.flags & ACCESS_BITS["Add"]:
+            raise TreeError(405, f"Add is not allowed under {_show(uris.join(segs[:depth]))}", uri=_show(uri))
+        if by is not None and not acl.allows("Add", by):
+            raise TreeError(425, f"{by} may not Add under {_show(uris.join(segs[:depth]))}", uri=_show(uri))
+        for seg in segs[depth:]:
+            _check_name(seg, uri)
+        # interior nodes added by a server without Replace on their parent become its own (PROTOCOL 2.4)
+        own = EMPTY
+        if by is not None and not acl.allows("Replace", by):
+            own = Acl.parse(f"Add={by}&Delete={by}&Replace={by}")
+        chain = self._writable(segs[:depth])
+        parent = chain[-1]
+        now_events: list[TreeEvent] = []
+        for i in range(depth, len(segs)):
+            last = i == len(segs) - 1
+            is_node = (not last) or fmt == "node"
+            new = Node(
+                None if is_node else value,
+                "node" if is_node else fmt,
+                ("" if not last else type) if is_node else type,
+                own if is_node else EMPTY,
+                {} if is_node else None,
+                ACCESS_ALL,
+                None,
+                self._token,
+            )
+            self._touch(new)
+            parent.children[segs[i]] = new  # type: ignore[index]
+            now_events.append(TreeEvent("add", uris.join(segs[: i + 1]), None, new.value, by))
+            parent = new
+        for ev in now_events:
+            self._emit(ev)
+        return 200
+
+    def replace(
+        self,
+        uri: str | Path,
+        value: Value,
+        *,
+        format: str | None = None,
+        type: str | None = None,
+        by: str | None = LOCAL,
+    ) -> int:
+        """DM Replace of a leaf value; never creates (404). Interior nodes take TNDS, not values (405)."""
+        segs = self._segments(uri)
+        node, acl, _ = self._locate(segs, uri)
+        if node.children is not None:
+            raise TreeError(405, f"{_show(uri)} is an interior node: Replace needs TNDS", uri=_show(uri))
+        if not node.flags & ACCESS_BITS["Replace"]:
+            raise TreeError(405, f"Replace is not allowed on {_show(uri)}", uri=_show(uri))
+        if by is not None and not acl.allows("Replace", by):
+            raise TreeError(425, f"{by} may not Replace {_show(uri)}", uri=_show(uri))
+        fmt = format.lower() if format else None
+        if fmt == "node":
+            raise TreeError(405, f"{_show(uri)} is a leaf: cannot become interior", uri=_show(uri))
+        if node.flags & PERMANENT and ((fmt and fmt != node.format) or (type and type != node.type)):
+            raise TreeError(405, f"Format/Type of permanent node {_show(uri)} cannot change", uri=_show(uri))
+        target = self._writable(segs)[-1]
+        old = target.value
+        target.value = value
+        if fmt:
+            target.format = fmt
+        if type:
+            target.type = type
+        self._touch(target)
+        self._emit(TreeEvent("replace", uris.join(segs), old, value, by))
+        return 200
+
+    def delete(self, uri: str | Path, *, by: str | None = LOCAL) -> int:
+        """DM Delete of a node and its whole subtree; permanent nodes and the root answer 405."""
+        segs = self._segments(uri)
+        if not segs:
+            raise TreeError(405, "the root cannot be deleted", uri=".")
+        node, acl, _ = self._locate(segs, uri)
+        if by is not None:
+            if node.flags & PERMANENT or not node.flags & ACCESS_BITS["Delete"]:
+                raise TreeError(405, f"{_show(uri)} cannot be deleted", uri=_show(uri))
+            if not acl.allows("Delete", by):
+                raise TreeError(425, f"{by} may not Delete {_show(uri)}", uri=_show(uri))
+        parent = self._writable(segs[:-1])[-1]
+        del parent.children[segs[-1]]  # type: ignore[index]
+        self._touch(parent)
+        self._emit(TreeEvent("delete", uris.join(segs), node.value, None, by))
+        return 200
+
+    def copy(self, source: str | Path, target: str | Path, *, by: str | None = LOCAL) -> int:
+        """DM Copy: leaf to leaf; needs Get on the source and Add or Replace on the target."""
+        src_segs = self._segments(source)
+        node, acl, _ = self._locate(src_segs, source)
+        if node.children is not None:
+            raise TreeError(405, f"Copy source {_show(source)} is not a leaf", uri=_show(source))
+        if by is not None and not acl.allows("Get", by):
+            raise TreeError(425, f"{by} may not Get {_show(source)}", uri=_show(source))
+        if self.exists(target):
+            return self.replace(target, node.value, format=node.format, type=node.type, by=by)
+        return self.add(target, node.value, format=node.format, type=node.type, by=by)
+
+    def exec(
+        self, uri: str | Path, data: Value = None, *, by: str | None = LOCAL, correlator: str | None = None
+    ) -> int:
+        """DM Exec: runs the handler the device registered for the node; its return is the status."""
+        segs = self._segments(uri)
+        node, acl, _ = self._locate(segs, uri)
+        if not node.flags & ACCESS_BITS["Exec"]:
+            raise TreeError(405, f"{_show(uri)} is not executable", uri=_show(uri))
+        if by is not None and not acl.allows("Exec", by):
+            raise TreeError(425, f"{by} may not Exec {_show(uri)}", uri=_show(uri))
+        handler = self._exec_handler(segs)
+        if handler is None:
+            raise TreeError(405, f"{_show(uri)} has no executable behaviour", uri=_show(uri))
+        path = uris.join(segs)
+        status = handler(self, ExecRequest(path, data, by, correlator))
+        self._emit(TreeEvent("exec", path, None, data, by))
+        return status
+
+    # ------------------------------------------------------------------ properties (?prop=)
+
+    def get_prop(self, uri: str | Path, name: str, *, by: str | None = LOCAL) -> str:
+        segs = self._segments(uri)
+        node, acl, _ = self._locate(segs, uri)
+        if name not in PROPERTIES:
+            raise TreeError(406, f"unsupported property {name!r}", uri=_show(uri))
+        if by is not None and not acl.allows("Get", by):
+            raise TreeError(425, f"{by} may not Get {_show(uri)}?prop={name}", uri=_show(uri))
+        meta = node.meta
+        match name:
+            case "ACL":
+                return node.acl.text
+            case "Format":
+                return node.format
+            case "Name":
+                return segs[-1] if segs else "."
+            case "Size":
+                if node.children is not None:
+                    raise TreeError(406, "Size is a leaf property", uri=_show(uri))
+                return str(node.size())
+            case "Title":
+                return meta.title if meta else ""
+            case "TStamp":
+                return format_tstamp(meta.tstamp if meta else None)
+            case "Type":
+                return node.type
+            case _:  # VerNo
+                return str(meta.verno if meta else 0)
+
+    def replace_prop(self, uri: str | Path, name: str, value: str, *, by: str | None = LOCAL) -> int:
+        """Replace ACL, Name (rename) or Title; the other properties belong to the device (405)."""
+        segs = self._segments(uri)
+        node, acl, parent_acl = self._locate(segs, uri)
+        if name not in PROPERTIES:
+            raise TreeError(406, f"unsupported property {name!r}", uri=_show(uri))
+        path = uris.join(segs)
+        if name == "ACL":
+            new_acl = Acl.parse(value)
+            if by is not None:
+                own = node.children is not None and acl.allows("Replace", by)
+                if not (own or (segs and parent_acl.allows("Replace", by))):
+                    raise TreeError(425, f"{by} may not Replace the ACL of {_show(uri)}", uri=path)
+            if not segs and not new_acl.allows("Add", "*") and by is not None:
+                raise TreeError(405, "the root keeps Add=*", uri=".")
+            target = self._writable(segs)[-1]
+            old = target.acl.text
+            target.acl = new_acl
+            self._touch(target)
+            self._emit(TreeEvent("prop", path, old, new_acl.text, by, "ACL"))
+            return 200
+        if by is not None and not acl.allows("Replace", by):
+            raise TreeError(425, f"{by} may not Replace {_show(uri)}?prop={name}", uri=path)
+        if name == "Title":
+            if len(value.encode("utf-8")) > 255:
+                raise TreeError(413, "Title is limited to 255 bytes", uri=path)
+            target = self._writable(segs)[-1]
+            old = target.meta.title if target.meta else ""
+            self._touch(target)
+            target.meta.title = value  # type: ignore[union-attr]
+            self._emit(TreeEvent("prop", path, old, value, by, "Title"))
+            return 200
+        if name == "Name":
+            if not segs or node.flags & PERMANENT:
+                raise TreeError(405, f"{_show(uri)} is permanent and cannot be renamed", uri=path)
+            _check_name(value, uri)
+            parent = self._writable(segs[:-1])[-1]
+            if value in parent.children:  # type: ignore[operator]
+                raise TreeError(418, f"a sibling named {value!r} exists", uri=path)
+            parent.children = {  # keep sibling order, new name in place
+                (value if k == segs[-1] else k): v for k, v in parent.children.items()  # type: ignore[union-attr]
+            }
+            self._touch(parent)
+            self._emit(TreeEvent("rename", path, segs[-1], uris.join(segs[:-1] + (value,)), by, "Name"))
+            return 200
+        raise TreeError(405, f"property {name} cannot be replaced", uri=path)
+
+    # ------------------------------------------------------------------ device-side building
+
+    def set_node(
+        self,
+        uri: str | Path,
+        value: Value = None,
+        *,
+        format: str = "chr",
+        type: str = "text/plain",
+        acl: str | None = None,
+        permanent: bool = False,
+        access: frozenset[str] | set[str] | None = None,
+        title: str = "",
+    ) -> None:
+        """Create or overwrite a node as the device itself (MO builders, profiles, bearers): no ACL check."""
+        segs = self._segments(uri)
+        flags = (access_flags(access) if access is not None else ACCESS_ALL) | (PERMANENT if permanent else 0)
+        interior = format == "node"
+        existing = self.exists(segs)
+        if not existing:
+            node, depth = self.root, 0
+            for seg in segs:
+                if node.children is None:
+                    raise TreeError(405, f"{uris.join(segs[:depth])} is a leaf", uri=_show(uri))
+                child = node.children.get(seg)
+                if child is None:
+                    break
+                node, depth = child, depth + 1
+            chain = self._writable(segs[:depth])
+            parent = chain[-1]
+            for i in range(depth, len(segs) - 1):
+                mid = Node(None, "node", "", EMPTY, {}, ACCESS_ALL, None, self._token)
+                parent.children[segs[i]] = mid  # type: ignore[index]
+                self._emit(TreeEvent("add", uris.join(segs[: i + 1]), None, None, None))
+                parent = mid
+            target = Node(None, "node", type if interior else "", EMPTY, {} if interior else None, flags, None, self._token)
+            parent.children[segs[-1]] = target  # type: ignore[index]
+        else:
+            target = self._writable(segs)[-1]
+            target.flags = flags
+            if interior and target.children is None:
+                target.children = {}
+            elif not interior:
+                target.children = None
+        old = target.value
+        target.value = None if interior else value
+        target.format = format
+        target.type = type
+        if acl is not None:
+            target.acl = Acl.parse(acl)
+        if title:
+            target.meta = NodeMeta(title, None, 0)
+        kind = "replace" if existing else "add"
+        self._emit(TreeEvent(kind, uris.join(segs), old, target.value, None))
+
+
+class _Transaction:
+    __slots__ = ("tree",)
+
+    def __init__(self, tree: Tree) -> None:
+        self.tree = tree
+
+    def __enter__(self) -> Tree:
+        self.tree.begin()
+        return self.tree
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
+        if exc_type is None:
+            self.tree.commit()
+        else:
+            self.tree.rollback()
+        return False
+
+
+def _show(uri: str | Path) -> str:
+    return uris.join(uri) if isinstance(uri, tuple) else uri
+
+
+def _check_name(name: str, uri: str | Path) -> None:
+    if not name or name == "*" or "/" in name or "?" in name:
+        raise TreeError(400, f"invalid node name {name!r} in {_show(uri)}", uri=_show(uri))
