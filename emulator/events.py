@@ -1,0 +1,119 @@
+"""The one event stream of the emulator.
+
+The window, the traffic log, persistence and local applications all subscribe here; nothing polls a
+device. Dispatch is synchronous and cheap: subscribers that need to batch (the Qt window flushes every
+few tens of milliseconds) do so on their side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from emulator.tree.tree import TreeEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    device_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TreeChanged(Event):
+    change: TreeEvent
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStateChanged(Event):
+    """state: idle, in session, waiting for UI, error."""
+
+    state: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStarted(Event):
+    session_id: str
+    protocol: str
+    server: str
+    bearer: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnded(Event):
+    session_id: str
+    outcome: str  # completed, failed, aborted, cut off
+    detail: str = ""
+    bearer: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageLogged(Event):
+    """One message of a session, either way, as bytes on the wire plus a one-line summary."""
+
+    session_id: str
+    direction: str  # "out" (device -> server) or "in"
+    ts: float
+    content_type: str
+    body: bytes
+    summary: str = ""
+    rtt_ms: float | None = None
+    url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UiRequested(Event):
+    """A server asks for user interaction: a web page (SHOW, launchBrowserToURI) or a 1100-1104 alert."""
+
+    session_id: str
+    kind: str  # "web" or "alert"
+    url: str = ""
+    server_id: str = ""
+    alert: object | None = None
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UiFinished(Event):
+    session_id: str
+    request_id: str
+    outcome: str  # submitted, cancelled, timeout, failed
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRaised(Event):
+    """A generic alert the device raised, or a notable thing a tester should see (bad notification)."""
+
+    alert_type: str
+    detail: str = ""
+    data: dict = field(default_factory=dict)
+
+
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    """Publish/subscribe by event class; a subscriber raising never stops the others."""
+
+    def __init__(self) -> None:
+        self._subs: list[tuple[tuple[type[Event], ...], Subscriber]] = []
+        self.errors: list[BaseException] = []
+
+    def subscribe(self, callback: Subscriber, *kinds: type[Event]) -> Callable[[], None]:
+        entry = (kinds or (Event,), callback)
+        self._subs.append(entry)
+
+        def unsubscribe() -> None:
+            if entry in self._subs:
+                self._subs.remove(entry)
+
+        return unsubscribe
+
+    def publish(self, event: Event) -> None:
+        for kinds, callback in tuple(self._subs):
+            if isinstance(event, kinds):
+                try:
+                    callback(event)
+                except Exception as exc:  # a broken subscriber must not break a session
+                    self.errors.append(exc)

@@ -1,0 +1,92 @@
+"""What a protocol engine asks its driver to do, and what the driver feeds back.
+
+The loop every driver runs (asyncio session runner, Locust's gevent user, a test):
+
+    engine.start()                      # or engine.start(notification=...)
+    while (action := engine.next_action()) is not None:
+        match action:
+            case SendMessage():    engine.receive_message(<response>) after POSTing the body
+            case HttpRequest():    engine.receive_http(action.request_id, <HttpResult>)
+            case AskUser():        engine.answer_user(action.request_id, <UserAnswer>)
+            case OpenBrowser():    show it; nothing to feed back (DM 2.0 SHOW does not wait)
+            case SessionDone():    stop
+    (transport failures: engine.fail(reason) ends the session cleanly)
+
+Engines never block, never read clocks: time, when needed, comes in as an argument.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class SendMessage:
+    """POST ``body`` to ``url``; the HTTP response body is the server's next message."""
+
+    url: str
+    body: bytes
+    content_type: str
+    headers: dict[str, str] = field(default_factory=dict)
+    summary: str = ""
+    expect_reply: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """An HTTP exchange a command needs (DM 2.0 HGET/HPUT/HPOST/SUB pushes, DEFAULT fetches)."""
+
+    request_id: str
+    method: str
+    url: str
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResult:
+    status: int  # 0 when no response came (connection refused, timeout)
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AskUser:
+    """A question for the user (DM 1.2 alerts 1100-1104) the session waits for."""
+
+    request_id: str
+    kind: str  # display, confirm, text, single, multiple
+    text: str
+    choices: tuple[str, ...] = ()
+    options: dict[str, str] = field(default_factory=dict)  # MINDT, MAXDT, DR, MAXLEN, IT, ET
+
+
+@dataclass(frozen=True, slots=True)
+class UserAnswer:
+    """outcome: ok (confirmed / entered / chosen), no, cancelled, timeout."""
+
+    outcome: str
+    text: str = ""
+    selected: tuple[int, ...] = ()  # 1-based choice numbers
+
+
+@dataclass(frozen=True, slots=True)
+class OpenBrowser:
+    """A server-driven web page (DM 2.0 SHOW, DM 1.2 launchBrowserToURI)."""
+
+    request_id: str
+    url: str
+    wait: bool = False  # DM 1.2 Hotspot-style Exec blocks until the flow ends (feed answer_user)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionDone:
+    """outcome: completed, failed, aborted. ``detail`` says why in the user's words."""
+
+    outcome: str
+    detail: str = ""
+    status: int | None = None
+
+
+Action = SendMessage | HttpRequest | AskUser | OpenBrowser | SessionDone
