@@ -1,0 +1,410 @@
+"""The `dm-emulator` command line: parses arguments and hands each sub-command to its own module.
+
+Every sub-command lives in a module of its own and is imported only when it runs (see COMMANDS), so
+`dm-emulator --help` answers at once and never loads Qt, lxml or the network stack. A command's
+module exposes a function `run(args: argparse.Namespace) -> int | None`.
+
+A non-zero exit always comes with a line on stderr that says what failed and where:
+2 = the command cannot start here (bad arguments, not built yet, no display), 1 = it failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from emulator import __version__
+from emulator.errors import EmulatorError
+
+PROG = "dm-emulator"
+
+# Qt platform plugins that draw without any display server.
+_HEADLESS_QT_PLATFORMS = frozenset(
+    {"offscreen", "minimal", "minimalegl", "vnc", "eglfs", "linuxfb", "vkkhrdisplay"}
+)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {value}")
+    return value
+
+
+def _gui_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workspace",
+        metavar="DIR",
+        help="folder holding the devices, their trees and their traffic (default: a demo workspace)",
+    )
+    p.add_argument(
+        "--no-demo",
+        action="store_true",
+        help="do not start the reference server and the demo devices; start with an empty fleet",
+    )
+    p.add_argument(
+        "--screenshot",
+        metavar="PNG",
+        help="save a picture of the window to PNG once it is ready, then quit",
+    )
+
+
+def _server_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument(
+        "--port",
+        type=_port,
+        default=8700,
+        metavar="N",
+        help="port to listen on; 0 picks a free one and prints it (default: %(default)s)",
+    )
+
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--server", required=True, metavar="URL", help="the DM server to manage the devices")
+    p.add_argument(
+        "--profile", required=True, metavar="NAME", help="device profile to build the devices from"
+    )
+    p.add_argument(
+        "--count", type=_positive_int, default=1, metavar="N", help="how many devices (default: 1)"
+    )
+    p.add_argument(
+        "--protocol",
+        choices=("dm2", "dm12"),
+        help="dm2 = OMA DM 2.0 (JSON), dm12 = DM 1.2/1.3 (SyncML); default: what the profile says",
+    )
+    p.add_argument("--scenario", metavar="FILE", help="scenario file: what the devices do, step by step")
+    p.add_argument("--report", metavar="FILE.json", help="write a JSON report of the run to this file")
+    p.add_argument(
+        "--junit", metavar="FILE.xml", help="write a JUnit XML report (one test case per device) for CI"
+    )
+
+
+def _respond_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--profile", required=True, metavar="NAME", help="device profile whose device answers the message"
+    )
+    p.add_argument(
+        "--message",
+        required=True,
+        metavar="FILE",
+        help="the server's package: SyncML XML, WBXML or DM 2.0 JSON ('-' reads standard input)",
+    )
+    p.add_argument("--wbxml", action="store_true", help="write the response as WBXML instead of XML")
+
+
+def _tree_export_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", required=True, metavar="NAME", help="device profile whose tree to export")
+    p.add_argument("--out", metavar="FILE", help="write the TNDS XML here (default: standard output)")
+
+
+def _tree_import_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", metavar="FILE", help="TNDS XML file to import")
+    p.add_argument(
+        "--workspace", required=True, metavar="DIR", help="workspace whose device receives the tree"
+    )
+
+
+def _bench_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--devices",
+        type=_positive_int,
+        default=100,
+        metavar="N",
+        help="how many emulated devices to measure with (default: %(default)s)",
+    )
+    p.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
+
+
+def _locust_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "locust_args",
+        nargs=argparse.REMAINDER,
+        metavar="LOCUST ARGS",
+        help="arguments passed on to Locust (for example --headless -u 1000 --host URL)",
+    )
+
+
+def _no_options(p: argparse.ArgumentParser) -> None:
+    """Some commands take no options of their own."""
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One sub-command: its name (two words for `tree export`), where its code is, and its help."""
+
+    name: str
+    target: str  # "package.module:function", imported only when the command runs
+    summary: str  # one line in `dm-emulator --help`
+    description: str  # the top of `dm-emulator NAME --help`
+    options: Callable[[argparse.ArgumentParser], None]
+
+
+# The dispatch table: the one place that says which module implements which command.
+COMMANDS: dict[str, Command] = {
+    c.name: c
+    for c in (
+        Command(
+            "gui",
+            "ui.app:run",
+            "open the window (the default when no command is given)",
+            "Open the desktop window. Without options it starts on the demo default: the reference DM "
+            "server on 127.0.0.1 and a few demo devices from profiles/, ready to show a management "
+            "session and a web UI flow. Needs a display; on a machine without one use "
+            "`xvfb-run -a dm-emulator`.",
+            _gui_options,
+        ),
+        Command(
+            "server",
+            "emulator.commands.server:run",
+            "run the reference DM server alone",
+            "Run the reference DM server (DM 2.0 and DM 1.2/1.3) alone, to manage emulated or real "
+            "devices. Stops on Ctrl+C.",
+            _server_options,
+        ),
+        Command(
+            "run",
+            "emulator.commands.run:run",
+            "run a fleet of devices against a DM server, headless",
+            "Run N emulated devices built from a profile against a DM server, without a window, and "
+            "report how every management session went. The exit code is 1 if any device failed.",
+            _run_options,
+        ),
+        Command(
+            "respond",
+            "emulator.commands.respond:run",
+            "answer one server package and print the device's response",
+            "Feed one server package (SyncML XML, WBXML or DM 2.0 JSON) to a device built from a "
+            "profile and print the device's response package on standard output.",
+            _respond_options,
+        ),
+        Command(
+            "tree export",
+            "emulator.commands.tree:export",
+            "write a profile's management tree as TNDS XML",
+            "Write the management tree of a device built from a profile as TNDS XML.",
+            _tree_export_options,
+        ),
+        Command(
+            "tree import",
+            "emulator.commands.tree:import_tree",
+            "load a TNDS XML file into a workspace device",
+            "Load a management tree from a TNDS XML file into the device of a workspace.",
+            _tree_import_options,
+        ),
+        Command(
+            "profiles",
+            "emulator.commands.profiles:run",
+            "list the device profiles",
+            "List the device profiles that `run`, `respond` and `tree export` can use.",
+            _no_options,
+        ),
+        Command(
+            "bench",
+            "emulator.commands.bench:run",
+            "measure sessions per second, latency and memory per device",
+            "Run emulated devices against the reference server on loopback and print figures: "
+            "sessions per second, session latency and memory per device.",
+            _bench_options,
+        ),
+        Command(
+            "locust",
+            "emulator.commands.locust:run",
+            "load-test a DM server with Locust workers driving emulated devices",
+            "Run emulated devices as Locust users, to load a DM server from one or many machines. "
+            "Needs the locust package.",
+            _locust_options,
+        ),
+    )
+}
+
+# Help for the first word of two-word commands.
+GROUPS = {
+    "tree": "Move management trees in and out as TNDS XML: export a profile's tree, or import one "
+    "into a workspace device.",
+}
+
+DEFAULT_COMMAND = "gui"
+
+
+def build_parser(commands: Mapping[str, Command] = COMMANDS) -> argparse.ArgumentParser:
+    """The whole parser, built from the dispatch table alone (nothing is imported for it)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Emulate OMA Device Management devices (DM 2.0 and DM 1.2/1.3) against DM "
+        "servers, in a window or headless. With no command, opens the window on its demo default.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--traceback", action="store_true", help="on an unexpected error, print the full Python traceback"
+    )
+    parser.set_defaults(command=None)
+    top = parser.add_subparsers(title="commands", metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for command in commands.values():
+        words = command.name.split()
+        where = top
+        if len(words) == 2:
+            if words[0] not in groups:
+                group = top.add_parser(
+                    words[0],
+                    help=f"{words[0]} commands: {', '.join(_siblings(commands, words[0]))}",
+                    description=GROUPS.get(words[0]),
+                )
+                groups[words[0]] = group.add_subparsers(title="commands", metavar="COMMAND", required=True)
+            where = groups[words[0]]
+        sub = where.add_parser(
+            words[-1], help=command.summary, description=command.description, prog=f"{PROG} {command.name}"
+        )
+        command.options(sub)
+        sub.set_defaults(command=command.name)
+    return parser
+
+
+def _siblings(commands: Mapping[str, Command], first: str) -> list[str]:
+    return [c.name.split()[1] for c in commands.values() if c.name.split()[0] == first]
+
+
+def display_problem(env: Mapping[str, str], platform: str) -> str | None:
+    """Why the window cannot open here, or None if it can.
+
+    Checked before anything imports Qt: without a display Qt aborts the whole process with a
+    core dump and a message about plugins, which tells a user nothing about what to do.
+    """
+    if not platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        return None  # Windows and macOS always have their own display
+    qpa = env.get("QT_QPA_PLATFORM", "").split(";")[0].split(":")[0].strip().lower()
+    has_x = bool(env.get("DISPLAY"))
+    has_wayland = bool(env.get("WAYLAND_DISPLAY"))
+    if qpa in _HEADLESS_QT_PLATFORMS:
+        return None
+    if qpa == "xcb":
+        if has_x:
+            return None
+        why = "QT_QPA_PLATFORM=xcb asks for X11, but DISPLAY is not set"
+    elif qpa.startswith("wayland"):
+        if has_wayland:
+            return None
+        why = f"QT_QPA_PLATFORM={qpa} asks for Wayland, but WAYLAND_DISPLAY is not set"
+    elif qpa:
+        return None  # a platform we do not know: the user chose it, let Qt speak for itself
+    else:
+        if has_x or has_wayland:
+            return None
+        why = "DISPLAY and WAYLAND_DISPLAY are not set"
+    return (
+        f"no display found ({why}).\n"
+        f"  To see the window on a machine without a screen: xvfb-run -a {PROG} ...\n"
+        f"  To emulate devices without a window: {PROG} run --server URL --profile NAME"
+    )
+
+
+class _NotBuilt(Exception):
+    """The command's module or function does not exist yet."""
+
+
+def load(target: str) -> Callable[[argparse.Namespace], int | None]:
+    """Import "module:function" on use; _NotBuilt if that module or function is not there yet."""
+    module_name, _, function = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        # Only the command's own module (or its package) missing means "not built"; a missing
+        # module it imports is a real error and must say so.
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise _NotBuilt(f"{module_name} does not exist") from None
+        raise
+    try:
+        return getattr(module, function)
+    except AttributeError:
+        raise _NotBuilt(f"{module_name} has no {function}()") from None
+
+
+def _where(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    last = frames[-1]
+    return f" (at {last.filename}:{last.lineno} in {last.name})"
+
+
+def _say(label: str, message: str) -> None:
+    print(f"{PROG} {label}: {message}", file=sys.stderr)
+
+
+def _run_command(args: argparse.Namespace, commands: Mapping[str, Command]) -> int:
+    command = commands[args.command]
+    if command.name == "gui":
+        problem = display_problem(os.environ, sys.platform)
+        if problem:
+            _say("gui", problem)
+            return 2
+        # QtWebEngine exits at once when run as root unless its sandbox is off (STACK.md).
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            os.environ.setdefault("QTWEBENGINE_DISABLE_SANDBOX", "1")
+    try:
+        function = load(command.target)
+    except _NotBuilt:
+        _say(command.name, "not built yet")
+        return 2
+    except ModuleNotFoundError as exc:
+        _say(
+            command.name,
+            f"needs the Python package {exc.name!r}, which is not installed here; "
+            "run scripts/dev start (or pip install -e .) first",
+        )
+        return 1
+    result = function(args)
+    return 0 if result is None else int(result)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `dm-emulator` and `python -m emulator`; returns the process exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(COMMANDS)
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            args = parser.parse_args([*argv, DEFAULT_COMMAND])
+    except SystemExit as exc:  # --help, --version, or a usage error argparse already explained
+        return 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 2
+    try:
+        return _run_command(args, COMMANDS)
+    except EmulatorError as exc:
+        _say(args.command, str(exc))
+        return 1
+    except KeyboardInterrupt:
+        _say(args.command, "interrupted")
+        return 130
+    except BrokenPipeError:
+        # The reader of our output went away (`dm-emulator profiles | head`): not an error.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except Exception as exc:
+        if args.traceback:
+            traceback.print_exc()
+        _say(
+            args.command,
+            f"unexpected error: {type(exc).__name__}: {exc}{_where(exc)}"
+            + ("" if args.traceback else f"; run again as `{PROG} --traceback ...` for the full traceback"),
+        )
+        return 1
