@@ -1,0 +1,167 @@
+"""Device identities made from a profile's pattern and an index.
+
+A fleet of ``--count 1000`` devices from one profile needs 1000 distinct, stable identities: the
+same index must give the same DevId on every run (so a server sees the same device again after a
+restart) and two indices must never collide. Everything here is a pure function of
+``(IdentitySpec, index)``; nothing is random.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from emulator.errors import EmulatorError
+
+SCHEMES = ("IMEI", "MAC", "UUID", "SN")
+
+# The emulator's own UUID namespace (uuid5 of the DNS name), so v5 ids never collide with a
+# namespace another tool picked; a profile may set its own.
+DEFAULT_NAMESPACE = str(uuid.uuid5(uuid.NAMESPACE_DNS, "dm-emulator.invalid"))
+
+_IMEI_SERIALS = 1_000_000  # 6-digit serial number after the 8-digit TAC
+_MAC_SUFFIXES = 1 << 24  # 3 octets after the 3-octet prefix
+
+
+class IdentityError(EmulatorError):
+    """An identity pattern is unusable (bad TAC, MAC prefix not locally administered, range exhausted)."""
+
+    status = 400
+
+
+@dataclass(frozen=True, slots=True)
+class IdentitySpec:
+    """How a profile numbers its devices.
+
+    ``scheme`` picks what the DevId is made of. ``start`` shifts the index, so two profiles (or two
+    test runs against one server) can use disjoint ranges. ``prefix`` and ``width`` shape the serial
+    number every scheme also gets; ``tac`` feeds IMEIs, ``mac_prefix`` MAC addresses and
+    ``namespace`` UUIDv5s.
+    """
+
+    scheme: str = "UUID"
+    start: int = 0
+    prefix: str = "SN"
+    width: int = 8
+    tac: str = "35000000"
+    mac_prefix: str = "02:DE:E0"
+    namespace: str = DEFAULT_NAMESPACE
+
+    def __post_init__(self) -> None:
+        problem = spec_problem(self)
+        if problem:
+            raise IdentityError(problem)
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What one device (or one operating environment with its own identity) is called.
+
+    ``dev_id`` is what goes into DevInfo/DevId (DM 1.2), DevInfo/DevID and the OMADM-DevID header
+    (DM 2.0). ``imei`` is set only for the IMEI scheme; every device has a MAC (for its network
+    interfaces), a UUID and a serial number whatever its scheme.
+    """
+
+    dev_id: str
+    serial: str
+    mac: str
+    uuid: str
+    imei: str | None = None
+
+
+def spec_problem(spec: IdentitySpec) -> str | None:
+    """Why ``spec`` cannot generate identities, or None; profile loading reports this with a line."""
+    if spec.scheme not in SCHEMES:
+        return f"identity scheme {spec.scheme!r} is not one of {', '.join(SCHEMES)}"
+    if spec.start < 0:
+        return f"identity start {spec.start} is negative"
+    if not 1 <= spec.width <= 32:
+        return f"identity width {spec.width} is not between 1 and 32"
+    if len(spec.tac) != 8 or not spec.tac.isdigit():
+        return f"IMEI TAC {spec.tac!r} must be exactly 8 digits"
+    try:
+        octets = _parse_mac_prefix(spec.mac_prefix)
+    except ValueError as exc:
+        return str(exc)
+    if not octets[0] & 0x02 or octets[0] & 0x01:
+        return (
+            f"MAC prefix {spec.mac_prefix!r} must be locally administered and unicast "
+            "(second-lowest bit of the first octet set, lowest bit clear, e.g. 02:xx:xx)"
+        )
+    try:
+        uuid.UUID(spec.namespace)
+    except ValueError:
+        return f"identity namespace {spec.namespace!r} is not a UUID"
+    return None
+
+
+def luhn_check_digit(digits: str) -> str:
+    """The Luhn digit that makes ``digits + result`` pass the Luhn test (the IMEI's 15th digit)."""
+    if not digits.isdigit():
+        raise ValueError(f"Luhn input must be digits, got {digits!r}")
+    total = 0
+    # Double every second digit counting from the right of the payload (the check digit will be
+    # position 0, so the payload's rightmost digit is doubled).
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 0:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return str((10 - total % 10) % 10)
+
+
+def is_valid_imei(imei: str) -> bool:
+    """15 digits whose last one is the Luhn check digit of the first 14."""
+    return len(imei) == 15 and imei.isdigit() and luhn_check_digit(imei[:14]) == imei[14]
+
+
+def make_identity(spec: IdentitySpec, index: int, environment: str | None = None) -> Identity:
+    """The identity of device number ``index`` (0-based) of a profile; pure and deterministic.
+
+    With ``environment`` set (an operating environment that has its own client identity), the
+    DevId becomes a UUID derived from the device number and the environment name: a guest OS
+    has no IMEI of its own, yet must be told apart from its host and from the same guest on
+    another device.
+    """
+    if index < 0:
+        raise IdentityError(f"device index {index} is negative")
+    n = spec.start + index
+    serial = f"{spec.prefix}{n:0{spec.width}d}"
+    if len(serial) - len(spec.prefix) > spec.width:
+        raise IdentityError(f"serial number space of width {spec.width} exhausted at index {index}")
+    if n >= _MAC_SUFFIXES:
+        raise IdentityError(f"MAC address space of prefix {spec.mac_prefix} exhausted at index {index}")
+    octets = _parse_mac_prefix(spec.mac_prefix) + [(n >> 16) & 0xFF, (n >> 8) & 0xFF, n & 0xFF]
+    mac = ":".join(f"{o:02X}" for o in octets)
+    namespace = uuid.UUID(spec.namespace)
+    dev_uuid = str(uuid.uuid5(namespace, f"device/{n}"))
+    imei = None
+    if spec.scheme == "IMEI":
+        if n >= _IMEI_SERIALS:
+            raise IdentityError(f"IMEI serial space of TAC {spec.tac} exhausted at index {index}")
+        body = f"{spec.tac}{n:06d}"
+        imei = body + luhn_check_digit(body)
+
+    if environment:
+        dev_id = f"urn:uuid:{uuid.uuid5(namespace, f'device/{n}/env/{environment}')}"
+    elif spec.scheme == "IMEI":
+        dev_id = f"IMEI:{imei}"
+    elif spec.scheme == "MAC":
+        dev_id = "MAC:" + mac.replace(":", "")
+    elif spec.scheme == "UUID":
+        dev_id = f"urn:uuid:{dev_uuid}"
+    else:
+        dev_id = serial
+    return Identity(dev_id=dev_id, serial=serial, mac=mac, uuid=dev_uuid, imei=imei)
+
+
+def _parse_mac_prefix(text: str) -> list[int]:
+    parts = text.replace("-", ":").split(":")
+    if len(parts) != 3 or not all(len(p) == 2 for p in parts):
+        raise ValueError(f"MAC prefix {text!r} must be three octets like 02:DE:E0")
+    try:
+        return [int(p, 16) for p in parts]
+    except ValueError:
+        raise ValueError(f"MAC prefix {text!r} must be hexadecimal octets like 02:DE:E0") from None
