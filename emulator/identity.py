@@ -24,9 +24,16 @@ _MAC_SUFFIXES = 1 << 24  # 3 octets after the 3-octet prefix
 
 
 class IdentityError(EmulatorError):
-    """An identity pattern is unusable (bad TAC, MAC prefix not locally administered, range exhausted)."""
+    """An identity pattern is unusable (bad TAC, MAC prefix not locally administered, range exhausted).
+
+    ``field`` names the IdentitySpec field at fault, so a profile error can point at its line.
+    """
 
     status = 400
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +57,7 @@ class IdentitySpec:
     def __post_init__(self) -> None:
         problem = spec_problem(self)
         if problem:
-            raise IdentityError(problem)
+            raise IdentityError(problem[1], problem[0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,29 +76,29 @@ class Identity:
     imei: str | None = None
 
 
-def spec_problem(spec: IdentitySpec) -> str | None:
-    """Why ``spec`` cannot generate identities, or None; profile loading reports this with a line."""
+def spec_problem(spec: IdentitySpec) -> tuple[str, str] | None:
+    """``(field, reason)`` when ``spec`` cannot generate identities, else None."""
     if spec.scheme not in SCHEMES:
-        return f"identity scheme {spec.scheme!r} is not one of {', '.join(SCHEMES)}"
+        return "scheme", f"identity scheme {spec.scheme!r} is not one of {', '.join(SCHEMES)}"
     if spec.start < 0:
-        return f"identity start {spec.start} is negative"
+        return "start", f"identity start {spec.start} is negative"
     if not 1 <= spec.width <= 32:
-        return f"identity width {spec.width} is not between 1 and 32"
+        return "width", f"identity width {spec.width} is not between 1 and 32"
     if len(spec.tac) != 8 or not spec.tac.isdigit():
-        return f"IMEI TAC {spec.tac!r} must be exactly 8 digits"
+        return "tac", f"IMEI TAC {spec.tac!r} must be exactly 8 digits"
     try:
         octets = _parse_mac_prefix(spec.mac_prefix)
     except ValueError as exc:
-        return str(exc)
+        return "mac_prefix", str(exc)
     if not octets[0] & 0x02 or octets[0] & 0x01:
-        return (
+        return "mac_prefix", (
             f"MAC prefix {spec.mac_prefix!r} must be locally administered and unicast "
             "(second-lowest bit of the first octet set, lowest bit clear, e.g. 02:xx:xx)"
         )
     try:
         uuid.UUID(spec.namespace)
     except ValueError:
-        return f"identity namespace {spec.namespace!r} is not a UUID"
+        return "namespace", f"identity namespace {spec.namespace!r} is not a UUID"
     return None
 
 
