@@ -1,0 +1,684 @@
+"""SyncML DM message <-> model (commands.py), for XML and (through wbxml.py) WBXML.
+
+Parsing is tolerant where real servers are sloppy and strict where a message could hurt us:
+
+- Elements are matched by local name only: with or without the SyncML namespace (1.1 or 1.2), MetInf
+  values inside or outside `syncml:metinf`, with or without a `MetInf` wrapper in `Meta`.
+- Bare `&` in text (`<Data>MAXDT=15&DR=1</Data>`, as in the AOSP test packages) is repaired to `&amp;`
+  and the document parsed again, but only after a strict parse failed.
+- DOCTYPEs are allowed (servers send the public SyncML one) but never loaded; any entity declaration
+  is refused with DecodeError (entity bombs), nothing is fetched from the network.
+- A broken header (no SyncHdr, SessionID or MsgID, a bad MaxMsgSize) fails the whole message with
+  DecodeError: nothing sensible can be answered. A broken *command* (no CmdID, a non-numeric code,
+  an element DM does not know) becomes `Unknown` in place, so the engine answers that command alone.
+
+Building always produces SyncML 1.2 (or 1.1 when `ver_dtd` says so) with MetInf children carrying
+their own `xmlns="syncml:metinf"`, like the examples in the specification.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import re
+from collections.abc import Callable, Iterator
+
+from lxml import etree
+
+from emulator.errors import DecodeError, EmulatorError, TooLargeError, UnsupportedError
+from emulator.protocol.syncml import codes
+from emulator.protocol.syncml.commands import (
+    Add,
+    Alert,
+    Atomic,
+    Chal,
+    Command,
+    Copy,
+    Cred,
+    Delete,
+    Exec,
+    Get,
+    Item,
+    Message,
+    Meta,
+    Replace,
+    Results,
+    Sequence,
+    Status,
+    SyncHdr,
+    Unknown,
+    _ItemCommand,
+)
+
+_XML_TYPES = frozenset({codes.MEDIA_DM_XML, codes.MEDIA_DS_XML})
+_WBXML_TYPES = frozenset({codes.MEDIA_DM_WBXML, codes.MEDIA_DS_WBXML})
+
+# SyncML commands that exist but have no meaning in DM: answered 501 rather than 400.
+_NOT_IN_DM = frozenset(
+    {"Sync", "Map", "Put", "Search", "Archive", "SftDel", "MapItem", "NoResults", "Move"}
+)
+
+_BARE_AMP = re.compile(rb"&(?!#[0-9]+;|#x[0-9A-Fa-f]+;|[A-Za-z_:][A-Za-z0-9._:-]*;)")
+_DIGITS = re.compile(r"[0-9]{1,18}")
+_SYNCML_NS = frozenset({codes.NS_SYNCML_11, codes.NS_SYNCML_12, "SYNCML:SYNCML1.0"})
+
+
+# ----------------------------------------------------------------------------------------- parsing
+
+
+class _BadCommand(Exception):
+    """Internal: a command is malformed; carries the status its Unknown stand-in gets."""
+
+    def __init__(self, reason: str, status: int = 400) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+def media_kind(content_type: str) -> str:
+    """'xml' or 'wbxml' for a SyncML DM content type (parameters allowed), else UnsupportedError 415."""
+    base = content_type.split(";", 1)[0].strip().lower()
+    if base in _XML_TYPES:
+        return "xml"
+    if base in _WBXML_TYPES:
+        return "wbxml"
+    raise UnsupportedError(f"unsupported content type {content_type!r} for a SyncML DM message", status=415)
+
+
+def _charset(content_type: str) -> str | None:
+    for param in content_type.split(";")[1:]:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset" and value.strip():
+            return value.strip().strip('"')
+    return None
+
+
+def parse_xml_safely(data: bytes, *, encoding: str | None = None) -> etree._Element:
+    """Parse untrusted XML: no DTD loading, no entities, no network, no huge trees.
+
+    Why the retry: real servers (and the AOSP vectors) leave `&` unescaped in option strings; such a
+    document is not XML, but its meaning is unambiguous, so it is repaired once after a strict failure.
+    """
+    if b"<!ENTITY" in data:
+        raise DecodeError("XML document declares entities (refused: entity expansion)")
+    try:
+        parser = etree.XMLParser(
+            resolve_entities=False,
+            no_network=True,
+            huge_tree=False,
+            load_dtd=False,
+            remove_comments=True,
+            remove_pis=True,
+            encoding=encoding,
+        )
+    except LookupError as exc:
+        raise UnsupportedError(f"unknown charset {encoding!r}", status=415) from exc
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as first:
+        repaired = _BARE_AMP.sub(b"&amp;", data)
+        if repaired == data:
+            raise DecodeError(f"malformed XML: {first}") from first
+        try:
+            root = etree.fromstring(repaired, parser)
+        except etree.XMLSyntaxError:
+            raise DecodeError(f"malformed XML: {first}") from first
+    except (ValueError, etree.LxmlError) as exc:
+        raise DecodeError(f"malformed XML: {exc}") from exc
+    if root is None:
+        raise DecodeError("empty XML document")
+    dtd = root.getroottree().docinfo.internalDTD
+    if dtd is not None and any(True for _ in dtd.iterentities()):
+        raise DecodeError("XML document declares entities (refused: entity expansion)")
+    if any(True for _ in root.iter(etree.Entity)):
+        raise DecodeError("XML document uses undeclared entities")
+    return root
+
+
+def parse_message(data: bytes, content_type: str, *, max_size: int | None = None) -> Message:
+    """Decode one SyncML DM message (XML or WBXML, chosen by the content type)."""
+    kind = media_kind(content_type)
+    data = bytes(data)
+    if max_size is not None and len(data) > max_size:
+        raise TooLargeError(f"SyncML message of {len(data)} bytes exceeds the limit of {max_size}")
+    if kind == "wbxml":
+        from emulator.protocol.syncml import wbxml  # lazy: lands separately, XML works without it
+
+        root = wbxml.decode(data, max_size=max_size)
+    else:
+        charset = _charset(content_type)
+        declared = data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<?xml")
+        root = parse_xml_safely(data, encoding=None if declared else charset)
+    try:
+        return message_from_element(root)
+    except EmulatorError:
+        raise
+    except (ValueError, TypeError, AttributeError, LookupError) as exc:  # defensive: never leak these
+        raise DecodeError(f"cannot decode SyncML message: {exc}") from exc
+
+
+def _local(el: etree._Element) -> str:
+    tag = el.tag
+    if not isinstance(tag, str):
+        return ""
+    return tag.rpartition("}")[2]
+
+
+def _kids(el: etree._Element) -> Iterator[etree._Element]:
+    for child in el:
+        if isinstance(child.tag, str):
+            yield child
+
+
+def _find(el: etree._Element, name: str) -> etree._Element | None:
+    for child in _kids(el):
+        if _local(child) == name:
+            return child
+    return None
+
+
+def _find_all(el: etree._Element, name: str) -> list[etree._Element]:
+    return [child for child in _kids(el) if _local(child) == name]
+
+
+def _text(el: etree._Element | None) -> str | None:
+    if el is None:
+        return None
+    return (el.text or "").strip()
+
+
+def _child_text(el: etree._Element, name: str) -> str | None:
+    return _text(_find(el, name))
+
+
+def _int(text: str | None, what: str) -> int | None:
+    if text is None:
+        return None
+    if not _DIGITS.fullmatch(text):
+        raise DecodeError(f"{what} is not a number: {text[:40]!r}")
+    return int(text)
+
+
+def _loc_uri(el: etree._Element, name: str) -> str | None:
+    holder = _find(el, name)
+    if holder is None:
+        return None
+    return _child_text(holder, "LocURI") or ""
+
+
+def _meta_values(meta_el: etree._Element) -> Iterator[etree._Element]:
+    for child in _kids(meta_el):
+        if _local(child) == "MetInf":
+            yield from _kids(child)
+        else:
+            yield child
+
+
+def _parse_meta(el: etree._Element | None) -> Meta | None:
+    if el is None:
+        return None
+    meta = Meta()
+    for child in _meta_values(el):
+        name = _local(child)
+        if name == "Format":
+            meta.format = _text(child)
+        elif name == "Type":
+            meta.type = _text(child)
+        elif name == "Mark":
+            meta.mark = _text(child)
+        elif name == "Size":
+            meta.size = _int(_text(child), "Meta/Size")
+        elif name == "Version":
+            meta.version = _text(child)
+        elif name == "NextNonce":
+            meta.next_nonce = _text(child)
+        elif name == "MaxMsgSize":
+            meta.max_msg_size = _int(_text(child), "Meta/MaxMsgSize")
+        elif name == "MaxObjSize":
+            meta.max_obj_size = _int(_text(child), "Meta/MaxObjSize")
+    return meta
+
+
+def _embedded_xml(child: etree._Element) -> str:
+    """Serialise an element found inside Data; SyncML's inherited namespace is dropped from it."""
+    clone = copy.deepcopy(child)
+    for el in clone.iter():
+        if isinstance(el.tag, str) and el.tag.startswith("{"):
+            ns, _, local = el.tag[1:].partition("}")
+            if ns in _SYNCML_NS:
+                el.tag = local
+    if clone.xpath("boolean(descendant-or-self::*[@*])"):
+        from emulator.protocol.syncml import wbxml
+
+        etree.strip_attributes(clone, wbxml.OPAQUE_ATTR)  # the decoder's private mark, not content
+    etree.cleanup_namespaces(clone)
+    return etree.tostring(clone, encoding="unicode", with_tail=True)
+
+
+def _data_value(el: etree._Element) -> str | bytes:
+    """Data content: bytes exactly when it was WBXML OPAQUE (lossless), else text."""
+    if el.attrib:  # only decoded WBXML marks opaque content with an attribute
+        from emulator.protocol.syncml import wbxml
+
+        raw = wbxml.opaque_bytes(el)
+        if raw is not None:
+            return raw
+    if not any(True for _ in _kids(el)):
+        return el.text or ""
+    parts = [el.text or ""]
+    parts.extend(_embedded_xml(child) for child in _kids(el))
+    return "".join(parts).strip()
+
+
+def _parse_item(el: etree._Element) -> Item:
+    data_el = _find(el, "Data")
+    return Item(
+        target=_loc_uri(el, "Target"),
+        source=_loc_uri(el, "Source"),
+        meta=_parse_meta(_find(el, "Meta")),
+        data=None if data_el is None else _data_value(data_el),
+        more_data=_find(el, "MoreData") is not None,
+    )
+
+
+def _items(el: etree._Element) -> list[Item]:
+    return [_parse_item(child) for child in _find_all(el, "Item")]
+
+
+def _required(el: etree._Element, name: str) -> str:
+    value = _child_text(el, name)
+    if value is None:
+        raise _BadCommand(f"{_local(el)} without {name}", status=412)
+    return value
+
+
+def _code(el: etree._Element, what: str) -> int:
+    data_el = _find(el, "Data")
+    if data_el is None:
+        raise _BadCommand(f"{what} without Data", status=412)
+    value = _int(_text(data_el), f"{what}/Data")
+    assert value is not None
+    return value
+
+
+def _item_command(cls: type[_ItemCommand]) -> Callable[[etree._Element, str], Command]:
+    def parse(el: etree._Element, cmd_id: str) -> Command:
+        cmd = cls(
+            cmd_id=cmd_id,
+            no_resp=_find(el, "NoResp") is not None,
+            meta=_parse_meta(_find(el, "Meta")),
+            items=_items(el),
+        )
+        if isinstance(cmd, Exec):
+            cmd.correlator = _child_text(el, "Correlator")
+        return cmd
+
+    return parse
+
+
+def _parse_alert(el: etree._Element, cmd_id: str) -> Command:
+    return Alert(
+        cmd_id=cmd_id,
+        code=_code(el, "Alert"),
+        no_resp=_find(el, "NoResp") is not None,
+        correlator=_child_text(el, "Correlator"),
+        items=_items(el),
+    )
+
+
+def _container(cls: type[Atomic] | type[Sequence]) -> Callable[[etree._Element, str], Command]:
+    skip = {"CmdID", "NoResp", "Meta", "Cred"}
+
+    def parse(el: etree._Element, cmd_id: str) -> Command:
+        return cls(
+            cmd_id=cmd_id,
+            no_resp=_find(el, "NoResp") is not None,
+            meta=_parse_meta(_find(el, "Meta")),
+            commands=[_parse_command(child) for child in _kids(el) if _local(child) not in skip],
+        )
+
+    return parse
+
+
+def _parse_chal(el: etree._Element | None) -> Chal | None:
+    if el is None:
+        return None
+    meta = _parse_meta(_find(el, "Meta")) or Meta()
+    return Chal(type=meta.type, format=meta.format, next_nonce=meta.next_nonce)
+
+
+def _refs(el: etree._Element, name: str) -> list[str]:
+    return [_text(child) or "" for child in _find_all(el, name)]
+
+
+def _parse_status(el: etree._Element, cmd_id: str) -> Command:
+    return Status(
+        cmd_id=cmd_id,
+        msg_ref=_child_text(el, "MsgRef"),
+        cmd_ref=_required(el, "CmdRef"),
+        cmd=_required(el, "Cmd"),
+        code=_code(el, "Status"),
+        target_refs=_refs(el, "TargetRef"),
+        source_refs=_refs(el, "SourceRef"),
+        chal=_parse_chal(_find(el, "Chal")),
+        items=_items(el),
+    )
+
+
+def _parse_results(el: etree._Element, cmd_id: str) -> Command:
+    return Results(
+        cmd_id=cmd_id,
+        msg_ref=_child_text(el, "MsgRef"),
+        cmd_ref=_required(el, "CmdRef"),
+        meta=_parse_meta(_find(el, "Meta")),
+        target_refs=_refs(el, "TargetRef"),
+        source_refs=_refs(el, "SourceRef"),
+        items=_items(el),
+    )
+
+
+_PARSERS: dict[str, Callable[[etree._Element, str], Command]] = {
+    "Add": _item_command(Add),
+    "Replace": _item_command(Replace),
+    "Delete": _item_command(Delete),
+    "Get": _item_command(Get),
+    "Copy": _item_command(Copy),
+    "Exec": _item_command(Exec),
+    "Alert": _parse_alert,
+    "Atomic": _container(Atomic),
+    "Sequence": _container(Sequence),
+    "Status": _parse_status,
+    "Results": _parse_results,
+}
+
+
+def _parse_command(el: etree._Element) -> Command:
+    name = _local(el)
+    cmd_id = _child_text(el, "CmdID") or None
+    parser = _PARSERS.get(name)
+    if parser is None:
+        status = codes.COMMAND_NOT_IMPLEMENTED if name in _NOT_IN_DM else codes.BAD_REQUEST
+        return Unknown(name=name, cmd_id=cmd_id, status=status, reason=f"unknown command element {name}")
+    if cmd_id is None:
+        return Unknown(name=name, cmd_id=None, status=codes.BAD_REQUEST, reason=f"{name} without CmdID")
+    try:
+        return parser(el, cmd_id)
+    except _BadCommand as exc:
+        return Unknown(name=name, cmd_id=cmd_id, status=exc.status, reason=exc.reason)
+    except DecodeError as exc:
+        return Unknown(name=name, cmd_id=cmd_id, status=codes.BAD_REQUEST, reason=str(exc))
+
+
+def _parse_header(el: etree._Element) -> SyncHdr:
+    session_id = _child_text(el, "SessionID")
+    msg_id = _child_text(el, "MsgID")
+    if not session_id:
+        raise DecodeError("SyncHdr without SessionID")
+    if not msg_id:
+        raise DecodeError("SyncHdr without MsgID")
+    target = _find(el, "Target")
+    source = _find(el, "Source")
+    cred_el = _find(el, "Cred")
+    cred = None
+    if cred_el is not None:
+        cred_meta = _parse_meta(_find(cred_el, "Meta")) or Meta()
+        cred = Cred(type=cred_meta.type, format=cred_meta.format, data=_child_text(cred_el, "Data") or "")
+    meta = _parse_meta(_find(el, "Meta")) or Meta()
+    return SyncHdr(
+        session_id=session_id,
+        msg_id=msg_id,
+        target=(_child_text(target, "LocURI") or "") if target is not None else "",
+        source=(_child_text(source, "LocURI") or "") if source is not None else "",
+        ver_dtd=_child_text(el, "VerDTD") or "",
+        ver_proto=_child_text(el, "VerProto") or "",
+        target_name=_child_text(target, "LocName") if target is not None else None,
+        source_name=_child_text(source, "LocName") if source is not None else None,
+        resp_uri=_child_text(el, "RespURI"),
+        no_resp=_find(el, "NoResp") is not None,
+        cred=cred,
+        max_msg_size=meta.max_msg_size,
+        max_obj_size=meta.max_obj_size,
+    )
+
+
+def message_from_element(root: etree._Element) -> Message:
+    """Model of an already parsed SyncML tree (XML or decoded WBXML)."""
+    if _local(root) != "SyncML":
+        raise DecodeError(f"root element is {_local(root) or root.tag!r}, not SyncML")
+    hdr_el = _find(root, "SyncHdr")
+    body_el = _find(root, "SyncBody")
+    if hdr_el is None:
+        raise DecodeError("SyncML message without SyncHdr")
+    if body_el is None:
+        raise DecodeError("SyncML message without SyncBody")
+    header = _parse_header(hdr_el)
+    commands: list[Command] = []
+    final = False
+    for child in _kids(body_el):
+        if _local(child) == "Final":
+            final = True
+        else:
+            commands.append(_parse_command(child))
+    return Message(header=header, commands=commands, final=final)
+
+
+# ---------------------------------------------------------------------------------------- building
+
+
+class _Builder:
+    """Element factory bound to one SyncML namespace."""
+
+    def __init__(self, ver_dtd: str, set_opaque: Callable[[etree._Element, bytes], None] | None = None) -> None:
+        self.ns = codes.NS_SYNCML_11 if ver_dtd == "1.1" else codes.NS_SYNCML_12
+        self.set_opaque = set_opaque
+
+    def el(self, parent: etree._Element | None, name: str, text: str | None = None) -> etree._Element:
+        tag = f"{{{self.ns}}}{name}"
+        node = (
+            etree.Element(tag, nsmap={None: self.ns}) if parent is None else etree.SubElement(parent, tag)
+        )
+        if text is not None:
+            _set_text(node, text)
+        return node
+
+    def meta(self, parent: etree._Element, meta: Meta | None, name: str = "Meta") -> None:
+        if meta is None:
+            return
+        node = self.el(parent, name)
+        for field_name, tag in _META_ORDER:
+            value = getattr(meta, field_name)
+            if value is not None:
+                child = etree.SubElement(node, f"{{{codes.NS_METINF}}}{tag}", nsmap={None: codes.NS_METINF})
+                _set_text(child, str(value))
+
+    def loc(self, parent: etree._Element, name: str, uri: str | None, loc_name: str | None = None) -> None:
+        if uri is None and loc_name is None:
+            return
+        node = self.el(parent, name)
+        self.el(node, "LocURI", uri or "")
+        if loc_name is not None:
+            self.el(node, "LocName", loc_name)
+
+    def flag(self, parent: etree._Element, name: str, on: bool) -> None:
+        if on:
+            self.el(parent, name)
+
+    def item(self, parent: etree._Element, item: Item) -> None:
+        node = self.el(parent, "Item")
+        self.loc(node, "Target", item.target)
+        self.loc(node, "Source", item.source)
+        self.meta(node, item.meta)
+        if item.data is not None:
+            data = self.el(node, "Data")
+            if isinstance(item.data, bytes):
+                if self.set_opaque is not None:
+                    self.set_opaque(data, item.data)
+                else:  # over XML binary travels as base64 (the caller sets Meta Format b64)
+                    _set_text(data, base64.b64encode(item.data).decode("ascii"))
+            else:
+                _set_text(data, item.data)
+        self.flag(node, "MoreData", item.more_data)
+
+    def command(self, parent: etree._Element, cmd: Command) -> etree._Element:
+        if isinstance(cmd, Unknown):
+            raise UnsupportedError(f"cannot encode an Unknown command ({cmd.name})", status=500)
+        node = self.el(parent, cmd.name)
+        self.el(node, "CmdID", cmd.cmd_id)
+        if isinstance(cmd, Status):
+            self._status(node, cmd)
+        elif isinstance(cmd, Results):
+            if cmd.msg_ref is not None:
+                self.el(node, "MsgRef", cmd.msg_ref)
+            self.el(node, "CmdRef", cmd.cmd_ref)
+            self.meta(node, cmd.meta)
+            for ref in cmd.target_refs:
+                self.el(node, "TargetRef", ref)
+            for ref in cmd.source_refs:
+                self.el(node, "SourceRef", ref)
+            for item in cmd.items:
+                self.item(node, item)
+        elif isinstance(cmd, Alert):
+            self.flag(node, "NoResp", cmd.no_resp)
+            self.el(node, "Data", str(cmd.code))
+            if cmd.correlator is not None:
+                self.el(node, "Correlator", cmd.correlator)
+            for item in cmd.items:
+                self.item(node, item)
+        elif isinstance(cmd, Atomic | Sequence):
+            self.flag(node, "NoResp", cmd.no_resp)
+            self.meta(node, cmd.meta)
+            for inner in cmd.commands:
+                self.command(node, inner)
+        else:
+            self.flag(node, "NoResp", cmd.no_resp)
+            self.meta(node, cmd.meta)
+            if isinstance(cmd, Exec) and cmd.correlator is not None:
+                self.el(node, "Correlator", cmd.correlator)
+            for item in cmd.items:
+                self.item(node, item)
+        return node
+
+    def _status(self, node: etree._Element, cmd: Status) -> None:
+        if cmd.msg_ref is not None:
+            self.el(node, "MsgRef", cmd.msg_ref)
+        self.el(node, "CmdRef", cmd.cmd_ref)
+        self.el(node, "Cmd", cmd.cmd)
+        for ref in cmd.target_refs:
+            self.el(node, "TargetRef", ref)
+        for ref in cmd.source_refs:
+            self.el(node, "SourceRef", ref)
+        if cmd.chal is not None:
+            chal = self.el(node, "Chal")
+            self.meta(chal, Meta(type=cmd.chal.type, format=cmd.chal.format, next_nonce=cmd.chal.next_nonce))
+        self.el(node, "Data", str(cmd.code))
+        for item in cmd.items:
+            self.item(node, item)
+
+    def header(self, parent: etree._Element, hdr: SyncHdr) -> None:
+        node = self.el(parent, "SyncHdr")
+        self.el(node, "VerDTD", hdr.ver_dtd)
+        self.el(node, "VerProto", hdr.ver_proto)
+        self.el(node, "SessionID", hdr.session_id)
+        self.el(node, "MsgID", hdr.msg_id)
+        self.loc(node, "Target", hdr.target, hdr.target_name)
+        self.loc(node, "Source", hdr.source, hdr.source_name)
+        if hdr.resp_uri is not None:
+            self.el(node, "RespURI", hdr.resp_uri)
+        self.flag(node, "NoResp", hdr.no_resp)
+        if hdr.cred is not None:
+            cred = self.el(node, "Cred")
+            if hdr.cred.type is not None or hdr.cred.format is not None:
+                self.meta(cred, Meta(type=hdr.cred.type, format=hdr.cred.format))
+            self.el(cred, "Data", hdr.cred.data)
+        if hdr.max_msg_size is not None or hdr.max_obj_size is not None:
+            self.meta(node, Meta(max_msg_size=hdr.max_msg_size, max_obj_size=hdr.max_obj_size))
+
+
+# MetInf DTD order: Format, Type, Mark, Size, Anchor, Version, NextNonce, MaxMsgSize, MaxObjSize, ...
+_META_ORDER = (
+    ("format", "Format"),
+    ("type", "Type"),
+    ("mark", "Mark"),
+    ("size", "Size"),
+    ("version", "Version"),
+    ("next_nonce", "NextNonce"),
+    ("max_msg_size", "MaxMsgSize"),
+    ("max_obj_size", "MaxObjSize"),
+)
+
+
+def _set_text(node: etree._Element, text: str) -> None:
+    try:
+        node.text = text
+    except ValueError as exc:  # control characters, lone surrogates: not representable in XML
+        raise EmulatorError(f"{_local(node)} value cannot be written as XML: {exc}", status=500) from exc
+
+
+def message_to_element(
+    msg: Message, *, set_opaque: Callable[[etree._Element, bytes], None] | None = None
+) -> etree._Element:
+    """The lxml tree build_message serialises; `set_opaque` marks bytes Data for WBXML OPAQUE."""
+    b = _Builder(msg.header.ver_dtd, set_opaque)
+    root = b.el(None, "SyncML")
+    b.header(root, msg.header)
+    body = b.el(root, "SyncBody")
+    for cmd in msg.commands:
+        b.command(body, cmd)
+    b.flag(body, "Final", msg.final)
+    return root
+
+
+def build_message(msg: Message, *, wbxml: bool = False) -> bytes:
+    """Encode a message: UTF-8 XML with declaration, or WBXML through wbxml.encode."""
+    if wbxml:
+        from emulator.protocol.syncml import wbxml as wbxml_codec  # lazy, see parse_message
+
+        return wbxml_codec.encode(message_to_element(msg, set_opaque=wbxml_codec.set_opaque))
+    return etree.tostring(message_to_element(msg), encoding="UTF-8", xml_declaration=True)
+
+
+def content_type(*, wbxml: bool = False) -> str:
+    """Content-Type header value for a message built with the same `wbxml` flag."""
+    return codes.MEDIA_DM_WBXML if wbxml else f"{codes.MEDIA_DM_XML}; charset=UTF-8"
+
+
+# ----------------------------------------------------------------------------- sizes (MaxMsgSize)
+
+def message_size(msg: Message, *, wbxml: bool = False) -> int:
+    """Exact encoded size of `msg` (what MaxMsgSize limits)."""
+    return len(build_message(msg, wbxml=wbxml))
+
+
+def command_size(cmd: Command, *, wbxml: bool = False, ver_dtd: str = "1.2") -> int:
+    """Bytes one more command adds to a message body.
+
+    Exact for XML once the body holds anything (a Final counts: an empty `<SyncBody/>` grows by its
+    closing tag too); MetInf children declare their own namespace, so a command costs the same
+    anywhere. For WBXML it is the growth of a one-command message over an empty one, which can
+    differ by a few bytes (code page switches) from the growth in another message: keep a margin.
+    Lets the engine keep a running total instead of re-encoding the whole message per command.
+    """
+    header = SyncHdr(session_id="1", msg_id="1", ver_dtd=ver_dtd)
+    if not wbxml:
+        b = _Builder(ver_dtd)
+        body = b.el(None, "SyncBody")
+        final = b.el(body, "Final")
+        empty = len(etree.tostring(body, encoding="UTF-8"))
+        final.addprevious(b.command(body, cmd))
+        return len(etree.tostring(body, encoding="UTF-8")) - empty
+    empty = message_size(Message(header=header), wbxml=True)
+    return message_size(Message(header=header, commands=[cmd]), wbxml=True) - empty
+
+
+def fits(msg: Message, extra: Command, max_size: int, *, wbxml: bool = False, margin: int = 0) -> bool:
+    """Would `msg` plus `extra` (and a Final) stay within `max_size` bytes (minus `margin`)?"""
+    trial = Message(header=msg.header, commands=[*msg.commands, extra], final=True)
+    return message_size(trial, wbxml=wbxml) + margin <= max_size
+
+
+def walk(commands: list[Command]) -> Iterator[Command]:
+    """Every command, depth first, including those inside Atomic and Sequence."""
+    for cmd in commands:
+        yield cmd
+        if isinstance(cmd, Atomic | Sequence):
+            yield from walk(cmd.commands)
