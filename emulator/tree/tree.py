@@ -250,7 +250,7 @@ class Tree:
         """DM Get: the leaf value, or for an interior node its child names (``NodeInfo.children``)."""
         segs = self._segments(uri)
         node, acl, _ = self._locate(segs, uri)
-        if not node.flags & ACCESS_BITS["Get"]:
+        if by is not None and not node.flags & ACCESS_BITS["Get"]:
             raise TreeError(405, f"Get is not allowed on {_show(uri)}", uri=_show(uri))
         if by is not None and not acl.allows("Get", by):
             raise TreeError(425, f"{by} may not Get {_show(uri)}", uri=_show(uri))
@@ -331,7 +331,7 @@ class Tree:
             depth += 1
         else:
             raise TreeError(418, f"node {_show(uri)} already exists", uri=_show(uri))
-        if not node.flags & ACCESS_BITS["Add"]:
+        if by is not None and not node.flags & ACCESS_BITS["Add"]:
             raise TreeError(405, f"Add is not allowed under {_show(uris.join(segs[:depth]))}", uri=_show(uri))
         if by is not None and not acl.allows("Add", by):
             raise TreeError(425, f"{by} may not Add under {_show(uris.join(segs[:depth]))}", uri=_show(uri))
@@ -379,7 +379,7 @@ class Tree:
         node, acl, _ = self._locate(segs, uri)
         if node.children is not None:
             raise TreeError(405, f"{_show(uri)} is an interior node: Replace needs TNDS", uri=_show(uri))
-        if not node.flags & ACCESS_BITS["Replace"]:
+        if by is not None and not node.flags & ACCESS_BITS["Replace"]:
             raise TreeError(405, f"Replace is not allowed on {_show(uri)}", uri=_show(uri))
         if by is not None and not acl.allows("Replace", by):
             raise TreeError(425, f"{by} may not Replace {_show(uri)}", uri=_show(uri))
