@@ -290,11 +290,12 @@ class _KeyLines:
         return tuple(out)
 
     def line_of(self, path: _Path) -> int | None:
+        """The line of ``path`` or of its nearest written ancestor; 1 for the top level itself."""
         for k in range(len(path), 0, -1):
             line = self.lines.get(path[:k])
             if line is not None:
                 return line
-        return None
+        return 1 if not path else None
 
 
 def _show(path: _Path) -> str:
