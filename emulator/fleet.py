@@ -1,0 +1,208 @@
+"""Many devices on one asyncio loop: creating them, running their sessions, keeping their records.
+
+The fleet is what the window, the headless runner and the benchmark all hold. It publishes on one
+:class:`EventBus`, shares one pooled transport, and (when given a workspace) writes sessions, traffic
+and trees to it as they happen. It never blocks the loop on a device: sessions are tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from emulator.device import VirtualDevice
+from emulator.errors import EmulatorError
+from emulator.events import EventBus, MessageLogged, SessionEnded, SessionStarted
+from emulator.profile import Profile, find_profile
+from emulator.protocol.actions import SessionDone
+from emulator.session import SessionContext, UiHandler, drive
+from emulator.store import DeviceRecord, Workspace
+from emulator.transport.http import HttpTransport
+
+
+@dataclass
+class FleetStats:
+    sessions_started: int = 0
+    sessions_completed: int = 0
+    sessions_failed: int = 0
+    messages: int = 0
+
+    @property
+    def running(self) -> int:
+        return self.sessions_started - self.sessions_completed - self.sessions_failed
+
+
+class Fleet:
+    def __init__(
+        self,
+        *,
+        server: str,
+        bus: EventBus | None = None,
+        transport: HttpTransport | None = None,
+        workspace: Workspace | None = None,
+        ui: UiHandler | None = None,
+    ) -> None:
+        self.server = server.rstrip("/")
+        self.bus = bus or EventBus()
+        self.transport = transport or HttpTransport()
+        self.workspace = workspace
+        self.ui = ui
+        self.devices: dict[str, VirtualDevice] = {}
+        self.stats = FleetStats()
+        self._next_index: dict[str, int] = {}
+        self._session_ids = itertools.count(1)
+        self._tasks: set[asyncio.Task] = set()
+        self._recent: deque[float] = deque(maxlen=4096)
+        self._store_sessions: dict[str, int] = {}
+        self.bus.subscribe(self._count, SessionStarted, SessionEnded, MessageLogged)
+
+    # ------------------------------------------------------------------ devices
+
+    def add(self, profile: str | Profile, count: int = 1, *, start_index: int | None = None) -> list[VirtualDevice]:
+        """Add ``count`` devices of a profile, numbered on from the last one of that profile."""
+        prof = find_profile(profile) if isinstance(profile, str) else profile
+        first = self._next_index.get(prof.name, 0) if start_index is None else start_index
+        added = []
+        for index in range(first, first + count):
+            dev = VirtualDevice(prof, index, server=self.server, bus=self.bus)
+            if dev.id in self.devices:
+                raise EmulatorError(f"device {dev.id} is already in the fleet")
+            self.devices[dev.id] = dev
+            added.append(dev)
+            if self.workspace is not None:
+                self._save_device(dev)
+        self._next_index[prof.name] = max(self._next_index.get(prof.name, 0), first + count)
+        return added
+
+    def remove(self, dev_id: str) -> None:
+        self.devices.pop(dev_id, None)
+        if self.workspace is not None:
+            self.workspace.delete_device(dev_id)
+
+    def device(self, dev_id: str) -> VirtualDevice:
+        try:
+            return self.devices[dev_id]
+        except KeyError:
+            raise EmulatorError(f"no device {dev_id!r} in the fleet") from None
+
+    def restore(self) -> list[VirtualDevice]:
+        """Bring back the devices and trees a workspace holds (``gui --workspace DIR``)."""
+        if self.workspace is None:
+            return []
+        restored = []
+        for record in self.workspace.list_devices():
+            prof = find_profile(record.profile)
+            dev = VirtualDevice(prof, record.identity_index, server=self.server, bus=self.bus)
+            if self.workspace.has_tree(record.id):
+                from emulator.mo.build import template_tree
+
+                dev.tree = self.workspace.load_tree(record.id, template=template_tree(prof))
+                dev._unsubscribe = dev.tree.subscribe(dev._on_tree_change)
+            dev.last_result = record.state
+            self.devices[dev.id] = dev
+            self._next_index[prof.name] = max(self._next_index.get(prof.name, 0), record.identity_index + 1)
+            restored.append(dev)
+        return restored
+
+    def _save_device(self, dev: VirtualDevice) -> None:
+        assert self.workspace is not None
+        self.workspace.save_device(DeviceRecord(
+            id=dev.id, profile=dev.profile.name, identity_index=dev.index,
+            protocol=",".join(dev.profile.protocols), state=dev.last_result or dev.state, data={},
+        ))
+
+    def save(self, dev: VirtualDevice) -> None:
+        """Write one device's record and whole tree in one transaction."""
+        if self.workspace is None:
+            return
+        with self.workspace.transaction():
+            self._save_device(dev)
+            self.workspace.save_tree(dev.id, dev.tree)
+
+    # ------------------------------------------------------------------ sessions
+
+    def new_session_id(self) -> str:
+        return f"s{next(self._session_ids)}"
+
+    async def run_session(
+        self,
+        dev_id: str,
+        protocol: str | None = None,
+        *,
+        server_id: str | None = None,
+        ui: UiHandler | None = None,
+        reason: str = "client",
+        **engine_options: object,
+    ) -> SessionDone:
+        """One complete management session of one device; failures come back as SessionDone."""
+        from emulator.engines import make_engine  # engines pull in the protocol stacks
+
+        dev = self.device(dev_id)
+        protocol = protocol or dev.profile.protocols[0]
+        account = dev.account(server_id, protocol)
+        ctx = SessionContext(
+            device_id=dev.id, session_id=self.new_session_id(), protocol=protocol, server=account.server_id,
+            bus=self.bus, transport=self.transport, shaping=dev.shaping, bearer=dev.bearer,
+        )
+        engine = make_engine(dev, account, ctx.session_id, **engine_options)
+        dev.set_state("in session", f"{protocol} with {account.server_id}")
+        handler = ui or self.ui
+        if handler is None:
+            from emulator.headless_ui import HeadlessUi
+
+            handler = HeadlessUi()
+        done = await drive(engine, ctx, handler, reason=reason)
+        from emulator.engines import finish_engine
+
+        await finish_engine(self, dev, account, engine, done)
+        dev.last_result = f"{done.outcome}" + (f": {done.detail}" if done.detail else "")
+        dev.set_state("idle" if done.outcome == "completed" else "error", done.detail)
+        if self.workspace is not None:
+            self.save(dev)
+        return done
+
+    def start_session(self, dev_id: str, protocol: str | None = None, **kw: object) -> asyncio.Task:
+        """Fire and forget (the window's button); the task is kept until it ends."""
+        task = asyncio.ensure_future(self.run_session(dev_id, protocol, **kw))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.transport.aclose()
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _count(self, event: object) -> None:
+        ws = self.workspace
+        if isinstance(event, MessageLogged):
+            self.stats.messages += 1
+            self._recent.append(event.ts)
+            if ws is not None and event.session_id in self._store_sessions:
+                ws.add_traffic(self._store_sessions[event.session_id], event.device_id, event.direction,
+                               event.ts, event.content_type, event.body, event.summary)
+        elif isinstance(event, SessionStarted):
+            self.stats.sessions_started += 1
+            if ws is not None and event.device_id in self.devices:
+                self._store_sessions[event.session_id] = ws.begin_session(event.device_id, event.protocol,
+                                                                          event.server)
+        elif isinstance(event, SessionEnded):
+            if event.outcome == "completed":
+                self.stats.sessions_completed += 1
+            else:
+                self.stats.sessions_failed += 1
+            sid = self._store_sessions.pop(event.session_id, None)
+            if ws is not None and sid is not None:
+                ws.end_session(sid, event.outcome, event.detail)
+
+    def messages_per_second(self, now: Callable[[], float] = time.time, window: float = 2.0) -> float:
+        t = now()
+        return sum(1 for ts in self._recent if t - ts <= window) / window
