@@ -121,6 +121,10 @@ def _tree_import_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workspace", required=True, metavar="DIR", help="workspace whose device receives the tree"
     )
+    p.add_argument("--device", metavar="ID", help="merge into this workspace device (default: a new device)")
+    p.add_argument(
+        "--profile", metavar="NAME", help="profile of the new device (default: smartphone)"
+    )
 
 
 def _bench_options(p: argparse.ArgumentParser) -> None:

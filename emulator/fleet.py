@@ -97,6 +97,7 @@ class Fleet:
         for record in self.workspace.list_devices():
             prof = find_profile(record.profile)
             dev = VirtualDevice(prof, record.identity_index, server=self.server, bus=self.bus)
+            dev.id = record.id  # an imported tree may carry another identity than its index gives
             if self.workspace.has_tree(record.id):
                 from emulator.mo.build import template_tree
 
