@@ -1,0 +1,55 @@
+"""Which engine runs a session of which protocol, built from a device and one of its accounts.
+
+The only module that knows both engines; the fleet, the window and the benchmark ask it for an
+engine and hand back the finished one, so what a session learnt (nonces, pending alerts) is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from emulator.device import VirtualDevice
+from emulator.mo.accounts import Account, store_nonces
+from emulator.protocol.actions import SessionDone
+
+if TYPE_CHECKING:
+    from emulator.fleet import Fleet
+
+
+def make_engine(dev: VirtualDevice, account: Account, session_id: str, *, server_uri: str | None = None,
+                **options: object):
+    """A fresh engine for one session; ``server_uri`` overrides the account's (``run --server URL/path``)."""
+    if server_uri:
+        account = replace(account, server_uri=server_uri)
+    if account.protocol == "dm12":
+        from emulator.protocol.syncml.client import SyncMLClient
+
+        return SyncMLClient(
+            dev.tree, account, dev_id=dev.id, session_id=_syncml_session_id(session_id),
+            max_msg_size=dev.profile.max_msg_size, max_obj_size=dev.profile.max_obj_size,
+            wbxml=dev.profile.encoding == "wbxml", ui=dev.profile.ui.has_screen, **options,
+        )
+    from emulator.protocol.dm2.client import DM2Client
+
+    return DM2Client(dev.tree, account, dev_id=dev.id, **options)
+
+
+def _syncml_session_id(session_id: str) -> str:
+    """SyncML SessionIDs are short hex strings; derive one from the fleet's session counter."""
+    digits = "".join(ch for ch in session_id if ch.isdigit()) or "1"
+    return format(int(digits) & 0xFFFF or 1, "X")
+
+
+async def finish_engine(fleet: Fleet, dev: VirtualDevice, account: Account, engine: object,
+                        done: SessionDone) -> None:
+    """Keep what the session learnt: DM 1.2 nonces; DM 2.0 alerts that need a session of their own."""
+    if account.protocol == "dm12":
+        client_nonce = getattr(engine, "client_nonce", None)
+        server_nonce = getattr(engine, "server_nonce", None)
+        if client_nonce is not None or server_nonce is not None:
+            store_nonces(dev.tree, account, client_nonce=client_nonce, server_nonce=server_nonce)
+        return
+    pending = list(getattr(engine, "pending_alerts", ()) or ())
+    if pending and done.outcome == "completed":
+        fleet.start_session(dev.id, "dm2", server_id=account.server_id, alerts=pending, reason="async result")
