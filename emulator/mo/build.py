@@ -70,6 +70,24 @@ def _values(tree: Tree, desc: NodeDesc, base: str, values: dict[str, object]) ->
             _leaf(tree, child, uri, value)
 
 
+_EMPTY = {"int": "0", "bool": "false", "float": "0", "node": None}
+
+
+def _fill_required(tree: Tree, desc: NodeDesc, base: str) -> None:
+    """Create the named nodes the DDF requires that the profile left out, with their defaults."""
+    for child in desc.children:
+        if child.name is None or child.occurrence.min < 1:
+            continue
+        uri = f"{base}/{child.name}"
+        if not tree.exists(uri):
+            if child.format == "node":
+                _interior(tree, child, uri)
+            else:
+                _leaf(tree, child, uri, child.default if child.default is not None else _EMPTY.get(child.format, ""))
+        if child.format == "node":
+            _fill_required(tree, child, uri)
+
+
 def _bearers(tree: Tree, base: str, bearers: tuple[BearerSpec, ...]) -> None:
     desc = load_builtin(BEARER_MO).root
     _interior(tree, desc, base, mo_type=BEARER_MO)
@@ -133,6 +151,8 @@ def _build_template(profile: Profile) -> Tree:
         detail = load_builtin(DEVDETAIL_1).root
         _interior(tree, detail, "./DevDetail", acl="Get=*" + (f"&Replace={'+'.join(dm12_servers)}" if dm12_servers else ""))
         _values(tree, detail, "./DevDetail", dict(profile.devdetail))
+        _fill_required(tree, detail, "./DevDetail")
+        _fill_required(tree, info, "./DevInfo")
         _bearers(tree, "./DevDetail/Bearer", profile.bearers)
         dmacc = load_builtin(DMACC_1).root
         _interior(tree, dmacc, DM1_ROOT, acl="Get=*")
@@ -154,6 +174,7 @@ def _build_template(profile: Profile) -> Tree:
             if info2.child(k) is not None and not isinstance(v, dict):
                 base_values[k] = v
         _values(tree, info2, "./DM2/DevInfo", base_values)
+        _fill_required(tree, info2, "./DM2/DevInfo")
         _bearers(tree, "./DM2/DevInfo/Bearer", profile.bearers)
         tree.set_node(DM2_ROOT, format="node", permanent=True)
         dmacc2 = load_builtin(DMACC_2).root
