@@ -1,0 +1,202 @@
+"""`dm-emulator gui`: the QApplication, one qasync loop, and the demo default.
+
+Why this shape (STACK.md): once QtWebEngine has run, a second exec cycle crashes, so there is exactly
+one ``loop.run_forever()``; closing the window first stops the fleet and the server inside the
+loop, then stops the loop, and the web view is deleted before the QApplication goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+from emulator.errors import EmulatorError
+from emulator.events import EventBus
+from emulator.fleet import Fleet
+
+DEMO_DEVICES = (("smartphone", 2), ("home-gateway", 1), ("tablet-dual-env", 1), ("nbiot-sensor", 1))
+FALLBACK_SERVER = "http://127.0.0.1:8700"  # where `dm-emulator server` listens by default
+SCREENSHOT_DEADLINE = 20.0
+SCREENSHOT_SETTLE = 0.8  # the web view paints about 50 ms after loadFinished; leave room
+
+
+class DemoServer:
+    """The reference server inside our own loop, on a free loopback port."""
+
+    def __init__(self) -> None:
+        self.runner = None
+        self.url = ""
+
+    async def start(self) -> None:
+        """Raises ImportError when the server is not there, OSError when it cannot listen."""
+        from aiohttp import web
+        from emulator.server.app import create_app
+
+        runner = web.AppRunner(create_app())
+        await runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind(("127.0.0.1", 0))
+            sock.listen(128)
+            sock.setblocking(False)
+            await web.SockSite(runner, sock).start()
+        except OSError:
+            sock.close()
+            await runner.cleanup()
+            raise
+        self.runner = runner
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+
+class Desktop:
+    """Everything one window session holds, started and stopped in the loop."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.server = DemoServer()
+        self.server_problem = ""
+        self.workspace = None
+        self.fleet: Fleet | None = None
+        self.window = None
+        self.exit_code = 0
+        self._stopping = False
+
+    async def start(self) -> None:
+        from ui.mainwindow import MainWindow
+
+        demo = not getattr(self.args, "no_demo", False)
+        url = ""
+        if demo:
+            try:
+                await self.server.start()
+                url = self.server.url
+            except ImportError as exc:
+                self.server_problem = f"reference server not available ({exc})"
+            except OSError as exc:
+                self.server_problem = f"reference server could not listen on 127.0.0.1 ({exc})"
+        if not url:
+            url = _recent_server() or FALLBACK_SERVER
+        if getattr(self.args, "workspace", None):
+            from emulator.store import Workspace
+
+            self.workspace = Workspace.open(self.args.workspace)
+        self.fleet = fleet = Fleet(server=url, bus=EventBus(), workspace=self.workspace)
+        restored = fleet.restore()
+        window = self.window = MainWindow(fleet)
+        fleet.ui = window.ui_handler
+        window.on_close = lambda: asyncio.ensure_future(self.stop())
+        if self.server_problem:
+            window.set_server_status(False, f"⚠ {self.server_problem}; sessions go to {url}")
+        if demo and not restored:
+            for profile, count in DEMO_DEVICES:
+                try:
+                    fleet.add(profile, count)
+                except EmulatorError as exc:
+                    window.show_error(f"demo device {profile}: {exc}")
+        window.fleet_panel.model.sync()
+        window.show()
+        if fleet.devices:
+            window.fleet_panel.select(next(iter(fleet.devices)))
+        if getattr(self.args, "screenshot", None):
+            asyncio.ensure_future(self._screenshot(Path(self.args.screenshot)))
+
+    async def _screenshot(self, target: Path) -> None:
+        """Run the demo until a UI flow shows (or the deadline), then save the window and quit."""
+        w, fleet = self.window, self.fleet
+        assert w is not None and fleet is not None
+        w.resize(1280, 780)
+        tasks = w.fleet_panel.start_sessions(list(fleet.devices)) if self.server.url else []
+        tree_view = w.tree_panel.view
+        for row in range(min(3, w.tree_panel.model.rowCount())):
+            tree_view.expand(w.tree_panel.model.index(row, 0))
+        start = time.monotonic()
+        flow_seen = 0.0
+        while time.monotonic() - start < SCREENSHOT_DEADLINE:
+            await asyncio.sleep(0.1)
+            if w.web_dock.loaded_url:
+                flow_seen = flow_seen or time.monotonic()
+                if time.monotonic() - flow_seen >= SCREENSHOT_SETTLE:
+                    break
+            elif all(t.done() for t in tasks) and time.monotonic() - start > 2.0:
+                break
+        w.traffic_panel.only_selected.setChecked(False)
+        rows = w.traffic_panel.proxy.rowCount()
+        if rows:
+            w.traffic_panel.view.selectRow(rows - 1)
+        await asyncio.sleep(0.3)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not w.grab().save(str(target)):
+            print(f"dm-emulator gui: could not write the screenshot to {target}", file=sys.stderr)
+            self.exit_code = 1
+        w.close()
+
+    async def stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        try:
+            if self.fleet is not None:
+                await self.fleet.aclose()
+            await self.server.stop()
+            if self.workspace is not None:
+                self.workspace.close()
+        finally:
+            if self.window is not None:
+                self.window.dispose()
+            asyncio.get_running_loop().stop()
+
+
+def _recent_server() -> str:
+    from PySide6.QtCore import QSettings
+
+    recent = QSettings("dm-emulator", "dm-emulator").value("servers/recent") or []
+    return recent[0] if isinstance(recent, list) and recent else ""
+
+
+def run(args: argparse.Namespace) -> int:
+    import qasync
+    from PySide6.QtCore import QEvent, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setOrganizationName("dm-emulator")
+    app.setApplicationName("dm-emulator")
+    app.setQuitOnLastWindowClosed(False)  # the window's close runs the async cleanup, then stops
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    desktop = Desktop(args)
+    failure: list[BaseException] = []
+
+    async def boot() -> None:
+        try:
+            await desktop.start()
+        except BaseException as exc:  # noqa: BLE001 - reported after the loop, like any command error
+            failure.append(exc)
+            await desktop.stop()
+
+    # Ctrl+C in the terminal closes the window properly; the timer lets Python see the signal.
+    signal.signal(signal.SIGINT, lambda *_: desktop.window.close() if desktop.window else loop.stop())
+    tick = QTimer()
+    tick.timeout.connect(lambda: None)
+    tick.start(250)
+    with loop:
+        loop.call_soon(lambda: asyncio.ensure_future(boot()))
+        loop.run_forever()
+        tick.stop()
+        if desktop.window is not None:
+            desktop.window.deleteLater()
+            desktop.window = None
+        QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    if failure:
+        raise failure[0]
+    return desktop.exit_code

@@ -1,0 +1,246 @@
+"""The fleet: a filterable table of devices and the buttons that add, remove and run them."""
+
+from __future__ import annotations
+
+import asyncio
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from emulator.errors import EmulatorError
+from emulator.events import DeviceStateChanged, SessionEnded, SessionStarted
+from emulator.fleet import Fleet
+from emulator.profile import list_profiles
+
+COLUMNS = ("Device", "Profile", "State", "Bearer", "Last result")
+STATE_COLORS = {
+    "in session": QColor(40, 120, 220),
+    "waiting for UI": QColor(200, 120, 0),
+    "error": QColor(200, 40, 40),
+}
+DeviceIdRole = Qt.ItemDataRole.UserRole + 1
+
+
+def profile_names() -> list[str]:
+    """Profile names the Add button offers; empty (with nothing to add) when they cannot be listed."""
+    try:
+        return [p.name for p in list_profiles()]
+    except (EmulatorError, OSError):
+        return []
+
+
+class FleetModel(QAbstractTableModel):
+    """One row per device of the fleet, in the order they were added."""
+
+    def __init__(self, fleet: Fleet, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.fleet = fleet
+        self._ids: list[str] = list(fleet.devices)
+        self._rows: dict[str, int] = {d: i for i, d in enumerate(self._ids)}
+
+    def sync(self) -> None:
+        """Pick up devices added or removed since the last call."""
+        current = list(self.fleet.devices)
+        if current != self._ids:
+            self.beginResetModel()
+            self._ids = current
+            self._rows = {d: i for i, d in enumerate(current)}
+            self.endResetModel()
+
+    def device_id(self, row: int) -> str:
+        return self._ids[row]
+
+    def row_of(self, device_id: str) -> int:
+        return self._rows.get(device_id, -1)
+
+    def refresh(self, device_ids: set[str]) -> None:
+        for dev_id in device_ids:
+            row = self._rows.get(dev_id)
+            if row is not None:
+                self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+
+    def apply_events(self, events: list[object]) -> None:
+        self.sync()
+        touched = {e.device_id for e in events if isinstance(e, DeviceStateChanged | SessionStarted | SessionEnded)}
+        if touched:
+            self.refresh(touched)
+
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._ids)
+
+    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        dev = self.fleet.devices.get(self._ids[index.row()])
+        if dev is None:
+            return None
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == 0:
+                return dev.id
+            if col == 1:
+                return dev.profile.name
+            if col == 2:
+                return dev.state
+            if col == 3:
+                return dev.bearer or "(no bearer up)"
+            return dev.last_result
+        if role == Qt.ItemDataRole.ForegroundRole and col == 2:
+            return STATE_COLORS.get(dev.state)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            tip = f"{dev.id}\n{dev.profile.title}\nprotocols: {', '.join(dev.profile.protocols)}"
+            if dev.detail:
+                tip += f"\n{dev.state}: {dev.detail}"
+            return tip
+        if role == DeviceIdRole:
+            return dev.id
+        return None
+
+
+class FleetPanel(QWidget):
+    """Devices table with search, add/remove and "Start session"; double-click starts one too."""
+
+    device_selected = Signal(object)  # device id or None
+    error = Signal(str)
+    info = Signal(str)
+
+    def __init__(self, fleet: Fleet, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.fleet = fleet
+        self.model = FleetModel(fleet, self)
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setFilterKeyColumn(-1)
+        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+
+        self.search = QLineEdit(placeholderText="Filter devices (id, profile, state …)")
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(self.proxy.setFilterFixedString)
+
+        self.view = QTableView()
+        self.view.setModel(self.proxy)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.setSortingEnabled(True)
+        self.view.verticalHeader().hide()
+        self.view.horizontalHeader().setStretchLastSection(True)
+        self.view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.view.doubleClicked.connect(lambda idx: self.start_sessions([self._id_at(idx)]))
+        self.view.selectionModel().selectionChanged.connect(self._selection_changed)
+
+        self.profile_box = QComboBox()
+        self.profile_box.addItems(profile_names())
+        self.count_box = QSpinBox(minimum=1, maximum=10_000, value=1)
+        add = QPushButton("Add")
+        add.setToolTip("Add this many devices built from the profile")
+        add.clicked.connect(self._add)
+        self.remove_button = QPushButton("Remove")
+        self.remove_button.clicked.connect(self._remove)
+        self.protocol_box = QComboBox()
+        self.protocol_box.addItems(["profile default", "dm2", "dm12"])
+        self.protocol_box.setToolTip("Protocol of the sessions the Start button runs")
+        self.start_button = QPushButton("Start session")
+        self.start_button.clicked.connect(lambda: self.start_sessions(self.selected_ids()))
+
+        adder = QHBoxLayout()
+        adder.addWidget(QLabel("Profile"))
+        adder.addWidget(self.profile_box, 1)
+        adder.addWidget(self.count_box)
+        adder.addWidget(add)
+        actions = QHBoxLayout()
+        actions.addWidget(self.remove_button)
+        actions.addStretch(1)
+        actions.addWidget(self.protocol_box)
+        actions.addWidget(self.start_button)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.search)
+        layout.addWidget(self.view, 1)
+        layout.addLayout(adder)
+        layout.addLayout(actions)
+
+    def _id_at(self, proxy_index: QModelIndex) -> str:
+        return self.model.device_id(self.proxy.mapToSource(proxy_index).row())
+
+    def selected_ids(self) -> list[str]:
+        rows = {i.row() for i in self.view.selectionModel().selectedRows()}
+        return [self._id_at(self.proxy.index(r, 0)) for r in sorted(rows)]
+
+    def select(self, device_id: str) -> None:
+        row = self.model.row_of(device_id)
+        if row >= 0:
+            self.view.selectRow(self.proxy.mapFromSource(self.model.index(row, 0)).row())
+
+    def _selection_changed(self) -> None:
+        ids = self.selected_ids()
+        self.device_selected.emit(ids[0] if ids else None)
+
+    def _add(self) -> None:
+        name = self.profile_box.currentText()
+        if not name:
+            self.error.emit("no device profile to add from")
+            return
+        try:
+            added = self.fleet.add(name, self.count_box.value())
+        except EmulatorError as exc:
+            self.error.emit(f"cannot add {name} devices: {exc}")
+            return
+        self.model.sync()
+        self.info.emit(f"added {len(added)} {name} device(s)")
+
+    def _remove(self) -> None:
+        ids = self.selected_ids()
+        for dev_id in ids:
+            self.fleet.remove(dev_id)
+        self.model.sync()
+        if ids:
+            self.info.emit(f"removed {len(ids)} device(s)")
+
+    def start_sessions(self, ids: list[str]) -> list[asyncio.Task]:
+        protocol = self.protocol_box.currentText()
+        protocol = None if protocol == "profile default" else protocol
+        tasks = []
+        for dev_id in ids:
+            dev = self.fleet.devices.get(dev_id)
+            if dev is None:
+                continue
+            if protocol and protocol not in dev.profile.protocols:
+                self.error.emit(f"{dev_id} does not speak {protocol} (has {', '.join(dev.profile.protocols)})")
+                continue
+            task = self.fleet.start_session(dev_id, protocol)
+            task.add_done_callback(lambda t, d=dev_id: self._session_done(d, t))
+            tasks.append(task)
+        if not ids:
+            self.error.emit("select one or more devices first")
+        return tasks
+
+    def _session_done(self, dev_id: str, task: asyncio.Task) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            what = "the session engines are not available yet" if isinstance(exc, ImportError) else str(exc)
+            self.error.emit(f"{dev_id}: session could not run: {what}")
+        self.model.refresh({dev_id})

@@ -1,0 +1,295 @@
+"""The traffic log: every message of every session, searchable, with a decoded detail pane.
+
+Saved logs are JSON lines (one message per line, body in base64) so they open again here and are
+easy to read with any tool.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QSortFilterProxyModel, Qt
+from PySide6.QtGui import QColor, QFontDatabase
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from emulator.errors import FileFormatError
+from emulator.events import MessageLogged
+from ui.message_text import decode_body
+
+COLUMNS = ("", "Time", "Device", "Session", "Size", "RTT ms", "Summary")
+MAX_ROWS = 100_000
+ALL_SESSIONS = "all sessions"
+MessageRole = Qt.ItemDataRole.UserRole + 1
+
+
+def to_json_line(m: MessageLogged) -> str:
+    return json.dumps({
+        "device_id": m.device_id, "session_id": m.session_id, "direction": m.direction, "ts": m.ts,
+        "content_type": m.content_type, "body": base64.b64encode(m.body).decode("ascii"),
+        "summary": m.summary, "rtt_ms": m.rtt_ms, "url": m.url,
+    })
+
+
+def read_json_lines(path: str | Path) -> list[MessageLogged]:
+    """A saved log back; FileFormatError with the line number when a line is not one of ours."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+                out.append(MessageLogged(
+                    str(d["device_id"]), str(d["session_id"]), str(d["direction"]), float(d["ts"]),
+                    str(d.get("content_type", "")), base64.b64decode(d.get("body", ""), validate=True),
+                    str(d.get("summary", "")), None if d.get("rtt_ms") is None else float(d["rtt_ms"]),
+                    str(d.get("url", "")),
+                ))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise FileFormatError(str(path), no, f"not a traffic log line ({exc})") from None
+    return out
+
+
+class TrafficModel(QAbstractTableModel):
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.messages: list[MessageLogged] = []
+
+    def append(self, messages: list[MessageLogged]) -> None:
+        if not messages:
+            return
+        overflow = len(self.messages) + len(messages) - MAX_ROWS
+        if overflow > 0:
+            self.beginRemoveRows(QModelIndex(), 0, min(overflow, len(self.messages)) - 1)
+            del self.messages[:overflow]
+            self.endRemoveRows()
+            messages = messages[-MAX_ROWS:]
+        first = len(self.messages)
+        self.beginInsertRows(QModelIndex(), first, first + len(messages) - 1)
+        self.messages.extend(messages)
+        self.endInsertRows()
+
+    def clear(self) -> None:
+        self.beginResetModel()
+        self.messages.clear()
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.messages)
+
+    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        m = self.messages[index.row()]
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == 0:
+                return "→" if m.direction == "out" else "←"
+            if col == 1:
+                return time.strftime("%H:%M:%S", time.localtime(m.ts)) + f".{int(m.ts * 1000) % 1000:03d}"
+            if col == 2:
+                return m.device_id
+            if col == 3:
+                return m.session_id
+            if col == 4:
+                return len(m.body)
+            if col == 5:
+                return "" if m.rtt_ms is None else f"{m.rtt_ms:.1f}"
+            return m.summary or m.content_type
+        if role == Qt.ItemDataRole.ForegroundRole and col == 0:
+            return QColor(30, 110, 200) if m.direction == "out" else QColor(20, 140, 60)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"{'device → server' if m.direction == 'out' else 'server → device'}\n{m.url}\n{m.content_type}"
+        if role == MessageRole:
+            return m
+        return None
+
+
+class TrafficFilter(QSortFilterProxyModel):
+    """Device (the selected one, or all), session and free text."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.device_id: str | None = None
+        self.session_id: str | None = None
+        self.text = ""
+
+    def set(self, *, device_id: object = ..., session_id: object = ..., text: object = ...) -> None:
+        if device_id is not ...:
+            self.device_id = device_id  # type: ignore[assignment]
+        if session_id is not ...:
+            self.session_id = session_id  # type: ignore[assignment]
+        if text is not ...:
+            self.text = str(text).lower()
+        self.invalidateFilter()
+
+    def filterAcceptsRow(self, row: int, parent: QModelIndex) -> bool:
+        m: MessageLogged = self.sourceModel().messages[row]
+        if self.device_id and m.device_id != self.device_id:
+            return False
+        if self.session_id and m.session_id != self.session_id:
+            return False
+        if self.text:
+            hay = f"{m.summary} {m.url} {m.content_type} {m.device_id} {m.session_id}".lower()
+            if self.text not in hay and self.text.encode("utf-8", "ignore") not in m.body.lower():
+                return False
+        return True
+
+
+class TrafficPanel(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = TrafficModel(self)
+        self.proxy = TrafficFilter(self)
+        self.proxy.setSourceModel(self.model)
+        self._sessions: set[str] = set()
+
+        self.search = QLineEdit(placeholderText="Search messages (summary, URL, body text)")
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(lambda t: self.proxy.set(text=t))
+        self.only_selected = QCheckBox("Selected device only")
+        self.only_selected.setChecked(True)
+        self.only_selected.toggled.connect(lambda _: self._apply_device())
+        self.session_box = QComboBox()
+        self.session_box.addItem(ALL_SESSIONS)
+        self.session_box.currentTextChanged.connect(
+            lambda t: self.proxy.set(session_id=None if t == ALL_SESSIONS else t))
+        save_btn = QPushButton("Save…")
+        save_btn.clicked.connect(self._save_dialog)
+        open_btn = QPushButton("Open…")
+        open_btn.clicked.connect(self._open_dialog)
+        clear_btn = QPushButton("Clear")
+        clear_btn.clicked.connect(self.clear)
+
+        self.view = QTableView()
+        self.view.setModel(self.proxy)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.verticalHeader().hide()
+        self.view.verticalHeader().setDefaultSectionSize(20)
+        self.view.horizontalHeader().setStretchLastSection(True)
+        for col, width in enumerate((24, 95, 150, 55, 55, 60)):
+            self.view.setColumnWidth(col, width)
+        self.view.selectionModel().currentRowChanged.connect(lambda cur, _prev: self.show_detail(cur))
+
+        self.detail = QPlainTextEdit(readOnly=True)
+        self.detail.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.detail.setPlaceholderText("Select a message to see it decoded")
+        self.detail.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.message = QLabel("")
+
+        top = QHBoxLayout()
+        top.addWidget(self.search, 1)
+        top.addWidget(self.only_selected)
+        top.addWidget(self.session_box)
+        top.addWidget(open_btn)
+        top.addWidget(save_btn)
+        top.addWidget(clear_btn)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.view)
+        self.splitter.addWidget(self.detail)
+        self.splitter.setSizes([520, 420])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(top)
+        layout.addWidget(self.splitter, 1)
+        layout.addWidget(self.message)
+        self._device: str | None = None
+
+    # ------------------------------------------------------------------ feeding and filtering
+
+    def apply_events(self, events: list[object]) -> None:
+        msgs = [e for e in events if isinstance(e, MessageLogged)]
+        self.add_messages(msgs)
+
+    def add_messages(self, msgs: list[MessageLogged]) -> None:
+        follow = self.view.verticalScrollBar().value() == self.view.verticalScrollBar().maximum()
+        self.model.append(msgs)
+        for m in msgs:
+            if m.session_id not in self._sessions:
+                self._sessions.add(m.session_id)
+                self.session_box.addItem(m.session_id)
+        if follow and msgs:
+            self.view.scrollToBottom()
+
+    def set_device(self, device_id: str | None) -> None:
+        self._device = device_id
+        self._apply_device()
+
+    def _apply_device(self) -> None:
+        self.proxy.set(device_id=self._device if self.only_selected.isChecked() else None)
+
+    def clear(self) -> None:
+        self.model.clear()
+        self._sessions.clear()
+        self.session_box.clear()
+        self.session_box.addItem(ALL_SESSIONS)
+        self.detail.clear()
+
+    def show_detail(self, proxy_index: QModelIndex) -> None:
+        if not proxy_index.isValid():
+            self.detail.clear()
+            return
+        m: MessageLogged = proxy_index.siblingAtColumn(0).data(MessageRole)
+        arrow = "device → server" if m.direction == "out" else "server → device"
+        head = [f"{arrow}   {m.device_id}   session {m.session_id}", f"{m.url}", f"{m.content_type}, "
+                f"{len(m.body)} bytes" + ("" if m.rtt_ms is None else f", RTT {m.rtt_ms:.1f} ms")]
+        self.detail.setPlainText("\n".join(head) + "\n\n" + decode_body(m.content_type, m.body))
+
+    # ------------------------------------------------------------------ files
+
+    def save(self, path: str | Path) -> int:
+        with open(path, "w", encoding="utf-8") as f:
+            for m in self.model.messages:
+                f.write(to_json_line(m) + "\n")
+        return len(self.model.messages)
+
+    def load(self, path: str | Path) -> int:
+        msgs = read_json_lines(path)
+        self.add_messages(msgs)
+        return len(msgs)
+
+    def _save_dialog(self) -> None:
+        name, _ = QFileDialog.getSaveFileName(self, "Save traffic", "traffic.jsonl", "JSON lines (*.jsonl)")
+        if name:
+            try:
+                n = self.save(name)
+            except OSError as exc:
+                self.message.setText(f"could not save {name}: {exc}")
+                return
+            self.message.setText(f"saved {n} messages to {name}")
+
+    def _open_dialog(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(self, "Open traffic", "", "JSON lines (*.jsonl);;All files (*)")
+        if name:
+            try:
+                n = self.load(name)
+            except (OSError, FileFormatError) as exc:
+                self.message.setText(f"could not open {name}: {exc}")
+                return
+            self.message.setText(f"opened {n} messages from {name}")
