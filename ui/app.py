@@ -61,8 +61,9 @@ class DemoServer:
 class Desktop:
     """Everything one window session holds, started and stopped in the loop."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, *, stop_loop: bool = True) -> None:
         self.args = args
+        self.stop_loop = stop_loop  # tests share one loop for the whole run: they keep it going
         self.server = DemoServer()
         self.server_problem = ""
         self.workspace = None
@@ -153,7 +154,8 @@ class Desktop:
         finally:
             if self.window is not None:
                 self.window.dispose()
-            asyncio.get_running_loop().stop()
+            if self.stop_loop:
+                asyncio.get_running_loop().stop()
 
 
 def _recent_server() -> str:

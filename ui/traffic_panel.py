@@ -140,13 +140,19 @@ class TrafficFilter(QSortFilterProxyModel):
         self.text = ""
 
     def set(self, *, device_id: object = ..., session_id: object = ..., text: object = ...) -> None:
+        begin = getattr(self, "beginFilterChange", None)  # Qt >= 6.9; invalidateFilter is deprecated
+        if begin is not None:
+            begin()
         if device_id is not ...:
             self.device_id = device_id  # type: ignore[assignment]
         if session_id is not ...:
             self.session_id = session_id  # type: ignore[assignment]
         if text is not ...:
             self.text = str(text).lower()
-        self.invalidateFilter()
+        if begin is not None:
+            self.endFilterChange()
+        else:
+            self.invalidateFilter()
 
     def filterAcceptsRow(self, row: int, parent: QModelIndex) -> bool:
         m: MessageLogged = self.sourceModel().messages[row]

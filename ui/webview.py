@@ -102,6 +102,7 @@ class WebDock(QDockWidget):
         self._lock = asyncio.Lock()
         self.loaded_url = ""
         self.flows = 0
+        self._disposed = False
 
     # ------------------------------------------------------------------ one flow
 
@@ -148,6 +149,10 @@ class WebDock(QDockWidget):
     def dispose(self) -> None:
         """Drop the page and view now: a web page alive when QApplication goes crashes (STACK.md)."""
         self._resolve("cancelled")
+        if self._disposed:
+            return
+        self._disposed = True
+        self.view.stop()
         self.page.deleteLater()
         self.view.deleteLater()
 
