@@ -12,6 +12,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from emulator.events import Event, EventBus
+from ui.signals import emit
 
 FLUSH_MS = 40
 # Past this many queued events the oldest tree changes are dropped from the batch (the models re-read
@@ -49,7 +50,7 @@ class EventBatcher(QObject):
         self._timer.stop()
         events, self._queue = self._queue, []
         if events:
-            self.flushed.emit(events)
+            emit(self.flushed, events)
 
     def close(self) -> None:
         if self._unsubscribe is not None:

@@ -24,6 +24,7 @@ from emulator.errors import EmulatorError
 from emulator.events import DeviceStateChanged, SessionEnded, SessionStarted
 from emulator.fleet import Fleet
 from emulator.profile import list_profiles
+from ui.signals import emit
 
 COLUMNS = ("Device", "Profile", "State", "Bearer", "Last result")
 STATE_COLORS = {
@@ -70,7 +71,7 @@ class FleetModel(QAbstractTableModel):
         for dev_id in device_ids:
             row = self._rows.get(dev_id)
             if row is not None:
-                self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+                emit(self.dataChanged, self.index(row, 0), self.index(row, len(COLUMNS) - 1))
 
     def apply_events(self, events: list[object]) -> None:
         self.sync()
@@ -197,20 +198,20 @@ class FleetPanel(QWidget):
 
     def _selection_changed(self) -> None:
         ids = self.selected_ids()
-        self.device_selected.emit(ids[0] if ids else None)
+        emit(self.device_selected, ids[0] if ids else None)
 
     def _add(self) -> None:
         name = self.profile_box.currentText()
         if not name:
-            self.error.emit("no device profile to add from")
+            emit(self.error, "no device profile to add from")
             return
         try:
             added = self.fleet.add(name, self.count_box.value())
         except EmulatorError as exc:
-            self.error.emit(f"cannot add {name} devices: {exc}")
+            emit(self.error, f"cannot add {name} devices: {exc}")
             return
         self.model.sync()
-        self.info.emit(f"added {len(added)} {name} device(s)")
+        emit(self.info, f"added {len(added)} {name} device(s)")
 
     def _remove(self) -> None:
         ids = self.selected_ids()
@@ -218,7 +219,7 @@ class FleetPanel(QWidget):
             self.fleet.remove(dev_id)
         self.model.sync()
         if ids:
-            self.info.emit(f"removed {len(ids)} device(s)")
+            emit(self.info, f"removed {len(ids)} device(s)")
 
     def start_sessions(self, ids: list[str]) -> list[asyncio.Task]:
         protocol = self.protocol_box.currentText()
@@ -229,13 +230,13 @@ class FleetPanel(QWidget):
             if dev is None:
                 continue
             if protocol and protocol not in dev.profile.protocols:
-                self.error.emit(f"{dev_id} does not speak {protocol} (has {', '.join(dev.profile.protocols)})")
+                emit(self.error, f"{dev_id} does not speak {protocol} (has {', '.join(dev.profile.protocols)})")
                 continue
             task = self.fleet.start_session(dev_id, protocol)
             task.add_done_callback(lambda t, d=dev_id: self._session_done(d, t))
             tasks.append(task)
         if not ids:
-            self.error.emit("select one or more devices first")
+            emit(self.error, "select one or more devices first")
         return tasks
 
     def _session_done(self, dev_id: str, task: asyncio.Task) -> None:
@@ -244,5 +245,5 @@ class FleetPanel(QWidget):
         exc = task.exception()
         if exc is not None:
             what = "the session engines are not available yet" if isinstance(exc, ImportError) else str(exc)
-            self.error.emit(f"{dev_id}: session could not run: {what}")
+            emit(self.error, f"{dev_id}: session could not run: {what}")
         self.model.refresh({dev_id})

@@ -19,6 +19,7 @@ from emulator.events import TreeChanged
 from emulator.tree import Tree
 from emulator.tree.errors import TreeError
 from emulator.tree.tree import NodeInfo, TreeEvent, format_tstamp
+from ui.signals import emit
 
 COLUMNS = ("Name", "Value", "Format", "ACL")
 FLASH_SECONDS = 1.5
@@ -317,7 +318,7 @@ class TreeModel(QAbstractItemModel):
             self._flash_timer.start()
         first = self._index_of(item, 0)
         if first.isValid():
-            self.dataChanged.emit(first, self._index_of(item, len(COLUMNS) - 1))
+            emit(self.dataChanged, first, self._index_of(item, len(COLUMNS) - 1))
 
     def _added(self, path: str, flash: float) -> None:
         if path in self._items:
@@ -335,7 +336,7 @@ class TreeModel(QAbstractItemModel):
                 return
             idx = self._index_of(parent)
             if idx.isValid():
-                self.dataChanged.emit(idx, idx)
+                emit(self.dataChanged, idx, idx)
             return
         if not self.tree.exists(path):
             return
@@ -390,7 +391,7 @@ class TreeModel(QAbstractItemModel):
                 self._flashing.discard(item)
             idx = self._index_of(item, 0)
             if idx.isValid():
-                self.dataChanged.emit(idx, self._index_of(item, len(COLUMNS) - 1),
+                emit(self.dataChanged, idx, self._index_of(item, len(COLUMNS) - 1),
                                       [Qt.ItemDataRole.BackgroundRole])
         if not self._flashing:
             self._flash_timer.stop()

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from emulator.protocol.actions import AskUser, OpenBrowser, UserAnswer
+from ui.signals import emit
 
 DONE_SUFFIX = "/ui/done"
 
@@ -60,10 +61,10 @@ class GuardedPage(QWebEnginePage):
         if url.scheme() in ("about", "data") and url.toString() in ("about:blank",):
             return True
         if self.allowed is None or origin(url) != self.allowed:
-            self.blocked.emit(url.toString())
+            emit(self.blocked, url.toString())
             return False
         if url.path().endswith(DONE_SUFFIX):
-            self.finished.emit(url.toString())
+            emit(self.finished, url.toString())
         return True
 
     def createWindow(self, _type) -> None:  # noqa: D102 - popups are refused
@@ -143,7 +144,7 @@ class WebDock(QDockWidget):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._resolve("cancelled")
-        self.closed.emit()
+        emit(self.closed)
         super().closeEvent(event)
 
     def dispose(self) -> None:

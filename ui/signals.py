@@ -1,0 +1,47 @@
+"""Emitting Qt signals from Python safely on PySide6 6.12.
+
+Why this exists: in PySide6 6.12 ``SignalInstance.emit()`` returns ``True`` without owning a
+reference to it, so every emit from Python takes one reference away from ``True``. On Python 3.11
+(where ``True`` is not immortal) the process aborts with "bool_dealloc: deallocating True" after a
+few hundred emits, e.g. half a minute of batched updates. Checked once at import: when the bug is
+present the lost reference is given back; a fixed PySide6 (or Python >= 3.12) costs nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+
+from PySide6.QtCore import QObject, Signal, SignalInstance
+
+
+class _Probe(QObject):
+    ping = Signal()
+
+
+def _emit_loses_a_reference() -> bool:
+    if sys.version_info >= (3, 12):
+        return False  # True is immortal: nothing to lose
+    probe = _Probe()
+    before = sys.getrefcount(True)
+    for _ in range(4):
+        probe.ping.emit()
+    lost = before - sys.getrefcount(True)
+    if lost >= 4:
+        for _ in range(lost):
+            _incref(True)
+        return True
+    return False
+
+
+_incref = ctypes.pythonapi.Py_IncRef
+_incref.argtypes = [ctypes.py_object]
+_incref.restype = None
+BUGGY_EMIT = _emit_loses_a_reference()
+
+
+def emit(signal: SignalInstance, *args: object) -> None:
+    """``signal.emit(*args)``, giving back the reference PySide6 6.12 takes from the result."""
+    result = signal.emit(*args)
+    if BUGGY_EMIT and isinstance(result, bool):
+        _incref(result)
