@@ -33,6 +33,7 @@ import binascii
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from lxml import etree
 
@@ -51,11 +52,11 @@ VERSION = "1.2"
 #: what ``?list=TNDS+...`` may select: the run-time properties plus the leaf value
 SELECTABLE = frozenset(PROPERTIES) | {"Value"}
 
+_RT_TAGS = frozenset(PROPERTIES)  # Name and Size are read but ignored: the device keeps them
 _TAGS = (
     *("MgmtTree", "VerDTD", "Man", "Mod", "Node", "NodeName", "Path", "RTProperties", "DFProperties", "Value"),
     *("ACL", "Format", "Name", "Size", "Title", "TStamp", "Type", "VerNo", "MIME", "DDFName"),
 )
-_TSTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 _XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
@@ -227,7 +228,6 @@ class _Item:
     """One node as the document describes it; ``None`` means "element absent"."""
 
     segs: tuple[str, ...]
-    line: int
     interior: bool
     value: Value
     format: str | None
@@ -269,9 +269,9 @@ def import_tnds(
                 done.append(uris.join(item.segs))
         if replace:
             for segs in reader.interiors:
-                if not tree.exists(segs):
+                if _find(tree, segs) is None:
                     continue
-                names = reader.described.get(segs, set())
+                names = reader.keep(segs)
                 for child in tree.children(segs):
                     if child not in names:
                         tree.delete(segs + (child,), by=by)
@@ -280,10 +280,7 @@ def import_tnds(
 
 def _apply_local(tree: Tree, item: _Item, replace: bool) -> None:
     segs = item.segs
-    try:
-        node, _, _ = tree._locate(segs, segs)
-    except TreeError:
-        node = None
+    node = _find(tree, segs)
     if node is not None and not replace:
         raise TreeError(418, f"node {uris.join(segs)} already exists", uri=uris.join(segs))
     same_kind = node is not None and (node.children is not None) == item.interior
@@ -305,6 +302,17 @@ def _apply_local(tree: Tree, item: _Item, replace: bool) -> None:
     _restore_meta(tree, segs, title, tstamp, verno)
 
 
+def _find(tree: Tree, segs: tuple[str, ...]) -> Node | None:
+    """The node at ``segs`` or None; ``Tree.exists`` answers through a TreeError, too slow per node."""
+    node: Node | None = tree.root
+    for seg in segs:
+        children = node.children  # type: ignore[union-attr]
+        node = children.get(seg) if children is not None else None
+        if node is None:
+            return None
+    return node
+
+
 def _restore_meta(tree: Tree, segs: tuple[str, ...], title: str, tstamp: float | None, verno: int) -> None:
     """Title, TStamp and VerNo exactly as the document says (``set_node`` cannot take the last two).
 
@@ -323,7 +331,7 @@ def _apply_server(tree: Tree, item: _Item, replace: bool, by: str) -> bool:
     path = uris.join(segs)
     if tree.limits is not uris.NO_LIMITS:
         uris.check_limits(segs, tree.limits, path)
-    if not tree.exists(segs):
+    if _find(tree, segs) is None:
         _server_add(tree, item, by)
         return True
     if not replace:
@@ -364,6 +372,16 @@ def _server_add(tree: Tree, item: _Item, by: str) -> None:
 # ---------------------------------------------------------------------------------------------- reading
 
 
+@lru_cache(maxsize=1024)
+def _parse_tstamp(text: str) -> float:
+    """``20010711T163817Z`` -> seconds since the epoch. Cached: a tree built in one go shares a few
+    stamps, and strptime costs several microseconds a call. ValueError when malformed."""
+    if len(text) != 16 or text[8] != "T" or text[15] != "Z" or not (text[:8] + text[9:15]).isdigit():
+        raise ValueError(text)
+    y, mo, d, h, mi, s = (int(text[a:b]) for a, b in ((0, 4), (4, 6), (6, 8), (9, 11), (11, 13), (13, 15)))
+    return datetime(y, mo, d, h, mi, s, tzinfo=UTC).timestamp()
+
+
 def _read(data: bytes | str, base_uri: str | None, source: str) -> _Reader:
     """Parse and check the whole document before anything changes."""
     if isinstance(data, str):
@@ -387,21 +405,26 @@ def _read(data: bytes | str, base_uri: str | None, source: str) -> _Reader:
 class _Reader:
     """The document as a list of nodes in document order, checked, plus what Replace must keep.
 
-    ``described`` maps a path to the child names the document gives it (a continuation's Path
-    counts as describing each of its segments); ``interiors`` are the interior nodes it describes,
-    the only ones whose other children a Replace deletes.
+    ``named`` maps a path to the names of the child nodes the document describes under it;
+    ``via_path`` to the names a continuation's Path goes through. A Replace deletes, under each
+    described interior node (``interiors``), the existing children named in neither.
     """
 
     def __init__(self, source: str, root: etree._Element) -> None:
         self.source = source
         self.items: list[_Item] = []
-        self.described: dict[tuple[str, ...], set[str]] = {}
+        self.named: dict[tuple[str, ...], set[str]] = {}
+        self.via_path: dict[tuple[str, ...], set[str]] = {}
         self.interiors: list[tuple[str, ...]] = []
-        self.seen: set[tuple[str, ...]] = set()
         ns = root.tag[1 : root.tag.index("}")] if isinstance(root.tag, str) and root.tag.startswith("{") else None
         prefix = f"{{{ns}}}" if ns else ""
         # the document's own tags, looked up directly: _local() per element would dominate big imports
         self.tags = {prefix + n: n for n in _TAGS}
+        self.formats = {prefix + f: f for f in FORMATS}
+        self.props: dict[str | None, etree._Element] = {}
+
+    def keep(self, segs: tuple[str, ...]) -> set[str]:
+        return self.named.get(segs, set()) | self.via_path.get(segs, set())
 
     def fail(self, el: etree._Element | None, reason: str) -> FileFormatError:
         return FileFormatError(self.source, el.sourceline if el is not None else None, reason)
@@ -431,25 +454,30 @@ class _Reader:
             raise UnsupportedError(f"{self.source}: TNDS version {version!r} is not supported (1.x)", status=415)
 
     def node(self, el: etree._Element, parent: tuple[str, ...] | None, base: tuple[str, ...]) -> None:
-        """Read one <Node>; ``parent`` is None for a top-level node (placed by Path under ``base``)."""
+        """Read one <Node>; ``parent`` is None for a top-level node (placed by Path under ``base``).
+
+        Runs for every node of an import: elements are gathered by name in one pass and the common
+        shapes are read inline; anything unusual goes through the careful helpers below.
+        """
+        get = self.tags.get
         name = path = rt = value_el = None
         kids: list[etree._Element] = []
         for sub in el:
-            tag = self.local(sub)
-            if tag is None:
-                continue
-            if tag == "NodeName":
-                name = sub.text or ""
-            elif tag == "Path":
-                path = sub
+            tag = get(sub.tag)  # type: ignore[call-overload]
+            if tag == "Node":
+                kids.append(sub)
             elif tag == "RTProperties":
                 rt = sub
+            elif tag == "NodeName":
+                name = sub.text or ""
             elif tag == "Value":
                 value_el = sub
-            elif tag == "Node":
-                kids.append(sub)
+            elif tag == "Path":
+                path = sub
             elif tag != "DFProperties":  # a DDF's description part: not run-time state, ignored
-                raise self.fail(sub, f"unexpected <{tag}> in <Node>")
+                tag = _local(sub)
+                if tag is not None:
+                    raise self.fail(sub, f"unexpected <{tag}> in <Node>")
         if not name:
             raise UnsupportedError(
                 f"{self.source}:{el.sourceline}: <Node> without a NodeName (placement by Type) is not supported",
@@ -460,31 +488,88 @@ class _Reader:
         if parent is None:
             parent = base + (self.path(path) if path is not None else ())
             for i in range(len(parent)):
-                self.described.setdefault(parent[:i], set()).add(parent[i])
+                self.via_path.setdefault(parent[:i], set()).add(parent[i])
+        siblings = self.named.get(parent)
+        if siblings is None:
+            siblings = self.named[parent] = set()
+        elif name in siblings:
+            raise self.fail(el, f"node {uris.join(parent + (name,))} is described twice")
+        siblings.add(name)
         segs = parent + (name,)
-        if segs in self.seen:
-            raise self.fail(el, f"node {uris.join(segs)} is described twice")
-        self.seen.add(segs)
         if rt is None:
             raise self.fail(el, f"<Node> {name!r} without <RTProperties>")
-        item = _Item(segs, el.sourceline or 0, False, None, None, None, None, None, None, False, None)
-        ddf_name = self.rt_properties(rt, item)
+        props = self.props  # one dict reused: a fresh one per node is measurable garbage on big imports
+        props.clear()
+        for sub in rt:
+            props[get(sub.tag)] = sub  # type: ignore[call-overload]
+        if None in props or len(props) != len(rt) or not _RT_TAGS.issuperset(props):
+            props = self.rt_slow(rt)
+        item = _Item(segs, False, None, None, None, None, None, None, False, None)
+        ddf_name = False
+        sub = props.get("Format")
+        if sub is not None:
+            fmt = self.formats.get(sub[0].tag) if len(sub) == 1 else None  # type: ignore[call-overload]
+            item.format = fmt or self.format(sub)
+        sub = props.get("Type")
+        if sub is not None:
+            inner = get(sub[0].tag) if len(sub) == 1 else None  # type: ignore[call-overload]
+            if inner == "MIME" or inner == "DDFName":
+                text = sub[0].text
+                item.type = text.strip() if text else ""
+                ddf_name = inner == "DDFName"
+            else:
+                item.type, ddf_name = self.type(sub)
+        self.rt_more(props, item)
         if item.format is not None:
             item.interior = item.format == "node"
         else:
             item.interior = bool(kids) or (ddf_name and value_el is None)
-        if item.interior and value_el is not None:
-            raise self.fail(value_el, f"interior node {uris.join(segs)} has a <Value>")
-        if not item.interior and kids:
-            raise self.fail(kids[0], f"leaf node {uris.join(segs)} (Format {item.format}) has child nodes")
-        if value_el is not None:
-            item.value = self.value(value_el, item.format, segs)
-        self.items.append(item)
-        self.described.setdefault(parent, set()).add(name)
         if item.interior:
+            if value_el is not None:
+                raise self.fail(value_el, f"interior node {uris.join(segs)} has a <Value>")
             self.interiors.append(segs)
+        elif kids:
+            raise self.fail(kids[0], f"leaf node {uris.join(segs)} (Format {item.format}) has child nodes")
+        elif value_el is not None:
+            if len(value_el) or item.format == "bin":
+                item.value = self.value(value_el, item.format, segs)
+            else:
+                item.value = value_el.text or ""
+        self.items.append(item)
         for kid in kids:
             self.node(kid, segs, base)
+
+    def rt_more(self, props: dict[str | None, etree._Element], item: _Item) -> None:
+        """ACL, Title, TStamp and VerNo (Name and Size are the device's: ignored)."""
+        sub = props.get("ACL")
+        if sub is not None:
+            acl = (sub.text or "").strip()
+            try:
+                Acl.parse(acl)
+            except TreeError as exc:
+                raise self.fail(sub, str(exc)) from None
+            item.acl = acl
+        sub = props.get("Title")
+        if sub is not None:
+            text = sub.text or ""
+            if len(text) > 63 and len(text.encode("utf-8")) > 255:
+                raise self.fail(sub, "Title is limited to 255 bytes")
+            item.title = text
+        sub = props.get("TStamp")
+        if sub is not None:
+            item.has_tstamp = True
+            text = (sub.text or "").strip()
+            if text:
+                try:
+                    item.tstamp = _parse_tstamp(text)
+                except ValueError:
+                    raise self.fail(sub, f"TStamp {text!r} is not ISO 8601 basic UTC (20010711T163817Z)") from None
+        sub = props.get("VerNo")
+        if sub is not None:
+            digits = (sub.text or "").strip()
+            if not digits.isdigit() or int(digits) > 0xFFFF:
+                raise self.fail(sub, f"VerNo {digits!r} is not a 16-bit number")
+            item.verno = int(digits)
 
     def path(self, el: etree._Element) -> tuple[str, ...]:
         """``Path`` of a top-level node; relative to ``base`` (the root unless the caller gave a target)."""
@@ -498,40 +583,19 @@ class _Reader:
         except EmulatorError as exc:
             raise self.fail(el, f"bad <Path> {text!r}: {exc}") from None
 
-    def rt_properties(self, rt: etree._Element, item: _Item) -> bool:
-        """Fill ``item`` from <RTProperties>; True when Type names an MO (DDFName), i.e. an interior node."""
-        ddf_name = False
+    def rt_slow(self, rt: etree._Element) -> dict[str | None, etree._Element]:
+        """RTProperties with foreign elements, comments, repeats or unknown names."""
+        props: dict[str | None, etree._Element] = {}
         for sub in rt:
             tag = self.local(sub)
             if tag is None:
                 continue
-            text = sub.text or ""
-            if tag == "ACL":
-                acl = text.strip()
-                try:
-                    Acl.parse(acl)
-                except TreeError as exc:
-                    raise self.fail(sub, str(exc)) from None
-                item.acl = acl
-            elif tag == "Format":
-                item.format = self.format(sub)
-            elif tag == "Title":
-                if len(text.encode("utf-8")) > 255:
-                    raise self.fail(sub, "Title is limited to 255 bytes")
-                item.title = text
-            elif tag == "TStamp":
-                item.has_tstamp = True
-                item.tstamp = self.tstamp(sub, text.strip())
-            elif tag == "Type":
-                item.type, ddf_name = self.type(sub)
-            elif tag == "VerNo":
-                digits = text.strip()
-                if not digits.isdigit() or int(digits) > 0xFFFF:
-                    raise self.fail(sub, f"VerNo {digits!r} is not a 16-bit number")
-                item.verno = int(digits)
-            elif tag not in ("Name", "Size"):  # both kept by the device, ignored on import
+            if tag not in _RT_TAGS:
                 raise self.fail(sub, f"unexpected <{tag}> in <RTProperties>")
-        return ddf_name
+            if tag in props:
+                raise self.fail(sub, f"<{tag}> twice in <RTProperties>")
+            props[tag] = sub
+        return props
 
     def format(self, el: etree._Element) -> str:
         found = [sub for sub in el if isinstance(sub.tag, str)]
@@ -549,14 +613,6 @@ class _Reader:
         if len(found) != 1 or self.local(found[0]) not in ("MIME", "DDFName"):
             raise self.fail(el, "<Type> must hold one <MIME> or <DDFName>")
         return (found[0].text or "").strip(), self.local(found[0]) == "DDFName"
-
-    def tstamp(self, el: etree._Element, text: str) -> float | None:
-        if not text:
-            return None
-        try:
-            return datetime.strptime(text, _TSTAMP_FORMAT).replace(tzinfo=UTC).timestamp()
-        except ValueError:
-            raise self.fail(el, f"TStamp {text!r} is not ISO 8601 basic UTC (20010711T163817Z)") from None
 
     def value(self, el: etree._Element, fmt: str | None, segs: tuple[str, ...]) -> Value:
         if len(el):

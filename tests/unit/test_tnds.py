@@ -13,6 +13,7 @@ from lxml import etree
 
 from emulator.errors import DecodeError, EmulatorError, FileFormatError, UnsupportedError
 from emulator.tree import Tree, TreeError, TreeEvent
+from emulator.tree import uri as uris
 from emulator.tree.tnds import TNDS_XML, export_tnds, import_tnds
 
 NS = "{syncml:dmddf1.2}"
@@ -137,6 +138,19 @@ def test_subtree_export_carries_path_of_parent(tree: Tree):
     leaf = parse(export_tnds(tree, "./Vendor/ISP/GWName")).find(f"{NS}Node")
     assert leaf.findtext(f"{NS}Path") == "./Vendor/ISP" and leaf.findtext(f"{NS}Value") == "gw2.yyy.se"
     assert status_of(export_tnds, tree, "./Vendor/Missing") == 404
+
+
+def test_path_of_names_with_uri_specials_round_trips():
+    t = Tree()
+    t.set_node(("50% & <up>", "in ner"), format="node", type="urn:x")
+    t.set_node(("50% & <up>", "in ner", "leaf"), "v")
+    doc = export_tnds(t, "./50%25 & <up>/in ner")
+    top = parse(doc).find(f"{NS}Node")
+    path = top.findtext(f"{NS}Path")
+    assert path.startswith("./50%25") and uris.split(path) == ("50% & <up>",)  # '%' URI-escaped (PROTOCOL 3.1)
+    fresh = Tree()
+    assert import_tnds(fresh, doc) == [uris.join(("50% & <up>", "in ner")), uris.join(("50% & <up>", "in ner", "leaf"))]
+    assert fresh.value(("50% & <up>", "in ner", "leaf")) == "v"
 
 
 def test_property_selection(tree: Tree):
