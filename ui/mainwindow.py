@@ -13,7 +13,7 @@ from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QWidget
 
-from emulator.events import DeviceStateChanged, Event, SessionEnded
+from emulator.events import DeviceStateChanged, Event, SessionEnded, UiFinished, UiRequested
 from emulator.fleet import Fleet
 from ui.batcher import EventBatcher
 from ui.fleet_panel import FleetPanel
@@ -123,6 +123,11 @@ class MainWindow(QMainWindow):
         for e in events:
             if isinstance(e, SessionEnded) and e.outcome not in ("completed",):
                 self.statusBar().showMessage(f"{e.device_id}: session {e.session_id} {e.outcome}: {e.detail}", 8000)
+            elif isinstance(e, UiRequested):
+                what = "a web page" if e.kind == "web" else "an answer"
+                self.statusBar().showMessage(f"{e.device_id}: server {e.server_id} asks for {what}", 8000)
+            elif isinstance(e, UiFinished):
+                self.statusBar().showMessage(f"{e.device_id}: user interaction {e.outcome}", 5000)
             elif isinstance(e, DeviceStateChanged) and e.state == "error" and e.detail:
                 self.statusBar().showMessage(f"{e.device_id}: {e.detail}", 8000)
 

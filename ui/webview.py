@@ -123,6 +123,9 @@ class WebDock(QDockWidget):
             self.view.load(qurl)
             try:
                 return await fut
+            except asyncio.CancelledError:
+                self.header.setText(self.header.text().split("\n")[0] + "\nthe session ended")
+                raise
             finally:
                 self._future = None
 
