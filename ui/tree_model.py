@@ -244,6 +244,11 @@ class TreeModel(QAbstractItemModel):
         dev = self._history.get(device_id or self.device_id or "")
         return list(dev.by_path.get(path, ())) if dev else []
 
+    def changed_paths(self, device_id: str | None = None) -> list[str]:
+        """Paths with recorded changes for a device (the current one by default)."""
+        dev = self._history.get(device_id or self.device_id or "")
+        return list(dev.by_path) if dev else []
+
     def tooltip(self, path: str) -> str:
         item = self._items.get(path)
         info = item.info if item else None
