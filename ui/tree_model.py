@@ -296,7 +296,12 @@ class TreeModel(QAbstractItemModel):
             self._rebuild_keep_expanded()
             return
         flash = time.monotonic()
+        pending: dict[str, None] = {}  # value changes, once per path per batch
         for ch in mine:
+            if ch.kind in ("add", "delete", "rename"):
+                for path in pending:
+                    self._changed(path, flash)
+                pending.clear()
             if ch.kind == "add":
                 self._added(ch.path, flash)
             elif ch.kind in ("delete", "rename"):
@@ -304,7 +309,9 @@ class TreeModel(QAbstractItemModel):
                 if ch.kind == "rename":
                     self._refresh_parent_children(ch.path)
             else:
-                self._changed(ch.path, flash)
+                pending[ch.path] = None
+        for path in pending:
+            self._changed(path, flash)
 
     def _changed(self, path: str, flash: float) -> None:
         item = self._items.get(path)
