@@ -145,6 +145,7 @@ class FleetPanel(QWidget):
         self.view.setSortingEnabled(True)
         self.view.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # order added
         self.model.modelReset.connect(lambda: self.view.resizeColumnToContents(0))
+        self.view.resizeColumnToContents(0)
         self.view.verticalHeader().hide()
         self.view.horizontalHeader().setStretchLastSection(True)
         self.view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)

@@ -177,8 +177,10 @@ class TrafficPanel(QWidget):
 
         self.search = QLineEdit(placeholderText="Search messages (summary, URL, body text)")
         self.search.setClearButtonEnabled(True)
+        self.search.setMinimumWidth(160)
         self.search.textChanged.connect(lambda t: self.proxy.set(text=t))
-        self.only_selected = QCheckBox("Selected device only")
+        self.only_selected = QCheckBox("This device")
+        self.only_selected.setToolTip("Only the messages of the device selected in the fleet")
         self.only_selected.setChecked(True)
         self.only_selected.toggled.connect(lambda _: self._apply_device())
         self.session_box = QComboBox()

@@ -90,6 +90,7 @@ class TreePanel(QWidget):
         self.title.setText(f"{device_id} — {title}" if device_id else "No device selected")
         self.set_message("")
         if tree is not None:
+            self.model.fetchMore(QModelIndex())
             self.view.expand(self.model.index(0, 0))
 
     @property

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QMainWindow,
     QVBoxLayout,
     QWidget,
 )
@@ -31,6 +32,7 @@ from emulator.protocol.actions import AskUser, OpenBrowser, UserAnswer
 from ui.signals import emit
 
 DONE_SUFFIX = "/ui/done"
+MIN_PAGE_WIDTH = 420
 
 
 def origin(url: QUrl) -> tuple[str, str, int]:
@@ -120,6 +122,7 @@ class WebDock(QDockWidget):
             self.flows += 1
             self.show()
             self.raise_()
+            self._make_room()
             self.view.load(qurl)
             try:
                 return await fut
@@ -128,6 +131,12 @@ class WebDock(QDockWidget):
                 raise
             finally:
                 self._future = None
+
+    def _make_room(self) -> None:
+        """A server page needs room to be usable: widen the dock on first show (the user may resize)."""
+        window = self.parentWidget()
+        if isinstance(window, QMainWindow) and not self.isFloating() and self.width() < MIN_PAGE_WIDTH:
+            window.resizeDocks([self], [max(MIN_PAGE_WIDTH, window.width() // 3)], Qt.Orientation.Horizontal)
 
     def _resolve(self, outcome: str) -> None:
         fut = self._future
