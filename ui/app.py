@@ -159,10 +159,10 @@ class Desktop:
 
 
 def _recent_server() -> str:
-    from PySide6.QtCore import QSettings
+    from ui.mainwindow import recent_servers
 
-    recent = QSettings("dm-emulator", "dm-emulator").value("servers/recent") or []
-    return recent[0] if isinstance(recent, list) and recent else ""
+    recent = recent_servers()
+    return recent[0] if recent else ""
 
 
 def run(args: argparse.Namespace) -> int:

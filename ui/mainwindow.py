@@ -26,6 +26,12 @@ APP = "dm-emulator"
 MAX_RECENT_SERVERS = 8
 
 
+def recent_servers(settings: QSettings | None = None) -> list[str]:
+    """Servers used before, newest first (QSettings hands back a one-item list as a plain string)."""
+    value = (settings or QSettings(ORG, APP)).value("servers/recent") or []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
 class MainWindow(QMainWindow):
     def __init__(self, fleet: Fleet, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -111,7 +117,7 @@ class MainWindow(QMainWindow):
         s.setValue("window/geometry", self.saveGeometry())
         for splitter in (self.main, self.right, self.traffic_panel.splitter):
             s.setValue(f"splitter/{splitter.objectName() or 'traffic'}", splitter.saveState())
-        recent = [self.fleet.server] + [u for u in (s.value("servers/recent") or []) if u != self.fleet.server]
+        recent = [self.fleet.server] + [u for u in recent_servers(s) if u != self.fleet.server]
         s.setValue("servers/recent", recent[:MAX_RECENT_SERVERS])
 
     # ------------------------------------------------------------------ events

@@ -113,3 +113,10 @@ def test_traffic_log_saves_and_opens_again(window, qtbot, tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"device_id": "d"}\n')
     with pytest.raises(FileFormatError, match=":1:"):
         traffic.load(tmp_path / "bad.jsonl")
+
+
+def test_recent_servers_are_remembered(window):
+    from ui.mainwindow import recent_servers
+
+    window.save_settings()
+    assert recent_servers()[0] == window.fleet.server
