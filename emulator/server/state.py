@@ -3,19 +3,206 @@
 One object per running server app. Each protocol module keeps its own part (set up by its
 `setup_*` function) so the modules never reach into each other: DM 1.2 fills `dm12` and
 `dm12_sessions`; other protocols add their own attributes the same way.
+
+The DM 2.0 part keeps, per device (:class:`DeviceLog`), everything the device told the server
+(initiations, alerts, statuses, GET results, instances it reported, uploads to the data repository)
+so tests and the admin page can check what happened; and what the server will do next: the script
+of each device (a list of steps, one Package#2 each, see :mod:`emulator.server.dm2`), the open web
+UI sessions and the notifications waiting on the push channel. Nothing here does network I/O.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
+import itertools
+import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from aiohttp import web
+
+from emulator.protocol.dm2.messages import Alert, Initiation, StatusEntry
+from emulator.protocol.dm2.moser import MOSerialization, encode_mos
+from emulator.protocol.dm2.notification import build_notification
+
+Step = list[list[str]]
+"""One DM 2.0 Package#2 of a script: its commands as string arrays, with ``${...}`` placeholders."""
+
+
+@dataclass(slots=True)
+class Upload:
+    """Something a device PUT or POSTed to the data repository (HPUT/HPOST/SUB push)."""
+
+    dev_id: str
+    method: str
+    path: str
+    content_type: str
+    body: bytes
+    items: list[MOSerialization] | None
+    ts: float
+
+
+@dataclass(slots=True)
+class UiSession:
+    """One web UI interaction opened by a SHOW (or from the index page, with no device)."""
+
+    token: str
+    flow: str
+    dev_id: str
+    base: str
+    answers: dict[str, str] = field(default_factory=dict)
+    outcome: str = ""  # "" while open, "submitted" when the last page was posted, "not shown"
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
+class DeviceLog:
+    """Everything one device did with the DM 2.0 side of the server."""
+
+    dev_id: str
+    sessions: int = 0
+    initiations: list[Initiation] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    notification_ids: list[int] = field(default_factory=list)  # echoed in ServerInitiatedMgmt
+    statuses: list[tuple[list[str], StatusEntry]] = field(default_factory=list)
+    gets: dict[str, dict[str, Any]] = field(default_factory=dict)  # ClientURI -> MOData
+    instances: dict[str, list[str]] = field(default_factory=dict)  # MOID -> instance ClientURIs
+    uploads: list[Upload] = field(default_factory=list)
+    notifications_sent: list[int] = field(default_factory=list)
+    ui: list[UiSession] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    completed: int = 0
+
+    def alerts_of(self, alert_type: str) -> list[Alert]:
+        return [a for a in self.alerts if a.alert_type == alert_type]
+
+    def status_of(self, name: str) -> list[StatusEntry]:
+        """Statuses of every command called ``name`` (GET, HGET, ...), in order."""
+        return [s for cmd, s in self.statuses if cmd and cmd[0].upper() == name.upper()]
 
 
 @dataclass
 class ServerState:
-    """`base_url` is where clients reach the server (e.g. http://127.0.0.1:8700), '' until known."""
+    """`base_url` is where clients reach the server (e.g. http://127.0.0.1:8700), '' until known.
+
+    DM 2.0: ``show_hold_s`` is how long a Package#3 answer is held while a web UI session is open
+    (PROTOCOL 1.19 item 5); ``push_wait_s`` how long ``/push/<DevID>`` waits for a notification;
+    ``default_flow`` the web UI flow of the demo script; ``server_id``/``noti_secret``/``noti_data``
+    sign notifications (the demo profiles' DMAcc Auth/Noti); ``dm2_credentials`` (user -> secret),
+    when set, makes the DM 2.0 endpoint demand HTTP Basic.
+    """
 
     base_url: str = ""
     dm12: Any = None  # emulator.server.dm12.Dm12Server once setup_dm12 ran
     dm12_sessions: dict[str, list[Any]] = field(default_factory=dict)  # DevId -> its Dm12Sessions, oldest first
     extra: dict[str, Any] = field(default_factory=dict)
+    # --- DM 2.0 (emulator.server.dm2, emulator.server.ui_flows)
+    show_hold_s: float = 25.0
+    push_wait_s: float = 25.0
+    default_flow: str = "wifi"
+    server_id: str = "demo-dm2"
+    noti_secret: bytes = b"demo-dm2"
+    noti_data: bytes = b"demo-dm2"
+    dm2_credentials: dict[str, str] | None = None
+    dm2_devices: dict[str, DeviceLog] = field(default_factory=dict)
+    dm2_scripts: dict[str, list[Step]] = field(default_factory=dict)
+    repo: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    ui_sessions: dict[str, UiSession] = field(default_factory=dict)
+    dm2_sessions: dict[str, Any] = field(default_factory=dict)  # DevID -> emulator.server.dm2.ServerSession
+    _push: dict[str, asyncio.Queue[bytes]] = field(default_factory=dict, init=False, repr=False)
+    _notification_ids: itertools.count = field(default_factory=lambda: itertools.count(1), init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._seed_repository()
+
+    # ------------------------------------------------------------------ DM 2.0 devices and scripts
+
+    def device(self, dev_id: str) -> DeviceLog:
+        """The DM 2.0 log of one device (created on first use)."""
+        log = self.dm2_devices.get(dev_id)
+        if log is None:
+            log = self.dm2_devices[dev_id] = DeviceLog(dev_id)
+        return log
+
+    def set_script(self, dev_id: str, steps: list[Step]) -> None:
+        """The DM 2.0 steps every session of ``dev_id`` runs (``"*"``: every device without one)."""
+        self.dm2_scripts[dev_id] = [[list(cmd) for cmd in step] for step in steps]
+
+    def script_for(self, dev_id: str) -> list[Step]:
+        from emulator.server.dm2 import demo_script
+
+        steps = self.dm2_scripts.get(dev_id) or self.dm2_scripts.get("*")
+        if steps is None:
+            steps = demo_script(self.default_flow)
+        return [[list(cmd) for cmd in step] for step in steps]
+
+    # ------------------------------------------------------------------ data repository
+
+    def put_repo(self, path: str, data: list[MOSerialization] | bytes, content_type: str = "") -> None:
+        """Make ``/repo/<path>`` answer with MO serialization (or raw bytes) for HGET."""
+        from emulator.protocol.dm2 import media
+
+        if isinstance(data, bytes):
+            self.repo[path.lstrip("/")] = (content_type or "application/octet-stream", data)
+        else:
+            self.repo[path.lstrip("/")] = (content_type or media.MO_JSON, encode_mos(data))
+
+    def _seed_repository(self) -> None:
+        self.put_repo("demo/bookmark", [MOSerialization(
+            client_uri="urn:oma:mo:ext-dmemulator-bookmark:1.0//",
+            mo_data={"Bookmark": {"Name": "Operator self-care", "URL": "https://care.example.net/",
+                                  "Folder": "Operator"}},
+        )])
+        self.put_repo("demo/sessioninfo", [MOSerialization(
+            client_uri="urn:oma:mo:oma-sessioninfomo:1.0//",
+            mo_data={"SessionInfo": {"CBT": "3", "ROAMING": "2"}},
+        )])
+
+    # ------------------------------------------------------------------ notifications
+
+    def push_queue(self, dev_id: str) -> asyncio.Queue[bytes]:
+        queue = self._push.get(dev_id)
+        if queue is None:
+            queue = self._push[dev_id] = asyncio.Queue()
+        return queue
+
+    def notify(self, dev_id: str, *, req_mos: bool = False, now: float | None = None) -> int:
+        """Queue a Package#0 for ``dev_id`` on its push channel; returns its NOTIFICATION-ID."""
+        notification_id = next(self._notification_ids) & 0xFFFF
+        raw = build_notification(
+            self.server_id, secret=self.noti_secret, auth_data=self.noti_data,
+            notification_id=notification_id, timestamp=int(time.time() if now is None else now),
+            req_mos=req_mos,
+        )
+        self.push_queue(dev_id).put_nowait(raw)
+        self.device(dev_id).notifications_sent.append(notification_id)
+        return notification_id
+
+    # ------------------------------------------------------------------ authentication
+
+    def check_basic(self, header: str | None) -> str | None:
+        """The user name when ``dm2_credentials`` accept this Authorization header (or none are set)."""
+        if self.dm2_credentials is None:
+            return _basic_user(header) or ""
+        if not header or not header.lower().startswith("basic "):
+            return None
+        try:
+            user, _, secret = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, ValueError):
+            return None
+        return user if self.dm2_credentials.get(user) == secret else None
+
+
+def _basic_user(header: str | None) -> str | None:
+    if not header or not header.lower().startswith("basic "):
+        return None
+    try:
+        return base64.b64decode(header[6:].strip(), validate=True).decode("utf-8").partition(":")[0]
+    except (binascii.Error, ValueError):
+        return None
+
+
+STATE_KEY = web.AppKey("state", ServerState)
+"""Where ``create_app`` keeps the state on the aiohttp application."""
