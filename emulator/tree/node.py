@@ -19,8 +19,11 @@ def access_flags(access: frozenset[str] | set[str] | tuple[str, ...]) -> int:
     return sum(ACCESS_BITS[a] for a in access)
 
 
+_ACCESS_NAMES = [frozenset(a for a, bit in ACCESS_BITS.items() if f & bit) for f in range(128)]
+
+
 def access_names(flags: int) -> frozenset[str]:
-    return frozenset(a for a, bit in ACCESS_BITS.items() if flags & bit)
+    return _ACCESS_NAMES[flags & 127]
 
 
 class NodeMeta:

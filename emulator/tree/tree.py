@@ -23,7 +23,7 @@ Value = str | bytes | None
 PROPERTIES = ("ACL", "Format", "Name", "Size", "Title", "TStamp", "Type", "VerNo")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TreeEvent:
     """One change: ``kind`` is add, replace, delete, rename, prop or exec; ``by`` the server id or app."""
 
@@ -35,9 +35,9 @@ class TreeEvent:
     prop: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NodeInfo:
-    """A read-only view of one node, safe to hand to other layers and threads."""
+    """A snapshot of one node, safe to hand to other layers and threads (not frozen: Get is hot)."""
 
     path: str
     name: str
@@ -214,12 +214,19 @@ class Tree:
             node = child
         return path
 
+    def _find(self, segs: Path) -> Node | None:
+        node = self.root
+        for seg in segs:
+            children = node.children
+            if children is None:
+                return None
+            node = children.get(seg)
+            if node is None:
+                return None
+        return node
+
     def exists(self, uri: str | Path) -> bool:
-        try:
-            self._locate(self._segments(uri), uri)
-        except TreeError:
-            return False
-        return True
+        return self._find(self._segments(uri)) is not None
 
     def info(self, uri: str | Path, *, by: str | None = LOCAL) -> NodeInfo:
         """Everything about one node; needs Get for a server."""

@@ -26,7 +26,7 @@ class UriLimits:
 NO_LIMITS = UriLimits()
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=1 << 18)
 def split(uri: str) -> tuple[str, ...]:
     """``"./A/B"`` or ``"A/B"`` -> ``("A", "B")``; ``"."`` -> ``()``. Raises TreeError(400) when malformed."""
     if uri in (".", ""):
@@ -47,6 +47,11 @@ def split(uri: str) -> tuple[str, ...]:
 
 def join(segments: tuple[str, ...] | list[str]) -> str:
     """The inverse of :func:`split`: ``("A", "B")`` -> ``"./A/B"``."""
+    return _join(segments if isinstance(segments, tuple) else tuple(segments))
+
+
+@lru_cache(maxsize=1 << 18)
+def _join(segments: tuple[str, ...]) -> str:
     if not segments:
         return ROOT
     return "./" + "/".join(quote(s, safe="") if ("/" in s or "%" in s) else s for s in segments)
