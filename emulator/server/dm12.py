@@ -1,0 +1,511 @@
+"""The reference DM 1.2 server: `POST /dm12`, a scripted management session per device (PROTOCOL.md 2, 5.4).
+
+`setup_dm12(app, state)` adds the route; the protocol work is done by :class:`Dm12Server` and one
+:class:`Dm12Session` per (SessionID, DevId), which take bytes and give bytes so tests can drive them
+without HTTP too. What the server does:
+
+- Authenticates the client (config `auth`: md5 by default, basic, hmac or none) with per-device
+  credentials: user = the DevId, secret = `client_secret` (the demo profiles' "demo-client-secret").
+  A device whose nonce the server does not know yet (its first session) gets one 401/407 challenge
+  with a fresh NextNonce; accepted clients get 212 + the nonce for their next session (md5) or 200 +
+  a new nonce on every message (hmac). At most `max_challenges` challenges, then 401 and the end.
+- Authenticates itself to the client with Cred (SRVCRED: user = `server_id`, secret = `server_secret`,
+  nonce = the one the device last gave it, first the profiles' factory nonce 0x00000000) until the
+  device answers 212; with hmac it signs every message. A device's 401/407 makes it resend the package
+  with the device's new nonce.
+- Runs a script: a list of steps, one package each, the next one sent when the client's package with
+  the statuses of the previous one is complete; every status that comes back is logged with its step.
+  The default demo script is :func:`demo_script`. Then a Final-only package ends the session.
+- Multi-message packages both ways (Alert 1222), its own large objects in chunks (packer.py) within
+  the device's MaxMsgSize, chunked Results from the device reassembled.
+- `build_package0(dev_id, ...)` makes the Package 0 that starts a server-initiated session.
+
+Malformed client messages get HTTP 400 with a short text; nothing about them is kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from emulator.errors import DecodeError, EmulatorError
+from emulator.protocol.syncml import auth, codes
+from emulator.protocol.syncml.commands import (
+    Add,
+    Alert,
+    Atomic,
+    Chal,
+    Command,
+    Cred,
+    Exec,
+    Get,
+    Item,
+    Message,
+    Meta,
+    Replace,
+    Results,
+    Sequence,
+    Status,
+    SyncHdr,
+)
+from emulator.protocol.syncml.message import build_message, content_type, media_kind, parse_message, walk
+from emulator.protocol.syncml.notification import build_notification
+from emulator.protocol.syncml.packer import pack
+from emulator.server.state import ServerState
+
+ROUTE = "/dm12"
+SCHEME_TYPES = {"basic": codes.AUTH_BASIC, "md5": codes.AUTH_MD5, "hmac": codes.AUTH_MAC}
+FACTORY_NONCE = b"\x00\x00\x00\x00"  # the demo profiles' AAuthData "AAAAAA=="
+
+Step = Callable[["Dm12Session"], list[Command]]
+
+
+@dataclass
+class Dm12Config:
+    server_id: str = "demo-dm12"
+    client_secret: str = "demo-client-secret"
+    server_secret: str = "demo-server-secret"
+    auth: str = "md5"  # md5, basic, hmac, none
+    max_challenges: int = 2
+    max_msg_size: int = 65536
+    max_obj_size: int = 4 * 1048576
+    factory_nonce: bytes = FACTORY_NONCE
+    exec_uri: str | None = None  # the demo script Execs this node when set
+    script: Callable[[Dm12Config], list[tuple[str, Step]]] | None = None  # default demo_script
+    wbxml: bool | None = None  # None: answer in the client's encoding
+
+    def client_user(self, dev_id: str) -> str:
+        return dev_id
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRecord:
+    """One status the device returned for a script command: `chunk` marks 213 for a chunk in transit."""
+
+    step: str
+    cmd: str
+    target: str
+    code: int
+    chunk: bool = False
+
+
+@dataclass(slots=True)
+class _Sent:
+    step: str
+    cmd: str
+    target: str
+
+
+@dataclass
+class DeviceNonces:
+    client: bytes | None = None  # what the device must use in its next Cred/HMAC; None: unknown yet
+    server: bytes = FACTORY_NONCE  # what the device expects in our Cred/HMAC
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    body: bytes
+    content_type: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------ the demo script
+
+
+def _large_text(size: int) -> str:
+    line = "dm-emulator large object test line 0123456789abcdefghijklmnopqrstuvwxyz\n"
+    return (line * (size // len(line) + 1))[:size]
+
+
+def demo_script(config: Dm12Config) -> list[tuple[str, Step]]:
+    """Get, Add/Replace in a Sequence, Atomic, optional Exec, Get ?list=Struct, a confirm, a large object."""
+
+    def reads(s: Dm12Session) -> list[Command]:
+        return [Get(cmd_id="0", items=[Item(target="./DevInfo/Mod")]),
+                Get(cmd_id="0", items=[Item(target="./DevDetail/FwV")])]
+
+    def writes(s: Dm12Session) -> list[Command]:
+        chr_meta = Meta(format="chr", type="text/plain")
+        return [Sequence(cmd_id="0", commands=[
+            Add(cmd_id="0", meta=chr_meta, items=[Item(target="./DemoApp/Greeting", data="hello")]),
+            Replace(cmd_id="0", meta=chr_meta, items=[Item(target="./DemoApp/Greeting", data="hello, device")]),
+            Add(cmd_id="0", meta=chr_meta, items=[Item(target="./DemoApp/Blob", data="")]),
+        ])]
+
+    def atomic(s: Dm12Session) -> list[Command]:
+        meta = Meta(format="int", type="text/plain")
+        return [Atomic(cmd_id="0", commands=[
+            Add(cmd_id="0", meta=meta, items=[Item(target="./DemoApp/Settings/Volume", data="7")]),
+            Add(cmd_id="0", meta=meta, items=[Item(target="./DemoApp/Settings/Brightness", data="80")]),
+        ])]
+
+    def execute(s: Dm12Session) -> list[Command]:
+        return [Exec(cmd_id="0", items=[Item(target=config.exec_uri, data="demo")])] if config.exec_uri else []
+
+    def structure(s: Dm12Session) -> list[Command]:
+        return [Get(cmd_id="0", items=[Item(target="./DevInfo?list=Struct")])]
+
+    def confirm(s: Dm12Session) -> list[Command]:
+        return [Alert(cmd_id="0", code=codes.ALERT_CONFIRM_OR_REJECT,
+                      items=[Item(data="MAXDT=30&DR=1"), Item(data="Apply the demo settings?")])]
+
+    def large(s: Dm12Session) -> list[Command]:
+        size = min(2 * s.client_max_msg + 100, s.client_max_obj or 1 << 30)
+        return [Replace(cmd_id="0", meta=Meta(format="chr", type="text/plain"),
+                        items=[Item(target="./DemoApp/Blob", data=_large_text(size))])]
+
+    return [("reads", reads), ("writes", writes), ("atomic", atomic), ("exec", execute),
+            ("structure", structure), ("confirm", confirm), ("large object", large)]
+
+
+# ------------------------------------------------------------------------------------ one session
+
+
+class Dm12Session:
+    """The server's side of one management session with one device."""
+
+    def __init__(self, server: Dm12Server, session_id: str, dev_id: str) -> None:
+        self.server = server
+        self.config = server.config
+        self.session_id = session_id
+        self.dev_id = dev_id
+        self.nonces = server.nonces.setdefault(dev_id, DeviceNonces(server=server.config.factory_nonce))
+        self.scheme = self.config.auth
+        self.steps = list((self.config.script or demo_script)(self.config))
+        self.step_index = -1
+        self.step_name = "setup"
+        self.client_ok = self.scheme == "none"
+        self.challenges = 0
+        self.server_accepted = self.scheme in ("none", "hmac")  # hmac signs every message instead of Cred
+        self.server_retries = 0
+        self.msg_id = 0
+        self.seen: set[str] = set()
+        self.sent: dict[tuple[str, str], _Sent] = {}
+        self.last_package: list[Command] = []
+        self.outbox: deque[Command] = deque()
+        self.client_max_msg = 16384
+        self.client_max_obj: int | None = None
+        self.wbxml = False
+        self.resp_uri: str | None = None
+        self.devinfo: dict[str, str] = {}
+        self.generic_alerts: list[Alert] = []
+        self.statuses: list[StatusRecord] = []
+        self.results: dict[str, str | bytes | None] = {}
+        self.events: list[str] = []
+        self.outcome = "running"
+        self._result_parts: dict[tuple[str, str], list[str | bytes]] = {}
+        self._msg_ref = "1"
+
+    # -------------------------------------------------------------------------- views for tests/logs
+
+    def script_statuses(self) -> list[StatusRecord]:
+        """The final status of every script command (213s for chunks left out)."""
+        return [s for s in self.statuses if not s.chunk and s.step != "setup"]
+
+    @property
+    def done(self) -> bool:
+        return self.outcome != "running"
+
+    # -------------------------------------------------------------------------- one client message
+
+    def handle(self, msg: Message, raw: bytes, headers: dict[str, str]) -> Message:
+        """Our answer to one client message (`raw` as received, for HMAC)."""
+        hdr = msg.header
+        self._msg_ref = hdr.msg_id
+        if hdr.msg_id in self.seen:
+            raise DecodeError(f"MsgID {hdr.msg_id} repeated in session {self.session_id}")
+        self.seen.add(hdr.msg_id)
+        if hdr.max_msg_size:
+            self.client_max_msg = hdr.max_msg_size
+        if hdr.max_obj_size:
+            self.client_max_obj = hdr.max_obj_size
+        ops = [c for c in msg.commands if not isinstance(c, Status | Results)]
+        header_status: Status | None = None
+        for cmd in msg.commands:
+            if isinstance(cmd, Status):
+                if cmd.cmd_ref == "0":
+                    header_status = cmd
+                else:
+                    self._record(cmd)
+            elif isinstance(cmd, Results):
+                self._take_results(cmd)
+        code, chal = self._check_client(msg, raw, headers)
+        lead: list[Command] = [Status(cmd_id="0", msg_ref=hdr.msg_id, cmd_ref="0", cmd="SyncHdr", code=code,
+                                      target_refs=[hdr.target] if hdr.target else [],
+                                      source_refs=[hdr.source] if hdr.source else [], chal=chal)]
+        if not codes.is_success(code):
+            self.challenges += 1
+            self.events.append(f"client challenged: {code}")
+            lead.extend(self._status(c, code) for c in ops)
+            if self.challenges > self.config.max_challenges:
+                self.outcome = "failed: client did not authenticate"
+                self.events.append(self.outcome)
+            return self._message(lead, final=True)
+        if any(isinstance(c, Alert) and c.code == codes.ALERT_SESSION_ABORT for c in ops):
+            self.outcome = "aborted by the device"
+            self.events.append(self.outcome)
+            lead.extend(self._status(c, codes.OK) for c in ops)
+            return self._message(lead, final=True)
+        resend = self._our_auth(header_status)
+        for cmd in ops:
+            lead.append(self._status(cmd, self._client_command(cmd)))
+        if resend:  # the device refused our credentials: the same package again, with a new digest
+            self.outbox = deque(self._fresh(self.last_package))
+            return self._next_message(lead, client_final=msg.final)
+        if not msg.final and not self.outbox:  # the device's package goes on: ask for the rest
+            return self._message([*lead, Alert(cmd_id="0", code=codes.ALERT_NEXT_MESSAGE)], final=False)
+        if not self.outbox:
+            self._next_step()
+        return self._next_message(lead, client_final=msg.final)
+
+    def _next_step(self) -> None:
+        while self.step_index + 1 < len(self.steps):
+            self.step_index += 1
+            self.step_name, step = self.steps[self.step_index]
+            commands = step(self)
+            if commands:
+                self.last_package = commands
+                self.outbox.extend(commands)
+                self.events.append(f"step {self.step_name}")
+                return
+        self.step_name = "end"
+        self.last_package = []
+
+    def _next_message(self, lead: list[Command], *, client_final: bool) -> Message:
+        header = self._header()
+        commands = pack(header, self.outbox, max_size=self.client_max_msg, wbxml=self.wbxml, lead=lead)
+        final = not self.outbox
+        for cmd in commands:
+            for inner in walk([cmd]):
+                if isinstance(inner, Status | Results):
+                    continue
+                target = next((i.target or "" for i in getattr(inner, "items", []) if i.target), "")
+                self.sent[(header.msg_id, inner.cmd_id)] = _Sent(self.step_name, inner.name, target)
+        if final and self.step_name == "end" and all(isinstance(c, Status) for c in commands):
+            self.outcome = "completed"
+            self.events.append("completed")
+        return Message(header=header, commands=commands, final=final)
+
+    def _message(self, commands: list[Command], *, final: bool) -> Message:
+        header = self._header()
+        for n, cmd in enumerate(commands, 1):
+            cmd.cmd_id = str(n)
+        return Message(header=header, commands=commands, final=final)
+
+    def _header(self) -> SyncHdr:
+        self.msg_id += 1
+        cred = None
+        cfg = self.config
+        if not self.server_accepted and self.scheme == "md5":
+            cred = Cred(type=codes.AUTH_MD5, format="b64",
+                        data=auth.md5_digest(cfg.server_id, cfg.server_secret, self.nonces.server))
+        elif not self.server_accepted and self.scheme == "basic":
+            cred = Cred(type=codes.AUTH_BASIC, format="b64", data=auth.basic_credential(cfg.server_id, cfg.server_secret))
+        return SyncHdr(session_id=self.session_id, msg_id=str(self.msg_id), target=self.dev_id,
+                       source=self.server.server_uri or ROUTE, resp_uri=self.resp_uri, cred=cred,
+                       max_msg_size=cfg.max_msg_size, max_obj_size=cfg.max_obj_size)
+
+    # -------------------------------------------------------------------------- authentication
+
+    def _new_nonce(self) -> Chal:
+        nonce = secrets.token_bytes(16)
+        self.nonces.client = nonce
+        return Chal(type=SCHEME_TYPES[self.scheme], format="b64", next_nonce=auth.encode_nonce(nonce))
+
+    def _check_client(self, msg: Message, raw: bytes, headers: dict[str, str]) -> tuple[int, Chal | None]:
+        scheme = self.scheme
+        if scheme == "none":
+            return codes.OK, None
+        hdr = msg.header
+        user, secret = self.config.client_user(self.dev_id), self.config.client_secret
+        known = self.nonces.client
+        if scheme == "hmac":
+            value = next((v for k, v in headers.items() if k.lower() == auth.HMAC_HEADER), None)
+            ok = False
+            if value and known is not None:
+                try:
+                    ok = auth.verify_hmac(value, user, secret, auth.nonce_candidates(auth.encode_nonce(known)), raw)
+                except EmulatorError:
+                    ok = False
+            self.client_ok = self.client_ok or ok
+            code = codes.OK if ok else (codes.INVALID_CREDENTIALS if value else codes.MISSING_CREDENTIALS)
+            return code, self._new_nonce()
+        if self.client_ok and hdr.cred is None:
+            return codes.OK, None
+        cred = hdr.cred
+        if cred is None:
+            return codes.MISSING_CREDENTIALS, self._new_nonce()
+        ok = False
+        if scheme == "md5" and (cred.type or codes.AUTH_BASIC) == codes.AUTH_MD5 and known is not None:
+            ok = auth.verify_md5(cred.data, user, secret, auth.nonce_candidates(auth.encode_nonce(known)))
+        elif scheme == "basic" and (cred.type or codes.AUTH_BASIC) == codes.AUTH_BASIC:
+            ok = auth.verify_basic(cred.data, user, secret)
+        if not ok:
+            return codes.INVALID_CREDENTIALS, self._new_nonce()
+        self.client_ok = True
+        return codes.AUTH_ACCEPTED, (self._new_nonce() if scheme == "md5" else None)
+
+    def _our_auth(self, status: Status | None) -> bool:
+        """Follow the device's answer to our SyncHdr; True when the last package must be sent again."""
+        if status is None:
+            return False
+        if status.chal is not None and status.chal.next_nonce:
+            self.nonces.server = auth.decode_nonce(status.chal.next_nonce)
+        if status.code == codes.AUTH_ACCEPTED:
+            self.server_accepted = True
+        elif status.code in (codes.INVALID_CREDENTIALS, codes.MISSING_CREDENTIALS):
+            self.server_retries += 1
+            self.events.append(f"device challenged us: {status.code}")
+            if self.server_retries > self.config.max_challenges:
+                self.outcome = "failed: the device refused our credentials"
+                self.steps = []
+                return False
+            self.statuses[:] = [s for s in self.statuses if s.code != status.code or s.step != self.step_name]
+            return bool(self.last_package)
+        return False
+
+    # -------------------------------------------------------------------------- client commands
+
+    def _client_command(self, cmd: Command) -> int:
+        if isinstance(cmd, Alert):
+            if cmd.code in (codes.ALERT_CLIENT_INITIATED_MGMT, codes.ALERT_SERVER_INITIATED_MGMT):
+                self.events.append(f"package 1 (Alert {cmd.code})")
+                return codes.OK
+            if cmd.code == codes.ALERT_GENERIC:
+                self.generic_alerts.append(cmd)
+                return codes.OK
+            if cmd.code in (codes.ALERT_NEXT_MESSAGE, codes.ALERT_CLIENT_EVENT, codes.ALERT_NO_END_OF_DATA):
+                return codes.OK
+            return codes.OPTIONAL_FEATURE_NOT_SUPPORTED
+        if isinstance(cmd, Replace):  # DevInfo in Package 1
+            for item in cmd.items:
+                if item.source:
+                    data = item.data
+                    self.devinfo[item.source] = data.decode("utf-8", "replace") if isinstance(data, bytes) else (data or "")
+            return codes.OK
+        return codes.COMMAND_NOT_ALLOWED  # a client may send only Replace (DevInfo), Alert, Results, Status
+
+    def _status(self, cmd: Command, code: int) -> Status:
+        return Status(cmd_id="0", msg_ref=self._msg_ref, cmd_ref=cmd.cmd_id or "", cmd=cmd.name, code=code)
+
+    def _record(self, status: Status) -> None:
+        sent = self.sent.get((status.msg_ref or "", status.cmd_ref))
+        if sent is None:
+            return
+        targets = status.target_refs or [sent.target]
+        for target in targets:
+            self.statuses.append(StatusRecord(sent.step, status.cmd, target, status.code,
+                                              chunk=status.code == codes.CHUNK_ACCEPTED))
+
+    def _take_results(self, results: Results) -> None:
+        for item in results.items:
+            if item.data is None and not item.more_data:  # ?list=Struct: the node exists, no value
+                self.results.setdefault(item.source or "", None)
+                continue
+            key = (results.cmd_ref, item.source or "")
+            parts = self._result_parts.setdefault(key, [])
+            parts.append(item.data if item.data is not None else "")
+            if item.more_data:
+                continue
+            del self._result_parts[key]
+            if all(isinstance(p, str) for p in parts):
+                self.results[item.source or ""] = "".join(parts)  # type: ignore[arg-type]
+            else:
+                self.results[item.source or ""] = b"".join(p if isinstance(p, bytes) else p.encode() for p in parts)
+
+    @staticmethod
+    def _fresh(commands: list[Command]) -> list[Command]:
+        return [copy.deepcopy(c) for c in commands]
+
+
+# ------------------------------------------------------------------------------------ the server
+
+
+class Dm12Server:
+    """All DM 1.2 sessions of one reference server, and what it remembers per device."""
+
+    def __init__(self, config: Dm12Config | None = None, state: ServerState | None = None) -> None:
+        self.config = config or Dm12Config()
+        self.state = state or ServerState()
+        self.active: dict[tuple[str, str], Dm12Session] = {}
+        self.nonces: dict[str, DeviceNonces] = {}
+        self.server_uri = ""
+
+    @property
+    def sessions(self) -> dict[str, list[Dm12Session]]:
+        return self.state.dm12_sessions
+
+    def handle(self, body: bytes, media_type: str, headers: dict[str, str], *, url: str = "") -> Reply:
+        """One client message in, the server's message out; DecodeError for what cannot be answered."""
+        kind = media_kind(media_type)
+        msg = parse_message(body, media_type)
+        hdr = msg.header
+        dev_id = hdr.source
+        if not dev_id:
+            raise DecodeError("SyncHdr has no Source/LocURI (the device id)")
+        if url and not self.server_uri:
+            self.server_uri = url.split("?", 1)[0]
+        key = (hdr.session_id, dev_id)
+        session = self.active.get(key)
+        opens = any(isinstance(c, Alert) and c.code in (codes.ALERT_CLIENT_INITIATED_MGMT,
+                                                         codes.ALERT_SERVER_INITIATED_MGMT) for c in msg.commands)
+        if session is None or (session.done and opens):
+            if not opens:
+                raise DecodeError(f"no open session {hdr.session_id!r} for {dev_id!r} and no Alert 1200/1201")
+            session = Dm12Session(self, hdr.session_id, dev_id)
+            self.active[key] = session
+            self.sessions.setdefault(dev_id, []).append(session)
+        elif session.done:
+            raise DecodeError(f"session {hdr.session_id!r} of {dev_id!r} is over")
+        session.wbxml = (kind == "wbxml") if self.config.wbxml is None else self.config.wbxml
+        if url:
+            session.resp_uri = f"{url.split('?', 1)[0]}?session={hdr.session_id}&dev={len(self.sessions[dev_id])}"
+        reply = session.handle(msg, body, headers)
+        extra: dict[str, str] = {}
+        if session.done:
+            self.active.pop(key, None)
+        out = build_message(reply, wbxml=session.wbxml)
+        if session.scheme == "hmac":  # sign the bytes actually sent
+            extra[auth.HMAC_HEADER] = auth.hmac_header(self.config.server_id, self.config.server_secret,
+                                                       session.nonces.server, out)
+        return Reply(200, out, content_type(wbxml=session.wbxml), extra)
+
+    def build_package0(self, dev_id: str, *, session_id: int | None = None, ui_mode: int = 0,
+                       version: int = 11) -> bytes:
+        """The notification that asks `dev_id` to open a session (digest with the nonce it holds for us)."""
+        nonces = self.nonces.setdefault(dev_id, DeviceNonces(server=self.config.factory_nonce))
+        sid = secrets.randbelow(0xFFFF) + 1 if session_id is None else session_id
+        return build_notification(self.config.server_id, self.config.server_secret, nonces.server,
+                                  session_id=sid, version=version, ui_mode=ui_mode)
+
+
+def build_package0(state: ServerState, dev_id: str, **kw) -> bytes:
+    """Package 0 for a device from the server set up on `state` (see Dm12Server.build_package0)."""
+    if state.dm12 is None:
+        raise EmulatorError("the DM 1.2 server is not set up (call setup_dm12 first)")
+    return state.dm12.build_package0(dev_id, **kw)
+
+
+def setup_dm12(app: web.Application, state: ServerState, config: Dm12Config | None = None) -> Dm12Server:
+    """Add `POST /dm12` to `app`; the server's sessions live in `state.dm12` / `state.dm12_sessions`."""
+    server = Dm12Server(config, state)
+    state.dm12 = server
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.read()
+        media = request.headers.get("Content-Type", "")
+        try:
+            reply = server.handle(body, media, dict(request.headers), url=str(request.url))
+        except EmulatorError as exc:
+            return web.Response(status=400, text=f"bad SyncML DM message: {exc}")
+        headers = {"Content-Type": reply.content_type, **reply.headers}
+        return web.Response(status=reply.status, body=reply.body, headers=headers)
+
+    app.router.add_post(ROUTE, handle)
+    return server
