@@ -1,0 +1,141 @@
+"""`dm-emulator respond --profile NAME --message FILE [--wbxml]`: one server package in, the answer out.
+
+A fresh device of the profile answers the package as if it were in the middle of a session with the
+server that sent it: the message's Target becomes the device's identity (./DevInfo/DevId), its Source
+becomes a DM 1.2 server the device knows and trusts (a DMAcc entry, granted by the ACLs what the
+profile's own DM 1.2 server is granted, plus every command at the root: acl_scope "."), and no
+Package 1 is sent. The response package is written to standard output (XML, or WBXML bytes with
+--wbxml); only its first message when it would span several.
+
+User interaction is answered by the headless policy (useralerts.default_answer): the alert's DR
+default when it has one, else display acknowledged, confirm "yes", empty text, the first choice.
+A launchBrowserToURI Exec is answered as if the web flow ended well.
+
+DM 2.0 JSON packages go to `emulator.protocol.dm2.respond.respond(device, data)` when that module
+exists (exit 2 "not built yet" otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from emulator.device import VirtualDevice
+from emulator.errors import EmulatorError
+from emulator.mo.accounts import DM1_ROOT, Account, read_accounts
+from emulator.profile import find_profile
+from emulator.protocol.actions import AskUser, OpenBrowser, SendMessage, SessionDone, UserAnswer
+from emulator.protocol.syncml import codes
+from emulator.protocol.syncml.client import SyncMLClient
+from emulator.protocol.syncml.message import parse_message
+from emulator.protocol.syncml.useralerts import default_answer
+from emulator.tree import Acl, Tree
+from emulator.tree import uri as uris
+from emulator.tree.acl import COMMANDS
+
+RESPOND_SERVER = "http://127.0.0.1"
+
+
+def grant_server(tree: Tree, server_id: str, *, server_uri: str = "") -> Account:
+    """Make `server_id` a trusted DM 1.2 server of the device, as a DMAcc entry with acl_scope "." would.
+
+    Every ACL that names one of the device's DM 1.2 servers names this one too (other servers' own
+    DMAcc entries excepted), the root grants it every command, and ./DMAcc gets an entry for it.
+    """
+    known = {a.server_id for a in read_accounts(tree) if a.protocol == "dm12"}
+    others = {uris.split(a.path) for a in read_accounts(tree) if a.protocol == "dm12" and a.path}
+    for info in list(tree.walk(".")):
+        segs = uris.split(info.path)
+        if not info.acl or any(segs[: len(o)] == o for o in others):
+            continue
+        acl = Acl.parse(info.acl)
+        for cmd in COMMANDS:
+            ids = acl.servers(cmd)
+            if ids & known and "*" not in ids:
+                acl = acl.with_servers(cmd, ids | {server_id})
+        if acl.text != info.acl:
+            tree.replace_prop(segs, "ACL", acl.text)
+    root = Acl.parse(tree.get_prop(".", "ACL"))
+    for cmd in COMMANDS:
+        ids = root.servers(cmd)
+        if "*" not in ids:
+            root = root.with_servers(cmd, ids | {server_id})
+    tree.replace_prop(".", "ACL", root.text)
+    name = "".join(c if c.isalnum() or c in "-._" else "_" for c in server_id)[:32] or "server"
+    base = uris.split(DM1_ROOT) + (name,)
+    own = f"Delete={server_id}&Get={server_id}&Replace={server_id}"
+    tree.set_node(base, format="node", acl=own)
+    for leaf, value in (("AppID", "w7"), ("ServerID", server_id), ("Name", server_id), ("AAuthPref", "TRANSPORT")):
+        tree.set_node(base + (leaf,), value)
+    tree.set_node(base + ("AppAddr",), format="node")
+    tree.set_node(base + ("AppAddr", "1"), format="node")
+    tree.set_node(base + ("AppAddr", "1", "Addr"), server_uri)
+    return Account(server_id=server_id, protocol="dm12", server_uri=server_uri, name=server_id, auth="none",
+                   path=uris.join(base))
+
+
+def _read(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise EmulatorError(f"cannot read the message {path}: {exc.strerror or exc}", status=400) from exc
+
+
+def respond_dm12(device: VirtualDevice, data: bytes, media: str, *, wbxml: bool = False) -> tuple[bytes | None, SessionDone | None]:
+    """The device's answer to one SyncML package, and how the engine ended if it did not answer."""
+    hdr = parse_message(data, media).header  # DecodeError: the message is unusable
+    if hdr.target:
+        device.tree.set_node("./DevInfo/DevId", hdr.target, permanent=True, access=frozenset({"Get"}))
+        device.id = hdr.target
+    server_id = hdr.source or "respond-server"
+    account = grant_server(device.tree, server_id, server_uri=hdr.source or hdr.resp_uri or "")
+    p = device.profile
+    engine = SyncMLClient.respond_to(device.tree, account, data, media, dev_id=device.id,
+                                     max_msg_size=p.max_msg_size, max_obj_size=p.max_obj_size, wbxml=wbxml)
+    while (action := engine.next_action()) is not None:
+        if isinstance(action, SendMessage):
+            return action.body, None
+        if isinstance(action, AskUser):
+            engine.answer_user(action.request_id, default_answer(action))
+        elif isinstance(action, OpenBrowser):
+            engine.answer_user(action.request_id, UserAnswer("ok"))
+        elif isinstance(action, SessionDone):
+            return None, action
+    return None, engine.outcome
+
+
+def run(args: argparse.Namespace) -> int:
+    data = _read(args.message)
+    head = data.lstrip()[:1]
+    profile = find_profile(args.profile)
+    device = VirtualDevice(profile, 0, server=RESPOND_SERVER)
+    if head in (b"{", b"["):
+        try:
+            module = importlib.import_module("emulator.protocol.dm2.respond")
+        except ModuleNotFoundError as exc:
+            if exc.name in ("emulator.protocol.dm2.respond", "emulator.protocol.dm2"):
+                print("dm-emulator respond: DM 2.0 JSON packages: not built yet", file=sys.stderr)
+                return 2
+            raise
+        out = module.respond(device, data)
+        sys.stdout.buffer.write(out if isinstance(out, bytes) else str(out).encode("utf-8"))
+        sys.stdout.flush()
+        return 0
+    media = codes.MEDIA_DM_XML if head == b"<" else codes.MEDIA_DM_WBXML
+    body, done = respond_dm12(device, data, media, wbxml=args.wbxml)
+    if body is None:
+        if done is not None and done.outcome == "completed":
+            print(f"dm-emulator respond: nothing to answer ({done.detail})", file=sys.stderr)
+            return 0
+        detail = done.detail if done is not None else "the engine stopped without an answer"
+        print(f"dm-emulator respond: {args.message}: {detail}", file=sys.stderr)
+        return 1
+    sys.stdout.buffer.write(body)
+    if not args.wbxml:
+        sys.stdout.buffer.write(b"\n")
+    sys.stdout.flush()
+    return 0
