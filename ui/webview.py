@@ -105,6 +105,7 @@ class WebDock(QDockWidget):
         self._lock = asyncio.Lock()
         self.loaded_url = ""
         self.flows = 0
+        self.loads = 0  # pages loaded (scripts and tests follow multi-page flows with it)
         self._disposed = False
 
     # ------------------------------------------------------------------ one flow
@@ -153,6 +154,7 @@ class WebDock(QDockWidget):
 
     def _on_loaded(self, ok: bool) -> None:
         self.loaded_url = self.view.url().toString() if ok else ""
+        self.loads += ok
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._resolve("cancelled")
