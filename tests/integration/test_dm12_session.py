@@ -68,7 +68,7 @@ async def _session(profile: str, config: Dm12Config, *, sessions: int = 1, notif
             account = device.account(protocol="dm12")
             p = device.profile
             kw = dict(dev_id=device.id, max_msg_size=p.max_msg_size, max_obj_size=p.max_obj_size,
-                      wbxml=p.encoding == "wbxml", ui=p.ui.has_screen or True)
+                      wbxml=p.encoding == "wbxml", ui=p.ui.has_screen)
             if notify:
                 raw = build_package0(state, device.id, session_id=0x1A2B + n)
                 verdict, _ = check_notification(raw, account)
@@ -88,14 +88,16 @@ async def _session(profile: str, config: Dm12Config, *, sessions: int = 1, notif
         await runner.cleanup()
 
 
-def _check_script(device: VirtualDevice, state: ServerState, *, with_exec: bool) -> None:
+def _check_script(device: VirtualDevice, state: ServerState, *, with_exec: bool, ui: bool = True) -> None:
     session = state.dm12_sessions[device.id][0]
     assert session.outcome == "completed", session.events
     final = session.script_statuses()
     steps = {s.step for s in final}
     assert {"reads", "writes", "atomic", "structure", "confirm", "large object"} <= steps
     assert ("exec" in steps) == with_exec
-    assert final and all(s.code == codes.OK for s in final), [s for s in final if s.code != codes.OK]
+    # a device without a screen cannot confirm: 406 (PROTOCOL.md 2.6); everything else 200
+    expected = {s: codes.OK for s in steps} | ({} if ui else {"confirm": codes.OPTIONAL_FEATURE_NOT_SUPPORTED})
+    assert final and all(s.code == expected[s.step] for s in final), [s for s in final if s.code != codes.OK]
     # the large object went in chunks, each acknowledged with 213
     assert any(s.chunk and s.code == codes.CHUNK_ACCEPTED for s in session.statuses)
     # the tree changed as the script says
@@ -130,7 +132,8 @@ def test_wbxml_hmac_sensor_server_initiated_session():
     config = Dm12Config(auth="hmac", client_secret="sensor-secret", server_secret="sensor-server-secret")
     device, state, outcomes, ui, logged = asyncio.run(_session("nbiot-sensor", config, notify=True))
     assert [o.outcome for o in outcomes] == ["completed"], outcomes
-    _check_script(device, state, with_exec=False)
+    _check_script(device, state, with_exec=False, ui=False)
+    assert ui.asked == []
     # every message both ways was WBXML and within the 2 KB the sensor accepts
     incoming = [e for e in logged if e.direction == "in"]
     assert incoming and all(e.content_type.startswith(codes.MEDIA_DM_WBXML) for e in incoming)
