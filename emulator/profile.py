@@ -18,7 +18,6 @@ import difflib
 import os
 import re
 import string
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 
 from emulator.errors import EmulatorError, FileFormatError
 from emulator.identity import IdentityError, IdentitySpec
+from emulator.tomlcheck import KeyPath, TomlChecker, read_toml, type_name
 from emulator.tree import uri as uri_mod
 from emulator.tree.ddf import FORMATS, NodeDesc, load_builtin
 
@@ -214,146 +214,26 @@ def _profile_files(dirs: Iterable[str | os.PathLike[str]] | None) -> list[Path]:
 
 def load_profile(path: str | os.PathLike[str]) -> Profile:
     """Read and check one profile file; any problem is a FileFormatError naming file and line."""
-    label = os.fspath(path)
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise FileFormatError(label, None, f"cannot read profile: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise FileFormatError(label, raw.count(b"\n", 0, exc.start) + 1, "not UTF-8 text") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"at line (\d+)", str(exc))
-        reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
-        raise FileFormatError(label, int(m.group(1)) if m else None, f"TOML syntax: {reason}") from None
-    return _ProfileReader(label, text, Path(path).stem).profile(data)
+    text, data = read_toml(path, "profile")
+    return _ProfileReader(os.fspath(path), text, Path(path).stem).profile(data)
 
 
-_Path = tuple[str | int, ...]
+_Path = KeyPath
 
 
-class _KeyLines:
-    """Where each key of a TOML file is written, so checks after parsing can still point at a line.
-
-    tomllib reports lines only for syntax errors; this scan understands enough TOML (tables, arrays
-    of tables, dotted and quoted keys, multi-line strings) to find a key. Keys inside inline tables
-    resolve to the line of the enclosing key.
-    """
-
-    _KEY = re.compile(r"""^((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=""")
-
-    def __init__(self, text: str) -> None:
-        self.lines: dict[_Path, int] = {}
-        counts: dict[_Path, int] = {}
-        ctx: _Path = ()
-        open_quote: str | None = None
-        for lineno, raw in enumerate(text.splitlines(), 1):
-            line = raw.strip()
-            if open_quote:
-                if open_quote in line:
-                    open_quote = None
-                continue
-            if not line or line.startswith("#"):
-                continue
-            if line.startswith("[["):
-                key = self._resolve(self._split(line[2 : line.find("]]")]), counts)
-                counts[key] = counts.get(key, 0) + 1
-                ctx = (*key, counts[key] - 1)
-                self.lines.setdefault(ctx, lineno)
-                self.lines.setdefault(key, lineno)
-            elif line.startswith("["):
-                ctx = self._resolve(self._split(line[1 : line.find("]")]), counts)
-                self.lines.setdefault(ctx, lineno)
-            elif m := self._KEY.match(line):
-                self.lines.setdefault((*ctx, *self._split(m.group(1))), lineno)
-                rest = line[m.end() :]
-                for q in ('"""', "'''"):
-                    if rest.count(q) == 1:
-                        open_quote = q
-
-    @staticmethod
-    def _split(dotted: str) -> tuple[str, ...]:
-        parts = re.findall(r"""[A-Za-z0-9_-]+|"[^"]*"|'[^']*'""", dotted)
-        return tuple(p[1:-1] if p[0] in "\"'" else p for p in parts)
-
-    @staticmethod
-    def _resolve(name: tuple[str, ...], counts: dict[_Path, int]) -> _Path:
-        """Insert the current element index after every array-of-tables name a header goes through."""
-        out: list[str | int] = []
-        for i, part in enumerate(name):
-            out.append(part)
-            if i < len(name) - 1 and tuple(out) in counts:
-                out.append(counts[tuple(out)] - 1)
-        return tuple(out)
-
-    def line_of(self, path: _Path) -> int | None:
-        """The line of ``path`` or of its nearest written ancestor; 1 for the top level itself."""
-        for k in range(len(path), 0, -1):
-            line = self.lines.get(path[:k])
-            if line is not None:
-                return line
-        return 1 if not path else None
-
-
-def _show(path: _Path) -> str:
-    out = ""
-    for p in path:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
-    return out or "the top level"
-
-
-class _ProfileReader:
+class _ProfileReader(TomlChecker):
     """Turns the parsed TOML into dataclasses, checking as it goes."""
 
     def __init__(self, label: str, text: str, stem: str) -> None:
-        self.label = label
-        self.where = _KeyLines(text)
+        super().__init__(label, text)
         self.stem = stem
-
-    def fail(self, path: _Path, reason: str) -> FileFormatError:
-        return FileFormatError(self.label, self.where.line_of(path), f"{_show(path)}: {reason}")
-
-    # -- primitive checks ------------------------------------------------------------------
-
-    def keys(self, data: Any, path: _Path, allowed: Iterable[str], required: Iterable[str] = ()) -> dict[str, Any]:
-        if not isinstance(data, dict):
-            raise self.fail(path, f"expected a table, got {_type_name(data)}")
-        allowed = tuple(allowed)
-        for key in data:
-            if key not in allowed:
-                close = difflib.get_close_matches(key, allowed, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(allowed)})"
-                raise self.fail((*path, key), f"unknown key {key!r}{hint}")
-        for key in required:
-            if key not in data:
-                raise self.fail(path, f"missing required key {key!r}")
-        return data
 
     def value(self, data: dict[str, Any], path: _Path, key: str, kind: type, default: Any = None, *,
               choices: Iterable[str] | None = None, template: bool = False) -> Any:  # fmt: skip
-        if key not in data:
-            return default
-        v = data[key]
-        at = (*path, key)
-        ok = isinstance(v, kind) and not (kind is int and isinstance(v, bool))
-        if kind is float and isinstance(v, int) and not isinstance(v, bool):
-            v, ok = float(v), True
-        if not ok:
-            raise self.fail(at, f"expected {kind.__name__}, got {_type_name(v)} {v!r}")
-        if choices is not None and v not in choices:
-            raise self.fail(at, f"{v!r} is not one of {', '.join(choices)}")
-        if template:
-            self.check_template(at, v)
+        v = super().value(data, path, key, kind, default, choices=choices)
+        if template and key in data:
+            self.check_template((*path, key), v)
         return v
-
-    def strings(self, data: dict[str, Any], path: _Path, key: str) -> tuple[str, ...]:
-        v = data.get(key, [])
-        if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
-            raise self.fail((*path, key), f"expected a list of strings, got {v!r}")
-        return tuple(v)
 
     def check_template(self, at: _Path, text: str) -> None:
         try:
@@ -364,11 +244,6 @@ class _ProfileReader:
             if f not in PLACEHOLDERS or spec or conv:
                 known = ", ".join("{" + p + "}" for p in sorted(PLACEHOLDERS))
                 raise self.fail(at, f"unknown placeholder {{{f}}} in {text!r} (known: {known})")
-
-    def number_range(self, at: _Path, v: float, lo: float, hi: float | None = None) -> None:
-        if v < lo or (hi is not None and v > hi):
-            bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
-            raise self.fail(at, f"{v} must be {bound}")
 
     # -- sections --------------------------------------------------------------------------
 
@@ -429,20 +304,6 @@ class _ProfileReader:
             tree_style=tree_style,
             source=self.label,
         )
-
-    def list_of(self, top: dict[str, Any], key: str, read: Any) -> tuple[Any, ...]:
-        items = top.get(key, [])
-        if not isinstance(items, list):
-            raise self.fail((key,), f"expected an array of tables ([[{key}]]), got {_type_name(items)}")
-        return tuple(read(item, (key, i)) for i, item in enumerate(items))
-
-    def unique(self, items: tuple[Any, ...], key: str, attr: str) -> None:
-        seen: set[str] = set()
-        for i, item in enumerate(items):
-            v = getattr(item, attr)
-            if v in seen:
-                raise self.fail((key, i, attr), f"{v!r} used twice")
-            seen.add(v)
 
     def identity(self, data: Any) -> IdentitySpec:
         path = ("identity",)
@@ -597,7 +458,7 @@ class _ProfileReader:
 
     def mo_values(self, data: Any, path: _Path, desc: NodeDesc, required: Iterable[str] = ()) -> dict[str, Any]:
         if not isinstance(data, dict):
-            raise self.fail(path, f"expected a table, got {_type_name(data)}")
+            raise self.fail(path, f"expected a table, got {type_name(data)}")
         for key, v in data.items():
             at = (*path, key)
             sub = desc.child(key) if not desc.is_open else None
@@ -625,13 +486,10 @@ class _ProfileReader:
                 self.segment((*at, key), key)
                 self.free_values(sub, (*at, key))
         elif not isinstance(v, str | int | float | bool):
-            raise self.fail(at, f"expected a value or a table of values, got {_type_name(v)}")
+            raise self.fail(at, f"expected a value or a table of values, got {type_name(v)}")
 
     def leaf_value(self, v: Any, at: _Path, fmt: str) -> None:
         expected: tuple[type, ...] = {"bool": (bool,), "int": (int,), "float": (int, float)}.get(fmt, (str,))
         if not isinstance(v, expected) or (bool not in expected and isinstance(v, bool)):
-            raise self.fail(at, f"node format {fmt} needs a {expected[-1].__name__}, got {_type_name(v)} {v!r}")
+            raise self.fail(at, f"node format {fmt} needs a {expected[-1].__name__}, got {type_name(v)} {v!r}")
 
-
-def _type_name(v: Any) -> str:
-    return {dict: "table", list: "array", str: "string"}.get(type(v), type(v).__name__)
