@@ -20,6 +20,7 @@ import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -133,7 +134,7 @@ class ServerState:
     def script_for(self, dev_id: str) -> list[Step]:
         from emulator.server.dm2 import demo_script
 
-        steps = self.dm2_scripts.get(dev_id) or self.dm2_scripts.get("*")
+        steps = self.dm2_scripts.get(dev_id, self.dm2_scripts.get("*"))
         if steps is None:
             steps = demo_script(self.default_flow)
         return [[list(cmd) for cmd in step] for step in steps]
@@ -206,3 +207,13 @@ def _basic_user(header: str | None) -> str | None:
 
 STATE_KEY = web.AppKey("state", ServerState)
 """Where ``create_app`` keeps the state on the aiohttp application."""
+
+
+def repo_path(dev_id: str, name: str) -> str:
+    """The key of a per-device item in the data repository (``/repo/<key>`` on the wire)."""
+    return f"{dev_id}/{name}"
+
+
+def repo_url(base: str, key: str) -> str:
+    """The URL a device fetches a repository item from (DevIDs keep their ``:`` readable)."""
+    return f"{base}/repo/{quote(key, safe=':/@')}"

@@ -1,0 +1,53 @@
+"""`dm-emulator server`: the reference DM server alone, until Ctrl+C."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+
+from aiohttp import web
+
+from emulator.errors import EmulatorError
+
+
+async def serve(host: str, port: int, *, ready=None, stop: asyncio.Event | None = None) -> None:
+    """Listen on host:port (0 = a free port) until ``stop`` is set (or forever); ``ready(url)``
+    is called once the server accepts connections."""
+    from emulator.server.app import create_app
+    from emulator.server.state import STATE_KEY
+
+    app = create_app()
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise EmulatorError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    bound = port
+    server = getattr(site, "_server", None)
+    if server is not None and server.sockets:
+        bound = server.sockets[0].getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{bound}"
+    app[STATE_KEY].base_url = "" if host in ("0.0.0.0", "::") else url
+    try:
+        if ready is not None:
+            ready(url)
+        await (stop.wait() if stop is not None else asyncio.Event().wait())
+    finally:
+        await runner.cleanup()
+
+
+def run(args: argparse.Namespace) -> int:
+    def ready(url: str) -> None:
+        print(f"reference DM server on {url}", flush=True)
+        print(f"  DM 2.0: {url}/dm2   DM 1.2: {url}/dm12   web pages: {url}/ui/   (Ctrl+C stops)", flush=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(args.host, args.port, ready=ready))
+    print("stopped", file=sys.stderr)
+    return 0

@@ -1,0 +1,51 @@
+"""The reference DM server as one aiohttp application: ``create_app(state)``.
+
+Mounts the DM 2.0 side (:mod:`emulator.server.dm2`: sessions, data repository, push channel,
+admin), the web UI flows (:mod:`emulator.server.ui_flows`, under ``/ui/``) and, when that module
+exists, the DM 1.2/1.3 side (``emulator.server.dm12.setup_dm12``). Used by ``dm-emulator server``,
+the desktop demo and the integration tests; the ``state`` object is where a test or a caller sets
+scripts, triggers notifications (``state.notify``) and reads what devices did.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from emulator.server.dm2 import setup_dm2
+from emulator.server.state import STATE_KEY, ServerState
+from emulator.server.ui_flows import setup_ui
+
+MAX_BODY = 4 << 20
+"""Largest request body accepted (a DM package or an uploaded MO is far smaller)."""
+
+_HOME = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Reference DM server</title>
+<link rel="stylesheet" href="/ui/static/style.css"></head><body><main class="card">
+<h1>Reference DM server</h1>
+<ul>
+<li>DM 2.0 sessions: <code>POST /dm2</code> (or <code>/dm20</code>), push long-poll <code>GET /push/&lt;DevID&gt;</code></li>
+<li>DM 1.2/1.3 sessions: <code>POST /dm12</code></li>
+<li>Data repository: <code>/repo/...</code>; notify a device: <code>POST /admin/notify/&lt;DevID&gt;</code></li>
+<li><a href="/ui/">Web pages shown on devices</a></li>
+</ul></main></body></html>"""
+
+
+async def _home(request: web.Request) -> web.Response:
+    return web.Response(text=_HOME, content_type="text/html", charset="utf-8")
+
+
+def create_app(state: ServerState | None = None) -> web.Application:
+    """The whole reference server; ``app[STATE_KEY]`` is ``state`` (a new one when None)."""
+    state = state if state is not None else ServerState()
+    app = web.Application(client_max_size=MAX_BODY)
+    app[STATE_KEY] = state
+    app.router.add_get("/", _home)
+    setup_dm2(app)
+    setup_ui(app)
+    try:
+        from emulator.server.dm12 import setup_dm12
+    except ModuleNotFoundError as exc:
+        if exc.name != "emulator.server.dm12":
+            raise
+    else:
+        setup_dm12(app, state)
+    return app

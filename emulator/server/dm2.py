@@ -1,0 +1,372 @@
+"""Reference DM server, DM 2.0 side: sessions, data repository, push channel, admin (PROTOCOL 1).
+
+Routes (mounted by :func:`setup_dm2`):
+
+- ``POST /dm20`` and ``POST /dm2`` (the profiles' default SrvURI): DM sessions keyed by the
+  ``OMADM-DevID`` header. A Package#1 opens a session that runs the device's script
+  (``state.script_for``); each Package#3 is answered with the next step. ``/dm20/alerts`` (and
+  ``/dm2/alerts``) is the ServerURI the demo gives to EXEC: sessions there only deliver alerts and
+  are answered with END at once.
+- ``GET /repo/<path>``: the data repository (MO serialization for HGET); ``PUT``/``POST`` store
+  what devices send (HPUT/HPOST/SUB pushes) in the device's log and at that path.
+- ``GET /push/<DevID>`` (also under ``/dm2`` and ``/dm20``): long-poll for a Package#0
+  (200 + ``application/vnd.oma.dm.notification``, 204 after ``state.push_wait_s``), 1.19 item 6.
+- ``POST /admin/notify/<DevID>[?req_mos=1]``: queue a notification (``state.notify`` in Python);
+  ``POST /admin/script/<DevID>`` with JSON ``{"steps": [...]}`` or ``{"flow": "plan"}``: set the
+  script (``*`` = every device); ``GET /admin/devices/<DevID>``: what the server saw, as JSON.
+
+Scripts: a list of steps, each one Package#2 as a list of commands (arrays of strings). Strings may
+hold placeholders: ``${base}`` (server origin), ``${dev}``, ``${repo}`` (``<base>/repo/<DevID>``),
+``${alerts}`` (the alert endpoint), ``${ui:<flow>}`` (opens a web UI session and gives its URL),
+``${new:<MOID>}`` (ClientURI of the instance the device reported for that MOID, from an HGET status
+or Package#1 MOS). A command whose placeholder cannot be filled is skipped and noted in the log.
+
+SHOW (1.19 item 5): when a Package#2 carried a SHOW of a UI session, the answer to the following
+Package#3 is held until the form is submitted (then the flow's result commands are sent) or
+``state.show_hold_s`` passes (then ``{"CMD":[]}``; the device posts an empty Package#3 and the server
+holds again). A SHOW answered with a status other than 200 is not waited for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from emulator.errors import DecodeError
+from emulator.protocol.dm2 import media
+from emulator.protocol.dm2.clienturi import format_client_uri
+from emulator.protocol.dm2.messages import (
+    ALERT_SERVER_INITIATED,
+    Command,
+    Response,
+    decode_initiation,
+    decode_response,
+    encode_request,
+    notification_id_of,
+)
+from emulator.protocol.dm2.moser import decode_mos
+from emulator.server.state import STATE_KEY, ServerState, Step, UiSession, Upload, repo_url
+from emulator.server.ui_flows import FLOWS, flow_result, open_ui, ui_url
+
+DEVINFO_MOID = "urn:oma:mo:oma-dm-devinfo:1.2"
+SESSIONINFO_MOID = "urn:oma:mo:oma-sessioninfomo:1.0"
+SESSION_PATHS = ("/dm20", "/dm2", "/dmclient/dm20")
+ALERTS_SUFFIX = "/alerts"
+_VAR = re.compile(r"\$\{([^}]*)\}")
+
+
+def demo_script(flow: str = "wifi") -> list[Step]:
+    """The default session: read DevInfo, create an MO instance, bind a DEFAULT, subscribe to the
+    bearers, show a web UI flow (its answers decide the next commands), execute a node of what the
+    flow created with an asynchronous result, end."""
+    f = FLOWS[flow]
+    return [
+        [
+            ["GET", f"{DEVINFO_MOID}//FwV"],
+            ["GET", f"{DEVINFO_MOID}//Mod"],
+            ["HGET", "${base}/repo/demo/bookmark"],
+            ["DEFAULT", SESSIONINFO_MOID, "${base}/repo/demo/sessioninfo"],
+        ],
+        [["SUB", f"{DEVINFO_MOID}//Bearer", "${repo}/sub/bearer"], ["SHOW", "${ui:" + flow + "}"]],
+        [["EXEC", "${new:" + f.moid + "}" + f.exec_uri, "${alerts}"]],
+        [["END"]],
+    ]
+
+
+async def _all_done(uis: list[UiSession]) -> None:
+    for ui in uis:
+        await ui.done.wait()
+
+
+@dataclass
+class ServerSession:
+    """The server side of one DM 2.0 session."""
+
+    dev_id: str
+    base: str
+    steps: deque[Step]
+    sent: list[list[str]] = field(default_factory=list)
+    waiting: list[UiSession] = field(default_factory=list)
+    vars: dict[str, str] = field(default_factory=dict)
+    packages: int = 0
+    ended: bool = False
+
+    def take(self, state: ServerState, response: Response) -> None:
+        """Record a Package#3 against the commands it answers."""
+        log = state.device(self.dev_id)
+        if len(response.statuses) != len(self.sent):
+            log.problems.append(f"Package#3 has {len(response.statuses)} statuses for {len(self.sent)} commands")
+        for cmd, status in zip(self.sent, response.statuses, strict=False):
+            log.statuses.append((cmd, status))
+            name = cmd[0].upper()
+            if name == "GET" and status.sc == 200:
+                data: dict = {}
+                for item in status.mos or []:
+                    log.gets[item.client_uri] = item.mo_data
+                    data.update(item.mo_data)
+                if status.mo_data is not None:
+                    data.update(status.mo_data)
+                log.gets[cmd[1]] = data
+            elif name == "HGET" and status.sc == 200:
+                for uri in status.uri or []:
+                    moid = uri.split("/", 1)[0]
+                    known = log.instances.setdefault(moid, [])
+                    if uri not in known:
+                        known.append(uri)
+                    self.vars[f"new:{moid}"] = uri
+            elif name == "SHOW" and status.sc != 200:
+                for ui in [u for u in self.waiting if ui_url(u) == cmd[1]]:
+                    ui.outcome = ui.outcome or "not shown"
+                    ui.done.set()
+                    self.waiting.remove(ui)
+        log.alerts.extend(response.alerts)
+        self.sent = []
+
+    async def next_package(self, state: ServerState) -> list[list[str]]:
+        """The next Package#2; waits for open UI sessions first (see module doc)."""
+        if self.waiting:
+            pending = [u for u in self.waiting if not u.done.is_set()]
+            if pending:
+                try:
+                    await asyncio.wait_for(_all_done(pending), state.show_hold_s)
+                except TimeoutError:
+                    return self._send([])
+            results: list[list[str]] = []
+            for ui in self.waiting:
+                results.extend(flow_result(state, ui))
+            self.waiting = []
+            if results:
+                if any(c and c[0].upper() == "END" for c in results):
+                    self.steps.clear()
+                return self._send(results)
+        while self.steps:
+            step = self.steps.popleft()
+            commands = [c for c in (self._fill(state, cmd) for cmd in step) if c is not None]
+            if commands:
+                return self._send(commands)
+        return self._send([["END"]])
+
+    def _send(self, commands: list[list[str]]) -> list[list[str]]:
+        self.sent = commands
+        self.packages += 1
+        if any(c and c[0].upper() == "END" for c in commands):
+            self.ended = True
+        return commands
+
+    def _fill(self, state: ServerState, cmd: list[str]) -> list[str] | None:
+        missing: list[str] = []
+        opened: list[UiSession] = []
+
+        def value(match: re.Match[str]) -> str:
+            key = match.group(1)
+            if key == "base":
+                return self.base
+            if key == "dev":
+                return self.dev_id
+            if key == "repo":
+                return repo_url(self.base, self.dev_id)
+            if key == "alerts":
+                return self.base + "/dm20" + ALERTS_SUFFIX
+            if key.startswith("ui:"):
+                try:
+                    ui = open_ui(state, key[3:], self.dev_id, self.base)
+                except KeyError:
+                    missing.append(key)
+                    return ""
+                opened.append(ui)
+                return ui_url(ui)
+            if key in self.vars:
+                return self.vars[key]
+            known = state.device(self.dev_id).instances.get(key[4:]) if key.startswith("new:") else None
+            if known:
+                return known[-1]
+            missing.append(key)
+            return ""
+
+        filled = [_VAR.sub(value, part) for part in cmd]
+        if missing:
+            state.device(self.dev_id).problems.append(
+                f"skipped {cmd[0] if cmd else '?'}: nothing known for {', '.join('${' + m + '}' for m in missing)}")
+            return None
+        if filled and filled[0].upper() == "SHOW":
+            self.waiting.extend(opened)
+        return filled
+
+
+# --- HTTP handlers --------------------------------------------------------------------------------
+
+
+def _base(request: web.Request) -> str:
+    state = request.app[STATE_KEY]
+    return state.base_url.rstrip("/") or str(request.url.origin())
+
+
+def _problem(status: int, text: str, **headers: str) -> web.Response:
+    return web.Response(status=status, text=text, headers=headers)
+
+
+def _request_body(commands: list[list[str]]) -> web.Response:
+    body = encode_request([Command(c[0], c[1:]) for c in commands])
+    return web.Response(body=body, content_type=media.REQUEST,
+                        headers={media.HEADER_ACCEPT: ", ".join(media.MO_JSON_ACCEPTED)})
+
+
+async def session(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    dev_id = request.headers.get(media.HEADER_DEVID, "").strip()
+    if not dev_id:
+        return _problem(400, f"a DM 2.0 package needs the {media.HEADER_DEVID} header")
+    if state.check_basic(request.headers.get("Authorization")) is None:
+        return _problem(401, "wrong or missing credentials", **{"WWW-Authenticate": 'Basic realm="dm2"'})
+    accept = request.headers.get("Accept")
+    if accept and media.negotiate(accept, (media.REQUEST, "application/json")) is None:
+        return _problem(406, f"this server answers {media.REQUEST}")
+    body = await request.read()
+    ctype = media.media_type(request.headers.get("Content-Type"))
+    log = state.device(dev_id)
+    if ctype == media.INITIATION:
+        try:
+            init = decode_initiation(body)
+        except DecodeError as exc:
+            return _problem(exc.status, f"bad Package#1: {exc}")
+        log.sessions += 1
+        log.initiations.append(init)
+        log.alerts.extend(init.alerts)
+        for alert in init.alerts:
+            if alert.alert_type == ALERT_SERVER_INITIATED:
+                nid = notification_id_of(alert)
+                if nid is not None:
+                    log.notification_ids.append(nid)
+        for mo in init.mos:
+            known = log.instances.setdefault(mo.moid, [])
+            known.extend(u for u in (format_client_uri(mo.moid, m) for m in mo.miid) if u not in known)
+        alerts_only = request.path.rstrip("/").endswith(ALERTS_SUFFIX)
+        steps = [] if alerts_only else state.script_for(dev_id)
+        current = ServerSession(dev_id, _base(request), deque(steps))
+        state.dm2_sessions[dev_id] = current
+    elif ctype in (media.RESPONSE, "application/json"):
+        current = state.dm2_sessions.get(dev_id)
+        if current is None:
+            return _problem(400, f"no DM 2.0 session is open for {dev_id}: start with Package#1")
+        try:
+            response = decode_response(body)
+        except DecodeError as exc:
+            return _problem(exc.status, f"bad Package#3: {exc}")
+        current.take(state, response)
+    else:
+        return _problem(415, f"expected {media.INITIATION} or {media.RESPONSE}, got {ctype or 'no type'}",
+                        Accept=f"{media.INITIATION}, {media.RESPONSE}")
+    commands = await current.next_package(state)
+    if current.ended and state.dm2_sessions.get(dev_id) is current:
+        del state.dm2_sessions[dev_id]
+        log.completed += 1
+    return _request_body(commands)
+
+
+async def repo_get(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    entry = state.repo.get(request.match_info["path"])
+    if entry is None:
+        return _problem(404, f"nothing in the repository at {request.path}")
+    content_type, data = entry
+    return web.Response(body=data, headers={"Content-Type": content_type})
+
+
+async def repo_put(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    key = request.match_info["path"]
+    ctype = request.headers.get("Content-Type", "")
+    if not media.is_mo_json(ctype):
+        return _problem(415, f"the repository takes MO serialization, not {media.media_type(ctype) or 'no type'}",
+                        **{media.HEADER_ACCEPT: ", ".join(media.MO_JSON_ACCEPTED)})
+    body = await request.read()
+    try:
+        items = decode_mos(body)
+    except DecodeError as exc:
+        return _problem(exc.status, f"bad MO serialization: {exc}")
+    dev_id = request.headers.get(media.HEADER_DEVID, "").strip() or key.split("/", 1)[0]
+    state.device(dev_id).uploads.append(
+        Upload(dev_id, request.method, key, media.media_type(ctype), body, items, time.time()))
+    state.repo[key] = (media.media_type(ctype), body)
+    return web.Response(status=204)
+
+
+async def push(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    wait = state.push_wait_s
+    with contextlib.suppress(ValueError):  # a bad ?wait= keeps the server's own limit
+        wait = min(wait, max(0.0, float(request.query.get("wait", wait))))
+    queue = state.push_queue(request.match_info["dev"])
+    try:
+        raw = await asyncio.wait_for(queue.get(), wait)
+    except TimeoutError:
+        return web.Response(status=204)
+    return web.Response(body=raw, content_type=media.NOTIFICATION)
+
+
+async def admin_notify(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    dev_id = request.match_info["dev"]
+    req_mos = request.query.get("req_mos", "").lower() in ("1", "true", "yes")
+    notification_id = state.notify(dev_id, req_mos=req_mos)
+    return web.json_response({"device": dev_id, "notification_id": notification_id, "req_mos": req_mos})
+
+
+async def admin_script(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    dev_id = request.match_info["dev"]
+    try:
+        spec = json.loads(await request.read() or b"{}")
+    except ValueError as exc:
+        return _problem(400, f"expected JSON: {exc}")
+    if not isinstance(spec, dict):
+        return _problem(400, 'expected {"steps": [...]} or {"flow": "<name>"}')
+    if "flow" in spec:
+        if spec["flow"] not in FLOWS:
+            return _problem(400, f"unknown flow {spec['flow']!r}; known: {', '.join(FLOWS)}")
+        steps = demo_script(spec["flow"])
+    else:
+        steps = spec.get("steps")
+        valid = isinstance(steps, list) and all(
+            isinstance(step, list) and all(isinstance(c, list) and c and all(isinstance(p, str) for p in c)
+                                           for c in step) for step in steps)
+        if not valid:
+            return _problem(400, "steps must be a list of packages, each a list of commands (arrays of strings)")
+    state.set_script(dev_id, steps)
+    return web.json_response({"device": dev_id, "steps": len(steps)})
+
+
+async def admin_device(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    log = state.dm2_devices.get(request.match_info["dev"])
+    if log is None:
+        return _problem(404, "the server has not seen this device")
+    return web.json_response({
+        "device": log.dev_id, "sessions": log.sessions, "completed": log.completed,
+        "alerts": [a.alert_type for a in log.alerts], "notification_ids": log.notification_ids,
+        "statuses": [[cmd, s.sc] for cmd, s in log.statuses], "gets": log.gets, "instances": log.instances,
+        "uploads": [[u.method, u.path, len(u.body)] for u in log.uploads],
+        "ui": [[u.flow, u.outcome, u.answers] for u in log.ui], "problems": log.problems,
+    })
+
+
+def setup_dm2(app: web.Application) -> None:
+    """Mount the DM 2.0 routes; the state is ``app[STATE_KEY]``."""
+    for path in SESSION_PATHS:
+        app.router.add_post(path, session)
+        app.router.add_post(path + ALERTS_SUFFIX, session)
+    for prefix in ("", "/dm2", "/dm20"):
+        app.router.add_get(prefix + "/push/{dev}", push)
+    app.router.add_get("/repo/{path:.+}", repo_get)
+    app.router.add_put("/repo/{path:.+}", repo_put)
+    app.router.add_post("/repo/{path:.+}", repo_put)
+    app.router.add_post("/admin/notify/{dev}", admin_notify)
+    app.router.add_post("/admin/script/{dev}", admin_script)
+    app.router.add_get("/admin/devices/{dev}", admin_device)
