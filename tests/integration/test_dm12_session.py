@@ -138,3 +138,29 @@ def test_wbxml_hmac_sensor_server_initiated_session():
     incoming = [e for e in logged if e.direction == "in"]
     assert incoming and all(e.content_type.startswith(codes.MEDIA_DM_WBXML) for e in incoming)
     assert all(len(e.body) <= device.profile.max_msg_size for e in incoming)
+
+
+def test_malformed_messages_get_400_and_a_wrong_secret_ends_in_a_clear_failure():
+    async def main():
+        runner, base, state = await _serve(Dm12Config(client_secret="not-the-device-secret"))
+        transport = HttpTransport()
+        try:
+            garbage = await transport.post(base + "/dm12", b"<SyncML><SyncHdr>", codes.MEDIA_DM_XML)
+            wrong_type = await transport.post(base + "/dm12", b"{}", "application/json")
+            device = VirtualDevice(find_profile("smartphone"), 0, server=base)
+            engine = SyncMLClient(device.tree, device.account(protocol="dm12"), dev_id=device.id, session_id="7")
+            ctx = SessionContext(device_id=device.id, session_id="7", protocol="dm12", server=base,
+                                 bus=EventBus(), transport=transport)
+            done = await drive(engine, ctx, HeadlessUi())
+            return garbage, wrong_type, done, state, device
+        finally:
+            await transport.aclose()
+            await runner.cleanup()
+
+    garbage, wrong_type, done, state, device = asyncio.run(main())
+    assert garbage.status == 400 and b"bad SyncML DM message" in garbage.body
+    assert wrong_type.status == 400
+    assert done.outcome == "failed" and "refused our credentials" in done.detail
+    [session] = state.dm12_sessions[device.id]
+    assert [e for e in session.events if e.startswith("client challenged")] == ["client challenged: 401"] * 3
+    assert not device.tree.exists("./DemoApp")
