@@ -202,10 +202,15 @@ class DM2Client:
         """Nothing to do before the first ``next_action`` (kept for the driver contract)."""
 
     def next_action(self) -> Action | None:
-        if self._done is not None:
+        action = self._next()
+        if action is not None and action is self._done:
             if self._done_sent:
                 return None
             self._done_sent = True
+        return action
+
+    def _next(self) -> Action | None:
+        if self._done is not None:
             return self._done
         if self._ready is not None:
             action, self._ready = self._ready, None
@@ -309,7 +314,6 @@ class DM2Client:
 
     def _finish(self, outcome: str, detail: str, *, status: int | None = None) -> SessionDone:
         self._done = SessionDone(outcome, detail, status)
-        self._done_sent = True
         return self._done
 
     def _wait(self, request: HttpRequest, continuation: Continuation) -> None:

@@ -1,0 +1,307 @@
+"""PROOF: a virtual smartphone runs whole DM 2.0 sessions against the reference server over real
+loopback HTTP (emulator.session.drive + HttpTransport + HeadlessUi), the web form fill deciding
+what the server does next, SUB pushes, async EXEC results and notifications over the push channel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+
+from aiohttp import web
+
+from emulator.device import VirtualDevice
+from emulator.events import EventBus, UiFinished
+from emulator.headless_ui import HeadlessUi
+from emulator.profile import find_profile
+from emulator.protocol.dm2.client import ALERT_EXEC_RESULT, DM2Client, check_notification
+from emulator.protocol.dm2.messages import ALERT_SERVER_INITIATED
+from emulator.protocol.dm2.notification import NotificationGuard
+from emulator.protocol.dm2.subscriptions import subscriptions_for
+from emulator.server.app import create_app
+from emulator.server.state import ServerState
+from emulator.server.ui_flows import BOOKMARK_MOID, DATAPLAN_MOID, FWUPDATE_MOID, WLAN_MOID
+from emulator.session import SessionContext, drive
+from emulator.transport.http import HttpTransport
+
+DEVINFO = "urn:oma:mo:oma-dm-devinfo:1.2"
+EXTRA_PERMS = (WLAN_MOID, BOOKMARK_MOID, DATAPLAN_MOID, FWUPDATE_MOID)
+
+
+async def _serve(state: ServerState) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(create_app(state))
+    await runner.setup()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    await web.SockSite(runner, sock).start()
+    return runner, f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def _phone(base: str, index: int = 0) -> VirtualDevice:
+    """A smartphone whose DM 2.0 server was also granted the demo's own MOs at bootstrap."""
+    dev = VirtualDevice(find_profile("smartphone"), index, server=base)
+    perm = "./DM2/DMAcc/demo-dm2/Perm"
+    start = len(dev.tree.children(perm)) + 1
+    for n, moid in enumerate(EXTRA_PERMS, start):
+        dev.tree.set_node(f"{perm}/{n}", format="node")
+        dev.tree.set_node(f"{perm}/{n}/MOID", moid)
+    return dev
+
+
+class Harness:
+    """One server, one transport, one bus: runs sessions of devices like a runner would."""
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.bus = EventBus()
+        self.transport = HttpTransport(timeout=10)
+        self.runner: web.AppRunner | None = None
+        self.base = ""
+        self.sessions = 0
+
+    async def __aenter__(self) -> Harness:
+        self.runner, self.base = await _serve(self.state)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.transport.aclose()
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    async def session(self, dev: VirtualDevice, ui, **options) -> tuple[DM2Client, object]:
+        account = dev.account(protocol="dm2")
+        engine = DM2Client(dev.tree, account, dev_id=dev.id, **options)
+        self.sessions += 1
+        ctx = SessionContext(device_id=dev.id, session_id=f"s{self.sessions}", protocol="dm2",
+                             server=account.server_id, bus=self.bus, transport=self.transport)
+        done = await drive(engine, ctx, ui)
+        if ctx.background:  # a SHOW's page flow still running in the background
+            await asyncio.gather(*ctx.background)
+        return engine, done
+
+    async def push_changes(self, dev: VirtualDevice) -> list[int]:
+        """What a runner does between sessions: send the SUB pushes the device has queued."""
+        subs = subscriptions_for(dev.tree)
+        codes = []
+        for request in subs.pending_pushes():
+            result = await self.transport.request(request.method, request.url, request.body, request.headers)
+            subs.push_result(request.request_id, result)
+            codes.append(result.status)
+        return codes
+
+
+def test_full_session_get_hget_sub_show_exec_end_then_async_alert_and_push():
+    state = ServerState(show_hold_s=5, push_wait_s=1)
+    executed: list[str] = []
+
+    async def main():
+        async with Harness(state) as h:
+            dev = _phone(h.base)
+            dev.tree.on_exec("./DM2/ext-dmemulator-wlan/*/Ops/Connect",
+                             lambda tree, req: executed.append(req.path) or 200)
+            finished: list[UiFinished] = []
+            h.bus.subscribe(finished.append, UiFinished)
+            ui = HeadlessUi({"ssid": "Lab-5G", "security": "wpa3", "password": "s3cret-pass"})
+            engine, done = await h.session(dev, ui)
+            assert done.outcome == "completed", (done, engine.notes)
+            # the EXEC with a ServerURI left an alert for a new session, to that ServerURI
+            assert [p.server_uri for p in engine.pending_alerts] == [h.base + "/dm20/alerts"]
+            engine2, done2 = await h.session(dev, ui, alerts=engine.pending_alerts)
+            assert done2.outcome == "completed", done2
+            dev.set_bearer("wlan0", up=True)  # a local change inside the subscribed subtree
+            push_codes = await h.push_changes(dev)
+            return dev, engine, engine2, ui, finished, push_codes
+
+    dev, engine, engine2, ui, finished, push_codes = asyncio.run(main())
+    log = state.device(dev.id)
+    tree = dev.tree
+
+    # GET of DevInfo: the server holds what the device's tree holds
+    assert log.gets[f"{DEVINFO}//FwV"] == {"FwV": tree.value("./DM2/DevInfo/FwV")} == {"FwV": "X5P-BL-2.14.07"}
+    assert log.gets[f"{DEVINFO}//Mod"] == {"Mod": "NW-X5 Pro"}
+
+    # HGET created a new bookmark instance, owned by the server that created it
+    bookmark = f"{BOOKMARK_MOID}/i1/"
+    assert bookmark in log.instances[BOOKMARK_MOID]
+    assert tree.value("./DM2/ext-dmemulator-bookmark/i1/URL") == "https://care.example.net/"
+    assert tree.info("./DM2/ext-dmemulator-bookmark/i1").type == BOOKMARK_MOID
+    assert "Get=demo-dm2" in tree.info("./DM2/ext-dmemulator-bookmark/i1").acl
+
+    # DEFAULT was stored on the device
+    assert tree.value("./DM2/Defaults/1/MOID") == "urn:oma:mo:oma-sessioninfomo:1.0"
+
+    # SHOW: the headless browser went through both wizard pages to /ui/done, and what it typed
+    # decided the next HGET: the device's tree now holds the chosen network
+    base = engine.account.server_uri.rsplit("/", 1)[0]
+    assert engine.browsed and engine.browsed[0].startswith(base + "/ui/wifi?s=")
+    assert ui.visited[-1].startswith(base + "/ui/done")
+    assert [f.outcome for f in finished][:1] == ["ok"]
+    assert log.ui[0].answers["ssid"] == "Lab-5G" and log.ui[0].outcome == "submitted"
+    wlan = "./DM2/ext-dmemulator-wlan/i1"
+    assert tree.value(f"{wlan}/SSID") == "Lab-5G"
+    assert tree.value(f"{wlan}/Security") == "wpa3"
+    assert tree.value(f"{wlan}/Passphrase") == "s3cret-pass"
+
+    # EXEC ran the device behaviour once; 202 in the session, the result came in a new session
+    assert executed == [f"{wlan}/Ops/Connect"]
+    assert [s.sc for s in log.status_of("EXEC")] == [202]
+    results = log.alerts_of(ALERT_EXEC_RESULT)
+    assert len(results) == 1
+    assert results[0].source_uri == f"{WLAN_MOID}/i1/Ops/Connect"
+    assert results[0].data == {"sc": 200}
+    assert engine2.pending_alerts == []
+    assert log.sessions == 2 and log.completed == 2
+    assert log.problems == []
+
+    # SUB: the local bearer change reached the server's repository as MO serialization
+    assert push_codes == [204]
+    upload = log.uploads[-1]
+    assert upload.method == "PUT" and upload.path.endswith("/sub/bearer")
+    assert upload.items[0].client_uri == f"{DEVINFO}/DevInfo/Bearer"
+    assert upload.items[0].mo_data["Bearer"]["wlan0"]["State"] == "up"
+
+
+def test_notification_over_push_long_poll_starts_server_initiated_session():
+    state = ServerState(show_hold_s=2, push_wait_s=2)
+
+    async def main():
+        async with Harness(state) as h:
+            dev = _phone(h.base)
+            state.set_script(dev.id, [[["GET", f"{DEVINFO}//DevID"]]])
+            push_url = f"{h.base}/push/{dev.id}"
+            idle = await h.transport.request("GET", push_url + "?wait=0.05")
+            notified = await h.transport.request("POST", f"{h.base}/admin/notify/{dev.id}?req_mos=1")
+            raw = await h.transport.request("GET", push_url)
+            guard = NotificationGuard(300)
+            decision = check_notification(raw.body, dev.accounts("dm2"), guard, time.time())
+            replay = check_notification(raw.body, dev.accounts("dm2"), guard, time.time())
+            tampered = bytearray(raw.body)
+            tampered[-1] ^= 0x01
+            bad = check_notification(bytes(tampered), dev.accounts("dm2"), NotificationGuard(300), time.time())
+            engine, done = await h.session(dev, HeadlessUi(), **decision.engine_options())
+            return dev, idle, notified, raw, decision, replay, bad, done
+
+    dev, idle, notified, raw, decision, replay, bad, done = asyncio.run(main())
+    assert idle.status == 204
+    assert raw.status == 200 and raw.headers["content-type"].startswith("application/vnd.oma.dm.notification")
+    nid = json.loads(notified.body)["notification_id"]
+    assert decision.accepted and decision.notification.notification_id == nid
+    assert not replay.accepted and "duplicate" in replay.reason
+    assert not bad.accepted
+    assert done.outcome == "completed"
+    log = state.device(dev.id)
+    session_alerts = [a for a in log.initiations[-1].alerts if a.alert_type == ALERT_SERVER_INITIATED]
+    assert session_alerts and session_alerts[0].data == {"NotificationID": nid}
+    assert log.notification_ids == [nid]
+    mos = {m.moid: m.miid for m in log.initiations[-1].mos}  # REQ-MOS was set
+    assert mos[DEVINFO] == ["DevInfo"] and WLAN_MOID in mos
+    assert log.gets[f"{DEVINFO}//DevID"] == {"DevID": dev.id}
+
+
+def test_declined_terms_end_the_session_without_an_update():
+    state = ServerState(show_hold_s=5)
+    state.default_flow = "terms"
+
+    async def main():
+        async with Harness(state) as h:
+            dev = _phone(h.base)
+            engine, done = await h.session(dev, HeadlessUi(policy="decline"))
+            return dev, engine, done
+
+    dev, engine, done = asyncio.run(main())
+    assert done.outcome == "completed", (done, engine.notes)
+    log = state.device(dev.id)
+    assert log.ui[0].answers["decision"] == "decline"
+    assert not dev.tree.exists("./DM2/ext-dmemulator-fwupdate")
+    assert log.status_of("EXEC") == [] and engine.pending_alerts == []
+    assert log.statuses[-1][0][0] == "SHOW"  # nothing was sent after the flow but END
+
+
+def test_accepted_terms_fetch_the_update_and_plan_choice_replaces_the_plan_instance():
+    state = ServerState(show_hold_s=5)
+
+    async def main():
+        async with Harness(state) as h:
+            dev = _phone(h.base)
+            dev.tree.on_exec("./DM2/*/*/Ops/*", lambda tree, req: 200)
+            state.set_script(dev.id, [[["SHOW", "${ui:terms}"]], [["SHOW", "${ui:plan}"]]])
+            e1, d1 = await h.session(dev, HeadlessUi({"plan": "plus-20gb"}))
+            first_plan = dev.tree.value("./DM2/ext-dmemulator-dataplan/i1/PlanID")
+            state.set_script(dev.id, [[["SHOW", "${ui:plan}"]]])
+            e2, d2 = await h.session(dev, HeadlessUi({"plan": "unlimited"}))
+            return dev, d1, d2, first_plan, e2
+
+    dev, d1, d2, first_plan, e2 = asyncio.run(main())
+    assert d1.outcome == d2.outcome == "completed"
+    tree = dev.tree
+    assert tree.value("./DM2/ext-dmemulator-fwupdate/i1/PkgVersion") == "X5P-BL-2.15.01"
+    assert first_plan == "plus-20gb"
+    # the second choice replaced the same instance (HGET with its ClientURI), no second one
+    assert tree.children("./DM2/ext-dmemulator-dataplan") == ["i1"]
+    assert tree.value("./DM2/ext-dmemulator-dataplan/i1/PlanID") == "unlimited"
+    assert tree.value("./DM2/ext-dmemulator-dataplan/i1/QuotaMB") == "0"
+    hgets = [cmd for cmd, _ in state.device(dev.id).statuses if cmd[0] == "HGET"]
+    assert hgets[-1][2] == f"{DATAPLAN_MOID}/i1/"
+
+
+class SlowUser(HeadlessUi):
+    """Opens the page only after ``delay``: the server must hold and time out meanwhile."""
+
+    def __init__(self, delay: float, **kw) -> None:
+        super().__init__(**kw)
+        self.delay = delay
+
+    async def browse(self, ctx, action):
+        await asyncio.sleep(self.delay)
+        return await super().browse(ctx, action)
+
+
+def test_show_long_poll_times_out_with_empty_packages_until_the_form_is_sent():
+    state = ServerState(show_hold_s=0.15)
+
+    async def main():
+        async with Harness(state) as h:
+            dev = _phone(h.base)
+            state.set_script(dev.id, [[["SHOW", "${ui:plan}"]], [["GET", f"{DEVINFO}//Man"]]])
+            return dev, await h.session(dev, SlowUser(0.7))
+
+    dev, (engine, done) = asyncio.run(main())
+    assert done.outcome == "completed", (done, engine.notes)
+    log = state.device(dev.id)
+    assert log.problems == []
+    # SHOW, the flow's HGET, GET and END are 4 packages; empty ones went by while the user read
+    assert engine.packages >= 5
+    assert dev.tree.value("./DM2/ext-dmemulator-dataplan/i1/PlanID") == "basic-5gb"
+    assert log.gets[f"{DEVINFO}//Man"] == {"Man": "Nordwave"}
+
+
+def test_device_without_browser_answers_show_500_and_the_server_does_not_wait():
+    state = ServerState(show_hold_s=30)
+
+    async def main():
+        async with Harness(state) as h:
+            dev = _phone(h.base)
+            state.set_script(dev.id, [[["SHOW", "${ui:wifi}"]]])
+            t0 = time.monotonic()
+            engine, done = await h.session(dev, HeadlessUi(), has_browser=False)
+            return dev, done, time.monotonic() - t0
+
+    dev, done, took = asyncio.run(main())
+    assert done.outcome == "completed"
+    assert [s.sc for s in state.device(dev.id).status_of("SHOW")] == [500]
+    assert state.device(dev.id).ui[0].outcome == "not shown"
+    assert took < 30  # not held for show_hold_s: the session would have taken 30 s
+
+
+def test_session_http_error_aborts_with_the_servers_words():
+    state = ServerState(dm2_credentials={"someone-else": "x"})
+
+    async def main():
+        async with Harness(state) as h:
+            dev = _phone(h.base)
+            return await h.session(dev, HeadlessUi())
+
+    engine, done = asyncio.run(main())
+    assert done.outcome == "failed" and done.status == 401
+    assert "HTTP 401" in done.detail and "credentials" in done.detail
