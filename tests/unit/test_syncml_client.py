@@ -196,6 +196,9 @@ def test_server_with_bad_credentials_gets_401_everywhere_and_nothing_runs():
     assert _statuses(peer.reply())["0"].code == codes.AUTH_ACCEPTED
     assert peer.tree.value("./Good") == "y"
     assert peer.engine.client_nonce == b"untrusted"  # kept now that the server proved itself
+    # a server that repeats its Cred after our 212 (with the nonce it used) is still accepted
+    peer.send([], cred=peer.server_cred(issued), code=200, final=False)
+    assert peer.reply().commands[0].code in (codes.OK, codes.AUTH_ACCEPTED)
 
 
 def test_missing_server_credentials_get_407_and_three_failures_end_the_session():
@@ -356,6 +359,14 @@ def test_confirm_no_inside_atomic_rolls_back():
         Add(cmd_id="0", items=[Item(target="./E", data="1")]),
     ])])
     assert peer.tree.in_transaction  # the Atomic waits for the user with its changes pending
+    twin = Peer()
+    ask2 = twin.send([Atomic(cmd_id="0", commands=[
+        Add(cmd_id="0", items=[Item(target="./D", data="1")]),
+        Alert(cmd_id="0", code=1101, items=[Item(), Item(data="ok?")])])])
+    assert isinstance(ask2, AskUser) and twin.tree.exists("./D")
+    twin.engine.fail("user went away")  # the driver gives up while the question is open
+    assert not twin.tree.exists("./D") and not twin.tree.in_transaction
+    assert twin.engine.next_action().outcome == "failed"
     peer.engine.answer_user(ask.request_id, UserAnswer("no"))
     msg = parse_message(peer.engine.next_action().body, content_type())
     assert {s.cmd_ref: s.code for s in msg.commands[1:]} == {"2": 507, "3": 216, "4": 304, "5": 215}

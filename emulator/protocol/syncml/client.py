@@ -171,6 +171,7 @@ class SyncMLClient:
         self._server_ok = trust_server or self._server_scheme == "none"
         self._server_failures = 0
         self._pending_client_nonce: bytes | None = None
+        self._prev_server_nonce: bytes | None = None
         # results
         self.client_nonce: bytes | None = None
         self.server_nonce: bytes | None = None
@@ -431,6 +432,8 @@ class SyncMLClient:
         user, secret = acc.server_user or acc.server_id, acc.server_secret
         scheme = self._server_scheme
         expected = auth.nonce_candidates(auth.encode_nonce(self._server_nonce))
+        if self._server_ok and self._prev_server_nonce is not None:  # a Cred repeated after our 212
+            expected += auth.nonce_candidates(auth.encode_nonce(self._prev_server_nonce))
         if scheme == "hmac":
             value = _header_value(result.headers, auth.HMAC_HEADER)
             ok = False
@@ -467,6 +470,7 @@ class SyncMLClient:
 
     def _issue_chal(self, kind: str) -> Chal:
         nonce = self._new_nonce()
+        self._prev_server_nonce = self._server_nonce
         self._server_nonce = nonce
         self.server_nonce = nonce
         return Chal(type=kind, format="b64", next_nonce=auth.encode_nonce(nonce))

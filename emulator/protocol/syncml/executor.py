@@ -447,6 +447,11 @@ class Executor:
             fmt = "bin"
         elif fmt == "bin" and isinstance(data, str):
             value = data.encode("utf-8")
+        elif isinstance(data, bytes) and fmt not in ("bin", "node"):  # WBXML opaque carrying text
+            try:
+                value = data.decode("utf-8")
+            except UnicodeDecodeError:
+                fmt = "bin"
         if isinstance(cmd, Add):
             if fmt == "node":
                 return self.tree.add(target, None, format="node", type=mime or "", by=self.by)
