@@ -21,6 +21,11 @@ def qloop(qapp):
     loop = qasync.QEventLoop(qapp, already_running=True)
     asyncio.set_event_loop(loop)
     yield loop
+    # DNS lookups (httpx, aiohttp) ran in qasync's QThread executor: stop its threads now, or Qt
+    # aborts the process at exit ("QThread: Destroyed while thread is still running").
+    executor = getattr(loop, "_QEventLoop__default_executor", None)
+    if executor is not None:
+        executor.shutdown(wait=True)
     asyncio.events._set_running_loop(None)
 
 
