@@ -114,6 +114,11 @@ def _respond_options(p: argparse.ArgumentParser) -> None:
 def _tree_export_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", required=True, metavar="NAME", help="device profile whose tree to export")
     p.add_argument("--out", metavar="FILE", help="write the TNDS XML here (default: standard output)")
+    p.add_argument(
+        "--reveal-secrets",
+        action="store_true",
+        help="write passwords, AAuthSecret and keys as they are (default: masked as ********)",
+    )
 
 
 def _tree_import_options(p: argparse.ArgumentParser) -> None:

@@ -19,7 +19,7 @@ def export(args: argparse.Namespace) -> int:
     """The whole tree of device 0 of a profile, as a TNDS document."""
     profile = find_profile(args.profile)
     _, tree = device_tree(profile, 0, server=DEMO_SERVER)
-    data = export_tnds(tree, ".", pretty=True)
+    data = export_tnds(tree, ".", pretty=True, mask_secrets=not getattr(args, "reveal_secrets", False))
     document = b'<?xml version="1.0" encoding="UTF-8"?>\n' + data
     if args.out:
         Path(args.out).write_bytes(document)

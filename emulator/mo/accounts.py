@@ -42,6 +42,13 @@ class Account:
     priority: int = 0
     path: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    # HTTPS settings from <account>/Ext/TLS (both protocols): CAFile, Verify, ClientCert, ClientKey,
+    # ClientCertPassword. Verify off must be explicit ("false"); anything else keeps it on.
+    ca_file: str = ""
+    verify: bool = True
+    client_cert: str = ""
+    client_key: str = ""
+    client_cert_password: str = field(default="", repr=False)
 
 
 def decode_nonce(value: str | bytes | None) -> bytes:
@@ -80,6 +87,32 @@ def find_account(tree: Tree, server_id: str, protocol: str | None = None) -> Acc
     return None
 
 
+TLS_LEAVES = {"ca_file": "CAFile", "client_cert": "ClientCert", "client_key": "ClientKey",
+              "client_cert_password": "ClientCertPassword"}
+
+
+def _read_tls(tree: Tree, base: str) -> dict[str, object]:
+    """The account's ``Ext/TLS`` leaves as Account fields (none when the account has no TLS node)."""
+    tls = f"{base}/Ext/TLS"
+    if not tree.exists(tls):
+        return {}
+    out: dict[str, object] = {field: _text(tree, f"{tls}/{leaf}") for field, leaf in TLS_LEAVES.items()}
+    out["verify"] = _text(tree, f"{tls}/Verify").strip().lower() not in ("false", "0", "no", "off")
+    return out
+
+
+def store_tls(tree: Tree, account: Account, *, ca_file: str | None = None, verify: bool | None = None,
+              client_cert: str | None = None, client_key: str | None = None,
+              client_cert_password: str | None = None) -> None:
+    """Write an account's TLS settings (only those given) to its ``Ext/TLS`` nodes."""
+    values = {"CAFile": ca_file, "ClientCert": client_cert, "ClientKey": client_key,
+              "ClientCertPassword": client_cert_password,
+              "Verify": None if verify is None else ("true" if verify else "false")}
+    for leaf, value in values.items():
+        if value is not None:
+            tree.set_node(f"{account.path}/Ext/TLS/{leaf}", value, format="chr", type="text/plain")
+
+
 def _read_dm1(tree: Tree, base: str) -> Account:
     def auth(level: str, leaf: str) -> str:
         return _text(tree, f"{base}/AppAuth/{level}/{leaf}")
@@ -104,6 +137,7 @@ def _read_dm1(tree: Tree, base: str) -> Account:
         server_nonce=decode_nonce(tree.value(f"{base}/AppAuth/SRVCRED/AAuthData")),
         priority=int(_text(tree, f"{base}/Ext/Priority") or 0),
         path=base,
+        **_read_tls(tree, base),  # type: ignore[arg-type]
     )
 
 
@@ -124,6 +158,7 @@ def _read_dm2(tree: Tree, base: str) -> Account:
         noti_data=decode_nonce(tree.value(f"{base}/Auth/Noti/Data")),
         priority=int(_text(tree, f"{base}/Ext/Priority") or 0),
         path=base,
+        **_read_tls(tree, base),  # type: ignore[arg-type]
     )
 
 

@@ -9,30 +9,150 @@ the engine ends the session cleanly.
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import random
 import ssl
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
+from emulator.errors import EmulatorError, FileFormatError
 from emulator.protocol.actions import HttpResult
+
+if TYPE_CHECKING:
+    from emulator.mo.accounts import Account
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class TlsConfig:
-    """verify: True (system store), False (explicitly off: shown as a warning), or a CA file path."""
+    """How one device reaches one server over HTTPS (DM-SECACATE-001, DM-DI-001, DM-SECCONF-001).
+
+    verify: True (the system trust store), False (explicitly off: see :attr:`warning`), or a CA file.
+    client_cert: the device's certificate for mutual TLS, PEM (holding the key too, or see
+    client_key) or PKCS#12 (.p12/.pfx, opened with client_password, which also decrypts a PEM key).
+    Frozen and hashable: the transport keeps one connection pool per distinct configuration.
+    """
 
     verify: bool | str = True
-    client_cert: str | None = None  # PEM file with the certificate (and key, or see client_key)
+    client_cert: str | None = None
     client_key: str | None = None
+    client_password: str | None = field(default=None, repr=False)
 
-    def ssl_context(self) -> ssl.SSLContext | bool:
+    @classmethod
+    def for_account(cls, account: Account) -> TlsConfig:
+        """The settings of one account (its ``Ext/TLS`` nodes, see :mod:`emulator.mo.accounts`)."""
+        verify: bool | str = account.ca_file or True
+        if not account.verify:
+            verify = False
+        return cls(verify, account.client_cert or None, account.client_key or None,
+                   account.client_cert_password or None)
+
+    @property
+    def warning(self) -> str | None:
+        """What to show the user when this configuration is unsafe (verification turned off)."""
         if self.verify is False:
-            return False
-        ctx = ssl.create_default_context(cafile=self.verify if isinstance(self.verify, str) else None)
+            return ("TLS server certificate verification is OFF for this account: any server, or anyone "
+                    "in between, can pose as the DM server")
+        return None
+
+    @property
+    def trust(self) -> str:
+        """Where server certificates are checked against, in the words of an error message."""
+        return f"the CA file {self.verify}" if isinstance(self.verify, str) else "the system trust store"
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context; FileFormatError naming the file when a CA or certificate cannot be loaded."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if self.verify is False:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        elif isinstance(self.verify, str):
+            try:
+                ctx.load_verify_locations(cafile=self.verify)
+            except (OSError, ssl.SSLError) as exc:
+                raise FileFormatError(self.verify, None, f"cannot load the CA file: {_os_reason(exc)}") from None
+        else:
+            _load_system_trust(ctx)
         if self.client_cert:
-            ctx.load_cert_chain(self.client_cert, self.client_key)
+            self._load_client_cert(ctx)
         return ctx
+
+    def _load_client_cert(self, ctx: ssl.SSLContext) -> None:
+        path = self.client_cert or ""
+        try:
+            if _is_pkcs12(path):
+                from emulator.certs import load_pkcs12
+
+                chain, key = load_pkcs12(path, self.client_password)
+                _load_pem_pair(ctx, chain, key)
+            else:
+                ctx.load_cert_chain(path, self.client_key, password=self.client_password)
+        except (OSError, ssl.SSLError) as exc:
+            which = path if self.client_key is None else f"{path} with key {self.client_key}"
+            raise FileFormatError(which, None, f"cannot load the client certificate: {_os_reason(exc)}") from None
+
+
+def _is_pkcs12(path: str) -> bool:
+    if path.lower().endswith((".p12", ".pfx")):
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return False  # load_cert_chain says what is wrong with the file
+    return bool(head) and b"-----BEGIN" not in head and head[:1] == b"\x30"  # DER SEQUENCE
+
+
+def _load_pem_pair(ctx: ssl.SSLContext, chain: bytes, key: bytes) -> None:
+    """ssl loads key material only from files: a private directory that lives for one call."""
+    with tempfile.TemporaryDirectory(prefix="dm-emulator-tls-") as tmp:
+        cert_path, key_path = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
+        cert_path.write_bytes(chain)
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+        ctx.load_cert_chain(cert_path, key_path)
+
+
+@lru_cache(maxsize=1)
+def _system_capath() -> str | None:
+    """The system's hashed CA directory, if there is one and nobody overrode the CA file.
+
+    Loading the whole system bundle costs about 20 ms per context; a fleet with a client
+    certificate per device needs a context per device, so 1,000 devices would spend 20 s on it. A
+    hashed directory is read lazily, one CA at a time, when a handshake needs it.
+    """
+    if os.environ.get("SSL_CERT_FILE"):
+        return None
+    capath = ssl.get_default_verify_paths().capath
+    try:
+        if capath and any(name.endswith(".0") for name in os.listdir(capath)):
+            return capath
+    except OSError:
+        pass
+    return None
+
+
+def _load_system_trust(ctx: ssl.SSLContext) -> None:
+    capath = _system_capath()
+    if capath:
+        ctx.load_verify_locations(capath=capath)
+    else:
+        ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+
+
+def _os_reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +169,8 @@ class Shaping:
 
 
 NO_SHAPING = Shaping()
+RTO_MS = 200.0  # TCP's minimum retransmission timeout
+MAX_RETRANSMISSIONS = 5
 
 
 class HttpTransport:
@@ -58,6 +180,7 @@ class HttpTransport:
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._clients: dict[TlsConfig, httpx.AsyncClient] = {}
+        self._answered: set[tuple[TlsConfig, str]] = set()  # (tls, origin) whose handshake is known good
         self.requests = 0
 
     def _client(self, tls: TlsConfig) -> httpx.AsyncClient:
@@ -67,6 +190,8 @@ class HttpTransport:
                 verify=tls.ssl_context(), timeout=self._timeout, limits=self._limits, follow_redirects=False
             )
             self._clients[tls] = client
+            if tls.warning:
+                log.warning("%s", tls.warning)
         return client
 
     async def request(
@@ -84,22 +209,34 @@ class HttpTransport:
         if shaping.active:
             rng = rng or random.Random()
             delay = shaping.latency_ms + (rng.uniform(-shaping.jitter_ms, shaping.jitter_ms) if shaping.jitter_ms else 0)
+            # TCP hides loss as retransmission delay; only a bearer that loses everything fails the request
+            retries = 0
+            while shaping.loss and rng.random() < shaping.loss:
+                retries += 1
+                if retries > MAX_RETRANSMISSIONS:
+                    return HttpResult(0, error=f"{method} {url}: no answer over the bearer after "
+                                               f"{MAX_RETRANSMISSIONS} retransmissions (simulated loss {shaping.loss:.1%})")
+                delay += max(RTO_MS, 2 * shaping.latency_ms) * retries
             if delay > 0:
                 await asyncio.sleep(delay / 1000)
-            if shaping.loss and rng.random() < shaping.loss:
-                return HttpResult(0, error=f"{method} {url}: lost on the bearer (simulated loss {shaping.loss:.0%})")
         try:
             client = self._client(tls)
-        except (OSError, ssl.SSLError) as exc:
-            return HttpResult(0, error=f"TLS set-up failed: {exc}")
+        except (OSError, ssl.SSLError, EmulatorError) as exc:
+            return HttpResult(0, error=f"{method} {url}: TLS set-up failed: {exc}")
         try:
             response = await client.request(method, url, content=body, headers=headers or {})
         except httpx.TimeoutException:
             return HttpResult(0, error=f"{method} {url}: no answer within {self._timeout.read:g} s")
-        except httpx.ConnectError as exc:
-            return HttpResult(0, error=f"{method} {url}: cannot connect ({_reason(exc)})")
         except httpx.HTTPError as exc:
+            origin = (tls, _origin(url))
+            refusal = tls_refusal(exc, tls, url, answered_before=origin in self._answered)
+            if refusal:
+                return HttpResult(0, error=f"{method} {url}: TLS refused: {refusal}")
+            if isinstance(exc, httpx.ConnectError):
+                return HttpResult(0, error=f"{method} {url}: cannot connect ({_reason(exc)})")
             return HttpResult(0, error=f"{method} {url}: {type(exc).__name__} ({_reason(exc)})")
+        if len(self._answered) < 100_000:
+            self._answered.add((tls, _origin(url)))
         return HttpResult(response.status_code, response.content, dict(response.headers))
 
     async def post(self, url: str, body: bytes, content_type: str, headers: dict[str, str] | None = None, **kw) -> HttpResult:
@@ -112,8 +249,82 @@ class HttpTransport:
             await client.aclose()
 
 
+def _origin(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme.lower()}://{rest.split('/', 1)[0].lower()}"
+
+
 def _reason(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     if "CERTIFICATE_VERIFY_FAILED" in text:
         return "server certificate not trusted: " + text.split("certificate verify failed:")[-1].strip(" )]")
     return text
+
+
+# OpenSSL X509_V_ERR_* codes of a failed server certificate check, in the user's words.
+_UNKNOWN_CA = "the server's certificate is not signed by a CA in {trust} (unknown CA)"
+_VERIFY_CODES = {
+    2: _UNKNOWN_CA,  # unable to get issuer certificate
+    9: "the server's certificate is not valid yet (check the clocks)",
+    10: "the server's certificate has expired",
+    18: "the server's certificate is self-signed and not in {trust} (unknown CA)",
+    19: "the server's certificate chain ends in a self-signed CA that is not in {trust} (unknown CA)",
+    20: _UNKNOWN_CA,  # unable to get local issuer certificate
+    21: _UNKNOWN_CA,  # unable to verify the first certificate
+    23: "the server's certificate has been revoked",
+    26: "the server's certificate may not be used for a TLS server (wrong key usage)",
+    62: "wrong host name: the server's certificate is not valid for {host}",
+    64: "wrong host name: the server's certificate is not valid for the address {host}",
+}
+# TLS alerts the server sends when it refuses the device's client certificate (OpenSSL reasons).
+_ALERTS = {
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "the server requires a client certificate and {has}",
+    "TLSV1_ALERT_UNKNOWN_CA": "the server does not trust the device's client certificate (unknown CA)",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": "the server refused the device's client certificate: it has expired",
+    "SSLV3_ALERT_CERTIFICATE_REVOKED": "the server refused the device's client certificate: it is revoked",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "the server refused the device's client certificate (bad certificate)",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "the server refused the device's client certificate",
+    "SSLV3_ALERT_HANDSHAKE_FAILURE": "the server ended the handshake: no common TLS version or cipher, "
+    "or it requires a client certificate and {has}",
+    "TLSV1_ALERT_PROTOCOL_VERSION": "no TLS version both sides accept (the device needs TLS 1.2 or later)",
+    "WRONG_VERSION_NUMBER": "the server does not speak TLS on this port (plain HTTP? try http://)",
+}
+
+
+def tls_refusal(exc: BaseException, tls: TlsConfig, url: str, *, answered_before: bool = False) -> str | None:
+    """Why a TLS connection was refused, in plain words; None when the failure was not TLS.
+
+    httpx wraps the ssl error (ConnectError around SSLCertVerificationError, ReadError around a
+    reset), so the cause chain is searched. A TLS 1.3 server checks the client certificate after
+    the client has finished its handshake; servers on asyncio then drop the connection without
+    sending their alert, so a reset is reported as the likely refusal, unless the server has
+    ``answered_before`` with this configuration (then the handshake is known to pass).
+    """
+    host = httpx.URL(url).host
+    has = ("the device has none configured" if not tls.client_cert
+           else f"the device's certificate ({tls.client_cert}) was not accepted")
+    reset = False
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            text = _VERIFY_CODES.get(cause.verify_code)
+            if text is None:
+                return f"the server's certificate was not accepted: {cause.verify_message}"
+            return text.format(trust=tls.trust, host=host)
+        if isinstance(cause, ssl.SSLError):
+            reason = cause.reason or ""
+            text = _ALERTS.get(reason)
+            return text.format(has=has) if text else f"TLS error {reason or cause}"
+        if isinstance(cause, ConnectionResetError | BrokenPipeError):
+            reset = True
+        cause = cause.__cause__ or cause.__context__
+    dropped = reset or (isinstance(exc, httpx.RemoteProtocolError) and "disconnected" in str(exc))
+    if dropped and not answered_before and url.lower().startswith("https:"):
+        return ("the server dropped the connection during or right after the TLS handshake; "
+                + ("it probably requires a client certificate and the device has none configured"
+                   if not tls.client_cert
+                   else f"it probably refused the device's client certificate {tls.client_cert} "
+                   "(unknown CA, expired or revoked)"))
+    return None

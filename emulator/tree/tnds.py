@@ -37,6 +37,7 @@ from functools import lru_cache
 from lxml import etree
 
 from emulator.errors import EmulatorError, FileFormatError, UnsupportedError
+from emulator.secrets import MASK, MASK_BYTES, is_secret_name, is_secret_value
 from emulator.tree import uri as uris
 from emulator.tree.acl import Acl
 from emulator.tree.ddf import FORMATS, _local, _parse_xml
@@ -56,6 +57,7 @@ _TAGS = (
     *("MgmtTree", "VerDTD", "Man", "Mod", "Node", "NodeName", "Path", "RTProperties", "DFProperties", "Value"),
     *("ACL", "Format", "Name", "Size", "Title", "TStamp", "Type", "VerNo", "MIME", "DDFName"),
 )
+_MASKED_BIN = base64.b64encode(MASK_BYTES).decode("ascii")
 _XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
@@ -69,12 +71,15 @@ def export_tnds(
     props: frozenset[str] | set[str] | None = None,
     by: str | None = None,
     pretty: bool = False,
+    mask_secrets: bool | None = None,
 ) -> bytes:
     """The subtree at ``uri`` as a TNDS document (UTF-8, no XML declaration so it embeds in ``<Data>``).
 
     ``props`` selects what each node carries (names from :data:`SELECTABLE`; default all). With
     ``by`` only the nodes that server may Get are written; the top node itself must be readable
     (425) unless ``uri`` is the root. ``pretty`` indents for people; whitespace is ignored on import.
+    ``mask_secrets`` writes secret values (:mod:`emulator.secrets`) as a mask; by default an export
+    for people (``by=None``) masks and an answer to a server (its ACL decides) does not.
     """
     selected = SELECTABLE if props is None else frozenset(props)
     unknown = selected - SELECTABLE
@@ -82,7 +87,7 @@ def export_tnds(
         raise TreeError(406, f"unsupported TNDS property {', '.join(sorted(unknown))}", uri=uri)
     segs = uris.split(uri)
     node, acl, _ = tree._locate(segs, uri)
-    writer = _Writer(selected, by, pretty)
+    writer = _Writer(selected, by, pretty, by is None if mask_secrets is None else mask_secrets)
     if segs:
         if by is not None and not acl.allows("Get", by):
             raise TreeError(425, f"{by} may not Get {uri}", uri=uri)
@@ -103,8 +108,9 @@ class _Writer:
     pieces are several times faster and the escaping rules for element text are short.
     """
 
-    def __init__(self, selected: frozenset[str], by: str | None, pretty: bool) -> None:
+    def __init__(self, selected: frozenset[str], by: str | None, pretty: bool, mask: bool = False) -> None:
         self.by = by
+        self.mask = mask
         self.pretty = pretty
         self.acl = "ACL" in selected
         self.format = "Format" in selected
@@ -147,6 +153,7 @@ class _Writer:
         out.append(f"{nl1}<RTProperties>")
         interior = node.children is not None
         meta = node.meta
+        secret = self.mask and not interior and (is_secret_name(name) or is_secret_value(node.value))
         if self.acl:
             text = node.acl.text
             out.append(f"{nl2}<ACL>{_escape(text, segs)}</ACL>" if text else f"{nl2}<ACL/>")
@@ -157,7 +164,7 @@ class _Writer:
         if self.name:
             out.append(f"{nl2}<Name>{_escape(name, segs)}</Name>")
         if self.size and not interior:
-            out.append(f"{nl2}<Size>{node.size()}</Size>")
+            out.append(f"{nl2}<Size>{len(MASK_BYTES) if secret and node.value is not None else node.size()}</Size>")
         if self.title:
             title = meta.title if meta is not None else ""
             out.append(f"{nl2}<Title>{_escape(title, segs)}</Title>" if title else f"{nl2}<Title/>")
@@ -183,7 +190,11 @@ class _Writer:
                 else:
                     self.hidden.append((child_segs, child, child_acl))
         elif self.value and node.value is not None:
-            out.append(f"{nl1}<Value>{_value_text(node, segs)}</Value>")
+            if secret:
+                text = _MASKED_BIN if node.format == "bin" else MASK
+            else:
+                text = _value_text(node, segs)
+            out.append(f"{nl1}<Value>{text}</Value>")
         out.append(f"{nl}</Node>")
 
 
