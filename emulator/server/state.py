@@ -190,10 +190,15 @@ class ServerState:
         if not header or not header.lower().startswith("basic "):
             return None
         try:
-            user, _, secret = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8").partition(":")
+            text = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
         except (binascii.Error, ValueError):
             return None
-        return user if self.dm2_credentials.get(user) == secret else None
+        # DevIDs such as "IMEI:35..." put ':' in the user-id (RFC 7617 forbids it): try every split
+        for at in (i for i, ch in enumerate(text) if ch == ":"):
+            user, secret = text[:at], text[at + 1:]
+            if user in self.dm2_credentials and self.dm2_credentials[user] == secret:
+                return user
+        return None
 
 
 def _basic_user(header: str | None) -> str | None:

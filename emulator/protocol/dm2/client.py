@@ -181,6 +181,9 @@ class DM2Client:
         self.commands_run = 0
         self.server_accept: str | None = None
         self._auth = _basic_auth(account)
+        if self._auth and ":" in account.client_user:
+            self.notes.append(f"HTTP Basic user-id {account.client_user!r} contains ':', which RFC 7617 forbids; "
+                              "a server splitting at the first ':' reads another user")
         self._origin = _origin(self.url) or _origin(account.server_uri)
         self._ids = itertools.count(1)
         self._started = False
