@@ -305,3 +305,28 @@ def test_session_http_error_aborts_with_the_servers_words():
     engine, done = asyncio.run(main())
     assert done.outcome == "failed" and done.status == 401
     assert "HTTP 401" in done.detail and "credentials" in done.detail
+
+
+def test_headless_browse_reports_pages_that_never_complete():
+    state = ServerState()
+
+    async def main():
+        async with Harness(state) as h:
+            ctx = SessionContext(device_id="d", session_id="s", protocol="dm2", server="demo-dm2",
+                                 bus=h.bus, transport=h.transport)
+            from emulator.protocol.actions import OpenBrowser
+            from emulator.server.ui_flows import open_ui, ui_url
+
+            refused = await HeadlessUi({"ssid": ""}).browse(
+                ctx, OpenBrowser("1", ui_url(open_ui(state, "wifi", "", h.base))))
+            no_form = await HeadlessUi().browse(ctx, OpenBrowser("2", h.base + "/repo/demo/bookmark"))
+            missing = await HeadlessUi().browse(ctx, OpenBrowser("3", h.base + "/ui/wifi?s=expired"))
+            limited = await HeadlessUi(max_steps=2).browse(
+                ctx, OpenBrowser("4", ui_url(open_ui(state, "wifi", "", h.base))))
+            return refused, no_form, missing, limited
+
+    refused, no_form, missing, limited = asyncio.run(main())
+    assert refused.outcome == "failed" and "1 to 32 characters" in refused.text
+    assert no_form.outcome == "failed" and "no form" in no_form.text
+    assert missing.outcome == "failed" and "HTTP 404" in missing.text
+    assert limited.outcome == "failed" and "after 2 pages" in limited.text

@@ -542,3 +542,27 @@ def test_check_notification(dev):
     assert "malformed" in check_notification(b"\x10", accounts, None, 0).reason
     with pytest.raises(ValueError):
         bad.engine_options()
+
+
+# --- respond (one package, no network) ------------------------------------------------------------
+
+
+def test_respond_answers_one_package_without_http(dev):
+    from emulator.protocol.dm2.respond import respond, respond_detail
+
+    account = dev.account(protocol="dm2")
+    package = json.dumps({"CMD": [
+        ["GET", f"{DEVINFO}//FwV"], ["HGET", SERVER + "/repo/x"], ["DELETE", f"{T}/right/"],
+        ["SHOW", SERVER + "/ui/wifi"], ["EXEC", f"{T}/left/ID"], ["DEFAULT", NEW, SERVER + "/d"],
+        ["HPUT", SERVER + "/up", f"{T}/left/ID"], ["UNSUB", f"{T}/left/"],
+    ]}).encode()
+    result = respond_detail(dev.tree, account, package)
+    statuses = json.loads(result.body)["Status"]
+    assert [s["sc"] for s in statuses] == [200, 500, 200, 500, 405, 200, 500, 404]
+    assert statuses[0]["MOS"][0]["MOData"] == {"FwV": "X5P-BL-2.14.07"}
+    assert not dev.tree.exists("./DM2/ext-test/right")
+    assert any("no HTTP" in n for n in result.notes)
+    assert respond(dev.tree, account, b'{"CMD":[["END"]]}') == b""
+    with pytest.raises(Exception) as e:
+        respond(dev.tree, account, b"not json")
+    assert e.value.status == 400
