@@ -35,6 +35,7 @@ class DemoServer:
     async def start(self) -> None:
         """Raises ImportError when the server is not there, OSError when it cannot listen."""
         from aiohttp import web
+
         from emulator.server.app import create_app
 
         runner = web.AppRunner(create_app())
@@ -93,7 +94,7 @@ class Desktop:
             self.workspace = Workspace.open(self.args.workspace)
         self.fleet = fleet = Fleet(server=url, bus=EventBus(), workspace=self.workspace)
         restored = fleet.restore()
-        window = self.window = MainWindow(fleet)
+        window = self.window = MainWindow(fleet, remember=not getattr(self.args, "screenshot", None))
         fleet.ui = window.ui_handler
         window.on_close = lambda: asyncio.ensure_future(self.stop())
         if self.server_problem:
@@ -125,12 +126,13 @@ class Desktop:
         while time.monotonic() - start < SCREENSHOT_DEADLINE:
             await asyncio.sleep(0.1)
             if w.web_dock.loaded_url:
+                if not flow_seen and w.web_dock.device_id:
+                    w.fleet_panel.select(w.web_dock.device_id)  # tree and traffic of the device asking
                 flow_seen = flow_seen or time.monotonic()
                 if time.monotonic() - flow_seen >= SCREENSHOT_SETTLE:
                     break
             elif all(t.done() for t in tasks) and time.monotonic() - start > 2.0:
                 break
-        w.traffic_panel.only_selected.setChecked(False)
         rows = w.traffic_panel.proxy.rowCount()
         if rows:
             w.traffic_panel.view.selectRow(rows - 1)

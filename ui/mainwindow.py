@@ -33,9 +33,10 @@ def recent_servers(settings: QSettings | None = None) -> list[str]:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, fleet: Fleet, parent: QWidget | None = None) -> None:
+    def __init__(self, fleet: Fleet, parent: QWidget | None = None, *, remember: bool = True) -> None:
         super().__init__(parent)
         self.fleet = fleet
+        self.remember = remember  # False: default layout, nothing saved (screenshots look the same)
         self.setWindowTitle(f"dm-emulator — {fleet.server}")
         self.on_close: Callable[[], None] | None = None
 
@@ -76,7 +77,10 @@ class MainWindow(QMainWindow):
         self._count_timer.timeout.connect(self.update_counts)
         self._count_timer.start()
         self._build_menu()
-        self.restore_settings()
+        if remember:
+            self.restore_settings()
+        else:
+            self.resize(1280, 780)
         self.update_counts()
 
     # ------------------------------------------------------------------ menus and settings
@@ -163,7 +167,8 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ closing
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        self.save_settings()
+        if self.remember:
+            self.save_settings()
         self._count_timer.stop()
         self.batcher.close()
         self.web_dock._resolve("cancelled")

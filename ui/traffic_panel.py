@@ -177,7 +177,7 @@ class TrafficPanel(QWidget):
 
         self.search = QLineEdit(placeholderText="Search messages (summary, URL, body text)")
         self.search.setClearButtonEnabled(True)
-        self.search.setMinimumWidth(160)
+        self.search.setMinimumWidth(120)
         self.search.textChanged.connect(lambda t: self.proxy.set(text=t))
         self.only_selected = QCheckBox("This device")
         self.only_selected.setToolTip("Only the messages of the device selected in the fleet")
@@ -201,7 +201,7 @@ class TrafficPanel(QWidget):
         self.view.verticalHeader().hide()
         self.view.verticalHeader().setDefaultSectionSize(20)
         self.view.horizontalHeader().setStretchLastSection(True)
-        for col, width in enumerate((24, 95, 150, 55, 55, 60)):
+        for col, width in enumerate((22, 90, 135, 55, 50, 55)):
             self.view.setColumnWidth(col, width)
         self.view.selectionModel().currentRowChanged.connect(lambda cur, _prev: self.show_detail(cur))
 
@@ -215,9 +215,11 @@ class TrafficPanel(QWidget):
         top.addWidget(self.search, 1)
         top.addWidget(self.only_selected)
         top.addWidget(self.session_box)
-        top.addWidget(open_btn)
-        top.addWidget(save_btn)
-        top.addWidget(clear_btn)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.message, 1)
+        bottom.addWidget(open_btn)
+        bottom.addWidget(save_btn)
+        bottom.addWidget(clear_btn)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.view)
         self.splitter.addWidget(self.detail)
@@ -226,7 +228,7 @@ class TrafficPanel(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(top)
         layout.addWidget(self.splitter, 1)
-        layout.addWidget(self.message)
+        layout.addLayout(bottom)
         self._device: str | None = None
 
     # ------------------------------------------------------------------ feeding and filtering

@@ -105,6 +105,7 @@ class WebDock(QDockWidget):
         self._lock = asyncio.Lock()
         self.loaded_url = ""
         self.flows = 0
+        self.device_id = ""  # whose flow is showing
         self.loads = 0  # pages loaded (scripts and tests follow multi-page flows with it)
         self._disposed = False
 
@@ -117,13 +118,14 @@ class WebDock(QDockWidget):
             self._future = fut = loop.create_future()
             qurl = QUrl(url)
             self.page.allowed = origin(qurl)
+            self.device_id = device_id
             self.header.setText(f"{device_id} — page from {server or qurl.host()}\n{qurl.toString()}")
             self.notice.hide()
             self.loaded_url = ""
             self.flows += 1
             self.show()
             self.raise_()
-            self._make_room()
+            QTimer.singleShot(0, self._make_room)  # once the dock has its first layout
             self.view.load(qurl)
             try:
                 return await fut
