@@ -227,7 +227,7 @@ class HttpTransport:
             response = await client.request(method, url, content=body, headers=headers or {})
         except httpx.TimeoutException:
             return HttpResult(0, error=f"{method} {url}: no answer within {self._timeout.read:g} s")
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, ssl.SSLError, OSError) as exc:  # httpx lets some ssl errors through bare
             origin = (tls, _origin(url))
             refusal = tls_refusal(exc, tls, url, answered_before=origin in self._answered)
             if refusal:
