@@ -3,8 +3,6 @@ types given values), and answering DM 1.2 alerts by policy."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from emulator.headless_ui import HeadlessUi, fill_form, is_done, parse_forms
@@ -24,6 +22,16 @@ PAGE = """<html><body><p class="error">Too <b>short</b>.</p>
   <button type="submit" name="decision" value="accept">Accept and update</button>
   <button type="submit" name="decision" value="decline">Decline</button>
 </form></body></html>"""
+
+
+def _answer(coro):
+    """Run a coroutine that never suspends (``ask`` needs no I/O) without an event loop: the
+    window tests keep a session-wide loop marked running, so asyncio.run is unavailable after them."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    raise AssertionError("ask() suspended: it should answer at once")
 
 
 def test_parse_reads_controls_and_error_text():
@@ -75,13 +83,13 @@ def test_done_page_convention():
     ],
 )
 def test_alert_answers_by_policy(policy, action, outcome, selected, text):
-    answer = asyncio.run(HeadlessUi(policy=policy).ask(None, action))
+    answer = _answer(HeadlessUi(policy=policy).ask(None, action))
     assert (answer.outcome, answer.selected, answer.text) == (outcome, selected, text)
 
 
 def test_alert_answers_from_fields_and_bad_policy():
     ui = HeadlessUi({"text": "typed", "choice": "3"})
-    assert asyncio.run(ui.ask(None, AskUser("1", "text", "?", options={"DR": "x"}))).text == "typed"
-    assert asyncio.run(ui.ask(None, AskUser("1", "single", "?", ("a", "b", "c")))).selected == (3,)
+    assert _answer(ui.ask(None, AskUser("1", "text", "?", options={"DR": "x"}))).text == "typed"
+    assert _answer(ui.ask(None, AskUser("1", "single", "?", ("a", "b", "c")))).selected == (3,)
     with pytest.raises(ValueError):
         HeadlessUi(policy="maybe")
