@@ -81,7 +81,9 @@ def _server_options(p: argparse.ArgumentParser) -> None:
 def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", required=True, metavar="URL", help="the DM server to manage the devices")
     p.add_argument(
-        "--profile", required=True, metavar="NAME", help="device profile to build the devices from"
+        "--profile",
+        metavar="NAME",
+        help="device profile to build the devices from (needed unless the scenario lists its devices)",
     )
     p.add_argument(
         "--count", type=_positive_int, default=1, metavar="N", help="how many devices (default: 1)"
@@ -91,10 +93,16 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         choices=("dm2", "dm12"),
         help="dm2 = OMA DM 2.0 (JSON), dm12 = DM 1.2/1.3 (SyncML); default: what the profile says",
     )
-    p.add_argument("--scenario", metavar="FILE", help="scenario file: what the devices do, step by step")
+    p.add_argument(
+        "--scenario",
+        metavar="FILE",
+        help="scenario file (TOML; or the name of one in assets/scenarios/): devices, timeline, expectations",
+    )
     p.add_argument("--report", metavar="FILE.json", help="write a JSON report of the run to this file")
     p.add_argument(
-        "--junit", metavar="FILE.xml", help="write a JUnit XML report (one test case per device) for CI"
+        "--junit",
+        metavar="FILE.xml",
+        help="write a JUnit XML report for CI (one test case per expectation; per device without a scenario)",
     )
 
 

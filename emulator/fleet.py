@@ -93,21 +93,36 @@ class Fleet:
         """Bring back the devices and trees a workspace holds (``gui --workspace DIR``)."""
         if self.workspace is None:
             return []
-        restored = []
-        for record in self.workspace.list_devices():
-            prof = find_profile(record.profile)
-            dev = VirtualDevice(prof, record.identity_index, server=self.server, bus=self.bus)
-            dev.id = record.id  # an imported tree may carry another identity than its index gives
-            if self.workspace.has_tree(record.id):
-                from emulator.mo.build import template_tree
+        return [self._revive(record) for record in self.workspace.list_devices()]
 
-                dev.tree = self.workspace.load_tree(record.id, template=template_tree(prof))
-                dev._unsubscribe = dev.tree.subscribe(dev._on_tree_change)
-            dev.last_result = record.state
-            self.devices[dev.id] = dev
-            self._next_index[prof.name] = max(self._next_index.get(prof.name, 0), record.identity_index + 1)
-            restored.append(dev)
-        return restored
+    def reload(self, dev_id: str, profile: Profile | None = None) -> VirtualDevice:
+        """A device restarted after a crash: rebuilt from what it last stored (scenario ``crash``).
+
+        ``profile``: the already loaded profile of the device, so its template tree is shared.
+        """
+        record = self.workspace.device(dev_id) if self.workspace is not None else None
+        if record is None:
+            raise EmulatorError(f"device {dev_id!r} has nothing stored to restart from")
+        old = self.devices.get(dev_id)
+        if old is not None:
+            old._unsubscribe()
+        return self._revive(record, profile)
+
+    def _revive(self, record: DeviceRecord, profile: Profile | None = None) -> VirtualDevice:
+        assert self.workspace is not None
+        prof = profile if profile is not None and profile.name == record.profile else find_profile(record.profile)
+        dev = VirtualDevice(prof, record.identity_index, server=self.server, bus=self.bus)
+        dev.id = record.id  # an imported tree may carry another identity than its index gives
+        if self.workspace.has_tree(record.id):
+            from emulator.mo.build import template_tree
+
+            dev._unsubscribe()
+            dev.tree = self.workspace.load_tree(record.id, template=template_tree(prof))
+            dev._unsubscribe = dev.tree.subscribe(dev._on_tree_change)
+        dev.last_result = record.state
+        self.devices[dev.id] = dev
+        self._next_index[prof.name] = max(self._next_index.get(prof.name, 0), record.identity_index + 1)
+        return dev
 
     def _save_device(self, dev: VirtualDevice) -> None:
         assert self.workspace is not None

@@ -1,4 +1,9 @@
-"""`dm-emulator run`: a headless fleet, one complete session per device, reports for CI."""
+"""`dm-emulator run`: a headless fleet (or a scenario), live progress, JSON and JUnit reports for CI.
+
+Without ``--scenario`` the fleet is ``--count`` devices of ``--profile``, one session each, and the
+run passes when every session completes. With one, the scenario's timeline runs and its
+expectations decide the exit code (1 when any failed, with what and where on stderr).
+"""
 
 from __future__ import annotations
 
@@ -6,111 +11,109 @@ import argparse
 import asyncio
 import json
 import sys
-import time
 from pathlib import Path
-from urllib.parse import urlsplit
 from xml.etree import ElementTree as ET
 
 from emulator.errors import EmulatorError
-from emulator.fleet import Fleet
-from emulator.profile import find_profile
-from emulator.protocol.actions import SessionDone
+from emulator.scenario import Scenario, default_scenario, find_scenario, load_scenario
+from emulator.scenario_runner import RunResult, ScenarioRunner
 
 
-def split_server(url: str) -> tuple[str, str | None]:
-    """``http://h:1`` -> (base, None): the profile's own paths; ``http://h:1/omadm`` -> that exact endpoint."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise EmulatorError(f"--server {url!r} is not an http:// or https:// URL", status=400)
-    base = f"{parts.scheme}://{parts.netloc}"
-    endpoint = url if parts.path not in ("", "/") else None
-    return base, endpoint
+def build_scenario(args: argparse.Namespace) -> Scenario:
+    """The scenario to run: ``--scenario`` (with the command line's devices when it has none) or the default."""
+    if args.scenario:
+        scenario = load_scenario(find_scenario(args.scenario), profile=args.profile, count=args.count,
+                                 protocol=args.protocol)
+        if args.profile and all(g.line is not None for g in scenario.groups):
+            print(f"dm-emulator run: {scenario.source} lists its own [[devices]]; --profile/--count/--protocol "
+                  "are not used", file=sys.stderr)
+        return scenario
+    if not args.profile:
+        raise EmulatorError("give --profile NAME (and --count N), or a --scenario FILE that lists its devices",
+                            status=400)
+    return default_scenario(args.profile, args.count, args.protocol)
 
 
-async def run_fleet(server: str, profile_name: str, count: int, protocol: str | None, *,
-                    concurrency: int = 256, progress=None) -> dict:
-    base, endpoint = split_server(server)
-    profile = find_profile(profile_name)
-    protocol = protocol or profile.protocols[0]
-    if protocol not in profile.protocols:
-        raise EmulatorError(f"profile {profile.name} does not speak {protocol} (it speaks "
-                            f"{', '.join(profile.protocols)})", status=400)
-    fleet = Fleet(server=base)
-    devices = fleet.add(profile, count)
-    gate = asyncio.Semaphore(concurrency)
-    results: dict[str, tuple[SessionDone, float]] = {}
-    started = time.perf_counter()
-
-    async def one(dev_id: str) -> None:
-        async with gate:
-            t0 = time.perf_counter()
-            options = {"server_uri": endpoint} if endpoint else {}
-            done = await fleet.run_session(dev_id, protocol, **options)
-            results[dev_id] = (done, time.perf_counter() - t0)
-
-    async def report_progress() -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            if progress:
-                progress(fleet, len(results), count, time.perf_counter() - started)
-
-    ticker = asyncio.ensure_future(report_progress())
-    try:
-        await asyncio.gather(*(one(d.id) for d in devices))
-    finally:
-        ticker.cancel()
-        await fleet.aclose()
-    elapsed = time.perf_counter() - started
-    completed = sum(1 for done, _ in results.values() if done.outcome == "completed")
-    return {
-        "server": server,
-        "profile": profile.name,
-        "protocol": protocol,
-        "devices": count,
-        "sessions_completed": completed,
-        "sessions_failed": len(results) - completed,
-        "duration_s": round(elapsed, 3),
-        "sessions_per_s": round(len(results) / elapsed, 1) if elapsed else 0.0,
-        "messages": fleet.stats.messages,
-        "results": [
-            {"device": dev_id, "outcome": done.outcome, "detail": done.detail, "duration_s": round(t, 4)}
-            for dev_id, (done, t) in results.items()
-        ],
-    }
+async def run_scenario(scenario: Scenario, server: str, *, progress: bool = True) -> RunResult:
+    return await ScenarioRunner(scenario, server, progress=_progress if progress else None).run()
 
 
-def _progress(fleet: Fleet, done: int, total: int, elapsed: float) -> None:
-    s = fleet.stats
-    print(f"[{elapsed:6.1f}s] {done}/{total} devices done, {s.running} in session, "
-          f"{done / elapsed if elapsed else 0:.0f} sessions/s, {s.sessions_failed} failed", file=sys.stderr)
+def _progress(runner: ScenarioRunner, elapsed: float) -> None:
+    fleet = runner.fleet
+    if fleet is None:
+        return
+    failed = sum(1 for s in runner.sessions if s.outcome and s.outcome != "completed")
+    print(f"[{elapsed:6.1f}s] {len(runner.devices_up)}/{runner.scenario.device_count} devices up, "
+          f"{fleet.stats.running} in session, {runner.sessions_per_second():.0f} sessions/s, "
+          f"{sum(1 for s in runner.sessions if s.outcome == 'completed')} completed, {failed} errors",
+          file=sys.stderr, flush=True)
 
 
-def write_junit(report: dict, path: str) -> None:
-    suite = ET.Element("testsuite", name=f"dm-emulator {report['profile']} {report['protocol']}",
-                       tests=str(len(report["results"])), failures=str(report["sessions_failed"]),
-                       time=str(report["duration_s"]))
-    for r in report["results"]:
-        case = ET.SubElement(suite, "testcase", classname=f"{report['profile']}.{report['protocol']}",
-                             name=r["device"], time=str(r["duration_s"]))
-        if r["outcome"] != "completed":
-            failure = ET.SubElement(case, "failure", message=f"{r['outcome']}: {r['detail']}")
-            failure.text = r["detail"]
+def write_junit(result: RunResult, path: str) -> None:
+    """A JUnit file for CI: one test case per expectation (named by its scenario line) and per problem;
+    a run without expectations (no scenario) has one test case per device instead."""
+    report = result.report()
+    name = report["scenario"]
+    suite = ET.Element("testsuite", name=f"dm-emulator {name}", time=str(report["duration_s"]))
+    props = ET.SubElement(suite, "properties")
+    for key in ("server", "devices", "sessions_started", "sessions_completed", "sessions_failed"):
+        ET.SubElement(props, "property", name=key, value=str(report[key]))
+    cases: list[tuple[str, str, str | None, float]] = []  # classname, name, failure, time
+    if result.scenario.expectations:
+        where = result.scenario.source
+        for e in report["expectations"]:
+            label = f"{where}:{e['line']}: {e['expect']}" if where and e["line"] else e["expect"]
+            cases.append((f"{name}.expect", label, None if e["passed"] else e["detail"], 0.0))
+    else:
+        per_device: dict[str, list[dict]] = {}
+        for r in report["results"]:
+            per_device.setdefault(r["device"], []).append(r)
+        for dev_id, runs in per_device.items():
+            bad = [f"{r['outcome']}: {r['detail']}" for r in runs if r["outcome"] != "completed"]
+            cases.append((f"{name}.{runs[0]['protocol']}", dev_id, "; ".join(bad) or None,
+                          sum(r["duration_s"] for r in runs)))
+    for i, p in enumerate(report["problems"], 1):
+        cases.append((f"{name}.problem", f"problem {i}", p, 0.0))
+    suite.set("tests", str(len(cases)))
+    suite.set("failures", str(sum(1 for c in cases if c[2] is not None)))
+    for classname, label, failure, took in cases:
+        case = ET.SubElement(suite, "testcase", classname=classname, name=label, time=f"{took:.3f}")
+        if failure is not None:
+            ET.SubElement(case, "failure", message=failure).text = failure
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 
 
+def print_summary(result: RunResult) -> None:
+    report = result.report()
+    failed = [r for r in report["results"] if r["outcome"] != "completed"]
+    for r in failed[:20]:
+        print(f"  {r['device']}: {r['outcome']}: {r['detail']}", file=sys.stderr)
+    if len(failed) > 20:
+        print(f"  ... and {len(failed) - 20} more sessions that did not complete", file=sys.stderr)
+    for p in report["problems"]:
+        print(f"  problem: {p}", file=sys.stderr)
+    print(f"{report['scenario']}: {report['sessions_completed']}/{report['sessions_started']} sessions completed, "
+          f"{report['sessions_failed']} failed, {report['devices']} devices ({report['protocol']}) against "
+          f"{report['server']} in {report['duration_s']} s ({report['sessions_per_s']} sessions/s, "
+          f"{report['messages']} messages, latency p50 {report['latency_p50_ms']} ms / "
+          f"p95 {report['latency_p95_ms']} ms / p99 {report['latency_p99_ms']} ms)")
+    where = result.scenario.source
+    for e in report["expectations"]:
+        mark = "ok  " if e["passed"] else "FAIL"
+        at = f"{where}:{e['line']}: " if where and e["line"] else ""
+        print(f"  {mark} {at}{e['expect']}" + (f" -- {e['detail']}" if e["detail"] else ""))
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.scenario:
-        print("dm-emulator run: --scenario is not built yet", file=sys.stderr)
-        return 2
-    report = asyncio.run(run_fleet(args.server, args.profile, args.count, args.protocol, progress=_progress))
-    for r in report["results"]:
-        if r["outcome"] != "completed":
-            print(f"  {r['device']}: {r['outcome']}: {r['detail']}", file=sys.stderr)
-    print(f"{report['sessions_completed']}/{report['devices']} sessions completed, "
-          f"{report['sessions_failed']} failed, {report['protocol']} against {report['server']} "
-          f"in {report['duration_s']} s ({report['sessions_per_s']} sessions/s, {report['messages']} messages)")
+    scenario = build_scenario(args)
+    result = asyncio.run(run_scenario(scenario, args.server))
+    print_summary(result)
     if args.report:
-        Path(args.report).write_text(json.dumps(report, indent=2))
+        Path(args.report).write_text(json.dumps(result.report(), indent=2))
     if args.junit:
-        write_junit(report, args.junit)
-    return 0 if report["sessions_failed"] == 0 else 1
+        write_junit(result, args.junit)
+    if not result.passed:
+        broken = sum(1 for e in result.expectations if not e.passed) + len(result.problems)
+        print(f"dm-emulator run: {broken} expectation(s) or problem(s) failed", file=sys.stderr)
+        return 1
+    return 0
