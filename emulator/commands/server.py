@@ -1,10 +1,11 @@
-"""`dm-emulator server`: the reference DM server alone, until Ctrl+C."""
+"""`dm-emulator server`: the reference DM server alone, until Ctrl+C (or SIGTERM)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import signal
 import sys
 
 from aiohttp import web
@@ -47,7 +48,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"reference DM server on {url}", flush=True)
         print(f"  DM 2.0: {url}/dm2   DM 1.2: {url}/dm12   web pages: {url}/ui/   (Ctrl+C stops)", flush=True)
 
+    async def main() -> None:
+        stop = asyncio.Event()
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # no signal handlers on Windows
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await serve(args.host, args.port, ready=ready, stop=stop)
+
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.host, args.port, ready=ready))
+        asyncio.run(main())
     print("stopped", file=sys.stderr)
     return 0
