@@ -169,7 +169,7 @@ def mask_message(content_type: str, body: bytes) -> bytes:
         if "json" in base or body.lstrip()[:1] in (b"{", b"["):
             obj, n = mask_json(json.loads(body))
             return json.dumps(obj, ensure_ascii=False).encode("utf-8") if n else body
-    except (EmulatorError, ValueError, etree.LxmlError):
+    except (EmulatorError, ValueError, RecursionError, etree.LxmlError):
         return body
     return body
 
