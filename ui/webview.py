@@ -91,6 +91,7 @@ class WebDock(QDockWidget):
         self.view = QWebEngineView()
         self.page = GuardedPage(self.view)
         self.view.setPage(self.page)
+        self.page.profile().downloadRequested.connect(lambda item: item.cancel())  # pages never write files
         self.page.finished.connect(self._on_done)
         self.page.blocked.connect(self._on_blocked)
         self.view.loadFinished.connect(self._on_loaded)
