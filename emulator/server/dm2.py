@@ -105,8 +105,8 @@ class ServerSession:
             log.problems.append(f"Package#3 has {len(response.statuses)} statuses for {len(self.sent)} commands")
         for cmd, status in zip(self.sent, response.statuses, strict=False):
             log.statuses.append((cmd, status))
-            name = cmd[0].upper()
-            if name == "GET" and status.sc == 200:
+            name = cmd[0].upper() if cmd else ""
+            if name == "GET" and status.sc == 200 and len(cmd) > 1:
                 data: dict = {}
                 for item in status.mos or []:
                     log.gets[item.client_uri] = item.mo_data
@@ -121,7 +121,7 @@ class ServerSession:
                     if uri not in known:
                         known.append(uri)
                     self.vars[f"new:{moid}"] = uri
-            elif name == "SHOW" and status.sc != 200:
+            elif name == "SHOW" and status.sc != 200 and len(cmd) > 1:
                 for ui in [u for u in self.waiting if ui_url(u) == cmd[1]]:
                     ui.outcome = ui.outcome or "not shown"
                     ui.done.set()

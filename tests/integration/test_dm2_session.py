@@ -330,3 +330,38 @@ def test_headless_browse_reports_pages_that_never_complete():
     assert no_form.outcome == "failed" and "no form" in no_form.text
     assert missing.outcome == "failed" and "HTTP 404" in missing.text
     assert limited.outcome == "failed" and "after 2 pages" in limited.text
+
+
+def test_server_refuses_what_is_not_a_dm2_package():
+    state = ServerState()
+
+    async def main():
+        async with Harness(state) as h:
+            t, url = h.transport, h.base + "/dm2"
+            dev = {"OMADM-DevID": "IMEI:1"}
+            init = {"Content-Type": "application/vnd.oma.dm.initiation+json"}
+            resp = {"Content-Type": "application/vnd.oma.dm.response+json"}
+            return {
+                "no devid": await t.request("POST", url, b"{}", init),
+                "bad json": await t.request("POST", url, b"{", {**init, **dev}),
+                "no session": await t.request("POST", url, b'{"Status":[]}', {**resp, **dev}),
+                "text": await t.request("POST", url, b"hi", {"Content-Type": "text/plain", **dev}),
+                "accept": await t.request("POST", url, b'{"Alert":[]}', {**init, **dev, "Accept": "text/html"}),
+                "repo put": await t.request("PUT", h.base + "/repo/x/y", b"a,b", {"Content-Type": "text/csv"}),
+                "repo get": await t.request("GET", h.base + "/repo/nothing/here"),
+                "script": await t.request("POST", h.base + "/admin/script/IMEI:1", b'{"steps": [["GET"]]}'),
+                "flow": await t.request("POST", h.base + "/admin/script/IMEI:1", b'{"flow": "plan"}'),
+                "unknown flow": await t.request("GET", h.base + "/ui/nope"),
+            }
+
+    r = asyncio.run(main())
+    assert r["no devid"].status == 400 and b"OMADM-DevID" in r["no devid"].body
+    assert r["bad json"].status == 400
+    assert r["no session"].status == 400 and b"Package#1" in r["no session"].body
+    assert r["text"].status == 415
+    assert r["accept"].status == 406
+    assert r["repo put"].status == 415 and "application/vnd.oma.dm.mo+json" in r["repo put"].headers["omadm-accept"]
+    assert r["repo get"].status == 404
+    assert r["script"].status == 400
+    assert r["flow"].status == 200 and state.script_for("IMEI:1")[1][1] == ["SHOW", "${ui:plan}"]
+    assert r["unknown flow"].status == 404
