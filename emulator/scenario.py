@@ -39,6 +39,7 @@ OUTCOMES = ("completed", "failed", "aborted")
 CONFIRM_ANSWERS = ("yes", "no", "cancel", "timeout")
 WEB_ANSWERS = ("submit", "cancel", "ignore")
 ALERT_MARKS = ("fatal", "critical", "minor", "warning", "informational", "harmless", "indeterminate")
+MAX_IN_FLIGHT = 256
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*")
 
@@ -135,7 +136,7 @@ class Pacing:
     ramp_up: float = 0.0
     think_time: float = 0.0
     jitter: float = 0.0
-    max_in_flight: int = 256
+    max_in_flight: int = MAX_IN_FLIGHT
 
 
 @dataclass(frozen=True, slots=True)
@@ -486,7 +487,7 @@ class _ScenarioReader(TomlChecker):
             ramp_up=self.duration(d, path, "ramp_up", 0.0) or 0.0,
             think_time=self.duration(d, path, "think_time", 0.0) or 0.0,
             jitter=jitter,
-            max_in_flight=self.count(d, path, "max_in_flight") or Pacing.max_in_flight,
+            max_in_flight=self.count(d, path, "max_in_flight") or MAX_IN_FLIGHT,
         )
 
     def expectation(self, data: Any, path: KeyPath) -> Expectation:
