@@ -32,7 +32,7 @@ def make_engine(dev: VirtualDevice, account: Account, session_id: str, *, server
         )
     from emulator.protocol.dm2.client import DM2Client
 
-    return DM2Client(dev.tree, account, dev_id=dev.id, **options)
+    return DM2Client(dev.tree, account, dev_id=dev.id, has_browser=dev.profile.ui.browser, **options)
 
 
 def _syncml_session_id(session_id: str) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 
 from emulator.identity import Identity, make_identity
+from emulator.mo import behaviours
 from emulator.mo.accounts import AUTH_TYPES, DM1_ROOT, DM2_ROOT, decode_nonce
 from emulator.profile import AccountSpec, BearerSpec, Profile, fill
 from emulator.tree import Tree
@@ -184,6 +185,7 @@ def _build_template(profile: Profile) -> Tree:
         sess = load_builtin(SESSIONINFO_2).root
         _interior(tree, sess, "./DM2/SessionInfo", mo_type=SESSIONINFO_2)
         _values(tree, sess, "./DM2/SessionInfo", {"CBT": "3", "ROAMING": "2"})
+        behaviours.register(tree)
     if profile.environments:
         env_desc = load_builtin(OPENV_MO).root
         _interior(tree, env_desc, "./OpEnv", mo_type=OPENV_MO)

@@ -156,10 +156,13 @@ class Tree:
                 listener(event)
 
     def on_exec(self, uri: str, handler: ExecHandler) -> None:
-        """Register the device behaviour behind an executable node; ``*`` segments match any name."""
+        """Register the device behaviour behind an executable node; ``*`` segments match any name.
+
+        A later registration wins over an earlier pattern, so a test or scenario can override a default.
+        """
         segs = uris.split(uri)
         if "*" in segs:
-            self._exec_patterns.append((segs, handler))
+            self._exec_patterns.insert(0, (segs, handler))
         else:
             self._exec[segs] = handler
 
