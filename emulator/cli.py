@@ -76,6 +76,17 @@ def _server_options(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="port to listen on; 0 picks a free one and prints it (default: %(default)s)",
     )
+    p.add_argument("--tls", action="store_true", help="serve HTTPS with a generated test CA and certificate")
+    p.add_argument(
+        "--tls-dir",
+        metavar="DIR",
+        help="keep the generated CA and certificate here, reused on restart (default: a new temporary folder)",
+    )
+    p.add_argument(
+        "--require-client-cert",
+        action="store_true",
+        help="with --tls: refuse devices without a client certificate from that CA (mutual TLS)",
+    )
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import ssl
 import sys
 
 from aiohttp import web
@@ -13,16 +14,17 @@ from aiohttp import web
 from emulator.errors import EmulatorError
 
 
-async def serve(host: str, port: int, *, ready=None, stop: asyncio.Event | None = None) -> None:
+async def serve(host: str, port: int, *, ready=None, stop: asyncio.Event | None = None,
+                ssl_context: ssl.SSLContext | None = None) -> None:
     """Listen on host:port (0 = a free port) until ``stop`` is set (or forever); ``ready(url)``
-    is called once the server accepts connections."""
+    is called once the server accepts connections. With ``ssl_context`` it serves HTTPS."""
     from emulator.server.app import create_app
     from emulator.server.state import STATE_KEY
 
     app = create_app()
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     try:
         await site.start()
     except OSError as exc:
@@ -33,7 +35,7 @@ async def serve(host: str, port: int, *, ready=None, stop: asyncio.Event | None 
     if server is not None and server.sockets:
         bound = server.sockets[0].getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{bound}"
+    url = f"{'https' if ssl_context else 'http'}://{shown}:{bound}"
     app[STATE_KEY].base_url = "" if host in ("0.0.0.0", "::") else url
     try:
         if ready is not None:
@@ -44,15 +46,27 @@ async def serve(host: str, port: int, *, ready=None, stop: asyncio.Event | None 
 
 
 def run(args: argparse.Namespace) -> int:
+    ssl_context = ca = None
+    if getattr(args, "require_client_cert", False) and not args.tls:
+        raise EmulatorError("--require-client-cert needs --tls (client certificates are a TLS feature)")
+    if getattr(args, "tls", False):
+        from emulator.server.tls import server_tls
+
+        ssl_context, ca = server_tls(args.tls_dir, args.host, require_client_cert=args.require_client_cert)
+
     def ready(url: str) -> None:
         print(f"reference DM server on {url}", flush=True)
         print(f"  DM 2.0: {url}/dm2   DM 1.2: {url}/dm12   web pages: {url}/ui/   (Ctrl+C stops)", flush=True)
+        if ca is not None:
+            print(f"  TLS: devices trust the CA file {ca} (account node Ext/TLS/CAFile)"
+                  + ("; client certificates from that CA required" if args.require_client_cert else ""),
+                  flush=True)
 
     async def main() -> None:
         stop = asyncio.Event()
         with contextlib.suppress(NotImplementedError, RuntimeError):  # no signal handlers on Windows
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        await serve(args.host, args.port, ready=ready, stop=stop)
+        await serve(args.host, args.port, ready=ready, stop=stop, ssl_context=ssl_context)
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())

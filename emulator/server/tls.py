@@ -61,13 +61,50 @@ def peer_common_name(transport: object) -> str | None:
 
 
 def make_server_identity(directory: PathLike, host: str = "127.0.0.1") -> tuple[Path, Path, Path]:
-    """A fresh test CA and a server certificate for ``host`` (plus localhost): (ca, cert, key).
+    """A test CA and a server certificate for ``host`` (plus localhost) in ``directory``: (ca, cert, key).
 
-    What ``dm-emulator server --tls`` uses; devices trust it by pointing their CA file at ``ca``.
+    What ``dm-emulator server --tls`` uses; devices trust the server by taking ``ca`` as the CA file
+    of their account. Files already there are kept, so devices keep trusting a restarted server.
     """
     from emulator.certs import issue_cert, load_ca, make_ca
 
-    ca = load_ca(make_ca(directory, "dm-emulator reference server CA"))
-    sans = dict.fromkeys([host, "localhost", "127.0.0.1", "::1"])  # ordered, no repeats
-    cert, key = issue_cert(ca, host, sans=[s for s in sans if s not in ("", "0.0.0.0", "::")], name="server")
+    folder = Path(directory)
+    ca_files = (folder / "ca.pem", folder / "ca.key")
+    cert, key = folder / "server.pem", folder / "server.key"
+    names = [n for n in dict.fromkeys([host, "localhost", "127.0.0.1", "::1"]) if n not in ("", "0.0.0.0", "::")]
+    if all(p.is_file() for p in (*ca_files, cert, key)) and _covers(cert, names):
+        return ca_files[0], cert, key
+    ca = load_ca(ca_files if all(p.is_file() for p in ca_files) else make_ca(folder, "dm-emulator reference server CA"))
+    cert, key = issue_cert(ca, names[0], sans=names, name="server")
     return ca.cert_path, cert, key
+
+
+def _covers(cert_path: Path, names: list[str]) -> bool:
+    """Whether an existing server certificate is still valid and names every host it must."""
+    from datetime import UTC, datetime
+
+    from cryptography import x509
+
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return False
+    have = {str(v) for v in san.get_values_for_type(x509.DNSName)}
+    have |= {str(v) for v in san.get_values_for_type(x509.IPAddress)}
+    return set(names) <= have and cert.not_valid_after_utc > datetime.now(UTC)
+
+
+def server_tls(directory: PathLike | None, host: str, *, require_client_cert: bool = False
+               ) -> tuple[ssl.SSLContext, Path]:
+    """The context ``dm-emulator server --tls`` listens with, and the CA file devices must trust.
+
+    ``directory`` None: a new private folder (printed by the command; it outlives the server, since
+    devices need its CA). With ``require_client_cert`` devices must show a certificate from that CA.
+    """
+    import tempfile
+
+    folder = Path(directory) if directory is not None else Path(tempfile.mkdtemp(prefix="dm-emulator-tls-"))
+    ca, cert, key = make_server_identity(folder, host)
+    ctx = serve_tls_context(cert, key, client_ca=ca, require_client_cert=require_client_cert)
+    return ctx, ca

@@ -50,7 +50,7 @@ class Tally:
         except EmulatorError as exc:
             self.errors[type(exc).__name__] += 1
             if len(self.messages) < 100_000:
-                self.messages.add(type(exc).__name__ + _DIGITS.sub("#", str(exc))[:80])
+                self.messages.add(type(exc).__name__ + _DIGITS.sub("#", _QUOTED.sub("''", str(exc)))[:80])
             return
         except Exception as exc:  # noqa: BLE001 - a crash: record it and go on
             where = _where(exc)
@@ -74,6 +74,7 @@ class Tally:
 
 
 _DIGITS = re.compile(r"\d+")
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|<[^>]*>")  # the input's own text inside an error message
 
 
 def _where(exc: BaseException) -> str:
@@ -111,9 +112,8 @@ def run_hypothesis(target: Target, examples: int, seed: int) -> Tally:
 
 
 def run_atheris_child(name: str, seconds: int, out: str) -> None:
-    """Runs in its own process: libFuzzer never returns, so the figures are written at exit."""
-    import atexit
-
+    """Runs in its own process: libFuzzer never returns and exits without running atexit handlers, so
+    the figures are written twice a second while it runs."""
     import atheris
 
     target = TARGETS[name]
@@ -134,15 +134,19 @@ def run_atheris_child(name: str, seconds: int, out: str) -> None:
     corpus = tempfile.mkdtemp(prefix=f"fuzz-{name}-")
     for i, seed in enumerate(target.seeds()):
         Path(corpus, f"seed{i}").write_bytes(seed)
-    start = time.perf_counter()
+    start = last = time.perf_counter()
 
-    def dump() -> None:
-        tally.seconds = time.perf_counter() - start
-        Path(out).write_text(json.dumps(tally.as_dict()))
+    def one_input(data: bytes) -> None:
+        nonlocal last
+        tally.record(target, data)
+        now = time.perf_counter()
+        if now - last > 0.5:
+            last = now
+            tally.seconds = now - start
+            Path(out).write_text(json.dumps(tally.as_dict()))
 
-    atexit.register(dump)
     atheris.Setup([sys.argv[0], f"-max_total_time={seconds}", "-rss_limit_mb=2048", "-max_len=16384",
-                   "-print_final_stats=0", corpus], lambda data: tally.record(target, data))
+                   "-print_final_stats=0", corpus], one_input)
     atheris.Fuzz()
 
 

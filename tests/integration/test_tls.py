@@ -304,3 +304,46 @@ def test_account_tls_nodes_give_each_device_its_identity(pki, tmp_path):
     store_tls(tree, accounts[0], verify=False)
     off = TlsConfig.for_account(read_accounts(tree)[0])
     assert off.verify is False and off.warning
+
+
+def test_server_command_serves_https_and_requires_client_certificates(tmp_path):
+    """`dm-emulator server --tls --require-client-cert`: its CA is printed; devices with a certificate
+    from it get in, devices without one are refused; a restart keeps the same CA."""
+    import signal
+    import subprocess
+    import sys
+
+    tls_dir = tmp_path / "tls"
+    cmd = [sys.executable, "-m", "emulator", "server", "--port", "0", "--tls", "--tls-dir", str(tls_dir),
+           "--require-client-cert"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()
+        proc.stdout.readline()
+        third = proc.stdout.readline()
+        assert first.startswith("reference DM server on https://127.0.0.1:"), first
+        ca_file = tls_dir / "ca.pem"
+        assert str(ca_file) in third and "required" in third
+        url = first.split()[-1] + "/"
+        device = issue_device_certs(load_ca((ca_file, tls_dir / "ca.key")), ["IMEI:1"], directory=tmp_path)["IMEI:1"]
+
+        async def main() -> tuple[HttpResult, HttpResult]:
+            transport = HttpTransport(timeout=5)
+            try:
+                with_cert = await transport.request("GET", url, tls=TlsConfig(str(ca_file), *map(str, device)))
+                without = await transport.request("GET", url, tls=TlsConfig(str(ca_file)))
+                return with_cert, without
+            finally:
+                await transport.aclose()
+
+        with_cert, without = asyncio.run(main())
+        assert with_cert.status == 200 and b"/dm2" in with_cert.body, with_cert.error
+        assert without.status == 0 and "client certificate" in without.error
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    before = ca_file.read_bytes()
+    from emulator.server.tls import make_server_identity
+
+    assert make_server_identity(tls_dir)[0].read_bytes() == before  # reused, devices keep trusting it
