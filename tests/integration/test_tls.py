@@ -347,3 +347,11 @@ def test_server_command_serves_https_and_requires_client_certificates(tmp_path):
     from emulator.server.tls import make_server_identity
 
     assert make_server_identity(tls_dir)[0].read_bytes() == before  # reused, devices keep trusting it
+
+
+def test_server_listens_on_loopback_unless_told_otherwise():
+    from emulator.cli import build_parser
+
+    args = build_parser().parse_args(["server"])
+    assert args.host == "127.0.0.1" and args.tls is False
+    assert build_parser().parse_args(["server", "--host", "0.0.0.0"]).host == "0.0.0.0"
