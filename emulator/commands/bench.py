@@ -1,0 +1,276 @@
+"""`dm-emulator bench`: how many devices and sessions one emulator process carries, and at what cost.
+
+The reference server runs in a second process on loopback (one core for it, one for us), with a
+quick script for both protocols (no web UI, no long-poll hold) so the figures measure the emulator
+and the protocol stacks, not a scripted wait. Every device runs one complete DM 1.2 session and one
+complete DM 2.0 session. The same process then makes the same number of HTTP round trips to a
+minimal handler of that server with a client that only writes requests and reads answers over
+as many keep-alive connections: that is the loopback ceiling, and the ratio to it says how much of
+the machine's HTTP capacity the DM sessions reach.
+
+Bearer shaping is off (latency would measure ``asyncio.sleep``). Memory per device is what Python
+allocates (tracemalloc) for each idle device added beyond the first one, which pays for the
+profile's template tree; peak memory is the process's peak resident set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
+from dataclasses import replace
+from typing import Any
+from urllib.parse import urlsplit
+
+from emulator.errors import EmulatorError
+from emulator.profile import Profile, find_profile
+
+BENCH_PROFILE = "smartphone"
+DEVINFO_MOID = "urn:oma:mo:oma-dm-devinfo:1.2"
+QUICK_DM2_SCRIPT = [[["GET", f"{DEVINFO_MOID}//FwV"], ["GET", f"{DEVINFO_MOID}//Mod"]], [["END"]]]
+"""A DM 2.0 session without UI: two GETs answered in Package#3, then END."""
+ECHO_PATH = "/bench/echo"
+CONCURRENCY = 200  # sessions in flight; the transport's pool holds as many connections
+
+
+# ---------------------------------------------------------------------------------------------
+# the server process
+
+
+def quick_dm12_script(config: Any) -> list[tuple[str, Any]]:
+    """A DM 1.2 session without UI: one Get, answered with Results, then the server's Final."""
+    from emulator.protocol.syncml.commands import Get, Item
+
+    return [("reads", lambda session: [Get(cmd_id="0", items=[Item(target="./DevInfo/Mod"),
+                                                              Item(target="./DevDetail/FwV")])])]
+
+
+def quick_server_app():
+    """The reference server with quick scripts for both protocols and a minimal echo handler."""
+    from aiohttp import web
+
+    from emulator.server.app import create_app
+    from emulator.server.state import STATE_KEY
+
+    app = create_app()
+    state = app[STATE_KEY]
+    state.set_script("*", QUICK_DM2_SCRIPT)
+    state.dm12.config.script = quick_dm12_script
+
+    async def echo(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=b"ok")
+
+    app.router.add_post(ECHO_PATH, echo)
+    return app
+
+
+def serve_main() -> None:
+    """Entry of the server process: prints its URL on the first line, serves until killed."""
+    import socket
+
+    from aiohttp import web
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    print(f"http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
+    web.run_app(quick_server_app(), sock=sock, print=None, access_log=None, handle_signals=True)
+
+
+@contextlib.contextmanager
+def server_process():
+    """The quick reference server in a child process; yields its base URL, stops it (by its pid) after."""
+    proc = subprocess.Popen([sys.executable, "-c", "from emulator.commands.bench import serve_main; serve_main()"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = (proc.stdout.readline() if proc.stdout else "").strip()
+        if not url.startswith("http://"):
+            err = proc.stderr.read() if proc.stderr and proc.poll() is not None else ""
+            raise EmulatorError(f"the bench server did not start: {url or err or 'no output'}")
+        _wait_until_up(url)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_until_up(url: str, tries: int = 100) -> None:
+    import httpx
+
+    for _ in range(tries):
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.get(url + "/", timeout=1.0)
+            return
+        time.sleep(0.05)
+    raise EmulatorError(f"the bench server at {url} does not answer")
+
+
+# ---------------------------------------------------------------------------------------------
+# measuring
+
+
+def peak_rss_bytes() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def unshaped(profile: Profile) -> Profile:
+    """The profile with bearers that add no latency, jitter or loss."""
+    return replace(profile, bearers=tuple(replace(b, latency_ms=0, jitter_ms=0, loss=0.0) for b in profile.bearers))
+
+
+def _pct(values: list[float], q: float) -> float:
+    from emulator.scenario_runner import percentile
+
+    return percentile(values, q)
+
+
+async def measure(url: str, devices: int, *, concurrency: int = CONCURRENCY) -> dict[str, Any]:
+    from emulator.fleet import Fleet
+    from emulator.transport.http import HttpTransport
+
+    profile = unshaped(find_profile(BENCH_PROFILE))
+    fleet = Fleet(server=url, transport=HttpTransport(max_connections=concurrency))
+    try:
+        fleet.add(profile, 1)  # pays for the profile's template tree
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        fleet.add(profile, devices - 1)
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        gc.freeze()  # the idle fleet is long-lived: keep the collector from walking it on every pass
+        per_device = (after - before) / (devices - 1) if devices > 1 else 0.0
+
+        latencies: list[float] = []
+        outcomes = {"completed": 0, "failed": 0}
+        problems: list[str] = []
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(dev_id: str, protocol: str) -> None:
+            async with gate:
+                t0 = time.perf_counter()
+                done = await fleet.run_session(dev_id, protocol)
+                latencies.append((time.perf_counter() - t0) * 1000)
+                ok = done.outcome == "completed"
+                outcomes["completed" if ok else "failed"] += 1
+                if not ok and len(problems) < 5:
+                    problems.append(f"{dev_id} {protocol}: {done.outcome}: {done.detail}")
+
+        ids = list(fleet.devices)
+        cpu0, wall0, msgs0 = time.process_time(), time.perf_counter(), fleet.stats.messages
+        await asyncio.gather(*(one(d, p) for p in ("dm12", "dm2") for d in ids))
+        wall = time.perf_counter() - wall0
+        cpu = time.process_time() - cpu0
+        messages = fleet.stats.messages - msgs0
+        sessions = outcomes["completed"] + outcomes["failed"]
+        peak = peak_rss_bytes()
+    finally:
+        await fleet.aclose()
+        gc.unfreeze()
+    exchanges = messages // 2
+    ceiling = await loopback_ceiling(url, max(1, exchanges), concurrency)
+    latencies.sort()
+    exchanges_per_s = exchanges / wall if wall else 0.0
+    return {
+        "devices": devices,
+        "sessions": sessions,
+        "sessions_completed": outcomes["completed"],
+        "sessions_failed": outcomes["failed"],
+        "duration_s": round(wall, 3),
+        "sessions_per_s": round(sessions / wall, 1) if wall else 0.0,
+        "latency_p50_ms": round(_pct(latencies, 50), 2),
+        "latency_p95_ms": round(_pct(latencies, 95), 2),
+        "latency_p99_ms": round(_pct(latencies, 99), 2),
+        "messages": messages,
+        "messages_per_s": round(messages / wall, 1) if wall else 0.0,
+        "cpu_s_per_session": round(cpu / sessions, 6) if sessions else 0.0,
+        "peak_memory_bytes": peak,
+        "memory_per_device_bytes": round(per_device),
+        "loopback_round_trips": exchanges,
+        "loopback_ceiling_per_s": round(ceiling, 1),
+        "ratio_to_ceiling": round(exchanges_per_s / ceiling, 3) if ceiling else 0.0,
+        "problems": problems,
+    }
+
+
+async def loopback_ceiling(url: str, round_trips: int, concurrency: int) -> float:
+    """Round trips per second of tiny POSTs to a do-nothing handler over ``concurrency`` keep-alive
+    connections, with a client that does nothing but write a request and read its answer."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    request = (f"POST {ECHO_PATH} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/octet-stream\r\n"
+               f"Content-Length: 64\r\n\r\n").encode("ascii") + b"x" * 64
+    remaining = round_trips
+
+    async def connection() -> None:
+        nonlocal remaining
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while remaining > 0:
+                remaining -= 1
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                await reader.readexactly(length)
+        finally:
+            writer.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(connection() for _ in range(min(concurrency, round_trips))))
+    wall = time.perf_counter() - t0
+    return round_trips / wall if wall else 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# the command
+
+
+def run_bench(devices: int) -> dict[str, Any]:
+    with server_process() as url:
+        return asyncio.run(measure(url, devices))
+
+
+def print_table(r: dict[str, Any]) -> None:
+    mib = 1 << 20
+    rows = [
+        ("devices", f"{r['devices']}  (each: one DM 1.2 and one DM 2.0 session)"),
+        ("sessions", f"{r['sessions_completed']} completed, {r['sessions_failed']} failed in {r['duration_s']} s"),
+        ("sessions per second", f"{r['sessions_per_s']}"),
+        ("session latency", f"p50 {r['latency_p50_ms']} ms, p95 {r['latency_p95_ms']} ms, p99 {r['latency_p99_ms']} ms"),
+        ("messages per second", f"{r['messages_per_s']}  ({r['messages']} messages)"),
+        ("CPU per session", f"{r['cpu_s_per_session'] * 1000:.2f} ms (emulator process)"),
+        ("peak memory", f"{r['peak_memory_bytes'] / mib:.1f} MiB"),
+        ("memory per device", f"{r['memory_per_device_bytes'] / 1024:.1f} KiB (idle, beyond the first; traced)"),
+        ("loopback ceiling", f"{r['loopback_ceiling_per_s']} round trips/s (minimal client and handler)"),
+        ("ratio to ceiling", f"{r['ratio_to_ceiling']:.2f}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    for p in r["problems"]:
+        print(f"  problem: {p}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    result = run_bench(args.devices)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print_table(result)
+    return 0 if result["sessions_failed"] == 0 else 1
