@@ -173,3 +173,129 @@ def store_nonces(tree: Tree, account: Account, *, client_nonce: bytes | None = N
     if server_nonce is not None:
         tree.set_node(f"{account.path}/AppAuth/SRVCRED/AAuthData", server_nonce, format="bin",
                       type="application/octet-stream")
+
+
+AUTH_SCHEMES_DM2 = ("basic", "none")
+"""What the DM 2.0 client can send (HTTP Basic or nothing, relying on TLS); md5/hmac are DM 1.x only."""
+
+
+def configure_account(
+    tree: Tree,
+    account: Account,
+    *,
+    server_uri: str | None = None,
+    server_id: str | None = None,
+    auth: str | None = None,
+    client_user: str | None = None,
+    client_secret: str | None = None,
+    server_secret: str | None = None,
+    ca_file: str | None = None,
+    verify: bool | None = None,
+    client_cert: str | None = None,
+    client_key: str | None = None,
+    client_cert_password: str | None = None,
+) -> Account:
+    """Point an account at another server, writing only the settings given; returns it read back.
+
+    Written through the tree as the device itself, so the change shows up (and is stored) like any
+    other, and a server reading DMAcc sees it. One transaction: a refused value changes nothing.
+    A new ``server_id`` also takes over the old one's ACL grants everywhere in the tree (and the
+    DM 1.x SRVCRED name when it was the old id): otherwise the new server may do nothing at all.
+    Bad values are the user's: EmulatorError (400), UnsupportedError for a scheme the protocol lacks.
+    """
+    from emulator.errors import EmulatorError, UnsupportedError
+
+    if server_uri is not None:
+        _check_server_uri(server_uri)
+    if auth is not None:
+        allowed = AUTH_SCHEMES_DM2 if account.protocol == "dm2" else tuple(AUTH_TYPES)
+        if auth not in allowed:
+            raise UnsupportedError(f"{account.protocol} accounts take auth {' or '.join(allowed)}, not {auth!r}")
+    if server_id is not None:
+        server_id = server_id.strip()
+        if not server_id or any(ch in server_id for ch in "&+="):
+            raise EmulatorError(f"server id {server_id!r} is empty or holds a character ACLs reserve (& + =)",
+                                status=400)
+        other = find_account(tree, server_id, account.protocol)
+        if other is not None and other.path != account.path:
+            raise EmulatorError(f"the device already has a {account.protocol} account for {server_id!r} "
+                                f"({other.path})", status=418)
+    base = account.path
+    with tree.transaction():
+        if account.protocol == "dm12":
+            _configure_dm1(tree, account, server_uri=server_uri, server_id=server_id, auth=auth,
+                           client_user=client_user, client_secret=client_secret, server_secret=server_secret)
+        else:
+            for leaf, value in (("SrvURI", server_uri), ("SrvID", server_id), ("Ext/HTTPAuth/Type", auth),
+                                ("Ext/HTTPAuth/Name", client_user), ("Ext/HTTPAuth/Secret", client_secret)):
+                _put(tree, f"{base}/{leaf}", value)
+        if server_id is not None and server_id != account.server_id:
+            _move_grants(tree, account.server_id, server_id)
+        store_tls(tree, account, ca_file=ca_file, verify=verify, client_cert=client_cert, client_key=client_key,
+                  client_cert_password=client_cert_password)
+    return _read_dm1(tree, base) if account.protocol == "dm12" else _read_dm2(tree, base)
+
+
+def _configure_dm1(tree: Tree, account: Account, *, server_uri: str | None, server_id: str | None,
+                   auth: str | None, client_user: str | None, client_secret: str | None,
+                   server_secret: str | None) -> None:
+    base = account.path
+    if server_uri is not None:
+        addr_root = f"{base}/AppAddr"
+        first = tree.children(addr_root) if tree.exists(addr_root) else []
+        item = f"{addr_root}/{first[0] if first else '1'}"
+        _put(tree, f"{item}/Addr", server_uri)
+        _put(tree, f"{item}/AddrType", "URI")
+    if server_id is not None:
+        _put(tree, f"{base}/ServerID", server_id)
+        if _text(tree, f"{base}/AppAuth/SRVCRED/AAuthName") in ("", account.server_id):
+            _put(tree, f"{base}/AppAuth/SRVCRED/AAuthName", server_id)
+    if auth is not None:
+        _put(tree, f"{base}/AAuthPref", AUTH_TYPES[auth])
+        for level in ("CLCRED", "SRVCRED"):
+            _put(tree, f"{base}/AppAuth/{level}/AAuthLevel", level)
+            _put(tree, f"{base}/AppAuth/{level}/AAuthType", AUTH_TYPES[auth])
+    _put(tree, f"{base}/AppAuth/CLCRED/AAuthName", client_user)
+    _put(tree, f"{base}/AppAuth/CLCRED/AAuthSecret", client_secret)
+    _put(tree, f"{base}/AppAuth/SRVCRED/AAuthSecret", server_secret)
+
+
+def _put(tree: Tree, uri: str, value: str | None) -> None:
+    """Replace a leaf keeping its format and flags (DDF-built), or create it as chr when missing."""
+    if value is None:
+        return
+    if tree.exists(uri):
+        tree.replace(uri, value)
+    else:
+        tree.set_node(uri, value, format="chr", type="text/plain")
+
+
+def _move_grants(tree: Tree, old: str, new: str) -> None:
+    """Every ACL entry naming ``old`` names ``new`` instead."""
+    from emulator.tree.acl import COMMANDS, Acl
+
+    for info in list(tree.walk(".")):
+        if old not in info.acl:
+            continue
+        acl = Acl.parse(info.acl)
+        for cmd in COMMANDS:
+            ids = acl.servers(cmd)
+            if old in ids:
+                acl = acl.with_servers(cmd, (ids - {old}) | {new})
+        if acl.text != info.acl:
+            tree.replace_prop(info.path, "ACL", acl.text)
+
+
+def _check_server_uri(uri: str) -> None:
+    from urllib.parse import urlsplit
+
+    from emulator.errors import EmulatorError
+
+    try:
+        parts = urlsplit(uri)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        ok = False
+    if not ok or any(ch.isspace() for ch in uri):
+        raise EmulatorError(f"server URL {uri!r} is not an http:// or https:// URL with a host", status=400)
