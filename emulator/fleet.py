@@ -58,6 +58,7 @@ class Fleet:
         self._tasks: set[asyncio.Task] = set()
         self._recent: deque[float] = deque(maxlen=4096)
         self._store_sessions: dict[str, int] = {}
+        self._notification_guards: dict[str, object] = {}  # dev_id -> DM 2.0 NotificationGuard (replays)
         self.bus.subscribe(self._count, SessionStarted, SessionEnded, MessageLogged)
 
     # ------------------------------------------------------------------ devices
@@ -187,6 +188,53 @@ class Fleet:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    def deliver_notification(self, dev_id: str, raw: bytes, protocol: str, *,
+                             now: float | None = None) -> asyncio.Task | None:
+        """A server's notification (Package 0) reaches the device: checked, then the session it asks for.
+
+        DM 2.0 (PROTOCOL 1.4): the digest is checked against the account the notification names
+        (its Auth/Noti secret) and replays are dropped. DM 1.2: the digest must verify with the server
+        credentials and nonce of a DM 1.x account (a digest valid only with the reset nonce starts a
+        resync session). Anything else is ignored, as a device must, and an :class:`AlertRaised`
+        ("notification rejected") tells whoever watches the bus why. Returns the session's task, or
+        None when the notification was ignored.
+        """
+        from emulator.events import AlertRaised
+
+        dev = self.device(dev_id)
+        when = time.time() if now is None else now
+        if protocol == "dm2":
+            from emulator.protocol.dm2.client import check_notification
+            from emulator.protocol.dm2.notification import NotificationGuard
+
+            guard = self._notification_guards.get(dev_id)
+            if guard is None:
+                guard = self._notification_guards[dev_id] = NotificationGuard(window_s=600)
+            decision = check_notification(raw, dev.accounts("dm2"), guard, when)  # type: ignore[arg-type]
+            if decision.accepted and decision.notification is not None:
+                return self.start_session(dev_id, "dm2", server_id=decision.notification.server_id,
+                                          reason="notification", **decision.engine_options())
+            reason = decision.reason
+        elif protocol == "dm12":
+            from emulator.protocol.syncml.client import check_notification as check_package0
+
+            reason = "no DM 1.x account to check it with"
+            for account in dev.accounts("dm12"):
+                try:
+                    verdict, n = check_package0(raw, account)
+                except EmulatorError as exc:
+                    reason = f"malformed notification: {exc}"
+                    break
+                if verdict != "bad":
+                    return self.start_session(dev_id, "dm12", server_id=account.server_id,
+                                              reason="notification", server_initiated=True,
+                                              resync=verdict == "resync")
+                reason = f"notification from {n.server_id!r} does not verify with any DM 1.x account"
+        else:
+            raise EmulatorError(f"unknown protocol {protocol!r} (dm2 or dm12)", status=400)
+        self.bus.publish(AlertRaised(dev_id, "notification rejected", reason, {"protocol": protocol}))
+        return None
 
     async def aclose(self) -> None:
         for task in list(self._tasks):
