@@ -1,0 +1,250 @@
+"""`dm-emulator run` against the reference server in another process: reports, exit codes, scenarios.
+
+The server is the bench's (the reference server with quick scripts for both protocols, no web UI
+hold), so a run takes well under a second; the timeline test checks every kind of event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import textwrap
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from emulator.cli import main
+from emulator.commands.bench import server_process
+from emulator.profile import find_profile
+from emulator.scenario import load_scenario
+from emulator.scenario_runner import ScenarioRunner
+
+
+@pytest.fixture(scope="module")
+def server():
+    with server_process() as url:
+        yield url
+
+
+def line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def test_fleet_run_writes_json_and_junit_and_exits_0(server, tmp_path, capsys):
+    report, junit = tmp_path / "r.json", tmp_path / "r.xml"
+    code = main(["run", "--server", server, "--profile", "smartphone", "--count", "6", "--protocol", "dm12",
+                 "--report", str(report), "--junit", str(junit)])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    data = json.loads(report.read_text())
+    assert data["sessions_completed"] == 6 and data["sessions_failed"] == 0
+    assert {r["outcome"] for r in data["results"]} == {"completed"} and len({r["device"] for r in data["results"]}) == 6
+    assert data["messages"] >= 6 * 4
+    suite = ET.parse(junit).getroot()
+    assert suite.get("tests") == "6" and suite.get("failures") == "0"
+    assert len({c.get("name") for c in suite.iter("testcase")}) == 6
+    assert "6/6 sessions completed" in out.out
+
+
+def test_failed_sessions_exit_1(tmp_path, capsys):
+    """Nothing listens on port 9 (discard): every session fails, the run says so and exits 1."""
+    report = tmp_path / "r.json"
+    code = main(["run", "--server", "http://127.0.0.1:9", "--profile", "smartphone", "--count", "2",
+                 "--protocol", "dm2", "--report", str(report)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "cannot connect" in err
+    data = json.loads(report.read_text())
+    assert data["sessions_failed"] == 2 and data["sessions_completed"] == 0 and not data["passed"]
+
+
+def test_scenario_mistake_stops_before_anything_runs(tmp_path, capsys):
+    text = '[[devices]]\nprofile = "smartphone"\ncount = 2\n\n[[events]]\nat = "1s"\ndo = "reboot"\n'
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    code = main(["run", "--server", "http://127.0.0.1:9", "--scenario", str(path)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"{path}:{line_of(text, 'do = ')}:" in err and "'reboot' is not one of" in err
+    assert "cannot connect" not in err  # no session was tried
+
+
+def test_failed_expectation_names_its_line_and_exits_1(server, tmp_path, capsys):
+    text = textwrap.dedent("""\
+        [[devices]]
+        name = "phones"
+        profile = "smartphone"
+        count = 3
+        protocol = "dm2"
+
+        [[expect]]
+        status = "completed"
+
+        [[expect]]
+        node = "./DevDetail/FwV"
+        equals = "not what it is"
+        """)
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    junit = tmp_path / "j.xml"
+    code = main(["run", "--server", server, "--scenario", str(path), "--junit", str(junit)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert f"ok   {path}:{line_of(text, '[[expect]]')}: all devices: every session completed" in out
+    failed_line = line_of(text, 'node = ') - 1  # the [[expect]] header above it
+    assert f"FAIL {path}:{failed_line}: all devices: ./DevDetail/FwV == 'not what it is'" in out
+    assert "3 of 3" in out
+    cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
+    assert len(cases) == 2
+    (bad,) = [c for c in cases.values() if c.find("failure") is not None]
+    assert bad.get("name").startswith(f"{path}:{failed_line}:")
+
+
+TIMELINE = """\
+name = "timeline"
+seed = 5
+duration = "4s"
+
+[[devices]]
+name = "a"
+profile = "smartphone"
+count = 2
+protocol = "dm12"
+
+[[devices]]
+name = "b"
+profile = "smartphone"
+count = 2
+protocol = "dm2"
+
+[[devices]]
+name = "c"
+profile = "smartphone"
+count = 1
+protocol = "dm12"
+
+[[sessions]]
+devices = ["a", "c"]
+every = "1.5s"
+count = 3
+
+[[sessions]]
+devices = "b"
+
+[[sessions]]
+devices = "b"
+on = "notification"
+
+[[events]]
+at = "0.6s"
+do = "bearer_down"
+devices = "c"
+bearer = "lte0"
+
+[[events]]
+at = "0.6s"
+do = "bearer_down"
+devices = "c"
+bearer = "nr0"
+
+[[events]]
+at = "0.7s"
+do = "set_node"
+devices = "a"
+path = "./DevDetail/FwV"
+value = "changed"
+
+[[events]]
+at = "0.9s"
+do = "crash"
+devices = "a"
+limit = 1
+duration = "0.3s"
+
+[[events]]
+at = "1.4s"
+do = "server_down"
+duration = "0.5s"
+
+[[events]]
+at = "2.0s"
+do = "notify"
+devices = "b"
+limit = 1
+
+[[events]]
+at = "2.2s"
+do = "alert"
+devices = "a"
+limit = 1
+type = "Reversed-Domain-Name: org.example.test"
+data = "hello"
+
+[[expect]]
+devices = "a"
+min_sessions = 3
+
+[[expect]]
+devices = "b"
+limit = 1
+sessions = 2
+
+[[expect]]
+devices = "b"
+status = "completed"
+
+[[expect]]
+devices = "a"
+node = "./DevDetail/FwV"
+equals = "changed"
+
+[[expect]]
+within = "20s"
+"""
+
+
+def test_timeline_events_and_expectations(server, tmp_path):
+    path = tmp_path / "timeline.toml"
+    path.write_text(TIMELINE)
+    scenario = load_scenario(path)
+    assert scenario.needs_store
+    result = asyncio.run(ScenarioRunner(scenario, server).run())
+    by_dev: dict[str, list] = {}
+    for s in result.sessions:
+        by_dev.setdefault(s.device, []).append(s)
+    a0, a1, b0, b1, c0 = (result_ids := [d for g in scenario.groups for d in _ids(g)])
+    assert set(by_dev) <= set(result_ids)
+
+    # the outage: the sessions planned at 1.5 s found no server
+    for dev in (a0, a1):
+        outcomes = [(s.outcome, s.detail) for s in by_dev[dev] if s.reason == "scheduled"]
+        assert [o for o, _ in outcomes] == ["completed", "failed", "completed"], outcomes
+        assert "scenario outage" in outcomes[1][1]
+    # c lost both its radios: only its first session ran, the others could not start
+    assert [(s.outcome, s.detail) for s in by_dev[c0]][1:] == [("failed", "no bearer is up")] * 2
+    assert by_dev[c0][0].outcome == "completed"
+    # a[0] (the first of a: limit = 1) raised a generic alert in a session of its own
+    assert [s.outcome for s in by_dev[a0] if s.reason == "alert"] == ["completed"]
+    assert not [s for s in by_dev[a1] if s.reason == "alert"]
+    # b[0] was notified through the push channel and ran a server-initiated session
+    assert [(s.reason, s.outcome) for s in by_dev[b0]] == [("scheduled", "completed"), ("notification", "completed")]
+    assert [s.reason for s in by_dev[b1]] == ["scheduled"]
+
+    checks = {r.expectation.line: r for r in result.expectations}
+    assert all(r.passed for line, r in checks.items() if line != line_of(TIMELINE, "equals =") - 3), checks
+    # a[0] crashed after the local change and before a session stored it: restarted from its stored
+    # tree, it has the profile's firmware version again; a[1] kept the change
+    node = checks[line_of(TIMELINE, "equals =") - 3]
+    assert not node.passed
+    assert node.detail.startswith("1 of 2: ") and a0 in node.detail and a1 not in node.detail
+    assert find_profile("smartphone").devdetail["FwV"] in node.detail
+    assert not result.passed and not result.problems
+    report = result.report()
+    assert report["sessions_started"] == len(result.sessions) and report["sessions_failed"] >= 4
+
+
+def _ids(group) -> list[str]:
+    from emulator.identity import make_identity
+
+    return [make_identity(group.profile.identity, i).dev_id for i in range(group.first_index,
+                                                                            group.first_index + group.count)]
