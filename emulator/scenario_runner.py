@@ -18,7 +18,6 @@ import contextlib
 import json
 import random
 import tempfile
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from emulator.errors import EmulatorError
-from emulator.events import SessionEnded, SessionStarted
+from emulator.events import AlertRaised, SessionEnded, SessionStarted
 from emulator.fleet import Fleet
 from emulator.headless_ui import HeadlessUi
 from emulator.pacing import PlannedSession, jittered, plan_sessions, ramp_offset
@@ -253,7 +252,10 @@ class ScenarioRunner:
         return out
 
     def _on_bus(self, event: object) -> None:
-        if isinstance(event, SessionStarted):
+        if isinstance(event, AlertRaised):
+            if event.alert_type == "notification rejected":
+                self.problems.append(f"{event.device_id}: notification ignored: {event.detail}")
+        elif isinstance(event, SessionStarted):
             rec = SessionRecord(event.device_id, event.protocol, event.reason, self.now())
             self._open[event.session_id] = rec
             self.sessions.append(rec)
@@ -283,7 +285,7 @@ class ScenarioRunner:
         self.push_transport = OutageTransport(outage, clock, timeout=PUSH_WAIT_S + 10,
                                               max_connections=max(1, min(sc.device_count, 1000)))
         self.outage = outage
-        fleet.bus.subscribe(self._on_bus, SessionStarted, SessionEnded)
+        fleet.bus.subscribe(self._on_bus, SessionStarted, SessionEnded, AlertRaised)
         self._gate = asyncio.Semaphore(sc.pacing.max_in_flight)
         with workspace.transaction() if workspace is not None else contextlib.nullcontext():
             for g in sc.groups:
@@ -438,12 +440,9 @@ class ScenarioRunner:
     # -- notifications -------------------------------------------------------------------------
 
     async def _poll(self, dev_id: str) -> None:
-        """Long-poll the server's push channel for this device; each valid Package#0 starts a session."""
-        from emulator.protocol.dm2.client import check_notification
-        from emulator.protocol.dm2.notification import NotificationGuard
-
+        """Long-poll the server's push channel for this device; the fleet checks each Package#0 and
+        starts the session it asks for (a rejected one comes back as an AlertRaised: a problem)."""
         assert self.fleet is not None
-        guard = NotificationGuard(window_s=600)
         while not self._stopping:
             if dev_id in self._down:
                 await self._sleep_until(self._down[dev_id])
@@ -461,13 +460,8 @@ class ScenarioRunner:
             url = f"{srv}/push/{quote(dev_id, safe=':@')}?wait={wait:g}"
             result = await self.push_transport.request("GET", url, headers={"OMADM-DevID": dev_id})
             if result.status == 200:
-                decision = check_notification(result.body, dev.accounts("dm2"), guard, time.time())
-                if decision.accepted and decision.notification is not None:
-                    self._spawn(self.session(dev_id, "dm2", "notification",
-                                             server_id=decision.notification.server_id,
-                                             **decision.engine_options()))
-                else:
-                    self.problems.append(f"{dev_id}: notification ignored: {decision.reason}")
+                ctype = next((v for k, v in result.headers.items() if k.lower() == "content-type"), "")
+                self.fleet.deliver_notification(dev_id, result.body, "dm12" if "syncml" in ctype else "dm2")
             elif result.status != 204:
                 await asyncio.sleep(1.0)  # server down or refusing: try again, without spinning
 
