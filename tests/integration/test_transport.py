@@ -99,5 +99,24 @@ def test_total_loss_drops_every_request_before_the_wire():
         return r, hits
 
     result, hits = asyncio.run(main())
-    assert result.status == 0 and "lost on the bearer" in result.error
+    assert result.status == 0 and "after 5 retransmissions" in result.error
     assert hits == []
+
+
+def test_partial_loss_costs_time_not_the_request():
+    async def main():
+        async def ok(request: web.Request) -> web.Response:
+            return web.Response(text="ok")
+
+        runner, base = await _serve(ok)
+        transport = HttpTransport()
+        try:
+            import random as _random
+
+            return [await transport.request("GET", base + "/", shaping=Shaping(loss=0.5), rng=_random.Random(i))
+                    for i in range(3)]
+        finally:
+            await transport.aclose()
+            await runner.cleanup()
+
+    assert [r.status for r in asyncio.run(main())] == [200, 200, 200]

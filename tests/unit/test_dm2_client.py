@@ -110,10 +110,19 @@ def test_package1_client_initiated_with_headers_and_no_mos(dev):
     assert p1.headers["OMADM-DevID"] == dev.id
     assert p1.headers["Accept"] == media.REQUEST
     scheme, token = p1.headers["Authorization"].split()
-    assert scheme == "Basic" and base64.b64decode(token).decode() == f"{dev.id}:demo-client-secret"
-    # RFC 7617 forbids ':' in a Basic user-id; the profile's "IMEI:..." has one: the engine says so
-    assert any("RFC 7617" in n for n in c.notes)
+    user = dev.account(protocol="dm2").client_user
+    assert ":" not in user  # RFC 7617 forbids ':' in a Basic user-id: the profiles use the serial
+    assert scheme == "Basic" and base64.b64decode(token).decode() == f"{user}:demo-client-secret"
+    assert not any("RFC 7617" in n for n in c.notes)
     assert json.loads(p1.body) == {"Alert": [{"AlertType": "urn:oma:at:dm:2.0:ClientInitiatedMgmt"}]}
+
+
+def test_a_basic_user_with_a_colon_is_sent_but_noted(dev):
+    acc = dev.account(protocol="dm2")
+    dev.tree.set_node(f"{acc.path}/Ext/HTTPAuth/Name", dev.id)  # "IMEI:..." has a ':'
+    c = engine(dev)
+    c.next_action()
+    assert any("RFC 7617" in n for n in c.notes)
 
 
 def test_package1_mos_lists_only_granted_moids_and_visible_instances(dev):
