@@ -134,6 +134,83 @@ def _profile(data: bytes) -> object:
         os.unlink(f.name)
 
 
+class EngineCrash(AssertionError):
+    """An engine let an error out: it must end the session (SessionDone) instead, whatever arrives."""
+
+
+def _drive(client: Any, data: bytes, content_type: str,
+           vary: Callable[[bytes, int], bytes] | None = None) -> object:
+    """Start a session, answer every message the client sends with ``data`` (changed by ``vary``
+    for the n-th answer), answer the user with "cancelled", for at most 12 steps. Any exception out
+    of the engine is a crash."""
+    from emulator.errors import EmulatorError
+    from emulator.protocol.actions import (
+        AskUser,
+        HttpRequest,
+        HttpResult,
+        OpenBrowser,
+        SendMessage,
+        SessionDone,
+        UserAnswer,
+    )
+
+    reply = HttpResult(200, data, {"content-type": content_type})
+    action = None
+    answers = 0
+    try:
+        for _ in range(12):
+            action = client.next_action()
+            if action is None or isinstance(action, SessionDone):
+                break
+            if isinstance(action, SendMessage):
+                answers += 1
+                body = vary(data, answers) if vary else data
+                client.receive_message(HttpResult(200, body, {"content-type": content_type}))
+            elif isinstance(action, HttpRequest):
+                client.receive_http(action.request_id, reply)
+            elif isinstance(action, AskUser | OpenBrowser):
+                client.answer_user(action.request_id, UserAnswer("cancelled"))
+    except EmulatorError as exc:
+        raise EngineCrash(f"{type(exc).__name__} escaped the engine: {exc}") from exc
+    return action
+
+
+def _dm12_engine(data: bytes) -> object:
+    """The DM 1.2 client receiving a server package (trusted, so its commands are executed)."""
+    import re
+
+    from emulator.protocol.syncml.client import SyncMLClient
+
+    tree, account = _engine_setup("dm12")
+    found = re.search(rb"<SessionID>([0-9A-Fa-f]{1,8})</SessionID>", data)  # as if the server answered our session
+    session_id = found.group(1).decode() if found else "1"
+    client = SyncMLClient(tree, account, dev_id="IMEI:1", session_id=session_id, trust_server=True)
+    return _drive(client, data, XML, _next_msg_id)
+
+
+def _next_msg_id(data: bytes, n: int) -> bytes:
+    """The n-th server message of a session carries a new MsgID (a repeated one ends the session)."""
+    import re
+
+    return re.sub(rb"<MsgID>[^<]*</MsgID>", f"<MsgID>{n}</MsgID>".encode(), data, count=1)
+
+
+def _dm2_engine(data: bytes) -> object:
+    """The DM 2.0 client receiving a Package#2 (and, for its HGETs, data) from a server."""
+    from emulator.protocol.dm2.client import DM2Client
+
+    tree, account = _engine_setup("dm2")
+    return _drive(DM2Client(tree, account, dev_id="IMEI:1"), data, "application/vnd.oma.dm.request+json")
+
+
+def _engine_setup(protocol: str) -> tuple[Any, Any]:
+    from emulator.mo.accounts import read_accounts
+
+    tree = _device_tree().fork()
+    account = next(a for a in read_accounts(tree) if a.protocol == protocol)
+    return tree, account
+
+
 @cache
 def _device_tree():
     return _fresh_device_tree()
@@ -291,6 +368,8 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("tnds-server-add", _tnds_by_server, _server_tnds_seeds, _TNDS_TOKENS, "xml"),
     Target("ddf", _ddf, _ddf_seeds, XML_TOKENS + (b"<Node>", b"</Node>", b"<ZeroOrMore/>", b"<DFFormat>"), "xml"),
     Target("profile", _profile, _profile_seeds, TOML_TOKENS, "toml"),
+    Target("dm12-client-engine", _dm12_engine, _xml_seeds, XML_TOKENS, "xml"),
+    Target("dm2-client-engine", _dm2_engine, _dm2_seeds("request"), JSON_TOKENS, "json"),
 )}
 
 

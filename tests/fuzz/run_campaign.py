@@ -46,7 +46,7 @@ class Tally:
 
         self.inputs += 1
         try:
-            target.decode(data)
+            result = target.decode(data)
         except EmulatorError as exc:
             self.errors[type(exc).__name__] += 1
             if len(self.messages) < 100_000:
@@ -60,6 +60,9 @@ class Tally:
             self.crashes[where] = (count + 1, smallest, trace)
             return
         self.accepted += 1
+        if hasattr(result, "outcome") and len(self.messages) < 100_000:  # an engine's SessionDone
+            detail = _DIGITS.sub("#", _QUOTED.sub("''", str(getattr(result, "detail", ""))))[:80]
+            self.messages.add(f"{result.outcome}: {detail}")
 
     def as_dict(self) -> dict:
         return {"name": self.name, "inputs": self.inputs, "accepted": self.accepted, "errors": dict(self.errors),
@@ -74,7 +77,7 @@ class Tally:
 
 
 _DIGITS = re.compile(r"\d+")
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|<[^>]*>")  # the input's own text inside an error message
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|<[^>]*>|/\S+")  # input text and file paths inside messages
 
 
 def _where(exc: BaseException) -> str:
