@@ -355,3 +355,15 @@ def test_server_listens_on_loopback_unless_told_otherwise():
     args = build_parser().parse_args(["server"])
     assert args.host == "127.0.0.1" and args.tls is False
     assert build_parser().parse_args(["server", "--host", "0.0.0.0"]).host == "0.0.0.0"
+
+
+def test_client_contexts_verify_by_default_and_only_off_when_asked(pki):
+    default = TlsConfig().ssl_context()
+    with_ca = TlsConfig(str(pki["ca"])).ssl_context()
+    off = TlsConfig(verify=False).ssl_context()
+    for ctx in (default, with_ca):
+        assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+        assert ctx.minimum_version >= ssl.TLSVersion.TLSv1_2
+    assert with_ca.cert_store_stats()["x509_ca"] == 1  # exactly the account's CA, not the system store
+    assert off.verify_mode == ssl.CERT_NONE and not off.check_hostname
+    assert TlsConfig(client_password="pw") != TlsConfig() and "pw" not in repr(TlsConfig(client_password="pw"))
