@@ -31,14 +31,17 @@ class DemoServer:
     def __init__(self) -> None:
         self.runner = None
         self.url = ""
+        self.state = None  # its ServerState: scripts, notifications (Session > Notify selected device)
 
     async def start(self) -> None:
         """Raises ImportError when the server is not there, OSError when it cannot listen."""
         from aiohttp import web
 
         from emulator.server.app import create_app
+        from emulator.server.state import ServerState
 
-        runner = web.AppRunner(create_app())
+        state = ServerState()
+        runner = web.AppRunner(create_app(state))
         await runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
@@ -51,6 +54,7 @@ class DemoServer:
             await runner.cleanup()
             raise
         self.runner = runner
+        self.state = state
         self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
 
     async def stop(self) -> None:
@@ -97,6 +101,7 @@ class Desktop:
         window = self.window = MainWindow(fleet, remember=not getattr(self.args, "screenshot", None))
         fleet.ui = window.ui_handler
         window.on_close = lambda: asyncio.ensure_future(self.stop())
+        window.server_actions.demo_state = self.server.state
         if self.server_problem:
             window.set_server_status(False, f"⚠ {self.server_problem}; sessions go to {url}")
         if demo and not restored:

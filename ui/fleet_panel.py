@@ -24,6 +24,7 @@ from emulator.errors import EmulatorError
 from emulator.events import DeviceStateChanged, SessionEnded, SessionStarted
 from emulator.fleet import Fleet
 from emulator.profile import list_profiles
+from ui.progress import ChunkedJob
 from ui.signals import emit
 
 COLUMNS = ("Device", "Profile", "State", "Bearer", "Last result")
@@ -55,7 +56,13 @@ class FleetModel(QAbstractTableModel):
     def sync(self) -> None:
         """Pick up devices added or removed since the last call."""
         current = list(self.fleet.devices)
-        if current != self._ids:
+        old = len(self._ids)
+        if len(current) > old and current[:old] == self._ids:  # only added: keeps selection and scroll
+            self.beginInsertRows(QModelIndex(), old, len(current) - 1)
+            self._ids = current
+            self._rows.update((d, i) for i, d in enumerate(current[old:], old))
+            self.endInsertRows()
+        elif current != self._ids:
             self.beginResetModel()
             self._ids = current
             self._rows = {d: i for i, d in enumerate(current)}
@@ -113,6 +120,8 @@ class FleetModel(QAbstractTableModel):
             tip = f"{dev.id}\n{dev.profile.title}\nprotocols: {', '.join(dev.profile.protocols)}"
             if dev.detail:
                 tip += f"\n{dev.state}: {dev.detail}"
+            if dev.last_result and dev.last_result != dev.detail:
+                tip += f"\nlast session: {dev.last_result}"
             return tip
         if role == DeviceIdRole:
             return dev.id
@@ -129,6 +138,7 @@ class FleetPanel(QWidget):
     def __init__(self, fleet: Fleet, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.fleet = fleet
+        self.adding: ChunkedJob | None = None  # devices being added (see add_devices)
         self.model = FleetModel(fleet, self)
         self.proxy = QSortFilterProxyModel(self)
         self.proxy.setSourceModel(self.model)
@@ -202,17 +212,34 @@ class FleetPanel(QWidget):
         emit(self.device_selected, ids[0] if ids else None)
 
     def _add(self) -> None:
-        name = self.profile_box.currentText()
+        self.add_devices(self.profile_box.currentText(), self.count_box.value())
+
+    def add_devices(self, name: str, count: int) -> ChunkedJob | None:
+        """Add in slices: thousands of devices take seconds, and the window shows progress meanwhile."""
         if not name:
             emit(self.error, "no device profile to add from")
-            return
-        try:
-            added = self.fleet.add(name, self.count_box.value())
-        except EmulatorError as exc:
-            emit(self.error, f"cannot add {name} devices: {exc}")
-            return
-        self.model.sync()
-        emit(self.info, f"added {len(added)} {name} device(s)")
+            return None
+        if self.adding is not None:
+            emit(self.error, "still adding devices: wait for it or cancel it")
+            return None
+
+        def step(done: int, n: int) -> int:
+            added = self.fleet.add(name, n)
+            self.model.sync()
+            return len(added)
+
+        def finished(done: int, cancelled: bool) -> None:
+            self.adding = None
+            self.model.sync()
+            if done or not failed:
+                emit(self.info, f"added {done} {name} device(s)" + (" (cancelled)" if cancelled else ""))
+
+        failed: list[str] = []
+        job = ChunkedJob(self, f"Adding {count} {name} devices…", count, step)
+        job.error.connect(lambda text: (failed.append(text), emit(self.error, f"cannot add {name} devices: {text}")))
+        job.finished.connect(finished)
+        self.adding = job
+        return job.start()
 
     def _remove(self) -> None:
         ids = self.selected_ids()
@@ -247,4 +274,8 @@ class FleetPanel(QWidget):
         if exc is not None:
             what = "the session engines are not available yet" if isinstance(exc, ImportError) else str(exc)
             emit(self.error, f"{dev_id}: session could not run: {what}")
+            dev = self.fleet.devices.get(dev_id)
+            if dev is not None:  # the row says so too (state, last result, tooltip)
+                dev.last_result = f"could not run: {what}"
+                dev.set_state("error", f"session could not run: {what}")
         self.model.refresh({dev_id})

@@ -17,6 +17,8 @@ from emulator.events import DeviceStateChanged, Event, SessionEnded, UiFinished,
 from emulator.fleet import Fleet
 from ui.batcher import EventBatcher
 from ui.fleet_panel import FleetPanel
+from ui.progress import SessionProgress
+from ui.server_dialog import ServerActions
 from ui.traffic_panel import TrafficPanel
 from ui.tree_panel import TreePanel
 from ui.webview import WebDock, WindowUi
@@ -62,6 +64,8 @@ class MainWindow(QMainWindow):
 
         self.counts = QLabel("")
         self.server_label = QLabel("")
+        self.session_progress = SessionProgress(fleet)
+        self.statusBar().addPermanentWidget(self.session_progress)
         self.statusBar().addPermanentWidget(self.server_label)
         self.statusBar().addPermanentWidget(self.counts)
         self.set_server_status(True, fleet.server)
@@ -103,6 +107,7 @@ class MainWindow(QMainWindow):
         start.setShortcut(QKeySequence("Ctrl+R"))
         start.triggered.connect(lambda: self.fleet_panel.start_sessions(self.fleet_panel.selected_ids()))
         session_menu.addAction(start)
+        self.server_actions = ServerActions(self, session_menu)  # server connection, notify
 
     def restore_settings(self) -> None:
         s = QSettings(ORG, APP)

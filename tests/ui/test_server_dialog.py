@@ -1,0 +1,165 @@
+"""Session > Server connection… and Notify, progress for long work, failed sessions on the device row."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+from PySide6.QtCore import Qt
+
+from emulator.transport.http import TlsConfig
+from ui.server_dialog import KEEP, ServerDialog
+
+QUICK_DM2 = [[["GET", "urn:oma:mo:oma-dm-devinfo:1.2//FwV"]], [["END"]]]
+
+
+def _ids(window, profile):
+    return [d.id for d in window.fleet.devices.values() if d.profile.name == profile]
+
+
+def test_dialog_writes_only_what_changed_into_the_chosen_devices(window, qtbot):
+    from ui.mainwindow import recent_servers
+
+    phones = _ids(window, "smartphone")
+    others = [d for d in window.fleet.devices if d not in phones]
+    before = {d: window.fleet.devices[d].accounts() for d in others}
+    dialog = ServerDialog(window.fleet, phones, window)
+    qtbot.addWidget(dialog)
+    dm12, dm2 = dialog.forms["dm12"], dialog.forms["dm2"]
+    assert dialog.only_selected.isChecked()
+    # shared values are shown; the per-device user names are not (writing one would clobber the rest)
+    assert dm12.url.currentText() == "http://127.0.0.1:9/dm12" and dm12.user.text() == ""
+    assert [dm2.auth.itemText(i) for i in range(dm2.auth.count())] == ["basic", "none"]
+    assert not dialog.warning.isVisible()
+    dm12.url.setCurrentText("https://dm.example.com/oma")
+    dm12.auth.setCurrentText("hmac")
+    dm12.user.setText("{dev_id}-x")
+    dm12.secret.setText("s3cret")
+    dm2.setChecked(False)
+    dialog.verify.setChecked(False)
+    assert dialog.warning.isVisibleTo(dialog) and "OFF" in dialog.warning.text()
+    dialog.ca_file.edit.setText("/etc/dm-ca.pem")
+    changes = dialog.changes()
+    assert changes.dm2 is None and changes.dm12.server_id is None  # untouched: kept per device
+    job = window.server_actions.apply(changes)
+    qtbot.waitUntil(lambda: not job.running, timeout=3000)
+    for dev_id in phones:
+        dev = window.fleet.devices[dev_id]
+        acc = dev.account(protocol="dm12")
+        assert (acc.server_uri, acc.auth, acc.client_user, acc.client_secret) == (
+            "https://dm.example.com/oma", "hmac", f"{dev_id}-x", "s3cret")
+        assert TlsConfig.for_account(acc).verify is False and acc.ca_file == "/etc/dm-ca.pem"
+        assert dev.account(protocol="dm2").server_uri == "http://127.0.0.1:9/dm2"  # DM 2.0 left alone
+        assert dev.account(protocol="dm2").verify
+    assert {d: window.fleet.devices[d].accounts() for d in others} == before
+    assert "https://dm.example.com/oma" in recent_servers()[:3]
+    assert "2 device(s)" in window.statusBar().currentMessage()
+
+
+def test_dialog_refuses_bad_urls_and_offers_keep_for_mixed_values(window, qtbot):
+    gw, phone = _ids(window, "home-gateway")[0], _ids(window, "smartphone")[0]
+    window.fleet.devices[phone].tree.replace("./DMAcc/demo-dm12/AAuthPref", "BASIC")
+    window.fleet.devices[phone].tree.replace("./DMAcc/demo-dm12/AppAuth/CLCRED/AAuthType", "BASIC")
+    dialog = ServerDialog(window.fleet, [gw, phone], window)
+    qtbot.addWidget(dialog)
+    dm12 = dialog.forms["dm12"]
+    assert dm12.auth.currentText() == KEEP  # md5 on one, basic on the other
+    dm12.url.setCurrentText("ftp://dm.example.com/")
+    dialog.show()
+    dialog.try_accept()
+    assert dialog.isVisible() and "not an http" in dialog.problem_label.text()
+    dm12.url.setCurrentText("")
+    dialog.try_accept()
+    assert "cannot be empty" in dialog.problem_label.text()
+    dm12.url.setCurrentText("https://dm.example.com/{serial}")
+    dialog.try_accept()
+    assert dialog.result() == ServerDialog.DialogCode.Accepted
+    changes = dialog.changes()
+    assert changes.dm12.auth is None and changes.device_ids == [gw, phone]
+    job = window.server_actions.apply(changes)
+    qtbot.waitUntil(lambda: not job.running, timeout=3000)
+    gw_dev = window.fleet.devices[gw]
+    assert gw_dev.account(protocol="dm12").server_uri == f"https://dm.example.com/{gw_dev.identity.serial}"
+    assert window.fleet.devices[phone].account(protocol="dm12").auth == "basic"
+
+
+def test_menu_opens_the_dialog_for_the_selection(window, qtbot):
+    phone = _ids(window, "smartphone")[0]
+    window.fleet_panel.select(phone)
+    window.server_actions.connect_action.trigger()
+    dialog = window.server_actions.dialog
+    qtbot.waitUntil(dialog.isVisible, timeout=2000)
+    assert dialog.device_ids() == [phone] and dialog.windowModality() != Qt.WindowModality.NonModal
+    dialog.reject()
+
+
+def test_adding_many_devices_shows_progress_and_keeps_going(window, qtbot):
+    panel = window.fleet_panel
+    first = panel.model.rowCount()
+    job = panel.add_devices("nbiot-sensor", 4000)
+    assert job is not None and job.running  # seconds of work: not done in one slice
+    assert panel.add_devices("nbiot-sensor", 1) is None  # one at a time
+    qtbot.waitUntil(lambda: job.dialog is not None or not job.running, timeout=5000)
+    assert job.dialog is not None and job.dialog.isVisible()
+    qtbot.waitUntil(lambda: not job.running, timeout=15_000)
+    assert panel.model.rowCount() == first + 4000 == len(window.fleet.devices)
+    assert "added 4000 nbiot-sensor" in window.statusBar().currentMessage()
+
+
+def test_sessions_bar_follows_the_current_wave(window):
+    bar, st = window.session_progress, window.fleet.stats
+    st.sessions_started, st.sessions_completed, st.sessions_failed = 4, 4, 0
+    bar.refresh()
+    assert bar.isHidden()
+    st.sessions_started = 14  # a wave of ten
+    bar.refresh()
+    assert bar.isVisibleTo(window) and (bar.value(), bar.maximum()) == (0, 10)
+    st.sessions_completed, st.sessions_failed = 9, 2
+    bar.refresh()
+    assert (bar.value(), bar.maximum()) == (7, 10)
+    st.sessions_completed = 12
+    bar.refresh()
+    assert bar.isHidden()
+
+
+def test_failed_session_detail_shows_in_the_row_tooltip(window, qtbot):
+    phone = _ids(window, "smartphone")[0]
+    (task,) = window.fleet_panel.start_sessions([phone])  # nothing listens on 127.0.0.1:9
+    qtbot.waitUntil(task.done, timeout=4000)
+    done = task.result()
+    assert done.outcome != "completed" and done.detail
+    model = window.fleet_panel.model
+    row = model.row_of(phone)
+    qtbot.waitUntil(lambda: model.index(row, 2).data() == "error", timeout=2000)
+    tip = model.index(row, 0).data(Qt.ItemDataRole.ToolTipRole)
+    assert done.detail in tip and "error" in tip
+
+
+@pytest.fixture
+def desktop(arun, disposer):
+    pytest.importorskip("emulator.server.app")
+    from ui.app import Desktop
+
+    d = Desktop(argparse.Namespace(workspace=None, no_demo=False, screenshot=None), stop_loop=False)
+    arun(d.start())
+    assert d.server.url, d.server_problem
+    d.server.state.set_script("*", QUICK_DM2)  # no web page: the session ends on its own
+    yield d
+    disposer(d.window)
+    arun(d.stop())
+
+
+def test_notify_starts_a_server_initiated_session_and_a_bad_one_is_shown(desktop, qtbot):
+    w, state = desktop.window, desktop.server.state
+    phone = next(d.id for d in desktop.fleet.devices.values() if d.profile.name == "smartphone")
+    w.fleet_panel.select(phone)
+    w.fleet_panel.protocol_box.setCurrentText("dm2")
+    (task,) = w.server_actions.notify_selected()
+    qtbot.waitUntil(task.done, timeout=8000)
+    assert task.result().outcome == "completed", task.result()
+    log = state.device(phone)
+    assert log.notification_ids == log.notifications_sent and len(log.notifications_sent) == 1
+    state.noti_secret = b"not the device's secret"
+    assert w.server_actions.notify_selected() == []
+    assert "digest" in w.statusBar().currentMessage().lower()
+    assert state.device(phone).completed == 1

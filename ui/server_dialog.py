@@ -1,0 +1,512 @@
+"""Session > Server connection…: point devices at any DM server; Session > Notify selected device.
+
+The dialog only collects what the user changed; the devices' DMAcc nodes are written by
+:func:`emulator.mo.accounts.configure_account` (as the device itself), so the tree panel shows the
+change and a headless run could do the same. Only fields the user changed are written: a dialog
+opened on many devices shows a value only when they all share it, and leaving a field as it was
+keeps each device's own (client user names, for instance, differ per device; ``{dev_id}``,
+``{serial}``, ``{imei}``, ``{mac}``, ``{uuid}``, ``{index}`` in the URL or the user name are filled in
+per device, as in profiles).
+
+Notifications come from the demo server the window runs (its DM 2.0 ``ServerState.notify`` or its
+DM 1.2 Package 0) and reach the device through :meth:`Fleet.deliver_notification`, which checks
+them as a real device would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject, QSettings, Qt, QUrl
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QPushButton,
+    QRadioButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from emulator.device import VirtualDevice
+from emulator.errors import EmulatorError
+from emulator.events import AlertRaised
+from emulator.fleet import Fleet
+from emulator.mo.accounts import AUTH_SCHEMES_DM2, AUTH_TYPES, Account, configure_account
+from emulator.profile import fill
+from emulator.transport.http import TlsConfig
+from ui.progress import ChunkedJob
+
+if TYPE_CHECKING:
+    from ui.mainwindow import MainWindow
+
+KEEP = "(keep each device's)"
+PROTOCOL_TITLES = {"dm12": "DM 1.2 / 1.3 (SyncML)", "dm2": "DM 2.0"}
+PREFILL_SAMPLE = 500  # devices read to find shared values (the rest keep theirs unless changed anyway)
+PLACEHOLDER_HELP = "{dev_id}, {serial}, {imei}, {mac}, {uuid} and {index} are filled in per device"
+
+
+# ---------------------------------------------------------------------------------------------
+# what the dialog collects, and applying it (no widgets here)
+
+
+@dataclass(slots=True)
+class AccountChanges:
+    """Settings changed for one protocol's account of each device; None keeps the device's own."""
+
+    server_uri: str | None = None
+    server_id: str | None = None
+    auth: str | None = None
+    client_user: str | None = None
+    client_secret: str | None = None
+    server_secret: str | None = None
+
+
+@dataclass(slots=True)
+class TlsChanges:
+    ca_file: str | None = None
+    verify: bool | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    client_cert_password: str | None = None
+
+
+@dataclass(slots=True)
+class ServerChanges:
+    """``dm12``/``dm2`` None: that protocol's accounts are left alone (TLS too)."""
+
+    device_ids: list[str]
+    dm12: AccountChanges | None = None
+    dm2: AccountChanges | None = None
+    tls: TlsChanges = field(default_factory=TlsChanges)
+
+    def urls(self) -> list[str]:
+        return [c.server_uri for c in (self.dm12, self.dm2) if c is not None and c.server_uri]
+
+
+def _device_values(dev: VirtualDevice) -> dict[str, object]:
+    ident = dev.identity
+    return {"dev_id": dev.id, "serial": ident.serial, "imei": ident.imei or "", "mac": ident.mac,
+            "uuid": ident.uuid, "index": dev.index}
+
+
+def _fill(text: str | None, values: dict[str, object]) -> str | None:
+    if text is None or "{" not in text:
+        return text
+    try:
+        return fill(text, values)
+    except (ValueError, IndexError, AttributeError):
+        return text  # braces that are not a placeholder: taken as written
+
+
+def apply_to_device(dev: VirtualDevice, changes: ServerChanges) -> list[str]:
+    """Write the changes into one device's primary account of each chosen protocol; problems back."""
+    problems = []
+    values = _device_values(dev)
+    for protocol in ("dm12", "dm2"):
+        acc_changes: AccountChanges | None = getattr(changes, protocol)
+        if acc_changes is None:
+            continue
+        accounts = dev.accounts(protocol)
+        if not accounts:
+            if protocol in dev.profile.protocols:
+                problems.append(f"{dev.id}: no {PROTOCOL_TITLES[protocol]} account to change")
+            continue
+        kw: dict[str, Any] = {f.name: getattr(acc_changes, f.name) for f in fields(AccountChanges)}
+        kw.update({f.name: getattr(changes.tls, f.name) for f in fields(TlsChanges)})
+        kw["server_uri"] = _fill(kw["server_uri"], values)
+        kw["client_user"] = _fill(kw["client_user"], values)
+        if protocol == "dm2":
+            kw.pop("server_secret")
+        try:
+            configure_account(dev.tree, accounts[0], **kw)
+        except EmulatorError as exc:
+            problems.append(f"{dev.id} ({protocol}): {exc}")
+    return problems
+
+
+def remember_servers(urls: list[str], current: str, settings: QSettings | None = None) -> list[str]:
+    """Put ``urls`` into the recent-servers list, newest first, after ``current`` (the fleet's server,
+    which the next launch without the demo starts with); returns the new list."""
+    from ui.mainwindow import APP, MAX_RECENT_SERVERS, ORG, recent_servers
+
+    s = settings or QSettings(ORG, APP)
+    old = recent_servers(s)
+    head = [current] if current else []
+    new = head + [u for u in dict.fromkeys(urls) if u not in head]
+    new += [u for u in old if u not in new]
+    s.setValue("servers/recent", new[:MAX_RECENT_SERVERS])
+    return new[:MAX_RECENT_SERVERS]
+
+
+# ---------------------------------------------------------------------------------------------
+# notifications from the demo server
+
+
+def package0(state: Any, dev_id: str, protocol: str) -> bytes:
+    """A notification for ``dev_id`` from the demo server's ``state`` (emulator.server.state)."""
+    if protocol == "dm2":
+        queue = state.push_queue(dev_id)
+        state.notify(dev_id)
+        raw = b""
+        while not queue.empty():  # nobody long-polls in the window: the newest is ours
+            raw = queue.get_nowait()
+        return raw
+    if getattr(state, "dm12", None) is None:
+        raise EmulatorError("the demo server has no DM 1.2 side")
+    return state.dm12.build_package0(dev_id)
+
+
+def notify_device(fleet: Fleet, state: Any, dev_id: str, protocol: str) -> tuple[asyncio.Task | None, str]:
+    """Deliver a demo-server notification; (the session's task, "") or (None, why it was ignored)."""
+    rejected: list[AlertRaised] = []
+    stop = fleet.bus.subscribe(rejected.append, AlertRaised)
+    try:
+        task = fleet.deliver_notification(dev_id, package0(state, dev_id, protocol), protocol)
+    finally:
+        stop()
+    why = next((a.detail for a in rejected if a.device_id == dev_id), "ignored")
+    return task, "" if task is not None else why
+
+
+# ---------------------------------------------------------------------------------------------
+# the dialog
+
+
+def _shared(values: list[str]) -> str:
+    return values[0] if values and all(v == values[0] for v in values) else ""
+
+
+class FileField(QWidget):
+    """A path with a Browse… button."""
+
+    def __init__(self, title: str, filters: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.edit = QLineEdit()
+        self.edit.setClearButtonEnabled(True)
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(lambda: self._browse(title, filters))
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.edit, 1)
+        row.addWidget(browse)
+
+    def _browse(self, title: str, filters: str) -> None:
+        name, _ = QFileDialog.getOpenFileName(self, title, self.edit.text(), filters)
+        if name:
+            self.edit.setText(name)
+
+
+class AccountForm(QGroupBox):
+    """One protocol's settings, pre-filled with what the devices share; ``changes()`` what differs."""
+
+    def __init__(self, protocol: str, accounts: list[Account], recent: list[str],
+                 parent: QWidget | None = None) -> None:
+        super().__init__(PROTOCOL_TITLES[protocol], parent)
+        self.protocol = protocol
+        self.setCheckable(True)
+        self.setChecked(bool(accounts))
+        self.setToolTip("Unchecked: this protocol's accounts stay as they are")
+        self.url = QComboBox()
+        self.url.setEditable(True)
+        self.url.addItems(recent)
+        self.url.setMinimumContentsLength(34)
+        self.url.lineEdit().setPlaceholderText("https://dm.example.com/…" if accounts else "")
+        self.url.setToolTip(f"The server's DM URL (recent servers in the list); {PLACEHOLDER_HELP}")
+        self.server_id = QLineEdit()
+        self.server_id.setToolTip("The server's ServerID; its ACL grants on the device move to the new id")
+        self.auth = QComboBox()
+        schemes = list(AUTH_TYPES) if protocol == "dm12" else list(AUTH_SCHEMES_DM2)
+        self.auth.addItems(schemes)
+        self.auth.setToolTip("md5 and hmac are DM 1.x schemes; DM 2.0 sends HTTP Basic or nothing")
+        self.user = QLineEdit()
+        self.user.setToolTip(f"Client user name; {PLACEHOLDER_HELP}")
+        self.secret = QLineEdit(echoMode=QLineEdit.EchoMode.Password, placeholderText="(unchanged)")
+        form = QFormLayout(self)
+        form.addRow("Server URL", self.url)
+        form.addRow("Server ID", self.server_id)
+        form.addRow("Authentication", self.auth)
+        form.addRow("Client user", self.user)
+        form.addRow("Client secret", self.secret)
+        self.server_secret: QLineEdit | None = None
+        if protocol == "dm12":
+            self.server_secret = QLineEdit(echoMode=QLineEdit.EchoMode.Password, placeholderText="(unchanged)")
+            self.server_secret.setToolTip("What the server proves itself with (SRVCRED)")
+            form.addRow("Server secret", self.server_secret)
+        # pre-fill with the values every sampled device shares
+        auth_now = _shared([a.auth for a in accounts])
+        if not auth_now:
+            self.auth.insertItem(0, KEEP)
+        self.auth.setCurrentText(auth_now or KEEP)
+        self.url.setCurrentText(_shared([a.server_uri for a in accounts]))
+        self.server_id.setText(_shared([a.server_id for a in accounts]))
+        self.user.setText(_shared([a.client_user for a in accounts]))
+        self._initial = self._values()
+
+    def _values(self) -> dict[str, str]:
+        return {"server_uri": self.url.currentText().strip(), "server_id": self.server_id.text().strip(),
+                "auth": self.auth.currentText(), "client_user": self.user.text()}
+
+    def changes(self) -> AccountChanges | None:
+        if not self.isChecked():
+            return None
+        now = self._values()
+        out = AccountChanges(**{k: v for k, v in now.items() if v != self._initial[k] and v != KEEP})
+        out.client_secret = self.secret.text() or None
+        if self.server_secret is not None:
+            out.server_secret = self.server_secret.text() or None
+        return out
+
+    def problem(self) -> str:
+        """What stops the dialog from closing ('' when fine)."""
+        if not self.isChecked():
+            return ""
+        url = self.url.currentText().strip()
+        if not url and self._initial["server_uri"]:
+            return f"{PROTOCOL_TITLES[self.protocol]}: the server URL cannot be empty"
+        if url and url != self._initial["server_uri"]:
+            q = QUrl(url)
+            if not (q.isValid() and q.scheme() in ("http", "https") and q.host()):
+                return f"{PROTOCOL_TITLES[self.protocol]}: {url!r} is not an http:// or https:// URL"
+        if not self.server_id.text().strip() and self._initial["server_id"]:
+            return f"{PROTOCOL_TITLES[self.protocol]}: the server ID cannot be empty"
+        return ""
+
+
+class ServerDialog(QDialog):
+    """Collects a :class:`ServerChanges` for the selected devices (or all)."""
+
+    def __init__(self, fleet: Fleet, selected: list[str], parent: QWidget | None = None, *,
+                 recent: list[str] | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Server connection")
+        self.fleet = fleet
+        self.selected = [d for d in selected if d in fleet.devices]
+        if recent is None:
+            from ui.mainwindow import recent_servers
+
+            recent = recent_servers()
+        sample_ids = (self.selected or list(fleet.devices))[:PREFILL_SAMPLE]
+        sample = [fleet.devices[d] for d in sample_ids]
+
+        self.only_selected = QRadioButton(f"Selected devices ({len(self.selected)})")
+        self.every_device = QRadioButton(f"All devices ({len(fleet.devices)})")
+        (self.only_selected if self.selected else self.every_device).setChecked(True)
+        self.only_selected.setEnabled(bool(self.selected))
+        scope = QHBoxLayout()
+        scope.addWidget(QLabel("Apply to:"))
+        scope.addWidget(self.only_selected)
+        scope.addWidget(self.every_device)
+        scope.addStretch(1)
+
+        self.forms = {p: AccountForm(p, [a for d in sample for a in d.accounts(p)[:1]], recent)
+                      for p in ("dm12", "dm2")}
+
+        tls = QGroupBox("TLS (https:// servers, both protocols)")
+        accounts = [a for d in sample for a in d.accounts()]
+        verify_all = [a.verify for a in accounts]
+        self.verify = QCheckBox("Verify the server's certificate")
+        if verify_all and not all(v == verify_all[0] for v in verify_all):
+            self.verify.setTristate(True)
+            self.verify.setCheckState(Qt.CheckState.PartiallyChecked)  # mixed: keep each device's
+        else:
+            self.verify.setChecked(verify_all[0] if verify_all else True)
+        self.verify.stateChanged.connect(lambda _: self._show_warning())
+        self.warning = QLabel(TlsConfig(verify=False).warning or "")
+        self.warning.setWordWrap(True)
+        self.warning.setStyleSheet("color: #b00020; font-weight: bold")
+        self.ca_file = FileField("CA certificates", "Certificates (*.pem *.crt *.cer);;All files (*)")
+        self.ca_file.edit.setToolTip("Trust only this CA file (PEM) instead of the system trust store")
+        self.client_cert = FileField("Client certificate",
+                                     "Certificates (*.pem *.crt *.p12 *.pfx);;All files (*)")
+        self.client_cert.edit.setToolTip("The device's certificate for mutual TLS: PEM (with its key) or PKCS#12")
+        self.client_key = FileField("Client key", "Keys (*.pem *.key);;All files (*)")
+        self.client_key.edit.setPlaceholderText("(in the certificate file)")
+        self.cert_password = QLineEdit(echoMode=QLineEdit.EchoMode.Password, placeholderText="(unchanged)")
+        self.ca_file.edit.setText(_shared([a.ca_file for a in accounts]))
+        self.client_cert.edit.setText(_shared([a.client_cert for a in accounts]))
+        self.client_key.edit.setText(_shared([a.client_key for a in accounts]))
+        tls_form = QFormLayout(tls)
+        tls_form.addRow(self.verify)
+        tls_form.addRow(self.warning)
+        tls_form.addRow("CA file", self.ca_file)
+        tls_form.addRow("Client certificate", self.client_cert)
+        tls_form.addRow("Client key", self.client_key)
+        tls_form.addRow("Certificate password", self.cert_password)
+        self._tls_initial = self._tls_values()
+
+        self.problem_label = QLabel("")
+        self.problem_label.setStyleSheet("color: #b00020")
+        self.problem_label.setWordWrap(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Apply | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Apply).clicked.connect(self.try_accept)
+        buttons.rejected.connect(self.reject)
+        self.apply_button = buttons.button(QDialogButtonBox.StandardButton.Apply)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(scope)
+        row = QHBoxLayout()
+        row.addWidget(self.forms["dm12"])
+        row.addWidget(self.forms["dm2"])
+        layout.addLayout(row)
+        layout.addWidget(tls)
+        layout.addWidget(self.problem_label)
+        layout.addWidget(buttons)
+        self._show_warning()
+
+    def _tls_values(self) -> dict[str, object]:
+        state = self.verify.checkState()
+        verify = None if state == Qt.CheckState.PartiallyChecked else state == Qt.CheckState.Checked
+        return {"ca_file": self.ca_file.edit.text().strip(), "verify": verify,
+                "client_cert": self.client_cert.edit.text().strip(),
+                "client_key": self.client_key.edit.text().strip()}
+
+    def _show_warning(self) -> None:
+        self.warning.setVisible(self.verify.checkState() == Qt.CheckState.Unchecked)
+
+    def device_ids(self) -> list[str]:
+        return list(self.selected) if self.only_selected.isChecked() else list(self.fleet.devices)
+
+    def changes(self) -> ServerChanges:
+        now = self._tls_values()
+        tls = TlsChanges(**{k: v for k, v in now.items() if v != self._tls_initial[k]})  # type: ignore[arg-type]
+        tls.client_cert_password = self.cert_password.text() or None
+        return ServerChanges(self.device_ids(), self.forms["dm12"].changes(), self.forms["dm2"].changes(), tls)
+
+    def problem(self) -> str:
+        for form in self.forms.values():
+            if form.problem():
+                return form.problem()
+        if not any(f.isChecked() for f in self.forms.values()):
+            return "choose DM 1.2 and/or DM 2.0"
+        if not self.device_ids():
+            return "there are no devices"
+        return ""
+
+    def try_accept(self) -> None:
+        why = self.problem()
+        self.problem_label.setText(why)
+        if not why:
+            self.accept()
+
+
+# ---------------------------------------------------------------------------------------------
+# the window's menu entries
+
+
+class ServerActions(QObject):
+    """Session > Server connection… and Session > Notify selected device, for one main window.
+
+    ``demo_state`` is the demo server's ServerState (set by the app when it runs one): notifications
+    need it.
+    """
+
+    def __init__(self, window: MainWindow, menu: QMenu) -> None:
+        super().__init__(window)
+        self.window = window
+        self.demo_state: Any = None
+        self.dialog: ServerDialog | None = None
+        self.job: ChunkedJob | None = None
+        self.problems: list[str] = []  # of the last apply
+        self.connect_action = QAction("Server connection…", window)
+        self.connect_action.setToolTip("Point the selected devices (or all) at a DM server")
+        self.connect_action.triggered.connect(self.open_dialog)
+        self.notify_action = QAction("Notify selected device", window)
+        self.notify_action.setToolTip("The demo server sends the selected devices a notification (Package 0)")
+        self.notify_action.setShortcut("Ctrl+N")
+        self.notify_action.triggered.connect(self.notify_selected)
+        menu.addSeparator()
+        menu.addAction(self.connect_action)
+        menu.addAction(self.notify_action)
+
+    # -- server connection
+
+    def open_dialog(self) -> ServerDialog:
+        """Opens the dialog window-modal without a nested event loop; applying happens on Apply."""
+        w = self.window
+        self.dialog = dialog = ServerDialog(w.fleet, w.fleet_panel.selected_ids(), w)
+        dialog.accepted.connect(lambda: self.apply(dialog.changes()))
+        dialog.finished.connect(dialog.deleteLater)
+        dialog.open()
+        return dialog
+
+    def apply(self, changes: ServerChanges) -> ChunkedJob:
+        """Write ``changes`` into the devices in slices (progress shown when it takes a while)."""
+        w, fleet = self.window, self.window.fleet
+        ids = changes.device_ids
+        problems: list[str] = []
+
+        def step(start: int, count: int) -> int:
+            for dev_id in ids[start:start + count]:
+                dev = fleet.devices.get(dev_id)
+                if dev is not None:
+                    problems.extend(apply_to_device(dev, changes))
+                    fleet.save(dev)
+            return count
+
+        def finished(done: int, cancelled: bool) -> None:
+            self.job = None
+            if changes.urls():
+                remember_servers(changes.urls(), fleet.server)
+            what = f"server settings written to {done} of {len(ids)} device(s)" if cancelled else \
+                f"server settings written to {done} device(s)"
+            if changes.urls():
+                what += f" ({', '.join(changes.urls())})"
+            if problems:
+                more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+                w.show_error(f"{problems[0]}{more}")
+            else:
+                w.statusBar().showMessage(what, 8000)
+            w.fleet_panel.model.refresh(set(ids[:done]))
+
+        self.job = job = ChunkedJob(w, "Writing server settings into the devices…", len(ids), step, chunk=20)
+        job.finished.connect(finished)
+        job.error.connect(lambda text: w.show_error(f"writing server settings stopped: {text}"))
+        self.problems = problems
+        return job.start()
+
+    # -- notifications
+
+    def notify_selected(self) -> list[asyncio.Task]:
+        w = self.window
+        ids = w.fleet_panel.selected_ids()
+        if self.demo_state is None:
+            w.show_error("notifications come from the demo server, which is not running in this window")
+            return []
+        if not ids:
+            w.show_error("select one or more devices first")
+            return []
+        chosen = w.fleet_panel.protocol_box.currentText()
+        tasks = []
+        for dev_id in ids:
+            dev = w.fleet.devices.get(dev_id)
+            if dev is None:
+                continue
+            protocol = chosen if chosen in ("dm2", "dm12") else dev.profile.protocols[0]
+            if protocol not in dev.profile.protocols:
+                w.show_error(f"{dev_id} does not speak {protocol} (has {', '.join(dev.profile.protocols)})")
+                continue
+            try:
+                task, why = notify_device(w.fleet, self.demo_state, dev_id, protocol)
+            except EmulatorError as exc:
+                w.show_error(f"{dev_id}: no notification: {exc}")
+                continue
+            if task is None:
+                w.show_error(f"{dev_id}: {protocol} notification ignored: {why}")
+                continue
+            task.add_done_callback(lambda t, d=dev_id: w.fleet_panel._session_done(d, t))
+            tasks.append(task)
+        if tasks:
+            w.statusBar().showMessage(f"notified {len(tasks)} device(s): server-initiated session started", 5000)
+        return tasks
