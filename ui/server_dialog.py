@@ -222,7 +222,6 @@ class AccountForm(QGroupBox):
         self.url.setEditable(True)
         self.url.addItems(recent)
         self.url.setMinimumContentsLength(34)
-        self.url.lineEdit().setPlaceholderText("https://dm.example.com/…" if accounts else "")
         self.url.setToolTip(f"The server's DM URL (recent servers in the list); {PLACEHOLDER_HELP}")
         self.server_id = QLineEdit()
         self.server_id.setToolTip("The server's ServerID; its ACL grants on the device move to the new id")
@@ -252,6 +251,9 @@ class AccountForm(QGroupBox):
         self.url.setCurrentText(_shared([a.server_uri for a in accounts]))
         self.server_id.setText(_shared([a.server_id for a in accounts]))
         self.user.setText(_shared([a.client_user for a in accounts]))
+        for edit in (self.url.lineEdit(), self.server_id, self.user):
+            if accounts and not edit.text():
+                edit.setPlaceholderText("(each device's own)")
         self._initial = self._values()
 
     def _values(self) -> dict[str, str]:
@@ -313,7 +315,7 @@ class ServerDialog(QDialog):
         self.forms = {p: AccountForm(p, [a for d in sample for a in d.accounts(p)[:1]], recent)
                       for p in ("dm12", "dm2")}
 
-        tls = QGroupBox("TLS (https:// servers, both protocols)")
+        tls = QGroupBox("TLS (https:// servers; for the protocols checked above)")
         accounts = [a for d in sample for a in d.accounts()]
         verify_all = [a.verify for a in accounts]
         self.verify = QCheckBox("Verify the server's certificate")
