@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from emulator.device import VirtualDevice
+from emulator.environments import Environment
 from emulator.mo.accounts import Account, store_nonces
 from emulator.protocol.actions import SessionDone
 
@@ -17,22 +18,32 @@ if TYPE_CHECKING:
     from emulator.fleet import Fleet
 
 
-def make_engine(dev: VirtualDevice, account: Account, session_id: str, *, server_uri: str | None = None,
-                **options: object):
-    """A fresh engine for one session; ``server_uri`` overrides the account's (``run --server URL/path``)."""
+def make_engine(dev: VirtualDevice | Environment, account: Account, session_id: str, *,
+                server_uri: str | None = None, **options: object):
+    """A fresh engine for one session; ``server_uri`` overrides the account's (``run --server URL/path``).
+
+    ``dev`` may be an operating environment with its own identity (its DevId goes on the wire). The
+    engine works on the device's tree as that account's session sees it: priority and delegation
+    rules on top of the ACLs (:mod:`emulator.mo.authorities`).
+    """
     if server_uri:
         account = replace(account, server_uri=server_uri)
+    device = dev.device if isinstance(dev, Environment) else dev
+    tree = device.managed_tree(account, session_id)
     if account.protocol == "dm12":
         from emulator.protocol.syncml.client import SyncMLClient
 
         return SyncMLClient(
-            dev.tree, account, dev_id=dev.id, session_id=_syncml_session_id(session_id),
+            tree, account, dev_id=dev.id, session_id=_syncml_session_id(session_id),
             max_msg_size=dev.profile.max_msg_size, max_obj_size=dev.profile.max_obj_size,
             wbxml=dev.profile.encoding == "wbxml", ui=dev.profile.ui.has_screen, **options,
         )
     from emulator.protocol.dm2.client import DM2Client
+    from emulator.protocol.dm2.subscriptions import subscriptions_for
 
-    return DM2Client(dev.tree, account, dev_id=dev.id, has_browser=dev.profile.ui.browser, **options)
+    options.setdefault("subscriptions", subscriptions_for(device.tree))  # kept per tree, not per session
+    return DM2Client(tree, account, dev_id=dev.id, has_browser=dev.profile.ui.browser,  # type: ignore[arg-type]
+                     **options)
 
 
 def _syncml_session_id(session_id: str) -> str:

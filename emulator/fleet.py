@@ -23,6 +23,9 @@ from emulator.session import SessionContext, UiHandler, drive
 from emulator.store import DeviceRecord, Workspace
 from emulator.transport.http import HttpTransport
 
+BEARER_RETRIES = 1
+"""Sessions run again after a bearer switch cut one of their requests (DM-HLF-008)."""
+
 
 @dataclass
 class FleetStats:
@@ -70,6 +73,7 @@ class Fleet:
         added = []
         for index in range(first, first + count):
             dev = VirtualDevice(prof, index, server=self.server, bus=self.bus)
+            dev.transport = self.transport  # local apps' DEFAULT fetches share the pool
             if dev.id in self.devices:
                 raise EmulatorError(f"device {dev.id} is already in the fleet")
             self.devices[dev.id] = dev
@@ -113,13 +117,13 @@ class Fleet:
         assert self.workspace is not None
         prof = profile if profile is not None and profile.name == record.profile else find_profile(record.profile)
         dev = VirtualDevice(prof, record.identity_index, server=self.server, bus=self.bus)
+        dev.transport = self.transport
         dev.id = record.id  # an imported tree may carry another identity than its index gives
         if self.workspace.has_tree(record.id):
             from emulator.mo.build import template_tree
 
-            dev._unsubscribe()
-            dev.tree = self.workspace.load_tree(record.id, template=template_tree(prof))
-            dev._unsubscribe = dev.tree.subscribe(dev._on_tree_change)
+            dev.use_tree(self.workspace.load_tree(record.id, template=template_tree(prof)))
+        dev.restore_data(record.data)
         dev.last_result = record.state
         self.devices[dev.id] = dev
         self._next_index[prof.name] = max(self._next_index.get(prof.name, 0), record.identity_index + 1)
@@ -129,7 +133,7 @@ class Fleet:
         assert self.workspace is not None
         self.workspace.save_device(DeviceRecord(
             id=dev.id, profile=dev.profile.name, identity_index=dev.index,
-            protocol=",".join(dev.profile.protocols), state=dev.last_result or dev.state, data={},
+            protocol=",".join(dev.profile.protocols), state=dev.last_result or dev.state, data=dev.record_data(),
         ))
 
     def save(self, dev: VirtualDevice) -> None:
@@ -153,29 +157,48 @@ class Fleet:
         server_id: str | None = None,
         ui: UiHandler | None = None,
         reason: str = "client",
+        environment: str | None = None,
         **engine_options: object,
     ) -> SessionDone:
-        """One complete management session of one device; failures come back as SessionDone."""
-        from emulator.engines import make_engine  # engines pull in the protocol stacks
+        """One complete management session of one device; failures come back as SessionDone.
+
+        ``environment``: run as that operating environment (its accounts; its identity when it has
+        one). An account that belongs to an environment with its own identity runs as it anyway.
+        The session goes over the device's current bearer; when a bearer switch cut a request in
+        flight, the session is run once more over the new bearer (reason "bearer change").
+        """
+        from emulator.engines import finish_engine, make_engine  # engines pull in the protocol stacks
+        from emulator.transport.link import BearerLink
 
         dev = self.device(dev_id)
         protocol = protocol or dev.profile.protocols[0]
-        account = dev.account(server_id, protocol)
-        ctx = SessionContext(
-            device_id=dev.id, session_id=self.new_session_id(), protocol=protocol, server=account.server_id,
-            bus=self.bus, transport=self.transport, shaping=dev.shaping, bearer=dev.bearer,
-        )
-        engine = make_engine(dev, account, ctx.session_id, **engine_options)
-        dev.set_state("in session", f"{protocol} with {account.server_id}")
+        env = dev.environment(environment) if environment else None
+        account = (env or dev).account(server_id, protocol)
+        client = env or dev.session_target(account)
+        if client is not dev:
+            reason = f"{reason} [{client.name} as {client.id}]"  # type: ignore[union-attr]
         handler = ui or self.ui
         if handler is None:
             from emulator.headless_ui import HeadlessUi
 
             handler = HeadlessUi()
-        done = await drive(engine, ctx, handler, reason=reason)
-        from emulator.engines import finish_engine
-
-        await finish_engine(self, dev, account, engine, done)
+        retries = BEARER_RETRIES
+        while True:
+            link = BearerLink(self.transport, dev)
+            ctx = SessionContext(
+                device_id=dev.id, session_id=self.new_session_id(), protocol=protocol, server=account.server_id,
+                bus=self.bus, transport=link, shaping=dev.shaping, bearer=dev.bearer,  # type: ignore[arg-type]
+            )
+            link.ctx = ctx
+            engine = make_engine(client, account, ctx.session_id, **engine_options)
+            dev.set_state("in session", f"{protocol} with {account.server_id}")
+            done = await drive(engine, ctx, handler, reason=reason)
+            dev.conflicts.release(ctx.session_id)
+            await finish_engine(self, dev, account, engine, done)
+            if done.outcome == "completed" or not link.lost_in_flight or retries <= 0 or not dev.bearer:
+                break
+            retries -= 1
+            reason = "bearer change"
         dev.last_result = f"{done.outcome}" + (f": {done.detail}" if done.detail else "")
         dev.set_state("idle" if done.outcome == "completed" else "error", done.detail)
         if self.workspace is not None:

@@ -14,6 +14,7 @@ import os
 import random
 import ssl
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -157,15 +158,23 @@ def _os_reason(exc: BaseException) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Shaping:
-    """What a bearer does to traffic: latency and jitter before each request, loss as a dropped request."""
+    """What a bearer does to traffic: latency and jitter before each request, loss as retransmission
+    delay (or a dropped request), bandwidth as the time a body takes on the link (0 = unlimited)."""
 
     latency_ms: float = 0.0
     jitter_ms: float = 0.0
     loss: float = 0.0
+    bandwidth_kbps: float = 0.0
 
     @property
     def active(self) -> bool:
-        return bool(self.latency_ms or self.jitter_ms or self.loss)
+        return bool(self.latency_ms or self.jitter_ms or self.loss or self.bandwidth_kbps)
+
+    def transfer_ms(self, size: int) -> float:
+        """Milliseconds ``size`` bytes spend on the link: serialization delay, 8 bits per byte."""
+        if self.bandwidth_kbps <= 0 or size <= 0:
+            return 0.0
+        return size * 8 / self.bandwidth_kbps  # kbit/s = bit/ms
 
 
 NO_SHAPING = Shaping()
@@ -176,7 +185,9 @@ MAX_RETRANSMISSIONS = 5
 class HttpTransport:
     """Pooled async HTTP for all devices. ``timeout`` covers a server holding a long-poll answer."""
 
-    def __init__(self, *, timeout: float = 60.0, connect_timeout: float = 10.0, max_connections: int = 200) -> None:
+    def __init__(self, *, timeout: float = 60.0, connect_timeout: float = 10.0, max_connections: int = 200,
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+        self._sleep = sleep  # shaping delays go through here (tests record them instead of waiting)
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._clients: dict[TlsConfig, httpx.AsyncClient] = {}
@@ -217,8 +228,9 @@ class HttpTransport:
                     return HttpResult(0, error=f"{method} {url}: no answer over the bearer after "
                                                f"{MAX_RETRANSMISSIONS} retransmissions (simulated loss {shaping.loss:.1%})")
                 delay += max(RTO_MS, 2 * shaping.latency_ms) * retries
+            delay += shaping.transfer_ms(len(body))
             if delay > 0:
-                await asyncio.sleep(delay / 1000)
+                await self._sleep(delay / 1000)
         try:
             client = self._client(tls)
         except (OSError, ssl.SSLError, EmulatorError) as exc:
@@ -237,6 +249,9 @@ class HttpTransport:
             return HttpResult(0, error=f"{method} {url}: {type(exc).__name__} ({_reason(exc)})")
         if len(self._answered) < 100_000:
             self._answered.add((tls, _origin(url)))
+        download = shaping.transfer_ms(len(response.content))
+        if download > 0:
+            await self._sleep(download / 1000)
         return HttpResult(response.status_code, response.content, dict(response.headers))
 
     async def post(self, url: str, body: bytes, content_type: str, headers: dict[str, str] | None = None, **kw) -> HttpResult:

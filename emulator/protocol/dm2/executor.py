@@ -57,8 +57,9 @@ from emulator.tree.ddf import MODescription, describe, load_builtin
 
 Path = tuple[str, ...]
 
-STATUSES = frozenset({200, 202, 304, 400, 403, 404, 405, 406, 413, 415, 500, 501})
-"""The codes a DM 2.0 status carries here (1.9 public list plus 1.19 item 9)."""
+STATUSES = frozenset({200, 202, 304, 400, 403, 404, 405, 406, 409, 413, 415, 500, 501})
+"""The codes a DM 2.0 status carries here (1.9 public list plus 1.19 item 9; 409: a higher-priority
+authority holds the instance, see :mod:`emulator.mo.authorities`)."""
 _STATUS_MAP = {401: 403, 425: 403, 418: 405, 414: 400}
 
 
@@ -362,12 +363,16 @@ def delete(tree: Tree, text: str, actor: Actor) -> list[str]:
 
 
 def execute(tree: Tree, text: str, actor: Actor) -> tuple[int, str]:
-    """EXEC of one executable node: (DM 2.0 status of the device behaviour, ClientURI)."""
+    """EXEC of one executable node: (DM 2.0 status of the device behaviour, ClientURI).
+
+    EXEC has no data parameter: the ClientURI's query, when there is one, is handed to the node's
+    behaviour as its data (how a server passes arguments, e.g. ``Ext/Delegate?delegate=...``) [P].
+    """
     targets = resolve_targets(tree, parse(text), actor)
     if len(targets) != 1:
         raise CommandError(f"EXEC needs exactly one node, {text} names {len(targets)}", status=400)
     target = targets[0]
-    status = tree.exec(target.path, None, by=actor.server_id)
+    status = tree.exec(target.path, text.partition("?")[2] or None, by=actor.server_id)
     return dm2_status(status), target.client_uri
 
 

@@ -1,0 +1,73 @@
+"""A session's view of the transport: every request goes over the device's bearer *of that moment*.
+
+DM-HLF-007/008: a device has several bearers and may switch while a session runs. The session keeps
+going over the new bearer (its latency, jitter, loss and bandwidth apply from the next request on).
+A request in flight when the bearer changes has lost its connection (the device's address changed):
+it fails cleanly (status 0, saying so), the engine ends the session as failed and the fleet starts
+it again over the new bearer. The session reports the bearers it ran on (``ctx.bearer`` becomes
+``"dsl0→eth0"`` when it changed), and a device with no bearer up sends nothing.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Protocol
+
+from emulator.protocol.actions import HttpResult
+from emulator.transport.http import NO_SHAPING, HttpTransport, Shaping, TlsConfig
+
+_PLAIN = TlsConfig()
+
+
+class _Device(Protocol):
+    bearer: str
+    bearer_generation: int
+
+    @property
+    def shaping(self) -> Shaping: ...
+
+
+class BearerLink:
+    """Wraps the fleet's pooled transport for one session of one device (see the module doc)."""
+
+    def __init__(self, transport: HttpTransport, device: _Device, ctx: Any = None) -> None:
+        self.transport = transport
+        self.device = device
+        self.ctx = ctx  # a SessionContext whose ``bearer`` follows the bearers used
+        self.used: list[str] = []
+        self.lost_in_flight = 0
+
+    @property
+    def switched(self) -> bool:
+        return len(self.used) > 1
+
+    def _note(self, name: str) -> None:
+        if not self.used or self.used[-1] != name:
+            self.used.append(name)
+            if self.ctx is not None:
+                self.ctx.bearer = "→".join(self.used)
+
+    async def request(self, method: str, url: str, body: bytes = b"", headers: dict[str, str] | None = None, *,
+                      tls: TlsConfig = _PLAIN, shaping: Shaping = NO_SHAPING,
+                      rng: random.Random | None = None) -> HttpResult:
+        """As :meth:`HttpTransport.request`; ``shaping`` is ignored: the current bearer's applies."""
+        dev = self.device
+        name = dev.bearer
+        if not name:
+            return HttpResult(0, error=f"{method} {url}: no bearer is up")
+        generation = dev.bearer_generation
+        self._note(name)
+        result = await self.transport.request(method, url, body, headers, tls=tls, shaping=dev.shaping, rng=rng)
+        if dev.bearer_generation != generation:
+            self.lost_in_flight += 1
+            now = dev.bearer or "none"
+            return HttpResult(0, error=f"{method} {url}: the bearer changed from {name} to {now} while the "
+                                       "request was in flight; its connection is gone")
+        return result
+
+    async def post(self, url: str, body: bytes, content_type: str, headers: dict[str, str] | None = None,
+                   **kw: Any) -> HttpResult:
+        return await self.request("POST", url, body, {"Content-Type": content_type, **(headers or {})}, **kw)
+
+    async def aclose(self) -> None:
+        """The pooled transport belongs to the fleet: nothing to close here."""
