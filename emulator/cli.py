@@ -163,12 +163,13 @@ def _bench_options(p: argparse.ArgumentParser) -> None:
 
 
 def _locust_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "locust_args",
-        nargs=argparse.REMAINDER,
-        metavar="LOCUST ARGS",
-        help="arguments passed on to Locust (for example --headless -u 1000 --host URL)",
+    """Every argument after `locust` goes to Locust as it is (see main)."""
+    p.epilog = (
+        "Every other argument goes to Locust unchanged, for example: --headless -u 1000 -r 50 -t 5m "
+        "--host URL --csv out, or --master / --worker --master-host HOST. Device options: "
+        "--dm-profile NAME, --dm-protocols dm12,dm2, --dm-first-index N."
     )
+    p.set_defaults(locust_args=[])
 
 
 def _no_options(p: argparse.ArgumentParser) -> None:
@@ -412,7 +413,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(COMMANDS)
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra and args.command == "locust":  # Locust's own options pass through untouched
+            args.locust_args = extra
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         if args.command is None:
             args = parser.parse_args([*argv, DEFAULT_COMMAND])
     except SystemExit as exc:  # --help, --version, or a usage error argparse already explained
