@@ -142,11 +142,11 @@ class LocalApp:
     # ------------------------------------------------------------------ reading and writing
 
     def read(self, uri: str) -> Any:
-        """A leaf's value or an interior node's subtree (name -> value or dict); a ClientURI naming
-        several nodes gives ``{path: value}``."""
+        """A leaf's value or an interior node's subtree (name -> value or dict); a ClientURI with
+        wildcards or x-names gives ``{path: value}`` for every node it names."""
         tree = self.registry.tree
         paths = self._allowed(uri, "read", write=False)
-        if len(paths) == 1:
+        if not _is_pattern(uri):
             return _content(tree, paths[0])
         return {uris.join(p): _content(tree, p) for p in paths}
 
@@ -422,6 +422,13 @@ def _targets(tree: Tree, uri: str) -> list[Path]:
     parsed = parse_client_uri(uri)
     views = instance_views(tree, parsed.moid, None)
     return [views[miid].root + rel for miid, rel in resolve(parsed, views)]
+
+
+def _is_pattern(uri: str) -> bool:
+    if uri.startswith("./") or uri == ".":
+        return False
+    parsed = parse_client_uri(uri)
+    return any(s == WILDCARD or is_xname(s) for s in (parsed.instance, *parsed.path))
 
 
 def _path_of(tree: Tree, client_uri: str) -> Path:
