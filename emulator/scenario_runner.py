@@ -407,12 +407,7 @@ class ScenarioRunner:
             async with lock:
                 while dev_id in self._down:  # crashed: the session waits for the restart
                     await self._sleep_until(self._down[dev_id])
-                dev = self.fleet.device(dev_id)
                 protocol = protocol or self.group_of[dev_id].protocol
-                if not dev.bearer:
-                    self.sessions.append(SessionRecord(dev_id, protocol, reason, self.now(), self.now(), "failed",
-                                                       "no bearer is up"))
-                    return
                 if not gate_held:
                     await self._gate.acquire()
                     gate_held = True
@@ -498,10 +493,8 @@ class ScenarioRunner:
                 dev.set_bearer(event.bearer, up=True, make_current=True)
             elif action == "bearer_up":
                 dev.set_bearer(event.bearer, up=True, make_current=not dev.bearer)
-            elif action == "bearer_down":
+            elif action == "bearer_down":  # a session in flight follows the switch (or fails: no bearer)
                 dev.set_bearer(event.bearer, up=False, make_current=False)
-                if not dev.bearer:
-                    self._cut_off(dev_id, f"connection lost: {event.bearer} went down and no other bearer is up")
             elif action == "nat":
                 dev.set_bearer(event.bearer, nat=event.nat, make_current=False)
             elif action == "set_node":

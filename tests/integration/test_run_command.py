@@ -220,9 +220,10 @@ def test_timeline_events_and_expectations(server, tmp_path):
         outcomes = [(s.outcome, s.detail) for s in by_dev[dev] if s.reason == "scheduled"]
         assert [o for o, _ in outcomes] == ["completed", "failed", "completed"], outcomes
         assert "scenario outage" in outcomes[1][1]
-    # c lost both its radios: only its first session ran, the others could not start
-    assert [(s.outcome, s.detail) for s in by_dev[c0]][1:] == [("failed", "no bearer is up")] * 2
-    assert by_dev[c0][0].outcome == "completed"
+    # c lost both its radios: only its first session went through, the others sent nothing
+    c_runs = by_dev[c0]
+    assert c_runs[0].outcome == "completed" and len(c_runs) == 3
+    assert all(s.outcome == "failed" and "no bearer is up" in s.detail for s in c_runs[1:]), c_runs
     # a[0] (the first of a: limit = 1) raised a generic alert in a session of its own
     assert [s.outcome for s in by_dev[a0] if s.reason == "alert"] == ["completed"]
     assert not [s for s in by_dev[a1] if s.reason == "alert"]
