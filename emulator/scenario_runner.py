@@ -401,6 +401,9 @@ class ScenarioRunner:
         assert self.fleet is not None
         gate_held = held
         try:
+            if not gate_held:  # the gate before the device's lock, for every session: no lock-order deadlock
+                await self._gate.acquire()
+                gate_held = True
             lock = self._locks.get(dev_id)
             if lock is None:
                 lock = self._locks[dev_id] = asyncio.Lock()
@@ -408,9 +411,6 @@ class ScenarioRunner:
                 while dev_id in self._down:  # crashed: the session waits for the restart
                     await self._sleep_until(self._down[dev_id])
                 protocol = protocol or self.group_of[dev_id].protocol
-                if not gate_held:
-                    await self._gate.acquire()
-                    gate_held = True
                 if self.endpoint and "server_uri" not in options:
                     options["server_uri"] = self.endpoint
                 inner = asyncio.ensure_future(self.fleet.run_session(dev_id, protocol, reason=reason, **options))

@@ -249,3 +249,27 @@ def _ids(group) -> list[str]:
 
     return [make_identity(group.profile.identity, i).dev_id for i in range(group.first_index,
                                                                             group.first_index + group.count)]
+
+
+def test_time_limit_stops_the_run(server, tmp_path):
+    text = textwrap.dedent("""\
+        duration = "30s"
+
+        [[devices]]
+        profile = "smartphone"
+        count = 2
+        protocol = "dm12"
+
+        [[sessions]]
+        every = "0.4s"
+
+        [[expect]]
+        within = "1s"
+        """)
+    path = tmp_path / "limit.toml"
+    path.write_text(text)
+    result = asyncio.run(ScenarioRunner(load_scenario(path), server).run())
+    assert result.stopped_at_limit and result.elapsed < 5  # not the 30 s the timeline asked for
+    (limit,) = result.expectations
+    assert not limit.passed and "stopped" in limit.detail
+    assert len(result.sessions) >= 2 and all(s.outcome for s in result.sessions)  # none left unfinished
