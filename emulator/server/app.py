@@ -24,6 +24,7 @@ _HOME = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Ref
 <ul>
 <li>DM 2.0 sessions: <code>POST /dm2</code> (or <code>/dm20</code>), push long-poll <code>GET /push/&lt;DevID&gt;</code></li>
 <li>DM 1.2/1.3 sessions: <code>POST /dm12</code></li>
+<li>Other authorities of the shipped profiles: <code>POST /dm12/&lt;ServerID&gt;</code>, <code>POST /dm2/&lt;ServerID&gt;</code></li>
 <li>Data repository: <code>/repo/...</code>; notify a device: <code>POST /admin/notify/&lt;DevID&gt;</code></li>
 <li><a href="/ui/">Web pages shown on devices</a></li>
 </ul></main></body></html>"""

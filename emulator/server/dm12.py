@@ -1,18 +1,25 @@
-"""The reference DM 1.2 server: `POST /dm12`, a scripted management session per device (PROTOCOL.md 2, 5.4).
+"""The reference DM 1.2 server: `POST /dm12[/<ServerID>]`, a scripted management session per device
+(PROTOCOL.md 2, 5.4).
 
-`setup_dm12(app, state)` adds the route; the protocol work is done by :class:`Dm12Server` and one
-:class:`Dm12Session` per (SessionID, DevId), which take bytes and give bytes so tests can drive them
-without HTTP too. What the server does:
+`setup_dm12(app, state)` adds the routes; the protocol work is done by :class:`Dm12Server` and one
+:class:`Dm12Session` per (ServerID, SessionID, DevId), which take bytes and give bytes so tests can
+drive them without HTTP too. What the server does:
 
-- Authenticates the client (config `auth`: md5 by default, basic, hmac or none) with per-device
-  credentials: user = the DevId, secret = `client_secret` (the demo profiles' "demo-client-secret").
-  A device whose nonce the server does not know yet (its first session) gets one 401/407 challenge
-  with a fresh NextNonce; accepted clients get 212 + the nonce for their next session (md5) or 200 +
-  a new nonce on every message (hmac). At most `max_challenges` challenges, then 401 and the end.
-- Authenticates itself to the client with Cred (SRVCRED: user = `server_id`, secret = `server_secret`,
-  nonce = the one the device last gave it, first the profiles' factory nonce 0x00000000) until the
-  device answers 212; with hmac it signs every message. A device's 401/407 makes it resend the package
-  with the device's new nonce.
+- Plays one management authority per route: `POST /dm12` is the config's `server_id` ("demo-dm12"),
+  `POST /dm12/<ServerID>` that authority (404 for one it does not know). With no explicit config the
+  authorities are learnt from the shipped profiles (:mod:`emulator.server.authorities`), so every
+  shipped device finds its server; an explicit :class:`Dm12Config` says exactly which it plays.
+- Authenticates the client with the scheme it presents when the authority allows it (md5, basic,
+  hmac or none; else the authority's usual one) and per-device credentials: user = the DevId (or the
+  LocName it sends), secret = one of the authority's candidate client secrets, tried in turn; the
+  pair that matched is remembered for that device. A device whose nonce the server does not know yet
+  (its first session) gets one 401/407 challenge with a fresh NextNonce; accepted clients get 212 +
+  the nonce for their next session (md5) or 200 + a new nonce on every message (hmac). At most
+  `max_challenges` challenges, then 401 and the end.
+- Authenticates itself to the client with Cred (SRVCRED: user = the ServerID, secret = the server
+  secret of the device's pair, nonce = the one the device last gave it, first the profiles' factory
+  nonce 0x00000000) until the device answers 212; with hmac it signs every message. A device's
+  401/407 makes it resend the package with the device's new nonce.
 - Runs a script: a list of steps, one package each, the next one sent when the client's package with
   the statuses of the previous one is complete; every status that comes back is logged with its step.
   The default demo script is :func:`demo_script`. Then a Final-only package ends the session.
@@ -30,6 +37,8 @@ import secrets
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -56,6 +65,7 @@ from emulator.protocol.syncml.commands import (
 from emulator.protocol.syncml.message import build_message, content_type, media_kind, parse_message, walk
 from emulator.protocol.syncml.notification import build_notification
 from emulator.protocol.syncml.packer import pack
+from emulator.server.authorities import Authority, SecretPair, UnknownAuthorityError, learn_authorities
 from emulator.server.state import ServerState
 
 ROUTE = "/dm12"
@@ -67,6 +77,11 @@ Step = Callable[["Dm12Session"], list[Command]]
 
 @dataclass
 class Dm12Config:
+    """What the DM 1.2 side plays. `server_id` is the authority of the bare route; `client_secret`,
+    `server_secret` and `auth` are its credentials unless `authorities` names it too. `authorities`
+    (ServerID -> Authority) are the others, each at `/dm12/<ServerID>`: :meth:`shipped` fills them
+    from the profiles, which is what the server does when given no config."""
+
     server_id: str = "demo-dm12"
     client_secret: str = "demo-client-secret"
     server_secret: str = "demo-server-secret"
@@ -78,9 +93,35 @@ class Dm12Config:
     exec_uri: str | None = None  # the demo script Execs this node when set
     script: Callable[[Dm12Config], list[tuple[str, Step]]] | None = None  # default demo_script
     wbxml: bool | None = None  # None: answer in the client's encoding
+    authorities: dict[str, Authority] = field(default_factory=dict)
+
+    @classmethod
+    def shipped(cls, **options: Any) -> Dm12Config:
+        """The factory provisioning: every DM 1.2 authority of the shipped profiles (see module doc).
+
+        What ``options`` set explicitly wins: given `authorities` replace learnt ones of the same
+        ServerID, and given credentials of the default authority (`client_secret`, `server_secret`,
+        `auth`) replace what was learnt for it.
+        """
+        config = cls(**options)
+        learnt = learn_authorities("dm12")
+        if options.keys() & {"client_secret", "server_secret", "auth"}:
+            learnt.pop(config.server_id, None)
+        config.authorities = {**learnt, **config.authorities}
+        return config
 
     def client_user(self, dev_id: str) -> str:
         return dev_id
+
+    def authority(self, server_id: str | None = None) -> Authority | None:
+        """The authority a route plays (None: the bare route); None when the server does not play it."""
+        sid = server_id or self.server_id
+        known = self.authorities.get(sid)
+        if known is not None:
+            return known
+        if sid != self.server_id:
+            return None
+        return Authority(sid, "dm12", (self.auth,), (SecretPair(self.client_secret, self.server_secret),))
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +144,12 @@ class _Sent:
 
 @dataclass
 class DeviceNonces:
+    """What the server remembers of one device with one authority, from one session to the next."""
+
     client: bytes | None = None  # what the device must use in its next Cred/HMAC; None: unknown yet
     server: bytes = FACTORY_NONCE  # what the device expects in our Cred/HMAC
+    secrets: SecretPair | None = None  # the candidate pair that matched (or best guess); None: not known
+    scheme: str | None = None  # the scheme of its last session
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,13 +215,18 @@ def demo_script(config: Dm12Config) -> list[tuple[str, Step]]:
 class Dm12Session:
     """The server's side of one management session with one device."""
 
-    def __init__(self, server: Dm12Server, session_id: str, dev_id: str) -> None:
+    def __init__(self, server: Dm12Server, session_id: str, dev_id: str, authority: Authority | None = None, *,
+                 scheme: str | None = None, source: str = ROUTE) -> None:
         self.server = server
         self.config = server.config
         self.session_id = session_id
         self.dev_id = dev_id
-        self.nonces = server.nonces.setdefault(dev_id, DeviceNonces(server=server.config.factory_nonce))
-        self.scheme = self.config.auth
+        self.authority = authority or server.authority()
+        self.server_id = self.authority.server_id
+        self.source = source  # our SyncHdr Source: the URL the device addressed
+        self.nonces = server.device_auth(self.server_id, dev_id)
+        self.scheme = self.authority.scheme_for(scheme or self.nonces.scheme)
+        self.nonces.scheme = self.scheme
         self.steps = list((self.config.script or demo_script)(self.config))
         self.step_index = -1
         self.step_name = "setup"
@@ -302,14 +352,22 @@ class Dm12Session:
         self.msg_id += 1
         cred = None
         cfg = self.config
+        secret = self.secrets.server
         if not self.server_accepted and self.scheme == "md5":
             cred = Cred(type=codes.AUTH_MD5, format="b64",
-                        data=auth.md5_digest(cfg.server_id, cfg.server_secret, self.nonces.server))
+                        data=auth.md5_digest(self.server_id, secret, self.nonces.server))
         elif not self.server_accepted and self.scheme == "basic":
-            cred = Cred(type=codes.AUTH_BASIC, format="b64", data=auth.basic_credential(cfg.server_id, cfg.server_secret))
+            cred = Cred(type=codes.AUTH_BASIC, format="b64", data=auth.basic_credential(self.server_id, secret))
         return SyncHdr(session_id=self.session_id, msg_id=str(self.msg_id), target=self.dev_id,
-                       source=self.server.server_uri or ROUTE, resp_uri=self.resp_uri, cred=cred,
+                       source=self.source, source_name=self.server_id, resp_uri=self.resp_uri, cred=cred,
                        max_msg_size=cfg.max_msg_size, max_obj_size=cfg.max_obj_size)
+
+    @property
+    def secrets(self) -> SecretPair:
+        """The device's pair: the one that matched (or was recognised), else the first candidate."""
+        if self.nonces.secrets is not None:
+            return self.nonces.secrets
+        return next(iter(self.authority.candidates(dev_id=self.dev_id)), SecretPair("", ""))
 
     # -------------------------------------------------------------------------- authentication
 
@@ -323,16 +381,11 @@ class Dm12Session:
         if scheme == "none":
             return codes.OK, None
         hdr = msg.header
-        user, secret = self.config.client_user(self.dev_id), self.config.client_secret
-        known = self.nonces.client
+        users = [u for u in dict.fromkeys((self.config.client_user(self.dev_id), hdr.source_name)) if u]
         if scheme == "hmac":
-            value = next((v for k, v in headers.items() if k.lower() == auth.HMAC_HEADER), None)
-            ok = False
-            if value and known is not None:
-                try:
-                    ok = auth.verify_hmac(value, user, secret, auth.nonce_candidates(auth.encode_nonce(known)), raw)
-                except EmulatorError:
-                    ok = False
+            value = hmac_value(headers)
+            ok = bool(value) and self._verify(
+                users, lambda user, secret, nonces: auth.verify_hmac(value or "", user, secret, nonces, raw))
             self.client_ok = self.client_ok or ok
             code = codes.OK if ok else (codes.INVALID_CREDENTIALS if value else codes.MISSING_CREDENTIALS)
             return code, self._new_nonce()
@@ -342,14 +395,38 @@ class Dm12Session:
         if cred is None:
             return codes.MISSING_CREDENTIALS, self._new_nonce()
         ok = False
-        if scheme == "md5" and (cred.type or codes.AUTH_BASIC) == codes.AUTH_MD5 and known is not None:
-            ok = auth.verify_md5(cred.data, user, secret, auth.nonce_candidates(auth.encode_nonce(known)))
-        elif scheme == "basic" and (cred.type or codes.AUTH_BASIC) == codes.AUTH_BASIC:
-            ok = auth.verify_basic(cred.data, user, secret)
+        kind = cred.type or codes.AUTH_BASIC
+        if scheme == "md5" and kind == codes.AUTH_MD5:
+            ok = self._verify(users, lambda user, secret, nonces: auth.verify_md5(cred.data, user, secret, nonces))
+        elif scheme == "basic" and kind == codes.AUTH_BASIC:
+            ok = self._verify(users, lambda user, secret, nonces: auth.verify_basic(cred.data, user, secret),
+                              nonce_free=True)
         if not ok:
             return codes.INVALID_CREDENTIALS, self._new_nonce()
         self.client_ok = True
         return codes.AUTH_ACCEPTED, (self._new_nonce() if scheme == "md5" else None)
+
+    def _verify(self, users: list[str], check: Callable[[str, str, list[bytes]], bool], *,
+                nonce_free: bool = False) -> bool:
+        """Try every candidate pair (the device's own first); remember the one that matched.
+
+        While the server does not know the device's nonce it accepts nothing (the device is challenged
+        for a fresh one), but a digest made with a nonce the device may hold from the factory still
+        tells which pair it has, so our first Cred already carries the right server secret.
+        """
+        known = self.nonces.client
+        pairs = self.authority.candidates(self.nonces.secrets, dev_id=self.dev_id)
+        if known is not None or nonce_free:
+            nonces = auth.nonce_candidates(auth.encode_nonce(known)) if known is not None else []
+            pair = _first_match(pairs, users, check, nonces)
+            if pair is not None:
+                self.nonces.secrets = pair
+                return True
+            return False
+        if self.nonces.secrets is None:
+            factory = [*auth.nonce_candidates(auth.encode_nonce(self.config.factory_nonce)), b""]
+            self.nonces.secrets = _first_match(pairs, users, check, factory)
+        return False
 
     def _our_auth(self, status: Status | None) -> bool:
         """Follow the device's answer to our SyncHdr; True when the last package must be sent again."""
@@ -424,65 +501,118 @@ class Dm12Session:
         return [copy.deepcopy(c) for c in commands]
 
 
+def hmac_value(headers: dict[str, str]) -> str | None:
+    """The `x-syncml-hmac` header of a request (header names are case-insensitive)."""
+    return next((v for k, v in headers.items() if k.lower() == auth.HMAC_HEADER), None)
+
+
+def _first_match(pairs: list[SecretPair], users: list[str], check: Callable[[str, str, list[bytes]], bool],
+                 nonces: list[bytes]) -> SecretPair | None:
+    for pair in pairs:
+        for user in users:
+            try:
+                if check(user, pair.client, nonces):
+                    return pair
+            except EmulatorError:  # a malformed x-syncml-hmac header matches nothing
+                return None
+    return None
+
+
 # ------------------------------------------------------------------------------------ the server
 
 
 class Dm12Server:
-    """All DM 1.2 sessions of one reference server, and what it remembers per device."""
+    """All DM 1.2 sessions of one reference server, and what it remembers per device and authority."""
 
     def __init__(self, config: Dm12Config | None = None, state: ServerState | None = None) -> None:
-        self.config = config or Dm12Config()
+        self.config = config if config is not None else Dm12Config.shipped()
         self.state = state or ServerState()
-        self.active: dict[tuple[str, str], Dm12Session] = {}
-        self.nonces: dict[str, DeviceNonces] = {}
-        self.server_uri = ""
+        self.active: dict[tuple[str, str, str], Dm12Session] = {}  # (ServerID, SessionID, DevId)
+        self.nonces: dict[tuple[str, str], DeviceNonces] = {}  # (ServerID, DevId)
 
     @property
     def sessions(self) -> dict[str, list[Dm12Session]]:
         return self.state.dm12_sessions
 
-    def handle(self, body: bytes, media_type: str, headers: dict[str, str], *, url: str = "") -> Reply:
-        """One client message in, the server's message out; DecodeError for what cannot be answered."""
+    def authority(self, server_id: str | None = None) -> Authority:
+        """The authority of a route; UnknownAuthorityError (404) for one the server does not play."""
+        found = self.config.authority(server_id)
+        if found is None:
+            known = ", ".join(sorted({self.config.server_id, *self.config.authorities})) or "none"
+            raise UnknownAuthorityError(f"this server plays no DM 1.2 authority {server_id!r} (it plays: {known})")
+        return found
+
+    def device_auth(self, server_id: str, dev_id: str) -> DeviceNonces:
+        """What the server remembers of `dev_id` with authority `server_id` (created on first contact)."""
+        key = (server_id, dev_id)
+        known = self.nonces.get(key)
+        if known is None:
+            known = self.nonces[key] = DeviceNonces(server=self.config.factory_nonce)
+        return known
+
+    def handle(self, body: bytes, media_type: str, headers: dict[str, str], *, url: str = "",
+               server_id: str | None = None) -> Reply:
+        """One client message in, the server's message out; DecodeError for what cannot be answered,
+        UnknownAuthorityError when `server_id` (the route's, None for `/dm12`) is not played here."""
+        authority = self.authority(server_id)
         kind = media_kind(media_type)
         msg = parse_message(body, media_type)
         hdr = msg.header
         dev_id = hdr.source
         if not dev_id:
             raise DecodeError("SyncHdr has no Source/LocURI (the device id)")
-        if url and not self.server_uri:
-            self.server_uri = url.split("?", 1)[0]
-        key = (hdr.session_id, dev_id)
+        base = url.split("?", 1)[0]
+        key = (authority.server_id, hdr.session_id, dev_id)
         session = self.active.get(key)
         opens = any(isinstance(c, Alert) and c.code in (codes.ALERT_CLIENT_INITIATED_MGMT,
                                                          codes.ALERT_SERVER_INITIATED_MGMT) for c in msg.commands)
         if session is None or (session.done and opens):
             if not opens:
                 raise DecodeError(f"no open session {hdr.session_id!r} for {dev_id!r} and no Alert 1200/1201")
-            session = Dm12Session(self, hdr.session_id, dev_id)
+            session = Dm12Session(self, hdr.session_id, dev_id, authority, scheme=presented_scheme(msg, headers),
+                                  source=base or _route(authority.server_id, self.config.server_id))
             self.active[key] = session
             self.sessions.setdefault(dev_id, []).append(session)
         elif session.done:
             raise DecodeError(f"session {hdr.session_id!r} of {dev_id!r} is over")
         session.wbxml = (kind == "wbxml") if self.config.wbxml is None else self.config.wbxml
-        if url:
-            session.resp_uri = f"{url.split('?', 1)[0]}?session={hdr.session_id}&dev={len(self.sessions[dev_id])}"
+        if base:
+            session.resp_uri = f"{base}?session={hdr.session_id}&dev={len(self.sessions[dev_id])}"
         reply = session.handle(msg, body, headers)
         extra: dict[str, str] = {}
         if session.done:
             self.active.pop(key, None)
         out = build_message(reply, wbxml=session.wbxml)
         if session.scheme == "hmac":  # sign the bytes actually sent
-            extra[auth.HMAC_HEADER] = auth.hmac_header(self.config.server_id, self.config.server_secret,
+            extra[auth.HMAC_HEADER] = auth.hmac_header(session.server_id, session.secrets.server,
                                                        session.nonces.server, out)
         return Reply(200, out, content_type(wbxml=session.wbxml), extra)
 
-    def build_package0(self, dev_id: str, *, session_id: int | None = None, ui_mode: int = 0,
-                       version: int = 11) -> bytes:
-        """The notification that asks `dev_id` to open a session (digest with the nonce it holds for us)."""
-        nonces = self.nonces.setdefault(dev_id, DeviceNonces(server=self.config.factory_nonce))
+    def build_package0(self, dev_id: str, *, server_id: str | None = None, session_id: int | None = None,
+                       ui_mode: int = 0, version: int = 11) -> bytes:
+        """The notification that asks `dev_id` to open a session with an authority (None: the default),
+        digest with the nonce the device holds for it and the device's pair (the first candidate for
+        a device never seen: the DevId does not say which profile it came from)."""
+        authority = self.authority(server_id)
+        nonces = self.device_auth(authority.server_id, dev_id)
+        pair = nonces.secrets or next(iter(authority.candidates(dev_id=dev_id)), SecretPair("", ""))
         sid = secrets.randbelow(0xFFFF) + 1 if session_id is None else session_id
-        return build_notification(self.config.server_id, self.config.server_secret, nonces.server,
+        return build_notification(authority.server_id, pair.server, nonces.server,
                                   session_id=sid, version=version, ui_mode=ui_mode)
+
+
+def presented_scheme(msg: Message, headers: dict[str, str]) -> str | None:
+    """The auth scheme a client message uses: an HMAC header, else the type of its Cred; None: neither."""
+    if hmac_value(headers) is not None:
+        return "hmac"
+    cred = msg.header.cred
+    if cred is None:
+        return None
+    return {codes.AUTH_MD5: "md5", codes.AUTH_BASIC: "basic", codes.AUTH_MAC: "hmac"}.get(cred.type or codes.AUTH_BASIC)
+
+
+def _route(server_id: str, default_id: str) -> str:
+    return ROUTE if server_id == default_id else f"{ROUTE}/{quote(server_id, safe='')}"
 
 
 def build_package0(state: ServerState, dev_id: str, **kw) -> bytes:
@@ -493,19 +623,26 @@ def build_package0(state: ServerState, dev_id: str, **kw) -> bytes:
 
 
 def setup_dm12(app: web.Application, state: ServerState, config: Dm12Config | None = None) -> Dm12Server:
-    """Add `POST /dm12` to `app`; the server's sessions live in `state.dm12` / `state.dm12_sessions`."""
+    """Add `POST /dm12` and `POST /dm12/<ServerID>` to `app`; the server's sessions live in `state.dm12` /
+    `state.dm12_sessions`. No `config`: the authorities of the shipped profiles (Dm12Config.shipped())."""
     server = Dm12Server(config, state)
     state.dm12 = server
 
     async def handle(request: web.Request) -> web.Response:
+        server_id = request.match_info.get("server_id")
+        try:
+            server.authority(server_id)
+        except UnknownAuthorityError as exc:
+            return web.Response(status=404, text=str(exc))
         body = await request.read()
         media = request.headers.get("Content-Type", "")
         try:
-            reply = server.handle(body, media, dict(request.headers), url=str(request.url))
+            reply = server.handle(body, media, dict(request.headers), url=str(request.url), server_id=server_id)
         except EmulatorError as exc:
             return web.Response(status=400, text=f"bad SyncML DM message: {exc}")
         headers = {"Content-Type": reply.content_type, **reply.headers}
         return web.Response(status=reply.status, body=reply.body, headers=headers)
 
     app.router.add_post(ROUTE, handle)
+    app.router.add_post(ROUTE + "/{server_id}", handle)
     return server

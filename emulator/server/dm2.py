@@ -6,7 +6,10 @@ Routes (mounted by :func:`setup_dm2`):
   ``OMADM-DevID`` header. A Package#1 opens a session that runs the device's script
   (``state.script_for``); each Package#3 is answered with the next step. ``/dm20/alerts`` (and
   ``/dm2/alerts``) is the ServerURI the demo gives to EXEC: sessions there only deliver alerts and
-  are answered with END at once.
+  are answered with END at once. ``/dm2/<ServerID>`` (and ``/dm20/<ServerID>``, each with its
+  ``/alerts``) is the same for another authority (``state.dm2_authorities``, learnt from the shipped
+  profiles when none are set; 404 for one not played): Basic credentials are checked against its
+  secrets (``state.check_basic``) and its sessions are apart from the default authority's.
 - ``GET /repo/<path>``: the data repository (MO serialization for HGET); ``PUT``/``POST`` store
   what devices send (HPUT/HPOST/SUB pushes) in the device's log and at that path.
 - ``GET /push/<DevID>`` (also under ``/dm2`` and ``/dm20``): long-poll for a Package#0
@@ -36,6 +39,7 @@ import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -52,6 +56,7 @@ from emulator.protocol.dm2.messages import (
     notification_id_of,
 )
 from emulator.protocol.dm2.moser import decode_mos
+from emulator.server.authorities import UnknownAuthorityError, learn_authorities
 from emulator.server.state import STATE_KEY, ServerState, Step, UiSession, Upload, repo_url
 from emulator.server.ui_flows import FLOWS, flow_result, open_ui, ui_url
 
@@ -92,6 +97,7 @@ class ServerSession:
     dev_id: str
     base: str
     steps: deque[Step]
+    alerts_path: str = "/dm20" + ALERTS_SUFFIX  # where the EXEC results of this authority go
     sent: list[list[str]] = field(default_factory=list)
     waiting: list[UiSession] = field(default_factory=list)
     vars: dict[str, str] = field(default_factory=dict)
@@ -173,7 +179,7 @@ class ServerSession:
             if key == "repo":
                 return repo_url(self.base, self.dev_id)
             if key == "alerts":
-                return self.base + "/dm20" + ALERTS_SUFFIX
+                return self.base + self.alerts_path
             if key.startswith("ui:"):
                 try:
                     ui = open_ui(state, key[3:], self.dev_id, self.base)
@@ -220,11 +226,16 @@ def _request_body(commands: list[list[str]]) -> web.Response:
 
 async def session(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
+    server_id = request.match_info.get("server_id")
+    authority = state.dm2_authority(server_id)
+    if authority is None:
+        return _problem(404, f"this server plays no DM 2.0 authority {server_id!r}")
     dev_id = request.headers.get(media.HEADER_DEVID, "").strip()
     if not dev_id:
         return _problem(400, f"a DM 2.0 package needs the {media.HEADER_DEVID} header")
-    if state.check_basic(request.headers.get("Authorization")) is None:
+    if state.check_basic(request.headers.get("Authorization"), server_id=server_id, dev_id=dev_id) is None:
         return _problem(401, "wrong or missing credentials", **{"WWW-Authenticate": 'Basic realm="dm2"'})
+    key = (authority.server_id, dev_id)
     accept = request.headers.get("Accept")
     if accept and media.negotiate(accept, (media.REQUEST, "application/json")) is None:
         return _problem(406, f"this server answers {media.REQUEST}")
@@ -249,10 +260,11 @@ async def session(request: web.Request) -> web.Response:
             known.extend(u for u in (format_client_uri(mo.moid, m) for m in mo.miid) if u not in known)
         alerts_only = request.path.rstrip("/").endswith(ALERTS_SUFFIX)
         steps = [] if alerts_only else state.script_for(dev_id)
-        current = ServerSession(dev_id, _base(request), deque(steps))
-        state.dm2_sessions[dev_id] = current
+        alerts_path = "/dm20" + ALERTS_SUFFIX if server_id is None else f"/dm2/{quote(server_id, safe='')}{ALERTS_SUFFIX}"
+        current = ServerSession(dev_id, _base(request), deque(steps), alerts_path)
+        state.dm2_sessions[key] = current
     elif ctype in (media.RESPONSE, "application/json"):
-        current = state.dm2_sessions.get(dev_id)
+        current = state.dm2_sessions.get(key)
         if current is None:
             return _problem(400, f"no DM 2.0 session is open for {dev_id}: start with Package#1")
         try:
@@ -264,8 +276,8 @@ async def session(request: web.Request) -> web.Response:
         return _problem(415, f"expected {media.INITIATION} or {media.RESPONSE}, got {ctype or 'no type'}",
                         Accept=f"{media.INITIATION}, {media.RESPONSE}")
     commands = await current.next_package(state)
-    if current.ended and state.dm2_sessions.get(dev_id) is current:
-        del state.dm2_sessions[dev_id]
+    if current.ended and state.dm2_sessions.get(key) is current:
+        del state.dm2_sessions[key]
         log.completed += 1
     return _request_body(commands)
 
@@ -315,7 +327,10 @@ async def admin_notify(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     dev_id = request.match_info["dev"]
     req_mos = request.query.get("req_mos", "").lower() in ("1", "true", "yes")
-    notification_id = state.notify(dev_id, req_mos=req_mos)
+    try:
+        notification_id = state.notify(dev_id, req_mos=req_mos, server_id=request.query.get("server_id"))
+    except UnknownAuthorityError as exc:
+        return _problem(exc.status, str(exc))
     return web.json_response({"device": dev_id, "notification_id": notification_id, "req_mos": req_mos})
 
 
@@ -358,10 +373,17 @@ async def admin_device(request: web.Request) -> web.Response:
 
 
 def setup_dm2(app: web.Application) -> None:
-    """Mount the DM 2.0 routes; the state is ``app[STATE_KEY]``."""
+    """Mount the DM 2.0 routes; the state is ``app[STATE_KEY]`` (its authorities learnt from the
+    shipped profiles when it has none)."""
+    state = app[STATE_KEY]
+    if state.dm2_authorities is None:
+        state.dm2_authorities = learn_authorities("dm2")
     for path in SESSION_PATHS:
         app.router.add_post(path, session)
         app.router.add_post(path + ALERTS_SUFFIX, session)
+    for path in ("/dm2", "/dm20"):  # after the literal /alerts routes, which win
+        app.router.add_post(path + "/{server_id}", session)
+        app.router.add_post(path + "/{server_id}" + ALERTS_SUFFIX, session)
     for prefix in ("", "/dm2", "/dm20"):
         app.router.add_get(prefix + "/push/{dev}", push)
     app.router.add_get("/repo/{path:.+}", repo_get)

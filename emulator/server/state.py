@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hmac
 import itertools
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from aiohttp import web
 from emulator.protocol.dm2.messages import Alert, Initiation, StatusEntry
 from emulator.protocol.dm2.moser import MOSerialization, encode_mos
 from emulator.protocol.dm2.notification import build_notification
+from emulator.server.authorities import Authority, SecretPair, UnknownAuthorityError
 
 Step = list[list[str]]
 """One DM 2.0 Package#2 of a script: its commands as string arrays, with ``${...}`` placeholders."""
@@ -92,7 +94,11 @@ class ServerState:
     (PROTOCOL 1.19 item 5); ``push_wait_s`` how long ``/push/<DevID>`` waits for a notification;
     ``default_flow`` the web UI flow of the demo script; ``server_id``/``noti_secret``/``noti_data``
     sign notifications (the demo profiles' DMAcc Auth/Noti); ``dm2_credentials`` (user -> secret),
-    when set, makes the DM 2.0 endpoint demand HTTP Basic.
+    when set, makes the DM 2.0 endpoint demand HTTP Basic. Otherwise ``dm2_authorities`` (ServerID ->
+    Authority; None: learnt from the shipped profiles when the app is set up) are the authorities
+    played at ``/dm2/<ServerID>`` (``server_id`` at ``/dm2``): a device that presents Basic
+    credentials must present one of its authority's secrets, a package without any is let in (so
+    hand-made requests keep working).
     """
 
     base_url: str = ""
@@ -107,11 +113,13 @@ class ServerState:
     noti_secret: bytes = b"demo-dm2"
     noti_data: bytes = b"demo-dm2"
     dm2_credentials: dict[str, str] | None = None
+    dm2_authorities: dict[str, Authority] | None = None
+    dm2_secrets: dict[tuple[str, str], SecretPair] = field(default_factory=dict)  # (ServerID, DevID) -> matched
     dm2_devices: dict[str, DeviceLog] = field(default_factory=dict)
     dm2_scripts: dict[str, list[Step]] = field(default_factory=dict)
     repo: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     ui_sessions: dict[str, UiSession] = field(default_factory=dict)
-    dm2_sessions: dict[str, Any] = field(default_factory=dict)  # DevID -> emulator.server.dm2.ServerSession
+    dm2_sessions: dict[tuple[str, str], Any] = field(default_factory=dict)  # (ServerID, DevID) -> dm2.ServerSession
     _push: dict[str, asyncio.Queue[bytes]] = field(default_factory=dict, init=False, repr=False)
     _notification_ids: itertools.count = field(default_factory=lambda: itertools.count(1), init=False, repr=False)
 
@@ -169,11 +177,23 @@ class ServerState:
             queue = self._push[dev_id] = asyncio.Queue()
         return queue
 
-    def notify(self, dev_id: str, *, req_mos: bool = False, now: float | None = None) -> int:
-        """Queue a Package#0 for ``dev_id`` on its push channel; returns its NOTIFICATION-ID."""
+    def notify(self, dev_id: str, *, req_mos: bool = False, now: float | None = None,
+               server_id: str | None = None) -> int:
+        """Queue a Package#0 for ``dev_id`` on its push channel; returns its NOTIFICATION-ID.
+
+        ``server_id``: from another authority than ``self.server_id``, signed as the profiles provision
+        DMAcc Auth/Noti (secret: the account's server secret or else the ServerID; data: the ServerID).
+        """
         notification_id = next(self._notification_ids) & 0xFFFF
+        sid, secret, data = self.server_id, self.noti_secret, self.noti_data
+        if server_id is not None and server_id != self.server_id:
+            authority = self.dm2_authority(server_id)
+            if authority is None:
+                raise UnknownAuthorityError(f"this server plays no DM 2.0 authority {server_id!r}")
+            pair = self.dm2_secrets.get((server_id, dev_id)) or next(iter(authority.secrets), SecretPair("", ""))
+            sid, secret, data = server_id, (pair.server or server_id).encode(), server_id.encode()
         raw = build_notification(
-            self.server_id, secret=self.noti_secret, auth_data=self.noti_data,
+            sid, secret=secret, auth_data=data,
             notification_id=notification_id, timestamp=int(time.time() if now is None else now),
             req_mos=req_mos,
         )
@@ -183,22 +203,51 @@ class ServerState:
 
     # ------------------------------------------------------------------ authentication
 
-    def check_basic(self, header: str | None) -> str | None:
-        """The user name when ``dm2_credentials`` accept this Authorization header (or none are set)."""
+    def dm2_authority(self, server_id: str | None = None) -> Authority | None:
+        """The DM 2.0 authority a route plays (None: ``server_id``'s); None for one not played here.
+
+        With no learnt table (``dm2_authorities`` None or empty) only the default is played, openly.
+        """
+        sid = server_id or self.server_id
+        known = (self.dm2_authorities or {}).get(sid)
+        if known is None and sid == self.server_id:
+            return Authority(sid, "dm2", ("basic",), ())
+        return known
+
+    def check_basic(self, header: str | None, *, server_id: str | None = None, dev_id: str = "") -> str | None:
+        """The user name when this Authorization header is accepted; None when it is refused.
+
+        ``dm2_credentials`` when set (explicit: the only ones); else the authority's learnt secrets
+        (any user, see the class doc), remembering which one ``dev_id`` used.
+        """
         if self.dm2_credentials is None:
-            return _basic_user(header) or ""
-        if not header or not header.lower().startswith("basic "):
+            authority = self.dm2_authority(server_id)
+            if authority is None or not authority.secrets or not header or not header.lower().startswith("basic "):
+                return _basic_user(header) or ""
+            key = (authority.server_id, dev_id)
+            pairs = authority.candidates(self.dm2_secrets.get(key), dev_id=dev_id)
+            for user, secret in _basic_splits(header):
+                pair = next((p for p in pairs if user and hmac.compare_digest(p.client.encode(), secret.encode())), None)
+                if pair is not None:
+                    self.dm2_secrets[key] = pair
+                    return user
             return None
-        try:
-            text = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-        except (binascii.Error, ValueError):
-            return None
-        # DevIDs such as "IMEI:35..." put ':' in the user-id (RFC 7617 forbids it): try every split
-        for at in (i for i, ch in enumerate(text) if ch == ":"):
-            user, secret = text[:at], text[at + 1:]
+        for user, secret in _basic_splits(header):
             if user in self.dm2_credentials and self.dm2_credentials[user] == secret:
                 return user
         return None
+
+
+def _basic_splits(header: str | None) -> list[tuple[str, str]]:
+    """Every (user, secret) reading of a Basic header: DevIDs such as "IMEI:35..." put ':' in the
+    user-id (RFC 7617 forbids it), so each ':' is a candidate split."""
+    if not header or not header.lower().startswith("basic "):
+        return []
+    try:
+        text = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return []
+    return [(text[:at], text[at + 1:]) for at, ch in enumerate(text) if ch == ":"]
 
 
 def _basic_user(header: str | None) -> str | None:

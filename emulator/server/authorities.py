@@ -1,0 +1,126 @@
+"""The management authorities the reference server plays, learnt from the shipped device profiles.
+
+Why learn them: a demo server is provisioned like the devices it ships with (factory provisioning).
+Every account of every shipped profile names a ServerID, an auth scheme and the secrets both sides
+hold; the reference server answers for each such ServerID (``POST /dm12/<ServerID>``,
+``POST /dm2/<ServerID>``, the protocol's default ServerID on the bare route) with those credentials,
+so each shipped device runs a whole session against ``dm-emulator`` alone.
+
+Several profiles may share a ServerID with different secrets (and even different schemes: the
+NB-IoT sensor speaks HMAC to "demo-dm12" where the phone uses MD5). The server cannot tell from a
+DevID which profile a device came from, so an authority keeps every candidate pair; verifying a
+digest is cheap, so the server tries each one and remembers, per device, which pair matched.
+
+Secrets may be templates (``{dev_id}``); the server fills what it knows (the DevID, its own base URL)
+and a placeholder it cannot know (``{serial}``...) simply makes that candidate fail to verify.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+from emulator.errors import EmulatorError, FileFormatError
+from emulator.profile import PROTOCOLS, Profile, fill, list_profiles, load_profile
+
+DEFAULT_SERVER_IDS = {"dm12": "demo-dm12", "dm2": "demo-dm2"}
+"""The authority each protocol's bare route (``/dm12``, ``/dm2``) answers for."""
+
+_K = TypeVar("_K")
+
+
+class UnknownAuthorityError(EmulatorError):
+    """A route (or a caller) names a ServerID the server does not play."""
+
+    status = 404
+
+
+@dataclass(frozen=True, slots=True)
+class SecretPair:
+    """What one provisioned account holds: the device's secret and the server's."""
+
+    client: str
+    server: str
+
+    def filled(self, values: Mapping[str, object]) -> SecretPair:
+        """The pair with the placeholders the server knows filled in (see the module doc)."""
+        if "{" not in self.client and "{" not in self.server:
+            return self
+        return SecretPair(fill(self.client, values), fill(self.server, values))
+
+
+@dataclass(frozen=True, slots=True)
+class Authority:
+    """One ServerID the server answers for.
+
+    ``schemes``: the auth schemes devices use with it, the most common first (the one to challenge
+    with when a device presents none); ``secrets``: the candidate pairs, in the order to try them.
+    """
+
+    server_id: str
+    protocol: str
+    schemes: tuple[str, ...] = ("md5",)
+    secrets: tuple[SecretPair, ...] = ()
+
+    @property
+    def default_scheme(self) -> str:
+        return self.schemes[0] if self.schemes else "none"
+
+    def scheme_for(self, presented: str | None) -> str:
+        """The scheme of a session: what the device presents when the authority allows it."""
+        return presented if presented in self.schemes else self.default_scheme
+
+    def candidates(self, first: SecretPair | None = None, **values: object) -> list[SecretPair]:
+        """Pairs to try, ``first`` (the one that matched this device before) at the head."""
+        pairs = [p.filled(values) for p in self.secrets]
+        if first is not None:
+            pairs = [first, *(p for p in pairs if p != first)]
+        return pairs
+
+
+def learn_authorities(
+    protocol: str,
+    profiles: Iterable[Profile] | None = None,
+    *,
+    dirs: Iterable[str | os.PathLike[str]] | None = None,
+) -> dict[str, Authority]:
+    """ServerID -> Authority for one protocol, from ``profiles`` (default: every readable profile in
+    ``dirs``, itself defaulting to the shipped ``profiles/``; a broken file is skipped, as
+    ``dm-emulator profiles`` lists it with its error)."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}")
+    if profiles is None:
+        profiles = _readable_profiles(dirs)
+    schemes: dict[str, dict[str, int]] = {}
+    secrets: dict[str, dict[SecretPair, int]] = {}
+    for profile in profiles:
+        for acc in profile.accounts:
+            if acc.protocol != protocol:
+                continue
+            counts = schemes.setdefault(acc.server_id, {})
+            counts[acc.auth] = counts.get(acc.auth, 0) + 1
+            pairs = secrets.setdefault(acc.server_id, {})
+            pair = SecretPair(acc.client_secret, acc.server_secret)
+            pairs[pair] = pairs.get(pair, 0) + 1
+    return {sid: Authority(sid, protocol, _most_common_first(schemes[sid]), _most_common_first(secrets[sid]))
+            for sid in schemes}
+
+
+def _most_common_first(counts: dict[_K, int]) -> tuple[_K, ...]:
+    order = list(counts)  # first seen first among equals: profiles come sorted by name
+    return tuple(sorted(order, key=lambda k: (-counts[k], order.index(k))))
+
+
+def _readable_profiles(dirs: Iterable[str | os.PathLike[str]] | None) -> list[Profile]:
+    out: list[Profile] = []
+    for summary in list_profiles(dirs):
+        if summary.error is not None:
+            continue
+        try:
+            out.append(load_profile(summary.path))
+        except FileFormatError:  # changed on disk between the listing and now
+            continue
+    return out
+
