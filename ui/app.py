@@ -112,6 +112,9 @@ class Desktop:
                     window.show_error(f"demo device {profile}: {exc}")
         window.fleet_panel.model.sync()
         window.show()
+        from ui.heap import settle
+
+        asyncio.get_running_loop().call_later(0.5, settle)  # after the first paint: short GC pauses from now on
         if fleet.devices:
             window.fleet_panel.select(next(iter(fleet.devices)))
         if getattr(self.args, "screenshot", None):

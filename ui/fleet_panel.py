@@ -24,6 +24,7 @@ from emulator.errors import EmulatorError
 from emulator.events import DeviceStateChanged, SessionEnded, SessionStarted
 from emulator.fleet import Fleet
 from emulator.profile import list_profiles
+from ui.heap import settle
 from ui.progress import ChunkedJob
 from ui.signals import emit
 
@@ -34,6 +35,7 @@ STATE_COLORS = {
     "error": QColor(200, 40, 40),
 }
 DeviceIdRole = Qt.ItemDataRole.UserRole + 1
+SETTLE_AFTER = 100  # devices added or removed at once past which the heap is settled (ui.heap)
 
 
 def profile_names() -> list[str]:
@@ -231,6 +233,8 @@ class FleetPanel(QWidget):
         def finished(done: int, cancelled: bool) -> None:
             self.adding = None
             self.model.sync()
+            if done > SETTLE_AFTER:
+                settle()  # the new devices live on: keep them out of the collector's walks
             if done or not failed:
                 emit(self.info, f"added {done} {name} device(s)" + (" (cancelled)" if cancelled else ""))
 
@@ -246,6 +250,8 @@ class FleetPanel(QWidget):
         for dev_id in ids:
             self.fleet.remove(dev_id)
         self.model.sync()
+        if len(ids) > SETTLE_AFTER:
+            settle(release=True)  # frees the removed devices' reference cycles
         if ids:
             emit(self.info, f"removed {len(ids)} device(s)")
 
