@@ -175,6 +175,7 @@ class SyncMLClient:
         # results
         self.client_nonce: bytes | None = None
         self.server_nonce: bytes | None = None
+        self._sent_server_nonce: bytes | None = None  # the last one a message of ours carried
         self.outcome: SessionDone | None = None
         self.sent: dict[tuple[str, str], str] = {}
         self.received_statuses: list[tuple[str | None, Status]] = []
@@ -309,6 +310,7 @@ class SyncMLClient:
         for cmd in commands:
             counts[cmd.name] = counts.get(cmd.name, 0) + 1
         text = ", ".join(f"{n} {name}" for name, n in counts.items())
+        self._sent_server_nonce = self.server_nonce
         self._actions.append(SendMessage(self._url, body, content_type(wbxml=self.wbxml), headers,
                                          f"{summary + ': ' if summary else ''}MsgID {header.msg_id}: {text}"
                                          f"{', Final' if final else ''}"))
@@ -398,6 +400,8 @@ class SyncMLClient:
             self._flush(summary="server not authenticated")
             return
         if not ops and msg.final and not self._outbox and not self.executor.receiving_object:
+            # no reply goes out: a nonce issued while checking this package never reaches the server
+            self.server_nonce = self._sent_server_nonce
             self._end("completed", f"session {self.session_id} with {self.account.server_id} completed")
             return
         self.executor.msg_ref = hdr.msg_id
