@@ -157,6 +157,7 @@ class FleetPanel(QWidget):
         self.view.setSortingEnabled(True)
         self.view.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # order added
         self.model.modelReset.connect(lambda: self.view.resizeColumnToContents(0))
+        self.model.rowsInserted.connect(self._rows_inserted)
         self.view.resizeColumnToContents(0)
         self.view.verticalHeader().hide()
         self.view.horizontalHeader().setStretchLastSection(True)
@@ -196,6 +197,10 @@ class FleetPanel(QWidget):
         layout.addWidget(self.view, 1)
         layout.addLayout(adder)
         layout.addLayout(actions)
+
+    def _rows_inserted(self, _parent: QModelIndex, first: int, _last: int) -> None:
+        if first == 0:  # the first devices: fit their ids (later ones are numbered alike)
+            self.view.resizeColumnToContents(0)
 
     def _id_at(self, proxy_index: QModelIndex) -> str:
         return self.model.device_id(self.proxy.mapToSource(proxy_index).row())

@@ -163,3 +163,18 @@ def test_notify_starts_a_server_initiated_session_and_a_bad_one_is_shown(desktop
     assert w.server_actions.notify_selected() == []
     assert "digest" in w.statusBar().currentMessage().lower()
     assert state.device(phone).completed == 1
+
+
+def test_first_devices_added_get_a_device_column_that_fits(qtbot):
+    from emulator.events import EventBus
+    from emulator.fleet import Fleet
+    from ui.fleet_panel import FleetPanel
+
+    fleet = Fleet(server="http://127.0.0.1:9", bus=EventBus())
+    panel = FleetPanel(fleet)
+    qtbot.addWidget(panel)
+    panel.show()
+    narrow = panel.view.columnWidth(0)
+    fleet.add("smartphone", 2)
+    panel.model.sync()  # rows appended, not a reset: the selection would survive
+    assert panel.view.columnWidth(0) >= panel.view.sizeHintForColumn(0) > narrow
