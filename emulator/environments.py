@@ -9,8 +9,8 @@ bearers. :class:`Environment` is that client as the engines and the fleet see it
 ``account``, ``shaping``...).
 
 Rules the device applies (also in the README): an environment's subtree gets an ACL giving its own
-accounts every right (so a host server cannot reach into a guest it does not manage, and the guest's
-server reaches its subtree); a session with an account that belongs to an environment with its own
+accounts every right, and accepts new nodes (so a host server cannot reach into a guest it does not
+manage, and the guest's server keeps its settings in its subtree); a session with an account that belongs to an environment with its own
 identity runs as that environment.
 """
 
@@ -36,12 +36,16 @@ def subtree_of(name: str) -> str:
 
 
 def install_template(tree: Tree, environments: tuple[EnvSpec, ...]) -> None:
-    """Give each environment's subtree to its accounts (idempotent; a template-level change)."""
+    """Give each environment's subtree to its accounts, who may add their settings there (the DDF
+    makes it Get-only); idempotent, a template-level change."""
     for env in environments:
         uri = subtree_of(env.name)
-        if env.accounts and tree.exists(uri) and not tree.info(uri).acl:
-            ids = "+".join(env.accounts)
-            tree.replace_prop(uri, "ACL", "&".join(f"{r}={ids}" for r in RIGHTS))
+        if not env.accounts or not tree.exists(uri) or tree.info(uri).acl:
+            continue
+        info = tree.info(uri)
+        ids = "+".join(env.accounts)
+        tree.set_node(uri, format="node", type=info.type, permanent=info.permanent, access=info.access | {"Add"},
+                      acl="&".join(f"{r}={ids}" for r in RIGHTS))
 
 
 def install_identities(tree: Tree, environments: tuple[EnvSpec, ...], host_id: str) -> None:

@@ -5,7 +5,8 @@ going over the new bearer (its latency, jitter, loss and bandwidth apply from th
 A request in flight when the bearer changes has lost its connection (the device's address changed):
 it fails cleanly (status 0, saying so), the engine ends the session as failed and the fleet starts
 it again over the new bearer. The session reports the bearers it ran on (``ctx.bearer`` becomes
-``"dsl0→eth0"`` when it changed), and a device with no bearer up sends nothing.
+``"dsl0→eth0"`` when it changed), and a device with no bearer up sends nothing (one whose profile
+lists no bearers at all has a plain, unshaped connection).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ _PLAIN = TlsConfig()
 class _Device(Protocol):
     bearer: str
     bearer_generation: int
+    bearers: dict[str, Any]
 
     @property
     def shaping(self) -> Shaping: ...
@@ -53,14 +55,16 @@ class BearerLink:
         """As :meth:`HttpTransport.request`; ``shaping`` is ignored: the current bearer's applies."""
         dev = self.device
         name = dev.bearer
-        if not name:
+        if not name and dev.bearers:  # (a profile without bearers: one plain, unshaped connection)
             return HttpResult(0, error=f"{method} {url}: no bearer is up")
         generation = dev.bearer_generation
-        self._note(name)
+        if name:
+            self._note(name)
         result = await self.transport.request(method, url, body, headers, tls=tls, shaping=dev.shaping, rng=rng)
         if dev.bearer_generation != generation:
             self.lost_in_flight += 1
             now = dev.bearer or "none"
+            name = name or "none"
             return HttpResult(0, error=f"{method} {url}: the bearer changed from {name} to {now} while the "
                                        "request was in flight; its connection is gone")
         return result
