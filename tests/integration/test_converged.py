@@ -390,3 +390,35 @@ def test_an_app_is_notified_of_a_servers_change_and_refused_outside_its_grant(tm
     assert app.read(SETTING) == "new from opA"
     assert type(refusal).__name__ == "AppAccessError" and refusal.status == 403
     assert [a.data["target"] for a in alerts if a.alert_type == "urn:dmemulator:app:refused"] == ["./Vendor/Secret/Key"]
+
+
+def test_bandwidth_delays_each_body_by_its_size():
+    """A bearer's bandwidth is the time a body spends on the link, both ways (8 bits per byte)."""
+    from emulator.transport.http import HttpTransport, Shaping
+
+    async def main():
+        async def echo(request: web.Request) -> web.Response:
+            return web.Response(body=b"r" * 2000)
+
+        app = web.Application()
+        app.router.add_post("/", echo)
+        runner, base = await _listen(app)
+        slept: list[float] = []
+
+        async def record(seconds: float) -> None:
+            slept.append(seconds)
+
+        transport = HttpTransport(sleep=record)
+        try:
+            result = await transport.request("POST", base + "/", b"q" * 1000, shaping=Shaping(bandwidth_kbps=80))
+            plain = await transport.request("POST", base + "/", b"q" * 1000)
+        finally:
+            await transport.aclose()
+            await runner.cleanup()
+        return result, plain, slept
+
+    result, plain, slept = asyncio.run(main())
+    assert result.status == plain.status == 200
+    # 1000 bytes up at 80 kbit/s = 100 ms; 2000 bytes down = 200 ms; nothing without shaping
+    assert slept == [0.1, 0.2]
+    assert Shaping(bandwidth_kbps=0).transfer_ms(10**6) == 0.0
