@@ -239,7 +239,9 @@ class HttpTransport:
             response = await client.request(method, url, content=body, headers=headers or {})
         except httpx.TimeoutException:
             return HttpResult(0, error=f"{method} {url}: no answer within {self._timeout.read:g} s")
-        except (httpx.HTTPError, ssl.SSLError, OSError) as exc:  # httpx lets some ssl errors through bare
+        except Exception as exc:  # httpx, bare ssl and socket errors, anyio groups: a session must never raise
+            while isinstance(exc, ExceptionGroup) and exc.exceptions:
+                exc = exc.exceptions[0]
             origin = (tls, _origin(url))
             refusal = tls_refusal(exc, tls, url, answered_before=origin in self._answered)
             if refusal:
@@ -315,7 +317,10 @@ def tls_refusal(exc: BaseException, tls: TlsConfig, url: str, *, answered_before
     sending their alert, so a reset is reported as the likely refusal, unless the server has
     ``answered_before`` with this configuration (then the handshake is known to pass).
     """
-    host = httpx.URL(url).host
+    try:
+        host = httpx.URL(url).host
+    except Exception:  # a URL httpx cannot even parse failed before any TLS
+        return None
     has = ("the device has none configured" if not tls.client_cert
            else f"the device's certificate ({tls.client_cert}) was not accepted")
     reset = False

@@ -367,3 +367,19 @@ def test_client_contexts_verify_by_default_and_only_off_when_asked(pki):
     assert with_ca.cert_store_stats()["x509_ca"] == 1  # exactly the account's CA, not the system store
     assert off.verify_mode == ssl.CERT_NONE and not off.check_hostname
     assert TlsConfig(client_password="pw") != TlsConfig() and "pw" not in repr(TlsConfig(client_password="pw"))
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999/", "http://a:b:c/", "https://[::1/", "ftp://x/"])
+def test_urls_a_server_may_send_never_raise(url):
+    """DM 2.0 HGET/HPUT targets come from the server: whatever they are, the answer is a result."""
+
+    async def main() -> HttpResult:
+        transport = HttpTransport(connect_timeout=1)
+        try:
+            return await transport.request("GET", url)
+        finally:
+            await transport.aclose()
+
+    result = asyncio.run(main())
+    assert result.status == 0 and result.error.startswith(f"GET {url}: ")
+    assert "TLS" not in result.error and "ExceptionGroup" not in result.error
