@@ -175,7 +175,7 @@ def report(launch: LaunchFigures, stall: StallFigures) -> list[str]:
     ]
 
 
-def run(seconds: float = 3.0, rate: int = RATE) -> list[str]:
+def measure(seconds: float = 3.0, rate: int = RATE) -> tuple[LaunchFigures, StallFigures]:
     """Both figures in this process (a QApplication is created when there is none, offscreen if no
     display); for ``dm-emulator bench --ui``."""
     import os
@@ -194,4 +194,22 @@ def run(seconds: float = 3.0, rate: int = RATE) -> list[str]:
         window.dispose()
         window.deleteLater()
         QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-    return report(launch, stall)
+    return launch, stall
+
+
+def main(args: object) -> int:
+    """``dm-emulator bench --ui``: the two figures with their targets (JSON with ``--json``)."""
+    import json
+
+    launch, stall = measure()
+    if getattr(args, "json", False):
+        print(json.dumps({
+            "launch_to_drawn_ms": round(launch.drawn_s * 1000, 1),
+            "launch_to_first_paint_ms": round(launch.first_paint_s * 1000, 1),
+            "longest_stall_ms": round(stall.longest_stall_ms, 1), "p99_gap_ms": round(stall.p99_gap_ms, 1),
+            "tree_changes_per_s": round(stall.rate), "seconds": round(stall.seconds, 2),
+            "targets": {"launch_ms": LAUNCH_TARGET_S * 1000, "stall_ms": STALL_TARGET_MS},
+        }))
+    else:
+        print("\n".join(report(launch, stall)))
+    return 0

@@ -43,3 +43,20 @@ def test_window_launch_and_stall_under_tree_changes(qapp, qtbot, benchmark, requ
     assert stall.changes >= 0.5 * ui_bench.RATE * seconds
     assert stall.flushes >= 1 and stall.leaves > 10
     assert 0 < launch.first_paint_s <= launch.drawn_s
+
+
+def test_bench_command_prints_the_ui_figures(request, capsys):
+    """``dm-emulator bench --ui`` in a process of its own (cold start); only when benchmarking."""
+    import json
+    import subprocess
+    import sys
+
+    if not _enabled(request):
+        pytest.skip("runs with --benchmark-enable (a fresh process with QtWebEngine: seconds)")
+    out = subprocess.run([sys.executable, "-m", "emulator", "bench", "--ui", "--json"], capture_output=True,
+                         text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    with capsys.disabled():
+        print(f"\n    dm-emulator bench --ui (fresh process): {figures}")
+    assert figures["tree_changes_per_s"] > 5000 and figures["launch_to_drawn_ms"] > 0
