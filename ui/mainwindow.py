@@ -11,11 +11,12 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QWidget
+from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QTabWidget, QWidget
 
 from emulator.events import DeviceStateChanged, Event, SessionEnded, UiFinished, UiRequested
 from emulator.fleet import Fleet
 from ui.batcher import EventBatcher
+from ui.device_panel import DevicePanel
 from ui.fleet_panel import FleetPanel
 from ui.progress import SessionProgress
 from ui.server_dialog import ServerActions
@@ -52,7 +53,11 @@ class MainWindow(QMainWindow):
 
         self.right = QSplitter(Qt.Orientation.Vertical)
         self.right.setObjectName("right-splitter")
-        self.right.addWidget(self.tree_panel)
+        self.device_panel = DevicePanel()
+        self.device_tabs = QTabWidget()
+        self.device_tabs.addTab(self.tree_panel, "Tree")
+        self.device_tabs.addTab(self.device_panel, "Apps && authorities")
+        self.right.addWidget(self.device_tabs)
         self.right.addWidget(self.traffic_panel)
         self.right.setSizes([420, 300])
         self.main = QSplitter(Qt.Orientation.Horizontal)
@@ -75,6 +80,8 @@ class MainWindow(QMainWindow):
         self.fleet_panel.device_selected.connect(self.select_device)
         self.fleet_panel.error.connect(self.show_error)
         self.fleet_panel.info.connect(lambda text: self.statusBar().showMessage(text, 5000))
+        self.device_panel.error.connect(self.show_error)
+        self.device_panel.info.connect(lambda text: self.statusBar().showMessage(text, 5000))
 
         self._count_timer = QTimer(self)
         self._count_timer.setInterval(500)
@@ -134,6 +141,7 @@ class MainWindow(QMainWindow):
     def _on_events(self, events: list[Event]) -> None:
         self.fleet_panel.model.apply_events(events)
         self.tree_panel.model.apply_events(events)
+        self.device_panel.apply_events(events)
         self.traffic_panel.apply_events(events)
         for e in events:
             if isinstance(e, SessionEnded) and e.outcome not in ("completed",):
@@ -153,6 +161,7 @@ class MainWindow(QMainWindow):
         else:
             self.tree_panel.show_device(dev.id, dev.tree, dev.profile.title)
         self.traffic_panel.set_device(dev.id if dev else None)
+        self.device_panel.show_device(dev)
 
     def show_error(self, text: str) -> None:
         self.statusBar().showMessage(f"⚠ {text}", 10000)
