@@ -65,6 +65,16 @@ def _fill(table: QTableWidget, rows: list[list[str]]) -> None:
             item = QTableWidgetItem(text)
             item.setToolTip(text)
             table.setItem(r, c, item)
+    _fit(table)
+
+
+def _fit(table: QTableWidget) -> None:
+    """As tall as its rows (the tab scrolls as a whole; a table scrolling inside it hides rows)."""
+    table.resizeRowsToContents()
+    height = table.horizontalHeader().sizeHint().height() + 2 * table.frameWidth()
+    rows = table.rowCount()
+    height += sum(table.rowHeight(r) for r in range(rows)) if rows else table.verticalHeader().defaultSectionSize()
+    table.setFixedHeight(height + 2)
 
 
 class DevicePanel(QWidget):
@@ -111,6 +121,7 @@ class DevicePanel(QWidget):
         box.addLayout(form)
 
         self.bearers = _table(BEARER_COLUMNS)
+        self.bearers.horizontalHeader().setStretchLastSection(False)
         bearers = QGroupBox("Bearers")
         QVBoxLayout(bearers).addWidget(self.bearers)
 
@@ -216,6 +227,7 @@ class DevicePanel(QWidget):
             button.setEnabled(b.name != dev.bearer)
             button.clicked.connect(self._switcher(b.name))
             table.setCellWidget(row, len(BEARER_COLUMNS) - 1, button)
+        _fit(table)
 
     def _switcher(self, name: str) -> Callable[[], None]:
         return lambda: self.switch_bearer(name)
