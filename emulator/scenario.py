@@ -144,6 +144,7 @@ class Expectation:
     """One check at the end. Exactly one of: ``node`` (+ ``equals``), ``status``, a session count, ``within``.
 
     ``within`` without devices is also the run's time limit: the run is stopped when it is reached.
+    A session that a bearer switch cut off and the fleet ran again counts once, by its retry.
     """
 
     devices: Selector = Selector()

@@ -281,3 +281,39 @@ def test_plan_is_the_same_for_the_same_seed():
     assert a == b and len(a) == 20
     gaps = [y.at - x.at for x, y in zip(a, a[1:], strict=False)]
     assert all(3.5 - 1e-9 <= g <= 6.5 + 1e-9 for g in gaps) and len(set(gaps)) > 1
+
+
+# ------------------------------------------------------------------------------ judging sessions
+
+
+def test_a_session_cut_by_a_bearer_switch_is_judged_by_its_retry():
+    import asyncio
+
+    from emulator.events import SessionEnded, SessionStarted
+    from emulator.scenario import Expectation, default_scenario
+    from emulator.scenario_runner import ScenarioRunner
+
+    runner = ScenarioRunner(default_scenario("smartphone", 2, "dm12"), "http://127.0.0.1:9")
+    runner.members = {"devices": ["d1", "d2"]}
+    runner.fleet = object()  # type: ignore[assignment]  # only node expectations read the fleet
+
+    async def feed():
+        runner._t0 = asyncio.get_running_loop().time()
+        for event in (
+            SessionStarted("d1", "s1", "dm12", "srv", "lte0", "scheduled"),
+            SessionEnded("d1", "s1", "failed", "the bearer changed from lte0 to nr0 while the request was in flight"),
+            SessionStarted("d1", "s2", "dm12", "srv", "nr0", "bearer change"),
+            SessionEnded("d1", "s2", "completed"),
+            SessionStarted("d2", "s3", "dm12", "srv", "lte0", "scheduled"),
+            SessionEnded("d2", "s3", "completed"),
+        ):
+            runner._on_bus(event)
+
+    asyncio.run(feed())
+    assert [s.retried for s in runner.sessions] == [True, False, False]
+    assert runner.check(Expectation(status="completed"), 1.0, False).passed
+    assert runner.check(Expectation(sessions=1), 1.0, False).passed  # the retry is the same session
+    # a failure that no retry followed still counts
+    runner.sessions[1].outcome = "failed"
+    result = runner.check(Expectation(status="completed"), 1.0, False)
+    assert not result.passed and result.detail.startswith("1 of 2: d1 failed")
