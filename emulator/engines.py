@@ -6,6 +6,7 @@ engine and hand back the finished one, so what a session learnt (nonces, pending
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -34,7 +35,7 @@ def make_engine(dev: VirtualDevice | Environment, account: Account, session_id: 
         from emulator.protocol.syncml.client import SyncMLClient
 
         return SyncMLClient(
-            tree, account, dev_id=dev.id, session_id=_syncml_session_id(session_id),
+            tree, account, dev_id=dev.id, session_id=_syncml_session_id(),
             max_msg_size=dev.profile.max_msg_size, max_obj_size=dev.profile.max_obj_size,
             wbxml=dev.profile.encoding == "wbxml", ui=dev.profile.ui.has_screen, **options,
         )
@@ -46,10 +47,11 @@ def make_engine(dev: VirtualDevice | Environment, account: Account, session_id: 
                      **options)
 
 
-def _syncml_session_id(session_id: str) -> str:
-    """SyncML SessionIDs are short hex strings; derive one from the fleet's session counter."""
-    digits = "".join(ch for ch in session_id if ch.isdigit()) or "1"
-    return format(int(digits) & 0xFFFF or 1, "X")
+def _syncml_session_id() -> str:
+    """SyncML SessionIDs are 1-4 hex digits. The fleet's counter restarts with every process, and a
+    server still holding an unfinished session of the same device and ID would take a new Package 1
+    for a repeated message: a random ID per session avoids that (1 in 65,535 chance of a repeat)."""
+    return format(secrets.randbelow(0xFFFF) + 1, "X")
 
 
 async def finish_engine(fleet: Fleet, dev: VirtualDevice, account: Account, engine: object,

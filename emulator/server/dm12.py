@@ -566,7 +566,9 @@ class Dm12Server:
         session = self.active.get(key)
         opens = any(isinstance(c, Alert) and c.code in (codes.ALERT_CLIENT_INITIATED_MGMT,
                                                          codes.ALERT_SERVER_INITIATED_MGMT) for c in msg.commands)
-        if session is None or (session.done and opens):
+        # a Package 1 (MsgID 1) on an unfinished session: the device gave that session up and starts anew
+        restart = opens and session is not None and not session.done and hdr.msg_id == "1"
+        if session is None or (session.done and opens) or restart:
             if not opens:
                 raise DecodeError(f"no open session {hdr.session_id!r} for {dev_id!r} and no Alert 1200/1201")
             session = Dm12Session(self, hdr.session_id, dev_id, authority, scheme=presented_scheme(msg, headers),
