@@ -75,7 +75,7 @@ class ChunkedJob(QObject):
             self._show_dialog()
         if self.dialog is not None:
             self.dialog.setValue(self.done)
-        QTimer.singleShot(0, self._slice)
+        QTimer.singleShot(0, self, self._slice)  # not called once the job (its window) is gone
 
     def _show_dialog(self) -> None:
         d = self.dialog = QProgressDialog(self.label, "Cancel", 0, self.total, self._parent)
