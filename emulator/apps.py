@@ -53,6 +53,7 @@ Path = tuple[str, ...]
 Value = str | bytes | None
 ALERT_APP_REFUSED = "urn:dmemulator:app:refused"
 ALERT_APP_DEFAULT = "urn:dmemulator:app:default"
+KEEP = 1000  # notifications per app and refusals per device kept (the newest)
 _CREDENTIALS: tuple[Path, ...] = (uris.split(DM1_ROOT), uris.split(DM2_ROOT))
 _ACCOUNT_MOIDS = ("urn:oma:mo:oma-dm-dmacc:1.0", "urn:oma:mo:oma-dm-dmacc:1.1", "urn:oma:mo:oma-dm-dmacc:1.2")
 
@@ -239,6 +240,8 @@ class LocalApp:
                 continue
             note = AppNotification(self.name, sub.uri, event.path, event.kind, who, event.old, event.new, time.time())
             self.notifications.append(note)
+            if len(self.notifications) > KEEP:
+                del self.notifications[:-KEEP]
             if sub.callback is not None:
                 try:
                     sub.callback(note)
@@ -313,6 +316,8 @@ class AppRegistry:
         """Log and publish a refusal; returns the error for the caller to raise."""
         refusal = AppRefusal(app.name, operation, target, reason, time.time())
         self.refusals.append(refusal)
+        if len(self.refusals) > KEEP:
+            del self.refusals[:-KEEP]
         log.info("%s: app %s refused %s %s: %s", self.device.id, app.name, operation, target, reason)
         self.device.bus.publish(AlertRaised(self.device.id, ALERT_APP_REFUSED,
                                             f"app {app.name}: {operation} {target} refused: {reason}",

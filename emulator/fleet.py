@@ -192,8 +192,10 @@ class Fleet:
             link.ctx = ctx
             engine = make_engine(client, account, ctx.session_id, **engine_options)
             dev.set_state("in session", f"{protocol} with {account.server_id}")
-            done = await drive(engine, ctx, handler, reason=reason)
-            dev.conflicts.release(ctx.session_id)
+            try:
+                done = await drive(engine, ctx, handler, reason=reason)
+            finally:
+                dev.conflicts.release(ctx.session_id)
             await finish_engine(self, dev, account, engine, done)
             if done.outcome == "completed" or not link.lost_in_flight or retries <= 0 or not dev.bearer:
                 break

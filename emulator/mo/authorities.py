@@ -33,6 +33,7 @@ Path = tuple[str, ...]
 ALERT_CONFLICT = "urn:dmemulator:priority:conflict"
 ALERT_PREEMPTED = "urn:dmemulator:priority:preempted"
 CONFLICT_WINDOW_S = 30.0
+KEEP = 1000  # conflict log lines kept (the newest)
 
 
 class ConflictError(EmulatorError):
@@ -66,13 +67,18 @@ class Conflicts:
             if priority <= held.priority:
                 text = (f"{server_id} (priority {priority}) may not change {where}: {held.server_id} "
                         f"(priority {held.priority}) holds it")
-                self.log.append(text)
+                self._note(text)
                 raise ConflictError(text)
-            self.log.append(f"{server_id} (priority {priority}) took {where} over from {held.server_id} "
-                            f"(priority {held.priority})")
+            self._note(f"{server_id} (priority {priority}) took {where} over from {held.server_id} "
+                       f"(priority {held.priority})")
             preempted = held
         self.holds[key] = Hold(server_id, priority, session, now + self.window_s)
         return preempted
+
+    def _note(self, text: str) -> None:
+        self.log.append(text)
+        if len(self.log) > KEEP:
+            del self.log[:-KEEP]
 
     def release(self, session: str) -> None:
         """A session ended: its holds go."""

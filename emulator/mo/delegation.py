@@ -52,6 +52,7 @@ REVOKE_LEAF = ("Ext", "Revoke")
 ALERT_DELEGATED = "urn:dmemulator:delegation"
 ALERT_REFUSED = "urn:dmemulator:delegation:refused"
 MAX_DEPTH = 16
+KEEP = 1000  # refusals kept (the newest)
 
 
 class DelegationError(EmulatorError):
@@ -450,6 +451,8 @@ class Delegations:
     def _refused(self, who: str, what: str, exc: EmulatorError) -> None:
         text = f"{who}: {what} refused ({exc.status}): {exc}"
         self.refusals.append(text)
+        if len(self.refusals) > KEEP:
+            del self.refusals[:-KEEP]
         log.info("%s: %s", self.owner.id, text)
         self._publish(ALERT_REFUSED, text, {"server": who, "status": exc.status})
 
