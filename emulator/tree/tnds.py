@@ -290,6 +290,8 @@ def _apply_local(tree: Tree, item: _Item, replace: bool) -> None:
     if typ is None:
         typ = node.type if same_kind else ("" if interior else "text/plain")  # type: ignore[union-attr]
     meta = node.meta if node is not None else None
+    if node is not None and not interior and value in (MASK, MASK_BYTES):
+        value = node.value  # a masked export never overwrites the secret it hid
     tree.set_node(
         segs,
         value,

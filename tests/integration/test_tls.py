@@ -183,7 +183,7 @@ def test_a_reset_after_a_good_handshake_is_not_blamed_on_certificates(pki):
         async def flaky(request: web.Request) -> web.StreamResponse:
             nonlocal calls
             calls += 1
-            if calls == 2:
+            if calls >= 2:  # aiohttp retries an idempotent request once on a dropped connection
                 request.transport.abort()  # the connection dies mid-request
                 await asyncio.sleep(0.05)
             return web.Response(text="ok")
@@ -234,22 +234,30 @@ def test_plain_http_port_gives_a_clear_error(pki):
 
 
 def _alerting_server(ctx: ssl.SSLContext) -> tuple[int, threading.Thread]:
-    """One blocking TLS accept, as servers outside asyncio do it: a failed handshake sends its alert
-    and the socket stays open a moment, so the client reads the alert instead of a reset."""
+    """Blocking TLS accepts, as servers outside asyncio do it: a failed handshake sends its alert and
+    the socket stays open a moment, so a blocking client reads the alert instead of a reset. Two
+    connections: the asyncio transport loses the alert in a reset and probes once more to read it."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
+    listener.listen(2)
+    listener.settimeout(5)
 
     def serve() -> None:
-        conn, _ = listener.accept()
-        tls = ctx.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
         try:
-            tls.do_handshake()  # refuses the client certificate and sends the alert
-            tls.recv(1024)
-        except (ssl.SSLError, OSError):
-            time.sleep(0.3)  # keep the socket: closing it with unread data would reset the alert away
+            for _ in range(2):
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return
+                tls = ctx.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+                try:
+                    tls.do_handshake()  # refuses the client certificate and sends the alert
+                    tls.recv(1024)
+                except (ssl.SSLError, OSError):
+                    time.sleep(0.3)  # keep the socket: closing it with unread data would reset the alert away
+                finally:
+                    tls.close()
         finally:
-            tls.close()
             listener.close()
 
     thread = threading.Thread(target=serve, daemon=True)
