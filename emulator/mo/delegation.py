@@ -37,7 +37,7 @@ from emulator.events import AlertRaised, EventBus
 from emulator.mo.accounts import DM1_ROOT, DM2_ROOT, Account, read_accounts
 from emulator.mo.build import DMACC_2
 from emulator.mo.instances import effective_acl, instance_views
-from emulator.protocol.dm2.clienturi import WILDCARD, is_xname, parse_client_uri, resolve
+from emulator.protocol.dm2.clienturi import WILDCARD, format_client_uri, is_xname, parse_client_uri, resolve
 from emulator.tree import Acl, Tree
 from emulator.tree import uri as uris
 from emulator.tree.acl import COMMANDS
@@ -150,6 +150,17 @@ def parse_request(data: str | bytes | None) -> DelegationRequest:
     return DelegationRequest(delegate, scope, kind, int(depth_text), frozenset(fields.get("prohibited", ())))
 
 
+def canonical_scope(scope: str) -> str:
+    """One spelling per scope (``./A/B``; ``MOID/MIID/``), so a revocation names it as the record does."""
+    try:
+        if scope.startswith("./") or scope == ".":
+            return uris.join(uris.split(scope))
+        uri = parse_client_uri(scope)
+        return format_client_uri(uri.moid, uri.instance, uri.path)
+    except EmulatorError:
+        return scope
+
+
 def _fields(data: str | bytes | None) -> dict[str, list[str]]:
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else (data or "")
     out: dict[str, list[str]] = {}
@@ -189,9 +200,6 @@ class Delegations:
 
     def active(self) -> list[Delegation]:
         return list(self.records.values())
-
-    def involving(self, server_id: str) -> list[Delegation]:
-        return [r for r in self.records.values() if server_id in (r.delegator, r.delegate)]
 
     def limits_for(self, server_id: str, path: Path) -> list[Delegation]:
         """The delegations through which ``server_id`` holds rights at ``path`` (its sub-delegation limits)."""
@@ -272,8 +280,8 @@ class Delegations:
                 new = _delegated_acl(Acl.parse(text), delegator, req.delegate, req.kind)
                 if new.text != text:
                     tree.replace_prop(node, "ACL", new.text)
-        record = Delegation(self._next_id, delegator, req.delegate, req.scope, path, req.kind, depth, prohibited,
-                            parent, before)
+        record = Delegation(self._next_id, delegator, req.delegate, canonical_scope(req.scope), path, req.kind,
+                            depth, prohibited, parent, before)
         self._next_id += 1
         self.records[record.id] = record
         return record
@@ -335,6 +343,7 @@ class Delegations:
         return done
 
     def find(self, delegator: str | None, delegate: str, scope: str) -> Delegation:
+        scope = canonical_scope(scope)
         for r in self.records.values():
             if r.delegate == delegate and r.scope == scope and (delegator is None or r.delegator == delegator):
                 return r
