@@ -126,8 +126,9 @@ def peak_rss_bytes() -> int:
 
 
 def unshaped(profile: Profile) -> Profile:
-    """The profile with bearers that add no latency, jitter or loss."""
-    return replace(profile, bearers=tuple(replace(b, latency_ms=0, jitter_ms=0, loss=0.0) for b in profile.bearers))
+    """The profile with bearers that add no latency, jitter, loss or bandwidth limit."""
+    return replace(profile, bearers=tuple(replace(b, latency_ms=0, jitter_ms=0, loss=0.0, bandwidth_kbps=0)
+                                          for b in profile.bearers))
 
 
 def _pct(values: list[float], q: float) -> float:

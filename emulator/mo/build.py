@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 
+from emulator.errors import FileFormatError
 from emulator.identity import Identity, make_identity
 from emulator.mo import behaviours
 from emulator.mo.accounts import AUTH_TYPES, DM1_ROOT, DM2_ROOT, decode_nonce
@@ -196,15 +197,17 @@ def _build_template(profile: Profile) -> Tree:
             _leaf(tree, item.child("Name") if item else None, f"{base}/Name", env.name)
             _leaf(tree, item.child("Kind") if item else None, f"{base}/Kind", env.kind)
             _leaf(tree, item.child("ClientID") if item else None, f"{base}/ClientID", "")
-    for uri, servers in scope.items():
-        ids = "+".join(servers)
-        if tree.exists(uri):
-            tree.replace_prop(uri, "ACL", f"Add={ids}&Get={ids}&Replace={ids}&Delete={ids}&Exec={ids}")
     for extra in profile.extra_mos:
         if extra.format == "node":
             tree.set_node(extra.path, format="node", type=extra.type)
         else:
             tree.set_node(extra.path, extra.value, format=extra.format, type=extra.type or MIME)
+    for uri, servers in scope.items():  # after the extra nodes: a scope may point into them
+        ids = "+".join(servers)
+        if not tree.exists(uri):
+            raise FileFormatError(profile.source or profile.name, None,
+                                  f"acl_scope {uri!r} of {', '.join(servers)} names no node of the device")
+        tree.replace_prop(uri, "ACL", f"Add={ids}&Get={ids}&Replace={ids}&Delete={ids}&Exec={ids}")
     return tree
 
 

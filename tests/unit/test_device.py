@@ -79,3 +79,19 @@ def test_bearer_switch_shows_in_the_tree_and_events():
     assert dev.bearer != "wlan0" and dev.bearers[dev.bearer].up
     with pytest.raises(Exception, match="no bearer"):
         dev.set_bearer("nope")
+
+
+def test_acl_scope_into_extra_nodes_applies_and_a_scope_to_nowhere_is_refused():
+    from dataclasses import replace
+
+    from emulator.errors import FileFormatError
+    from emulator.profile import ExtraNode
+
+    base = find_profile("windows-laptop")
+    acc = replace(base.accounts[0], acl_scope=("./Vendor/MSFT/DeviceStatus",))
+    scoped = replace(base, accounts=(acc,), extra_mos=base.extra_mos + (ExtraNode("./Vendor/MSFT/DeviceStatus/Extra", value="1"),))
+    dev = VirtualDevice(scoped, 0, server=SERVER)
+    assert acc.server_id in dev.tree.get_prop("./Vendor/MSFT/DeviceStatus", "ACL")
+    nowhere = replace(base, accounts=(replace(acc, acl_scope=("./Nowhere",)),))
+    with pytest.raises(FileFormatError, match="acl_scope './Nowhere'"):
+        VirtualDevice(nowhere, 0, server=SERVER)
