@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from emulator.errors import FileFormatError
 from emulator.events import MessageLogged
-from ui.message_text import decode_body
+from emulator.traffic import describe, pair_statuses
 
 COLUMNS = ("", "Time", "Device", "Session", "Size", "RTT ms", "Summary")
 MAX_ROWS = 100_000
@@ -269,7 +269,11 @@ class TrafficPanel(QWidget):
         arrow = "device → server" if m.direction == "out" else "server → device"
         head = [f"{arrow}   {m.device_id}   session {m.session_id}", f"{m.url}", f"{m.content_type}, "
                 f"{len(m.body)} bytes" + ("" if m.rtt_ms is None else f", RTT {m.rtt_ms:.1f} ms")]
-        self.detail.setPlainText("\n".join(head) + "\n\n" + decode_body(m.content_type, m.body))
+        session = [x for x in self.model.messages if x.session_id == m.session_id and x.device_id == m.device_id]
+        pairs = pair_statuses(session, session.index(m)) if m in session else []
+        if pairs:
+            head += ["", "Statuses and the commands they answer:", *(f"  {line}" for line in pairs)]
+        self.detail.setPlainText("\n".join(head) + "\n\n" + describe(m.content_type, m.body))
 
     # ------------------------------------------------------------------ files
 
