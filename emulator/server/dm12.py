@@ -602,6 +602,15 @@ class Dm12Server:
         return build_notification(authority.server_id, pair.server, nonces.server,
                                   session_id=sid, version=version, ui_mode=ui_mode)
 
+    async def send_package0(self, dev_id: str, to: str, **options: Any) -> Any:
+        """POST :meth:`build_package0` to a reachable device's notification listener ``to``; the
+        listener's answer as an :class:`emulator.server.notify_out.Sent`."""
+        from emulator.server.notify_out import Sent, check_target, post_package0
+
+        check_target(to)
+        status, detail = await post_package0(to, self.build_package0(dev_id, **options), "dm12")
+        return Sent(dev_id, "dm12", to, status, detail)
+
 
 def presented_scheme(msg: Message, headers: dict[str, str]) -> str | None:
     """The auth scheme a client message uses: an HMAC header, else the type of its Cred; None: neither."""

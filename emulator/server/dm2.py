@@ -15,6 +15,8 @@ Routes (mounted by :func:`setup_dm2`):
 - ``GET /push/<DevID>`` (also under ``/dm2`` and ``/dm20``): long-poll for a Package#0
   (200 + ``application/vnd.oma.dm.notification``, 204 after ``state.push_wait_s``), 1.19 item 6.
 - ``POST /admin/notify/<DevID>[?req_mos=1]``: queue a notification (``state.notify`` in Python);
+  ``&to=<listener URL>&protocol=dm2|dm12`` POSTs it to a reachable device's notification listener
+  instead (``state.send_notification``);
   ``POST /admin/script/<DevID>`` with JSON ``{"steps": [...]}`` or ``{"flow": "plan"}``: set the
   script (``*`` = every device); ``GET /admin/devices/<DevID>``: what the server saw, as JSON.
 
@@ -43,7 +45,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from emulator.errors import DecodeError
+from emulator.errors import DecodeError, EmulatorError
 from emulator.protocol.dm2 import media
 from emulator.protocol.dm2.clienturi import format_client_uri
 from emulator.protocol.dm2.messages import (
@@ -57,6 +59,7 @@ from emulator.protocol.dm2.messages import (
 )
 from emulator.protocol.dm2.moser import decode_mos
 from emulator.server.authorities import UnknownAuthorityError, learn_authorities
+from emulator.server.notify_out import send_package0
 from emulator.server.state import STATE_KEY, ServerState, Step, UiSession, Upload, repo_url
 from emulator.server.ui_flows import FLOWS, flow_result, open_ui, ui_url
 
@@ -324,11 +327,30 @@ async def push(request: web.Request) -> web.Response:
 
 
 async def admin_notify(request: web.Request) -> web.Response:
+    """Without ``to``: queue a DM 2.0 Package#0 for the push channel. With ``to`` (a device's listener,
+    ``&protocol=dm12|dm2``): POST it there; 200 when the listener took it, 502 with its answer if not."""
     state = request.app[STATE_KEY]
     dev_id = request.match_info["dev"]
     req_mos = request.query.get("req_mos", "").lower() in ("1", "true", "yes")
+    server_id = request.query.get("server_id")
+    to = request.query.get("to")
+    protocol = request.query.get("protocol", "dm2")
+    if to is None and protocol != "dm2":
+        return _problem(400, "only DM 2.0 notifications wait on the push channel; "
+                             "send a DM 1.2 Package 0 to the device's listener with ?to=<URL>")
+    if to is not None:
+        options: dict[str, object] = {"server_id": server_id}
+        if protocol == "dm2":
+            options["req_mos"] = req_mos
+        try:
+            sent = await send_package0(state, dev_id, to, protocol, **options)
+        except EmulatorError as exc:
+            return _problem(exc.status, str(exc))
+        return web.json_response({"device": dev_id, "protocol": protocol, "to": to, "delivered": sent.delivered,
+                                  "listener_status": sent.status, "detail": sent.detail,
+                                  "notification_id": sent.notification_id}, status=200 if sent.delivered else 502)
     try:
-        notification_id = state.notify(dev_id, req_mos=req_mos, server_id=request.query.get("server_id"))
+        notification_id = state.notify(dev_id, req_mos=req_mos, server_id=server_id)
     except UnknownAuthorityError as exc:
         return _problem(exc.status, str(exc))
     return web.json_response({"device": dev_id, "notification_id": notification_id, "req_mos": req_mos})

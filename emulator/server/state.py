@@ -183,7 +183,23 @@ class ServerState:
 
         ``server_id``: from another authority than ``self.server_id``, signed as the profiles provision
         DMAcc Auth/Noti (secret: the account's server secret or else the ServerID; data: the ServerID).
+        A device that can be reached gets it on its listener instead: :meth:`send_notification`.
         """
+        raw, notification_id = self.dm2_package0(dev_id, req_mos=req_mos, now=now, server_id=server_id)
+        self.push_queue(dev_id).put_nowait(raw)
+        return notification_id
+
+    async def send_notification(self, dev_id: str, to: str, protocol: str = "dm2", **options: Any) -> Any:
+        """POST a Package#0 for ``dev_id`` to a device's notification listener ``to`` (DM 2.0: options of
+        :meth:`notify`; DM 1.2: of ``Dm12Server.build_package0``); the listener's answer as a
+        :class:`emulator.server.notify_out.Sent`. The network part lives in that module."""
+        from emulator.server.notify_out import send_package0
+
+        return await send_package0(self, dev_id, to, protocol, **options)
+
+    def dm2_package0(self, dev_id: str, *, req_mos: bool = False, now: float | None = None,
+                     server_id: str | None = None) -> tuple[bytes, int]:
+        """A signed DM 2.0 Package#0 for ``dev_id`` and its NOTIFICATION-ID, noted as sent (see :meth:`notify`)."""
         notification_id = next(self._notification_ids) & 0xFFFF
         sid, secret, data = self.server_id, self.noti_secret, self.noti_data
         if server_id is not None and server_id != self.server_id:
@@ -197,9 +213,8 @@ class ServerState:
             notification_id=notification_id, timestamp=int(time.time() if now is None else now),
             req_mos=req_mos,
         )
-        self.push_queue(dev_id).put_nowait(raw)
         self.device(dev_id).notifications_sent.append(notification_id)
-        return notification_id
+        return raw, notification_id
 
     # ------------------------------------------------------------------ authentication
 

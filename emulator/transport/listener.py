@@ -1,0 +1,126 @@
+"""One notification listener for the whole fleet: ``POST /notify/<DevID>`` with a raw Package#0.
+
+It stands in for SMS / WAP push (PROTOCOL 2.2 "Bearers", 1.19 item 6): a server that can reach the
+emulator posts the notification bytes here, the DevID in the path says which device gets them, and
+the Content-Type says which protocol they are (``application/vnd.syncml.notification`` = DM 1.2,
+``application/vnd.oma.dm.notification`` = DM 2.0). The device checks them exactly as it checks any
+other Package#0 (:meth:`Fleet.deliver_notification`), so the HTTP answer only tells the sender what
+the device did: 202 a session was started, 403 the device ignored the notification (and why), 404 no
+such device, 415 not a notification type. One server for thousands of devices: no port per device.
+
+It listens on 127.0.0.1 unless the user asks for another address (anything that reaches it can make
+devices open sessions), and says so in the log when it is not loopback.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from aiohttp import web
+
+from emulator.events import AlertRaised, Event
+from emulator.protocol.dm2.media import NOTIFICATION as DM2_NOTIFICATION
+from emulator.protocol.dm2.media import media_type
+from emulator.protocol.syncml.codes import MEDIA_NOTIFICATION as DM12_NOTIFICATION
+
+if TYPE_CHECKING:
+    from emulator.fleet import Fleet
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_OF_TYPE = {DM12_NOTIFICATION: "dm12", DM2_NOTIFICATION: "dm2"}
+"""Content-Type of a Package#0 -> the protocol it belongs to."""
+TYPE_OF_PROTOCOL = {protocol: ctype for ctype, protocol in PROTOCOL_OF_TYPE.items()}
+MAX_PACKAGE0 = 64 << 10
+"""Largest body taken (a Package#0 is tens of bytes; a WAP push fits a few SMS)."""
+WILDCARD_HOSTS = ("", "0.0.0.0", "::")
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine reaches (127.0.0.0/8, ::1, "localhost")."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class NotificationListener:
+    """``await NotificationListener(fleet).start()``; ``.url`` is where servers post, ``.notify_url(dev)``
+    the address of one device."""
+
+    def __init__(self, fleet: Fleet, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.fleet = fleet
+        self.host = host
+        self.port = port
+        self.url = ""
+        self.accepted = 0
+        self.rejected = 0
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._runner is not None
+
+    def notify_url(self, dev_id: str) -> str:
+        """Where a server posts the Package#0 of ``dev_id`` (DevIDs keep their ``:`` readable)."""
+        return f"{self.url}/notify/{quote(dev_id, safe=':@')}"
+
+    async def start(self) -> str:
+        """Listen; returns the URL. OSError when the address cannot be bound."""
+        if self._runner is not None:
+            return self.url
+        if not is_loopback(self.host):
+            log.warning("notification listener on %s, not loopback: whoever reaches it can make the "
+                        "fleet's devices open management sessions", self.host or "every address")
+        app = web.Application(client_max_size=MAX_PACKAGE0)
+        app.router.add_post("/notify/{dev}", self._handle)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host or None, self.port)
+        try:
+            await site.start()
+        except OSError:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        port = runner.addresses[0][1]
+        shown = "127.0.0.1" if self.host in WILDCARD_HOSTS else self.host
+        self.url = f"http://{f'[{shown}]' if ':' in shown else shown}:{port}"
+        return self.url
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        dev_id = request.match_info["dev"]
+        protocol = PROTOCOL_OF_TYPE.get(media_type(request.headers.get("Content-Type")))
+        if protocol is None:
+            return web.Response(status=415, text="a notification is application/vnd.syncml.notification "
+                                                 "(DM 1.2) or application/vnd.oma.dm.notification (DM 2.0)")
+        if dev_id not in self.fleet.devices:
+            return web.Response(status=404, text=f"no device {dev_id!r} in this fleet")
+        raw = await request.read()
+        why: list[str] = []
+
+        def note(event: Event) -> None:
+            if isinstance(event, AlertRaised) and event.device_id == dev_id \
+                    and event.alert_type == "notification rejected":
+                why.append(event.detail)
+
+        stop = self.fleet.bus.subscribe(note, AlertRaised)
+        try:
+            task = self.fleet.deliver_notification(dev_id, raw, protocol)
+        finally:
+            stop()
+        if task is None:
+            self.rejected += 1
+            return web.Response(status=403, text=f"notification ignored: {why[0] if why else 'rejected'}")
+        self.accepted += 1
+        return web.json_response({"device": dev_id, "protocol": protocol, "session": "started"}, status=202)

@@ -1,0 +1,213 @@
+"""The push channel of devices behind NAT: long-polls of ``GET <server>/push/<DevID>`` (PROTOCOL 1.19 item 6).
+
+A device behind NAT cannot be reached by a server, so it keeps a request open at the server instead;
+the server answers 200 with the Package#0 bytes when it has one (``application/vnd.oma.dm.notification``)
+or 204 when its wait ran out, and the device asks again at once. A notification that comes back goes
+to :meth:`Fleet.deliver_notification`, which checks it as any other (DM-HLF-002, DM-HLF-008).
+
+Which devices poll follows their bearers: a device whose current bearer is behind NAT and that has a
+DM 2.0 account polls; one that leaves NAT (or the fleet) stops, one that enters NAT starts. Bearers
+change without an event of their own, so a watcher looks every ``recheck_s``: a handful of attribute
+reads per device, nothing that touches the tree. A device polls each distinct server its DM 2.0
+accounts name, once (the reference server has one push queue per device for all its authorities).
+
+The long-polls use their own pooled transport with room for a connection per device, so thousands
+of held requests never take the connections that sessions need. A server that is down or refuses is
+asked again after a back-off (doubling up to ``backoff[1]``, with jitter so a fleet does not retry in
+step); nothing here raises for what the network does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING
+from urllib.parse import quote, urlsplit
+
+from emulator.errors import EmulatorError
+from emulator.protocol.dm2.media import HEADER_DEVID
+from emulator.transport.http import HttpTransport, TlsConfig
+
+if TYPE_CHECKING:
+    from emulator.device import VirtualDevice
+    from emulator.fleet import Fleet
+
+log = logging.getLogger(__name__)
+
+PUSH_WAIT_S = 25.0
+"""How long one long-poll asks the server to hold (the reference server's own limit)."""
+
+
+def push_base(server_uri: str) -> str:
+    """The origin of an account's SrvURI, where ``/push/<DevID>`` lives ('' for a URI without one)."""
+    try:
+        parts = urlsplit(server_uri)
+    except ValueError:
+        return ""
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return ""
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class PushPoller:
+    """``PushPoller(fleet).start()`` keeps the long-polls of the fleet's devices behind NAT; ``await stop()``.
+
+    Options (all keyword): ``wait_s`` the hold asked of the server (a number, or a function read
+    before each poll); ``server_uri`` polls ``<server_uri>/push/<DevID>`` instead of the accounts'
+    origins (an explicit endpoint); ``nat_only=False`` polls every watched device whatever its bearer
+    (a server that only queues notifications); ``ready(dev_id)`` is awaited before each poll (a crashed
+    device waits for its restart); ``on_problem(dev_id, text)`` hears once why a device cannot poll.
+    """
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        transport: HttpTransport | None = None,
+        *,
+        wait_s: float | Callable[[], float] = PUSH_WAIT_S,
+        server_uri: str | None = None,
+        nat_only: bool = True,
+        backoff: tuple[float, float] = (1.0, 30.0),
+        jitter: float = 0.2,
+        recheck_s: float = 1.0,
+        max_connections: int = 10_000,
+        ready: Callable[[str], Awaitable[object]] | None = None,
+        on_problem: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.fleet = fleet
+        self.wait_s = wait_s
+        self.server_uri = server_uri.rstrip("/") if server_uri else None
+        self.nat_only = nat_only
+        self.backoff = backoff
+        self.jitter = jitter
+        self.recheck_s = recheck_s
+        self.ready = ready
+        self.on_problem = on_problem
+        self._owns_transport = transport is None
+        longest = wait_s if isinstance(wait_s, int | float) else PUSH_WAIT_S
+        self.transport = transport or HttpTransport(timeout=longest + 10, max_connections=max_connections)
+        self.delivered = 0
+        self._watched: set[str] | None = None  # None: every device of the fleet, as it is now
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._watcher: asyncio.Task | None = None
+        self._complained: set[str] = set()
+        self._rng = random.Random()
+
+    # ------------------------------------------------------------------ control
+
+    @property
+    def polling(self) -> set[str]:
+        """The devices with a long-poll loop running now."""
+        return {d for d, t in self._tasks.items() if not t.done()}
+
+    def start(self, dev_ids: Iterable[str] | None = None) -> None:
+        """Watch these devices (None: the whole fleet, devices added later included); needs a running loop."""
+        started = self._watcher is not None
+        if dev_ids is None or (started and self._watched is None):
+            self._watched = None  # the whole fleet stays the whole fleet
+        else:
+            self._watched = (self._watched or set()) | set(dev_ids)
+        self.reconcile()
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.ensure_future(self._watch())
+
+    async def stop(self) -> None:
+        """Stop every long-poll (requests in flight are dropped); the own transport is closed."""
+        tasks = [t for t in (self._watcher, *self._tasks.values()) if t is not None]
+        self._watcher = None
+        self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._owns_transport:
+            await self.transport.aclose()
+
+    def should_poll(self, dev_id: str) -> bool:
+        """Watched, in the fleet and (unless ``nat_only`` is off) behind NAT on its current bearer."""
+        if self._watched is not None and dev_id not in self._watched:
+            return False
+        dev = self.fleet.devices.get(dev_id)
+        return dev is not None and (not self.nat_only or dev.behind_nat)
+
+    def reconcile(self) -> None:
+        """Start the loops of devices that should poll and stop the others (bearer changes, removals)."""
+        candidates = self.fleet.devices.keys() if self._watched is None else self._watched
+        for dev_id in list(candidates):
+            task = self._tasks.get(dev_id)
+            if (task is None or task.done()) and self.should_poll(dev_id):
+                self._tasks[dev_id] = asyncio.ensure_future(self._loop(dev_id))
+        for dev_id, task in list(self._tasks.items()):
+            if task.done() or not self.should_poll(dev_id):
+                task.cancel()
+                del self._tasks[dev_id]
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.recheck_s)
+            self.reconcile()
+
+    # ------------------------------------------------------------------ one device
+
+    def urls(self, dev: VirtualDevice, wait: float) -> list[tuple[str, TlsConfig]]:
+        """The long-poll requests of one device: one per distinct server of its DM 2.0 accounts."""
+        out: dict[str, TlsConfig] = {}
+        for account in dev.accounts("dm2"):
+            base = self.server_uri or push_base(account.server_uri)
+            if base:
+                url = f"{base}/push/{quote(dev.id, safe=':@')}?wait={wait:g}"
+                out.setdefault(url, TlsConfig.for_account(account))
+        return list(out.items())
+
+    def _problem(self, dev_id: str, text: str) -> None:
+        if dev_id in self._complained:
+            return
+        self._complained.add(dev_id)
+        log.info("%s: %s", dev_id, text)
+        if self.on_problem is not None:
+            self.on_problem(dev_id, text)
+
+    async def _loop(self, dev_id: str) -> None:
+        failures = 0
+        while True:
+            if self.ready is not None:
+                await self.ready(dev_id)
+            dev = self.fleet.devices.get(dev_id)
+            if dev is None:
+                return
+            wait = self.wait_s() if callable(self.wait_s) else self.wait_s
+            requests = self.urls(dev, wait)
+            if not requests:
+                self._problem(dev_id, "cannot wait for notifications: it has no DM 2.0 account with an "
+                                      "http(s) server address")
+                await asyncio.sleep(self.backoff[1])
+                continue
+            self._complained.discard(dev_id)
+            answers = await asyncio.gather(*(self._poll_once(dev_id, url, tls) for url, tls in requests))
+            if all(answers):
+                failures = 0
+                continue
+            failures += 1
+            low, high = self.backoff
+            delay = min(high, low * 2 ** (failures - 1))
+            if self.jitter:
+                delay *= 1 + self._rng.uniform(-self.jitter, self.jitter)
+            await asyncio.sleep(delay)
+
+    async def _poll_once(self, dev_id: str, url: str, tls: TlsConfig) -> bool:
+        """One long-poll; True when the server answered as a push channel does (200 or 204)."""
+        result = await self.transport.request("GET", url, headers={HEADER_DEVID: dev_id}, tls=tls)
+        if result.status == 204:
+            return True
+        if result.status != 200:
+            log.debug("%s: push %s: %s", dev_id, url, result.error or f"HTTP {result.status}")
+            return False
+        ctype = next((v for k, v in result.headers.items() if k.lower() == "content-type"), "")
+        protocol = "dm12" if "syncml" in ctype.lower() else "dm2"
+        with contextlib.suppress(EmulatorError):  # the device left the fleet meanwhile
+            self.fleet.deliver_notification(dev_id, result.body, protocol)
+            self.delivered += 1
+        return True
