@@ -13,6 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from emulator.device import VirtualDevice
 from emulator.errors import EmulatorError
@@ -22,6 +23,10 @@ from emulator.protocol.actions import SessionDone
 from emulator.session import SessionContext, UiHandler, drive
 from emulator.store import DeviceRecord, Workspace
 from emulator.transport.http import HttpTransport
+
+if TYPE_CHECKING:
+    from emulator.transport.listener import NotificationListener
+    from emulator.transport.push import PushPoller
 
 BEARER_RETRIES = 1
 """Sessions run again after a bearer switch cut one of their requests (DM-HLF-008)."""
@@ -261,7 +266,39 @@ class Fleet:
         self.bus.publish(AlertRaised(dev_id, "notification rejected", reason, {"protocol": protocol}))
         return None
 
+    # ------------------------------------------------------------------ notification channels
+
+    listener: NotificationListener | None = None
+    push: PushPoller | None = None
+
+    async def start_listener(self, host: str = "127.0.0.1", port: int = 0) -> NotificationListener:
+        """The fleet's one notification listener (``POST <url>/notify/<DevID>``), for servers that can
+        reach the devices; loopback unless another host is asked for. OSError when it cannot listen."""
+        from emulator.transport.listener import NotificationListener
+
+        if self.listener is None:
+            listener = NotificationListener(self, host, port)
+            await listener.start()
+            self.listener = listener
+        return self.listener
+
+    def start_push(self, dev_ids: list[str] | None = None, **options: object) -> PushPoller:
+        """Long-polls of the server's push channel for the devices behind NAT (all of the fleet's by
+        default, following their bearers); options as :class:`PushPoller`'s. Needs a running loop."""
+        from emulator.transport.push import PushPoller
+
+        if self.push is None:
+            self.push = PushPoller(self, **options)  # type: ignore[arg-type]
+        self.push.start(dev_ids)
+        return self.push
+
     async def aclose(self) -> None:
+        listener, push = self.listener, self.push
+        self.listener = self.push = None
+        if push is not None:
+            await push.stop()
+        if listener is not None:
+            await listener.stop()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:

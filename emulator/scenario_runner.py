@@ -41,9 +41,7 @@ from emulator.scenario import (
     node_text,
 )
 from emulator.transport.http import HttpTransport
-
-PUSH_WAIT_S = 25.0
-"""How long one push long-poll asks the server to hold (the reference server's own limit)."""
+from emulator.transport.push import PUSH_WAIT_S, PushPoller
 
 
 def split_server(url: str) -> tuple[str, str | None]:
@@ -293,6 +291,11 @@ class ScenarioRunner:
         self.push_transport = OutageTransport(outage, clock, timeout=PUSH_WAIT_S + 10,
                                               max_connections=max(1, min(sc.device_count, 1000)))
         self.outage = outage
+        # the runner notifies through the server's queue (/admin/notify): devices that wait for
+        # notifications poll whatever their bearer; a server that refuses is asked again each second
+        self.poller = PushPoller(fleet, self.push_transport, wait_s=self._push_wait, server_uri=self.endpoint,
+                                 nat_only=False, backoff=(1.0, 1.0), jitter=0.0, ready=self._up,
+                                 on_problem=lambda dev_id, text: self.problems.append(f"{dev_id}: {text}"))
         fleet.bus.subscribe(self._on_bus, SessionStarted, SessionEnded, AlertRaised)
         self._gate = asyncio.Semaphore(sc.pacing.max_in_flight)
         with workspace.transaction() if workspace is not None else contextlib.nullcontext():
@@ -316,6 +319,7 @@ class ScenarioRunner:
             self._stopping = True
             for dev_id in self._running:
                 self._cut.setdefault(dev_id, "stopped at the scenario's time limit" if stopped else "run stopped")
+            await self.poller.stop()
             for task in list(self._tasks):
                 task.cancel()
             if self._tasks:
@@ -358,7 +362,8 @@ class ScenarioRunner:
                 if any(r.on_notification for r in rules):
                     pollers.append(dev_id)
         starts.sort(key=lambda s: s[0])
-        polls = [self._spawn(self._poll(dev_id)) for dev_id in pollers]
+        if pollers:
+            self.poller.start(pollers)
         timeline = self._spawn(self._timeline())
         loops: list[asyncio.Task] = []
         for at, dev_id, plan in starts:
@@ -366,11 +371,10 @@ class ScenarioRunner:
             await self._gate.acquire()  # the first session's slot: no task exists for a device before it is due
             loops.append(self._spawn(self._device_loop(dev_id, plan, held=True)))
         await asyncio.gather(*loops, timeline, return_exceptions=True)
-        if polls and sc.duration is not None:
+        if pollers and sc.duration is not None:
             await self._sleep_until(sc.duration)
         self._stopping = True
-        for task in polls:
-            task.cancel()
+        await self.poller.stop()
         # sessions started by events, notifications or the fleet itself (async results) end by themselves
         assert self.fleet is not None
         while self._open or self.fleet.stats.running > 0 or any(not t.done() for t in self._tasks):
@@ -442,31 +446,16 @@ class ScenarioRunner:
 
     # -- notifications -------------------------------------------------------------------------
 
-    async def _poll(self, dev_id: str) -> None:
-        """Long-poll the server's push channel for this device; the fleet checks each Package#0 and
-        starts the session it asks for (a rejected one comes back as an AlertRaised: a problem)."""
-        assert self.fleet is not None
-        while not self._stopping:
-            if dev_id in self._down:
-                await self._sleep_until(self._down[dev_id])
-                continue
-            dev = self.fleet.device(dev_id)
-            try:
-                account = dev.account(None, "dm2")
-            except EmulatorError as exc:
-                self.problems.append(f"{dev_id}: cannot wait for notifications: {exc}")
-                return
-            srv = (self.endpoint or account.server_uri).rstrip("/")
-            wait = PUSH_WAIT_S
-            if self.scenario.duration is not None:
-                wait = max(0.5, min(wait, self.scenario.duration - self.now()))
-            url = f"{srv}/push/{quote(dev_id, safe=':@')}?wait={wait:g}"
-            result = await self.push_transport.request("GET", url, headers={"OMADM-DevID": dev_id})
-            if result.status == 200:
-                ctype = next((v for k, v in result.headers.items() if k.lower() == "content-type"), "")
-                self.fleet.deliver_notification(dev_id, result.body, "dm12" if "syncml" in ctype else "dm2")
-            elif result.status != 204:
-                await asyncio.sleep(1.0)  # server down or refusing: try again, without spinning
+    def _push_wait(self) -> float:
+        """One long-poll holds at most until the scenario's end."""
+        if self.scenario.duration is None:
+            return PUSH_WAIT_S
+        return max(0.5, min(PUSH_WAIT_S, self.scenario.duration - self.now()))
+
+    async def _up(self, dev_id: str) -> None:
+        """A crashed device polls again once it has restarted."""
+        while dev_id in self._down:
+            await self._sleep_until(self._down[dev_id])
 
     # -- the timeline ----------------------------------------------------------------------------
 
