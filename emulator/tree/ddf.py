@@ -13,7 +13,6 @@ decoder: no entities, no DTD loading, no network; each problem names the file an
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -22,6 +21,7 @@ from typing import Literal, Protocol
 
 from lxml import etree
 
+from emulator import xmlsafe
 from emulator.errors import EmulatorError, FileFormatError, UnsupportedError
 from emulator.tree import uri as uri_mod
 
@@ -35,7 +35,6 @@ _MAX_N = 65536
 # Shipped DDFs live in <repo>/assets/ddf; the repo root is the parent of the ``emulator`` package.
 ASSET_DIR = Path(__file__).resolve().parents[2] / "assets" / "ddf"
 
-_ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,25 +187,7 @@ def load_ddf(source: str | os.PathLike[str] | bytes, *, name: str | None = None)
 
 
 def _parse_xml(data: bytes, label: str) -> etree._Element:
-    """Parse untrusted XML: entity declarations refused before libxml2 sees them, no DTD, no network."""
-    m = _ENTITY_DECL.search(data)
-    if m:
-        line = data.count(b"\n", 0, m.start()) + 1
-        raise FileFormatError(label, line, "entity declarations are not allowed")
-    parser = etree.XMLParser(
-        resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False, remove_comments=True
-    )
-    try:
-        doc = etree.fromstring(data, parser)
-    except etree.XMLSyntaxError as exc:
-        raise FileFormatError(label, exc.lineno or None, f"not well-formed XML: {exc.msg}") from None
-    except ValueError as exc:  # e.g. an encoding declaration lxml cannot honour
-        raise FileFormatError(label, None, f"not readable as XML: {exc}") from None
-    dtd = doc.getroottree().docinfo.internalDTD
-    if dtd is not None and any(True for _ in dtd.iterentities()):
-        # Only reachable for encodings the byte scan above cannot see (UTF-16, UTF-32).
-        raise FileFormatError(label, 1, "entity declarations are not allowed")
-    return doc
+    return xmlsafe.parse(data, source=label)
 
 
 def _local(el: etree._Element) -> str | None:

@@ -36,11 +36,12 @@ from functools import lru_cache
 
 from lxml import etree
 
+from emulator import xmlsafe
 from emulator.errors import EmulatorError, FileFormatError, UnsupportedError
 from emulator.secrets import MASK, MASK_BYTES, is_secret_name, is_secret_value
 from emulator.tree import uri as uris
 from emulator.tree.acl import Acl
-from emulator.tree.ddf import FORMATS, _local, _parse_xml
+from emulator.tree.ddf import FORMATS, _local
 from emulator.tree.errors import TreeError
 from emulator.tree.node import PERMANENT, Node, NodeMeta, access_names
 from emulator.tree.tree import PROPERTIES, Tree, Value, format_tstamp
@@ -398,7 +399,7 @@ def _read(data: bytes | str, base_uri: str | None, source: str) -> _Reader:
     head = data.lstrip()[:1]
     if head and head[0] < 0x20:  # WBXML starts with its version byte (0x01..0x03)
         raise UnsupportedError(f"{source}: WBXML TNDS ({TNDS_WBXML}) is not supported", status=415)
-    root = _parse_xml(data, source)
+    root = xmlsafe.parse(data, source=source)
     reader = _Reader(source, root)
     if base_uri is not None:
         try:

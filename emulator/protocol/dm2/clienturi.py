@@ -151,6 +151,8 @@ def parse_client_uri(text: str) -> ClientURI:
         raise DecodeError(f"ClientURI must not have a fragment: {text!r}")
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
         raise DecodeError(f"ClientURI contains a control character: {text!r}")
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in text):  # not UTF-8: could never be sent or echoed
+        raise DecodeError(f"ClientURI contains a lone surrogate: {text!r}")
     body, has_query, query = text.partition("?")
     moid, sep, rest = body.partition("/")
     if not sep:
