@@ -18,7 +18,7 @@ from typing import NamedTuple
 from emulator.errors import StoreError
 from emulator.tree import NodeInfo, Tree, TreeError
 from emulator.tree import uri as uris
-from emulator.tree.node import PERMANENT, Node, NodeMeta, access_flags, access_names
+from emulator.tree.node import PERMANENT, Node, access_flags, access_names
 
 Segments = tuple[str, ...]
 
@@ -164,21 +164,7 @@ def _put(tree: Tree, segs: Segments, row: NodeRow) -> None:
         access=access_names(row.flags),
         title=row.title,
     )
-    _restore_meta(tree, segs, row)
-
-
-def _restore_meta(tree: Tree, segs: Segments, row: NodeRow) -> None:
-    """Put back Title, TStamp and VerNo exactly as stored.
-
-    ``Tree.set_node`` builds a node as new (VerNo 0, no TStamp), but a reload must not look like a
-    change to a server that compares VerNo. Only call this right after ``set_node`` on ``segs``: the
-    node is then owned by ``tree``, so changing it in place cannot leak into a template or a fork.
-    """
-    node = _owned_node(tree, segs)
-    if row.title or row.tstamp is not None or row.verno:
-        node.meta = NodeMeta(row.title, row.tstamp, row.verno)
-    else:
-        node.meta = None
+    tree.restore_meta(segs, row.title, row.tstamp, row.verno)
 
 
 def _owned_node(tree: Tree, segs: Segments) -> Node:

@@ -43,7 +43,7 @@ from emulator.tree import uri as uris
 from emulator.tree.acl import Acl
 from emulator.tree.ddf import FORMATS, _local
 from emulator.tree.errors import TreeError
-from emulator.tree.node import PERMANENT, Node, NodeMeta, access_names
+from emulator.tree.node import PERMANENT, Node, access_names
 from emulator.tree.tree import PROPERTIES, Tree, Value, format_tstamp
 
 TNDS_XML = "application/vnd.syncml.dmtnds+xml"
@@ -308,7 +308,7 @@ def _apply_local(tree: Tree, item: _Item, replace: bool) -> None:
         tstamp = meta.tstamp if meta else None
     if verno is None:
         verno = meta.verno if meta else 0
-    _restore_meta(tree, segs, title, tstamp, verno)
+    tree.restore_meta(segs, title, tstamp, verno)
 
 
 def _find(tree: Tree, segs: tuple[str, ...]) -> Node | None:
@@ -320,18 +320,6 @@ def _find(tree: Tree, segs: tuple[str, ...]) -> Node | None:
         if node is None:
             return None
     return node
-
-
-def _restore_meta(tree: Tree, segs: tuple[str, ...], title: str, tstamp: float | None, verno: int) -> None:
-    """Title, TStamp and VerNo exactly as the document says (``set_node`` cannot take the last two).
-
-    Only right after ``set_node`` on ``segs``: the node is then owned by this tree (or its open
-    transaction), so writing it in place cannot leak into a fork or a rolled-back state.
-    """
-    node = tree.root
-    for seg in segs:
-        node = node.children[seg]  # type: ignore[index]
-    node.meta = NodeMeta(title, tstamp, verno) if (title or tstamp is not None or verno) else None
 
 
 def _apply_server(tree: Tree, item: _Item, replace: bool, by: str) -> bool:

@@ -589,6 +589,13 @@ class Tree:
         self._emit(TreeEvent(kind, uris.join(segs), old, target.value, None))
 
 
+    def restore_meta(self, uri: str | Path, title: str, tstamp: float | None, verno: int) -> None:
+        """Put back Title, TStamp and VerNo exactly (a workspace reload or a TNDS import by the device):
+        a restored node must not look changed to a server that compares VerNo. No event: nothing changed."""
+        target = self._writable(self._segments(uri))[-1]
+        target.meta = NodeMeta(title, tstamp, verno) if (title or tstamp is not None or verno) else None
+
+
 class _Transaction:
     __slots__ = ("tree",)
 
