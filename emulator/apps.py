@@ -357,7 +357,7 @@ class AppRegistry:
 
     async def fetch_default(self, app: LocalApp, moid: str) -> list[str]:
         """Create an instance of ``moid`` from its DEFAULT ServerURI (see the module doc)."""
-        from emulator.protocol.dm2.client import _basic_auth
+        from emulator.protocol.dm2.client import basic_auth
         from emulator.protocol.dm2.executor import Actor, store
         from emulator.protocol.dm2.moser import decode_mos
         from emulator.transport.http import HttpTransport, TlsConfig
@@ -372,7 +372,7 @@ class AppRegistry:
         if account is None:
             raise EmulatorError(f"DEFAULT for {moid} points to {url}, which belongs to no DM 2.0 account", status=403)
         headers = {"Accept": ", ".join(media.MO_JSON_ACCEPTED), media.HEADER_DEVID: dev.id}
-        auth = _basic_auth(account)
+        auth = basic_auth(account)
         if auth:
             headers["Authorization"] = auth
         shared = self.transport or dev.transport

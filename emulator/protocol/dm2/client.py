@@ -180,7 +180,7 @@ class DM2Client:
         self.packages = 0
         self.commands_run = 0
         self.server_accept: str | None = None
-        self._auth = _basic_auth(account)
+        self._auth = basic_auth(account)
         if self._auth and ":" in account.client_user:
             self.notes.append(f"HTTP Basic user-id {account.client_user!r} contains ':', which RFC 7617 forbids; "
                               "a server splitting at the first ':' reads another user")
@@ -573,7 +573,7 @@ def check_notification(
 # --- helpers --------------------------------------------------------------------------------------
 
 
-def _basic_auth(account: Account) -> str | None:
+def basic_auth(account: Account) -> str | None:
     if account.auth != "basic" or not account.client_user:
         return None
     token = base64.b64encode(f"{account.client_user}:{account.client_secret}".encode()).decode("ascii")
