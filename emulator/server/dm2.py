@@ -319,11 +319,29 @@ async def push(request: web.Request) -> web.Response:
     with contextlib.suppress(ValueError):  # a bad ?wait= keeps the server's own limit
         wait = min(wait, max(0.0, float(request.query.get("wait", wait))))
     queue = state.push_queue(request.match_info["dev"])
+    getter = asyncio.ensure_future(queue.get())
+    closing = asyncio.ensure_future(request.app[PUSH_CLOSING].wait())
     try:
-        raw = await asyncio.wait_for(queue.get(), wait)
-    except TimeoutError:
+        await asyncio.wait((getter, closing), timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        closing.cancel()
+        if not getter.done():
+            getter.cancel()  # (nothing taken yet: cancelling loses no notification)
+    if getter.cancelled() or not getter.done():
+        return web.Response(status=204)  # the wait ran out, or the server is shutting down
+    raw = getter.result()
+    if request.transport is None or request.transport.is_closing():
+        queue.put_nowait(raw)  # the device stopped waiting (left NAT, went away): keep it for the next poll
         return web.Response(status=204)
     return web.Response(body=raw, content_type=media.NOTIFICATION)
+
+
+PUSH_CLOSING = web.AppKey("push_closing", asyncio.Event)
+"""Set when the app shuts down: held push requests answer 204 at once instead of holding the shutdown."""
+
+
+async def _release_push(app: web.Application) -> None:
+    app[PUSH_CLOSING].set()
 
 
 async def admin_notify(request: web.Request) -> web.Response:
@@ -408,6 +426,8 @@ def setup_dm2(app: web.Application) -> None:
         app.router.add_post(path + "/{server_id}" + ALERTS_SUFFIX, session)
     for prefix in ("", "/dm2", "/dm20"):
         app.router.add_get(prefix + "/push/{dev}", push)
+    app[PUSH_CLOSING] = asyncio.Event()
+    app.on_shutdown.append(_release_push)
     app.router.add_get("/repo/{path:.+}", repo_get)
     app.router.add_put("/repo/{path:.+}", repo_put)
     app.router.add_post("/repo/{path:.+}", repo_put)

@@ -79,7 +79,7 @@ class NotificationListener:
                         "fleet's devices open management sessions", self.host or "every address")
         app = web.Application(client_max_size=MAX_PACKAGE0)
         app.router.add_post("/notify/{dev}", self._handle)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, self.host or None, self.port)
         try:
