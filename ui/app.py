@@ -111,6 +111,12 @@ class Desktop:
                 except EmulatorError as exc:
                     window.show_error(f"demo device {profile}: {exc}")
         window.fleet_panel.model.sync()
+        try:  # notifications over the real channels: the fleet's listener (loopback), push behind NAT
+            await fleet.start_listener()
+        except OSError as exc:
+            window.show_error(f"the notification listener could not listen on 127.0.0.1 ({exc})")
+        if self.server.url:
+            fleet.start_push()
         window.show()
         from ui.heap import settle
 
