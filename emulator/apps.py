@@ -42,6 +42,7 @@ from emulator.protocol.dm2.clienturi import (
 )
 from emulator.tree import Tree, TreeEvent
 from emulator.tree import uri as uris
+from emulator.tree.ddf import find_builtin
 
 if TYPE_CHECKING:
     from emulator.device import VirtualDevice
@@ -394,7 +395,7 @@ class AppRegistry:
         wanted = [i for i in items if _moid_of(i.client_uri) == moid]
         if not wanted:
             raise EmulatorError(f"DEFAULT fetch of {moid}: {url} sent no object of that MO", status=415)
-        written = store(dev.tree, Actor(account.server_id, frozenset(account.perms)), wanted, None)
+        written = store(dev.tree, Actor(account.server_id, frozenset(account.perms), find_builtin), wanted, None)
         dev.bus.publish(AlertRaised(dev.id, ALERT_APP_DEFAULT,
                                     f"app {app.name} asked for {moid}: created {', '.join(written)} from {url}",
                                     {"app": app.name, "moid": moid, "url": url, "created": written}))

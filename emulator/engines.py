@@ -14,6 +14,7 @@ from emulator.device import VirtualDevice
 from emulator.environments import Environment
 from emulator.mo.accounts import Account, store_nonces
 from emulator.protocol.actions import SessionDone
+from emulator.tree.ddf import find_builtin
 
 if TYPE_CHECKING:
     from emulator.fleet import Fleet
@@ -44,7 +45,7 @@ def make_engine(dev: VirtualDevice | Environment, account: Account, session_id: 
 
     options.setdefault("subscriptions", subscriptions_for(device.tree))  # kept per tree, not per session
     return DM2Client(tree, account, dev_id=dev.id, has_browser=dev.profile.ui.browser,  # type: ignore[arg-type]
-                     **options)
+                     describe_mo=find_builtin, **options)
 
 
 def _syncml_session_id() -> str:

@@ -494,6 +494,11 @@ def builtin_moids() -> tuple[str, ...]:
     return tuple(sorted(_builtin_index()))
 
 
+def find_builtin(moid: str) -> MODescription | None:
+    """The shipped DDF of ``moid``, or None (an MO the device knows no description of)."""
+    return _builtin_index().get(moid)
+
+
 def load_builtin(moid: str) -> MODescription:
     """The shipped description of ``moid``; UnsupportedError (406) for an MO we do not describe."""
     try:

@@ -105,6 +105,7 @@ from emulator.protocol.dm2.notification import (
 )
 from emulator.protocol.dm2.subscriptions import Subscription, Subscriptions, subscriptions_for
 from emulator.tree import Tree
+from emulator.tree.ddf import MODescription
 
 ALERT_EXEC_RESULT = "urn:oma:at:dm:2.0:ExecResult"
 """Project alert type for the asynchronous result of an EXEC with a ServerURI [P]."""
@@ -152,6 +153,7 @@ class DM2Client:
         subscriptions: Subscriptions | None = None,
         server_uri: str | None = None,
         max_empty_rounds: int = 240,
+        describe_mo: Callable[[str], MODescription | None] | None = None,
     ) -> None:
         session_alert = SESSION_ALERTS.get(alert_type, alert_type)
         if session_alert not in SESSION_ALERTS.values():
@@ -161,7 +163,7 @@ class DM2Client:
         self.tree = tree
         self.account = account
         self.dev_id = dev_id
-        self.actor = Actor(account.server_id, frozenset(account.perms))
+        self.actor = Actor(account.server_id, frozenset(account.perms), describe_mo or (lambda moid: None))
         self.session_alert = session_alert
         self.notification_id = notification_id
         self.req_mos = req_mos

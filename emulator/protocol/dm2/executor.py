@@ -27,7 +27,8 @@ Decisions where the public text is silent:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from emulator.errors import DecodeError, EmulatorError, TooLargeError
@@ -53,7 +54,7 @@ from emulator.protocol.dm2.clienturi import (
 from emulator.protocol.dm2.messages import MOInfo
 from emulator.protocol.dm2.moser import MOSerialization, from_json_value, to_json_value
 from emulator.tree import Tree, TreeError
-from emulator.tree.ddf import MODescription, describe, load_builtin
+from emulator.tree.ddf import MODescription, describe
 
 Path = tuple[str, ...]
 
@@ -82,10 +83,12 @@ class CommandError(EmulatorError):
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """The server a command acts for: its id (ACLs) and the MOIDs it was granted (Perm)."""
+    """The server a command acts for: its id (ACLs), the MOIDs it was granted (Perm), and where the
+    DDF of an MOID comes from (the engine does no I/O: its driver hands it a lookup)."""
 
     server_id: str
     perms: frozenset[str]
+    describe: Callable[[str], MODescription | None] = field(default=lambda moid: None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,13 +191,6 @@ def read(tree: Tree, text: str, actor: Actor) -> tuple[int, list[MOSerialization
 # --- writing --------------------------------------------------------------------------------------
 
 
-def _ddf(moid: str) -> MODescription | None:
-    try:
-        return load_builtin(moid)
-    except EmulatorError:
-        return None
-
-
 def _natural(value: Any) -> tuple[str | None, str]:
     """(tree value, format) of a JSON leaf with no DDF to say its format."""
     if value is None:
@@ -294,7 +290,7 @@ def create_instance(
     if not tree.exists(container):
         tree.set_node(container, format="node")
     tree.set_node(path, format="node", type=moid, acl=exclusive_acl(actor.server_id), title=root_name[:255])
-    _Writer(tree, actor.server_id, _ddf(moid)).children(path, (), content)
+    _Writer(tree, actor.server_id, actor.describe(moid)).children(path, (), content)
     return format_client_uri(moid, miid)
 
 
@@ -313,7 +309,7 @@ def _create_missing(tree: Tree, actor: Actor, uri: ClientURI, mo_data: dict[str,
     if uri.instance not in visible_instances(tree, uri.moid, actor.server_id):
         raise ResolveError(f"{uri}: no node matches")
     _, value = _single(mo_data, str(uri))
-    writer = _Writer(tree, actor.server_id, _ddf(uri.moid))
+    writer = _Writer(tree, actor.server_id, actor.describe(uri.moid))
     writer.node(root + uri.path, uri.path, value)
     return format_client_uri(uri.moid, uri.instance, uri.path)
 
@@ -342,7 +338,7 @@ def store(tree: Tree, actor: Actor, items: list[MOSerialization], client_uri: st
             targets = resolve_targets(tree, uri, actor)
         except ResolveError:
             return [_create_missing(tree, actor, uri, data)]
-        writer = _Writer(tree, actor.server_id, _ddf(uri.moid))
+        writer = _Writer(tree, actor.server_id, actor.describe(uri.moid))
         for t in targets:
             if not tree.exists(t.path):
                 continue  # an earlier target's replace removed it
