@@ -284,7 +284,8 @@ class Fleet:
 
     def start_push(self, dev_ids: list[str] | None = None, **options: object) -> PushPoller:
         """Long-polls of the server's push channel for the devices behind NAT (all of the fleet's by
-        default, following their bearers); options as :class:`PushPoller`'s. Needs a running loop."""
+        default, following their bearers); options as :class:`PushPoller`'s, taken when it is first
+        started (later calls add devices). Needs a running loop."""
         from emulator.transport.push import PushPoller
 
         if self.push is None:

@@ -11,8 +11,10 @@ change without an event of their own, so a watcher looks every ``recheck_s``: a 
 reads per device, nothing that touches the tree. A device polls each distinct server its DM 2.0
 accounts name, once (the reference server has one push queue per device for all its authorities).
 
-The long-polls use their own pooled transport with room for a connection per device, so thousands
-of held requests never take the connections that sessions need. A server that is down or refuses is
+The long-polls use their own pooled transport, so held requests never take the connections that
+sessions need. It allows ``max_connections`` (1000) at once: beyond that many devices behind NAT,
+polls wait their turn for a connection (a notification then waits longer) rather than exhausting the
+process's file descriptors, which the in-process demo server shares. A server that is down or refuses is
 asked again after a back-off (doubling up to ``backoff[1]``, with jitter so a fleet does not retry in
 step); nothing here raises for what the network does.
 """
@@ -73,7 +75,7 @@ class PushPoller:
         backoff: tuple[float, float] = (1.0, 30.0),
         jitter: float = 0.2,
         recheck_s: float = 1.0,
-        max_connections: int = 10_000,
+        max_connections: int = 1000,
         ready: Callable[[str], Awaitable[object]] | None = None,
         on_problem: Callable[[str, str], None] | None = None,
     ) -> None:
