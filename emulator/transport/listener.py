@@ -66,6 +66,11 @@ class NotificationListener:
     def running(self) -> bool:
         return self._runner is not None
 
+    @property
+    def addresses(self) -> list[tuple]:
+        """The socket addresses it listens on (empty when stopped)."""
+        return list(self._runner.addresses) if self._runner is not None else []
+
     def notify_url(self, dev_id: str) -> str:
         """Where a server posts the Package#0 of ``dev_id`` (DevIDs keep their ``:`` readable)."""
         return f"{self.url}/notify/{quote(dev_id, safe=':@')}"

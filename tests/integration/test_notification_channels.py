@@ -186,7 +186,7 @@ def test_unknown_device_and_wrong_type_are_refused():
 
 def test_listener_binds_loopback_by_default():
     async def body(state, base, fleet, listener):
-        addresses = listener._runner.addresses
+        addresses = listener.addresses
         # a second start returns the same listener: one for the whole fleet
         again = await fleet.start_listener()
         return listener.host, listener.url, addresses, again is listener
