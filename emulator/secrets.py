@@ -127,10 +127,10 @@ def mask_syncml(root: etree._Element) -> int:
 
 def mask_tnds_text(text: str) -> tuple[str, int]:
     """A TNDS document (as text) with the values of secret leaves masked; unchanged if not TNDS."""
-    from emulator.protocol.syncml.message import parse_xml_safely
+    from emulator.xmlsafe import parse
 
     try:
-        root = parse_xml_safely(text.encode("utf-8"))
+        root = parse(text.encode("utf-8"))
     except EmulatorError:
         return text, 0
     count = 0
@@ -159,9 +159,9 @@ def mask_message(content_type: str, body: bytes) -> bytes:
             root = wbxml.decode(body)
             return wbxml.encode(root) if mask_syncml(root) else body
         if "xml" in base or body.lstrip().startswith(b"<"):
-            from emulator.protocol.syncml.message import parse_xml_safely
+            from emulator.xmlsafe import parse
 
-            root = parse_xml_safely(body)
+            root = parse(body, repair_ampersands=True)
             if "dmtnds" in base:
                 text, n = mask_tnds_text(body.decode("utf-8"))
                 return text.encode("utf-8") if n else body
