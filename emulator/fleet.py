@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING
 
 from emulator.device import VirtualDevice
 from emulator.errors import EmulatorError
-from emulator.events import EventBus, MessageLogged, SessionEnded, SessionStarted
+from emulator.events import AlertRaised, EventBus, MessageLogged, SessionEnded, SessionStarted
 from emulator.profile import Profile, find_profile
 from emulator.protocol.actions import SessionDone
 from emulator.session import SessionContext, UiHandler, drive
 from emulator.store import DeviceRecord, Workspace
-from emulator.transport.http import HttpTransport
+from emulator.transport.http import HttpTransport, TlsConfig
 
 if TYPE_CHECKING:
     from emulator.transport.listener import NotificationListener
@@ -190,9 +190,12 @@ class Fleet:
         retries = BEARER_RETRIES
         while True:
             link = BearerLink(self.transport, dev)
+            tls = TlsConfig.for_account(account)
+            if tls.warning:
+                self.bus.publish(AlertRaised(dev.id, "tls", tls.warning))
             ctx = SessionContext(
                 device_id=dev.id, session_id=self.new_session_id(), protocol=protocol, server=account.server_id,
-                bus=self.bus, transport=link, shaping=dev.shaping, bearer=dev.bearer,  # type: ignore[arg-type]
+                bus=self.bus, transport=link, tls=tls, shaping=dev.shaping, bearer=dev.bearer,  # type: ignore[arg-type]
             )
             link.ctx = ctx
             engine = make_engine(client, account, ctx.session_id, **engine_options)
