@@ -12,6 +12,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from emulator.server.dm2 import setup_dm2
+from emulator.server.faults import setup_faults
 from emulator.server.state import STATE_KEY, ServerState
 from emulator.server.ui_flows import setup_ui
 
@@ -49,4 +50,5 @@ def create_app(state: ServerState | None = None) -> web.Application:
             raise
     else:
         setup_dm12(app, state)
+    setup_faults(app, state)
     return app

@@ -599,8 +599,9 @@ class Dm12Server:
         nonces = self.device_auth(authority.server_id, dev_id)
         pair = nonces.secrets or next(iter(authority.candidates(dev_id=dev_id)), SecretPair("", ""))
         sid = secrets.randbelow(0xFFFF) + 1 if session_id is None else session_id
-        return build_notification(authority.server_id, pair.server, nonces.server,
-                                  session_id=sid, version=version, ui_mode=ui_mode)
+        raw = build_notification(authority.server_id, pair.server, nonces.server,
+                                 session_id=sid, version=version, ui_mode=ui_mode)
+        return self.state.faults.package0(dev_id, "dm12", raw)  # a fault may spoil it
 
     async def send_package0(self, dev_id: str, to: str, **options: Any) -> Any:
         """POST :meth:`build_package0` to a reachable device's notification listener ``to``; the

@@ -29,6 +29,7 @@ from emulator.protocol.dm2.messages import Alert, Initiation, StatusEntry
 from emulator.protocol.dm2.moser import MOSerialization, encode_mos
 from emulator.protocol.dm2.notification import build_notification
 from emulator.server.authorities import Authority, SecretPair, UnknownAuthorityError
+from emulator.server.faults import Fault, Faults
 
 Step = list[list[str]]
 """One DM 2.0 Package#2 of a script: its commands as string arrays, with ``${...}`` placeholders."""
@@ -120,6 +121,7 @@ class ServerState:
     repo: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     ui_sessions: dict[str, UiSession] = field(default_factory=dict)
     dm2_sessions: dict[tuple[str, str], Any] = field(default_factory=dict)  # (ServerID, DevID) -> dm2.ServerSession
+    faults: Faults = field(default_factory=Faults)  # misbehaviour on request (emulator.server.faults)
     _push: dict[str, asyncio.Queue[bytes]] = field(default_factory=dict, init=False, repr=False)
     _notification_ids: itertools.count = field(default_factory=lambda: itertools.count(1), init=False, repr=False)
 
@@ -127,6 +129,10 @@ class ServerState:
         self._seed_repository()
 
     # ------------------------------------------------------------------ DM 2.0 devices and scripts
+
+    def add_fault(self, kind: str, device: str = "*", **options: Any) -> Fault:
+        """Make the server misbehave (see :mod:`emulator.server.faults`); EmulatorError for a bad spec."""
+        return self.faults.add(Fault(kind, device, **options))
 
     def device(self, dev_id: str) -> DeviceLog:
         """The DM 2.0 log of one device (created on first use)."""
@@ -213,6 +219,11 @@ class ServerState:
             notification_id=notification_id, timestamp=int(time.time() if now is None else now),
             req_mos=req_mos,
         )
+        sent = self.faults.package0(dev_id, "dm2", raw)
+        if sent is not raw:  # a replay carries its own NOTIFICATION-ID
+            from emulator.protocol.dm2.notification import parse_notification
+
+            raw, notification_id = sent, parse_notification(sent).notification_id or notification_id
         self.device(dev_id).notifications_sent.append(notification_id)
         return raw, notification_id
 

@@ -331,8 +331,8 @@ class SyncMLClient:
             self._end("failed", f"server answered HTTP {result.status}" + (f": {excerpt}" if excerpt else ""))
             return
         media = _header_value(result.headers, "content-type") or content_type(wbxml=self.wbxml)
-        try:
-            msg = parse_message(result.body, media)
+        try:  # our MaxMsgSize is what we told the server we can take: anything bigger is refused whole
+            msg = parse_message(result.body, media, max_size=self.max_msg_size)
         except EmulatorError as exc:
             self._end("failed", f"bad message from the server: {exc}", status=exc.status)
             return
