@@ -88,6 +88,16 @@ def _server_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --tls: refuse devices without a client certificate from that CA (mutual TLS)",
     )
+    p.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND[:DEVICE]",
+        help="misbehave on purpose for DEVICE (default: every device), once, at the 2nd answer of its next "
+        "session: drop, slow[=SECONDS], http_500, http_503, malformed, truncated, oversize[=BYTES], "
+        "repeat_msgid, switch_sessionid, challenge_forever, bad_digest_notification, replayed_notification "
+        "(repeatable; more control: POST /admin/faults)",
+    )
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:

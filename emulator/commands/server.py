@@ -12,16 +12,20 @@ import sys
 from aiohttp import web
 
 from emulator.errors import EmulatorError
+from emulator.server.faults import NOTIFICATION_KINDS, Fault
 
 
 async def serve(host: str, port: int, *, ready=None, stop: asyncio.Event | None = None,
-                ssl_context: ssl.SSLContext | None = None) -> None:
+                ssl_context: ssl.SSLContext | None = None, faults: list[Fault] | None = None) -> None:
     """Listen on host:port (0 = a free port) until ``stop`` is set (or forever); ``ready(url)``
-    is called once the server accepts connections. With ``ssl_context`` it serves HTTPS."""
+    is called once the server accepts connections. With ``ssl_context`` it serves HTTPS; ``faults``
+    are committed as :mod:`emulator.server.faults` says."""
     from emulator.server.app import create_app
     from emulator.server.state import STATE_KEY
 
     app = create_app()
+    for fault in faults or ():
+        app[STATE_KEY].faults.add(fault)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
@@ -47,6 +51,7 @@ async def serve(host: str, port: int, *, ready=None, stop: asyncio.Event | None 
 
 def run(args: argparse.Namespace) -> int:
     ssl_context = ca = None
+    faults = [Fault.parse(spec) for spec in getattr(args, "fault", None) or ()]  # a bad one stops us here
     if getattr(args, "require_client_cert", False) and not args.tls:
         raise EmulatorError("--require-client-cert needs --tls (client certificates are a TLS feature)")
     if getattr(args, "tls", False):
@@ -57,6 +62,11 @@ def run(args: argparse.Namespace) -> int:
     def ready(url: str) -> None:
         print(f"reference DM server on {url}", flush=True)
         print(f"  DM 2.0: {url}/dm2   DM 1.2: {url}/dm12   web pages: {url}/ui/   (Ctrl+C stops)", flush=True)
+        for fault in faults:
+            when = (f"its next {fault.sessions} notification(s)" if fault.kind in NOTIFICATION_KINDS
+                    else f"answer {fault.message} of its next {fault.sessions} session(s)")
+            print(f"  fault: {fault.kind} for {'every device' if fault.device == '*' else fault.device}, {when}",
+                  flush=True)
         if ca is not None:
             print(f"  TLS: devices trust the CA file {ca} (account node Ext/TLS/CAFile)"
                   + ("; client certificates from that CA required" if args.require_client_cert else ""),
@@ -66,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         with contextlib.suppress(NotImplementedError, RuntimeError):  # no signal handlers on Windows
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        await serve(args.host, args.port, ready=ready, stop=stop, ssl_context=ssl_context)
+        await serve(args.host, args.port, ready=ready, stop=stop, ssl_context=ssl_context, faults=faults)
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())

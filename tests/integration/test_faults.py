@@ -26,9 +26,11 @@ import re
 import socket
 from dataclasses import dataclass, field
 
+import aiohttp
 import pytest
 from aiohttp import web
 
+from emulator.errors import EmulatorError
 from emulator.events import AlertRaised, Event, MessageLogged, SessionEnded, SessionStarted, TreeChanged
 from emulator.fleet import Fleet
 from emulator.protocol.actions import SessionDone
@@ -337,3 +339,59 @@ def test_fault_table(outcomes):
               else " | ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)))
     assert len(rows) == len(outcomes)
     assert all(f.kind in KINDS for f in (Fault(c.kind) for c in SESSION_CASES))
+
+
+# ------------------------------------------------------------------------------------------ the ways in
+
+
+def test_fault_specs_from_the_command_line_and_json():
+    assert Fault.parse("drop") == Fault("drop")
+    slow = Fault.parse("slow=1.5:IMEI:354679100000002")  # the DevID keeps its ':'
+    assert (slow.kind, slow.seconds, slow.device) == ("slow", 1.5, "IMEI:354679100000002")
+    assert Fault.parse("oversize=70000").size == 70000
+    assert Fault.from_json({"kind": "http_503", "protocol": "dm2", "message": 3}).message == 3
+    for bad in ("nap", "drop=3", "slow=soon"):
+        with pytest.raises(EmulatorError):
+            Fault.parse(bad)
+    for bad in ({"kind": "repeat_msgid", "protocol": "dm2"}, {"kind": "repeat_msgid", "message": 1},
+                {"kind": "drop", "sessions": 0}, {"kind": "drop", "when": "now"}, {"device": "x"}, ["drop"]):
+        with pytest.raises(EmulatorError):
+            Fault.from_json(bad)
+
+
+def test_admin_api_installs_lists_and_clears_faults():
+    async def main():
+        state = ServerState()
+        runner, base = await _serve(state)
+        try:
+            async with aiohttp.ClientSession() as client:
+                async with client.post(f"{base}/admin/faults", json=[
+                        {"kind": "http_500", "device": "dev-a", "protocol": "dm2", "message": 1},
+                        {"kind": "bad_digest_notification", "device": "dev-b"}]) as r:
+                    added = r.status, await r.json()
+                async with client.post(f"{base}/admin/faults", json=[{"kind": "nap"}]) as r:
+                    refused = r.status, await r.text()
+                async with client.post(f"{base}/dm2", data=b"{}", headers={
+                        "OMADM-DevID": "dev-a", "Content-Type": "application/vnd.oma.dm.initiation+json"}) as r:
+                    faulty = r.status, await r.text()
+                async with client.get(f"{base}/admin/faults") as r:
+                    listed = await r.json()
+                async with client.delete(f"{base}/admin/faults") as r:
+                    cleared = await r.json()
+        finally:
+            await runner.cleanup()
+        return added, refused, faulty, listed, cleared, len(state.faults)
+
+    added, refused, faulty, listed, cleared, left = asyncio.run(main())
+    assert added[0] == 200 and [f["kind"] for f in added[1]["faults"]] == ["http_500", "bad_digest_notification"]
+    assert refused[0] == 400 and "unknown fault 'nap'" in refused[1]
+    assert faulty == (500, "injected fault: the reference server answers HTTP 500")
+    assert listed["faults"][0]["fired"] == 1 and listed["hits"][0]["device"] == "dev-a"
+    assert cleared == {"removed": 2} and left == 0
+
+
+def test_server_command_refuses_an_unknown_fault(capsys):
+    from emulator.cli import main
+
+    assert main(["server", "--port", "0", "--fault", "nap:dev-1"]) == 1
+    assert "unknown fault 'nap'" in capsys.readouterr().err
