@@ -265,7 +265,8 @@ async def session(request: web.Request) -> web.Response:
         steps = [] if alerts_only else state.script_for(dev_id)
         alerts_path = "/dm20" + ALERTS_SUFFIX if server_id is None else f"/dm2/{quote(server_id, safe='')}{ALERTS_SUFFIX}"
         current = ServerSession(dev_id, _base(request), deque(steps), alerts_path)
-        state.dm2_sessions[key] = current
+        if not alerts_only:  # an alerts-only session ends at once: it must not displace the open one
+            state.dm2_sessions[key] = current
     elif ctype in (media.RESPONSE, "application/json"):
         current = state.dm2_sessions.get(key)
         if current is None:
@@ -279,8 +280,9 @@ async def session(request: web.Request) -> web.Response:
         return _problem(415, f"expected {media.INITIATION} or {media.RESPONSE}, got {ctype or 'no type'}",
                         Accept=f"{media.INITIATION}, {media.RESPONSE}")
     commands = await current.next_package(state)
-    if current.ended and state.dm2_sessions.get(key) is current:
-        del state.dm2_sessions[key]
+    if current.ended:
+        if state.dm2_sessions.get(key) is current:
+            del state.dm2_sessions[key]
         log.completed += 1
     return _request_body(commands)
 
