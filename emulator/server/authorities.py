@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from emulator.errors import EmulatorError, FileFormatError
+from emulator.identity import IdentitySpec
 from emulator.profile import PROTOCOLS, Profile, fill, list_profiles, load_profile
 
 DEFAULT_SERVER_IDS = {"dm12": "demo-dm12", "dm2": "demo-dm2"}
@@ -63,6 +64,9 @@ class Authority:
     protocol: str
     schemes: tuple[str, ...] = ("md5",)
     secrets: tuple[SecretPair, ...] = ()
+    # (DevID prefix of a profile's identity scheme, that profile's pair): which pair a device it has
+    # never seen most likely holds, e.g. for the first notification the server signs for it
+    owners: tuple[tuple[str, SecretPair], ...] = ()
 
     @property
     def default_scheme(self) -> str:
@@ -75,6 +79,10 @@ class Authority:
     def candidates(self, first: SecretPair | None = None, **values: object) -> list[SecretPair]:
         """Pairs to try, ``first`` (the one that matched this device before) at the head."""
         pairs = [p.filled(values) for p in self.secrets]
+        dev_id = str(values.get("dev_id", ""))
+        likely = [p.filled(values) for prefix, p in self.owners if prefix and dev_id.startswith(prefix)]
+        for pair in reversed(likely):
+            pairs = [pair, *(p for p in pairs if p != pair)]
         if first is not None:
             pairs = [first, *(p for p in pairs if p != first)]
         return pairs
@@ -95,6 +103,7 @@ def learn_authorities(
         profiles = _readable_profiles(dirs)
     schemes: dict[str, dict[str, int]] = {}
     secrets: dict[str, dict[SecretPair, int]] = {}
+    owners: dict[str, list[tuple[str, SecretPair]]] = {}
     for profile in profiles:
         for acc in profile.accounts:
             if acc.protocol != protocol:
@@ -104,8 +113,20 @@ def learn_authorities(
             pairs = secrets.setdefault(acc.server_id, {})
             pair = SecretPair(acc.client_secret, acc.server_secret)
             pairs[pair] = pairs.get(pair, 0) + 1
-    return {sid: Authority(sid, protocol, _most_common_first(schemes[sid]), _most_common_first(secrets[sid]))
-            for sid in schemes}
+            owners.setdefault(acc.server_id, []).append((dev_id_prefix(profile.identity), pair))
+    return {sid: Authority(sid, protocol, _most_common_first(schemes[sid]), _most_common_first(secrets[sid]),
+                           tuple(owners[sid])) for sid in schemes}
+
+
+def dev_id_prefix(spec: IdentitySpec) -> str:
+    """What every DevID of an identity scheme starts with ('' when nothing is shared, as for UUIDs)."""
+    if spec.scheme == "IMEI":
+        return f"IMEI:{spec.tac}"
+    if spec.scheme == "MAC":
+        return "MAC:" + spec.mac_prefix.replace(":", "").replace("-", "").upper()
+    if spec.scheme == "SN":
+        return spec.prefix
+    return ""
 
 
 def _most_common_first(counts: dict[_K, int]) -> tuple[_K, ...]:

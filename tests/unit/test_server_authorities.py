@@ -98,3 +98,20 @@ def test_dm2_basic_credentials_against_learnt_and_explicit_tables():
     assert explicit.check_basic(None) is None
     with pytest.raises(UnknownAuthorityError):
         learnt.notify("IMEI:1", server_id="nobody")
+
+
+def test_first_notification_to_a_never_seen_device_uses_its_profiles_secret():
+    """home-gateway and smartphone share ServerID demo-dm12 with different secrets: the server must
+    sign a new device's first Package 0 with the pair its profile's identity scheme points to."""
+    from emulator.device import VirtualDevice
+    from emulator.profile import find_profile
+    from emulator.protocol.syncml.client import check_notification
+    from emulator.server.dm12 import Dm12Config, Dm12Server
+    from emulator.server.state import ServerState
+
+    for name in ("home-gateway", "smartphone"):
+        dev = VirtualDevice(find_profile(name), 3, server="http://127.0.0.1:9")
+        server = Dm12Server(Dm12Config.shipped(), ServerState(base_url="http://127.0.0.1:9"))
+        raw = server.build_package0(dev.id)
+        verdict, _ = check_notification(raw, dev.account(protocol="dm12"))
+        assert verdict == "ok", name
