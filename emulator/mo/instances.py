@@ -54,9 +54,8 @@ def find_instances(tree: Tree, moid: str, *, base: Path = DM2_BASE) -> dict[str,
     found: dict[str, Path] = {}
     if not tree.exists(base):
         return found
-    for info in tree.walk(base):
-        if info.children is not None and info.type == moid and info.path != ".":
-            segs = _split(info.path)
+    for segs, typ in tree.interior_types(base):
+        if typ == moid and segs:
             found.setdefault(segs[-1], segs)
     return found
 
@@ -67,12 +66,10 @@ def all_instances(tree: Tree, *, base: Path = DM2_BASE) -> list[Instance]:
     if not tree.exists(base):
         return out
     seen: set[tuple[str, str]] = set()
-    for info in tree.walk(base):
-        if info.children is not None and is_moid(info.type):
-            segs = _split(info.path)
-            if (info.type, segs[-1]) not in seen:
-                seen.add((info.type, segs[-1]))
-                out.append(Instance(info.type, segs[-1], segs))
+    for segs, typ in tree.interior_types(base):
+        if segs and is_moid(typ) and (typ, segs[-1]) not in seen:
+            seen.add((typ, segs[-1]))
+            out.append(Instance(typ, segs[-1], segs))
     return out
 
 

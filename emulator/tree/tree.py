@@ -292,6 +292,22 @@ class Tree:
                     child = n.children[name]
                     stack.append((path + (name,), child, child.acl or eff))
 
+    def interior_types(self, uri: str | Path = ".") -> Iterator[tuple[Path, str]]:
+        """(path, Type) of every interior node under ``uri``, pre-order, no ACL: the device's own cheap
+        scan for MO instances (DM 2.0 addresses objects by the MOID in their Type)."""
+        segs = self._segments(uri)
+        top = self._find(segs)
+        if top is None or top.children is None:
+            return
+        stack: list[tuple[Path, Node]] = [(segs, top)]
+        while stack:
+            path, n = stack.pop()
+            yield path, n.type
+            for name in reversed(list(n.children)):  # type: ignore[arg-type]
+                child = n.children[name]  # type: ignore[index]
+                if child.children is not None:
+                    stack.append((path + (name,), child))
+
     def __len__(self) -> int:
         count = 0
         stack = [self.root]

@@ -268,3 +268,11 @@ def test_random_operations_keep_tree_consistent_and_rollback_exact(seq):
         assert (info.children is None) or info.value is None
     t.rollback()
     assert snapshot(t) == before
+
+
+def test_interior_types_lists_interior_nodes_in_tree_order(tree: Tree):
+    tree.set_node("./App/Sub", format="node", type="urn:x:1.0")
+    assert list(tree.interior_types()) == [
+        ((), ""), (("DevInfo",), "urn:oma:mo:oma-dm-devinfo:1.0"), (("App",), ""), (("App", "Sub"), "urn:x:1.0"),
+    ]
+    assert list(tree.interior_types("./Missing")) == []
