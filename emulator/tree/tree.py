@@ -557,7 +557,7 @@ class Tree:
         value: Value = None,
         *,
         format: str = "chr",
-        type: str = "text/plain",
+        type: str | None = None,
         acl: str | None = None,
         permanent: bool = False,
         access: frozenset[str] | set[str] | None = None,
@@ -567,6 +567,8 @@ class Tree:
         segs = self._segments(uri)
         flags = (access_flags(access) if access is not None else ACCESS_ALL) | (PERMANENT if permanent else 0)
         interior = format == "node"
+        if type is None:  # a leaf's MIME type, an interior node's MO identifier (none by default)
+            type = "" if interior else "text/plain"
         existing = self.exists(segs)
         if not existing:
             node, depth = self.root, 0
