@@ -134,14 +134,12 @@ def _kids(el: etree._Element) -> Iterator[etree._Element]:
 
 
 def _find(el: etree._Element, name: str) -> etree._Element | None:
-    for child in _kids(el):
-        if _local(child) == name:
-            return child
-    return None
+    """The first child called ``name`` in any namespace or none (lxml's ``{*}`` matches both, in C)."""
+    return el.find("{*}" + name)
 
 
 def _find_all(el: etree._Element, name: str) -> list[etree._Element]:
-    return [child for child in _kids(el) if _local(child) == name]
+    return el.findall("{*}" + name)
 
 
 def _text(el: etree._Element | None) -> str | None:
