@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -29,38 +28,21 @@ class DemoServer:
     """The reference server inside our own loop, on a free loopback port."""
 
     def __init__(self) -> None:
-        self.runner = None
+        self.running = None
         self.url = ""
         self.state = None  # its ServerState: scripts, notifications (Session > Notify selected device)
 
     async def start(self) -> None:
-        """Raises ImportError when the server is not there, OSError when it cannot listen."""
-        from aiohttp import web
+        """Raises ImportError when the server is not there, EmulatorError when it cannot listen."""
+        from emulator.server.app import start_server
 
-        from emulator.server.app import create_app
-        from emulator.server.state import ServerState
-
-        state = ServerState()
-        runner = web.AppRunner(create_app(state))
-        await runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            sock.bind(("127.0.0.1", 0))
-            sock.listen(128)
-            sock.setblocking(False)
-            await web.SockSite(runner, sock).start()
-        except OSError:
-            sock.close()
-            await runner.cleanup()
-            raise
-        self.runner = runner
-        self.state = state
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self.running = await start_server()
+        self.url, self.state = self.running.url, self.running.state
 
     async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
-            self.runner = None
+        if self.running is not None:
+            await self.running.stop()
+            self.running = None
 
 
 class Desktop:
@@ -88,8 +70,8 @@ class Desktop:
                 url = self.server.url
             except ImportError as exc:
                 self.server_problem = f"reference server not available ({exc})"
-            except OSError as exc:
-                self.server_problem = f"reference server could not listen on 127.0.0.1 ({exc})"
+            except EmulatorError as exc:
+                self.server_problem = f"reference server could not start ({exc})"
         if not url:
             url = _recent_server() or FALLBACK_SERVER
         if getattr(self.args, "workspace", None):

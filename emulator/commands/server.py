@@ -9,8 +9,6 @@ import signal
 import ssl
 import sys
 
-from aiohttp import web
-
 from emulator.errors import EmulatorError
 from emulator.server.faults import NOTIFICATION_KINDS, Fault
 
@@ -20,33 +18,19 @@ async def serve(host: str, port: int, *, ready=None, stop: asyncio.Event | None 
     """Listen on host:port (0 = a free port) until ``stop`` is set (or forever); ``ready(url)``
     is called once the server accepts connections. With ``ssl_context`` it serves HTTPS; ``faults``
     are committed as :mod:`emulator.server.faults` says."""
-    from emulator.server.app import create_app
-    from emulator.server.state import STATE_KEY
+    from emulator.server.app import start_server
+    from emulator.server.state import ServerState
 
-    app = create_app()
+    state = ServerState()
     for fault in faults or ():
-        app[STATE_KEY].faults.add(fault)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
-    try:
-        await site.start()
-    except OSError as exc:
-        await runner.cleanup()
-        raise EmulatorError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    bound = port
-    server = getattr(site, "_server", None)
-    if server is not None and server.sockets:
-        bound = server.sockets[0].getsockname()[1]
-    shown = f"[{host}]" if ":" in host else host
-    url = f"{'https' if ssl_context else 'http'}://{shown}:{bound}"
-    app[STATE_KEY].base_url = "" if host in ("0.0.0.0", "::") else url
+        state.faults.add(fault)
+    server = await start_server(state, host=host, port=port, ssl_context=ssl_context)
     try:
         if ready is not None:
-            ready(url)
+            ready(server.url)
         await (stop.wait() if stop is not None else asyncio.Event().wait())
     finally:
-        await runner.cleanup()
+        await server.stop()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,8 +9,13 @@ scripts, triggers notifications (``state.notify``) and reads what devices did.
 
 from __future__ import annotations
 
+import socket
+import ssl
+from dataclasses import dataclass
+
 from aiohttp import web
 
+from emulator.errors import EmulatorError
 from emulator.server.dm2 import setup_dm2
 from emulator.server.faults import setup_faults
 from emulator.server.state import STATE_KEY, ServerState
@@ -52,3 +57,42 @@ def create_app(state: ServerState | None = None) -> web.Application:
         setup_dm12(app, state)
     setup_faults(app, state)
     return app
+
+
+@dataclass
+class RunningServer:
+    """A reference server listening in the current event loop."""
+
+    runner: web.AppRunner
+    state: ServerState
+    url: str
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_server(state: ServerState | None = None, *, host: str = "127.0.0.1", port: int = 0,
+                       ssl_context: ssl.SSLContext | None = None, handle_signals: bool = False) -> RunningServer:
+    """Listen on host:port (0: a free port) in the running loop: the one way the command, the
+    window's demo and the tests start the server. A port that cannot be bound is an EmulatorError."""
+    app = create_app(state)
+    state = app[STATE_KEY]
+    runner = web.AppRunner(app, handle_signals=handle_signals, access_log=None)
+    await runner.setup()
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(512)
+        sock.setblocking(False)
+        await web.SockSite(runner, sock, ssl_context=ssl_context).start()
+    except OSError as exc:
+        sock.close()
+        await runner.cleanup()
+        raise EmulatorError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    shown = f"[{host}]" if ":" in host else host
+    url = f"{'https' if ssl_context else 'http'}://{shown}:{sock.getsockname()[1]}"
+    if not state.base_url and host not in ("0.0.0.0", "::"):
+        state.base_url = url
+    return RunningServer(runner, state, url)

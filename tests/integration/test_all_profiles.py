@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import socket
 
 from aiohttp import web
 
@@ -17,19 +16,15 @@ from emulator.fleet import Fleet
 from emulator.profile import find_profile, list_profiles
 from emulator.protocol.dm2.client import check_notification
 from emulator.protocol.dm2.messages import ALERT_CLIENT_INITIATED, Alert, Initiation, encode_initiation
-from emulator.server.app import create_app
+from emulator.server.app import start_server
 from emulator.server.authorities import SecretPair
 from emulator.server.state import ServerState
 from emulator.transport.http import HttpTransport
 
 
 async def _serve(state: ServerState) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(create_app(state))
-    await runner.setup()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    await web.SockSite(runner, sock).start()
-    return runner, f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = await start_server(state)
+    return server.runner, server.url
 
 
 class _Delays:

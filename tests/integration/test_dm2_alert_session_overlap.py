@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 
-from aiohttp import ClientSession, web
+from aiohttp import ClientSession
 
 from emulator.protocol.dm2 import media
-from emulator.server.app import create_app
+from emulator.server.app import start_server
 from emulator.server.state import ServerState
 
 DEV = "IMEI:490154203237518"
@@ -19,12 +18,8 @@ def test_alerts_only_session_while_a_session_is_open():
     async def main():
         state = ServerState()
         state.set_script(DEV, [[["GET", "urn:oma:mo:oma-dm-devinfo:1.2//FwV"]], [["END"]]])
-        runner = web.AppRunner(create_app(state))
-        await runner.setup()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        await web.SockSite(runner, sock).start()
-        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        server = await start_server(state)
+        base = server.url
         headers = {media.HEADER_DEVID: DEV, "Accept": media.REQUEST}
         init = json.dumps({"Alert": [{"AlertType": "urn:oma:at:dm:2.0:ClientInitiatedMgmt"}]}).encode()
         alert = json.dumps({"Alert": [{"AlertType": "urn:oma:at:dm:2.0:ExecResult", "Data": {"sc": 200}}]}).encode()
@@ -41,7 +36,7 @@ def test_alerts_only_session_while_a_session_is_open():
                                          headers={**headers, "Content-Type": media.RESPONSE})
                 return cmds, side_cmds, second.status, json.loads(await second.read())
         finally:
-            await runner.cleanup()
+            await server.stop()
 
     cmds, side_cmds, status, after = asyncio.run(main())
     assert cmds[0][0] == "GET"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 
 from aiohttp import web
@@ -19,7 +18,7 @@ from emulator.protocol.dm2.client import ALERT_EXEC_RESULT, DM2Client, check_not
 from emulator.protocol.dm2.messages import ALERT_SERVER_INITIATED
 from emulator.protocol.dm2.notification import NotificationGuard
 from emulator.protocol.dm2.subscriptions import subscriptions_for
-from emulator.server.app import create_app
+from emulator.server.app import start_server
 from emulator.server.state import ServerState
 from emulator.server.ui_flows import BOOKMARK_MOID, DATAPLAN_MOID, FWUPDATE_MOID, WLAN_MOID
 from emulator.session import SessionContext, drive
@@ -30,12 +29,8 @@ EXTRA_PERMS = (WLAN_MOID, BOOKMARK_MOID, DATAPLAN_MOID, FWUPDATE_MOID)
 
 
 async def _serve(state: ServerState) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(create_app(state))
-    await runner.setup()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    await web.SockSite(runner, sock).start()
-    return runner, f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = await start_server(state)
+    return server.runner, server.url
 
 
 def _phone(base: str, index: int = 0) -> VirtualDevice:

@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 from aiohttp import web
 
 from emulator.events import EventBus, SessionEnded
 from emulator.fleet import Fleet
-from emulator.server.app import create_app
+from emulator.server.app import start_server
 from emulator.server.state import ServerState
 from emulator.store import Workspace
 
 
 async def _serve(state: ServerState) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(create_app(state))
-    await runner.setup()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    await web.SockSite(runner, sock).start()
-    return runner, f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = await start_server(state)
+    return server.runner, server.url
 
 
 def test_dm2_demo_session_runs_the_ui_flow_and_the_async_alert_session(tmp_path):

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-
-from aiohttp import web
 
 from emulator.events import AlertRaised
 from emulator.fleet import Fleet
 from emulator.mo.accounts import store_tls
-from emulator.server.app import create_app
+from emulator.server.app import start_server
 from emulator.server.state import ServerState
 from emulator.server.tls import make_server_identity, serve_tls_context
 
@@ -19,12 +16,8 @@ def _run(tmp_path, configure) -> tuple[str, str, list[AlertRaised]]:
     ca, cert, key = make_server_identity(tmp_path / "pki")
 
     async def main():
-        runner = web.AppRunner(create_app(ServerState()))
-        await runner.setup()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        await web.SockSite(runner, sock, ssl_context=serve_tls_context(cert, key)).start()
-        fleet = Fleet(server=f"https://127.0.0.1:{sock.getsockname()[1]}")
+        server = await start_server(ServerState(), ssl_context=serve_tls_context(cert, key))
+        fleet = Fleet(server=server.url)
         alerts: list[AlertRaised] = []
         fleet.bus.subscribe(alerts.append, AlertRaised)
         try:
@@ -34,7 +27,7 @@ def _run(tmp_path, configure) -> tuple[str, str, list[AlertRaised]]:
             done = await fleet.run_session(dev.id, "dm12")
         finally:
             await fleet.aclose()
-            await runner.cleanup()
+            await server.stop()
         return done.outcome, done.detail, alerts
 
     return asyncio.run(main())

@@ -4,13 +4,12 @@ session; a notification that does not verify starts nothing and raises AlertRais
 from __future__ import annotations
 
 import asyncio
-import socket
 
 from aiohttp import web
 
 from emulator.events import AlertRaised, EventBus, SessionStarted
 from emulator.fleet import Fleet
-from emulator.server.app import create_app
+from emulator.server.app import start_server
 from emulator.server.state import ServerState
 
 DEVINFO = "urn:oma:mo:oma-dm-devinfo:1.2"
@@ -18,12 +17,8 @@ QUICK_DM2 = [[["GET", f"{DEVINFO}//FwV"]], [["END"]]]
 
 
 async def _serve(state: ServerState) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(create_app(state))
-    await runner.setup()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    await web.SockSite(runner, sock).start()
-    return runner, f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = await start_server(state)
+    return server.runner, server.url
 
 
 def _tamper(raw: bytes, digest: bytes) -> bytes:
