@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from test_tree_bench import enabled, report  # one way to print figures
 
 from emulator.device import VirtualDevice
 from emulator.engines import make_engine
@@ -23,19 +24,6 @@ from emulator.server.dm12 import Dm12Config, Dm12Server
 from emulator.server.state import ServerState
 
 SERVER = "http://127.0.0.1:9"
-
-
-def enabled(request: pytest.FixtureRequest) -> bool:
-    cfg = request.config
-    return not (cfg.getoption("benchmark_disable") and not cfg.getoption("benchmark_enable"))
-
-
-def report(request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str], text: str) -> None:
-    if enabled(request):
-        with capsys.disabled():
-            print(f"\n    {text}")
-    else:
-        print(text)
 
 
 def package_of_50() -> Message:
