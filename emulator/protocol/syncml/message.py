@@ -128,18 +128,20 @@ def _local(el: etree._Element) -> str:
 
 
 def _kids(el: etree._Element) -> Iterator[etree._Element]:
-    for child in el:
-        if isinstance(child.tag, str):
-            yield child
+    """Element children only (no comments or PIs); the filter runs in C."""
+    return el.iterchildren(etree.Element)
 
 
 def _find(el: etree._Element, name: str) -> etree._Element | None:
-    """The first child called ``name`` in any namespace or none (lxml's ``{*}`` matches both, in C)."""
-    return el.find("{*}" + name)
+    """The first child called ``name`` in any namespace or none (lxml's ``{*}`` matches both, in C).
+
+    ``iterchildren`` rather than ``find``: it skips ElementPath's path parsing, half the cost per call.
+    """
+    return next(el.iterchildren("{*}" + name), None)
 
 
 def _find_all(el: etree._Element, name: str) -> list[etree._Element]:
-    return el.findall("{*}" + name)
+    return list(el.iterchildren("{*}" + name))
 
 
 def _text(el: etree._Element | None) -> str | None:
