@@ -450,7 +450,11 @@ class _Builder:
         for field_name, tag in _META_ORDER:
             value = getattr(meta, field_name)
             if value is not None:
-                _set_text(_sub_element(node, tag, nsmap=_METINF_NSMAP), value if type(value) is str else str(value))
+                self.metinf(node, tag, value if type(value) is str else str(value))
+
+    def metinf(self, parent: etree._Element, tag: str, text: str) -> None:
+        """One MetInf value: ``tag`` is in Clark notation, and the element declares its namespace."""
+        _set_text(_sub_element(parent, tag, nsmap=_METINF_NSMAP), text)
 
     def loc(self, parent: etree._Element, name: str, uri: str | None, loc_name: str | None = None) -> None:
         if uri is None and loc_name is None:
@@ -470,14 +474,13 @@ class _Builder:
         self.loc(node, "Source", item.source)
         self.meta(node, item.meta)
         if item.data is not None:
-            data = self.el(node, "Data")
             if isinstance(item.data, bytes):
                 if self.set_opaque is not None:
-                    self.set_opaque(data, item.data)
+                    self.set_opaque(self.el(node, "Data"), item.data)
                 else:  # over XML binary travels as base64 (the caller sets Meta Format b64)
-                    _set_text(data, base64.b64encode(item.data).decode("ascii"))
+                    self.el(node, "Data", base64.b64encode(item.data).decode("ascii"))
             else:
-                _set_text(data, item.data)
+                self.el(node, "Data", item.data)
         self.flag(node, "MoreData", item.more_data)
 
     def command(self, parent: etree._Element | None, cmd: Command) -> etree._Element:
@@ -568,6 +571,7 @@ class _Tags(dict[str, str]):
 
 
 _TAGS = {ns: _Tags(ns) for ns in (codes.NS_SYNCML_11, codes.NS_SYNCML_12)}
+_XML_DECLARATION = b"<?xml version='1.0' encoding='UTF-8'?>\n"  # as lxml writes it
 _XMLNS_DECL = {ns: f' xmlns="{ns}"'.encode() for ns in _TAGS}
 _METINF_NSMAP = {None: codes.NS_METINF}
 _sub_element = etree.SubElement
@@ -586,6 +590,88 @@ _META_ORDER = tuple(
         ("max_obj_size", "MaxObjSize"),
     )
 )
+
+
+class _NotPlainText(Exception):
+    """Internal: a value holds characters the plain-text writer leaves to lxml (which may refuse them)."""
+
+
+# What XML 1.0 allows in text and lxml accepts unchanged; anything else goes the lxml way.
+_NOT_PLAIN = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _escape(text: str) -> str:
+    """Text content escaped exactly as lxml (libxml2) serialises it."""
+    if _NOT_PLAIN.search(text):
+        raise _NotPlainText
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    if "\r" in text:
+        text = text.replace("\r", "&#13;")
+    return text
+
+
+# A plain node: [start tag body, end tag name, escaped text or None, children].
+_Plain = list
+
+
+class _PlainBuilder(_Builder):
+    """The same message structure as plain lists, serialised by string joins.
+
+    Creating lxml elements costs most of an XML message's encoding; these lists cost a fraction and
+    serialise to the bytes lxml writes for the same tree (the element structure stays defined once, in
+    _Builder). Text lxml would reject or treat specially raises _NotPlainText so the caller falls back
+    to lxml, which then behaves exactly as before.
+    """
+
+    def __init__(self, ver_dtd: str) -> None:
+        super().__init__(ver_dtd)
+
+    def el(self, parent: _Plain | None, name: str, text: str | None = None) -> _Plain:  # type: ignore[override]
+        node = [name, name, None if text is None else _escape(text), []]
+        if parent is None:
+            node[0] = f'{name} xmlns="{self.ns}"'
+        else:
+            parent[3].append(node)
+        return node
+
+    def metinf(self, parent: _Plain, tag: str, text: str) -> None:  # type: ignore[override]
+        local = tag.rpartition("}")[2]
+        parent[3].append([f'{local} xmlns="{codes.NS_METINF}"', local, _escape(text), []])
+
+
+def _write_plain(node: _Plain, out: list[str]) -> None:
+    start, end, text, kids = node
+    if text is None and not kids:
+        out.append(f"<{start}/>")
+        return
+    out.append(f"<{start}>")
+    if text is not None:
+        out.append(text)
+    for kid in kids:
+        _write_plain(kid, out)
+    out.append(f"</{end}>")
+
+
+def _plain_bytes(node: _Plain) -> bytes:
+    out: list[str] = []
+    _write_plain(node, out)
+    return "".join(out).encode("utf-8")
+
+
+def _plain_message(msg: Message) -> _Plain:
+    b = _PlainBuilder(msg.header.ver_dtd)
+    root = b.el(None, "SyncML")
+    b.header(root, msg.header)
+    body = b.el(root, "SyncBody")
+    for cmd in msg.commands:
+        b.command(body, cmd)
+    b.flag(body, "Final", msg.final)
+    return root
 
 
 def _set_text(node: etree._Element, text: str) -> None:
@@ -615,7 +701,10 @@ def build_message(msg: Message, *, wbxml: bool = False) -> bytes:
         from emulator.protocol.syncml import wbxml as wbxml_codec  # lazy, see parse_message
 
         return wbxml_codec.encode(message_to_element(msg, set_opaque=wbxml_codec.set_opaque))
-    return etree.tostring(message_to_element(msg), encoding="UTF-8", xml_declaration=True)
+    try:
+        return _XML_DECLARATION + _plain_bytes(_plain_message(msg))
+    except _NotPlainText:
+        return etree.tostring(message_to_element(msg), encoding="UTF-8", xml_declaration=True)
 
 
 def content_type(*, wbxml: bool = False) -> str:
@@ -643,8 +732,12 @@ def command_size(cmd: Command, *, wbxml: bool = False, ver_dtd: str = "1.2") -> 
     if not wbxml:
         # Built on its own, the command's element carries the SyncML namespace declaration that a
         # body's child inherits instead: the same bytes otherwise, for one build and one serialisation.
-        b = _Builder(ver_dtd)
-        alone = len(etree.tostring(b.command(None, cmd), encoding="UTF-8"))
+        try:
+            b: _Builder = _PlainBuilder(ver_dtd)
+            alone = len(_plain_bytes(b.command(None, cmd)))
+        except _NotPlainText:
+            b = _Builder(ver_dtd)
+            alone = len(etree.tostring(b.command(None, cmd), encoding="UTF-8"))
         return alone - len(_XMLNS_DECL[b.ns])
     empty = message_size(Message(header=header), wbxml=True)
     return message_size(Message(header=header, commands=[cmd]), wbxml=True) - empty
