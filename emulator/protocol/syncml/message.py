@@ -615,7 +615,7 @@ def _escape(text: str) -> str:
     return text
 
 
-# A plain node: [start tag body, end tag name, escaped text or None, children].
+# A plain node: [start tag body, end tag name, children]; a child is a node or a finished leaf's text.
 _Plain = list
 
 
@@ -631,29 +631,33 @@ class _PlainBuilder(_Builder):
     def __init__(self, ver_dtd: str) -> None:
         super().__init__(ver_dtd)
 
-    def el(self, parent: _Plain | None, name: str, text: str | None = None) -> _Plain:  # type: ignore[override]
-        node = [name, name, None if text is None else _escape(text), []]
+    def el(self, parent: _Plain | None, name: str, text: str | None = None) -> _Plain | str:  # type: ignore[override]
         if parent is None:
-            node[0] = f'{name} xmlns="{self.ns}"'
-        else:
-            parent[3].append(node)
+            return [f'{name} xmlns="{self.ns}"', name, [] if text is None else [_escape(text)]]
+        if text is not None:  # a leaf: the builder never adds children to an element it gave text
+            leaf = f"<{name}>{_escape(text)}</{name}>"
+            parent[2].append(leaf)
+            return leaf
+        node: _Plain = [name, name, []]
+        parent[2].append(node)
         return node
 
     def metinf(self, parent: _Plain, tag: str, text: str) -> None:  # type: ignore[override]
         local = tag.rpartition("}")[2]
-        parent[3].append([f'{local} xmlns="{codes.NS_METINF}"', local, _escape(text), []])
+        parent[2].append(f'<{local} xmlns="{codes.NS_METINF}">{_escape(text)}</{local}>')
 
 
 def _write_plain(node: _Plain, out: list[str]) -> None:
-    start, end, text, kids = node
-    if text is None and not kids:
+    start, end, kids = node
+    if not kids:
         out.append(f"<{start}/>")
         return
     out.append(f"<{start}>")
-    if text is not None:
-        out.append(text)
     for kid in kids:
-        _write_plain(kid, out)
+        if type(kid) is str:
+            out.append(kid)
+        else:
+            _write_plain(kid, out)
     out.append(f"</{end}>")
 
 
