@@ -144,6 +144,21 @@ def _find_all(el: etree._Element, name: str) -> list[etree._Element]:
     return list(el.iterchildren("{*}" + name))
 
 
+_Index = dict[str, etree._Element]
+
+
+def _index(el: etree._Element) -> _Index:
+    """The first child of each local name, in one pass: what `_find` answers, for elements (commands,
+    items, the header) that are asked for several children, each lookup then a dict get."""
+    out: _Index = {}
+    for child in el.iterchildren(etree.Element):
+        tag = child.tag
+        name = tag[tag.find("}") + 1:]
+        if name not in out:
+            out[name] = child
+    return out
+
+
 def _text(el: etree._Element | None) -> str | None:
     if el is None:
         return None
@@ -162,8 +177,8 @@ def _int(text: str | None, what: str) -> int | None:
     return int(text)
 
 
-def _loc_uri(el: etree._Element, name: str) -> str | None:
-    holder = _find(el, name)
+def _loc_uri(k: _Index, name: str) -> str | None:
+    holder = k.get(name)
     if holder is None:
         return None
     return _child_text(holder, "LocURI") or ""
@@ -234,13 +249,14 @@ def _data_value(el: etree._Element) -> str | bytes:
 
 
 def _parse_item(el: etree._Element) -> Item:
-    data_el = _find(el, "Data")
+    k = _index(el)
+    data_el = k.get("Data")
     return Item(
-        target=_loc_uri(el, "Target"),
-        source=_loc_uri(el, "Source"),
-        meta=_parse_meta(_find(el, "Meta")),
+        target=_loc_uri(k, "Target"),
+        source=_loc_uri(k, "Source"),
+        meta=_parse_meta(k.get("Meta")),
         data=None if data_el is None else _data_value(data_el),
-        more_data=_find(el, "MoreData") is not None,
+        more_data="MoreData" in k,
     )
 
 
@@ -248,15 +264,15 @@ def _items(el: etree._Element) -> list[Item]:
     return [_parse_item(child) for child in _find_all(el, "Item")]
 
 
-def _required(el: etree._Element, name: str) -> str:
-    value = _child_text(el, name)
+def _required(el: etree._Element, k: _Index, name: str) -> str:
+    value = _text(k.get(name))
     if value is None:
         raise _BadCommand(f"{_local(el)} without {name}", status=412)
     return value
 
 
-def _code(el: etree._Element, what: str) -> int:
-    data_el = _find(el, "Data")
+def _code(k: _Index, what: str) -> int:
+    data_el = k.get("Data")
     if data_el is None:
         raise _BadCommand(f"{what} without Data", status=412)
     value = _int(_text(data_el), f"{what}/Data")
@@ -264,39 +280,43 @@ def _code(el: etree._Element, what: str) -> int:
     return value
 
 
-def _item_command(cls: type[_ItemCommand]) -> Callable[[etree._Element, str], Command]:
-    def parse(el: etree._Element, cmd_id: str) -> Command:
+_Parser = Callable[[etree._Element, _Index, str], Command]
+"""A command's parser: its element, that element's `_index`, its CmdID."""
+
+
+def _item_command(cls: type[_ItemCommand]) -> _Parser:
+    def parse(el: etree._Element, k: _Index, cmd_id: str) -> Command:
         cmd = cls(
             cmd_id=cmd_id,
-            no_resp=_find(el, "NoResp") is not None,
-            meta=_parse_meta(_find(el, "Meta")),
+            no_resp="NoResp" in k,
+            meta=_parse_meta(k.get("Meta")),
             items=_items(el),
         )
         if isinstance(cmd, Exec):
-            cmd.correlator = _child_text(el, "Correlator")
+            cmd.correlator = _text(k.get("Correlator"))
         return cmd
 
     return parse
 
 
-def _parse_alert(el: etree._Element, cmd_id: str) -> Command:
+def _parse_alert(el: etree._Element, k: _Index, cmd_id: str) -> Command:
     return Alert(
         cmd_id=cmd_id,
-        code=_code(el, "Alert"),
-        no_resp=_find(el, "NoResp") is not None,
-        correlator=_child_text(el, "Correlator"),
+        code=_code(k, "Alert"),
+        no_resp="NoResp" in k,
+        correlator=_text(k.get("Correlator")),
         items=_items(el),
     )
 
 
-def _container(cls: type[Atomic] | type[Sequence]) -> Callable[[etree._Element, str], Command]:
+def _container(cls: type[Atomic] | type[Sequence]) -> _Parser:
     skip = {"CmdID", "NoResp", "Meta", "Cred"}
 
-    def parse(el: etree._Element, cmd_id: str) -> Command:
+    def parse(el: etree._Element, k: _Index, cmd_id: str) -> Command:
         return cls(
             cmd_id=cmd_id,
-            no_resp=_find(el, "NoResp") is not None,
-            meta=_parse_meta(_find(el, "Meta")),
+            no_resp="NoResp" in k,
+            meta=_parse_meta(k.get("Meta")),
             commands=[_parse_command(child) for child in _kids(el) if _local(child) not in skip],
         )
 
@@ -314,33 +334,33 @@ def _refs(el: etree._Element, name: str) -> list[str]:
     return [_text(child) or "" for child in _find_all(el, name)]
 
 
-def _parse_status(el: etree._Element, cmd_id: str) -> Command:
+def _parse_status(el: etree._Element, k: _Index, cmd_id: str) -> Command:
     return Status(
         cmd_id=cmd_id,
-        msg_ref=_child_text(el, "MsgRef"),
-        cmd_ref=_required(el, "CmdRef"),
-        cmd=_required(el, "Cmd"),
-        code=_code(el, "Status"),
-        target_refs=_refs(el, "TargetRef"),
-        source_refs=_refs(el, "SourceRef"),
-        chal=_parse_chal(_find(el, "Chal")),
+        msg_ref=_text(k.get("MsgRef")),
+        cmd_ref=_required(el, k, "CmdRef"),
+        cmd=_required(el, k, "Cmd"),
+        code=_code(k, "Status"),
+        target_refs=_refs(el, "TargetRef") if "TargetRef" in k else [],
+        source_refs=_refs(el, "SourceRef") if "SourceRef" in k else [],
+        chal=_parse_chal(k.get("Chal")),
         items=_items(el),
     )
 
 
-def _parse_results(el: etree._Element, cmd_id: str) -> Command:
+def _parse_results(el: etree._Element, k: _Index, cmd_id: str) -> Command:
     return Results(
         cmd_id=cmd_id,
-        msg_ref=_child_text(el, "MsgRef"),
-        cmd_ref=_required(el, "CmdRef"),
-        meta=_parse_meta(_find(el, "Meta")),
-        target_refs=_refs(el, "TargetRef"),
-        source_refs=_refs(el, "SourceRef"),
+        msg_ref=_text(k.get("MsgRef")),
+        cmd_ref=_required(el, k, "CmdRef"),
+        meta=_parse_meta(k.get("Meta")),
+        target_refs=_refs(el, "TargetRef") if "TargetRef" in k else [],
+        source_refs=_refs(el, "SourceRef") if "SourceRef" in k else [],
         items=_items(el),
     )
 
 
-_PARSERS: dict[str, Callable[[etree._Element, str], Command]] = {
+_PARSERS: dict[str, _Parser] = {
     "Add": _item_command(Add),
     "Replace": _item_command(Replace),
     "Delete": _item_command(Delete),
@@ -357,7 +377,8 @@ _PARSERS: dict[str, Callable[[etree._Element, str], Command]] = {
 
 def _parse_command(el: etree._Element) -> Command:
     name = _local(el)
-    cmd_id = _child_text(el, "CmdID") or None
+    k = _index(el)
+    cmd_id = _text(k.get("CmdID")) or None
     parser = _PARSERS.get(name)
     if parser is None:
         status = codes.COMMAND_NOT_IMPLEMENTED if name in _NOT_IN_DM else codes.BAD_REQUEST
@@ -365,7 +386,7 @@ def _parse_command(el: etree._Element) -> Command:
     if cmd_id is None:
         return Unknown(name=name, cmd_id=None, status=codes.BAD_REQUEST, reason=f"{name} without CmdID")
     try:
-        return parser(el, cmd_id)
+        return parser(el, k, cmd_id)
     except _BadCommand as exc:
         return Unknown(name=name, cmd_id=cmd_id, status=exc.status, reason=exc.reason)
     except DecodeError as exc:
@@ -373,31 +394,32 @@ def _parse_command(el: etree._Element) -> Command:
 
 
 def _parse_header(el: etree._Element) -> SyncHdr:
-    session_id = _child_text(el, "SessionID")
-    msg_id = _child_text(el, "MsgID")
+    k = _index(el)
+    session_id = _text(k.get("SessionID"))
+    msg_id = _text(k.get("MsgID"))
     if not session_id:
         raise DecodeError("SyncHdr without SessionID")
     if not msg_id:
         raise DecodeError("SyncHdr without MsgID")
-    target = _find(el, "Target")
-    source = _find(el, "Source")
-    cred_el = _find(el, "Cred")
+    target = k.get("Target")
+    source = k.get("Source")
+    cred_el = k.get("Cred")
     cred = None
     if cred_el is not None:
         cred_meta = _parse_meta(_find(cred_el, "Meta")) or Meta()
         cred = Cred(type=cred_meta.type, format=cred_meta.format, data=_child_text(cred_el, "Data") or "")
-    meta = _parse_meta(_find(el, "Meta")) or Meta()
+    meta = _parse_meta(k.get("Meta")) or Meta()
     return SyncHdr(
         session_id=session_id,
         msg_id=msg_id,
         target=(_child_text(target, "LocURI") or "") if target is not None else "",
         source=(_child_text(source, "LocURI") or "") if source is not None else "",
-        ver_dtd=_child_text(el, "VerDTD") or "",
-        ver_proto=_child_text(el, "VerProto") or "",
+        ver_dtd=_text(k.get("VerDTD")) or "",
+        ver_proto=_text(k.get("VerProto")) or "",
         target_name=_child_text(target, "LocName") if target is not None else None,
         source_name=_child_text(source, "LocName") if source is not None else None,
-        resp_uri=_child_text(el, "RespURI"),
-        no_resp=_find(el, "NoResp") is not None,
+        resp_uri=_text(k.get("RespURI")),
+        no_resp="NoResp" in k,
         cred=cred,
         max_msg_size=meta.max_msg_size,
         max_obj_size=meta.max_obj_size,
