@@ -30,7 +30,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gc
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -40,10 +43,10 @@ from emulator import xmlsafe
 from emulator.errors import EmulatorError, FileFormatError, UnsupportedError
 from emulator.secrets import MASK, MASK_BYTES, is_secret_name, is_secret_value
 from emulator.tree import uri as uris
-from emulator.tree.acl import Acl
+from emulator.tree.acl import EMPTY, Acl
 from emulator.tree.ddf import FORMATS, _local
 from emulator.tree.errors import TreeError
-from emulator.tree.node import PERMANENT, Node, access_names
+from emulator.tree.node import ACCESS_ALL, PERMANENT, Node, NodeMeta, access_names
 from emulator.tree.tree import PROPERTIES, Tree, Value, format_tstamp
 
 TNDS_XML = "application/vnd.syncml.dmtnds+xml"
@@ -238,7 +241,6 @@ def _escape(text: str, segs: tuple[str, ...]) -> str:
 # None means "element absent". A plain tuple of immutables, so the cyclic GC stops tracking it: a
 # class instance per node made garbage collection a quarter of a 100,000-node import.
 _Item = tuple[tuple[str, ...], bool, Value, "str | None", "str | None", "str | None", "str | None", "float | None", bool, "int | None"]
-_NO_MORE = (None, None, None, False, None)
 
 
 def import_tnds(
@@ -260,15 +262,35 @@ def import_tnds(
     ``dm-emulator tree import``) properties are restored exactly, TStamp and VerNo included.
     ``source`` names the document in error messages (a file name).
     """
+    with _collector_paused():
+        return _import(tree, data, base_uri, by, replace, source)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Keep the cyclic garbage collector still while an import runs. Reading and building allocate
+    hundreds of thousands of objects that all stay alive (none forms a cycle to reclaim), and each
+    full collection they trigger walks every live object of the process, a fleet's trees included:
+    a fifth of a 100,000-node import. The collector runs again as usual afterwards."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
+def _import(tree: Tree, data: bytes | str, base_uri: str | None, by: str | None, replace: bool, source: str) -> list[str]:
     reader = _read(data, base_uri, source)
     done: list[str] = []
     with tree.transaction():
-        for item in reader.items:
-            if by is None:
-                _apply_local(tree, item, replace)
-                done.append(uris.join(item[0]))
-            elif _apply_server(tree, item, replace, by):
-                done.append(uris.join(item[0]))
+        if by is None:
+            done = _import_local(tree, reader, replace)
+        else:
+            for item in reader.items:
+                if _apply_server(tree, item, replace, by):
+                    done.append(uris.join(item[0]))
         if replace:
             for segs in reader.interiors:
                 if _find(tree, segs) is None:
@@ -280,35 +302,86 @@ def import_tnds(
     return done
 
 
-def _apply_local(tree: Tree, item: _Item, replace: bool) -> None:
+def _import_local(tree: Tree, reader: _Reader, replace: bool) -> list[str]:
+    """The device's own import. A node the tree lacks starts a new subtree: it and the nodes nested
+    in it are built here and grafted in one go (:meth:`Tree.graft`), not walked to from the root
+    one by one; a node that exists is rewritten in place (:func:`_apply_local`). Document order is
+    kept for changes and events alike: a subtree is grafted before the next node outside it."""
+    done: list[str] = []
+    join = uris.join
+    tops = reader.tops
+    top: tuple[tuple[str, ...], Node] | None = None  # the new subtree being built
+    fresh: dict[tuple[str, ...], Node] = {}  # its interior nodes by path
+    for i, item in enumerate(reader.items):
+        segs = item[0]
+        parent = fresh.get(segs[:-1]) if fresh and i not in tops else None
+        if parent is not None:  # nested in the new subtree: a continuation node may not be (event order)
+            node = _new_node(item)
+            parent.children[segs[-1]] = node  # type: ignore[index]
+            if node.children is not None:
+                fresh[segs] = node
+            continue
+        if top is not None:
+            done += tree.graft(*top)  # its nodes' URIs, in document order
+            top = None
+            fresh = {}
+        existing = _find(tree, segs)
+        if existing is None:
+            node = _new_node(item)
+            top = (segs, node)
+            if node.children is not None:
+                fresh[segs] = node
+        else:
+            _apply_local(tree, item, replace, existing)
+            done.append(join(segs))
+    if top is not None:
+        done += tree.graft(*top)
+    return done
+
+
+def _new_node(item: _Item) -> Node:
+    """A node the tree lacks, as :meth:`Tree.set_node` and :meth:`Tree.restore_meta` would make it
+    from the item: default Format and Type, every command allowed, dynamic, properties exact."""
+    _, interior, value, fmt, typ, acl, title, tstamp, _, verno = item
+    if typ is None:
+        typ = "" if interior else "text/plain"
+    meta = NodeMeta(title or "", tstamp, verno or 0) if (title or tstamp is not None or verno) else None
+    if interior:
+        return Node(None, "node", typ, Acl.parse(acl) if acl is not None else EMPTY, {}, ACCESS_ALL, meta)
+    return Node(value, fmt or "chr", typ, Acl.parse(acl) if acl is not None else EMPTY, None, ACCESS_ALL, meta)
+
+
+def _apply_local(tree: Tree, item: _Item, replace: bool, node: Node) -> None:
+    """An existing node rewritten by the device: what the document leaves out stays as it was."""
     segs, interior, value, fmt, typ, acl, title, tstamp, has_tstamp, verno = item
-    node = _find(tree, segs)
-    if node is not None and not replace:
+    if not replace:
         raise TreeError(418, f"node {uris.join(segs)} already exists", uri=uris.join(segs))
     same_kind = node is not None and (node.children is not None) == interior
     if fmt is None:
         fmt = node.format if same_kind else ("node" if interior else "chr")  # type: ignore[union-attr]
     if typ is None:
         typ = node.type if same_kind else ("" if interior else "text/plain")  # type: ignore[union-attr]
-    meta = node.meta if node is not None else None
-    if node is not None and not interior and value in (MASK, MASK_BYTES):
+    meta = node.meta
+    if not interior and value in (MASK, MASK_BYTES):
         value = node.value  # a masked export never overwrites the secret it hid
-    tree.set_node(
-        segs,
-        value,
-        format=fmt,
-        type=typ,
-        acl=acl,
-        permanent=bool(node.flags & PERMANENT) if node is not None else False,
-        access=access_names(node.flags) if node is not None else None,
-    )
     if title is None:
         title = meta.title if meta else ""
     if not has_tstamp:
         tstamp = meta.tstamp if meta else None
     if verno is None:
         verno = meta.verno if meta else 0
-    tree.restore_meta(segs, title, tstamp, verno)
+    tree.set_node(
+        segs,
+        value,
+        format=fmt,
+        type=typ,
+        acl=acl,
+        permanent=bool(node.flags & PERMANENT),
+        access=access_names(node.flags),
+        title=title,
+        tstamp=tstamp,
+        verno=verno,
+    )
 
 
 def _find(tree: Tree, segs: tuple[str, ...]) -> Node | None:
@@ -414,6 +487,7 @@ class _Reader:
         self.named: dict[tuple[str, ...], set[str]] = {}
         self.via_path: dict[tuple[str, ...], set[str]] = {}
         self.interiors: list[tuple[str, ...]] = []
+        self.tops: set[int] = set()  # indexes in ``items`` of top-level (Path-placed) nodes
         ns = root.tag[1 : root.tag.index("}")] if isinstance(root.tag, str) and root.tag.startswith("{") else None
         prefix = f"{{{ns}}}" if ns else ""
         # the document's own tags, looked up directly: _local() per element would dominate big imports
@@ -484,6 +558,7 @@ class _Reader:
         if name in (".", "..", "*") or "/" in name or "?" in name:
             raise self.fail(el, f"node name {name!r} is not a valid URI segment")
         if parent is None:
+            self.tops.add(len(self.items))
             parent = base + (self.path(path) if path is not None else ())
             for i in range(len(parent)):
                 self.via_path.setdefault(parent[:i], set()).add(parent[i])
@@ -510,14 +585,48 @@ class _Reader:
             fmt = fmt or self.format(sub)
         sub = props.get("Type")
         if sub is not None:
-            inner = get(sub[0].tag) if len(sub) == 1 else None  # type: ignore[call-overload]
+            first = sub[0] if len(sub) == 1 else None
+            inner = get(first.tag) if first is not None else None  # type: ignore[call-overload]
             if inner == "MIME" or inner == "DDFName":
-                text = sub[0].text
+                text = first.text  # type: ignore[union-attr]
                 typ = text.strip() if text else ""
                 ddf_name = inner == "DDFName"
             else:
                 typ, ddf_name = self.type(sub)
-        more = self.rt_more(props) if len(props) > (fmt is not None) + (typ is not None) else _NO_MORE
+        # ACL, Title, TStamp (and whether it was there) and VerNo; Name and Size are the device's.
+        # Inline, not a helper: a call and a tuple per node are a measurable part of a big import.
+        acl = title = tstamp = verno = None
+        sub = props.get("ACL")
+        if sub is not None:
+            acl = sub.text
+            acl = acl.strip() if acl else ""
+            if acl:
+                try:
+                    Acl.parse(acl)
+                except TreeError as exc:
+                    raise self.fail(sub, str(exc)) from None
+        sub = props.get("Title")
+        if sub is not None:
+            title = sub.text or ""
+            if len(title) > 63 and len(title.encode("utf-8")) > 255:
+                raise self.fail(sub, "Title is limited to 255 bytes")
+        sub = props.get("TStamp")
+        has_tstamp = sub is not None
+        if has_tstamp:
+            text = sub.text  # type: ignore[union-attr]
+            text = text.strip() if text else ""
+            if text:
+                try:
+                    tstamp = _parse_tstamp(text)
+                except ValueError:
+                    raise self.fail(sub, f"TStamp {text!r} is not ISO 8601 basic UTC (20010711T163817Z)") from None
+        sub = props.get("VerNo")
+        if sub is not None:
+            digits = sub.text
+            digits = digits.strip() if digits else ""
+            if not digits.isdigit() or int(digits) > 0xFFFF:
+                raise self.fail(sub, f"VerNo {digits!r} is not a 16-bit number")
+            verno = int(digits)
         interior = fmt == "node" if fmt is not None else bool(kids) or (ddf_name and value_el is None)
         value: Value = None
         if interior:
@@ -531,43 +640,9 @@ class _Reader:
                 value = self.value(value_el, fmt, segs)
             else:
                 value = value_el.text or ""
-        self.items.append((segs, interior, value, fmt, typ, *more))
+        self.items.append((segs, interior, value, fmt, typ, acl, title, tstamp, has_tstamp, verno))
         for kid in kids:
             self.node(kid, segs, base)
-
-    def rt_more(
-        self, props: dict[str | None, etree._Element]
-    ) -> tuple[str | None, str | None, float | None, bool, int | None]:
-        """ACL, Title, TStamp (and whether it was there) and VerNo; Name and Size are the device's."""
-        acl = title = tstamp = verno = None
-        sub = props.get("ACL")
-        if sub is not None:
-            acl = (sub.text or "").strip()
-            try:
-                Acl.parse(acl)
-            except TreeError as exc:
-                raise self.fail(sub, str(exc)) from None
-        sub = props.get("Title")
-        if sub is not None:
-            title = sub.text or ""
-            if len(title) > 63 and len(title.encode("utf-8")) > 255:
-                raise self.fail(sub, "Title is limited to 255 bytes")
-        sub = props.get("TStamp")
-        has_tstamp = sub is not None
-        if sub is not None:
-            text = (sub.text or "").strip()
-            if text:
-                try:
-                    tstamp = _parse_tstamp(text)
-                except ValueError:
-                    raise self.fail(sub, f"TStamp {text!r} is not ISO 8601 basic UTC (20010711T163817Z)") from None
-        sub = props.get("VerNo")
-        if sub is not None:
-            digits = (sub.text or "").strip()
-            if not digits.isdigit() or int(digits) > 0xFFFF:
-                raise self.fail(sub, f"VerNo {digits!r} is not a 16-bit number")
-            verno = int(digits)
-        return acl, title, tstamp, has_tstamp, verno
 
     def path(self, el: etree._Element) -> tuple[str, ...]:
         """``Path`` of a top-level node; relative to ``base`` (the root unless the caller gave a target)."""

@@ -562,34 +562,27 @@ class Tree:
         permanent: bool = False,
         access: frozenset[str] | set[str] | None = None,
         title: str = "",
+        tstamp: float | None = None,
+        verno: int | None = None,
     ) -> None:
-        """Create or overwrite a node as the device itself (MO builders, profiles, bearers): no ACL check."""
+        """Create or overwrite a node as the device itself (MO builders, profiles, bearers): no ACL check.
+
+        With ``verno`` the node's Title, TStamp and VerNo become exactly ``title``, ``tstamp`` and
+        ``verno``, as :meth:`restore_meta` would put them (a device-local TNDS import), in the same walk.
+        """
         segs = self._segments(uri)
         flags = (access_flags(access) if access is not None else ACCESS_ALL) | (PERMANENT if permanent else 0)
         interior = format == "node"
         if type is None:  # a leaf's MIME type, an interior node's MO identifier (none by default)
             type = "" if interior else "text/plain"
-        existing = self.exists(segs)
+        node, depth = self._claim(segs, uri)
+        existing = depth == len(segs)
         if not existing:
-            node, depth = self.root, 0
-            for seg in segs:
-                if node.children is None:
-                    raise TreeError(405, f"{uris.join(segs[:depth])} is a leaf", uri=_show(uri))
-                child = node.children.get(seg)
-                if child is None:
-                    break
-                node, depth = child, depth + 1
-            chain = self._writable(segs[:depth])
-            parent = chain[-1]
-            for i in range(depth, len(segs) - 1):
-                mid = Node(None, "node", "", EMPTY, {}, ACCESS_ALL, None, self._token)
-                parent.children[segs[i]] = mid  # type: ignore[index]
-                self._emit(TreeEvent("add", uris.join(segs[: i + 1]), None, None, None))
-                parent = mid
+            parent = self._add_missing(node, segs, depth)
             target = Node(None, "node", type if interior else "", EMPTY, {} if interior else None, flags, None, self._token)
             parent.children[segs[-1]] = target  # type: ignore[index]
         else:
-            target = self._writable(segs)[-1]
+            target = node
             target.flags = flags
             if interior and target.children is None:
                 target.children = {}
@@ -601,11 +594,83 @@ class Tree:
         target.type = type
         if acl is not None:
             target.acl = Acl.parse(acl)
-        if title:
+        if verno is not None:
+            target.meta = NodeMeta(title, tstamp, verno) if (title or tstamp is not None or verno) else None
+        elif title:
             target.meta = NodeMeta(title, None, 0)
         kind = "replace" if existing else "add"
         self._emit(TreeEvent(kind, uris.join(segs), old, target.value, None))
 
+    def graft(self, uri: str | Path, node: Node) -> list[str]:
+        """Attach a whole new subtree of prepared nodes at ``uri`` (which must not exist: 418).
+
+        A device-local TNDS import of a big tree: :meth:`set_node` per node walks from the root each
+        time, this walks once. Missing ancestors are created as :meth:`set_node` creates them, and
+        every node gets the add event :meth:`set_node` would give it, in pre-order. The nodes become
+        this tree's (its ownership token, see :meth:`_writable`), so they must be fresh ones never
+        handed to a tree before (``owner`` None): a node shared with another tree would be changed
+        under it. Returns the URIs of the grafted nodes (pre-order; created ancestors not included).
+        """
+        segs = self._segments(uri)
+        if not segs:
+            raise TreeError(418, "the root always exists", uri=".")
+        found, depth = self._claim(segs, uri)
+        if depth == len(segs):
+            raise TreeError(418, f"node {_show(uri)} already exists", uri=_show(uri))
+        token = self._token
+        join = uris.join
+        added: list[str] = []
+        events: list[TreeEvent] = []
+        stack: list[tuple[Path, Node]] = [(segs, node)]
+        while stack:  # before anything is added: a node that is not fresh changes nothing
+            path, n = stack.pop()
+            if n.owner is not None:
+                raise ValueError(f"graft needs fresh nodes; {join(path)} already belongs to a tree")
+            n.owner = token
+            text = join(path)
+            added.append(text)
+            events.append(TreeEvent("add", text, None, n.value, None))
+            if n.children:
+                stack.extend((path + (name,), child) for name, child in reversed(n.children.items()))
+        parent = self._add_missing(found, segs, depth)
+        parent.children[segs[-1]] = node  # type: ignore[index]
+        if self._tx:
+            self._pending.extend(events)
+        else:
+            for ev in events:
+                self._emit(ev)
+        return added
+
+    def _claim(self, segs: Path, uri: str | Path) -> tuple[Node, int]:
+        """The deepest existing node on ``segs`` and how many segments lead to it, the nodes on the
+        way owned by this tree (copied if shared, as :meth:`_writable`); 405 past a leaf."""
+        token = self._token
+        node = self.root
+        if node.owner is not token:
+            node = self.root = node.copy(token)
+        depth = 0
+        for seg in segs:
+            children = node.children
+            if children is None:
+                raise TreeError(405, f"{uris.join(segs[:depth])} is a leaf", uri=_show(uri))
+            child = children.get(seg)
+            if child is None:
+                break
+            if child.owner is not token:
+                child = children[seg] = child.copy(token)
+            node = child
+            depth += 1
+        return node, depth
+
+    def _add_missing(self, node: Node, segs: Path, depth: int) -> Node:
+        """Plain interior nodes for ``segs[depth:-1]`` under ``node`` (an implicit add by the device,
+        one event each); returns the parent the last segment goes into."""
+        for i in range(depth, len(segs) - 1):
+            mid = Node(None, "node", "", EMPTY, {}, ACCESS_ALL, None, self._token)
+            node.children[segs[i]] = mid  # type: ignore[index]
+            self._emit(TreeEvent("add", uris.join(segs[: i + 1]), None, None, None))
+            node = mid
+        return node
 
     def restore_meta(self, uri: str | Path, title: str, tstamp: float | None, verno: int) -> None:
         """Put back Title, TStamp and VerNo exactly (a workspace reload or a TNDS import by the device):
