@@ -163,8 +163,9 @@ def _put(tree: Tree, segs: Segments, row: NodeRow) -> None:
         permanent=bool(row.flags & PERMANENT),
         access=access_names(row.flags),
         title=row.title,
+        tstamp=row.tstamp,
+        verno=row.verno,
     )
-    tree.restore_meta(segs, row.title, row.tstamp, row.verno)
 
 
 def _owned_node(tree: Tree, segs: Segments) -> Node:

@@ -340,7 +340,7 @@ def _import_local(tree: Tree, reader: _Reader, replace: bool) -> list[str]:
 
 
 def _new_node(item: _Item) -> Node:
-    """A node the tree lacks, as :meth:`Tree.set_node` and :meth:`Tree.restore_meta` would make it
+    """A node the tree lacks, as :meth:`Tree.set_node` with exact Title/TStamp/VerNo would make it
     from the item: default Format and Type, every command allowed, dynamic, properties exact."""
     _, interior, value, fmt, typ, acl, title, tstamp, _, verno = item
     if typ is None:

@@ -568,7 +568,8 @@ class Tree:
         """Create or overwrite a node as the device itself (MO builders, profiles, bearers): no ACL check.
 
         With ``verno`` the node's Title, TStamp and VerNo become exactly ``title``, ``tstamp`` and
-        ``verno``, as :meth:`restore_meta` would put them (a device-local TNDS import), in the same walk.
+        ``verno`` (a workspace reload or a device-local TNDS import: a restored node must not look
+        changed to a server that compares VerNo).
         """
         segs = self._segments(uri)
         flags = (access_flags(access) if access is not None else ACCESS_ALL) | (PERMANENT if permanent else 0)
@@ -671,12 +672,6 @@ class Tree:
             self._emit(TreeEvent("add", uris.join(segs[: i + 1]), None, None, None))
             node = mid
         return node
-
-    def restore_meta(self, uri: str | Path, title: str, tstamp: float | None, verno: int) -> None:
-        """Put back Title, TStamp and VerNo exactly (a workspace reload or a TNDS import by the device):
-        a restored node must not look changed to a server that compares VerNo. No event: nothing changed."""
-        target = self._writable(self._segments(uri))[-1]
-        target.meta = NodeMeta(title, tstamp, verno) if (title or tstamp is not None or verno) else None
 
 
 class _Transaction:
