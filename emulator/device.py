@@ -75,6 +75,8 @@ class VirtualDevice:
         self.id = identity.dev_id
         self.server = server
         self.tree = tree or built
+        self._accounts: list[Account] = []
+        self._accounts_key: tuple[int, int] | None = None
         self.bus = bus or EventBus()
         self.state = "idle"
         self.detail = ""
@@ -190,7 +192,11 @@ class VirtualDevice:
     # ------------------------------------------------------------------ authorities
 
     def accounts(self, protocol: str | None = None) -> list[Account]:
-        return [a for a in read_accounts(self.tree) if protocol is None or a.protocol == protocol]
+        """The DMAcc accounts, read again only when the tree changed since the last read."""
+        key = (id(self.tree), self.tree.version)
+        if self._accounts_key != key:
+            self._accounts, self._accounts_key = read_accounts(self.tree), key
+        return [a for a in self._accounts if protocol is None or a.protocol == protocol]
 
     def account(self, server_id: str | None = None, protocol: str | None = None) -> Account:
         """The named account, or the highest-priority one of the protocol; clear error if none."""

@@ -101,6 +101,7 @@ class Tree:
         self._exec: dict[Path, ExecHandler] = {}
         self._exec_patterns: list[tuple[Path, ExecHandler]] = []
         self._tx: list[tuple[Node, object, int]] = []
+        self.version = 0  # moves with every change and rollback: lets readers cache what they derive
         self._pending: list[TreeEvent] = []
 
     # ------------------------------------------------------------------ sharing and transactions
@@ -127,6 +128,7 @@ class Tree:
         """Put the tree back exactly as it was at :meth:`begin` and forget its events."""
         self.root, self._token, mark = self._tx.pop()
         del self._pending[mark:]
+        self.version += 1
 
     def transaction(self) -> _Transaction:
         """``with tree.transaction():`` commits at the end, rolls back if the block raises."""
@@ -143,6 +145,7 @@ class Tree:
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
     def _emit(self, event: TreeEvent) -> None:
+        self.version += 1
         if self._tx:
             self._pending.append(event)
         else:

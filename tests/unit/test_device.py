@@ -95,3 +95,16 @@ def test_acl_scope_into_extra_nodes_applies_and_a_scope_to_nowhere_is_refused():
     nowhere = replace(base, accounts=(replace(acc, acl_scope=("./Nowhere",)),))
     with pytest.raises(FileFormatError, match="acl_scope './Nowhere'"):
         VirtualDevice(nowhere, 0, server=SERVER)
+
+
+def test_accounts_are_read_again_after_a_change_and_after_a_rollback():
+    dev = VirtualDevice(find_profile("smartphone"), 0, server=SERVER)
+    acc = dev.account(protocol="dm12")
+    assert dev.account(protocol="dm12") is acc  # unchanged tree: the same snapshot
+    dev.tree.replace(f"{acc.path}/Name", "Renamed")
+    assert dev.account(protocol="dm12").name == "Renamed"
+    dev.tree.begin()
+    dev.tree.replace(f"{acc.path}/Name", "In a transaction")
+    assert dev.account(protocol="dm12").name == "In a transaction"
+    dev.tree.rollback()
+    assert dev.account(protocol="dm12").name == "Renamed"
