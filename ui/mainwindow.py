@@ -168,9 +168,21 @@ class MainWindow(QMainWindow):
 
     def set_server_status(self, ok: bool, text: str) -> None:
         self.server_label.setStyleSheet("" if ok else "color: #b00020")
-        self.server_label.setText(f"Server: {text}" if ok else text)
+        self._server_text = f"Server: {text}" if ok else text
+        self._listener_url: str | None = None  # shown again below
+        self.show_listener()
+
+    def show_listener(self) -> None:
+        """Adds where servers send notifications; the listener starts after the window, so the count
+        timer calls this too (it only touches the label when the URL changed)."""
+        url = self.fleet.listener.url if self.fleet.listener is not None else ""
+        if url == self._listener_url:
+            return
+        self._listener_url = url
+        self.server_label.setText(f"{self._server_text} · notifications: {url}" if url else self._server_text)
 
     def update_counts(self) -> None:
+        self.show_listener()
         st = self.fleet.stats
         self.counts.setText(
             f"{len(self.fleet.devices)} devices · {st.running} sessions running · "

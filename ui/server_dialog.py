@@ -8,9 +8,12 @@ keeps each device's own (client user names, for instance, differ per device; ``{
 ``{serial}``, ``{imei}``, ``{mac}``, ``{uuid}``, ``{index}`` in the URL or the user name are filled in
 per device, as in profiles).
 
-Notifications come from the demo server the window runs (its DM 2.0 ``ServerState.notify`` or its
-DM 1.2 Package 0) and reach the device through :meth:`Fleet.deliver_notification`, which checks
-them as a real device would.
+Notifications come from the demo server the window runs and travel over the channels a real server
+uses: a DM 2.0 device behind NAT gets it on the server's push channel (``ServerState.notify``; the
+fleet's :class:`PushPoller` long-polls it), any other device is sent it by the server over HTTP to
+the fleet's :class:`NotificationListener` (``ServerState.send_notification`` / DM 1.2
+``send_package0``). Either way the device checks it as a real one would
+(:meth:`Fleet.deliver_notification`). Only a window without a listener hands it over directly.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from PySide6.QtWidgets import (
 
 from emulator.device import VirtualDevice
 from emulator.errors import EmulatorError
-from emulator.events import AlertRaised
+from emulator.events import AlertRaised, Event, SessionStarted
 from emulator.fleet import Fleet
 from emulator.mo.accounts import AUTH_SCHEMES_DM2, AUTH_TYPES, Account, configure_account
 from emulator.profile import fill
@@ -169,7 +172,8 @@ def package0(state: Any, dev_id: str, protocol: str) -> bytes:
 
 
 def notify_device(fleet: Fleet, state: Any, dev_id: str, protocol: str) -> tuple[asyncio.Task | None, str]:
-    """Deliver a demo-server notification; (the session's task, "") or (None, why it was ignored)."""
+    """Deliver a demo-server notification directly (no channel); (the session's task, "") or (None, why
+    it was ignored). Only for a window without a notification listener."""
     rejected: list[AlertRaised] = []
     stop = fleet.bus.subscribe(rejected.append, AlertRaised)
     try:
@@ -178,6 +182,92 @@ def notify_device(fleet: Fleet, state: Any, dev_id: str, protocol: str) -> tuple
         stop()
     why = next((a.detail for a in rejected if a.device_id == dev_id), "ignored")
     return task, "" if task is not None else why
+
+
+NOTIFY_WAIT_S = 10.0
+"""How long to wait for the device's answer (a session, or a rejection) once the notification is out."""
+
+
+@dataclass(slots=True)
+class Notified:
+    """What became of one notification: ``session`` is the task of the session it started (None:
+    rejected, or not delivered, ``why`` says which); ``channel`` is push, listener or direct ("" when
+    nothing could be sent)."""
+
+    device_id: str
+    protocol: str
+    channel: str
+    session: asyncio.Task | None = None
+    why: str = ""
+    rejected: bool = False  # the device (or its listener) said no; False: it never got an answer
+
+
+class _DeviceAnswer:
+    """Waits for what a device does with a notification: the session it starts (its task is the one
+    running when the session announces itself on the bus) or the AlertRaised of a rejection."""
+
+    def __init__(self, fleet: Fleet, dev_id: str) -> None:
+        self.dev_id = dev_id
+        self.answer: asyncio.Future[asyncio.Task | str] = asyncio.get_running_loop().create_future()
+        self._stop = fleet.bus.subscribe(self._note, SessionStarted, AlertRaised)
+
+    def _note(self, event: Event) -> None:
+        if event.device_id != self.dev_id or self.answer.done():
+            return
+        if isinstance(event, SessionStarted) and event.reason.startswith("notification"):
+            task = asyncio.current_task()
+            if task is not None:
+                self.answer.set_result(task)
+        elif isinstance(event, AlertRaised) and event.alert_type == "notification rejected":
+            self.answer.set_result(event.detail)
+
+    async def wait(self, timeout: float) -> asyncio.Task | str | None:
+        try:
+            return await asyncio.wait_for(asyncio.shield(self.answer), timeout)
+        except TimeoutError:
+            return None
+
+    def close(self) -> None:
+        self._stop()  # unsubscribing twice is harmless
+
+
+async def notify_over_channel(fleet: Fleet, state: Any, dev_id: str, protocol: str, *,
+                              wait_s: float = NOTIFY_WAIT_S) -> Notified:
+    """Have the demo server notify ``dev_id`` over the channel a real one would use, and wait until the
+    device started its session or rejected the notification. EmulatorError when nothing could be sent."""
+    dev = fleet.device(dev_id)
+    listener = fleet.listener
+    if listener is None:  # no channel in this window: hand it over
+        task, why = notify_device(fleet, state, dev_id, protocol)
+        return Notified(dev_id, protocol, "direct", task, why, rejected=task is None)
+    watch = _DeviceAnswer(fleet, dev_id)
+    try:
+        if protocol == "dm2" and dev.behind_nat:
+            channel = "push"
+            state.notify(dev_id)
+            polling = fleet.push is not None and dev_id in fleet.push.polling
+            idle = "queued on the push channel; the device has not picked it up" + (
+                "" if polling else " (it is not polling)")
+        else:
+            channel = "listener"
+            to = listener.notify_url(dev_id)
+            if protocol == "dm2":
+                sent = await state.send_notification(dev_id, to, protocol="dm2")
+            elif getattr(state, "dm12", None) is None:
+                raise EmulatorError("the demo server has no DM 1.2 side")
+            else:
+                sent = await state.dm12.send_package0(dev_id, to)
+            if not sent.delivered:
+                why = sent.detail.removeprefix("notification ignored: ") if sent.status else sent.detail
+                return Notified(dev_id, protocol, channel, None, why or f"HTTP {sent.status}",
+                                rejected=bool(sent.status))
+            idle = "the listener took it but no session started"
+        answer = await watch.wait(wait_s)
+    finally:
+        watch.close()
+    if isinstance(answer, asyncio.Task):
+        return Notified(dev_id, protocol, channel, answer)
+    return Notified(dev_id, protocol, channel, None, answer or idle, rejected=answer is not None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -421,6 +511,7 @@ class ServerActions(QObject):
         self.dialog: ServerDialog | None = None
         self.job: ChunkedJob | None = None
         self.problems: list[str] = []  # of the last apply
+        self._reports: set[asyncio.Task] = set()
         self.connect_action = QAction("Server connection…", window)
         self.connect_action.setToolTip("Point the selected devices (or all) at a DM server")
         self.connect_action.triggered.connect(self.open_dialog)
@@ -481,6 +572,8 @@ class ServerActions(QObject):
     # -- notifications
 
     def notify_selected(self) -> list[asyncio.Task]:
+        """One task per notified device, each ending with its :class:`Notified` once the device started
+        its session or rejected the notification; the status bar says what happened."""
         w = self.window
         ids = w.fleet_panel.selected_ids()
         if self.demo_state is None:
@@ -499,16 +592,39 @@ class ServerActions(QObject):
             if protocol not in dev.profile.protocols:
                 w.show_error(f"{dev_id} does not speak {protocol} (has {', '.join(dev.profile.protocols)})")
                 continue
-            try:
-                task, why = notify_device(w.fleet, self.demo_state, dev_id, protocol)
-            except EmulatorError as exc:
-                w.show_error(f"{dev_id}: no notification: {exc}")
-                continue
-            if task is None:
-                w.show_error(f"{dev_id}: {protocol} notification ignored: {why}")
-                continue
-            task.add_done_callback(lambda t, d=dev_id: w.fleet_panel._session_done(d, t))
-            tasks.append(task)
+            tasks.append(asyncio.ensure_future(self._notify_one(dev_id, protocol)))
         if tasks:
-            w.statusBar().showMessage(f"notified {len(tasks)} device(s): server-initiated session started", 5000)
+            w.statusBar().showMessage(f"notifying {len(tasks)} device(s)…", 5000)
+            report = asyncio.ensure_future(self._report(tasks))
+            self._reports.add(report)  # kept until it ends (the loop holds only weak references)
+            report.add_done_callback(self._reports.discard)
         return tasks
+
+    async def _notify_one(self, dev_id: str, protocol: str) -> Notified:
+        w = self.window
+        try:
+            notified = await notify_over_channel(w.fleet, self.demo_state, dev_id, protocol)
+        except EmulatorError as exc:
+            return Notified(dev_id, protocol, "", None, f"none sent: {exc}")
+        if notified.session is not None:  # a session that fails shows on its row
+            notified.session.add_done_callback(lambda t, d=dev_id: w.fleet_panel._session_done(d, t))
+        return notified
+
+    async def _report(self, tasks: list[asyncio.Task]) -> None:
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        done = [r for r in results if isinstance(r, Notified)]
+        started = [r for r in done if r.session is not None]
+        failed = [r for r in done if r.session is None]
+        failed_text = [f"{r.device_id}: {r.protocol} notification {'rejected' if r.rejected else 'not delivered'}: "
+                       f"{r.why}" for r in failed]
+        failed_text += [f"notification failed: {r}" for r in results if isinstance(r, BaseException)
+                        and not isinstance(r, asyncio.CancelledError)]
+        w = self.window
+        if failed_text:
+            more = f" (and {len(failed_text) - 1} more)" if len(failed_text) > 1 else ""
+            ok = f"; {len(started)} session(s) started" if started else ""
+            w.show_error(f"{failed_text[0]}{more}{ok}")
+        elif started:
+            channels = ", ".join(sorted({r.channel for r in started}))
+            w.statusBar().showMessage(f"notified {len(started)} device(s) over {channels}: "
+                                      "server-initiated session started", 5000)

@@ -149,20 +149,109 @@ def desktop(arun, disposer):
     arun(d.stop())
 
 
-def test_notify_starts_a_server_initiated_session_and_a_bad_one_is_shown(desktop, qtbot):
-    w, state = desktop.window, desktop.server.state
-    phone = next(d.id for d in desktop.fleet.devices.values() if d.profile.name == "smartphone")
-    w.fleet_panel.select(phone)
-    w.fleet_panel.protocol_box.setCurrentText("dm2")
+def _notify(desktop, qtbot, dev_id, protocol):
+    """Session > Notify selected device on one device; its Notified once the device answered."""
+    w = desktop.window
+    w.fleet_panel.select(dev_id)
+    w.fleet_panel.protocol_box.setCurrentText(protocol)
     (task,) = w.server_actions.notify_selected()
-    qtbot.waitUntil(task.done, timeout=8000)
-    assert task.result().outcome == "completed", task.result()
+    qtbot.waitUntil(task.done, timeout=4000)
+    return task.result()
+
+
+def _reachable(desktop, profile="smartphone"):
+    """A device of ``profile`` taken out of NAT: servers reach it on the fleet's listener."""
+    dev = next(d for d in desktop.fleet.devices.values() if d.profile.name == profile)
+    dev.set_bearer(dev.bearer, nat=False)
+    assert not dev.behind_nat
+    return dev.id
+
+
+def test_notify_over_the_listener_starts_a_session_and_a_rejection_is_reported(desktop, qtbot):
+    w, state, listener = desktop.window, desktop.server.state, desktop.fleet.listener
+    phone = _reachable(desktop)
+    accepted, delivered = listener.accepted, desktop.fleet.push.delivered
+    notified = _notify(desktop, qtbot, phone, "dm2")
+    assert notified.channel == "listener" and notified.session is not None, notified
+    assert listener.accepted == accepted + 1 and desktop.fleet.push.delivered == delivered
+    qtbot.waitUntil(notified.session.done, timeout=4000)
+    assert notified.session.result().outcome == "completed", notified.session.result()
     log = state.device(phone)
     assert log.notification_ids == log.notifications_sent and len(log.notifications_sent) == 1
+    qtbot.waitUntil(lambda: "listener" in w.statusBar().currentMessage(), timeout=2000)
+    assert "session started" in w.statusBar().currentMessage()
+
     state.noti_secret = b"not the device's secret"
-    assert w.server_actions.notify_selected() == []
+    rejected = listener.rejected
+    notified = _notify(desktop, qtbot, phone, "dm2")
+    assert notified.session is None and notified.rejected and "digest" in notified.why.lower(), notified
+    assert listener.rejected == rejected + 1 and listener.accepted == accepted + 1
+    qtbot.waitUntil(lambda: "rejected" in w.statusBar().currentMessage(), timeout=2000)
     assert "digest" in w.statusBar().currentMessage().lower()
     assert state.device(phone).completed == 1
+
+
+def test_notify_a_dm12_device_over_the_listener(desktop, qtbot):
+    gateway = _reachable(desktop, "home-gateway")
+    listener = desktop.fleet.listener
+    accepted = listener.accepted
+    notified = _notify(desktop, qtbot, gateway, "dm12")
+    assert (notified.channel, notified.protocol) == ("listener", "dm12") and notified.session is not None
+    assert listener.accepted == accepted + 1
+    qtbot.waitUntil(notified.session.done, timeout=4000)
+    assert notified.session.result().outcome == "completed", notified.session.result()
+
+
+def test_notify_behind_nat_goes_over_the_push_channel(desktop, qtbot):
+    w, state, push = desktop.window, desktop.server.state, desktop.fleet.push
+    phone = next(d for d in desktop.fleet.devices.values() if d.profile.name == "smartphone")
+    assert phone.behind_nat and phone.id in push.polling  # the demo's phones wait on the push channel
+    accepted, delivered = desktop.fleet.listener.accepted, push.delivered
+    notified = _notify(desktop, qtbot, phone.id, "dm2")
+    assert notified.channel == "push" and notified.session is not None, notified
+    assert push.delivered == delivered + 1 and desktop.fleet.listener.accepted == accepted
+    qtbot.waitUntil(notified.session.done, timeout=4000)
+    assert notified.session.result().outcome == "completed"
+    qtbot.waitUntil(lambda: "push" in w.statusBar().currentMessage(), timeout=2000)
+
+    state.noti_secret = b"not the device's secret"  # the poller delivers it; the device says no
+    notified = _notify(desktop, qtbot, phone.id, "dm2")
+    assert notified.session is None and notified.rejected and "digest" in notified.why.lower(), notified
+    assert push.delivered == delivered + 2
+    qtbot.waitUntil(lambda: "rejected" in w.statusBar().currentMessage(), timeout=2000)
+
+
+def test_a_notified_session_that_fails_stays_on_its_row(desktop, qtbot):
+    phone = _reachable(desktop)
+    desktop.server.state.add_fault("malformed", device=phone)  # the server answers garbage
+    notified = _notify(desktop, qtbot, phone, "dm2")
+    assert notified.channel == "listener" and notified.session is not None, notified
+    qtbot.waitUntil(notified.session.done, timeout=4000)
+    done = notified.session.result()
+    assert done.outcome != "completed" and done.detail
+    model = desktop.window.fleet_panel.model
+    row = model.row_of(phone)
+    qtbot.waitUntil(lambda: model.index(row, 2).data() == "error", timeout=2000)
+    assert done.detail in model.index(row, 0).data(Qt.ItemDataRole.ToolTipRole)
+
+
+def test_notify_without_a_listener_hands_it_over_directly(desktop, qtbot):
+    fleet = desktop.fleet
+    listener, fleet.listener = fleet.listener, None
+    try:
+        phone = _reachable(desktop)
+        notified = _notify(desktop, qtbot, phone, "dm2")
+    finally:
+        fleet.listener = listener
+    assert notified.channel == "direct" and notified.session is not None and listener.accepted == 0
+    qtbot.waitUntil(notified.session.done, timeout=4000)
+
+
+def test_server_label_shows_where_notifications_go(desktop, qtbot):
+    label, url = desktop.window.server_label, desktop.fleet.listener.url
+    assert url.startswith("http://127.0.0.1:")
+    qtbot.waitUntil(lambda: f"notifications: {url}" in label.text(), timeout=2000)  # the count timer
+    assert label.text() == f"Server: {desktop.server.url} · notifications: {url}"
 
 
 def test_first_devices_added_get_a_device_column_that_fits(qtbot):
