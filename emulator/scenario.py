@@ -27,6 +27,7 @@ from typing import Any
 from emulator.errors import EmulatorError, FileFormatError
 from emulator.mo.build import template_tree
 from emulator.profile import PROTOCOLS, Profile, find_profile
+from emulator.protocol.dm2.clienturi import parse_client_uri
 from emulator.tomlcheck import KeyPath, TomlChecker, read_toml, type_name
 from emulator.tree import uri as uri_mod
 
@@ -34,7 +35,12 @@ SCENARIO_DIR = Path(__file__).resolve().parents[1] / "assets" / "scenarios"
 
 EVENT_ACTIONS = (
     "switch_bearer", "bearer_down", "bearer_up", "nat", "server_down", "crash", "set_node", "alert", "notify",
+    "delegate", "revoke", "app", "app_read", "app_write",
 )  # fmt: skip
+# done on the device itself, no session: each may say whether the device should allow or refuse it
+LOCAL_ACTIONS = ("delegate", "revoke", "app", "app_read", "app_write")
+LOCAL_OUTCOMES = ("ok", "refused")
+DELEGATION_KINDS = ("shared", "full")
 OUTCOMES = ("completed", "failed", "aborted")
 CONFIRM_ANSWERS = ("yes", "no", "cancel", "timeout")
 WEB_ANSWERS = ("submit", "cancel", "ignore")
@@ -102,6 +108,12 @@ class TimelineEvent:
     (the server is unreachable for every device); crash: ``duration`` until the restart from the stored
     state; set_node: ``path`` and ``value`` (a local change, as the user or an app would make);
     alert: ``alert``; notify: ask the reference server (its ``/admin/notify`` API) to notify the devices.
+
+    Local actions (README "Management authorities and delegation: the rules"), each with ``expect``
+    ``ok`` or ``refused``: delegate: ``delegator`` gives ``delegate`` the ``scope`` (``kind``,
+    ``depth``, ``prohibited``); revoke: ``by`` (None: the user) undoes the delegation to ``delegate``
+    on ``scope`` (made by ``delegator``, if given); app: register ``app`` with read-only ``grants`` and
+    read-write ``write_grants``; app_read / app_write: ``app`` reads ``uri`` / writes ``value`` there.
     """
 
     at: float
@@ -113,6 +125,18 @@ class TimelineEvent:
     path: str = ""
     value: str | int | float | bool | None = None
     alert: GenericAlertSpec | None = None
+    delegator: str = ""
+    delegate: str = ""
+    scope: str = ""
+    kind: str = "shared"
+    depth: int = 0
+    prohibited: frozenset[str] = frozenset()
+    by: str | None = None
+    app: str = ""
+    grants: tuple[str, ...] = ()
+    write_grants: tuple[str, ...] = ()
+    uri: str = ""
+    expect: str = "ok"
     line: int | None = None
 
 
@@ -141,7 +165,8 @@ class Pacing:
 
 @dataclass(frozen=True, slots=True)
 class Expectation:
-    """One check at the end. Exactly one of: ``node`` (+ ``equals``), ``status``, a session count, ``within``.
+    """One check at the end. Exactly one of: ``node`` (+ ``equals``), ``status``, a session count, ``within``,
+    ``can_get`` / ``cannot_get`` (+ ``server``: whether that authority may Get the URI on each device).
 
     ``within`` without devices is also the run's time limit: the run is stopped when it is reached.
     A session that a bearer switch cut off and the fleet ran again counts once, by its retry.
@@ -155,11 +180,18 @@ class Expectation:
     min_sessions: int | None = None
     max_sessions: int | None = None
     within: float | None = None
+    server: str | None = None
+    can_get: str | None = None
+    cannot_get: str | None = None
     line: int | None = None
 
     def describe(self) -> str:
         who = self.devices.describe()
-        if self.node is not None:
+        if self.can_get is not None:
+            what = f"{self.server} can Get {self.can_get}"
+        elif self.cannot_get is not None:
+            what = f"{self.server} cannot Get {self.cannot_get}"
+        elif self.node is not None:
             what = f"{self.node} == {self.equals!r}"
         elif self.status is not None:
             what = f"every session {self.status}"
@@ -322,6 +354,7 @@ class _ScenarioReader(TomlChecker):
             if "sessions" in top and duration is None and (rule.on_notification or (rule.every and not rule.count)):
                 raise self.fail(("sessions", i), "this rule has no end: give it a count, or the scenario a duration")
         events = self.list_of(top, "events", self.event)
+        self.check_apps(events)
         if duration is not None:
             for key, items in (("sessions", sessions if "sessions" in top else ()), ("events", events)):
                 for i, item in enumerate(items):
@@ -409,15 +442,23 @@ class _ScenarioReader(TomlChecker):
 
     def event(self, data: Any, path: KeyPath) -> TimelineEvent:
         d = self.keys(data, path, ("at", "do", "devices", "limit", "bearer", "nat", "duration", "path", "value",
-                                   "type", "data", "source", "mark"), required=("at", "do"))
+                                   "type", "data", "source", "mark", "delegator", "delegate", "scope", "kind",
+                                   "depth", "prohibited", "by", "app", "grants", "write_grants", "uri", "expect"),
+                      required=("at", "do"))
         action = self.value(d, path, "do", str, choices=EVENT_ACTIONS)
         needs = {
             "switch_bearer": ("bearer",), "bearer_down": ("bearer",), "bearer_up": ("bearer",),
             "nat": ("bearer", "nat"), "server_down": ("duration",), "crash": (), "set_node": ("path", "value"),
-            "alert": ("type",), "notify": (),
+            "alert": ("type",), "notify": (), "delegate": ("delegator", "delegate", "scope"),
+            "revoke": ("delegate", "scope"), "app": ("app",), "app_read": ("app", "uri"),
+            "app_write": ("app", "uri", "value"),
         }[action]  # fmt: skip
-        takes = {*needs, "at", "do", "devices", "limit", *({"duration"} if action == "crash" else ()),
-                 *({"data", "source", "mark"} if action == "alert" else ())}
+        optional = {
+            "crash": ("duration",), "alert": ("data", "source", "mark"),
+            "delegate": ("kind", "depth", "prohibited"), "revoke": ("by", "delegator"),
+            "app": ("grants", "write_grants"),
+        }.get(action, ())  # fmt: skip
+        takes = {*needs, *optional, "at", "do", "devices", "limit", *({"expect"} if action in LOCAL_ACTIONS else ())}
         for key in d:
             if key not in takes:
                 raise self.fail((*path, key), f"{action} takes no {key!r} (it takes: {', '.join(sorted(takes))})")
@@ -453,12 +494,71 @@ class _ScenarioReader(TomlChecker):
                 self.dm_uri((*path, "source"), source)
             alert = GenericAlertSpec(self.value(d, path, "type", str), data_v, source,
                                      self.value(d, path, "mark", str, None, choices=ALERT_MARKS))
+        servers = {key: self.server(d, path, key, sel) for key in ("delegator", "delegate", "by")}
+        prohibited = self.strings(d, path, "prohibited")
+        for i, sid in enumerate(prohibited):
+            self.server({"prohibited": sid}, path, "prohibited", sel, at=(*path, "prohibited", i))
+        scope = self.value(d, path, "scope", str, "")
+        if scope:
+            self.scope_uri((*path, "scope"), scope, sel)
+        uri = self.value(d, path, "uri", str, "")
+        if uri:
+            self.scope_uri((*path, "uri"), uri, None)
+        depth = self.count(d, path, "depth", lo=0) or 0
+        grants = self.strings(d, path, "grants")
+        write_grants = self.strings(d, path, "write_grants")
+        for key, items in (("grants", grants), ("write_grants", write_grants)):
+            for i, target in enumerate(items):
+                self.scope_uri((*path, key, i), target, None)
+        app = self.value(d, path, "app", str, "")
+        if "app" in d and (not app or any(c in app for c in "/?&=+* \t")):
+            raise self.fail((*path, "app"), f"{app!r} cannot name an application (no spaces or / ? & = + *)")
         duration = self.duration(d, path, "duration", 0.0) or 0.0
         return TimelineEvent(
             at=self.duration(d, path, "at") or 0.0, action=action, devices=sel, bearer=bearer,
             nat=self.value(d, path, "nat", bool, False), duration=duration, path=path_v, value=value,
-            alert=alert, line=self.line(path),
+            alert=alert, delegator=servers["delegator"] or "", delegate=servers["delegate"] or "", scope=scope,
+            kind=self.value(d, path, "kind", str, "shared", choices=DELEGATION_KINDS), depth=depth,
+            prohibited=frozenset(prohibited), by=servers["by"], app=app, grants=grants, write_grants=write_grants,
+            uri=uri, expect=self.value(d, path, "expect", str, "ok", choices=LOCAL_OUTCOMES), line=self.line(path),
         )
+
+    def server(self, data: dict[str, Any], path: KeyPath, key: str, sel: Selector,
+               at: KeyPath | None = None) -> str | None:  # fmt: skip
+        """A ServerID every selected group's profile has an account for (a management authority)."""
+        sid = self.value(data, path, key, str, None) if at is None else data[key]
+        if sid is None:
+            return None
+        for g in self.selected(sel):
+            known = [a.server_id for a in g.profile.accounts]
+            if sid not in known:
+                raise self.fail(at or (*path, key), f"group {g.name!r} ({g.profile.name}) has no server {sid!r} "
+                                                    f"(its authorities: {', '.join(known) or 'none'})")
+        return sid
+
+    def scope_uri(self, at: KeyPath, uri: str, sel: Selector | None) -> None:
+        """A DM 1.x URI (``./...``) or a DM 2.0 ClientURI (``urn:oma:mo:...``); with ``sel``, a DM 1.x
+        URI must name a node the selected groups' devices have from the factory."""
+        if uri.startswith("."):
+            self.dm_uri(at, uri)
+            for g in self.selected(sel) if sel is not None else ():
+                if not template_tree(g.profile).exists(uri):
+                    raise self.fail(at, f"group {g.name!r} ({g.profile.name}) has no node {uri}")
+            return
+        try:
+            parse_client_uri(uri)
+        except EmulatorError as exc:
+            raise self.fail(at, f"{uri!r} is neither a DM URI (./...) nor a ClientURI: {exc}") from None
+
+    def check_apps(self, events: tuple[TimelineEvent, ...]) -> None:
+        """An app is used only after an ``app`` event registered it (earlier, or above it at the same time)."""
+        for i, e in enumerate(events):
+            if e.action not in ("app_read", "app_write"):
+                continue
+            if not any(r.action == "app" and r.app == e.app and (r.at, j) < (e.at, i)
+                       for j, r in enumerate(events)):
+                raise self.fail(("events", i, "app"), f"no app {e.app!r} registered before this event "
+                                                      "(add an event with do = \"app\")")
 
     def ui(self, data: Any) -> UiAnswers:
         path = ("ui",)
@@ -493,13 +593,14 @@ class _ScenarioReader(TomlChecker):
 
     def expectation(self, data: Any, path: KeyPath) -> Expectation:
         d = self.keys(data, path, ("devices", "limit", "node", "equals", "status", "sessions", "min_sessions",
-                                   "max_sessions", "within"))
-        kinds = [k for k in ("node", "status", "within") if k in d]
+                                   "max_sessions", "within", "server", "can_get", "cannot_get"))
+        kinds = [k for k in ("node", "status", "within", "can_get", "cannot_get") if k in d]
         if any(k in d for k in ("sessions", "min_sessions", "max_sessions")):
             kinds.append("sessions")
         if len(kinds) != 1:
             raise self.fail(path, "an [[expect]] checks exactly one thing: node (with equals), status, "
-                                  "sessions (or min_sessions/max_sessions) or within"
+                                  "sessions (or min_sessions/max_sessions), within, or can_get/cannot_get "
+                                  "(with server)"
                                   + (f"; this one has {', '.join(kinds)}" if kinds else ""))
         node = self.value(d, path, "node", str, None)
         if node is not None:
@@ -511,13 +612,23 @@ class _ScenarioReader(TomlChecker):
         equals = d.get("equals")
         if equals is not None and not isinstance(equals, str | int | float | bool):
             raise self.fail((*path, "equals"), f"expected a string, number or boolean, got {type_name(equals)}")
+        sel = self.selector(d, path)
+        access = {k: self.value(d, path, k, str, None) for k in ("can_get", "cannot_get")}
+        for k, uri in access.items():
+            if uri is not None:
+                self.scope_uri((*path, k), uri, None)
+                if "server" not in d:
+                    raise self.fail((*path, k), f"{k} needs server = <the ServerID that may or may not Get it>")
+        if "server" in d and not any(access.values()):
+            raise self.fail((*path, "server"), "server goes with can_get or cannot_get")
+        server = self.server(d, path, "server", sel)
         exact = self.count(d, path, "sessions", lo=0)
         lo = self.count(d, path, "min_sessions", lo=0)
         hi = self.count(d, path, "max_sessions", lo=0)
         if lo is not None and hi is not None and lo > hi:
             raise self.fail((*path, "max_sessions"), f"max_sessions {hi} is below min_sessions {lo}")
         return Expectation(
-            devices=self.selector(d, path), node=node, equals=None if equals is None else node_text(equals),
+            devices=sel, server=server, can_get=access["can_get"], cannot_get=access["cannot_get"], node=node, equals=None if equals is None else node_text(equals),
             status=self.value(d, path, "status", str, None, choices=OUTCOMES), sessions=exact,
             min_sessions=lo, max_sessions=hi, within=self.duration(d, path, "within"), line=self.line(path),
         )

@@ -31,6 +31,7 @@ from emulator.headless_ui import HeadlessUi
 from emulator.pacing import PlannedSession, jittered, plan_sessions, ramp_offset
 from emulator.protocol.actions import AskUser, HttpResult, OpenBrowser, UserAnswer
 from emulator.scenario import (
+    LOCAL_ACTIONS,
     DeviceGroup,
     Expectation,
     GenericAlertSpec,
@@ -42,6 +43,7 @@ from emulator.scenario import (
 )
 from emulator.transport.http import HttpTransport
 from emulator.transport.push import PUSH_WAIT_S, PushPoller
+from emulator.tree.errors import TreeError
 
 
 def split_server(url: str) -> tuple[str, str | None]:
@@ -496,6 +498,8 @@ class ScenarioRunner:
                 dev.set_bearer(event.bearer, nat=event.nat, make_current=False)
             elif action == "set_node":
                 self._set_node(dev_id, event)
+            elif action in LOCAL_ACTIONS:
+                self._local(dev_id, event)
             elif action == "alert" and event.alert is not None:
                 protocol = self.group_of[dev_id].protocol
                 self._spawn(self.session(dev_id, protocol, "alert", **alert_options(protocol, event.alert)))
@@ -517,6 +521,49 @@ class ScenarioRunner:
             tree.replace(event.path, value)
         except (EmulatorError, ValueError) as exc:
             self.problems.append(f"line {event.line}: set_node {event.path} on {dev_id}: {exc}")
+
+    def _local(self, dev_id: str, event: TimelineEvent) -> None:
+        """A delegation, a revocation or an app's doing, on the device itself; a problem when the device
+        allows what the event expects refused, or the other way round."""
+        where = f"line {event.line}: {event.action} on {dev_id}"
+        try:
+            what = self._do_local(dev_id, event)
+        except _NoSuchApp as exc:
+            self.problems.append(f"{where}: {exc}")
+            return
+        except EmulatorError as exc:
+            if event.expect != "refused":
+                self.problems.append(f"{where}: refused ({exc.status}): {exc}")
+            return
+        if event.expect == "refused":
+            self.problems.append(f"{where}: expected a refusal, but the device allowed it ({what})")
+
+    def _do_local(self, dev_id: str, event: TimelineEvent) -> str:
+        assert self.fleet is not None
+        dev = self.fleet.device(dev_id)
+        action = event.action
+        if action == "delegate":
+            from emulator.mo.delegation import DelegationRequest
+
+            req = DelegationRequest(event.delegate, event.scope, event.kind, event.depth, event.prohibited)
+            return dev.delegations.delegate(event.delegator, req).describe()
+        if action == "revoke":
+            dl = dev.delegations
+            record = dl.find(event.delegator or None, event.delegate, event.scope)
+            return "revoked " + ", ".join(r.describe() for r in dl.revoke(event.by, record.id))
+        if action == "app":
+            from emulator.apps import Grant
+
+            grants = [Grant(g) for g in event.grants] + [Grant(g, write=True) for g in event.write_grants]
+            dev.apps.register(event.app, grants)
+            return f"registered {event.app}"
+        app = dev.apps.apps.get(event.app)
+        if app is None:
+            raise _NoSuchApp(f"no app {event.app!r} on the device (its registration failed)")
+        if action == "app_read":
+            return f"read {event.uri} = {app.read(event.uri)!r}"
+        app.write(event.uri, None if event.value is None else node_text(event.value))
+        return f"wrote {event.uri}"
 
     async def _restart(self, targets: list[str], back: float) -> None:
         await self._sleep_until(back)
@@ -553,7 +600,9 @@ class ScenarioRunner:
         mine = [s for s in self.sessions if s.device in wanted and not s.retried]
         bad: list[str] = []
         population = len(ids)
-        if e.node is not None:
+        if e.can_get is not None or e.cannot_get is not None:
+            bad = [why for dev_id in ids if (why := self._access(dev_id, e))]
+        elif e.node is not None:
             for dev_id in ids:
                 got = self.fleet.device(dev_id).tree.value(e.node)
                 if got is None or node_text(got) != e.equals:
@@ -583,6 +632,24 @@ class ScenarioRunner:
             return ExpectationResult(e, True)
         shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
         return ExpectationResult(e, False, f"{len(bad)} of {population}: {shown}")
+
+
+    def _access(self, dev_id: str, e: Expectation) -> str:
+        """Why ``e.server`` can (or cannot) Get the URI on one device, when that breaks ``e``; "" if it holds."""
+        assert self.fleet is not None and e.server is not None
+        uri = e.can_get if e.can_get is not None else e.cannot_get
+        assert uri is not None
+        try:
+            self.fleet.device(dev_id).tree.get(uri, by=e.server)
+        except TreeError as exc:
+            if exc.status not in (403, 425):
+                return f"{dev_id}: {exc} ({exc.status})"
+            return f"{dev_id}: refused ({exc.status})" if e.can_get is not None else ""
+        return f"{dev_id}: allowed" if e.cannot_get is not None else ""
+
+
+class _NoSuchApp(EmulatorError):
+    """An app event names an app the device does not have: a broken scenario run, not a refusal."""
 
 
 def alert_options(protocol: str, spec: GenericAlertSpec) -> dict[str, Any]:
