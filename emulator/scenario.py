@@ -3,12 +3,14 @@
 A scenario says which devices exist (``[[devices]]``: profile, count, identity range), when they
 start sessions (``[[sessions]]``: at a time, periodically, on a server notification), what happens
 to them on the way (``[[events]]``: bearer switches, NAT, the server unreachable for a while, a
-crash and restart with the stored state, a local change of a node value, a generic alert), how a
-simulated user answers (``[ui]``), how the fleet is paced (``[pacing]``), and what must hold at the
-end (``[[expect]]``). ``assets/scenarios/`` has commented examples.
+crash and restart with the stored state, a local change of a node value, a generic alert, one
+authority delegating part of the tree to another or revoking it, a local app registering, reading
+or writing, each with whether the device should allow or refuse it), how a simulated user answers (``[ui]``), how the fleet is paced (``[pacing]``), and what must hold at the
+end (``[[expect]]``, among them whether a server can Get a URI). ``assets/scenarios/`` has commented
+examples.
 
-Everything is checked before anything runs: unknown keys, wrong types, groups or bearers that do
-not exist, identity ranges that overlap, a DM URI that cannot be one. Each mistake is a
+Everything is checked before anything runs: unknown keys, wrong types, groups, bearers, servers or
+apps that do not exist, identity ranges that overlap, a DM URI that cannot be one. Each mistake is a
 :class:`FileFormatError` with the file, the line and the reason, because a scenario that fails
 half-way through a 10,000-device run has cost its author the run.
 
