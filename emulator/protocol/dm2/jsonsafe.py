@@ -111,3 +111,11 @@ def loads(data: bytes | str, *, max_size: int = DEFAULT_MAX_SIZE, what: str = "J
 def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON; NaN/Infinity are refused so every body we send is strict JSON."""
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def optional_str(obj: dict[str, Any], key: str, where: str) -> str | None:
+    """``obj[key]`` when it is a string or absent/null; DecodeError naming ``where`` otherwise."""
+    value = obj.get(key)
+    if value is not None and not isinstance(value, str):
+        raise DecodeError(f"{where}: {key} must be a string")
+    return value

@@ -340,12 +340,6 @@ def _list_member(obj: dict[str, Any], key: str, what: str, *, required: bool) ->
     return value
 
 
-def _opt_str(obj: dict[str, Any], key: str, where: str) -> str | None:
-    value = obj.get(key)
-    if value is not None and not isinstance(value, str):
-        raise DecodeError(f"{where}: {key} must be a string")
-    return value
-
 
 def _str_list(value: Any, where: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -376,7 +370,7 @@ def alerts_from_json(items: list[Any], what: str) -> list[Alert]:
         alert_type = entry.get("AlertType")
         if not isinstance(alert_type, str) or not alert_type:
             raise DecodeError(f"{where}: AlertType (string) is required")
-        mark = _opt_str(entry, "Mark", where)
+        mark = jsonsafe.optional_str(entry, "Mark", where)
         if mark is not None and mark not in MARKS:
             raise DecodeError(f"{where}: Mark {mark!r} is not one of {sorted(MARKS)}")
         data = entry.get("Data")
@@ -385,10 +379,10 @@ def alerts_from_json(items: list[Any], what: str) -> list[Alert]:
         alerts.append(
             Alert(
                 alert_type=alert_type,
-                source_uri=_opt_str(entry, "SourceURI", where),
-                target_uri=_opt_str(entry, "TargetURI", where),
+                source_uri=jsonsafe.optional_str(entry, "SourceURI", where),
+                target_uri=jsonsafe.optional_str(entry, "TargetURI", where),
                 mark=mark,
-                data_type=_opt_str(entry, "DataType", where),
+                data_type=jsonsafe.optional_str(entry, "DataType", where),
                 data=data,
             )
         )
@@ -423,7 +417,7 @@ def decode_initiation(body: bytes, *, max_size: int = jsonsafe.DEFAULT_MAX_SIZE)
             raise DecodeError(f"{where}: MOID (string) is required")
         if "MIID" not in entry:
             raise DecodeError(f"{where}: MIID is required")
-        mos.append(MOInfo(_opt_str(entry, "DDF", where), moid, _str_list(entry["MIID"], f"{where}.MIID")))
+        mos.append(MOInfo(jsonsafe.optional_str(entry, "DDF", where), moid, _str_list(entry["MIID"], f"{where}.MIID")))
     alerts = alerts_from_json(_list_member(obj, "Alert", what, required=False), what)
     return Initiation(mos, alerts)
 

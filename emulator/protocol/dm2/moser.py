@@ -79,12 +79,6 @@ def validate_mo_data(node: Any, where: str = "MOData") -> dict[str, Any]:
     return node
 
 
-def _optional_str(obj: Mapping[str, Any], key: str, where: str) -> str | None:
-    value = obj.get(key)
-    if value is not None and not isinstance(value, str):
-        raise DecodeError(f"{where}: {key} must be a string")
-    return value
-
 
 def mos_from_json(obj: Any, *, what: str = "MO serialization") -> list[MOSerialization]:
     """Validate already-parsed JSON (an array, or one object) into MOSerialization items."""
@@ -107,8 +101,8 @@ def mos_from_json(obj: Any, *, what: str = "MO serialization") -> list[MOSeriali
             MOSerialization(
                 client_uri=client_uri,
                 mo_data=mo_data,
-                ddf=_optional_str(entry, "DDF", where),
-                cv=_optional_str(entry, "CV", where),
+                ddf=jsonsafe.optional_str(entry, "DDF", where),
+                cv=jsonsafe.optional_str(entry, "CV", where),
             )
         )
     return items
