@@ -16,7 +16,7 @@ from pathlib import Path
 
 from emulator.errors import EmulatorError
 from emulator.events import EventBus
-from emulator.fleet import Fleet
+from emulator.fleet.fleet import Fleet
 
 DEMO_DEVICES = (("smartphone", 2), ("home-gateway", 1), ("tablet-dual-env", 1), ("nbiot-sensor", 1))
 FALLBACK_SERVER = "http://127.0.0.1:8700"  # where `dm-emulator server` listens by default

@@ -18,7 +18,7 @@ from PySide6.QtCore import QEvent, QEventLoop, QObject, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QWidget
 
 from emulator.events import EventBus
-from emulator.fleet import Fleet
+from emulator.fleet.fleet import Fleet
 from ui.heap import settle
 from ui.mainwindow import MainWindow
 

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from emulator.device import VirtualDevice
+from emulator.device.virtual import VirtualDevice
 from emulator.errors import EmulatorError
 from emulator.events import AlertRaised, DeviceStateChanged, Event, SessionEnded, TreeChanged
 from emulator.mo.delegation import KINDS, DelegationRequest

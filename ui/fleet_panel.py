@@ -20,10 +20,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from emulator.device.profile import list_profiles
 from emulator.errors import EmulatorError
 from emulator.events import DeviceStateChanged, SessionEnded, SessionStarted
-from emulator.fleet import Fleet
-from emulator.profile import list_profiles
+from emulator.fleet.fleet import Fleet
 from ui.heap import settle
 from ui.progress import ChunkedJob
 from ui.signals import emit

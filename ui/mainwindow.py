@@ -14,7 +14,7 @@ from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QTabWidget, QWidget
 
 from emulator.events import DeviceStateChanged, Event, SessionEnded, UiFinished, UiRequested
-from emulator.fleet import Fleet
+from emulator.fleet.fleet import Fleet
 from ui.batcher import EventBatcher
 from ui.device_panel import DevicePanel
 from ui.fleet_panel import FleetPanel

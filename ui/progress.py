@@ -15,7 +15,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QProgressBar, QProgressDialog, QWidget
 
-from emulator.fleet import Fleet
+from emulator.fleet.fleet import Fleet
 from ui.signals import emit
 
 SLICE_S = 0.03  # one slice of work: the window repaints at least ~30 times a second

@@ -42,12 +42,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from emulator.device import VirtualDevice
+from emulator.device.profile import fill
+from emulator.device.virtual import VirtualDevice
 from emulator.errors import EmulatorError
 from emulator.events import AlertRaised, Event, SessionStarted
-from emulator.fleet import Fleet
+from emulator.fleet.fleet import Fleet
 from emulator.mo.accounts import AUTH_SCHEMES_DM2, AUTH_TYPES, Account, configure_account
-from emulator.profile import fill
 from emulator.transport.http import TlsConfig
 from ui.progress import ChunkedJob
 

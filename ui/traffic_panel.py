@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from emulator.errors import FileFormatError
 from emulator.events import MessageLogged
-from emulator.traffic import describe, pair_statuses
+from emulator.protocol.traffic import describe, pair_statuses
 
 COLUMNS = ("", "Time", "Device", "Session", "Size", "RTT ms", "Summary")
 MAX_ROWS = 100_000

@@ -29,8 +29,8 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from emulator.device.profile import Profile, find_profile
 from emulator.errors import EmulatorError
-from emulator.profile import Profile, find_profile
 
 BENCH_PROFILE = "smartphone"
 DEVINFO_MOID = "urn:oma:mo:oma-dm-devinfo:1.2"
@@ -132,13 +132,13 @@ def unshaped(profile: Profile) -> Profile:
 
 
 def _pct(values: list[float], q: float) -> float:
-    from emulator.scenario_runner import percentile
+    from emulator.scenarios.runner import percentile
 
     return percentile(values, q)
 
 
 async def measure(url: str, devices: int, *, concurrency: int = CONCURRENCY) -> dict[str, Any]:
-    from emulator.fleet import Fleet
+    from emulator.fleet.fleet import Fleet
     from emulator.transport.http import HttpTransport
 
     profile = unshaped(find_profile(BENCH_PROFILE))

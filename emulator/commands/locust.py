@@ -1,6 +1,6 @@
 """`dm-emulator locust ARGS`: Locust with our virtual devices as its users.
 
-Runs ``python -m locust -f <emulator/locust_user.py> ARGS`` in a child process: Locust patches the
+Runs ``python -m locust -f <emulator/fleet/locust_user.py> ARGS`` in a child process: Locust patches the
 whole process for gevent, which must never happen to the asyncio side of the emulator. Everything
 after ``locust`` goes to Locust unchanged (``--master``, ``--worker``, ``--headless``, ``-u``, ``-r``,
 ``-t``, ``--csv``, ``--host`` ...), plus the devices' own options ``--dm-profile``,
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from emulator.errors import EmulatorError
 
-LOCUSTFILE = Path(__file__).resolve().parents[1] / "locust_user.py"
+LOCUSTFILE = Path(__file__).resolve().parents[1] / "fleet" / "locust_user.py"
 
 
 def locust_command(locust_args: list[str]) -> list[str]:

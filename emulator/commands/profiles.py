@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from emulator.profile import list_profiles
+from emulator.device.profile import list_profiles
 
 
 def run(args: argparse.Namespace) -> int:

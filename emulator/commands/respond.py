@@ -21,10 +21,10 @@ import argparse
 import importlib
 import sys
 
-from emulator.device import VirtualDevice
+from emulator.device.profile import find_profile
+from emulator.device.virtual import VirtualDevice
 from emulator.errors import EmulatorError
 from emulator.mo.accounts import DM1_ROOT, Account, read_accounts
-from emulator.profile import find_profile
 from emulator.protocol.actions import AskUser, OpenBrowser, SendMessage, SessionDone, UserAnswer
 from emulator.protocol.syncml import codes
 from emulator.protocol.syncml.client import SyncMLClient

@@ -15,8 +15,8 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 from emulator.errors import EmulatorError
-from emulator.scenario import Scenario, default_scenario, find_scenario, load_scenario
-from emulator.scenario_runner import RunResult, ScenarioRunner
+from emulator.scenarios.model import Scenario, default_scenario, find_scenario, load_scenario
+from emulator.scenarios.runner import RunResult, ScenarioRunner
 
 
 def build_scenario(args: argparse.Namespace) -> Scenario:

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import base64
 
+from emulator.device.identity import Identity, make_identity
+from emulator.device.profile import AccountSpec, BearerSpec, Profile, fill
 from emulator.errors import FileFormatError
-from emulator.identity import Identity, make_identity
 from emulator.mo import behaviours
 from emulator.mo.accounts import AUTH_TYPES, DM1_ROOT, DM2_ROOT, decode_nonce
-from emulator.profile import AccountSpec, BearerSpec, Profile, fill
 from emulator.tree import Tree
 from emulator.tree.ddf import NodeDesc, load_builtin
 from emulator.tree.uri import UriLimits

@@ -22,9 +22,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+from emulator.device.identity import IdentitySpec
+from emulator.device.profile import PROTOCOLS, Profile, fill, list_profiles, load_profile
 from emulator.errors import EmulatorError, FileFormatError
-from emulator.identity import IdentitySpec
-from emulator.profile import PROTOCOLS, Profile, fill, list_profiles, load_profile
 
 DEFAULT_SERVER_IDS = {"dm12": "demo-dm12", "dm2": "demo-dm2"}
 """The authority each protocol's bare route (``/dm12``, ``/dm2``) answers for."""

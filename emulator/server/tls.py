@@ -66,7 +66,7 @@ def make_server_identity(directory: PathLike, host: str = "127.0.0.1") -> tuple[
     What ``dm-emulator server --tls`` uses; devices trust the server by taking ``ca`` as the CA file
     of their account. Files already there are kept, so devices keep trusting a restarted server.
     """
-    from emulator.certs import issue_cert, load_ca, make_ca
+    from emulator.util.certs import issue_cert, load_ca, make_ca
 
     folder = Path(directory)
     ca_files = (folder / "ca.pem", folder / "ca.key")

@@ -93,7 +93,7 @@ class TlsConfig:
         path = self.client_cert or ""
         try:
             if _is_pkcs12(path):
-                from emulator.certs import load_pkcs12
+                from emulator.util.certs import load_pkcs12
 
                 chain, key = load_pkcs12(path, self.client_password)
                 _load_pem_pair(ctx, chain, key)

@@ -27,7 +27,7 @@ from emulator.protocol.dm2.media import media_type
 from emulator.protocol.syncml.codes import MEDIA_NOTIFICATION as DM12_NOTIFICATION
 
 if TYPE_CHECKING:
-    from emulator.fleet import Fleet
+    from emulator.fleet.fleet import Fleet
 
 log = logging.getLogger(__name__)
 

@@ -34,8 +34,8 @@ from emulator.protocol.dm2.media import HEADER_DEVID
 from emulator.transport.http import HttpTransport, TlsConfig
 
 if TYPE_CHECKING:
-    from emulator.device import VirtualDevice
-    from emulator.fleet import Fleet
+    from emulator.device.virtual import VirtualDevice
+    from emulator.fleet.fleet import Fleet
 
 log = logging.getLogger(__name__)
 

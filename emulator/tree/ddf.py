@@ -21,9 +21,9 @@ from typing import Literal, Protocol
 
 from lxml import etree
 
-from emulator import xmlsafe
 from emulator.errors import EmulatorError, FileFormatError, UnsupportedError
 from emulator.tree import uri as uri_mod
+from emulator.util import xmlsafe
 
 FORMATS = frozenset({"b64", "bin", "bool", "chr", "int", "node", "null", "xml", "date", "time", "float"})
 ACCESS_TYPES = frozenset({"Add", "Copy", "Delete", "Exec", "Get", "Replace"})

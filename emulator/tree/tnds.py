@@ -39,15 +39,15 @@ from functools import lru_cache
 
 from lxml import etree
 
-from emulator import xmlsafe
 from emulator.errors import EmulatorError, FileFormatError, UnsupportedError
-from emulator.secrets import MASK, MASK_BYTES, is_secret_name, is_secret_value
 from emulator.tree import uri as uris
 from emulator.tree.acl import EMPTY, Acl
 from emulator.tree.ddf import FORMATS, _local
 from emulator.tree.errors import TreeError
 from emulator.tree.node import ACCESS_ALL, PERMANENT, Node, NodeMeta, access_names
 from emulator.tree.tree import PROPERTIES, Tree, Value, format_tstamp
+from emulator.util import xmlsafe
+from emulator.util.masking import MASK, MASK_BYTES, is_secret_name, is_secret_value
 
 TNDS_XML = "application/vnd.syncml.dmtnds+xml"
 TNDS_WBXML = "application/vnd.syncml.dmtnds+wbxml"
@@ -82,7 +82,7 @@ def export_tnds(
     ``props`` selects what each node carries (names from :data:`SELECTABLE`; default all). With
     ``by`` only the nodes that server may Get are written; the top node itself must be readable
     (425) unless ``uri`` is the root. ``pretty`` indents for people; whitespace is ignored on import.
-    ``mask_secrets`` writes secret values (:mod:`emulator.secrets`) as a mask; by default an export
+    ``mask_secrets`` writes secret values (:mod:`emulator.util.masking`) as a mask; by default an export
     for people (``by=None``) masks and an answer to a server (its ACL decides) does not.
     """
     selected = SELECTABLE if props is None else frozenset(props)

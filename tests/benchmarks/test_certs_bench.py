@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from emulator.certs import issue_device_certs, load_ca, make_ca
 from emulator.transport.http import TlsConfig
+from emulator.util.certs import issue_device_certs, load_ca, make_ca
 
 
 def _enabled(request: pytest.FixtureRequest) -> bool:

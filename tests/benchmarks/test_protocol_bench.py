@@ -14,9 +14,9 @@ import time
 import pytest
 from test_tree_bench import enabled, report  # one way to print figures
 
-from emulator.device import VirtualDevice
-from emulator.engines import make_engine
-from emulator.profile import find_profile
+from emulator.device.profile import find_profile
+from emulator.device.virtual import VirtualDevice
+from emulator.fleet.engines import make_engine
 from emulator.protocol.actions import AskUser, HttpResult, SendMessage, SessionDone, UserAnswer
 from emulator.protocol.syncml.commands import Get, Item, Message, Replace, SyncHdr
 from emulator.protocol.syncml.message import build_message, content_type, parse_message

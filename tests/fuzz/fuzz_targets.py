@@ -124,7 +124,7 @@ def _ddf(data: bytes) -> object:
 
 
 def _profile(data: bytes) -> object:
-    from emulator.profile import load_profile
+    from emulator.device.profile import load_profile
 
     with tempfile.NamedTemporaryFile(suffix=".toml", delete=False) as f:
         f.write(data)
@@ -217,8 +217,8 @@ def _device_tree():
 
 
 def _fresh_device_tree():
+    from emulator.device.profile import find_profile
     from emulator.mo.build import device_tree
-    from emulator.profile import find_profile
 
     tree = device_tree(find_profile("smartphone"), 0, server="http://127.0.0.1:1")[1]
     tree.set_node("./Vendor", format="node", acl="Add=*&Get=*&Replace=*&Delete=*")

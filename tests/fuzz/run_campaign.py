@@ -121,8 +121,8 @@ def run_atheris_child(name: str, seconds: int, out: str) -> None:
 
     target = TARGETS[name]
     with atheris.instrument_imports(include=["emulator"]):
+        import emulator.device.profile  # noqa: F401
         import emulator.mo.build  # noqa: F401
-        import emulator.profile  # noqa: F401
         import emulator.protocol.dm2.clienturi  # noqa: F401
         import emulator.protocol.dm2.messages  # noqa: F401
         import emulator.protocol.dm2.moser  # noqa: F401

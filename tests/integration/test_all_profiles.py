@@ -12,8 +12,8 @@ import base64
 
 from aiohttp import web
 
-from emulator.fleet import Fleet
-from emulator.profile import find_profile, list_profiles
+from emulator.device.profile import find_profile, list_profiles
+from emulator.fleet.fleet import Fleet
 from emulator.protocol.dm2.client import check_notification
 from emulator.protocol.dm2.messages import ALERT_CLIENT_INITIATED, Alert, Initiation, encode_initiation
 from emulator.server.app import start_server

@@ -10,10 +10,10 @@ import socket
 
 from aiohttp import web
 
+from emulator.device.profile import load_profile
 from emulator.events import AlertRaised, EventBus, MessageLogged, SessionEnded, SessionStarted
-from emulator.fleet import Fleet
+from emulator.fleet.fleet import Fleet
 from emulator.mo.delegation import ALERT_REFUSED
-from emulator.profile import load_profile
 from emulator.protocol.dm2.moser import MOSerialization
 from emulator.protocol.syncml.commands import Add, Exec, Get, Item, Meta, Replace
 from emulator.server.app import create_app

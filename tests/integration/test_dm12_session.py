@@ -7,16 +7,16 @@ import socket
 
 from aiohttp import web
 
-from emulator.device import VirtualDevice
+from emulator.device.profile import find_profile
+from emulator.device.virtual import VirtualDevice
 from emulator.events import EventBus, MessageLogged
-from emulator.profile import find_profile
+from emulator.fleet.drive import SessionContext, drive
 from emulator.protocol.actions import AskUser, OpenBrowser, UserAnswer
 from emulator.protocol.syncml import codes
 from emulator.protocol.syncml.client import SyncMLClient, check_notification
 from emulator.protocol.syncml.useralerts import default_answer
 from emulator.server.dm12 import Dm12Config, build_package0, setup_dm12
 from emulator.server.state import ServerState
-from emulator.session import SessionContext, drive
 from emulator.transport.http import HttpTransport
 
 

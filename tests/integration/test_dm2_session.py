@@ -1,5 +1,5 @@
 """PROOF: a virtual smartphone runs whole DM 2.0 sessions against the reference server over real
-loopback HTTP (emulator.session.drive + HttpTransport + HeadlessUi), the web form fill deciding
+loopback HTTP (emulator.fleet.drive.drive + HttpTransport + HeadlessUi), the web form fill deciding
 what the server does next, SUB pushes, async EXEC results and notifications over the push channel."""
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ import time
 
 from aiohttp import web
 
-from emulator.device import VirtualDevice
+from emulator.device.profile import find_profile
+from emulator.device.virtual import VirtualDevice
 from emulator.events import EventBus, UiFinished
-from emulator.headless_ui import HeadlessUi
-from emulator.profile import find_profile
+from emulator.fleet.drive import SessionContext, drive
+from emulator.fleet.headless import HeadlessUi
 from emulator.protocol.dm2.client import ALERT_EXEC_RESULT, DM2Client, check_notification
 from emulator.protocol.dm2.messages import ALERT_SERVER_INITIATED
 from emulator.protocol.dm2.notification import NotificationGuard
@@ -21,7 +22,6 @@ from emulator.protocol.dm2.subscriptions import subscriptions_for
 from emulator.server.app import start_server
 from emulator.server.state import ServerState
 from emulator.server.ui_flows import BOOKMARK_MOID, DATAPLAN_MOID, FWUPDATE_MOID, WLAN_MOID
-from emulator.session import SessionContext, drive
 from emulator.transport.http import HttpTransport
 
 DEVINFO = "urn:oma:mo:oma-dm-devinfo:1.2"

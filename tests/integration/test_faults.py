@@ -32,7 +32,7 @@ from aiohttp import web
 
 from emulator.errors import EmulatorError
 from emulator.events import AlertRaised, Event, MessageLogged, SessionEnded, SessionStarted, TreeChanged
-from emulator.fleet import Fleet
+from emulator.fleet.fleet import Fleet
 from emulator.protocol.actions import SessionDone
 from emulator.server.app import create_app
 from emulator.server.faults import KINDS, NOTIFICATION_KINDS, Fault

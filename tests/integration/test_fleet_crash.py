@@ -50,7 +50,7 @@ def fingerprint(tree: Tree) -> str:
 CHILD = f"""
 import asyncio, hashlib, sys
 from aiohttp import web
-from emulator.fleet import Fleet
+from emulator.fleet.fleet import Fleet
 from emulator.server.app import create_app
 from emulator.server.state import ServerState
 from emulator.store import Workspace

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from emulator.events import AlertRaised
-from emulator.fleet import Fleet
+from emulator.fleet.fleet import Fleet
 from emulator.mo.accounts import store_tls
 from emulator.server.app import start_server
 from emulator.server.state import ServerState

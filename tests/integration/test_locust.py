@@ -18,12 +18,12 @@ import pytest
 
 from emulator.commands.bench import server_process
 from emulator.commands.locust import LOCUSTFILE, locust_command
-from emulator.device import VirtualDevice
-from emulator.engines import make_engine
+from emulator.device.profile import find_profile
+from emulator.device.virtual import VirtualDevice
 from emulator.events import EventBus, MessageLogged, UiFinished
-from emulator.headless_ui import HeadlessUi
-from emulator.profile import find_profile
-from emulator.sync_session import SyncContext, SyncTransport, drive_sync, run_sync
+from emulator.fleet.drive_sync import SyncContext, SyncTransport, drive_sync, run_sync
+from emulator.fleet.engines import make_engine
+from emulator.fleet.headless import HeadlessUi
 
 HAS_LOCUST = importlib.util.find_spec("locust") is not None  # never import it: that patches for gevent
 needs_locust = pytest.mark.skipif(not HAS_LOCUST, reason="locust is not installed (pip install -e '.[test]')")

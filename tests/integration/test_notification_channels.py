@@ -13,7 +13,7 @@ import aiohttp
 from aiohttp import web
 
 from emulator.events import AlertRaised, EventBus, SessionEnded, SessionStarted
-from emulator.fleet import Fleet
+from emulator.fleet.fleet import Fleet
 from emulator.protocol.dm2.notification import parse_notification
 from emulator.server.app import create_app
 from emulator.server.state import ServerState

@@ -8,7 +8,7 @@ import asyncio
 from aiohttp import web
 
 from emulator.events import AlertRaised, EventBus, SessionStarted
-from emulator.fleet import Fleet
+from emulator.fleet.fleet import Fleet
 from emulator.server.app import start_server
 from emulator.server.state import ServerState
 

@@ -15,9 +15,9 @@ import pytest
 
 from emulator.cli import main
 from emulator.commands.bench import server_process
-from emulator.profile import find_profile
-from emulator.scenario import load_scenario
-from emulator.scenario_runner import ScenarioRunner
+from emulator.device.profile import find_profile
+from emulator.scenarios.model import load_scenario
+from emulator.scenarios.runner import ScenarioRunner
 
 
 @pytest.fixture(scope="module")
@@ -245,7 +245,7 @@ def test_timeline_events_and_expectations(server, tmp_path):
 
 
 def _ids(group) -> list[str]:
-    from emulator.identity import make_identity
+    from emulator.device.identity import make_identity
 
     return [make_identity(group.profile.identity, i).dev_id for i in range(group.first_index,
                                                                             group.first_index + group.count)]

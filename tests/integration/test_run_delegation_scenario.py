@@ -9,8 +9,8 @@ from pathlib import Path
 
 from emulator.cli import main
 from emulator.commands.bench import server_process
-from emulator.scenario import find_scenario, load_scenario
-from emulator.scenario_runner import RunResult, ScenarioRunner
+from emulator.scenarios.model import find_scenario, load_scenario
+from emulator.scenarios.runner import RunResult, ScenarioRunner
 from emulator.server.app import start_server
 from emulator.server.state import ServerState
 

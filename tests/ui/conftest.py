@@ -62,7 +62,7 @@ def disposer(qloop):
 def window(qtbot, disposer):
     """The main window over a fleet of the demo devices, without a server (nothing runs)."""
     from emulator.events import EventBus
-    from emulator.fleet import Fleet
+    from emulator.fleet.fleet import Fleet
     from ui.app import DEMO_DEVICES
     from ui.mainwindow import MainWindow
 

@@ -8,7 +8,7 @@ import argparse
 import pytest
 
 pytest.importorskip("emulator.server.app")
-pytest.importorskip("emulator.engines")
+pytest.importorskip("emulator.fleet.engines")
 
 from ui.app import Desktop  # noqa: E402
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtWidgets import QGroupBox, QPushButton
 
-from emulator.apps import AppAccessError
+from emulator.device.apps import AppAccessError
 
 ALL = "Add={ids}&Delete={ids}&Exec={ids}&Get={ids}&Replace={ids}"
 

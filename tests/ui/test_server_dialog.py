@@ -256,7 +256,7 @@ def test_server_label_shows_where_notifications_go(desktop, qtbot):
 
 def test_first_devices_added_get_a_device_column_that_fits(qtbot):
     from emulator.events import EventBus
-    from emulator.fleet import Fleet
+    from emulator.fleet.fleet import Fleet
     from ui.fleet_panel import FleetPanel
 
     fleet = Fleet(server="http://127.0.0.1:9", bus=EventBus())

@@ -1,6 +1,6 @@
 """The DM 1.2 client engine (sans-IO): one management session with one server (PROTOCOL.md 2.2-2.10).
 
-Driven through the action vocabulary of `emulator/protocol/actions.py` (see `emulator/session.py`):
+Driven through the action vocabulary of `emulator/protocol/actions.py` (see `emulator/fleet/drive.py`):
 `next_action()` hands out SendMessage / AskUser / OpenBrowser / SessionDone; the driver feeds back
 `receive_message`, `answer_user`, or `fail`. Command execution lives in executor.py, message filling
 and chunking in packer.py; this module keeps the session: counters, authentication both ways, nonces,

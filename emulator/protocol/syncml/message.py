@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterator
 
 from lxml import etree
 
-from emulator import xmlsafe
 from emulator.errors import DecodeError, EmulatorError, TooLargeError, UnsupportedError
 from emulator.protocol.syncml import codes
 from emulator.protocol.syncml.commands import (
@@ -50,6 +49,7 @@ from emulator.protocol.syncml.commands import (
     Unknown,
     _ItemCommand,
 )
+from emulator.util import xmlsafe
 
 _XML_TYPES = frozenset({codes.MEDIA_DM_XML, codes.MEDIA_DS_XML})
 _WBXML_TYPES = frozenset({codes.MEDIA_DM_WBXML, codes.MEDIA_DS_WBXML})

@@ -1,0 +1,1 @@
+"""A virtual device: identity, profile, tree, operating environments and local applications."""

@@ -1,0 +1,249 @@
+"""A virtual device: identity + management tree + authorities + bearers + environments.
+
+The device owns no protocol: engines read and change it through its tree (with ACLs for the acting
+server) and report through its event bus. Its tree is a fork of its profile's template, so a device
+costs only what makes it different.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from emulator.device.identity import Identity
+from emulator.device.profile import BearerSpec, Profile
+from emulator.events import DeviceStateChanged, EventBus, TreeChanged
+from emulator.mo.accounts import Account, read_accounts
+from emulator.mo.build import device_tree, template_tree, write_bearer
+from emulator.transport.http import NO_SHAPING, HttpTransport, Shaping
+from emulator.tree import Tree
+
+if TYPE_CHECKING:
+    from emulator.device.apps import AppRegistry
+    from emulator.device.environments import Environment
+    from emulator.mo.authorities import Conflicts, ManagedTree
+    from emulator.mo.delegation import Delegations
+
+STATES = ("idle", "in session", "waiting for UI", "error")
+
+
+@dataclass(frozen=True, slots=True)
+class Bearer:
+    """A bearer's live state; the spec is the profile's, ``up``/``nat`` may change while the device lives."""
+
+    spec: BearerSpec
+    up: bool
+    nat: bool
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def shaping(self) -> Shaping:
+        s = self.spec
+        return Shaping(latency_ms=s.latency_ms, jitter_ms=s.jitter_ms, loss=s.loss, bandwidth_kbps=s.bandwidth_kbps)
+
+
+_prepared: weakref.WeakSet[Tree] = weakref.WeakSet()
+
+
+def _prepare(tree: Tree, profile: Profile) -> None:
+    """What every device of a profile shares beyond build.py's layout: the accounts' delegation nodes
+    and the environments' ACLs (see :mod:`emulator.mo.delegation`, :mod:`emulator.device.environments`)."""
+    if tree in _prepared:
+        return
+    from emulator.device.environments import install_template
+    from emulator.mo.delegation import install_nodes
+
+    install_nodes(tree)
+    install_template(tree, profile.environments)
+    _prepared.add(tree)
+
+
+class VirtualDevice:
+    transport: HttpTransport | None = None  # the fleet's pooled transport, for requests outside sessions
+
+    def __init__(self, profile: Profile, index: int = 0, *, server: str, bus: EventBus | None = None,
+                 tree: Tree | None = None) -> None:
+        _prepare(template_tree(profile), profile)
+        identity, built = device_tree(profile, index, server=server)
+        self.profile = profile
+        self.index = index
+        self.identity: Identity = identity
+        self.id = identity.dev_id
+        self.server = server
+        self.tree = tree or built
+        self._accounts: list[Account] = []
+        self._accounts_key: tuple[int, int] | None = None
+        self.bus = bus or EventBus()
+        self.state = "idle"
+        self.detail = ""
+        self.last_result = ""
+        self.bearers: dict[str, Bearer] = {b.name: Bearer(b, b.up, b.nat) for b in profile.bearers}
+        self.bearer: str = next((b.name for b in self.bearers.values() if b.up), "")
+        self.bearer_generation = 0  # moves when the current bearer changes: connections in flight are lost
+        self._delegations: Delegations | None = None
+        self._conflicts: Conflicts | None = None
+        self._apps: AppRegistry | None = None
+        self._environments: dict[str, Environment] | None = None
+        self._unsubscribe = self.tree.subscribe(self._on_tree_change)
+        self._attach_tree()
+
+    def _on_tree_change(self, change) -> None:
+        self.bus.publish(TreeChanged(self.id, change))
+
+    def __repr__(self) -> str:
+        return f"<VirtualDevice {self.id} ({self.profile.name}) {self.state}>"
+
+    def _attach_tree(self) -> None:
+        """Device behaviour that lives on its tree: delegation EXECs, environment identities."""
+        from emulator.mo.accounts import DM1_ROOT, DM2_ROOT
+        from emulator.mo.delegation import DELEGATE_LEAF, REVOKE_LEAF
+
+        tree = self.tree
+        for root in (DM1_ROOT, DM2_ROOT):
+            tree.on_exec("/".join((root, "*", *DELEGATE_LEAF)), lambda t, r: self.delegations.exec_delegate(t, r))
+            tree.on_exec("/".join((root, "*", *REVOKE_LEAF)), lambda t, r: self.delegations.exec_revoke(t, r))
+        if any(e.own_identity for e in self.profile.environments):
+            from emulator.device.environments import install_identities
+
+            install_identities(tree, self.profile.environments, self.id)
+
+    def use_tree(self, tree: Tree) -> None:
+        """Swap in another tree (a workspace restore); listeners and behaviours follow it."""
+        self._unsubscribe()
+        self.tree = tree
+        self._unsubscribe = tree.subscribe(self._on_tree_change)
+        _prepare(tree, self.profile)  # a tree stored by an older version may lack the nodes
+        self._attach_tree()
+        if self._apps is not None:
+            self._apps.retarget()
+
+    # ------------------------------------------------------------------ authorities, apps, environments
+
+    @property
+    def delegations(self) -> Delegations:
+        if self._delegations is None:
+            from emulator.mo.delegation import Delegations
+
+            self._delegations = Delegations(self)
+        return self._delegations
+
+    @property
+    def conflicts(self) -> Conflicts:
+        if self._conflicts is None:
+            from emulator.mo.authorities import Conflicts
+
+            self._conflicts = Conflicts()
+        return self._conflicts
+
+    @property
+    def apps(self) -> AppRegistry:
+        if self._apps is None:
+            from emulator.device.apps import AppRegistry
+
+            self._apps = AppRegistry(self)
+        return self._apps
+
+    def managed_tree(self, account: Account, session_id: str) -> ManagedTree:
+        """The tree for one session of ``account``: priority and delegation rules on top of the ACLs."""
+        from emulator.mo.authorities import ManagedTree
+
+        return ManagedTree(self.tree, server_id=account.server_id, priority=account.priority, session=session_id,
+                           conflicts=self.conflicts, delegations=self.delegations, bus=self.bus, device_id=self.id)
+
+    @property
+    def environments(self) -> list[Environment]:
+        if self._environments is None:
+            from emulator.device.environments import Environment
+
+            self._environments = {e.name: Environment(self, e) for e in self.profile.environments}
+        return list(self._environments.values())
+
+    def environment(self, name: str) -> Environment:
+        for env in self.environments:
+            if env.name == name:
+                return env
+        from emulator.errors import EmulatorError
+
+        known = ", ".join(e.name for e in self.environments) or "none"
+        raise EmulatorError(f"device {self.id} has no environment {name!r} (has {known})", status=404)
+
+    def session_target(self, account: Account) -> VirtualDevice | Environment:
+        """Who a session with ``account`` runs as: the environment with its own identity that the
+        account manages, else the device."""
+        for env in self.environments if self.profile.environments else ():
+            if env.own_identity and account.server_id in env.spec.accounts:
+                return env
+        return self
+
+    def record_data(self) -> dict[str, Any]:
+        """What the workspace keeps besides the tree (delegation records)."""
+        if self._delegations is None or not self._delegations.records:
+            return {}
+        return {"delegations": self._delegations.to_data()}
+
+    def restore_data(self, data: dict[str, Any]) -> None:
+        if data.get("delegations"):
+            self.delegations.load(data["delegations"])
+
+    # ------------------------------------------------------------------ authorities
+
+    def accounts(self, protocol: str | None = None) -> list[Account]:
+        """The DMAcc accounts, read again only when the tree changed since the last read."""
+        key = (id(self.tree), self.tree.version)
+        if self._accounts_key != key:
+            self._accounts, self._accounts_key = read_accounts(self.tree), key
+        return [a for a in self._accounts if protocol is None or a.protocol == protocol]
+
+    def account(self, server_id: str | None = None, protocol: str | None = None) -> Account:
+        """The named account, or the highest-priority one of the protocol; clear error if none."""
+        from emulator.errors import EmulatorError
+
+        for acc in self.accounts(protocol):
+            if server_id is None or acc.server_id == server_id:
+                return acc
+        what = f"server {server_id!r}" if server_id else f"a {protocol or 'DM'} server"
+        raise EmulatorError(f"device {self.id} has no account for {what}", status=404)
+
+    # ------------------------------------------------------------------ state and bearers
+
+    def set_state(self, state: str, detail: str = "") -> None:
+        if state not in STATES:
+            raise ValueError(f"unknown device state {state!r}")
+        self.state, self.detail = state, detail
+        self.bus.publish(DeviceStateChanged(self.id, state, detail))
+
+    @property
+    def shaping(self) -> Shaping:
+        bearer = self.bearers.get(self.bearer)
+        return bearer.shaping if bearer else NO_SHAPING
+
+    @property
+    def behind_nat(self) -> bool:
+        bearer = self.bearers.get(self.bearer)
+        return bool(bearer and bearer.nat)
+
+    def set_bearer(self, name: str, *, up: bool | None = None, nat: bool | None = None,
+                   make_current: bool = True) -> None:
+        """Change a bearer (switch to it, bring it up or down, toggle NAT); the tree follows."""
+        if name not in self.bearers:
+            from emulator.errors import EmulatorError
+
+            raise EmulatorError(f"device {self.id} has no bearer {name!r} (has {', '.join(self.bearers)})")
+        b = self.bearers[name]
+        before = (self.bearer, b.up, b.nat)
+        b = replace(b, up=b.up if up is None else up, nat=b.nat if nat is None else nat)
+        self.bearers[name] = b
+        spec = replace(b.spec, up=b.up, nat=b.nat)
+        for base in ("./DevDetail/Bearer", "./DM2/DevInfo/Bearer"):
+            if self.tree.exists(base):
+                write_bearer(self.tree, f"{base}/{name}", spec)
+        if make_current and b.up:
+            self.bearer = name
+        elif self.bearer == name and not b.up:
+            self.bearer = next((x.name for x in self.bearers.values() if x.up), "")
+        if self.bearer != before[0] or (name == before[0] and (b.up, b.nat) != before[1:]):
+            self.bearer_generation += 1

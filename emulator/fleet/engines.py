@@ -1,0 +1,69 @@
+"""Which engine runs a session of which protocol, built from a device and one of its accounts.
+
+The only module that knows both engines; the fleet, the window and the benchmark ask it for an
+engine and hand back the finished one, so what a session learnt (nonces, pending alerts) is kept.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from emulator.device.environments import Environment
+from emulator.device.virtual import VirtualDevice
+from emulator.mo.accounts import Account, store_nonces
+from emulator.protocol.actions import SessionDone
+from emulator.tree.ddf import find_builtin
+
+if TYPE_CHECKING:
+    from emulator.fleet.fleet import Fleet
+
+
+def make_engine(dev: VirtualDevice | Environment, account: Account, session_id: str, *,
+                server_uri: str | None = None, **options: object):
+    """A fresh engine for one session; ``server_uri`` overrides the account's (``run --server URL/path``).
+
+    ``dev`` may be an operating environment with its own identity (its DevId goes on the wire). The
+    engine works on the device's tree as that account's session sees it: priority and delegation
+    rules on top of the ACLs (:mod:`emulator.mo.authorities`).
+    """
+    if server_uri:
+        account = replace(account, server_uri=server_uri)
+    device = dev.device if isinstance(dev, Environment) else dev
+    tree = device.managed_tree(account, session_id)
+    if account.protocol == "dm12":
+        from emulator.protocol.syncml.client import SyncMLClient
+
+        return SyncMLClient(
+            tree, account, dev_id=dev.id, session_id=_syncml_session_id(),
+            max_msg_size=dev.profile.max_msg_size, max_obj_size=dev.profile.max_obj_size,
+            wbxml=dev.profile.encoding == "wbxml", ui=dev.profile.ui.has_screen, **options,
+        )
+    from emulator.protocol.dm2.client import DM2Client
+    from emulator.protocol.dm2.subscriptions import subscriptions_for
+
+    options.setdefault("subscriptions", subscriptions_for(device.tree))  # kept per tree, not per session
+    return DM2Client(tree, account, dev_id=dev.id, has_browser=dev.profile.ui.browser,  # type: ignore[arg-type]
+                     describe_mo=find_builtin, **options)
+
+
+def _syncml_session_id() -> str:
+    """SyncML SessionIDs are 1-4 hex digits. The fleet's counter restarts with every process, and a
+    server still holding an unfinished session of the same device and ID would take a new Package 1
+    for a repeated message: a random ID per session avoids that (1 in 65,535 chance of a repeat)."""
+    return format(secrets.randbelow(0xFFFF) + 1, "X")
+
+
+async def finish_engine(fleet: Fleet, dev: VirtualDevice, account: Account, engine: object,
+                        done: SessionDone) -> None:
+    """Keep what the session learnt: DM 1.2 nonces; DM 2.0 alerts that need a session of their own."""
+    if account.protocol == "dm12":
+        client_nonce = getattr(engine, "client_nonce", None)
+        server_nonce = getattr(engine, "server_nonce", None)
+        if client_nonce is not None or server_nonce is not None:
+            store_nonces(dev.tree, account, client_nonce=client_nonce, server_nonce=server_nonce)
+        return
+    pending = list(getattr(engine, "pending_alerts", ()) or ())
+    if pending and done.outcome == "completed":
+        fleet.start_session(dev.id, "dm2", server_id=account.server_id, alerts=pending, reason="async result")

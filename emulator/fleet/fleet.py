@@ -1,0 +1,338 @@
+"""Many devices on one asyncio loop: creating them, running their sessions, keeping their records.
+
+The fleet is what the window, the headless runner and the benchmark all hold. It publishes on one
+:class:`EventBus`, shares one pooled transport, and (when given a workspace) writes sessions, traffic
+and trees to it as they happen. It never blocks the loop on a device: sessions are tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from emulator.device.profile import Profile, find_profile
+from emulator.device.virtual import VirtualDevice
+from emulator.errors import EmulatorError
+from emulator.events import AlertRaised, EventBus, MessageLogged, SessionEnded, SessionStarted
+from emulator.fleet.drive import SessionContext, UiHandler, drive
+from emulator.protocol.actions import SessionDone
+from emulator.store import DeviceRecord, Workspace
+from emulator.transport.http import HttpTransport, TlsConfig
+
+if TYPE_CHECKING:
+    from emulator.transport.listener import NotificationListener
+    from emulator.transport.push import PushPoller
+
+BEARER_RETRIES = 1
+"""Sessions run again after a bearer switch cut one of their requests (DM-HLF-008)."""
+
+
+@dataclass
+class FleetStats:
+    sessions_started: int = 0
+    sessions_completed: int = 0
+    sessions_failed: int = 0
+    messages: int = 0
+
+    @property
+    def running(self) -> int:
+        return self.sessions_started - self.sessions_completed - self.sessions_failed
+
+
+class Fleet:
+    def __init__(
+        self,
+        *,
+        server: str,
+        bus: EventBus | None = None,
+        transport: HttpTransport | None = None,
+        workspace: Workspace | None = None,
+        ui: UiHandler | None = None,
+    ) -> None:
+        self.server = server.rstrip("/")
+        self.bus = bus or EventBus()
+        self.transport = transport or HttpTransport()
+        self.workspace = workspace
+        self.ui = ui
+        self.devices: dict[str, VirtualDevice] = {}
+        self.stats = FleetStats()
+        self._next_index: dict[str, int] = {}
+        self._session_ids = itertools.count(1)
+        self._tasks: set[asyncio.Task] = set()
+        self._recent: deque[float] = deque(maxlen=4096)
+        self._store_sessions: dict[str, int] = {}
+        self._notification_guards: dict[str, object] = {}  # dev_id -> DM 2.0 NotificationGuard (replays)
+        self.bus.subscribe(self._count, SessionStarted, SessionEnded, MessageLogged)
+
+    # ------------------------------------------------------------------ devices
+
+    def add(self, profile: str | Profile, count: int = 1, *, start_index: int | None = None) -> list[VirtualDevice]:
+        """Add ``count`` devices of a profile, numbered on from the last one of that profile."""
+        prof = find_profile(profile) if isinstance(profile, str) else profile
+        first = self._next_index.get(prof.name, 0) if start_index is None else start_index
+        added = []
+        for index in range(first, first + count):
+            dev = VirtualDevice(prof, index, server=self.server, bus=self.bus)
+            dev.transport = self.transport  # local apps' DEFAULT fetches share the pool
+            if dev.id in self.devices:
+                raise EmulatorError(f"device {dev.id} is already in the fleet")
+            self.devices[dev.id] = dev
+            added.append(dev)
+            if self.workspace is not None:
+                self._save_device(dev)
+        self._next_index[prof.name] = max(self._next_index.get(prof.name, 0), first + count)
+        return added
+
+    def remove(self, dev_id: str) -> None:
+        self.devices.pop(dev_id, None)
+        if self.workspace is not None:
+            self.workspace.delete_device(dev_id)
+
+    def device(self, dev_id: str) -> VirtualDevice:
+        try:
+            return self.devices[dev_id]
+        except KeyError:
+            raise EmulatorError(f"no device {dev_id!r} in the fleet") from None
+
+    def restore(self) -> list[VirtualDevice]:
+        """Bring back the devices and trees a workspace holds (``gui --workspace DIR``)."""
+        if self.workspace is None:
+            return []
+        return [self._revive(record) for record in self.workspace.list_devices()]
+
+    def reload(self, dev_id: str, profile: Profile | None = None) -> VirtualDevice:
+        """A device restarted after a crash: rebuilt from what it last stored (scenario ``crash``).
+
+        ``profile``: the already loaded profile of the device, so its template tree is shared.
+        """
+        record = self.workspace.device(dev_id) if self.workspace is not None else None
+        if record is None:
+            raise EmulatorError(f"device {dev_id!r} has nothing stored to restart from")
+        old = self.devices.get(dev_id)
+        if old is not None:
+            old._unsubscribe()
+        return self._revive(record, profile)
+
+    def _revive(self, record: DeviceRecord, profile: Profile | None = None) -> VirtualDevice:
+        assert self.workspace is not None
+        prof = profile if profile is not None and profile.name == record.profile else find_profile(record.profile)
+        dev = VirtualDevice(prof, record.identity_index, server=self.server, bus=self.bus)
+        dev.transport = self.transport
+        dev.id = record.id  # an imported tree may carry another identity than its index gives
+        if self.workspace.has_tree(record.id):
+            from emulator.mo.build import template_tree
+
+            dev.use_tree(self.workspace.load_tree(record.id, template=template_tree(prof)))
+        dev.restore_data(record.data)
+        dev.last_result = record.state
+        self.devices[dev.id] = dev
+        self._next_index[prof.name] = max(self._next_index.get(prof.name, 0), record.identity_index + 1)
+        return dev
+
+    def _save_device(self, dev: VirtualDevice) -> None:
+        assert self.workspace is not None
+        self.workspace.save_device(DeviceRecord(
+            id=dev.id, profile=dev.profile.name, identity_index=dev.index,
+            protocol=",".join(dev.profile.protocols), state=dev.last_result or dev.state, data=dev.record_data(),
+        ))
+
+    def save(self, dev: VirtualDevice) -> None:
+        """Write one device's record and whole tree in one transaction."""
+        if self.workspace is None:
+            return
+        with self.workspace.transaction():
+            self._save_device(dev)
+            self.workspace.save_tree(dev.id, dev.tree)
+
+    # ------------------------------------------------------------------ sessions
+
+    def new_session_id(self) -> str:
+        return f"s{next(self._session_ids)}"
+
+    async def run_session(
+        self,
+        dev_id: str,
+        protocol: str | None = None,
+        *,
+        server_id: str | None = None,
+        ui: UiHandler | None = None,
+        reason: str = "client",
+        environment: str | None = None,
+        **engine_options: object,
+    ) -> SessionDone:
+        """One complete management session of one device; failures come back as SessionDone.
+
+        ``environment``: run as that operating environment (its accounts; its identity when it has
+        one). An account that belongs to an environment with its own identity runs as it anyway.
+        The session goes over the device's current bearer; when a bearer switch cut a request in
+        flight, the session is run once more over the new bearer (reason "bearer change").
+        """
+        from emulator.fleet.engines import finish_engine, make_engine  # engines pull in the protocol stacks
+        from emulator.transport.link import BearerLink
+
+        dev = self.device(dev_id)
+        protocol = protocol or dev.profile.protocols[0]
+        env = dev.environment(environment) if environment else None
+        account = (env or dev).account(server_id, protocol)
+        client = env or dev.session_target(account)
+        if client is not dev:
+            reason = f"{reason} [{client.name} as {client.id}]"  # type: ignore[union-attr]
+        handler = ui or self.ui
+        if handler is None:
+            from emulator.fleet.headless import HeadlessUi
+
+            handler = HeadlessUi()
+        retries = BEARER_RETRIES
+        while True:
+            link = BearerLink(self.transport, dev)
+            tls = TlsConfig.for_account(account)
+            if tls.warning:
+                self.bus.publish(AlertRaised(dev.id, "tls", tls.warning))
+            ctx = SessionContext(
+                device_id=dev.id, session_id=self.new_session_id(), protocol=protocol, server=account.server_id,
+                bus=self.bus, transport=link, tls=tls, shaping=dev.shaping, bearer=dev.bearer,  # type: ignore[arg-type]
+            )
+            link.ctx = ctx
+            engine = make_engine(client, account, ctx.session_id, **engine_options)
+            dev.set_state("in session", f"{protocol} with {account.server_id}")
+            try:
+                done = await drive(engine, ctx, handler, reason=reason)
+            finally:
+                dev.conflicts.release(ctx.session_id)
+            await finish_engine(self, dev, account, engine, done)
+            if done.outcome == "completed" or not link.lost_in_flight or retries <= 0 or not dev.bearer:
+                break
+            retries -= 1
+            reason = "bearer change"
+        dev.last_result = f"{done.outcome}" + (f": {done.detail}" if done.detail else "")
+        dev.set_state("idle" if done.outcome == "completed" else "error", done.detail)
+        if self.workspace is not None:
+            self.save(dev)
+        return done
+
+    def start_session(self, dev_id: str, protocol: str | None = None, **kw: object) -> asyncio.Task:
+        """Fire and forget (the window's button); the task is kept until it ends."""
+        task = asyncio.ensure_future(self.run_session(dev_id, protocol, **kw))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def deliver_notification(self, dev_id: str, raw: bytes, protocol: str, *,
+                             now: float | None = None) -> asyncio.Task | None:
+        """A server's notification (Package 0) reaches the device: checked, then the session it asks for.
+
+        DM 2.0 (PROTOCOL 1.4): the digest is checked against the account the notification names
+        (its Auth/Noti secret) and replays are dropped. DM 1.2: the digest must verify with the server
+        credentials and nonce of a DM 1.x account (a digest valid only with the reset nonce starts a
+        resync session). Anything else is ignored, as a device must, and an :class:`AlertRaised`
+        ("notification rejected") tells whoever watches the bus why. Returns the session's task, or
+        None when the notification was ignored.
+        """
+        from emulator.events import AlertRaised
+
+        dev = self.device(dev_id)
+        when = time.time() if now is None else now
+        if protocol == "dm2":
+            from emulator.protocol.dm2.client import check_notification
+            from emulator.protocol.dm2.notification import NotificationGuard
+
+            guard = self._notification_guards.get(dev_id)
+            if guard is None:
+                guard = self._notification_guards[dev_id] = NotificationGuard(window_s=600)
+            decision = check_notification(raw, dev.accounts("dm2"), guard, when)  # type: ignore[arg-type]
+            if decision.accepted and decision.notification is not None:
+                return self.start_session(dev_id, "dm2", server_id=decision.notification.server_id,
+                                          reason="notification", **decision.engine_options())
+            reason = decision.reason
+        elif protocol == "dm12":
+            from emulator.protocol.syncml.client import check_notification as check_package0
+
+            reason = "no DM 1.x account to check it with"
+            for account in dev.accounts("dm12"):
+                try:
+                    verdict, n = check_package0(raw, account)
+                except EmulatorError as exc:
+                    reason = f"malformed notification: {exc}"
+                    break
+                if verdict != "bad":
+                    return self.start_session(dev_id, "dm12", server_id=account.server_id,
+                                              reason="notification", server_initiated=True,
+                                              resync=verdict == "resync")
+                reason = f"notification from {n.server_id!r} does not verify with any DM 1.x account"
+        else:
+            raise EmulatorError(f"unknown protocol {protocol!r} (dm2 or dm12)", status=400)
+        self.bus.publish(AlertRaised(dev_id, "notification rejected", reason, {"protocol": protocol}))
+        return None
+
+    # ------------------------------------------------------------------ notification channels
+
+    listener: NotificationListener | None = None
+    push: PushPoller | None = None
+
+    async def start_listener(self, host: str = "127.0.0.1", port: int = 0) -> NotificationListener:
+        """The fleet's one notification listener (``POST <url>/notify/<DevID>``), for servers that can
+        reach the devices; loopback unless another host is asked for. OSError when it cannot listen."""
+        from emulator.transport.listener import NotificationListener
+
+        if self.listener is None:
+            listener = NotificationListener(self, host, port)
+            await listener.start()
+            self.listener = listener
+        return self.listener
+
+    def start_push(self, dev_ids: list[str] | None = None, **options: object) -> PushPoller:
+        """Long-polls of the server's push channel for the devices behind NAT (all of the fleet's by
+        default, following their bearers); options as :class:`PushPoller`'s, taken when it is first
+        started (later calls add devices). Needs a running loop."""
+        from emulator.transport.push import PushPoller
+
+        if self.push is None:
+            self.push = PushPoller(self, **options)  # type: ignore[arg-type]
+        self.push.start(dev_ids)
+        return self.push
+
+    async def aclose(self) -> None:
+        listener, push = self.listener, self.push
+        self.listener = self.push = None
+        if push is not None:
+            await push.stop()
+        if listener is not None:
+            await listener.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.transport.aclose()
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _count(self, event: object) -> None:
+        ws = self.workspace
+        if isinstance(event, MessageLogged):
+            self.stats.messages += 1
+            self._recent.append(event.ts)
+            if ws is not None and event.session_id in self._store_sessions:
+                ws.add_traffic(self._store_sessions[event.session_id], event.device_id, event.direction,
+                               event.ts, event.content_type, event.body, event.summary)
+        elif isinstance(event, SessionStarted):
+            self.stats.sessions_started += 1
+            if ws is not None and event.device_id in self.devices:
+                self._store_sessions[event.session_id] = ws.begin_session(event.device_id, event.protocol,
+                                                                          event.server)
+        elif isinstance(event, SessionEnded):
+            if event.outcome == "completed":
+                self.stats.sessions_completed += 1
+            else:
+                self.stats.sessions_failed += 1
+            sid = self._store_sessions.pop(event.session_id, None)
+            if ws is not None and sid is not None:
+                ws.end_session(sid, event.outcome, event.detail)
+
+    def messages_per_second(self, now: Callable[[], float] = time.time, window: float = 2.0) -> float:
+        t = now()
+        return sum(1 for ts in self._recent if t - ts <= window) / window

@@ -1,0 +1,187 @@
+"""How a logged message reads for people: decoded, secrets masked, statuses paired with commands.
+
+The traffic log keeps raw bytes; this module is the one place that turns them into text, so the
+window, a saved log and a report all show the same thing. Bodies come from servers: nothing here
+raises; what cannot be decoded is shown as a hex dump with the reason on top.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from lxml import etree
+
+from emulator.errors import EmulatorError
+
+HEX_LIMIT = 4096
+DM1_NOTIFICATION = "application/vnd.syncml.notification"
+DM2_NOTIFICATION = "application/vnd.oma.dm.notification"
+
+
+def hexdump(body: bytes, limit: int = HEX_LIMIT) -> str:
+    lines = []
+    for off in range(0, min(len(body), limit), 16):
+        chunk = body[off : off + 16]
+        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        lines.append(f"{off:08x}  {chunk.hex(' '):<47}  {text}")
+    if len(body) > limit:
+        lines.append(f"... {len(body) - limit} more bytes")
+    return "\n".join(lines)
+
+
+def _base(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def describe(content_type: str, body: bytes, *, reveal: bool = False) -> str:
+    """A readable form of one message body: pretty XML (WBXML decoded), pretty JSON, or Package#0
+    field by field. Secrets (credentials, AAuthSecret ...) are masked unless ``reveal``."""
+    base = _base(content_type)
+    if not body:
+        return "(empty body)"
+    try:
+        if base == DM1_NOTIFICATION:
+            return _dm1_notification(body)
+        if base == DM2_NOTIFICATION:
+            return _dm2_notification(body)
+        if "wbxml" in base:
+            from emulator.protocol.syncml.wbxml import decode
+
+            return _xml_text(decode(body), reveal)
+        if "xml" in base or body.lstrip().startswith(b"<"):
+            from emulator.protocol.syncml.message import parse_xml_safely
+
+            return _xml_text(parse_xml_safely(body), reveal)
+        if "json" in base or body.lstrip()[:1] in (b"{", b"["):
+            data = json.loads(body)
+            if not reveal:
+                from emulator.util.masking import mask_json
+
+                data, _ = mask_json(data)
+            return json.dumps(data, indent=2, ensure_ascii=False)
+        return body.decode("utf-8")
+    except (EmulatorError, ValueError, etree.LxmlError) as exc:
+        return f"(could not decode as {base or 'text'}: {exc})\n\n{hexdump(body)}"
+
+
+def _xml_text(root: etree._Element, reveal: bool) -> str:
+    if not reveal:
+        from emulator.util.masking import mask_syncml
+
+        mask_syncml(root)
+    return etree.tostring(root, pretty_print=True, encoding="unicode")
+
+
+def _dm1_notification(body: bytes) -> str:
+    from emulator.protocol.syncml.notification import parse_notification
+
+    n = parse_notification(body)
+    ui = {0: "not specified", 1: "background", 2: "informative", 3: "user interaction"}.get(n.ui_mode, "?")
+    return "\n".join([
+        "DM 1.2 Package 0 (notification)",
+        f"  digest          {n.digest.hex()}",
+        f"  version         {n.version} ({n.version / 10:.1f})",
+        f"  ui-mode         {n.ui_mode} ({ui})",
+        f"  initiator       {n.initiator} ({'server' if n.initiator else 'user/client'})",
+        f"  session id      {n.session_id} (SessionID {n.syncml_session_id})",
+        f"  server id       {n.server_id}",
+        f"  vendor          {n.vendor.hex() or '(none)'}",
+    ])
+
+
+def _dm2_notification(body: bytes) -> str:
+    from emulator.protocol.dm2.notification import parse_notification
+
+    n = parse_notification(body)
+    con = {0: "any available", 1: "cellular", 2: "WLAN", 3: "wireline"}.get(n.preferred_con_type, "?")
+    return "\n".join([
+        "DM 2.0 Package#0 (notification; option lengths in the project encoding, PROTOCOL 1.19 item 7)",
+        f"  version             {n.version}",
+        f"  1 SERVER-ID         {n.server_id}",
+        f"  2 PREFERRED-CON     {n.preferred_con_type} ({con})",
+        f"  3 NOTIFICATION-ID   {'(absent)' if n.notification_id is None else n.notification_id}",
+        f"  4 SHA256-DIGEST     {'(absent)' if n.digest is None else n.digest.hex()}",
+        f"  5 TIMESTAMP         {'(absent)' if n.timestamp is None else n.timestamp}",
+        f"  6 REQ-MOS           {'yes' if n.req_mos else 'no'}",
+    ])
+
+
+# ------------------------------------------------------------------------------------------ pairing
+
+
+@dataclass(frozen=True, slots=True)
+class Logged:
+    """What pairing needs of a logged message (the window's MessageLogged has these fields)."""
+
+    direction: str
+    content_type: str
+    body: bytes
+
+
+def pair_statuses(messages: Sequence[Logged], index: int) -> list[str]:
+    """For message ``index`` of one session, one line per Status naming the command it answers.
+
+    DM 2.0: ``Status[i]`` answers ``CMD[i]`` of the server's previous message. SyncML: a Status
+    names its command by MsgRef/CmdRef, looked up in the other side's earlier messages.
+    """
+    msg = messages[index]
+    base = _base(msg.content_type)
+    try:
+        if "json" in base:
+            return _pair_dm2(messages, index)
+        if "syncml.dm" in base:
+            return _pair_syncml(messages, index)
+    except (EmulatorError, ValueError, KeyError, TypeError):
+        return []
+    return []
+
+
+def _pair_dm2(messages: Sequence[Logged], index: int) -> list[str]:
+    statuses = json.loads(messages[index].body).get("Status")
+    if not isinstance(statuses, list):
+        return []
+    commands: list = []
+    for earlier in reversed(messages[:index]):
+        if earlier.direction != messages[index].direction and "json" in _base(earlier.content_type):
+            commands = json.loads(earlier.body).get("CMD") or []
+            break
+    lines = []
+    for i, status in enumerate(statuses):
+        cmd = commands[i] if i < len(commands) else None
+        what = " ".join(str(p) for p in cmd) if isinstance(cmd, list) else "(no command at this position)"
+        sc = status.get("sc") if isinstance(status, dict) else status
+        lines.append(f"Status {sc}  <-  {what}")
+    return lines
+
+
+def _pair_syncml(messages: Sequence[Logged], index: int) -> list[str]:
+    from emulator.protocol.syncml.commands import Status
+    from emulator.protocol.syncml.message import parse_message, walk
+
+    msg = parse_message(messages[index].body, messages[index].content_type)
+    sent: dict[tuple[str, str], str] = {}
+    last_other = ""
+    for earlier in messages[:index]:
+        if earlier.direction == messages[index].direction:
+            continue
+        try:
+            other = parse_message(earlier.body, earlier.content_type)
+        except EmulatorError:
+            continue
+        last_other = other.header.msg_id
+        sent[(other.header.msg_id, "0")] = "SyncHdr"
+        for cmd in walk(other.commands):
+            items = getattr(cmd, "items", None) or []
+            target = next((it.target or it.source for it in items if it.target or it.source), "")
+            code = getattr(cmd, "code", None)
+            label = f"{cmd.name} {target}".strip() + (f" {code}" if code and cmd.name == "Alert" else "")
+            sent[(other.header.msg_id, cmd.cmd_id)] = label
+    lines = []
+    for cmd in msg.commands:
+        if isinstance(cmd, Status):
+            msg_ref = cmd.msg_ref or last_other
+            what = sent.get((msg_ref, cmd.cmd_ref), f"{cmd.cmd} (MsgID {msg_ref}, CmdID {cmd.cmd_ref}: not in this log)")
+            lines.append(f"Status {cmd.code}  <-  {what}  [MsgRef {msg_ref}, CmdRef {cmd.cmd_ref}]")
+    return lines

@@ -1,0 +1,1 @@
+"""Scenario files (the model and its checker), their runner, and session pacing."""

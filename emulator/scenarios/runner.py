@@ -1,0 +1,670 @@
+"""Plays a :class:`Scenario` on a :class:`Fleet`: pacing, timeline events, notifications, expectations.
+
+One asyncio loop does it all. A starter task walks the devices in ramp-up order and starts each
+one's own loop at its slot (so an idle fleet of 10,000 costs no task per device until it is due);
+a device's loop runs its planned sessions one after another with the think time between them; a
+timeline task applies the events; devices that wait for notifications long-poll the server's push
+channel. Sessions are counted from the fleet's event bus, so sessions the fleet starts by itself
+(a DM 2.0 asynchronous EXEC result) are in the figures too.
+
+Nothing here raises for what a server or the network does: that ends up as failed sessions in the
+report, and the expectations decide whether the run passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import tempfile
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from emulator.errors import EmulatorError
+from emulator.events import AlertRaised, SessionEnded, SessionStarted
+from emulator.fleet.fleet import Fleet
+from emulator.fleet.headless import HeadlessUi
+from emulator.protocol.actions import AskUser, HttpResult, OpenBrowser, UserAnswer
+from emulator.scenarios.model import (
+    LOCAL_ACTIONS,
+    DeviceGroup,
+    Expectation,
+    GenericAlertSpec,
+    Scenario,
+    Selector,
+    TimelineEvent,
+    UiAnswers,
+    node_text,
+)
+from emulator.scenarios.pacing import PlannedSession, jittered, plan_sessions, ramp_offset
+from emulator.transport.http import HttpTransport
+from emulator.transport.push import PUSH_WAIT_S, PushPoller
+from emulator.tree.errors import TreeError
+
+
+def split_server(url: str) -> tuple[str, str | None]:
+    """``http://h:1`` -> (base, None): the profile's own paths; ``http://h:1/omadm`` -> that exact endpoint."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise EmulatorError(f"--server {url!r} is not an http:// or https:// URL", status=400)
+    base = f"{parts.scheme}://{parts.netloc}"
+    endpoint = url if parts.path not in ("", "/") else None
+    return base, endpoint
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list (0 for an empty one)."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, min(len(sorted_values), round(q / 100 * len(sorted_values) + 0.5)))
+    return sorted_values[rank - 1]
+
+
+# ---------------------------------------------------------------------------------------------
+# what the scenario does to the world outside the devices
+
+
+@dataclass
+class Outage:
+    """The server unreachable until ``until`` (loop time); shared by the session and push transports."""
+
+    origin: str
+    until: float = 0.0
+
+
+class OutageTransport(HttpTransport):
+    """The fleet's pooled transport, except that requests to the server fail while it is 'down'."""
+
+    def __init__(self, outage: Outage, clock: Callable[[], float], **kw: Any) -> None:
+        super().__init__(**kw)
+        self.outage = outage
+        self._clock = clock
+
+    async def request(self, method: str, url: str, body: bytes = b"", headers: dict[str, str] | None = None,
+                      **kw: Any) -> HttpResult:  # fmt: skip
+        if self.outage.until and self._clock() < self.outage.until and url.startswith(self.outage.origin):
+            self.requests += 1
+            return HttpResult(0, error=f"{method} {url}: cannot connect (server unreachable: scenario outage)")
+        return await super().request(method, url, body, headers, **kw)
+
+
+class ScenarioUi:
+    """The simulated user of ``[ui]``: alerts answered one way, web pages another, after ``delay``."""
+
+    _POLICY = {"yes": "accept", "no": "decline", "cancel": "cancel", "timeout": "timeout"}
+
+    def __init__(self, answers: UiAnswers) -> None:
+        fields: dict[str, str] = {}
+        if answers.text:
+            fields["text"] = answers.text
+        if answers.choices:
+            fields["choice"] = ",".join(str(c) for c in answers.choices)
+        self.delay = answers.delay
+        self._alerts = HeadlessUi(fields, self._POLICY[answers.confirm])
+        self._web = HeadlessUi(answers.form, "accept" if answers.web == "submit" else "decline")
+
+    async def ask(self, ctx: object, action: AskUser) -> UserAnswer:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        return await self._alerts.ask(ctx, action)
+
+    async def browse(self, ctx: object, action: OpenBrowser) -> UserAnswer:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        self._web.visited.clear()  # one user for thousands of devices: keep no history
+        return await self._web.browse(ctx, action)
+
+
+# ---------------------------------------------------------------------------------------------
+# records
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    device: str
+    protocol: str
+    reason: str
+    start: float  # seconds from the start of the run
+    end: float = -1.0
+    outcome: str = ""
+    detail: str = ""
+    retried: bool = False  # cut off by a bearer switch and run again by the fleet: its retry counts
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.end - self.start)
+
+
+@dataclass(slots=True)
+class ExpectationResult:
+    expectation: Expectation
+    passed: bool
+    detail: str = ""
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    server: str
+    elapsed: float
+    sessions: list[SessionRecord]
+    expectations: list[ExpectationResult]
+    problems: list[str] = field(default_factory=list)
+    messages: int = 0
+    stopped_at_limit: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return all(e.passed for e in self.expectations) and not self.problems
+
+    def report(self) -> dict[str, Any]:
+        """The ``--report`` JSON: totals first, then expectations, then one entry per session."""
+        done = [s for s in self.sessions if s.outcome]
+        completed = [s for s in done if s.outcome == "completed"]
+        lat = sorted(s.duration * 1000 for s in completed)
+        groups = self.scenario.groups
+        return {
+            "scenario": self.scenario.name,
+            "source": self.scenario.source,
+            "server": self.server,
+            "profile": ", ".join(dict.fromkeys(g.profile.name for g in groups)),
+            "protocol": ", ".join(dict.fromkeys(g.protocol for g in groups)),
+            "devices": self.scenario.device_count,
+            "groups": [{"name": g.name, "profile": g.profile.name, "count": g.count, "first_index": g.first_index,
+                        "protocol": g.protocol} for g in groups],
+            "passed": self.passed,
+            "sessions_started": len(self.sessions),
+            "sessions_completed": len(completed),
+            "sessions_failed": len(done) - len(completed),
+            "sessions_unfinished": len(self.sessions) - len(done),
+            "duration_s": round(self.elapsed, 3),
+            "sessions_per_s": round(len(done) / self.elapsed, 1) if self.elapsed else 0.0,
+            "messages": self.messages,
+            "latency_p50_ms": round(percentile(lat, 50), 1),
+            "latency_p95_ms": round(percentile(lat, 95), 1),
+            "latency_p99_ms": round(percentile(lat, 99), 1),
+            "stopped_at_time_limit": self.stopped_at_limit,
+            "expectations": [
+                {"line": r.expectation.line, "expect": r.expectation.describe(), "passed": r.passed, "detail": r.detail}
+                for r in self.expectations
+            ],
+            "problems": self.problems,
+            "results": [
+                {"device": s.device, "protocol": s.protocol, "reason": s.reason, "start_s": round(s.start, 3),
+                 "duration_s": round(s.duration, 4), "outcome": s.outcome or "unfinished", "detail": s.detail,
+                 "retried": s.retried}
+                for s in self.sessions
+            ],
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# the run
+
+
+class ScenarioRunner:
+    """``await ScenarioRunner(scenario, "http://127.0.0.1:8700").run()`` -> :class:`RunResult`.
+
+    ``progress(runner, elapsed)`` is called about once a second while the run lasts.
+    """
+
+    def __init__(self, scenario: Scenario, server: str, *,
+                 progress: Callable[[ScenarioRunner, float], None] | None = None) -> None:  # fmt: skip
+        self.scenario = scenario
+        self.server = server
+        self.base, self.endpoint = split_server(server)
+        self.progress = progress
+        self.rng = random.Random(scenario.seed)
+        self.sessions: list[SessionRecord] = []
+        self.problems: list[str] = []
+        self.devices_up: set[str] = set()
+        self.members: dict[str, list[str]] = {}
+        self.group_of: dict[str, DeviceGroup] = {}
+        self._open: dict[str, SessionRecord] = {}
+        self._last: dict[str, SessionRecord] = {}  # each device's latest session
+        self._recent_ends: deque[float] = deque(maxlen=100_000)
+        self._running: dict[str, asyncio.Task] = {}  # device -> its session in flight
+        self._cut: dict[str, str] = {}  # device -> why its session was cut off
+        self._down: dict[str, float] = {}  # crashed device -> when it restarts
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._stopping = False
+        self.fleet: Fleet | None = None
+
+    # -- set-up ------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time() - self._t0
+
+    def _spawn(self, coro: Any) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def selected(self, sel: Selector) -> list[str]:
+        names = sel.groups or tuple(self.members)
+        out: list[str] = []
+        for name in names:
+            ids = self.members[name]
+            out.extend(ids if sel.limit is None else ids[: sel.limit])
+        return out
+
+    def _on_bus(self, event: object) -> None:
+        if isinstance(event, AlertRaised):
+            if event.alert_type == "notification rejected":
+                self.problems.append(f"{event.device_id}: notification ignored: {event.detail}")
+        elif isinstance(event, SessionStarted):
+            rec = SessionRecord(event.device_id, event.protocol, event.reason, self.now())
+            if event.reason.startswith("bearer change"):
+                cut = self._last.get(event.device_id)
+                if cut is not None and cut.outcome == "failed":
+                    cut.retried = True
+            self._open[event.session_id] = rec
+            self._last[event.device_id] = rec
+            self.sessions.append(rec)
+            self.devices_up.add(event.device_id)
+        elif isinstance(event, SessionEnded):
+            rec = self._open.pop(event.session_id, None)
+            if rec is not None:
+                rec.end = self.now()
+                rec.outcome = event.outcome
+                rec.detail = self._cut.pop(event.device_id, event.detail) if event.outcome == "aborted" else event.detail
+                self._recent_ends.append(rec.end)
+
+    async def run(self) -> RunResult:
+        loop = asyncio.get_running_loop()
+        self._t0 = loop.time()
+        sc = self.scenario
+        outage = Outage(self.base)
+        clock = loop.time
+        workspace_dir = tempfile.TemporaryDirectory(prefix="dm-emulator-scenario-") if sc.needs_store else None
+        workspace = None
+        if workspace_dir is not None:
+            from emulator.store import Workspace
+
+            workspace = Workspace.open(workspace_dir.name)
+        self.fleet = fleet = Fleet(server=self.base, transport=OutageTransport(outage, clock), workspace=workspace,
+                                   ui=ScenarioUi(sc.ui))
+        self.push_transport = OutageTransport(outage, clock, timeout=PUSH_WAIT_S + 10,
+                                              max_connections=max(1, min(sc.device_count, 1000)))
+        self.outage = outage
+        # the runner notifies through the server's queue (/admin/notify): devices that wait for
+        # notifications poll whatever their bearer; a server that refuses is asked again each second
+        self.poller = PushPoller(fleet, self.push_transport, wait_s=self._push_wait, server_uri=self.endpoint,
+                                 nat_only=False, backoff=(1.0, 1.0), jitter=0.0, ready=self._up,
+                                 on_problem=lambda dev_id, text: self.problems.append(f"{dev_id}: {text}"))
+        fleet.bus.subscribe(self._on_bus, SessionStarted, SessionEnded, AlertRaised)
+        self._gate = asyncio.Semaphore(sc.pacing.max_in_flight)
+        with workspace.transaction() if workspace is not None else contextlib.nullcontext():
+            for g in sc.groups:
+                devs = fleet.add(g.profile, g.count, start_index=g.first_index)
+                self.members[g.name] = [d.id for d in devs]
+                for d in devs:
+                    self.group_of[d.id] = g
+        stopped = False
+        ticker = asyncio.ensure_future(self._tick()) if self.progress else None
+        try:
+            main = self._main()
+            if sc.time_limit is not None:
+                try:
+                    await asyncio.wait_for(main, sc.time_limit)
+                except TimeoutError:
+                    stopped = True
+            else:
+                await main
+        finally:
+            self._stopping = True
+            for dev_id in self._running:
+                self._cut.setdefault(dev_id, "stopped at the scenario's time limit" if stopped else "run stopped")
+            await self.poller.stop()
+            for task in list(self._tasks):
+                task.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            if ticker is not None:
+                ticker.cancel()
+            await fleet.aclose()
+            await self.push_transport.aclose()
+            if workspace is not None:
+                workspace.close()
+            if workspace_dir is not None:
+                workspace_dir.cleanup()
+        elapsed = self.now()
+        if self.progress:
+            self.progress(self, elapsed)
+        if stopped:
+            for rec in self.sessions:
+                if not rec.outcome:
+                    rec.outcome, rec.detail, rec.end = "aborted", "stopped at the scenario's time limit", elapsed
+        results = [self.check(e, elapsed, stopped) for e in sc.expectations]
+        if not sc.expectations:
+            results.append(self.check(Expectation(status="completed"), elapsed, stopped))
+        return RunResult(sc, self.server, elapsed, self.sessions, results, self.problems, fleet.stats.messages,
+                         stopped)
+
+    async def _main(self) -> None:
+        sc = self.scenario
+        starts: list[tuple[float, str, list[PlannedSession]]] = []
+        pollers: list[str] = []
+        total = sc.device_count
+        position = 0
+        for g in sc.groups:
+            for i, dev_id in enumerate(self.members[g.name]):
+                rules = [r for r in sc.sessions if _applies(r.devices, g.name, i)]
+                offset = ramp_offset(position, total, sc.pacing.ramp_up)
+                position += 1
+                plan = plan_sessions(rules, offset, sc.duration, sc.pacing.jitter, self.rng)
+                if plan:
+                    starts.append((plan[0].at, dev_id, plan))
+                if any(r.on_notification for r in rules):
+                    pollers.append(dev_id)
+        starts.sort(key=lambda s: s[0])
+        if pollers:
+            self.poller.start(pollers)
+        timeline = self._spawn(self._timeline())
+        loops: list[asyncio.Task] = []
+        for at, dev_id, plan in starts:
+            await self._sleep_until(at)
+            await self._gate.acquire()  # the first session's slot: no task exists for a device before it is due
+            loops.append(self._spawn(self._device_loop(dev_id, plan, held=True)))
+        await asyncio.gather(*loops, timeline, return_exceptions=True)
+        if pollers and sc.duration is not None:
+            await self._sleep_until(sc.duration)
+        self._stopping = True
+        await self.poller.stop()
+        # sessions started by events, notifications or the fleet itself (async results) end by themselves
+        assert self.fleet is not None
+        while self._open or self.fleet.stats.running > 0 or any(not t.done() for t in self._tasks):
+            await asyncio.sleep(0.05)
+
+    async def _sleep_until(self, at: float) -> None:
+        delay = at - self.now()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            assert self.progress is not None
+            self.progress(self, self.now())
+
+    def sessions_per_second(self, window: float = 2.0) -> float:
+        now = self.now()
+        return sum(1 for t in self._recent_ends if now - t <= window) / window
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    async def _device_loop(self, dev_id: str, plan: list[PlannedSession], *, held: bool) -> None:
+        think, jitter = self.scenario.pacing.think_time, self.scenario.pacing.jitter
+        last_end = None
+        for k, planned in enumerate(plan):
+            at = planned.at if last_end is None else max(planned.at, last_end + jittered(think, jitter, self.rng))
+            if k and at > self.now():
+                await self._sleep_until(at)
+            await self.session(dev_id, planned.protocol, "scheduled", held=held and k == 0)
+            last_end = self.now()
+
+    async def session(self, dev_id: str, protocol: str | None, reason: str, *, held: bool = False,
+                      **options: Any) -> None:  # fmt: skip
+        """One session of one device, after any session it has open; the device's group protocol by default."""
+        assert self.fleet is not None
+        gate_held = held
+        try:
+            if not gate_held:  # the gate before the device's lock, for every session: no lock-order deadlock
+                await self._gate.acquire()
+                gate_held = True
+            lock = self._locks.get(dev_id)
+            if lock is None:
+                lock = self._locks[dev_id] = asyncio.Lock()
+            async with lock:
+                while dev_id in self._down:  # crashed: the session waits for the restart
+                    await self._sleep_until(self._down[dev_id])
+                protocol = protocol or self.group_of[dev_id].protocol
+                if self.endpoint and "server_uri" not in options:
+                    options["server_uri"] = self.endpoint
+                inner = asyncio.ensure_future(self.fleet.run_session(dev_id, protocol, reason=reason, **options))
+                self._running[dev_id] = inner
+                try:
+                    await inner
+                except asyncio.CancelledError:
+                    if not inner.cancelled() or asyncio.current_task().cancelling():
+                        raise  # the run itself is stopping
+                finally:
+                    self._running.pop(dev_id, None)
+        finally:
+            if gate_held:
+                self._gate.release()
+
+    def _cut_off(self, dev_id: str, why: str) -> None:
+        task = self._running.get(dev_id)
+        if task is not None and not task.done():
+            self._cut[dev_id] = why
+            task.cancel()
+
+    # -- notifications -------------------------------------------------------------------------
+
+    def _push_wait(self) -> float:
+        """One long-poll holds at most until the scenario's end."""
+        if self.scenario.duration is None:
+            return PUSH_WAIT_S
+        return max(0.5, min(PUSH_WAIT_S, self.scenario.duration - self.now()))
+
+    async def _up(self, dev_id: str) -> None:
+        """A crashed device polls again once it has restarted."""
+        while dev_id in self._down:
+            await self._sleep_until(self._down[dev_id])
+
+    # -- the timeline ----------------------------------------------------------------------------
+
+    async def _timeline(self) -> None:
+        for event in self.scenario.events:
+            await self._sleep_until(event.at)
+            try:
+                self.apply(event)
+            except EmulatorError as exc:
+                self.problems.append(f"line {event.line}: {event.action}: {exc}")
+
+    def apply(self, event: TimelineEvent) -> None:
+        assert self.fleet is not None
+        action = event.action
+        if action == "server_down":
+            self.outage.until = asyncio.get_running_loop().time() + event.duration
+            return
+        targets = self.selected(event.devices)
+        if action == "crash":
+            back = self.now() + event.duration
+            for dev_id in targets:
+                self._down[dev_id] = back
+                self._cut_off(dev_id, "device crashed")
+            self._spawn(self._restart(targets, back))
+            return
+        if action == "notify":
+            self._spawn(self._notify(targets, event))
+            return
+        for dev_id in targets:
+            dev = self.fleet.device(dev_id)
+            if action == "switch_bearer":
+                dev.set_bearer(event.bearer, up=True, make_current=True)
+            elif action == "bearer_up":
+                dev.set_bearer(event.bearer, up=True, make_current=not dev.bearer)
+            elif action == "bearer_down":  # a session in flight follows the switch (or fails: no bearer)
+                dev.set_bearer(event.bearer, up=False, make_current=False)
+            elif action == "nat":
+                dev.set_bearer(event.bearer, nat=event.nat, make_current=False)
+            elif action == "set_node":
+                self._set_node(dev_id, event)
+            elif action in LOCAL_ACTIONS:
+                self._local(dev_id, event)
+            elif action == "alert" and event.alert is not None:
+                protocol = self.group_of[dev_id].protocol
+                self._spawn(self.session(dev_id, protocol, "alert", **alert_options(protocol, event.alert)))
+
+    def _set_node(self, dev_id: str, event: TimelineEvent) -> None:
+        assert self.fleet is not None
+        tree = self.fleet.device(dev_id).tree
+        value = event.value
+        try:
+            fmt = tree.info(event.path).format
+            if fmt in ("chr", "xml", "date", "time") or isinstance(value, str) and fmt not in ("int", "float", "bool"):
+                value = node_text(value)
+            elif fmt == "int":
+                value = int(value)  # type: ignore[arg-type]
+            elif fmt == "float":
+                value = float(value)  # type: ignore[arg-type]
+            elif fmt == "bool":
+                value = value if isinstance(value, bool) else str(value).lower() == "true"
+            tree.replace(event.path, value)
+        except (EmulatorError, ValueError) as exc:
+            self.problems.append(f"line {event.line}: set_node {event.path} on {dev_id}: {exc}")
+
+    def _local(self, dev_id: str, event: TimelineEvent) -> None:
+        """A delegation, a revocation or an app's doing, on the device itself; a problem when the device
+        allows what the event expects refused, or the other way round."""
+        where = f"line {event.line}: {event.action} on {dev_id}"
+        try:
+            what = self._do_local(dev_id, event)
+        except _NoSuchApp as exc:
+            self.problems.append(f"{where}: {exc}")
+            return
+        except EmulatorError as exc:
+            if event.expect != "refused":
+                self.problems.append(f"{where}: refused ({exc.status}): {exc}")
+            return
+        if event.expect == "refused":
+            self.problems.append(f"{where}: expected a refusal, but the device allowed it ({what})")
+
+    def _do_local(self, dev_id: str, event: TimelineEvent) -> str:
+        assert self.fleet is not None
+        dev = self.fleet.device(dev_id)
+        action = event.action
+        if action == "delegate":
+            from emulator.mo.delegation import DelegationRequest
+
+            req = DelegationRequest(event.delegate, event.scope, event.kind, event.depth, event.prohibited)
+            return dev.delegations.delegate(event.delegator, req).describe()
+        if action == "revoke":
+            dl = dev.delegations
+            record = dl.find(event.delegator or None, event.delegate, event.scope)
+            return "revoked " + ", ".join(r.describe() for r in dl.revoke(event.by, record.id))
+        if action == "app":
+            from emulator.device.apps import Grant
+
+            grants = [Grant(g) for g in event.grants] + [Grant(g, write=True) for g in event.write_grants]
+            dev.apps.register(event.app, grants)
+            return f"registered {event.app}"
+        app = dev.apps.apps.get(event.app)
+        if app is None:
+            raise _NoSuchApp(f"no app {event.app!r} on the device (its registration failed)")
+        if action == "app_read":
+            return f"read {event.uri} = {app.read(event.uri)!r}"
+        app.write(event.uri, None if event.value is None else node_text(event.value))
+        return f"wrote {event.uri}"
+
+    async def _restart(self, targets: list[str], back: float) -> None:
+        await self._sleep_until(back)
+        assert self.fleet is not None
+        for dev_id in targets:
+            try:
+                self.fleet.reload(dev_id, self.group_of[dev_id].profile)
+            except EmulatorError as exc:
+                self.problems.append(f"{dev_id}: restart after crash: {exc}")
+            self._down.pop(dev_id, None)
+
+    async def _notify(self, targets: list[str], event: TimelineEvent) -> None:
+        assert self.fleet is not None
+        for dev_id in targets:
+            url = f"{self.base}/admin/notify/{quote(dev_id, safe=':@')}"
+            result = await self.fleet.transport.request("POST", url)
+            if result.status != 200:
+                why = result.error or f"HTTP {result.status}"
+                self.problems.append(f"line {event.line}: notify {dev_id}: the server did not take it ({why}); "
+                                     "only the reference server has POST /admin/notify/<DevID>")
+                return
+
+    # -- expectations ----------------------------------------------------------------------------
+
+    def check(self, e: Expectation, elapsed: float, stopped: bool) -> ExpectationResult:
+        """Whether one expectation held; ``detail`` names the first few devices or sessions that broke it.
+
+        A session cut off by a bearer switch and run again by the fleet is judged by its retry
+        (DM-HLF-008: management goes on over the new bearer); the report still lists both.
+        """
+        assert self.fleet is not None
+        ids = self.selected(e.devices)
+        wanted = set(ids)
+        mine = [s for s in self.sessions if s.device in wanted and not s.retried]
+        bad: list[str] = []
+        population = len(ids)
+        if e.can_get is not None or e.cannot_get is not None:
+            bad = [why for dev_id in ids if (why := self._access(dev_id, e))]
+        elif e.node is not None:
+            for dev_id in ids:
+                got = self.fleet.device(dev_id).tree.value(e.node)
+                if got is None or node_text(got) != e.equals:
+                    bad.append(f"{dev_id} has {'no node' if got is None else repr(node_text(got))}")
+        elif e.status is not None:
+            if not mine:
+                return ExpectationResult(e, False, "no sessions ran")
+            population = len(mine)
+            bad = [f"{s.device} {s.outcome or 'unfinished'}: {s.detail}" for s in mine if s.outcome != e.status]
+        elif e.within is not None:
+            if not e.devices.groups:
+                ok = not stopped and elapsed <= e.within
+                why = f"the run took {elapsed:.1f} s" + (" and was stopped there" if stopped else "")
+                return ExpectationResult(e, ok, "" if ok else why)
+            population = len(mine)
+            bad = [f"{s.device} ended at {s.end:.1f} s" if s.outcome else f"{s.device} unfinished"
+                   for s in mine if not s.outcome or s.end > e.within]
+        else:
+            counts = dict.fromkeys(ids, 0)
+            for s in mine:
+                counts[s.device] += 1
+            for dev_id, n in counts.items():
+                if (e.sessions is not None and n != e.sessions) or (e.min_sessions is not None and n < e.min_sessions) \
+                        or (e.max_sessions is not None and n > e.max_sessions):
+                    bad.append(f"{dev_id} ran {n}")
+        if not bad:
+            return ExpectationResult(e, True)
+        shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
+        return ExpectationResult(e, False, f"{len(bad)} of {population}: {shown}")
+
+
+    def _access(self, dev_id: str, e: Expectation) -> str:
+        """Why ``e.server`` can (or cannot) Get the URI on one device, when that breaks ``e``; "" if it holds."""
+        assert self.fleet is not None and e.server is not None
+        uri = e.can_get if e.can_get is not None else e.cannot_get
+        assert uri is not None
+        try:
+            self.fleet.device(dev_id).tree.get(uri, by=e.server)
+        except TreeError as exc:
+            if exc.status not in (403, 425):
+                return f"{dev_id}: {exc} ({exc.status})"
+            return f"{dev_id}: refused ({exc.status})" if e.can_get is not None else ""
+        return f"{dev_id}: allowed" if e.cannot_get is not None else ""
+
+
+class _NoSuchApp(EmulatorError):
+    """An app event names an app the device does not have: a broken scenario run, not a refusal."""
+
+
+def alert_options(protocol: str, spec: GenericAlertSpec) -> dict[str, Any]:
+    """Engine options for a session that carries a device-raised generic alert."""
+    if protocol == "dm12":
+        from emulator.protocol.syncml.client import GenericAlert
+
+        data = spec.data if isinstance(spec.data, str) else json.dumps(spec.data)
+        return {"generic_alerts": [GenericAlert(spec.type, "chr", data, spec.source, spec.mark)]}
+    from emulator.protocol.dm2.messages import Alert
+
+    data = spec.data if isinstance(spec.data, dict) else ({"Value": spec.data} if spec.data else None)
+    return {"alerts": [Alert(spec.type, source_uri=spec.source, mark=spec.mark, data=data)]}
+
+
+def _applies(sel: Selector, group: str, position: int) -> bool:
+    return (not sel.groups or group in sel.groups) and (sel.limit is None or position < sel.limit)
+
