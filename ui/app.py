@@ -30,14 +30,15 @@ class DemoServer:
     def __init__(self) -> None:
         self.running = None
         self.url = ""
-        self.state = None  # its ServerState: scripts, notifications (Session > Notify selected device)
+        self.state = None  # its ServerState: what devices did (tests read it)
+        self.control = None  # what the window may do with it (Session > Notify selected device)
 
     async def start(self) -> None:
         """Raises ImportError when the server is not there, EmulatorError when it cannot listen."""
         from emulator.server.app import start_server
 
         self.running = await start_server()
-        self.url, self.state = self.running.url, self.running.state
+        self.url, self.state, self.control = self.running.url, self.running.state, self.running.control
 
     async def stop(self) -> None:
         if self.running is not None:
@@ -83,7 +84,7 @@ class Desktop:
         window = self.window = MainWindow(fleet, remember=not getattr(self.args, "screenshot", None))
         fleet.ui = window.ui_handler
         window.on_close = lambda: asyncio.ensure_future(self.stop())
-        window.server_actions.demo_state = self.server.state
+        window.server_actions.server = self.server.control
         if self.server_problem:
             window.set_server_status(False, f"⚠ {self.server_problem}; sessions go to {url}")
         if demo and not restored:

@@ -8,11 +8,11 @@ keeps each device's own (client user names, for instance, differ per device; ``{
 ``{serial}``, ``{imei}``, ``{mac}``, ``{uuid}``, ``{index}`` in the URL or the user name are filled in
 per device, as in profiles).
 
-Notifications come from the demo server the window runs and travel over the channels a real server
-uses: a DM 2.0 device behind NAT gets it on the server's push channel (``ServerState.notify``; the
-fleet's :class:`PushPoller` long-polls it), any other device is sent it by the server over HTTP to
-the fleet's :class:`NotificationListener` (``ServerState.send_notification`` / DM 1.2
-``send_package0``). Either way the device checks it as a real one would
+Notifications come from the demo server the window runs, through its control surface (the same one
+the admin API uses, :mod:`emulator.server.control`), and travel over the channels a real server
+uses: a DM 2.0 device behind NAT gets it on the server's push channel (the fleet's
+:class:`PushPoller` long-polls it), any other device is sent it by the server over HTTP to the
+fleet's :class:`NotificationListener`. Either way the device checks it as a real one would
 (:meth:`Fleet.deliver_notification`). Only a window without a listener hands it over directly.
 """
 
@@ -48,6 +48,7 @@ from emulator.errors import EmulatorError
 from emulator.events import AlertRaised, Event, SessionStarted
 from emulator.fleet.fleet import Fleet
 from emulator.mo.accounts import AUTH_SCHEMES_DM2, AUTH_TYPES, Account, configure_account
+from emulator.server.control import ServerControl
 from emulator.transport.http import TlsConfig
 from ui.progress import ChunkedJob
 
@@ -157,27 +158,13 @@ def remember_servers(urls: list[str], current: str, settings: QSettings | None =
 # notifications from the demo server
 
 
-def package0(state: Any, dev_id: str, protocol: str) -> bytes:
-    """A notification for ``dev_id`` from the demo server's ``state`` (emulator.server.state)."""
-    if protocol == "dm2":
-        queue = state.push_queue(dev_id)
-        state.notify(dev_id)
-        raw = b""
-        while not queue.empty():  # nobody long-polls in the window: the newest is ours
-            raw = queue.get_nowait()
-        return raw
-    if getattr(state, "dm12", None) is None:
-        raise EmulatorError("the demo server has no DM 1.2 side")
-    return state.dm12.build_package0(dev_id)
-
-
-def notify_device(fleet: Fleet, state: Any, dev_id: str, protocol: str) -> tuple[asyncio.Task | None, str]:
+def notify_device(fleet: Fleet, server: ServerControl, dev_id: str, protocol: str) -> tuple[asyncio.Task | None, str]:
     """Deliver a demo-server notification directly (no channel); (the session's task, "") or (None, why
     it was ignored). Only for a window without a notification listener."""
     rejected: list[AlertRaised] = []
     stop = fleet.bus.subscribe(rejected.append, AlertRaised)
     try:
-        task = fleet.deliver_notification(dev_id, package0(state, dev_id, protocol), protocol)
+        task = fleet.deliver_notification(dev_id, server.package0(dev_id, protocol), protocol)
     finally:
         stop()
     why = next((a.detail for a in rejected if a.device_id == dev_id), "ignored")
@@ -231,43 +218,38 @@ class _DeviceAnswer:
         self._stop()  # unsubscribing twice is harmless
 
 
-async def notify_over_channel(fleet: Fleet, state: Any, dev_id: str, protocol: str, *,
+async def notify_over_channel(fleet: Fleet, server: ServerControl, dev_id: str, protocol: str, *,
                               wait_s: float = NOTIFY_WAIT_S) -> Notified:
-    """Have the demo server notify ``dev_id`` over the channel a real one would use, and wait until the
-    device started its session or rejected the notification. EmulatorError when nothing could be sent."""
+    """Have the demo server notify ``dev_id`` over the channel a real one would use (the server's
+    choice, :meth:`ServerControl.notify`: the fleet's listener when the device can be reached, else
+    the push channel), and wait until the device started its session or rejected the notification.
+    EmulatorError when nothing could be sent."""
     dev = fleet.device(dev_id)
     listener = fleet.listener
     if listener is None:  # no channel in this window: hand it over
-        task, why = notify_device(fleet, state, dev_id, protocol)
+        task, why = notify_device(fleet, server, dev_id, protocol)
         return Notified(dev_id, protocol, "direct", task, why, rejected=task is None)
     watch = _DeviceAnswer(fleet, dev_id)
     try:
-        if protocol == "dm2" and dev.behind_nat:
-            channel = "push"
-            state.notify(dev_id)
+        reachable = not (dev.behind_nat and protocol == "dm2")  # DM 1.2 has no push channel: always tried
+        notice = await server.notify(dev_id, protocol, listener=listener.notify_url(dev_id) if reachable else None)
+        sent = notice.sent
+        if sent is None:
             polling = fleet.push is not None and dev_id in fleet.push.polling
             idle = "queued on the push channel; the device has not picked it up" + (
                 "" if polling else " (it is not polling)")
+        elif not sent.delivered:
+            why = sent.detail.removeprefix("notification ignored: ") if sent.status else sent.detail
+            return Notified(dev_id, protocol, notice.channel, None, why or f"HTTP {sent.status}",
+                            rejected=bool(sent.status))
         else:
-            channel = "listener"
-            to = listener.notify_url(dev_id)
-            if protocol == "dm2":
-                sent = await state.send_notification(dev_id, to, protocol="dm2")
-            elif getattr(state, "dm12", None) is None:
-                raise EmulatorError("the demo server has no DM 1.2 side")
-            else:
-                sent = await state.dm12.send_package0(dev_id, to)
-            if not sent.delivered:
-                why = sent.detail.removeprefix("notification ignored: ") if sent.status else sent.detail
-                return Notified(dev_id, protocol, channel, None, why or f"HTTP {sent.status}",
-                                rejected=bool(sent.status))
             idle = "the listener took it but no session started"
         answer = await watch.wait(wait_s)
     finally:
         watch.close()
     if isinstance(answer, asyncio.Task):
-        return Notified(dev_id, protocol, channel, answer)
-    return Notified(dev_id, protocol, channel, None, answer or idle, rejected=answer is not None)
+        return Notified(dev_id, protocol, notice.channel, answer)
+    return Notified(dev_id, protocol, notice.channel, None, answer or idle, rejected=answer is not None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -500,14 +482,14 @@ class ServerDialog(QDialog):
 class ServerActions(QObject):
     """Session > Server connection… and Session > Notify selected device, for one main window.
 
-    ``demo_state`` is the demo server's ServerState (set by the app when it runs one): notifications
+    ``server`` is the demo server's control surface (set by the app when it runs one): notifications
     need it.
     """
 
     def __init__(self, window: MainWindow, menu: QMenu) -> None:
         super().__init__(window)
         self.window = window
-        self.demo_state: Any = None
+        self.server: ServerControl | None = None
         self.dialog: ServerDialog | None = None
         self.job: ChunkedJob | None = None
         self.problems: list[str] = []  # of the last apply
@@ -576,7 +558,7 @@ class ServerActions(QObject):
         its session or rejected the notification; the status bar says what happened."""
         w = self.window
         ids = w.fleet_panel.selected_ids()
-        if self.demo_state is None:
+        if self.server is None:
             w.show_error("notifications come from the demo server, which is not running in this window")
             return []
         if not ids:
@@ -601,9 +583,11 @@ class ServerActions(QObject):
         return tasks
 
     async def _notify_one(self, dev_id: str, protocol: str) -> Notified:
-        w = self.window
+        w, server = self.window, self.server
+        if server is None:
+            return Notified(dev_id, protocol, "", None, "none sent: the demo server is not running")
         try:
-            notified = await notify_over_channel(w.fleet, self.demo_state, dev_id, protocol)
+            notified = await notify_over_channel(w.fleet, server, dev_id, protocol)
         except EmulatorError as exc:
             return Notified(dev_id, protocol, "", None, f"none sent: {exc}")
         if notified.session is not None:  # a session that fails shows on its row

@@ -1,10 +1,11 @@
 """The reference DM server as one aiohttp application: ``create_app(state)``.
 
-Mounts the DM 2.0 side (:mod:`emulator.server.dm2`: sessions, data repository, push channel,
-admin), the web UI flows (:mod:`emulator.server.ui_flows`, under ``/ui/``) and, when that module
-exists, the DM 1.2/1.3 side (``emulator.server.dm12.setup_dm12``). Used by ``dm-emulator server``,
-the desktop demo and the integration tests; the ``state`` object is where a test or a caller sets
-scripts, triggers notifications (``state.notify``) and reads what devices did.
+Mounts the DM 2.0 side (:mod:`emulator.server.dm2`: sessions, data repository, push channel), the
+web UI flows (:mod:`emulator.server.ui_flows`, under ``/ui/``), the DM 1.2/1.3 side
+(:mod:`emulator.server.dm12`), the fault middleware and the admin API (:mod:`emulator.server.admin`).
+Used by ``dm-emulator server``, the desktop demo and the integration tests. A caller drives the
+running server through its control surface (``RunningServer.control``, the same one ``/admin/...``
+uses); tests may also read ``state`` to check what devices did.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from emulator.errors import EmulatorError
+from emulator.server.admin import CONTROL_KEY, setup_admin
+from emulator.server.control import ServerControl
 from emulator.server.dm2 import setup_dm2
-from emulator.server.faults import setup_faults
+from emulator.server.dm12 import setup_dm12
+from emulator.server.fault_middleware import setup_faults
 from emulator.server.state import STATE_KEY, ServerState
 from emulator.server.ui_flows import setup_ui
 
@@ -48,14 +52,9 @@ def create_app(state: ServerState | None = None) -> web.Application:
     app.router.add_get("/", _home)
     setup_dm2(app)
     setup_ui(app)
-    try:
-        from emulator.server.dm12 import setup_dm12
-    except ModuleNotFoundError as exc:
-        if exc.name != "emulator.server.dm12":
-            raise
-    else:
-        setup_dm12(app, state)
+    setup_dm12(app, state)
     setup_faults(app, state)
+    setup_admin(app)
     return app
 
 
@@ -66,6 +65,11 @@ class RunningServer:
     runner: web.AppRunner
     state: ServerState
     url: str
+
+    @property
+    def control(self) -> ServerControl:
+        """What a caller may do with this server (notify, scripts, faults, reports)."""
+        return self.runner.app[CONTROL_KEY]
 
     async def stop(self) -> None:
         await self.runner.cleanup()

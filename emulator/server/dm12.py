@@ -603,15 +603,6 @@ class Dm12Server:
                                  session_id=sid, version=version, ui_mode=ui_mode)
         return self.state.faults.package0(dev_id, "dm12", raw)  # a fault may spoil it
 
-    async def send_package0(self, dev_id: str, to: str, **options: Any) -> Any:
-        """POST :meth:`build_package0` to a reachable device's notification listener ``to``; the
-        listener's answer as an :class:`emulator.server.notify_out.Sent`."""
-        from emulator.server.notify_out import Sent, check_target, post_package0
-
-        check_target(to)
-        status, detail = await post_package0(to, self.build_package0(dev_id, **options), "dm12")
-        return Sent(dev_id, "dm12", to, status, detail)
-
 
 def presented_scheme(msg: Message, headers: dict[str, str]) -> str | None:
     """The auth scheme a client message uses: an HMAC header, else the type of its Cred; None: neither."""

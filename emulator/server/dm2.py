@@ -1,10 +1,10 @@
-"""Reference DM server, DM 2.0 side: sessions, data repository, push channel, admin (PROTOCOL 1).
+"""Reference DM server, DM 2.0 side: sessions, data repository, push channel (PROTOCOL 1).
 
 Routes (mounted by :func:`setup_dm2`):
 
 - ``POST /dm20`` and ``POST /dm2`` (the profiles' default SrvURI): DM sessions keyed by the
   ``OMADM-DevID`` header. A Package#1 opens a session that runs the device's script
-  (``state.script_for``); each Package#3 is answered with the next step. ``/dm20/alerts`` (and
+  (:func:`script_for`); each Package#3 is answered with the next step. ``/dm20/alerts`` (and
   ``/dm2/alerts``) is the ServerURI the demo gives to EXEC: sessions there only deliver alerts and
   are answered with END at once. ``/dm2/<ServerID>`` (and ``/dm20/<ServerID>``, each with its
   ``/alerts``) is the same for another authority (``state.dm2_authorities``, learnt from the shipped
@@ -14,11 +14,9 @@ Routes (mounted by :func:`setup_dm2`):
   what devices send (HPUT/HPOST/SUB pushes) in the device's log and at that path.
 - ``GET /push/<DevID>`` (also under ``/dm2`` and ``/dm20``): long-poll for a Package#0
   (200 + ``application/vnd.oma.dm.notification``, 204 after ``state.push_wait_s``), 1.19 item 6.
-- ``POST /admin/notify/<DevID>[?req_mos=1]``: queue a notification (``state.notify`` in Python);
-  ``&to=<listener URL>&protocol=dm2|dm12`` POSTs it to a reachable device's notification listener
-  instead (``state.send_notification``);
-  ``POST /admin/script/<DevID>`` with JSON ``{"steps": [...]}`` or ``{"flow": "plan"}``: set the
-  script (``*`` = every device); ``GET /admin/devices/<DevID>``: what the server saw, as JSON.
+
+Notifications, scripts and what the server saw are driven from outside through
+:mod:`emulator.server.control` (``/admin/...``: :mod:`emulator.server.admin`).
 
 Scripts: a list of steps, each one Package#2 as a list of commands (arrays of strings). Strings may
 hold placeholders: ``${base}`` (server origin), ``${dev}``, ``${repo}`` (``<base>/repo/<DevID>``),
@@ -36,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import re
 import time
 from collections import deque
@@ -45,7 +42,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from emulator.errors import DecodeError, EmulatorError
+from emulator.errors import DecodeError
 from emulator.protocol.dm2 import media
 from emulator.protocol.dm2.clienturi import format_client_uri
 from emulator.protocol.dm2.messages import (
@@ -58,15 +55,19 @@ from emulator.protocol.dm2.messages import (
     notification_id_of,
 )
 from emulator.protocol.dm2.moser import decode_mos
-from emulator.server.authorities import UnknownAuthorityError, learn_authorities
-from emulator.server.notify_out import send_package0
-from emulator.server.state import STATE_KEY, ServerState, Step, UiSession, Upload, repo_url
+from emulator.server.authorities import learn_authorities
+from emulator.server.routes import (
+    ALERTS_SUFFIX,
+    DM2_AUTHORITY_PREFIXES,
+    DM2_SESSION_PATHS,
+    PUSH_PREFIXES,
+    REPO,
+)
+from emulator.server.state import STATE_KEY, ServerState, Step, UiSession, Upload, base_url, repo_url
 from emulator.server.ui_flows import FLOWS, flow_result, open_ui, ui_url
 
 DEVINFO_MOID = "urn:oma:mo:oma-dm-devinfo:1.2"
 SESSIONINFO_MOID = "urn:oma:mo:oma-sessioninfomo:1.0"
-SESSION_PATHS = ("/dm20", "/dm2", "/dmclient/dm20")
-ALERTS_SUFFIX = "/alerts"
 _VAR = re.compile(r"\$\{([^}]*)\}")
 
 
@@ -86,6 +87,13 @@ def demo_script(flow: str = "wifi") -> list[Step]:
         [["EXEC", "${new:" + f.moid + "}" + f.exec_uri, "${alerts}"]],
         [["END"]],
     ]
+
+
+def script_for(state: ServerState, dev_id: str) -> list[Step]:
+    """The steps a new session of ``dev_id`` runs: the script set for it (or for every device), else
+    the demo script with the state's ``default_flow``."""
+    steps = state.script_of(dev_id)
+    return demo_script(state.default_flow) if steps is None else steps
 
 
 async def _all_done(uis: list[UiSession]) -> None:
@@ -212,11 +220,6 @@ class ServerSession:
 # --- HTTP handlers --------------------------------------------------------------------------------
 
 
-def _base(request: web.Request) -> str:
-    state = request.app[STATE_KEY]
-    return state.base_url.rstrip("/") or str(request.url.origin())
-
-
 def _problem(status: int, text: str, **headers: str) -> web.Response:
     return web.Response(status=status, text=text, headers=headers)
 
@@ -262,9 +265,9 @@ async def session(request: web.Request) -> web.Response:
             known = log.instances.setdefault(mo.moid, [])
             known.extend(u for u in (format_client_uri(mo.moid, m) for m in mo.miid) if u not in known)
         alerts_only = request.path.rstrip("/").endswith(ALERTS_SUFFIX)
-        steps = [] if alerts_only else state.script_for(dev_id)
+        steps = [] if alerts_only else script_for(state, dev_id)
         alerts_path = "/dm20" + ALERTS_SUFFIX if server_id is None else f"/dm2/{quote(server_id, safe='')}{ALERTS_SUFFIX}"
-        current = ServerSession(dev_id, _base(request), deque(steps), alerts_path)
+        current = ServerSession(dev_id, base_url(request), deque(steps), alerts_path)
         if not alerts_only:  # an alerts-only session ends at once: it must not displace the open one
             state.dm2_sessions[key] = current
     elif ctype in (media.RESPONSE, "application/json"):
@@ -346,93 +349,22 @@ async def _release_push(app: web.Application) -> None:
     app[PUSH_CLOSING].set()
 
 
-async def admin_notify(request: web.Request) -> web.Response:
-    """Without ``to``: queue a DM 2.0 Package#0 for the push channel. With ``to`` (a device's listener,
-    ``&protocol=dm12|dm2``): POST it there; 200 when the listener took it, 502 with its answer if not."""
-    state = request.app[STATE_KEY]
-    dev_id = request.match_info["dev"]
-    req_mos = request.query.get("req_mos", "").lower() in ("1", "true", "yes")
-    server_id = request.query.get("server_id")
-    to = request.query.get("to")
-    protocol = request.query.get("protocol", "dm2")
-    if to is None and protocol != "dm2":
-        return _problem(400, "only DM 2.0 notifications wait on the push channel; "
-                             "send a DM 1.2 Package 0 to the device's listener with ?to=<URL>")
-    if to is not None:
-        options: dict[str, object] = {"server_id": server_id}
-        if protocol == "dm2":
-            options["req_mos"] = req_mos
-        try:
-            sent = await send_package0(state, dev_id, to, protocol, **options)
-        except EmulatorError as exc:
-            return _problem(exc.status, str(exc))
-        return web.json_response({"device": dev_id, "protocol": protocol, "to": to, "delivered": sent.delivered,
-                                  "listener_status": sent.status, "detail": sent.detail,
-                                  "notification_id": sent.notification_id}, status=200 if sent.delivered else 502)
-    try:
-        notification_id = state.notify(dev_id, req_mos=req_mos, server_id=server_id)
-    except UnknownAuthorityError as exc:
-        return _problem(exc.status, str(exc))
-    return web.json_response({"device": dev_id, "notification_id": notification_id, "req_mos": req_mos})
-
-
-async def admin_script(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
-    dev_id = request.match_info["dev"]
-    try:
-        spec = json.loads(await request.read() or b"{}")
-    except ValueError as exc:
-        return _problem(400, f"expected JSON: {exc}")
-    if not isinstance(spec, dict):
-        return _problem(400, 'expected {"steps": [...]} or {"flow": "<name>"}')
-    if "flow" in spec:
-        if spec["flow"] not in FLOWS:
-            return _problem(400, f"unknown flow {spec['flow']!r}; known: {', '.join(FLOWS)}")
-        steps = demo_script(spec["flow"])
-    else:
-        steps = spec.get("steps")
-        valid = isinstance(steps, list) and all(
-            isinstance(step, list) and all(isinstance(c, list) and c and all(isinstance(p, str) for p in c)
-                                           for c in step) for step in steps)
-        if not valid:
-            return _problem(400, "steps must be a list of packages, each a list of commands (arrays of strings)")
-    state.set_script(dev_id, steps)
-    return web.json_response({"device": dev_id, "steps": len(steps)})
-
-
-async def admin_device(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
-    log = state.dm2_devices.get(request.match_info["dev"])
-    if log is None:
-        return _problem(404, "the server has not seen this device")
-    return web.json_response({
-        "device": log.dev_id, "sessions": log.sessions, "completed": log.completed,
-        "alerts": [a.alert_type for a in log.alerts], "notification_ids": log.notification_ids,
-        "statuses": [[cmd, s.sc] for cmd, s in log.statuses], "gets": log.gets, "instances": log.instances,
-        "uploads": [[u.method, u.path, len(u.body)] for u in log.uploads],
-        "ui": [[u.flow, u.outcome, u.answers] for u in log.ui], "problems": log.problems,
-    })
-
-
 def setup_dm2(app: web.Application) -> None:
     """Mount the DM 2.0 routes; the state is ``app[STATE_KEY]`` (its authorities learnt from the
     shipped profiles when it has none)."""
     state = app[STATE_KEY]
     if state.dm2_authorities is None:
         state.dm2_authorities = learn_authorities("dm2")
-    for path in SESSION_PATHS:
+    for path in DM2_SESSION_PATHS:
         app.router.add_post(path, session)
         app.router.add_post(path + ALERTS_SUFFIX, session)
-    for path in ("/dm2", "/dm20"):  # after the literal /alerts routes, which win
+    for path in DM2_AUTHORITY_PREFIXES:  # after the literal /alerts routes, which win
         app.router.add_post(path + "/{server_id}", session)
         app.router.add_post(path + "/{server_id}" + ALERTS_SUFFIX, session)
-    for prefix in ("", "/dm2", "/dm20"):
+    for prefix in PUSH_PREFIXES:
         app.router.add_get(prefix + "/push/{dev}", push)
     app[PUSH_CLOSING] = asyncio.Event()
     app.on_shutdown.append(_release_push)
-    app.router.add_get("/repo/{path:.+}", repo_get)
-    app.router.add_put("/repo/{path:.+}", repo_put)
-    app.router.add_post("/repo/{path:.+}", repo_put)
-    app.router.add_post("/admin/notify/{dev}", admin_notify)
-    app.router.add_post("/admin/script/{dev}", admin_script)
-    app.router.add_get("/admin/devices/{dev}", admin_device)
+    app.router.add_get(REPO + "/{path:.+}", repo_get)
+    app.router.add_put(REPO + "/{path:.+}", repo_put)
+    app.router.add_post(REPO + "/{path:.+}", repo_put)

@@ -2,7 +2,7 @@
 
 A tester tells the server to misbehave (``state.add_fault(...)``, ``POST /admin/faults``,
 ``dm-emulator server --fault KIND[:device]``) and watches what the device does with it. The protocol
-handlers stay clean: one aiohttp middleware (:func:`setup_faults`) sits in front of the session
+handlers stay clean: one aiohttp middleware (:mod:`emulator.server.fault_middleware`) sits in front of the session
 routes and either answers in their place or rewrites what they answered; Package 0s are rewritten
 where the server builds them (:meth:`Faults.package0`, called by ``ServerState.dm2_package0`` and
 ``Dm12Server.build_package0``).
@@ -38,25 +38,12 @@ header, which no longer matches: with HMAC accounts the device sees a bad signat
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
-import secrets
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
-
-from aiohttp import web
+from typing import Any
 
 from emulator.errors import EmulatorError
-from emulator.protocol.dm2 import jsonsafe
-from emulator.protocol.dm2 import media as dm2_media
-from emulator.protocol.syncml import auth, codes
-from emulator.protocol.syncml.commands import Chal, Item, Message, Results, Status, SyncHdr
-from emulator.protocol.syncml.message import build_message, content_type, media_kind, parse_message
-
-if TYPE_CHECKING:
-    from emulator.server.state import ServerState
+from emulator.protocol.dm2.notification import parse_notification
+from emulator.protocol.syncml.commands import SyncHdr
 
 BOTH = ("dm12", "dm2")
 KINDS: dict[str, tuple[str, ...]] = {
@@ -78,9 +65,6 @@ NOTIFICATION_KINDS = frozenset({"bad_digest_notification", "replayed_notificatio
 PROTOCOLS = ("dm12", "dm2", "both")
 INJECTED = "injected fault"
 """Words every fault's own text carries, so a log reader knows the server did it on purpose."""
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
 
 @dataclass
 class Fault:
@@ -178,7 +162,7 @@ class FaultHit:
 
 
 @dataclass(slots=True)
-class _Where:
+class Where:
     """The request a fault may hit: its device, its session and which answer of it this is."""
 
     protocol: str
@@ -221,14 +205,14 @@ class Faults:
         """Any fault left that acts on sessions (the middleware does nothing otherwise)."""
         return bool(self._active) or any(f.kind not in NOTIFICATION_KINDS and not f.spent for f in self.items)
 
-    def _note(self, fault: Fault, where: _Where | None, dev_id: str, protocol: str, detail: str) -> None:
+    def note_hit(self, fault: Fault, where: Where | None, dev_id: str, protocol: str, detail: str) -> None:
         session, answer = (where.session, where.answer) if where is not None else ("", 0)
         self.hits.append(FaultHit(fault.kind, protocol, dev_id, session, answer, detail))
         del self.hits[:-1000]
 
     # ------------------------------------------------------------------ sessions
 
-    def _session_fault(self, where: _Where) -> Fault | None:
+    def session_fault(self, where: Where) -> Fault | None:
         """The fault this answer commits, counting it as fired once per session."""
         running = self._active.get(where.session)
         if running is not None:
@@ -247,7 +231,7 @@ class Faults:
                 return fault
         return None
 
-    def _count_dm2(self, path: str, dev_id: str, opens: bool) -> tuple[int, int] | None:
+    def count_dm2(self, path: str, dev_id: str, opens: bool) -> tuple[int, int] | None:
         """(n-th session on this route, answer number) of a DM 2.0 request; None before a Package#1."""
         key = (path, dev_id)
         known = self._dm2_sessions.get(key)
@@ -273,11 +257,11 @@ class Faults:
                 if previous is None:
                     continue  # nothing sent yet to replay: this one goes out and is the next replay
                 fault.fired += 1
-                self._note(fault, None, dev_id, protocol, f"replayed a Package 0 of {len(previous)} bytes")
+                self.note_hit(fault, None, dev_id, protocol, f"replayed a Package 0 of {len(previous)} bytes")
                 return previous
             fault.fired += 1
             self._package0[key] = raw
-            self._note(fault, None, dev_id, protocol, "digest damaged")
+            self.note_hit(fault, None, dev_id, protocol, "digest damaged")
             return damage_digest(raw, protocol)
         self._package0[key] = raw
         return raw
@@ -288,226 +272,9 @@ def damage_digest(raw: bytes, protocol: str) -> bytes:
     data = bytearray(raw)
     at = 0
     if protocol == "dm2":
-        from emulator.protocol.dm2.notification import parse_notification
-
         digest = parse_notification(raw).digest
         at = raw.find(digest) if digest else -1
         if at < 0:
             raise EmulatorError("this DM 2.0 Package#0 has no SHA256-DIGEST to damage")
     data[at] ^= 0xFF
     return bytes(data)
-
-
-# ---------------------------------------------------------------------------------------- the middleware
-
-
-def setup_faults(app: web.Application, state: ServerState) -> None:
-    """The fault middleware in front of the session routes, and ``/admin/faults`` (GET, POST, DELETE)."""
-    from emulator.server.dm2 import SESSION_PATHS
-
-    def protocol_of(path: str) -> str | None:
-        if path == "/dm12" or path.startswith("/dm12/"):
-            return "dm12"
-        if any(path == p or path.startswith(p + "/") for p in SESSION_PATHS):
-            return "dm2"
-        return None
-
-    @web.middleware
-    async def faults_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        book = state.faults
-        if request.method != "POST" or not book.session_faults:
-            return await handler(request)
-        protocol = protocol_of(request.path)
-        if protocol is None:
-            return await handler(request)
-        where = await _locate(book, protocol, request)
-        fault = book._session_fault(where) if where is not None else None
-        if fault is None or where is None:
-            return await handler(request)
-        response, detail = await _commit(state, fault, where, request, handler)
-        book._note(fault, where, where.dev_id, protocol, detail)
-        return response
-
-    app.middlewares.append(faults_middleware)
-    app.router.add_get("/admin/faults", _admin_list)
-    app.router.add_post("/admin/faults", _admin_add)
-    app.router.add_delete("/admin/faults", _admin_clear)
-
-
-async def _locate(book: Faults, protocol: str, request: web.Request) -> _Where | None:
-    body = await request.read()  # aiohttp keeps it: the handler reads the same bytes
-    media_type = request.headers.get("Content-Type", "")
-    if protocol == "dm2":
-        dev_id = request.headers.get(dm2_media.HEADER_DEVID, "").strip()
-        if not dev_id:
-            return None
-        opens = dm2_media.media_type(media_type) == dm2_media.INITIATION
-        counted = book._count_dm2(request.path, dev_id, opens)
-        if counted is None:
-            return None
-        nth, answer = counted
-        return _Where("dm2", dev_id, f"dm2 {request.path} {dev_id} #{nth}", answer, media_type=media_type)
-    try:
-        hdr = parse_message(body, media_type).header
-    except EmulatorError:
-        return None  # the handler says what is wrong with it
-    if not hdr.source or not hdr.msg_id.isdigit():
-        return None
-    session = f"dm12 {request.path} {hdr.source} {hdr.session_id}"
-    return _Where("dm12", hdr.source, session, int(hdr.msg_id), hdr, media_type)
-
-
-async def _commit(state: ServerState, fault: Fault, where: _Where, request: web.Request,
-                  handler: Handler) -> tuple[web.StreamResponse, str]:
-    """Answer ``request`` as ``fault`` says; the response and a few words on what was done."""
-    kind = fault.kind
-    if kind in ("http_500", "http_503"):
-        status = int(kind[-3:])
-        headers = {"Retry-After": "30"} if status == 503 else {}
-        return web.Response(status=status, text=f"{INJECTED}: the reference server answers HTTP {status}",
-                            headers=headers), f"HTTP {status}"
-    if kind == "challenge_forever":
-        return _challenge(state, where, request), "authentication challenge"
-    if kind == "slow":  # the server does its work at once and sits on the answer
-        answer = await handler(request)
-        await asyncio.sleep(fault.seconds)
-        return answer, f"answered after {fault.seconds:g} s more"
-    answer = await handler(request)
-    if not isinstance(answer, web.Response) or not isinstance(answer.body, bytes) or answer.status != 200:
-        return answer, f"left alone: the handler answered HTTP {answer.status}"
-    body = answer.body
-    ctype = answer.headers.get("Content-Type", "")
-    headers = {k: v for k, v in answer.headers.items() if k.lower() not in ("content-length", "content-type")}
-    if kind == "drop":
-        return await _drop(request, answer, body), f"connection closed after {len(body) // 2} of {len(body)} bytes"
-    if kind == "truncated":
-        cut = body[: len(body) // 2]
-        return web.Response(body=cut, headers={**headers, "Content-Type": ctype}), \
-            f"{len(cut)} of {len(body)} bytes"
-    if kind == "malformed":
-        bad = _malformed(where.protocol)
-        return web.Response(body=bad, headers={**headers, "Content-Type": ctype}), "a body that is no message"
-    if kind == "oversize":
-        big = _oversize(fault, where, body, ctype)
-        return web.Response(body=big, headers={**headers, "Content-Type": ctype}), f"{len(big)} bytes"
-    # repeat_msgid, switch_sessionid: a DM 1.2 answer with another header
-    msg = parse_message(body, ctype)
-    if kind == "repeat_msgid":
-        msg.header.msg_id = str(max(1, int(msg.header.msg_id) - 1)) if msg.header.msg_id.isdigit() else "1"
-        detail = f"MsgID {msg.header.msg_id} again"
-    else:
-        msg.header.session_id = _other_session_id(msg.header.session_id)
-        detail = f"SessionID {msg.header.session_id}"
-    out = build_message(msg, wbxml=media_kind(ctype) == "wbxml")
-    return web.Response(body=out, headers={**headers, "Content-Type": ctype}), detail
-
-
-async def _drop(request: web.Request, answer: web.Response, body: bytes) -> web.StreamResponse:
-    stream = web.StreamResponse(status=answer.status, headers={"Content-Type": answer.headers.get("Content-Type", "")})
-    stream.content_length = len(body)
-    await stream.prepare(request)
-    await stream.write(body[: len(body) // 2])
-    transport = request.transport
-    if transport is not None:
-        transport.abort()
-    return stream
-
-
-def _malformed(protocol: str) -> bytes:
-    if protocol == "dm2":
-        return jsonsafe.dumps({"CMD": f"{INJECTED}: not an array of commands"})
-    return (b"<SyncML xmlns='SYNCML:SYNCML1.2'><SyncHdr><VerDTD>1.2</VerDTD><VerProto>DM/1.2</VerProto>"
-            b"</SyncHdr><SyncBody><Final/></SyncBody></SyncML>")
-
-
-def _oversize(fault: Fault, where: _Where, body: bytes, ctype: str) -> bytes:
-    if where.protocol == "dm2":
-        target = fault.size or jsonsafe.DEFAULT_MAX_SIZE + 1024
-        obj = json.loads(body)
-        obj["PAD"] = ""
-        pad = max(0, target - len(jsonsafe.dumps(obj)))
-        obj["PAD"] = "." * pad
-        return jsonsafe.dumps(obj)
-    limit = (where.request_header.max_msg_size if where.request_header else None) or 16384
-    target = fault.size or limit + 1024
-    msg = parse_message(body, ctype)
-    wbxml = media_kind(ctype) == "wbxml"
-    pad = Results(cmd_id=str(len(msg.commands) + 1), msg_ref=None, cmd_ref="999",
-                  items=[Item(source="./injected-fault-padding", data="")])
-    msg.commands.append(pad)
-    size = len(build_message(msg, wbxml=wbxml))
-    pad.items[0].data = "." * max(1, target - size)
-    return build_message(msg, wbxml=wbxml)
-
-
-def _other_session_id(session_id: str) -> str:
-    try:
-        value = int(session_id, 16)
-    except ValueError:
-        value = 0
-    return format(value % 0xFFFF + 1, "X")
-
-
-def _challenge(state: ServerState, where: _Where, request: web.Request) -> web.Response:
-    if where.protocol == "dm2":
-        return web.Response(status=401, text=f"{INJECTED}: credentials refused, again and again",
-                            headers={"WWW-Authenticate": 'Basic realm="dm2"'})
-    hdr = where.request_header
-    assert hdr is not None
-    scheme, nonce = "md5", secrets.token_bytes(16)
-    server = state.dm12
-    if server is not None:
-        with contextlib.suppress(EmulatorError):
-            authority = server.authority(request.match_info.get("server_id"))
-            known = server.nonces.get((authority.server_id, hdr.source))
-            if known is not None:
-                nonce = known.client or nonce  # the one it expects next: a later session goes on from it
-                scheme = known.scheme if known.scheme in ("md5", "basic", "hmac") else scheme
-    kind = {"md5": codes.AUTH_MD5, "basic": codes.AUTH_BASIC, "hmac": codes.AUTH_MAC}[scheme]
-    chal = Chal(type=kind, format="b64", next_nonce=None if scheme == "basic" else auth.encode_nonce(nonce))
-    reply = Message(
-        header=SyncHdr(session_id=hdr.session_id, msg_id=hdr.msg_id, target=hdr.source, source=hdr.target),
-        commands=[Status(cmd_id="1", msg_ref=hdr.msg_id, cmd_ref="0", cmd="SyncHdr", code=codes.INVALID_CREDENTIALS,
-                         target_refs=[hdr.target] if hdr.target else [],
-                         source_refs=[hdr.source] if hdr.source else [], chal=chal)],
-        final=True,
-    )
-    wbxml = media_kind(where.media_type) == "wbxml"
-    return web.Response(body=build_message(reply, wbxml=wbxml), headers={"Content-Type": content_type(wbxml=wbxml)})
-
-
-# ---------------------------------------------------------------------------------------- admin API
-
-
-def _state(request: web.Request) -> ServerState:
-    from emulator.server.state import STATE_KEY
-
-    return request.app[STATE_KEY]
-
-
-def _listing(book: Faults) -> dict[str, Any]:
-    return {"faults": [f.to_json() for f in book], "hits": [asdict(h) for h in book.hits[-100:]]}
-
-
-async def _admin_list(request: web.Request) -> web.Response:
-    return web.json_response(_listing(_state(request).faults))
-
-
-async def _admin_add(request: web.Request) -> web.Response:
-    """A JSON list of faults (or one); all or none are installed."""
-    book = _state(request).faults
-    try:
-        spec = json.loads(await request.read() or b"[]")
-    except ValueError as exc:
-        return web.Response(status=400, text=f"expected a JSON list of faults: {exc}")
-    try:
-        faults = [Fault.from_json(f) for f in (spec if isinstance(spec, list) else [spec])]
-    except (EmulatorError, TypeError) as exc:
-        return web.Response(status=400, text=str(exc))
-    for fault in faults:
-        book.add(fault)
-    return web.json_response(_listing(book))
-
-
-async def _admin_clear(request: web.Request) -> web.Response:
-    return web.json_response({"removed": _state(request).faults.clear()})

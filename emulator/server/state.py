@@ -25,9 +25,10 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from emulator.protocol.dm2 import media
 from emulator.protocol.dm2.messages import Alert, Initiation, StatusEntry
 from emulator.protocol.dm2.moser import MOSerialization, encode_mos
-from emulator.protocol.dm2.notification import build_notification
+from emulator.protocol.dm2.notification import build_notification, parse_notification
 from emulator.server.authorities import Authority, SecretPair, UnknownAuthorityError
 from emulator.server.faults import Fault, Faults
 
@@ -145,20 +146,16 @@ class ServerState:
         """The DM 2.0 steps every session of ``dev_id`` runs (``"*"``: every device without one)."""
         self.dm2_scripts[dev_id] = [[list(cmd) for cmd in step] for step in steps]
 
-    def script_for(self, dev_id: str) -> list[Step]:
-        from emulator.server.dm2 import demo_script
-
+    def script_of(self, dev_id: str) -> list[Step] | None:
+        """A copy of the steps set for ``dev_id`` (else for ``"*"``); None: the protocol's default
+        (``emulator.server.dm2.script_for`` chooses it)."""
         steps = self.dm2_scripts.get(dev_id, self.dm2_scripts.get("*"))
-        if steps is None:
-            steps = demo_script(self.default_flow)
-        return [[list(cmd) for cmd in step] for step in steps]
+        return None if steps is None else [[list(cmd) for cmd in step] for step in steps]
 
     # ------------------------------------------------------------------ data repository
 
     def put_repo(self, path: str, data: list[MOSerialization] | bytes, content_type: str = "") -> None:
         """Make ``/repo/<path>`` answer with MO serialization (or raw bytes) for HGET."""
-        from emulator.protocol.dm2 import media
-
         if isinstance(data, bytes):
             self.repo[path.lstrip("/")] = (content_type or "application/octet-stream", data)
         else:
@@ -189,19 +186,12 @@ class ServerState:
 
         ``server_id``: from another authority than ``self.server_id``, signed as the profiles provision
         DMAcc Auth/Noti (secret: the account's server secret or else the ServerID; data: the ServerID).
-        A device that can be reached gets it on its listener instead: :meth:`send_notification`.
+        A device that can be reached gets it on its listener instead (:mod:`emulator.server.notify_out`;
+        which channel a notification takes is chosen by :meth:`emulator.server.control.ServerControl.notify`).
         """
         raw, notification_id = self.dm2_package0(dev_id, req_mos=req_mos, now=now, server_id=server_id)
         self.push_queue(dev_id).put_nowait(raw)
         return notification_id
-
-    async def send_notification(self, dev_id: str, to: str, protocol: str = "dm2", **options: Any) -> Any:
-        """POST a Package#0 for ``dev_id`` to a device's notification listener ``to`` (DM 2.0: options of
-        :meth:`notify`; DM 1.2: of ``Dm12Server.build_package0``); the listener's answer as a
-        :class:`emulator.server.notify_out.Sent`. The network part lives in that module."""
-        from emulator.server.notify_out import send_package0
-
-        return await send_package0(self, dev_id, to, protocol, **options)
 
     def dm2_package0(self, dev_id: str, *, req_mos: bool = False, now: float | None = None,
                      server_id: str | None = None) -> tuple[bytes, int]:
@@ -221,8 +211,6 @@ class ServerState:
         )
         sent = self.faults.package0(dev_id, "dm2", raw)
         if sent is not raw:  # a replay carries its own NOTIFICATION-ID
-            from emulator.protocol.dm2.notification import parse_notification
-
             raw, notification_id = sent, parse_notification(sent).notification_id or notification_id
         self.device(dev_id).notifications_sent.append(notification_id)
         return raw, notification_id
@@ -287,6 +275,11 @@ def _basic_user(header: str | None) -> str | None:
 
 STATE_KEY = web.AppKey("state", ServerState)
 """Where ``create_app`` keeps the state on the aiohttp application."""
+
+
+def base_url(request: web.Request) -> str:
+    """Where clients reach this server: ``state.base_url`` when known, else the request's origin."""
+    return request.app[STATE_KEY].base_url.rstrip("/") or str(request.url.origin())
 
 
 def repo_path(dev_id: str, name: str) -> str:

@@ -28,7 +28,7 @@ from string import Template
 from aiohttp import web
 
 from emulator.protocol.dm2.moser import MOSerialization
-from emulator.server.state import STATE_KEY, ServerState, UiSession, repo_path, repo_url
+from emulator.server.state import STATE_KEY, ServerState, UiSession, base_url, repo_path, repo_url
 
 ASSET_DIR = Path(__file__).resolve().parents[2] / "assets" / "web"
 DONE_PATH = "/ui/done"
@@ -297,11 +297,6 @@ def _html(text: str, status: int = 200) -> web.Response:
 # --- routes ---------------------------------------------------------------------------------------
 
 
-def _base(request: web.Request) -> str:
-    state = request.app[STATE_KEY]
-    return state.base_url.rstrip("/") or str(request.url.origin())
-
-
 def _session(request: web.Request, flow: Flow) -> UiSession:
     state = request.app[STATE_KEY]
     ui = state.ui_sessions.get(request.query.get("s", ""))
@@ -343,7 +338,7 @@ async def start(request: web.Request) -> web.Response:
     flow = _flow(request)
     state = request.app[STATE_KEY]
     if "s" not in request.query:  # opened by hand (index page): a session tied to no device
-        ui = open_ui(state, flow.name, "", _base(request))
+        ui = open_ui(state, flow.name, "", base_url(request))
         raise web.HTTPSeeOther(f"/ui/{flow.name}?s={ui.token}")
     ui = _session(request, flow)
     if ui.outcome:

@@ -20,6 +20,7 @@ from emulator.protocol.dm2.messages import ALERT_SERVER_INITIATED
 from emulator.protocol.dm2.notification import NotificationGuard
 from emulator.protocol.dm2.subscriptions import subscriptions_for
 from emulator.server.app import start_server
+from emulator.server.dm2 import script_for
 from emulator.server.state import ServerState
 from emulator.server.ui_flows import BOOKMARK_MOID, DATAPLAN_MOID, FWUPDATE_MOID, WLAN_MOID
 from emulator.transport.http import HttpTransport
@@ -358,5 +359,5 @@ def test_server_refuses_what_is_not_a_dm2_package():
     assert r["repo put"].status == 415 and "application/vnd.oma.dm.mo+json" in r["repo put"].headers["omadm-accept"]
     assert r["repo get"].status == 404
     assert r["script"].status == 400
-    assert r["flow"].status == 200 and state.script_for("IMEI:1")[1][1] == ["SHOW", "${ui:plan}"]
+    assert r["flow"].status == 200 and script_for(state, "IMEI:1")[1][1] == ["SHOW", "${ui:plan}"]
     assert r["unknown flow"].status == 404

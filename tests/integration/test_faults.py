@@ -36,6 +36,7 @@ from emulator.fleet.fleet import Fleet
 from emulator.protocol.actions import SessionDone
 from emulator.server.app import create_app
 from emulator.server.faults import KINDS, NOTIFICATION_KINDS, Fault
+from emulator.server.notify_out import send_package0
 from emulator.server.state import ServerState
 from emulator.store import SessionRecord, TrafficRecord, Workspace
 from emulator.transport.http import HttpTransport
@@ -197,7 +198,7 @@ async def run_notify_case(lab: Lab, case: Case) -> Outcome:
         await lab.fleet.run_session(dev.id, "dm12")
         ended += 1
     if case.kind == "replayed_notification":
-        first = await lab.state.send_notification(dev.id, to, case.protocol)
+        first = await send_package0(lab.state, dev.id, to, case.protocol)
         assert first.status == 202, first
         ended += 1
         await lab.wait_ended(dev.id, ended)
@@ -205,14 +206,14 @@ async def run_notify_case(lab: Lab, case: Case) -> Outcome:
         ended = len([e for e in lab.events if isinstance(e, SessionEnded) and e.device_id == dev.id])
     fault = lab.state.add_fault(case.kind, dev.id, protocol=case.protocol)
     start = len(lab.events)
-    sent = await lab.state.send_notification(dev.id, to, case.protocol)
+    sent = await send_package0(lab.state, dev.id, to, case.protocol)
     out.listener_status, out.listener_detail = sent.status, sent.detail
     await asyncio.sleep(0.2)  # a session, had one started, would show by now
     mine = [e for e in lab.events[start:] if e.device_id == dev.id]
     out.sessions_after_fault = sum(1 for e in mine if isinstance(e, SessionStarted))
     out.alerts = [e for e in mine if isinstance(e, AlertRaised)]
     out.fired = fault.fired
-    again = await lab.state.send_notification(dev.id, to, case.protocol)
+    again = await send_package0(lab.state, dev.id, to, case.protocol)
     if again.status != 202:
         out.next_outcome = f"not started: HTTP {again.status} {again.detail}"
         return out

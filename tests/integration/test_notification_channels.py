@@ -16,6 +16,7 @@ from emulator.events import AlertRaised, EventBus, SessionEnded, SessionStarted
 from emulator.fleet.fleet import Fleet
 from emulator.protocol.dm2.notification import parse_notification
 from emulator.server.app import create_app
+from emulator.server.control import ServerControl
 from emulator.server.state import ServerState
 from emulator.transport.listener import NotificationListener, is_loopback
 
@@ -112,7 +113,8 @@ def test_the_server_logs_alert_1200_for_the_session_a_listener_notification_star
         assert (await fleet.run_session(dev.id, "dm12")).outcome == "completed"
         state.dm12_sessions.clear()
         ended = asyncio.ensure_future(_ended(fleet, dev.id))
-        sent = await state.dm12.send_package0(dev.id, listener.notify_url(dev.id))  # the Python API
+        notice = await ServerControl(state).notify(dev.id, "dm12", listener=listener.notify_url(dev.id))  # the Python API
+        sent = notice.sent
         return sent, await ended, state.dm12_sessions.get(dev.id, [])
 
     (sent, ended, sessions), _ = _with_fleet(body)
@@ -127,7 +129,7 @@ def test_dm2_package0_on_the_listener_echoes_the_notification_id():
         (dev,) = fleet.add("smartphone", 1)
         state.set_script(dev.id, QUICK_DM2)
         ended = asyncio.ensure_future(_ended(fleet, dev.id))
-        sent = await state.send_notification(dev.id, listener.notify_url(dev.id), "dm2")
+        sent = (await ServerControl(state).notify(dev.id, "dm2", listener=listener.notify_url(dev.id))).sent
         return sent, await ended, state.device(dev.id)
 
     (sent, ended, log), _ = _with_fleet(body)

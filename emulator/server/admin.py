@@ -1,0 +1,113 @@
+"""``/admin/...``: the reference server's control surface (:mod:`emulator.server.control`) over HTTP.
+
+- ``POST /admin/notify/<DevID>[?req_mos=1][&server_id=ID]``: queue a DM 2.0 notification for the
+  push channel; with ``&to=<listener URL>[&protocol=dm2|dm12]`` POST it to a reachable device's
+  notification listener instead (200 when the listener took it, 502 with its answer if not).
+- ``POST /admin/script/<DevID>`` with JSON ``{"steps": [...]}`` or ``{"flow": "plan"}``: set the DM 2.0
+  script (``*`` = every device without its own).
+- ``GET /admin/devices``: the devices seen and the sessions open; ``GET /admin/devices/<DevID>``:
+  what the server saw of one device, as JSON.
+- ``GET /admin/faults``, ``POST /admin/faults`` (a JSON fault or list, all or none installed),
+  ``DELETE /admin/faults``: the faults of :mod:`emulator.server.faults`.
+
+Each handler only translates HTTP to a :class:`ServerControl` call and back; the rules are there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from emulator.errors import EmulatorError
+from emulator.server.control import ServerControl
+from emulator.server.routes import ADMIN
+from emulator.server.state import STATE_KEY
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+CONTROL_KEY = web.AppKey("control", ServerControl)
+"""Where :func:`setup_admin` keeps the control surface on the aiohttp application."""
+
+
+def _problem(exc: EmulatorError) -> web.Response:
+    return web.Response(status=exc.status, text=str(exc))
+
+
+def _answers(handler: Callable[[web.Request, ServerControl], Awaitable[web.Response]]) -> Handler:
+    """A handler given the app's control surface; an EmulatorError becomes its status and text."""
+
+    async def handle(request: web.Request) -> web.Response:
+        try:
+            return await handler(request, request.app[CONTROL_KEY])
+        except EmulatorError as exc:
+            return _problem(exc)
+
+    return handle
+
+
+async def notify(request: web.Request, control: ServerControl) -> web.Response:
+    dev_id = request.match_info["dev"]
+    req_mos = request.query.get("req_mos", "").lower() in ("1", "true", "yes")
+    protocol = request.query.get("protocol", "dm2")
+    to = request.query.get("to")
+    notice = await control.notify(dev_id, protocol, listener=to, req_mos=req_mos,
+                                  server_id=request.query.get("server_id"))
+    if notice.sent is None:
+        return web.json_response({"device": dev_id, "notification_id": notice.notification_id, "req_mos": req_mos})
+    sent = notice.sent
+    return web.json_response({"device": dev_id, "protocol": protocol, "to": to, "delivered": sent.delivered,
+                              "listener_status": sent.status, "detail": sent.detail,
+                              "notification_id": sent.notification_id}, status=200 if sent.delivered else 502)
+
+
+async def script(request: web.Request, control: ServerControl) -> web.Response:
+    dev_id = request.match_info["dev"]
+    try:
+        spec = json.loads(await request.read() or b"{}")
+    except ValueError as exc:
+        raise EmulatorError(f"expected JSON: {exc}", status=400) from None
+    if not isinstance(spec, dict):
+        raise EmulatorError('expected {"steps": [...]} or {"flow": "<name>"}', status=400)
+    if "flow" in spec:
+        steps = control.set_script(dev_id, flow=str(spec["flow"]))
+    else:
+        steps = control.set_script(dev_id, steps=spec.get("steps"))
+    return web.json_response({"device": dev_id, "steps": len(steps)})
+
+
+async def devices(request: web.Request, control: ServerControl) -> web.Response:
+    return web.json_response({"devices": control.devices(), "sessions": control.sessions()})
+
+
+async def device(request: web.Request, control: ServerControl) -> web.Response:
+    return web.json_response(control.device_report(request.match_info["dev"]))
+
+
+async def faults_list(request: web.Request, control: ServerControl) -> web.Response:
+    return web.json_response(control.faults())
+
+
+async def faults_add(request: web.Request, control: ServerControl) -> web.Response:
+    try:
+        spec = json.loads(await request.read() or b"[]")
+    except ValueError as exc:
+        raise EmulatorError(f"expected a JSON list of faults: {exc}", status=400) from None
+    return web.json_response(control.add_faults(spec))
+
+
+async def faults_clear(request: web.Request, control: ServerControl) -> web.Response:
+    return web.json_response({"removed": control.clear_faults()})
+
+
+def setup_admin(app: web.Application) -> ServerControl:
+    """Mount ``/admin/...`` on a server whose state is ``app[STATE_KEY]``; its control surface back."""
+    control = app[CONTROL_KEY] = ServerControl(app[STATE_KEY])
+    app.router.add_post(ADMIN + "/notify/{dev}", _answers(notify))
+    app.router.add_post(ADMIN + "/script/{dev}", _answers(script))
+    app.router.add_get(ADMIN + "/devices", _answers(devices))
+    app.router.add_get(ADMIN + "/devices/{dev}", _answers(device))
+    app.router.add_get(ADMIN + "/faults", _answers(faults_list))
+    app.router.add_post(ADMIN + "/faults", _answers(faults_add))
+    app.router.add_delete(ADMIN + "/faults", _answers(faults_clear))
+    return control

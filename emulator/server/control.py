@@ -1,0 +1,150 @@
+"""The one control surface of the reference server: what a face outside the protocol may do with it.
+
+The admin API (``/admin/...``, :mod:`emulator.server.admin`) and the desktop window (Session >
+Notify) both drive a running server through :class:`ServerControl` and never through the protocol
+handlers' state, so each rule is written and hardened once: which channel a notification takes
+(:meth:`ServerControl.notify`), what a script or a fault spec may look like, what a report of a
+device holds. Every bad request is an :class:`EmulatorError` with the HTTP status the admin API
+answers with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, cast
+
+from emulator.errors import EmulatorError
+from emulator.server.dm2 import demo_script
+from emulator.server.faults import Fault
+from emulator.server.notify_out import Sent, check_protocol, check_target, send_package0
+from emulator.server.state import ServerState, Step
+from emulator.server.ui_flows import FLOWS
+
+Channel = Literal["push", "listener"]
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """What became of one notification: queued on the push channel (``sent`` None), or POSTed to the
+    device's listener (``sent``: its answer). ``notification_id``: DM 2.0 only."""
+
+    device: str
+    protocol: str
+    channel: Channel
+    notification_id: int | None = None
+    sent: Sent | None = None
+
+    @property
+    def delivered(self) -> bool:
+        """Queued for the device's next poll, or taken by its listener."""
+        return self.sent is None or self.sent.delivered
+
+
+class ServerControl:
+    """Notifications, scripts, faults and reports of one running reference server (its ``state``)."""
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+
+    # ------------------------------------------------------------------ notifications
+
+    async def notify(self, dev_id: str, protocol: str = "dm2", *, listener: str | None = None,
+                     req_mos: bool = False, server_id: str | None = None) -> Notice:
+        """Notify ``dev_id`` over the channel a real server would use: POSTed to its notification
+        ``listener`` when it can be reached there, else (DM 2.0 only: DM 1.2 has no push channel)
+        queued for its push long-poll. EmulatorError (400/404) before anything is sent."""
+        check_protocol(protocol)
+        if listener is None:
+            if protocol != "dm2":
+                raise EmulatorError("only DM 2.0 notifications wait on the push channel; send a DM 1.2 "
+                                    "Package 0 to the device's listener (to=<URL>)", status=400)
+            notification_id = self.state.notify(dev_id, req_mos=req_mos, server_id=server_id)
+            return Notice(dev_id, protocol, "push", notification_id)
+        check_target(listener)
+        options: dict[str, Any] = {"server_id": server_id}
+        if protocol == "dm2":
+            options["req_mos"] = req_mos
+        sent = await send_package0(self.state, dev_id, listener, protocol, **options)
+        return Notice(dev_id, protocol, "listener", sent.notification_id, sent)
+
+    def package0(self, dev_id: str, protocol: str = "dm2", **options: Any) -> bytes:
+        """A Package 0 for ``dev_id``, noted as sent but put on no channel: for a caller that hands it
+        to the device itself (a window without a notification listener, a test)."""
+        if check_protocol(protocol) == "dm2":
+            return self.state.dm2_package0(dev_id, **options)[0]
+        if self.state.dm12 is None:
+            raise EmulatorError("the DM 1.2 side of this server is not set up", status=404)
+        return self.state.dm12.build_package0(dev_id, **options)
+
+    # ------------------------------------------------------------------ scripts
+
+    def set_script(self, dev_id: str, *, steps: object = None, flow: str | None = None) -> list[Step]:
+        """The DM 2.0 script of ``dev_id`` (``"*"``: every device without one of its own): ``steps`` (a
+        list of packages, each a list of commands, each an array of strings) or the demo script with
+        the web UI ``flow``. EmulatorError (400) for anything else."""
+        if flow is not None:
+            if flow not in FLOWS:
+                raise EmulatorError(f"unknown flow {flow!r}; known: {', '.join(FLOWS)}", status=400)
+            script = demo_script(flow)
+        else:
+            if not _is_script(steps):
+                raise EmulatorError("steps must be a list of packages, each a list of commands "
+                                    "(arrays of strings)", status=400)
+            script = cast(list[Step], steps)
+        self.state.set_script(dev_id, script)
+        return script
+
+    # ------------------------------------------------------------------ what the server saw
+
+    def devices(self) -> list[str]:
+        """Every device the server has seen, in either protocol, sorted."""
+        return sorted(set(self.state.dm2_devices) | set(self.state.dm12_sessions))
+
+    def sessions(self) -> list[dict[str, str]]:
+        """The sessions open right now: protocol, authority (ServerID) and device."""
+        open_now = [{"protocol": "dm2", "server_id": sid, "device": dev} for sid, dev in self.state.dm2_sessions]
+        if self.state.dm12 is not None:
+            open_now += [{"protocol": "dm12", "server_id": sid, "device": dev}
+                         for sid, _session, dev in self.state.dm12.active]
+        return open_now
+
+    def device_report(self, dev_id: str) -> dict[str, Any]:
+        """What the DM 2.0 side saw of ``dev_id``, as plain JSON values; EmulatorError (404) for a device
+        it has not seen."""
+        log = self.state.dm2_devices.get(dev_id)
+        if log is None:
+            raise EmulatorError("the server has not seen this device", status=404)
+        return {
+            "device": log.dev_id, "sessions": log.sessions, "completed": log.completed,
+            "alerts": [a.alert_type for a in log.alerts], "notification_ids": log.notification_ids,
+            "statuses": [[cmd, s.sc] for cmd, s in log.statuses], "gets": log.gets, "instances": log.instances,
+            "uploads": [[u.method, u.path, len(u.body)] for u in log.uploads],
+            "ui": [[u.flow, u.outcome, u.answers] for u in log.ui], "problems": log.problems,
+        }
+
+    # ------------------------------------------------------------------ faults
+
+    def faults(self) -> dict[str, Any]:
+        """The faults installed and the last 100 times one was committed."""
+        book = self.state.faults
+        return {"faults": [f.to_json() for f in book], "hits": [asdict(h) for h in book.hits[-100:]]}
+
+    def add_faults(self, spec: object) -> dict[str, Any]:
+        """Install a JSON fault (or a list of them): all or none; EmulatorError (400) for a bad one."""
+        try:
+            faults = [Fault.from_json(f) for f in (spec if isinstance(spec, list) else [spec])]
+        except TypeError as exc:
+            raise EmulatorError(str(exc), status=400) from None
+        for fault in faults:
+            self.state.faults.add(fault)
+        return self.faults()
+
+    def clear_faults(self) -> int:
+        """Remove every fault; how many there were."""
+        return self.state.faults.clear()
+
+
+def _is_script(steps: object) -> bool:
+    return isinstance(steps, list) and all(
+        isinstance(step, list) and all(isinstance(c, list) and c and all(isinstance(p, str) for p in c) for c in step)
+        for step in steps)
