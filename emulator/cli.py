@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import socket
 import sys
 import traceback
 from collections.abc import Callable, Mapping
@@ -332,11 +333,41 @@ def _siblings(commands: Mapping[str, Command], first: str) -> list[str]:
     return [c.name.split()[1] for c in commands.values() if c.name.split()[0] == first]
 
 
-def display_problem(env: Mapping[str, str], platform: str) -> str | None:
+def x_display_unreachable(display: str, timeout: float = 2.0) -> str | None:
+    """Why nothing answers at X display ``display`` (``[host]:N[.screen]``), or None if a server does.
+
+    Qt's xcb plugin aborts the process (exit 134) when DISPLAY names a server that is not there, and
+    blames a missing libxcb-cursor0: a socket connect first turns that into the real reason.
+    """
+    host, sep, rest = display.rpartition(":")
+    number = rest.split(".", 1)[0]
+    if not sep or not number.isdigit():
+        return f"DISPLAY={display!r} is not of the form [host]:N"
+    if host in ("", "unix") or host.startswith("/"):
+        # Xvfb and Xorg listen on the abstract socket and on the file socket; either will do.
+        path = host if host.startswith("/") else f"/tmp/.X11-unix/X{number}"  # "/…:0": launchd's socket
+        targets: list[tuple[int, object]] = [(socket.AF_UNIX, "\0" + path), (socket.AF_UNIX, path)]
+    else:
+        targets = [(socket.AF_INET6 if ":" in host else socket.AF_INET, (host.strip("[]"), 6000 + int(number)))]
+    last = ""
+    for family, address in targets:
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as sock:
+                sock.settimeout(timeout)
+                sock.connect(address)  # type: ignore[arg-type]  # str for AF_UNIX, tuple for INET
+                return None
+        except OSError as exc:
+            last = exc.strerror or type(exc).__name__
+    return f"no X server answers at DISPLAY={display} ({last})"
+
+
+def display_problem(env: Mapping[str, str], platform: str,
+                    reach: Callable[[str], str | None] = x_display_unreachable) -> str | None:
     """Why the window cannot open here, or None if it can.
 
     Checked before anything imports Qt: without a display Qt aborts the whole process with a
     core dump and a message about plugins, which tells a user nothing about what to do.
+    ``reach`` says why an X display does not answer (tests give their own).
     """
     if not platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
         return None  # Windows and macOS always have their own display
@@ -347,7 +378,7 @@ def display_problem(env: Mapping[str, str], platform: str) -> str | None:
         return None
     if qpa == "xcb":
         if has_x:
-            return None
+            return _x_problem(env["DISPLAY"], reach)
         why = "QT_QPA_PLATFORM=xcb asks for X11, but DISPLAY is not set"
     elif qpa.startswith("wayland"):
         if has_wayland:
@@ -356,12 +387,25 @@ def display_problem(env: Mapping[str, str], platform: str) -> str | None:
     elif qpa:
         return None  # a platform we do not know: the user chose it, let Qt speak for itself
     else:
-        if has_x or has_wayland:
+        if has_wayland:
             return None
+        if has_x:
+            return _x_problem(env["DISPLAY"], reach)
         why = "DISPLAY and WAYLAND_DISPLAY are not set"
     return (
         f"no display found ({why}).\n"
         f"  To see the window on a machine without a screen: xvfb-run -a {PROG} ...\n"
+        f"  To emulate devices without a window: {PROG} run --server URL --profile NAME"
+    )
+
+
+def _x_problem(display: str, reach: Callable[[str], str | None]) -> str | None:
+    why = reach(display)
+    if why is None:
+        return None
+    return (
+        f"cannot open the window: {why}.\n"
+        f"  Start the X server (or fix DISPLAY), or use a virtual one: xvfb-run -a {PROG} ...\n"
         f"  To emulate devices without a window: {PROG} run --server URL --profile NAME"
     )
 

@@ -238,7 +238,39 @@ def test_without_a_display_python_dash_m_emulator_exits_2() -> None:
     ],
 )
 def test_display_problem(env: dict[str, str], platform: str, opens: bool) -> None:
-    problem = display_problem(env, platform)
+    problem = display_problem(env, platform, reach=lambda display: None)
     assert (problem is None) is opens
     if problem:
         assert problem.startswith("no display found")
+
+
+def test_a_display_nobody_answers_is_named_with_the_real_reason() -> None:
+    problem = display_problem({"DISPLAY": ":987"}, "linux")  # the real probe: nothing listens there
+    assert problem is not None
+    assert problem.startswith("cannot open the window: no X server answers at DISPLAY=:987")
+    assert "xvfb-run -a dm-emulator" in problem
+    assert "not of the form" in (display_problem({"DISPLAY": "nonsense"}, "linux") or "")
+
+
+def test_a_display_that_answers_opens() -> None:
+    import socket
+
+    path = f"/tmp/.X11-unix/X{9000 + os.getpid() % 900}"
+    os.makedirs("/tmp/.X11-unix", exist_ok=True)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        server.bind(path)
+        server.listen(1)
+        assert display_problem({"DISPLAY": ":" + path.rsplit("X", 1)[1]}, "linux") is None
+    finally:
+        server.close()
+        os.unlink(path)
+
+
+def test_an_unreachable_display_exits_2_not_134() -> None:
+    env = _env(display=False)
+    env["DISPLAY"] = ":987"
+    result = dm("gui", "--no-demo", env=env)
+    assert result.returncode == 2, result.stderr
+    assert "no X server answers at DISPLAY=:987" in result.stderr
+    assert "xcb" not in result.stderr
