@@ -90,6 +90,12 @@ def _server_options(p: argparse.ArgumentParser) -> None:
         help="with --tls: refuse devices without a client certificate from that CA (mutual TLS)",
     )
     p.add_argument(
+        "--admin-token",
+        metavar="TOKEN",
+        help="the token /admin/* asks for (Authorization: Bearer TOKEN); default: $DM_EMULATOR_ADMIN_TOKEN, "
+        "else a random one printed at start",
+    )
+    p.add_argument(
         "--fault",
         action="append",
         default=[],

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -85,10 +86,14 @@ def serve_main() -> None:
 
 
 @contextlib.contextmanager
-def server_process():
-    """The quick reference server in a child process; yields its base URL, stops it (by its pid) after."""
+def server_process(admin_token: str | None = None):
+    """The quick reference server in a child process; yields its base URL, stops it (by its pid) after.
+    ``admin_token``: the token its admin API asks for (default: the environment's, else a random one)."""
+    from emulator.server.state import ADMIN_TOKEN_ENV
+
+    env = {**os.environ, ADMIN_TOKEN_ENV: admin_token} if admin_token else None
     proc = subprocess.Popen([sys.executable, "-c", "from emulator.commands.bench import serve_main; serve_main()"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         url = (proc.stdout.readline() if proc.stdout else "").strip()
         if not url.startswith("http://"):

@@ -5,29 +5,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import ssl
 import sys
 
 from emulator.errors import EmulatorError
 from emulator.server.faults import NOTIFICATION_KINDS, Fault
+from emulator.server.state import ADMIN_TOKEN_ENV, ServerState
 
 
 async def serve(host: str, port: int, *, ready=None, stop: asyncio.Event | None = None,
-                ssl_context: ssl.SSLContext | None = None, faults: list[Fault] | None = None) -> None:
-    """Listen on host:port (0 = a free port) until ``stop`` is set (or forever); ``ready(url)``
+                ssl_context: ssl.SSLContext | None = None, faults: list[Fault] | None = None,
+                state: ServerState | None = None) -> None:
+    """Listen on host:port (0 = a free port) until ``stop`` is set (or forever); ``ready(url, state)``
     is called once the server accepts connections. With ``ssl_context`` it serves HTTPS; ``faults``
     are committed as :mod:`emulator.server.faults` says."""
     from emulator.server.app import start_server
-    from emulator.server.state import ServerState
 
-    state = ServerState()
+    state = state if state is not None else ServerState()
     for fault in faults or ():
         state.faults.add(fault)
     server = await start_server(state, host=host, port=port, ssl_context=ssl_context)
     try:
         if ready is not None:
-            ready(server.url)
+            ready(server.url, server.state)
         await (stop.wait() if stop is not None else asyncio.Event().wait())
     finally:
         await server.stop()
@@ -43,9 +45,17 @@ def run(args: argparse.Namespace) -> int:
 
         ssl_context, ca = server_tls(args.tls_dir, args.host, require_client_cert=args.require_client_cert)
 
-    def ready(url: str) -> None:
+    state = ServerState()
+    if getattr(args, "admin_token", None):
+        state.admin_token = args.admin_token
+
+    def ready(url: str, state: ServerState) -> None:
         print(f"reference DM server on {url}", flush=True)
         print(f"  DM 2.0: {url}/dm2   DM 1.2: {url}/dm12   web pages: {url}/ui/   (Ctrl+C stops)", flush=True)
+        if getattr(args, "admin_token", None) or os.environ.get(ADMIN_TOKEN_ENV):
+            print("  admin API: /admin/... with Authorization: Bearer <the admin token you gave>", flush=True)
+        else:
+            print(f"  admin API: /admin/... with Authorization: Bearer {state.admin_token}", flush=True)
         for fault in faults:
             when = (f"its next {fault.sessions} notification(s)" if fault.kind in NOTIFICATION_KINDS
                     else f"answer {fault.message} of its next {fault.sessions} session(s)")
@@ -60,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         with contextlib.suppress(NotImplementedError, RuntimeError):  # no signal handlers on Windows
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        await serve(args.host, args.port, ready=ready, stop=stop, ssl_context=ssl_context, faults=faults)
+        await serve(args.host, args.port, ready=ready, stop=stop, ssl_context=ssl_context, faults=faults,
+                    state=state)
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())

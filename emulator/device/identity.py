@@ -172,3 +172,31 @@ def _parse_mac_prefix(text: str) -> list[int]:
         return [int(p, 16) for p in parts]
     except ValueError:
         raise ValueError(f"MAC prefix {text!r} must be hexadecimal octets like 02:DE:E0") from None
+
+
+def index_of(spec: IdentitySpec, dev_id: str) -> int | None:
+    """The device index whose identity has ``dev_id`` (the inverse of :func:`make_identity`), or None
+    when ``dev_id`` is not one ``spec`` makes or cannot be traced back (UUIDs are one-way).
+
+    Why: the reference server checks that the user a device authenticates as is the one its profile
+    gives that DevId (``client_user = "{serial}"``), which needs the serial behind an IMEI or a MAC.
+    """
+    n: int | None = None
+    if spec.scheme == "IMEI" and dev_id.startswith(f"IMEI:{spec.tac}") and len(dev_id) == 20:
+        digits = dev_id[13:19]
+        n = int(digits) if digits.isdigit() else None
+    elif spec.scheme == "MAC" and dev_id.startswith("MAC:") and len(dev_id) == 16:
+        try:
+            n = int(dev_id[10:], 16)
+        except ValueError:
+            n = None
+    elif spec.scheme == "SN" and dev_id.startswith(spec.prefix):
+        digits = dev_id[len(spec.prefix):]
+        n = int(digits) if digits.isdigit() and len(digits) == spec.width else None
+    if n is None or n < spec.start:
+        return None
+    try:
+        identity = make_identity(spec, n - spec.start)
+    except IdentityError:
+        return None
+    return n - spec.start if identity.dev_id == dev_id else None

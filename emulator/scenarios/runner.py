@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import random
 import tempfile
 from collections import deque
@@ -41,6 +42,8 @@ from emulator.scenarios.model import (
     node_text,
 )
 from emulator.scenarios.pacing import PlannedSession, jittered, plan_sessions, ramp_offset
+from emulator.server.access import admin_headers
+from emulator.server.state import ADMIN_TOKEN_ENV
 from emulator.transport.http import HttpTransport
 from emulator.transport.push import PUSH_WAIT_S, PushPoller
 from emulator.tree.errors import TreeError
@@ -213,9 +216,12 @@ class ScenarioRunner:
     """
 
     def __init__(self, scenario: Scenario, server: str, *,
-                 progress: Callable[[ScenarioRunner, float], None] | None = None) -> None:  # fmt: skip
+                 progress: Callable[[ScenarioRunner, float], None] | None = None,
+                 admin_token: str | None = None) -> None:  # fmt: skip
         self.scenario = scenario
         self.server = server
+        # notify events use the reference server's admin API, which asks for its token
+        self.admin_token = admin_token if admin_token is not None else os.environ.get(ADMIN_TOKEN_ENV, "")
         self.base, self.endpoint = split_server(server)
         self.progress = progress
         self.rng = random.Random(scenario.seed)
@@ -579,9 +585,11 @@ class ScenarioRunner:
         assert self.fleet is not None
         for dev_id in targets:
             url = f"{self.base}/admin/notify/{quote(dev_id, safe=':@')}"
-            result = await self.fleet.transport.request("POST", url)
+            result = await self.fleet.transport.request("POST", url, headers=admin_headers(self.admin_token))
             if result.status != 200:
                 why = result.error or f"HTTP {result.status}"
+                if result.status in (401, 403):
+                    why += f" (give the server's admin token in {ADMIN_TOKEN_ENV})"
                 self.problems.append(f"line {event.line}: notify {dev_id}: the server did not take it ({why}); "
                                      "only the reference server has POST /admin/notify/<DevID>")
                 return

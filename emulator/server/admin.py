@@ -11,17 +11,22 @@
   ``DELETE /admin/faults``: the faults of :mod:`emulator.server.faults`.
 
 Each handler only translates HTTP to a :class:`ServerControl` call and back; the rules are there.
+Every request needs the admin token (:mod:`emulator.server.access`, checked before any handler), and
+``?to=`` must be at an address a device authenticated from: over HTTP, the server must not become a
+relay that POSTs wherever it is told.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from emulator.errors import EmulatorError
+from emulator.errors import DecodeError, EmulatorError
+from emulator.protocol.dm2 import jsonsafe
+from emulator.server.access import known_target
 from emulator.server.control import ServerControl
+from emulator.server.notify_out import check_target
 from emulator.server.routes import ADMIN
 from emulator.server.state import STATE_KEY
 
@@ -32,6 +37,15 @@ CONTROL_KEY = web.AppKey("control", ServerControl)
 
 def _problem(exc: EmulatorError) -> web.Response:
     return web.Response(status=exc.status, text=str(exc))
+
+
+def _json(body: bytes, what: str) -> object:
+    """An admin request's JSON, read as hardened as a DM 2.0 package (depth, size, numbers): 400
+    with the reason for anything else, never a traceback."""
+    try:
+        return jsonsafe.loads(body, what=what)
+    except DecodeError as exc:
+        raise EmulatorError(f"expected JSON: {exc}", status=400) from None
 
 
 def _answers(handler: Callable[[web.Request, ServerControl], Awaitable[web.Response]]) -> Handler:
@@ -51,6 +65,9 @@ async def notify(request: web.Request, control: ServerControl) -> web.Response:
     req_mos = request.query.get("req_mos", "").lower() in ("1", "true", "yes")
     protocol = request.query.get("protocol", "dm2")
     to = request.query.get("to")
+    if to is not None and not known_target(control.state, check_target(to)):
+        raise EmulatorError(f"?to={to!r} is not at an address a device authenticated from: over HTTP the "
+                            "server notifies only device listeners it has seen", status=403)
     notice = await control.notify(dev_id, protocol, listener=to, req_mos=req_mos,
                                   server_id=request.query.get("server_id"))
     if notice.sent is None:
@@ -63,10 +80,7 @@ async def notify(request: web.Request, control: ServerControl) -> web.Response:
 
 async def script(request: web.Request, control: ServerControl) -> web.Response:
     dev_id = request.match_info["dev"]
-    try:
-        spec = json.loads(await request.read() or b"{}")
-    except ValueError as exc:
-        raise EmulatorError(f"expected JSON: {exc}", status=400) from None
+    spec = _json(await request.read() or b"{}", "script")
     if not isinstance(spec, dict):
         raise EmulatorError('expected {"steps": [...]} or {"flow": "<name>"}', status=400)
     if "flow" in spec:
@@ -89,10 +103,7 @@ async def faults_list(request: web.Request, control: ServerControl) -> web.Respo
 
 
 async def faults_add(request: web.Request, control: ServerControl) -> web.Response:
-    try:
-        spec = json.loads(await request.read() or b"[]")
-    except ValueError as exc:
-        raise EmulatorError(f"expected a JSON list of faults: {exc}", status=400) from None
+    spec = _json(await request.read() or b"[]", "faults")
     return web.json_response(control.add_faults(spec))
 
 

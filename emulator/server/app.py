@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from emulator.errors import EmulatorError
+from emulator.server.access import admin_guard
 from emulator.server.admin import CONTROL_KEY, setup_admin
 from emulator.server.control import ServerControl
 from emulator.server.dm2 import setup_dm2
 from emulator.server.dm12 import setup_dm12
 from emulator.server.fault_middleware import setup_faults
+from emulator.server.limits import LIMITS_KEY, LimitedSite, ServerLimits, body_deadline
 from emulator.server.state import STATE_KEY, ServerState
 from emulator.server.ui_flows import setup_ui
 
@@ -35,7 +37,8 @@ _HOME = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Ref
 <li>DM 2.0 sessions: <code>POST /dm2</code> (or <code>/dm20</code>), push long-poll <code>GET /push/&lt;DevID&gt;</code></li>
 <li>DM 1.2/1.3 sessions: <code>POST /dm12</code></li>
 <li>Other authorities of the shipped profiles: <code>POST /dm12/&lt;ServerID&gt;</code>, <code>POST /dm2/&lt;ServerID&gt;</code></li>
-<li>Data repository: <code>/repo/...</code>; notify a device: <code>POST /admin/notify/&lt;DevID&gt;</code></li>
+<li>Data repository: <code>/repo/...</code> (devices upload under <code>/repo/&lt;DevID&gt;/</code> with their own credentials)</li>
+<li>Admin API (<code>Authorization: Bearer &lt;admin token&gt;</code>, printed at start): notify a device <code>POST /admin/notify/&lt;DevID&gt;</code>, scripts, faults, accounts</li>
 <li><a href="/ui/">Web pages shown on devices</a></li>
 </ul></main></body></html>"""
 
@@ -47,7 +50,7 @@ async def _home(request: web.Request) -> web.Response:
 def create_app(state: ServerState | None = None) -> web.Application:
     """The whole reference server; ``app[STATE_KEY]`` is ``state`` (a new one when None)."""
     state = state if state is not None else ServerState()
-    app = web.Application(client_max_size=MAX_BODY)
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[admin_guard, body_deadline])
     app[STATE_KEY] = state
     app.router.add_get("/", _home)
     setup_dm2(app)
@@ -65,6 +68,7 @@ class RunningServer:
     runner: web.AppRunner
     state: ServerState
     url: str
+    site: LimitedSite | None = None
 
     @property
     def control(self) -> ServerControl:
@@ -76,12 +80,16 @@ class RunningServer:
 
 
 async def start_server(state: ServerState | None = None, *, host: str = "127.0.0.1", port: int = 0,
-                       ssl_context: ssl.SSLContext | None = None, handle_signals: bool = False) -> RunningServer:
+                       ssl_context: ssl.SSLContext | None = None, handle_signals: bool = False,
+                       limits: ServerLimits | None = None) -> RunningServer:
     """Listen on host:port (0: a free port) in the running loop: the one way the command, the
-    window's demo and the tests start the server. A port that cannot be bound is an EmulatorError."""
+    window's demo and the tests start the server. A port that cannot be bound is an EmulatorError.
+    ``limits``: the connection limits (:mod:`emulator.server.limits`; None: the defaults)."""
+    limits = limits or ServerLimits()
     app = create_app(state)
+    app[LIMITS_KEY] = limits
     state = app[STATE_KEY]
-    runner = web.AppRunner(app, handle_signals=handle_signals, access_log=None)
+    runner = web.AppRunner(app, handle_signals=handle_signals, access_log=None, keepalive_timeout=limits.idle_s)
     await runner.setup()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -90,7 +98,8 @@ async def start_server(state: ServerState | None = None, *, host: str = "127.0.0
         sock.bind((host, port))
         sock.listen(512)
         sock.setblocking(False)
-        await web.SockSite(runner, sock, ssl_context=ssl_context).start()
+        site = LimitedSite(runner, sock, ssl_context=ssl_context, limits=limits)
+        await site.start()
     except OSError as exc:
         sock.close()
         await runner.cleanup()
@@ -99,4 +108,4 @@ async def start_server(state: ServerState | None = None, *, host: str = "127.0.0
     url = f"{'https' if ssl_context else 'http'}://{shown}:{sock.getsockname()[1]}"
     if not state.base_url and host not in ("0.0.0.0", "::"):
         state.base_url = url
-    return RunningServer(runner, state, url)
+    return RunningServer(runner, state, url, site)

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from emulator.device.identity import IdentitySpec
+from emulator.device.identity import IdentitySpec, index_of, make_identity
 from emulator.device.profile import PROTOCOLS, Profile, fill, list_profiles, load_profile
 from emulator.errors import EmulatorError, FileFormatError
 
@@ -53,6 +53,34 @@ class SecretPair:
 
 
 @dataclass(frozen=True, slots=True)
+class UserRule:
+    """Who may authenticate as a device: the user name (a profile template such as ``{serial}``) and
+    the pair of one account, for the DevIds of ``identity`` (a shipped profile) or exactly ``dev_id``
+    (an account added with ``--accounts``)."""
+
+    user: str
+    pair: SecretPair
+    identity: IdentitySpec | None = None
+    dev_id: str = ""
+
+    def for_device(self, dev_id: str) -> tuple[str, SecretPair] | None:
+        """(user, pair) this rule gives ``dev_id``; None when the rule cannot tell (another device,
+        or a DevId its profile does not make, or one that cannot be traced back such as a UUID)."""
+        if self.dev_id:
+            return (self.user, self.pair) if self.dev_id == dev_id else None
+        values: dict[str, object] = {"dev_id": dev_id}
+        needs_identity = any(f"{{{k}}}" in self.user + self.pair.client + self.pair.server
+                             for k in ("serial", "index", "imei", "mac", "uuid"))
+        if needs_identity:
+            index = index_of(self.identity, dev_id) if self.identity is not None else None
+            if index is None or self.identity is None:
+                return None
+            ident = make_identity(self.identity, index)
+            values.update(serial=ident.serial, mac=ident.mac, uuid=ident.uuid, imei=ident.imei or "", index=index)
+        return fill(self.user, values), self.pair.filled(values)
+
+
+@dataclass(frozen=True, slots=True)
 class Authority:
     """One ServerID the server answers for.
 
@@ -67,6 +95,17 @@ class Authority:
     # (DevID prefix of a profile's identity scheme, that profile's pair): which pair a device it has
     # never seen most likely holds, e.g. for the first notification the server signs for it
     owners: tuple[tuple[str, SecretPair], ...] = ()
+    # who may authenticate as which device (see UserRule); empty: any user (first come, see dm2_auth)
+    users: tuple[UserRule, ...] = ()
+
+    def expected(self, dev_id: str) -> list[tuple[str, SecretPair]] | None:
+        """The (user, pair) a device may authenticate with; None when no rule knows the DevId.
+
+        An account given explicitly for this DevId wins over what the profiles would give it.
+        """
+        explicit = [r for r in self.users if r.dev_id == dev_id]
+        found = [hit for r in (explicit or self.users) if (hit := r.for_device(dev_id)) is not None]
+        return list(dict.fromkeys(found)) or None
 
     @property
     def default_scheme(self) -> str:
@@ -104,6 +143,7 @@ def learn_authorities(
     schemes: dict[str, dict[str, int]] = {}
     secrets: dict[str, dict[SecretPair, int]] = {}
     owners: dict[str, list[tuple[str, SecretPair]]] = {}
+    users: dict[str, list[UserRule]] = {}
     for profile in profiles:
         for acc in profile.accounts:
             if acc.protocol != protocol:
@@ -114,8 +154,9 @@ def learn_authorities(
             pair = SecretPair(acc.client_secret, acc.server_secret)
             pairs[pair] = pairs.get(pair, 0) + 1
             owners.setdefault(acc.server_id, []).append((dev_id_prefix(profile.identity), pair))
+            users.setdefault(acc.server_id, []).append(UserRule(acc.client_user, pair, profile.identity))
     return {sid: Authority(sid, protocol, _most_common_first(schemes[sid]), _most_common_first(secrets[sid]),
-                           tuple(owners[sid])) for sid in schemes}
+                           tuple(owners[sid]), tuple(users[sid])) for sid in schemes}
 
 
 def dev_id_prefix(spec: IdentitySpec) -> str:

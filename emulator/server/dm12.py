@@ -65,6 +65,7 @@ from emulator.protocol.syncml.commands import (
 from emulator.protocol.syncml.message import build_message, content_type, media_kind, parse_message, walk
 from emulator.protocol.syncml.notification import build_notification
 from emulator.protocol.syncml.packer import pack
+from emulator.server.access import note_address
 from emulator.server.authorities import Authority, SecretPair, UnknownAuthorityError, learn_authorities
 from emulator.server.state import ServerState
 
@@ -158,6 +159,7 @@ class Reply:
     body: bytes
     content_type: str
     headers: dict[str, str] = field(default_factory=dict)
+    authenticated: bool = False  # the client proved who it is in this session
 
 
 # ------------------------------------------------------------------------------------ the demo script
@@ -588,7 +590,8 @@ class Dm12Server:
         if session.scheme == "hmac":  # sign the bytes actually sent
             extra[auth.HMAC_HEADER] = auth.hmac_header(session.server_id, session.secrets.server,
                                                        session.nonces.server, out)
-        return Reply(200, out, content_type(wbxml=session.wbxml), extra)
+        return Reply(200, out, content_type(wbxml=session.wbxml), extra,
+                     authenticated=session.client_ok and session.scheme != "none")
 
     def build_package0(self, dev_id: str, *, server_id: str | None = None, session_id: int | None = None,
                        ui_mode: int = 0, version: int = 11) -> bytes:
@@ -643,6 +646,8 @@ def setup_dm12(app: web.Application, state: ServerState, config: Dm12Config | No
             reply = server.handle(body, media, dict(request.headers), url=str(request.url), server_id=server_id)
         except EmulatorError as exc:
             return web.Response(status=400, text=f"bad SyncML DM message: {exc}")
+        if reply.authenticated:
+            note_address(state, request)
         headers = {"Content-Type": reply.content_type, **reply.headers}
         return web.Response(status=reply.status, body=reply.body, headers=headers)
 

@@ -8,8 +8,9 @@ Routes (mounted by :func:`setup_dm2`):
   ``/dm2/alerts``) is the ServerURI the demo gives to EXEC: sessions there only deliver alerts and
   are answered with END at once. ``/dm2/<ServerID>`` (and ``/dm20/<ServerID>``, each with its
   ``/alerts``) is the same for another authority (``state.dm2_authorities``, learnt from the shipped
-  profiles when none are set; 404 for one not played): Basic credentials are checked against its
-  secrets (``state.check_basic``) and its sessions are apart from the default authority's.
+  profiles when none are set; 404 for one not played), its sessions apart from the default
+  authority's. Every session request authenticates as the device it names (HTTP Basic, Digest or a
+  client certificate: :mod:`emulator.server.dm2_auth`); 401 with both challenges otherwise.
 - ``GET /repo/<path>``: the data repository (MO serialization for HGET); ``PUT``/``POST`` store
   what devices send (HPUT/HPOST/SUB pushes) in the device's log and at that path.
 - ``GET /push/<DevID>`` (also under ``/dm2`` and ``/dm20``): long-poll for a Package#0
@@ -55,7 +56,9 @@ from emulator.protocol.dm2.messages import (
     notification_id_of,
 )
 from emulator.protocol.dm2.moser import decode_mos
+from emulator.server.access import device_problem, note_address
 from emulator.server.authorities import learn_authorities
+from emulator.server.dm2_auth import Verdict
 from emulator.server.routes import (
     ALERTS_SUFFIX,
     DM2_AUTHORITY_PREFIXES,
@@ -64,6 +67,7 @@ from emulator.server.routes import (
     REPO,
 )
 from emulator.server.state import STATE_KEY, ServerState, Step, UiSession, Upload, base_url, repo_url
+from emulator.server.tls import peer_common_name
 from emulator.server.ui_flows import FLOWS, flow_result, open_ui, ui_url
 
 DEVINFO_MOID = "urn:oma:mo:oma-dm-devinfo:1.2"
@@ -224,6 +228,14 @@ def _problem(status: int, text: str, **headers: str) -> web.Response:
     return web.Response(status=status, text=text, headers=headers)
 
 
+def unauthorized(state: ServerState, realm: str, verdict: Verdict) -> web.Response:
+    """401 with the reason and a challenge for each scheme the server accepts (Digest, Basic)."""
+    response = web.Response(status=401, text=f"wrong or missing credentials: {verdict.how}")
+    for value in state.dm2_guard.challenges(realm, stale=verdict.stale):
+        response.headers.add("WWW-Authenticate", value)
+    return response
+
+
 def _request_body(commands: list[list[str]]) -> web.Response:
     body = encode_request([Command(c[0], c[1:]) for c in commands])
     return web.Response(body=body, content_type=media.REQUEST,
@@ -239,8 +251,12 @@ async def session(request: web.Request) -> web.Response:
     dev_id = request.headers.get(media.HEADER_DEVID, "").strip()
     if not dev_id:
         return _problem(400, f"a DM 2.0 package needs the {media.HEADER_DEVID} header")
-    if state.check_basic(request.headers.get("Authorization"), server_id=server_id, dev_id=dev_id) is None:
-        return _problem(401, "wrong or missing credentials", **{"WWW-Authenticate": 'Basic realm="dm2"'})
+    verdict = state.authenticate(request.headers.get("Authorization"), server_id=server_id, dev_id=dev_id,
+                                 method=request.method, uri=request.raw_path,
+                                 peer_cn=peer_common_name(request.transport))
+    if verdict.user is None:
+        return unauthorized(state, authority.server_id, verdict)
+    note_address(state, request)
     key = (authority.server_id, dev_id)
     accept = request.headers.get("Accept")
     if accept and media.negotiate(accept, (media.REQUEST, "application/json")) is None:
@@ -300,8 +316,22 @@ async def repo_get(request: web.Request) -> web.Response:
 
 
 async def repo_put(request: web.Request) -> web.Response:
+    """A device stores what it sends (HPUT/HPOST/SUB) under its own ``<DevID>/``, as itself, within
+    its quota (:mod:`emulator.server.access`)."""
     state = request.app[STATE_KEY]
     key = request.match_info["path"]
+    dev_id = request.headers.get(media.HEADER_DEVID, "").strip() or key.split("/", 1)[0]
+    refused = device_problem(request, dev_id)
+    if refused is not None:
+        return refused
+    if not key.startswith(dev_id + "/"):
+        return _problem(403, f"a device writes only under /repo/{dev_id}/, not at {request.path}")
+    log = state.device(dev_id)
+    length = request.content_length or 0
+    if len(log.uploads) >= state.repo_quota_uploads:
+        return _problem(507, f"{dev_id} has used its quota of {state.repo_quota_uploads} uploads")
+    if sum(len(u.body) for u in log.uploads) + length > state.repo_quota_bytes:
+        return _problem(507, f"{dev_id} has used its quota of {state.repo_quota_bytes} bytes of uploads")
     ctype = request.headers.get("Content-Type", "")
     if not media.is_mo_json(ctype):
         return _problem(415, f"the repository takes MO serialization, not {media.media_type(ctype) or 'no type'}",
@@ -311,9 +341,9 @@ async def repo_put(request: web.Request) -> web.Response:
         items = decode_mos(body)
     except DecodeError as exc:
         return _problem(exc.status, f"bad MO serialization: {exc}")
-    dev_id = request.headers.get(media.HEADER_DEVID, "").strip() or key.split("/", 1)[0]
-    state.device(dev_id).uploads.append(
-        Upload(dev_id, request.method, key, media.media_type(ctype), body, items, time.time()))
+    if sum(len(u.body) for u in log.uploads) + len(body) > state.repo_quota_bytes:
+        return _problem(507, f"{dev_id} has used its quota of {state.repo_quota_bytes} bytes of uploads")
+    log.uploads.append(Upload(dev_id, request.method, key, media.media_type(ctype), body, items, time.time()))
     state.repo[key] = (media.media_type(ctype), body)
     return web.Response(status=204)
 
@@ -323,6 +353,9 @@ async def push(request: web.Request) -> web.Response:
     wait = state.push_wait_s
     with contextlib.suppress(ValueError):  # a bad ?wait= keeps the server's own limit
         wait = min(wait, max(0.0, float(request.query.get("wait", wait))))
+    refused = device_problem(request, request.match_info["dev"])
+    if refused is not None:
+        return refused
     queue = state.push_queue(request.match_info["dev"])
     getter = asyncio.ensure_future(queue.get())
     closing = asyncio.ensure_future(request.app[PUSH_CLOSING].wait())

@@ -14,10 +14,9 @@ UI sessions and the notifications waiting on the push channel. Nothing here does
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hmac
 import itertools
+import os
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +29,23 @@ from emulator.protocol.dm2.messages import Alert, Initiation, StatusEntry
 from emulator.protocol.dm2.moser import MOSerialization, encode_mos
 from emulator.protocol.dm2.notification import build_notification, parse_notification
 from emulator.server.authorities import Authority, SecretPair, UnknownAuthorityError
+from emulator.server.dm2_auth import Dm2Guard, Verdict
 from emulator.server.faults import Fault, Faults
+
+REPO_QUOTA_UPLOADS = 1000
+"""Uploads (HPUT/HPOST/SUB pushes) the server keeps per device; the next one is refused (507)."""
+
+REPO_QUOTA_BYTES = 16 << 20
+"""Bytes of uploads the server keeps per device (16 MiB); an upload past it is refused (507)."""
+
+ADMIN_TOKEN_ENV = "DM_EMULATOR_ADMIN_TOKEN"
+"""Environment variable with the admin token (read by ``dm-emulator server`` and ``dm-emulator run``)."""
+
+
+def new_admin_token() -> str:
+    """The token ``/admin`` asks for: ``DM_EMULATOR_ADMIN_TOKEN`` when set, else 128 fresh random bits."""
+    return os.environ.get(ADMIN_TOKEN_ENV) or secrets.token_urlsafe(16)
+
 
 Step = list[list[str]]
 """One DM 2.0 Package#2 of a script: its commands as string arrays, with ``${...}`` placeholders."""
@@ -95,12 +110,10 @@ class ServerState:
     DM 2.0: ``show_hold_s`` is how long a Package#3 answer is held while a web UI session is open
     (PROTOCOL 1.19 item 5); ``push_wait_s`` how long ``/push/<DevID>`` waits for a notification;
     ``default_flow`` the web UI flow of the demo script; ``server_id``/``noti_secret``/``noti_data``
-    sign notifications (the demo profiles' DMAcc Auth/Noti); ``dm2_credentials`` (user -> secret),
-    when set, makes the DM 2.0 endpoint demand HTTP Basic. Otherwise ``dm2_authorities`` (ServerID ->
+    sign notifications (the demo profiles' DMAcc Auth/Noti). ``dm2_authorities`` (ServerID ->
     Authority; None: learnt from the shipped profiles when the app is set up) are the authorities
-    played at ``/dm2/<ServerID>`` (``server_id`` at ``/dm2``): a device that presents Basic
-    credentials must present one of its authority's secrets, a package without any is let in (so
-    hand-made requests keep working).
+    played at ``/dm2/<ServerID>`` (``server_id`` at ``/dm2``): every request must authenticate as the
+    device it names, with one of its account's secrets (:mod:`emulator.server.dm2_auth`).
     """
 
     base_url: str = ""
@@ -114,15 +127,20 @@ class ServerState:
     server_id: str = "demo-dm2"
     noti_secret: bytes = b"demo-dm2"
     noti_data: bytes = b"demo-dm2"
-    dm2_credentials: dict[str, str] | None = None
     dm2_authorities: dict[str, Authority] | None = None
     dm2_secrets: dict[tuple[str, str], SecretPair] = field(default_factory=dict)  # (ServerID, DevID) -> matched
+    dm2_guard: Dm2Guard = field(default_factory=Dm2Guard)
     dm2_devices: dict[str, DeviceLog] = field(default_factory=dict)
     dm2_scripts: dict[str, list[Step]] = field(default_factory=dict)
     repo: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     ui_sessions: dict[str, UiSession] = field(default_factory=dict)
     dm2_sessions: dict[tuple[str, str], Any] = field(default_factory=dict)  # (ServerID, DevID) -> dm2.ServerSession
     faults: Faults = field(default_factory=Faults)  # misbehaviour on request (emulator.server.faults)
+    # --- access (emulator.server.access)
+    admin_token: str = field(default_factory=lambda: new_admin_token())
+    device_addresses: set[str] = field(default_factory=set)  # where authenticated devices came from
+    repo_quota_uploads: int = REPO_QUOTA_UPLOADS
+    repo_quota_bytes: int = REPO_QUOTA_BYTES
     _push: dict[str, asyncio.Queue[bytes]] = field(default_factory=dict, init=False, repr=False)
     _notification_ids: itertools.count = field(default_factory=lambda: itertools.count(1), init=False, repr=False)
 
@@ -220,7 +238,8 @@ class ServerState:
     def dm2_authority(self, server_id: str | None = None) -> Authority | None:
         """The DM 2.0 authority a route plays (None: ``server_id``'s); None for one not played here.
 
-        With no learnt table (``dm2_authorities`` None or empty) only the default is played, openly.
+        With no learnt table (``dm2_authorities`` None or empty) only the default is played, and
+        nobody can authenticate to it (it has no secrets).
         """
         sid = server_id or self.server_id
         known = (self.dm2_authorities or {}).get(sid)
@@ -228,49 +247,17 @@ class ServerState:
             return Authority(sid, "dm2", ("basic",), ())
         return known
 
-    def check_basic(self, header: str | None, *, server_id: str | None = None, dev_id: str = "") -> str | None:
-        """The user name when this Authorization header is accepted; None when it is refused.
-
-        ``dm2_credentials`` when set (explicit: the only ones); else the authority's learnt secrets
-        (any user, see the class doc), remembering which one ``dev_id`` used.
-        """
-        if self.dm2_credentials is None:
-            authority = self.dm2_authority(server_id)
-            if authority is None or not authority.secrets or not header or not header.lower().startswith("basic "):
-                return _basic_user(header) or ""
-            key = (authority.server_id, dev_id)
-            pairs = authority.candidates(self.dm2_secrets.get(key), dev_id=dev_id)
-            for user, secret in _basic_splits(header):
-                pair = next((p for p in pairs if user and hmac.compare_digest(p.client.encode(), secret.encode())), None)
-                if pair is not None:
-                    self.dm2_secrets[key] = pair
-                    return user
-            return None
-        for user, secret in _basic_splits(header):
-            if user in self.dm2_credentials and self.dm2_credentials[user] == secret:
-                return user
-        return None
-
-
-def _basic_splits(header: str | None) -> list[tuple[str, str]]:
-    """Every (user, secret) reading of a Basic header: DevIDs such as "IMEI:35..." put ':' in the
-    user-id (RFC 7617 forbids it), so each ':' is a candidate split."""
-    if not header or not header.lower().startswith("basic "):
-        return []
-    try:
-        text = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-    except (binascii.Error, ValueError):
-        return []
-    return [(text[:at], text[at + 1:]) for at, ch in enumerate(text) if ch == ":"]
-
-
-def _basic_user(header: str | None) -> str | None:
-    if not header or not header.lower().startswith("basic "):
-        return None
-    try:
-        return base64.b64decode(header[6:].strip(), validate=True).decode("utf-8").partition(":")[0]
-    except (binascii.Error, ValueError):
-        return None
+    def authenticate(self, header: str | None, *, server_id: str | None = None, dev_id: str, method: str = "POST",
+                     uri: str = "/dm2", peer_cn: str | None = None) -> Verdict:
+        """Whether a DM 2.0 request may act for ``dev_id`` (see :mod:`emulator.server.dm2_auth`);
+        remembers the pair the device matched (it signs that device's notifications)."""
+        authority = self.dm2_authority(server_id)
+        if authority is None:
+            return Verdict(None, None, f"this server plays no DM 2.0 authority {server_id!r}")
+        verdict = self.dm2_guard.check(authority, dev_id, header, method=method, uri=uri, peer_cn=peer_cn)
+        if verdict.pair is not None:
+            self.dm2_secrets[(authority.server_id, dev_id)] = verdict.pair
+        return verdict
 
 
 STATE_KEY = web.AppKey("state", ServerState)

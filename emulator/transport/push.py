@@ -154,15 +154,23 @@ class PushPoller:
 
     # ------------------------------------------------------------------ one device
 
-    def urls(self, dev: VirtualDevice, wait: float) -> list[tuple[str, TlsConfig]]:
-        """The long-poll requests of one device: one per distinct server of its DM 2.0 accounts."""
-        out: dict[str, TlsConfig] = {}
+    def urls(self, dev: VirtualDevice, wait: float) -> list[tuple[str, TlsConfig, dict[str, str]]]:
+        """The long-poll requests of one device: one per distinct server of its DM 2.0 accounts, each
+        with that account's TLS settings and headers (its HTTP credentials: a push channel hands out
+        a device's notifications, so the server asks who is polling)."""
+        from emulator.protocol.dm2.client import basic_auth
+
+        out: dict[str, tuple[TlsConfig, dict[str, str]]] = {}
         for account in dev.accounts("dm2"):
             base = self.server_uri or push_base(account.server_uri)
             if base:
                 url = f"{base}/push/{quote(dev.id, safe=':@')}?wait={wait:g}"
-                out.setdefault(url, TlsConfig.for_account(account))
-        return list(out.items())
+                headers = {HEADER_DEVID: dev.id}
+                auth = basic_auth(account)
+                if auth:
+                    headers["Authorization"] = auth
+                out.setdefault(url, (TlsConfig.for_account(account), headers))
+        return [(url, tls, headers) for url, (tls, headers) in out.items()]
 
     def _problem(self, dev_id: str, text: str) -> None:
         if dev_id in self._complained:
@@ -188,7 +196,8 @@ class PushPoller:
                 await asyncio.sleep(self.backoff[1])
                 continue
             self._complained.discard(dev_id)
-            answers = await asyncio.gather(*(self._poll_once(dev_id, url, tls) for url, tls in requests))
+            answers = await asyncio.gather(*(self._poll_once(dev_id, url, tls, headers)
+                                             for url, tls, headers in requests))
             if all(answers):
                 failures = 0
                 continue
@@ -199,9 +208,9 @@ class PushPoller:
                 delay *= 1 + self._rng.uniform(-self.jitter, self.jitter)
             await asyncio.sleep(delay)
 
-    async def _poll_once(self, dev_id: str, url: str, tls: TlsConfig) -> bool:
+    async def _poll_once(self, dev_id: str, url: str, tls: TlsConfig, headers: dict[str, str]) -> bool:
         """One long-poll; True when the server answered as a push channel does (200 or 204)."""
-        result = await self.transport.request("GET", url, headers={HEADER_DEVID: dev_id}, tls=tls)
+        result = await self.transport.request("GET", url, headers=headers, tls=tls)
         if result.status == 204:
             return True
         if result.status != 200:

@@ -14,9 +14,11 @@ from emulator.device.profile import load_profile
 from emulator.events import AlertRaised, EventBus, MessageLogged, SessionEnded, SessionStarted
 from emulator.fleet.fleet import Fleet
 from emulator.mo.delegation import ALERT_REFUSED
+from emulator.protocol.dm2.client import basic_auth
 from emulator.protocol.dm2.moser import MOSerialization
 from emulator.protocol.syncml.commands import Add, Exec, Get, Item, Meta, Replace
 from emulator.server.app import create_app
+from emulator.server.authorities import learn_authorities
 from emulator.server.dm12 import Dm12Config, setup_dm12
 from emulator.server.state import ServerState
 
@@ -151,10 +153,17 @@ def _dm2_profile(tmp_path, name: str, accounts: list[tuple[str, str]], extra: st
 server_id = "{sid}"
 protocol = "dm2"
 server_uri = "{base}/dm2"
-auth = "none"
+auth = "basic"
+client_secret = "{sid}-secret"
 perms = ["{DMACC2}", "{APP_MOID}"]
 """ for sid, base in accounts)
     return _profile(tmp_path, name, extra + body, protocols='["dm2"]')
+
+
+def _provision(profile, *states: ServerState) -> None:
+    """The servers learn the profile's DM 2.0 accounts (as the reference server learns the shipped ones)."""
+    for state in states:
+        state.dm2_authorities = learn_authorities("dm2", [profile])
 
 
 async def _dm2_server(server_id: str) -> tuple[web.AppRunner, str, ServerState]:
@@ -174,6 +183,7 @@ def test_dm2_authorities_own_their_instances_and_full_delegation_hides_one(tmp_p
         x[2].put_repo("app", [MOSerialization(client_uri=f"{APP_MOID}//", mo_data={"App": {"Url": "https://x/"}})])
         y[2].put_repo("app", [MOSerialization(client_uri=f"{APP_MOID}//", mo_data={"App": {"Url": "https://y/"}})])
         profile = _dm2_profile(tmp_path, "two-dm2", [("dmX", x[1]), ("dmY", y[1])])
+        _provision(profile, x[2], y[2])
         fleet = Fleet(server=x[1])
         try:
             (dev,) = fleet.add(profile, 1)
@@ -246,9 +256,11 @@ nat = true
 server_id = "nat-dm2"
 protocol = "dm2"
 server_uri = "{base}/dm2"
-auth = "none"
+auth = "basic"
+client_secret = "nat-secret"
 perms = ["urn:oma:mo:oma-dm-devinfo:1.2"]
 """, protocols='["dm2"]')
+        _provision(profile, state)
         bus = EventBus()
         events: list[object] = []
         bus.subscribe(events.append, SessionStarted, SessionEnded)
@@ -261,7 +273,8 @@ perms = ["urn:oma:mo:oma-dm-devinfo:1.2"]
 
             async def notified() -> SessionEnded:
                 """The device long-polls the server (it cannot be reached behind NAT), then runs the session."""
-                poll = asyncio.ensure_future(fleet.transport.request("GET", f"{base}/push/{dev.id}?wait=2"))
+                own = {"Authorization": basic_auth(dev.account(protocol="dm2")) or ""}
+                poll = asyncio.ensure_future(fleet.transport.request("GET", f"{base}/push/{dev.id}?wait=2", headers=own))
                 await asyncio.sleep(0)
                 state.notify(dev.id)
                 got = await poll
@@ -325,9 +338,11 @@ accounts = ["work-mdm"]
 server_id = "home-dm2"
 protocol = "dm2"
 server_uri = "{home[1]}/dm2"
-auth = "none"
+auth = "basic"
+client_secret = "home-secret"
 perms = ["urn:oma:mo:oma-dm-devinfo:1.2", "com.dmemulator/1.0/OpEnv"]
 """ + _dm12_account("work-mdm", work[1], 20), protocols='["dm2", "dm12"]')
+        _provision(profile, home[2])
         fleet = Fleet(server=home[1])
         try:
             (dev,) = fleet.add(profile, 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 
 from aiohttp import ClientSession
@@ -20,7 +21,8 @@ def test_alerts_only_session_while_a_session_is_open():
         state.set_script(DEV, [[["GET", "urn:oma:mo:oma-dm-devinfo:1.2//FwV"]], [["END"]]])
         server = await start_server(state)
         base = server.url
-        headers = {media.HEADER_DEVID: DEV, "Accept": media.REQUEST}
+        creds = "Basic " + base64.b64encode(b"u1:demo-client-secret").decode()  # a DevID no profile makes
+        headers = {media.HEADER_DEVID: DEV, "Accept": media.REQUEST, "Authorization": creds}
         init = json.dumps({"Alert": [{"AlertType": "urn:oma:at:dm:2.0:ClientInitiatedMgmt"}]}).encode()
         alert = json.dumps({"Alert": [{"AlertType": "urn:oma:at:dm:2.0:ExecResult", "Data": {"sc": 200}}]}).encode()
         try:

@@ -5,6 +5,7 @@ what the server does next, SUB pushes, async EXEC results and notifications over
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 
@@ -15,11 +16,13 @@ from emulator.device.virtual import VirtualDevice
 from emulator.events import EventBus, UiFinished
 from emulator.fleet.drive import SessionContext, drive
 from emulator.fleet.headless import HeadlessUi
-from emulator.protocol.dm2.client import ALERT_EXEC_RESULT, DM2Client, check_notification
+from emulator.protocol.dm2.client import ALERT_EXEC_RESULT, DM2Client, basic_auth, check_notification
 from emulator.protocol.dm2.messages import ALERT_SERVER_INITIATED
 from emulator.protocol.dm2.notification import NotificationGuard
 from emulator.protocol.dm2.subscriptions import subscriptions_for
+from emulator.server.access import admin_headers
 from emulator.server.app import start_server
+from emulator.server.authorities import Authority, SecretPair
 from emulator.server.dm2 import script_for
 from emulator.server.state import ServerState
 from emulator.server.ui_flows import BOOKMARK_MOID, DATAPLAN_MOID, FWUPDATE_MOID, WLAN_MOID
@@ -166,9 +169,11 @@ def test_notification_over_push_long_poll_starts_server_initiated_session():
             dev = _phone(h.base)
             state.set_script(dev.id, [[["GET", f"{DEVINFO}//DevID"]]])
             push_url = f"{h.base}/push/{dev.id}"
-            idle = await h.transport.request("GET", push_url + "?wait=0.05")
-            notified = await h.transport.request("POST", f"{h.base}/admin/notify/{dev.id}?req_mos=1")
-            raw = await h.transport.request("GET", push_url)
+            own = {"Authorization": basic_auth(dev.account(protocol="dm2")) or ""}
+            idle = await h.transport.request("GET", push_url + "?wait=0.05", headers=own)
+            notified = await h.transport.request("POST", f"{h.base}/admin/notify/{dev.id}?req_mos=1",
+                                                 headers=admin_headers(state.admin_token))
+            raw = await h.transport.request("GET", push_url, headers=own)
             guard = NotificationGuard(300)
             decision = check_notification(raw.body, dev.accounts("dm2"), guard, time.time())
             replay = check_notification(raw.body, dev.accounts("dm2"), guard, time.time())
@@ -291,7 +296,8 @@ def test_device_without_browser_answers_show_500_and_the_server_does_not_wait():
 
 
 def test_session_http_error_aborts_with_the_servers_words():
-    state = ServerState(dm2_credentials={"someone-else": "x"})
+    other = Authority("demo-dm2", "dm2", ("basic",), (SecretPair("not-the-device's", ""),))
+    state = ServerState(dm2_authorities={"demo-dm2": other})
 
     async def main():
         async with Harness(state) as h:
@@ -334,7 +340,8 @@ def test_server_refuses_what_is_not_a_dm2_package():
     async def main():
         async with Harness(state) as h:
             t, url = h.transport, h.base + "/dm2"
-            dev = {"OMADM-DevID": "IMEI:1"}
+            dev = {"OMADM-DevID": "IMEI:1", "Authorization": "Basic " + base64.b64encode(b"u1:demo-client-secret").decode()}
+            admin = admin_headers(state.admin_token)
             init = {"Content-Type": "application/vnd.oma.dm.initiation+json"}
             resp = {"Content-Type": "application/vnd.oma.dm.response+json"}
             return {
@@ -343,10 +350,10 @@ def test_server_refuses_what_is_not_a_dm2_package():
                 "no session": await t.request("POST", url, b'{"Status":[]}', {**resp, **dev}),
                 "text": await t.request("POST", url, b"hi", {"Content-Type": "text/plain", **dev}),
                 "accept": await t.request("POST", url, b'{"Alert":[]}', {**init, **dev, "Accept": "text/html"}),
-                "repo put": await t.request("PUT", h.base + "/repo/x/y", b"a,b", {"Content-Type": "text/csv"}),
+                "repo put": await t.request("PUT", h.base + "/repo/IMEI:1/y", b"a,b", {"Content-Type": "text/csv", **dev}),
                 "repo get": await t.request("GET", h.base + "/repo/nothing/here"),
-                "script": await t.request("POST", h.base + "/admin/script/IMEI:1", b'{"steps": [["GET"]]}'),
-                "flow": await t.request("POST", h.base + "/admin/script/IMEI:1", b'{"flow": "plan"}'),
+                "script": await t.request("POST", h.base + "/admin/script/IMEI:1", b'{"steps": [["GET"]]}', admin),
+                "flow": await t.request("POST", h.base + "/admin/script/IMEI:1", b'{"flow": "plan"}', admin),
                 "unknown flow": await t.request("GET", h.base + "/ui/nope"),
             }
 

@@ -34,6 +34,7 @@ from emulator.errors import EmulatorError
 from emulator.events import AlertRaised, Event, MessageLogged, SessionEnded, SessionStarted, TreeChanged
 from emulator.fleet.fleet import Fleet
 from emulator.protocol.actions import SessionDone
+from emulator.server.access import admin_headers
 from emulator.server.app import create_app
 from emulator.server.faults import KINDS, NOTIFICATION_KINDS, Fault
 from emulator.server.notify_out import send_package0
@@ -365,7 +366,7 @@ def test_admin_api_installs_lists_and_clears_faults():
         state = ServerState()
         runner, base = await _serve(state)
         try:
-            async with aiohttp.ClientSession() as client:
+            async with aiohttp.ClientSession(headers=admin_headers(state.admin_token)) as client:
                 async with client.post(f"{base}/admin/faults", json=[
                         {"kind": "http_500", "device": "dev-a", "protocol": "dm2", "message": 1},
                         {"kind": "bad_digest_notification", "device": "dev-b"}]) as r:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import textwrap
 from xml.etree import ElementTree as ET
 
@@ -19,10 +20,12 @@ from emulator.device.profile import find_profile
 from emulator.scenarios.model import load_scenario
 from emulator.scenarios.runner import ScenarioRunner
 
+ADMIN_TOKEN = secrets.token_urlsafe(16)
+
 
 @pytest.fixture(scope="module")
 def server():
-    with server_process() as url:
+    with server_process(ADMIN_TOKEN) as url:
         yield url
 
 
@@ -208,7 +211,7 @@ def test_timeline_events_and_expectations(server, tmp_path):
     path.write_text(TIMELINE)
     scenario = load_scenario(path)
     assert scenario.needs_store
-    result = asyncio.run(ScenarioRunner(scenario, server).run())
+    result = asyncio.run(ScenarioRunner(scenario, server, admin_token=ADMIN_TOKEN).run())
     by_dev: dict[str, list] = {}
     for s in result.sessions:
         by_dev.setdefault(s.device, []).append(s)

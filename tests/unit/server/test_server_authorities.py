@@ -84,18 +84,15 @@ def _basic(text: str) -> str:
     return "Basic " + base64.b64encode(text.encode()).decode()
 
 
-def test_dm2_basic_credentials_against_learnt_and_explicit_tables():
+def test_dm2_basic_credentials_against_learnt_tables():
     learnt = ServerState(dm2_authorities=learn_authorities("dm2"))
-    assert learnt.check_basic(_basic("TCU1:oem-secret"), server_id="oem", dev_id="IMEI:1") == "TCU1"
+    assert learnt.authenticate(_basic("TCU1:oem-secret"), server_id="oem", dev_id="IMEI:1").user == "TCU1"
     assert learnt.dm2_secrets[("oem", "IMEI:1")] == SecretPair("oem-secret", "")
-    assert learnt.check_basic(_basic("TCU1:fleet-secret"), server_id="oem") is None  # another authority's
-    assert learnt.check_basic(_basic(":oem-secret"), server_id="oem") is None  # no user
-    assert learnt.check_basic(None, server_id="oem") == ""  # no credentials: let in (hand-made requests)
+    assert learnt.authenticate(_basic("TCU1:fleet-secret"), server_id="oem", dev_id="IMEI:1").user is None
+    assert learnt.authenticate(_basic(":oem-secret"), server_id="oem", dev_id="IMEI:2").user is None  # no user
+    assert learnt.authenticate(None, server_id="oem", dev_id="IMEI:1").user is None  # no credentials: refused
+    assert learnt.authenticate(_basic("TCU1:oem-secret"), server_id="nobody", dev_id="IMEI:1").user is None
     assert learnt.dm2_authority("nobody") is None
-    explicit = ServerState(dm2_credentials={"u": "p"}, dm2_authorities=learn_authorities("dm2"))
-    assert explicit.check_basic(_basic("u:p")) == "u"
-    assert explicit.check_basic(_basic("TCU1:oem-secret"), server_id="oem") is None
-    assert explicit.check_basic(None) is None
     with pytest.raises(UnknownAuthorityError):
         learnt.notify("IMEI:1", server_id="nobody")
 
