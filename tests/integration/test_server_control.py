@@ -15,6 +15,7 @@ import pytest
 
 from emulator.errors import EmulatorError
 from emulator.protocol.dm2.notification import parse_notification
+from emulator.server.access import admin_headers
 from emulator.server.app import start_server
 from emulator.server.control import ServerControl
 from emulator.server.dm2 import demo_script, script_for
@@ -98,10 +99,11 @@ def test_faults_are_added_all_or_none():
 def test_the_admin_api_answers_with_what_the_control_surface_says():
     async def main():
         server = await start_server(ServerState(push_wait_s=0.2))
+        server.state.device_addresses.add("127.0.0.1")  # as if a device had authenticated from loopback
         base = server.url + "/admin"
         out = {}
         try:
-            async with aiohttp.ClientSession() as http:
+            async with aiohttp.ClientSession(headers=admin_headers(server.state.admin_token)) as http:
                 for name, method, url, body in (
                     ("push", "POST", f"{base}/notify/IMEI:1?req_mos=1", b""),
                     ("dm12 push", "POST", f"{base}/notify/IMEI:1?protocol=dm12", b""),
