@@ -52,10 +52,6 @@ def run(args: argparse.Namespace) -> int:
     def ready(url: str, state: ServerState) -> None:
         print(f"reference DM server on {url}", flush=True)
         print(f"  DM 2.0: {url}/dm2   DM 1.2: {url}/dm12   web pages: {url}/ui/   (Ctrl+C stops)", flush=True)
-        if getattr(args, "admin_token", None) or os.environ.get(ADMIN_TOKEN_ENV):
-            print("  admin API: /admin/... with Authorization: Bearer <the admin token you gave>", flush=True)
-        else:
-            print(f"  admin API: /admin/... with Authorization: Bearer {state.admin_token}", flush=True)
         for fault in faults:
             when = (f"its next {fault.sessions} notification(s)" if fault.kind in NOTIFICATION_KINDS
                     else f"answer {fault.message} of its next {fault.sessions} session(s)")
@@ -65,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"  TLS: devices trust the CA file {ca} (account node Ext/TLS/CAFile)"
                   + ("; client certificates from that CA required" if args.require_client_cert else ""),
                   flush=True)
+        if getattr(args, "admin_token", None) or os.environ.get(ADMIN_TOKEN_ENV):
+            print("  admin API: /admin/... with Authorization: Bearer <the admin token you gave>", flush=True)
+        else:
+            print(f"  admin API: /admin/... with Authorization: Bearer {state.admin_token}", flush=True)
 
     async def main() -> None:
         stop = asyncio.Event()
