@@ -25,6 +25,7 @@ from typing import Any
 
 from emulator.device.identity import IdentityError, IdentitySpec
 from emulator.errors import EmulatorError, FileFormatError
+from emulator.mo.accounts import AUTH_SCHEMES_DM1, AUTH_SCHEMES_DM2, SERVER_AUTH_POLICIES, UI_RESUME_STYLES
 from emulator.tree import uri as uri_mod
 from emulator.tree.ddf import FORMATS, NodeDesc, load_builtin
 from emulator.util.tomlcheck import KeyPath, TomlChecker, read_toml, type_name
@@ -36,7 +37,7 @@ BEARER_TYPES = (
     "LTE", "LTE-M", "5GNR", "UMTS", "GSM", "WiFi", "Ethernet", "DSL", "Fiber", "NBIoT", "Satellite", "Bluetooth",
 )  # fmt: skip
 ENV_KINDS = ("host", "guest", "container")
-AUTH_SCHEMES = ("basic", "md5", "hmac", "none")
+AUTH_SCHEMES = ("basic", "md5", "hmac", "digest", "none")
 ENCODINGS = ("xml", "wbxml")
 TREE_STYLES = ("oma", "windows")
 PLACEHOLDERS = frozenset({"server", "dev_id", "serial", "index", "imei", "mac", "uuid"})
@@ -95,6 +96,8 @@ class AccountSpec:
     perms: tuple[str, ...] = ()
     acl_scope: tuple[str, ...] = ()
     priority: int = 0
+    server_auth: str = "dm"  # DM 1.x: how the server proves itself (dm, transport, none)
+    ui_resume: str = "held"  # DM 2.0: after a SHOW, the server holds its answer, or the client resumes
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,7 +379,7 @@ class _ProfileReader(TomlChecker):
             path,
             (
                 "server_id", "name", "server_uri", "protocol", "auth", "client_user", "client_secret",
-                "server_secret", "nonce", "perms", "acl_scope", "priority",
+                "server_secret", "nonce", "perms", "acl_scope", "priority", "server_auth", "ui_resume",
             ),  # fmt: skip
             required=("server_id", "protocol"),
         )
@@ -398,7 +401,17 @@ class _ProfileReader(TomlChecker):
             perms=self.strings(d, path, "perms"),
             acl_scope=self.strings(d, path, "acl_scope"),
             priority=self.value(d, path, "priority", int, 0),
+            server_auth=self.value(d, path, "server_auth", str, "dm", choices=SERVER_AUTH_POLICIES),
+            ui_resume=self.value(d, path, "ui_resume", str, "held", choices=UI_RESUME_STYLES),
         )
+        if "server_auth" in d and protocol != "dm12":
+            raise self.fail((*path, "server_auth"), "server_auth applies to dm12 accounts (a DM 2.0 server is "
+                                                    "authenticated by TLS only)")
+        if "ui_resume" in d and protocol != "dm2":
+            raise self.fail((*path, "ui_resume"), "ui_resume applies to dm2 accounts (DM 2.0 SHOW)")
+        allowed = AUTH_SCHEMES_DM2 if protocol == "dm2" else AUTH_SCHEMES_DM1
+        if auth not in allowed:
+            raise self.fail((*path, "auth"), f"{protocol} accounts take auth {', '.join(allowed)}, not {auth!r}")
         if auth != "none" and not spec.client_secret:
             raise self.fail(path, f"auth {auth!r} needs a client_secret")
         if spec.nonce:

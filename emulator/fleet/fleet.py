@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from emulator.transport.listener import NotificationListener
     from emulator.transport.push import PushPoller
 
+SERVER_AUTH_NONE_WARNING = ("server authentication is OFF for this account (server-auth none): any server, or "
+                            "anyone in between, can pose as the DM server")
 BEARER_RETRIES = 1
 """Sessions run again after a bearer switch cut one of their requests (DM-HLF-008)."""
 
@@ -193,6 +195,8 @@ class Fleet:
             tls = TlsConfig.for_account(account)
             if tls.warning:
                 self.bus.publish(AlertRaised(dev.id, "tls", tls.warning))
+            if protocol == "dm12" and (engine_options.get("server_auth") or account.server_auth) == "none":
+                self.bus.publish(AlertRaised(dev.id, "server-auth", SERVER_AUTH_NONE_WARNING))
             ctx = SessionContext(
                 device_id=dev.id, session_id=self.new_session_id(), protocol=protocol, server=account.server_id,
                 bus=self.bus, transport=link, tls=tls, shaping=dev.shaping, bearer=dev.bearer,  # type: ignore[arg-type]

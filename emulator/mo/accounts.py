@@ -19,6 +19,18 @@ DM1_ROOT = "./DMAcc"
 DM2_ROOT = "./DM2/DMAcc"
 AUTH_TYPES = {"basic": "BASIC", "md5": "DIGEST", "hmac": "HMAC", "none": "TRANSPORT"}
 AUTH_SCHEMES = {v: k for k, v in AUTH_TYPES.items()}
+AUTH_SCHEMES_DM1 = tuple(AUTH_TYPES)
+AUTH_SCHEMES_DM2 = ("basic", "digest", "none")
+"""What the DM 2.0 client can send (HTTP Basic, HTTP Digest, or nothing but its TLS client
+certificate); md5/hmac are DM 1.x SyncML schemes."""
+SERVER_AUTH_POLICIES = ("dm", "transport", "none")
+"""How a DM 1.x server must prove itself (PROTOCOL.md 2.9: at the DM layer or the transport):
+``dm`` DM-layer credentials as the account's scheme asks; ``transport`` a verified TLS server
+certificate is enough (DM-layer credentials, if sent, are still checked); ``none`` accepted
+unauthenticated, raised as a warning like TLS verification off."""
+UI_RESUME_STYLES = ("held", "client")
+"""DM 2.0, after a SHOW's page flow: the server holds its answer to the Package#3 (PROTOCOL.md 1.19
+item 5), or the client resumes the session itself once the page ends (seeds/004 B.3)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +41,7 @@ class Account:
     protocol: str  # dm12 or dm2
     server_uri: str
     name: str = ""
-    auth: str = "md5"  # basic, md5, hmac, none
+    auth: str = "md5"  # basic, md5, hmac, none (DM 2.0: basic, digest, none)
     client_user: str = ""
     client_secret: str = ""
     client_nonce: bytes = b""  # the nonce the server gave us, for our next credentials
@@ -49,6 +61,8 @@ class Account:
     client_cert: str = ""
     client_key: str = ""
     client_cert_password: str = field(default="", repr=False)
+    server_auth: str = "dm"  # SERVER_AUTH_POLICIES, from <account>/Ext/ServerAuth
+    ui_resume: str = "held"  # UI_RESUME_STYLES, from <account>/Ext/UIResume (DM 2.0)
 
 
 def decode_nonce(value: str | bytes | None) -> bytes:
@@ -137,8 +151,16 @@ def _read_dm1(tree: Tree, base: str) -> Account:
         server_nonce=decode_nonce(tree.value(f"{base}/AppAuth/SRVCRED/AAuthData")),
         priority=int(_text(tree, f"{base}/Ext/Priority") or 0),
         path=base,
+        server_auth=_choice(_text(tree, f"{base}/Ext/ServerAuth"), SERVER_AUTH_POLICIES),
         **_read_tls(tree, base),  # type: ignore[arg-type]
     )
+
+
+def _choice(value: str, allowed: tuple[str, ...]) -> str:
+    """A setting read from the tree; an empty or unknown value (a server may Replace anything) is the
+    safe default, the first of ``allowed``."""
+    value = value.strip().lower()
+    return value if value in allowed else allowed[0]
 
 
 def _read_dm2(tree: Tree, base: str) -> Account:
@@ -158,6 +180,7 @@ def _read_dm2(tree: Tree, base: str) -> Account:
         noti_data=decode_nonce(tree.value(f"{base}/Auth/Noti/Data")),
         priority=int(_text(tree, f"{base}/Ext/Priority") or 0),
         path=base,
+        ui_resume=_choice(_text(tree, f"{base}/Ext/UIResume"), UI_RESUME_STYLES),
         **_read_tls(tree, base),  # type: ignore[arg-type]
     )
 
@@ -175,10 +198,6 @@ def store_nonces(tree: Tree, account: Account, *, client_nonce: bytes | None = N
                       type="application/octet-stream")
 
 
-AUTH_SCHEMES_DM2 = ("basic", "none")
-"""What the DM 2.0 client can send (HTTP Basic or nothing, relying on TLS); md5/hmac are DM 1.x only."""
-
-
 def configure_account(
     tree: Tree,
     account: Account,
@@ -194,6 +213,8 @@ def configure_account(
     client_cert: str | None = None,
     client_key: str | None = None,
     client_cert_password: str | None = None,
+    server_auth: str | None = None,
+    ui_resume: str | None = None,
 ) -> Account:
     """Point an account at another server, writing only the settings given; returns it read back.
 
@@ -208,9 +229,14 @@ def configure_account(
     if server_uri is not None:
         _check_server_uri(server_uri)
     if auth is not None:
-        allowed = AUTH_SCHEMES_DM2 if account.protocol == "dm2" else tuple(AUTH_TYPES)
+        allowed = AUTH_SCHEMES_DM2 if account.protocol == "dm2" else AUTH_SCHEMES_DM1
         if auth not in allowed:
             raise UnsupportedError(f"{account.protocol} accounts take auth {' or '.join(allowed)}, not {auth!r}")
+    if server_auth is not None and (account.protocol != "dm12" or server_auth not in SERVER_AUTH_POLICIES):
+        raise UnsupportedError(f"server authentication {server_auth!r}: dm12 accounts take "
+                               f"{', '.join(SERVER_AUTH_POLICIES)}; a DM 2.0 server is authenticated by TLS")
+    if ui_resume is not None and (account.protocol != "dm2" or ui_resume not in UI_RESUME_STYLES):
+        raise UnsupportedError(f"UI resumption {ui_resume!r}: dm2 accounts take {', '.join(UI_RESUME_STYLES)}")
     if server_id is not None:
         server_id = server_id.strip()
         if not server_id or any(ch in server_id for ch in "&+="):
@@ -231,6 +257,8 @@ def configure_account(
                 _put(tree, f"{base}/{leaf}", value)
         if server_id is not None and server_id != account.server_id:
             _move_grants(tree, account.server_id, server_id)
+        _put(tree, f"{base}/Ext/ServerAuth", server_auth)
+        _put(tree, f"{base}/Ext/UIResume", ui_resume)
         store_tls(tree, account, ca_file=ca_file, verify=verify, client_cert=client_cert, client_key=client_key,
                   client_cert_password=client_cert_password)
     return _read_dm1(tree, base) if account.protocol == "dm12" else _read_dm2(tree, base)

@@ -236,6 +236,8 @@ def _dm1_account(tree: Tree, desc: NodeDesc, acc: AccountSpec) -> None:
     ext = desc.child("Ext")
     _interior(tree, ext, f"{base}/Ext")
     _leaf(tree, None, f"{base}/Ext/Priority", acc.priority)
+    if acc.server_auth != "dm":
+        _leaf(tree, None, f"{base}/Ext/ServerAuth", acc.server_auth)
 
 
 def _dm2_account(tree: Tree, desc: NodeDesc, acc: AccountSpec) -> None:
@@ -263,6 +265,8 @@ def _dm2_account(tree: Tree, desc: NodeDesc, acc: AccountSpec) -> None:
     _leaf(tree, None, f"{base}/Ext/HTTPAuth/Type", acc.auth)
     _leaf(tree, None, f"{base}/Ext/HTTPAuth/Name", acc.client_user)
     _leaf(tree, None, f"{base}/Ext/HTTPAuth/Secret", acc.client_secret)
+    if acc.ui_resume != "held":
+        _leaf(tree, None, f"{base}/Ext/UIResume", acc.ui_resume)
 
 
 def device_tree(profile: Profile, index: int, *, server: str) -> tuple[Identity, Tree]:

@@ -273,6 +273,16 @@ class Dm12Session:
         if hdr.msg_id in self.seen:
             raise DecodeError(f"MsgID {hdr.msg_id} repeated in session {self.session_id}")
         self.seen.add(hdr.msg_id)
+        refusal = codes.version_refusal(hdr.ver_dtd, hdr.ver_proto)
+        if refusal is not None:  # nothing of it is read or run: 505/513 on the SyncHdr, 215 for the rest
+            self.outcome = f"failed: {refusal[1]}"
+            self.events.append(self.outcome)
+            lead: list[Command] = [Status(cmd_id="0", msg_ref=hdr.msg_id, cmd_ref="0", cmd="SyncHdr",
+                                          code=refusal[0], target_refs=[hdr.target] if hdr.target else [],
+                                          source_refs=[hdr.source] if hdr.source else [])]
+            lead.extend(self._status(c, codes.NOT_EXECUTED) for c in msg.commands
+                        if not isinstance(c, Status | Results))
+            return self._message(lead, final=True)
         if hdr.max_msg_size:
             self.client_max_msg = hdr.max_msg_size
         if hdr.max_obj_size:

@@ -18,6 +18,12 @@ Authentication policy (DM-HLF-015, both sides authenticated; [P] where the spec 
   [P]; with `none` nothing is checked. A server that fails gets 401 (407 when it sent nothing) with
   our Chal and a fresh NextNonce on the SyncHdr Status and on every command, none of which runs; after
   MAX_AUTH_RETRIES such replies the session fails.
+- The account's server authentication policy (`server_auth`, PROTOCOL.md 2.9: a peer is
+  authenticated at the DM layer *or* the transport) relaxes the above for a server that sends no
+  DM-layer credentials at all: `dm` (default) as above; `transport` lets it through when the message
+  came over HTTPS with the certificate verified; `none` always (the driver raises a warning).
+  Credentials a server does send are checked under every policy. The device's own scheme is
+  independent of the policy. A session that fails for missing server credentials names the option.
 - Nonces: a NextNonce from the server is used at once for our next credentials, but kept as the
   account's nonce (`client_nonce`) only once the server has authenticated itself. A NextNonce we
   issue (`server_nonce`) is what the server must use next; it is issued on every successful md5
@@ -38,7 +44,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from emulator.errors import EmulatorError, SessionError
-from emulator.mo.accounts import Account, store_nonces
+from emulator.mo.accounts import SERVER_AUTH_POLICIES, Account, store_nonces
 from emulator.protocol.actions import (
     Action,
     AskUser,
@@ -133,6 +139,8 @@ class SyncMLClient:
         resync: bool = False,
         trust_server: bool = False,
         nonce_factory: Callable[[], bytes] | None = None,
+        server_auth: str | None = None,
+        strict: bool = False,
     ) -> None:
         self.tree = tree
         self.account = account
@@ -151,6 +159,11 @@ class SyncMLClient:
         # session state
         self._scheme = "none" if trust_server else account.auth
         self._server_scheme = self._scheme  # what the server must prove itself with; never switches
+        self.server_auth = server_auth or account.server_auth  # dm, transport, none (run --server-auth)
+        if self.server_auth not in SERVER_AUTH_POLICIES:
+            raise SessionError(f"server authentication {self.server_auth!r} is not one of "
+                               f"{', '.join(SERVER_AUTH_POLICIES)}", status=codes.BAD_REQUEST)
+        self._posted_url = account.server_uri  # where the message being answered went
         self._url = account.server_uri
         self._target = account.server_uri
         self._msg_id = 0
@@ -311,6 +324,7 @@ class SyncMLClient:
             counts[cmd.name] = counts.get(cmd.name, 0) + 1
         text = ", ".join(f"{n} {name}" for name, n in counts.items())
         self._sent_server_nonce = self.server_nonce
+        self._posted_url = self._url
         self._actions.append(SendMessage(self._url, body, content_type(wbxml=self.wbxml), headers,
                                          f"{summary + ': ' if summary else ''}MsgID {header.msg_id}: {text}"
                                          f"{', Final' if final else ''}"))
@@ -350,6 +364,10 @@ class SyncMLClient:
             self._end("failed", f"server repeated MsgID {hdr.msg_id} in session {self.session_id}")
             return
         self._seen.add(hdr.msg_id)
+        refusal = codes.version_refusal(hdr.ver_dtd, hdr.ver_proto)
+        if refusal is not None:
+            self._refuse_version(msg, *refusal)
+            return
         if hdr.resp_uri:
             self._url = hdr.resp_uri
         if hdr.max_msg_size:
@@ -391,8 +409,9 @@ class SyncMLClient:
         if code in (codes.INVALID_CREDENTIALS, codes.MISSING_CREDENTIALS):
             self._server_failures += 1
             if self._server_failures > MAX_AUTH_RETRIES:
+                advice = self._server_auth_advice() if code == codes.MISSING_CREDENTIALS else ""
                 self._end("failed", f"the server {self.account.server_id!r} did not authenticate itself "
-                                    f"({codes.status_name(code).lower()}, {self._server_failures} times)",
+                                    f"({codes.status_name(code).lower()}, {self._server_failures} times){advice}",
                           status=code)
                 return
             for cmd in ops:
@@ -407,6 +426,25 @@ class SyncMLClient:
         self.executor.msg_ref = hdr.msg_id
         self._running = self.executor.run(ops, hdr.msg_id, final=msg.final)
         self._advance(None)
+
+    def _refuse_version(self, msg: Message, code: int, why: str) -> None:
+        """A message in a SyncML/DM version we do not speak: 505/513 on its SyncHdr, 215 for each of its
+        commands (none runs), Final, and the session ends: there is no common language to go on in."""
+        hdr = msg.header
+        if hdr.resp_uri:
+            self._url = hdr.resp_uri
+        self._lead = [Status(cmd_id="0", msg_ref=hdr.msg_id, cmd_ref="0", cmd="SyncHdr", code=code,
+                             target_refs=[hdr.target] if hdr.target else [],
+                             source_refs=[hdr.source] if hdr.source else [])]
+        self.executor.msg_ref = hdr.msg_id
+        self._outbox.clear()
+        for cmd in msg.commands:
+            if not isinstance(cmd, Status | Results):
+                self._outbox.extend(self.executor.not_executed(cmd))
+        self._server_final = True
+        self._flush(summary=f"refused: {code}")
+        self._end("failed", f"the server's message is in a version the device does not speak: {why}; "
+                            f"answered {code} ({codes.status_name(code)}) and ran nothing", status=code)
 
     def _retry_package1(self, status: Status) -> None:
         if self._auth_retries >= MAX_AUTH_RETRIES:
@@ -435,6 +473,9 @@ class SyncMLClient:
         acc = self.account
         user, secret = acc.server_user or acc.server_id, acc.server_secret
         scheme = self._server_scheme
+        if self._trusted_without_dm(msg, result):
+            self._server_ok = True
+            return codes.OK, None
         expected = auth.nonce_candidates(auth.encode_nonce(self._server_nonce))
         if self._server_ok and self._prev_server_nonce is not None:  # a Cred repeated after our 212
             expected += auth.nonce_candidates(auth.encode_nonce(self._prev_server_nonce))
@@ -471,6 +512,35 @@ class SyncMLClient:
             return codes.INVALID_CREDENTIALS, Chal(type=codes.AUTH_BASIC, format="b64")
         self._server_ok = True
         return codes.OK, None
+
+    @property
+    def transport_verified(self) -> bool:
+        """The last message came over HTTPS with the server's certificate checked (the transport
+        refuses the connection otherwise), so TLS authenticated the server (PROTOCOL.md 2.9)."""
+        return self._posted_url.lower().startswith("https://") and self.account.verify
+
+    def _trusted_without_dm(self, msg: Message, result: HttpResult) -> bool:
+        """The account's policy lets a server that sends no DM-layer credentials through.
+
+        `transport`: when TLS verified it; `none`: always. Credentials it does send are still
+        checked (a wrong one is a wrong one), so this only answers for a server that sent none.
+        """
+        if self.server_auth == "dm" or (self.server_auth == "transport" and not self.transport_verified):
+            return False
+        if self._server_scheme == "hmac":
+            return _header_value(result.headers, auth.HMAC_HEADER) is None
+        return msg.header.cred is None
+
+    def _server_auth_advice(self) -> str:
+        """What to change when a server never authenticates itself: the policy, by its option names."""
+        if self.server_auth == "transport" and not self.transport_verified:
+            why = (f"server authentication 'transport' needs a verified TLS connection, but {self._posted_url} is "
+                   + ("plain HTTP" if not self._posted_url.lower().startswith("https://")
+                      else "HTTPS with certificate verification off"))
+            return f"; {why} (use https:// with a trusted certificate, or --server-auth none)"
+        return ("; if the server relies on TLS instead of DM-layer credentials, set its server authentication "
+                "to 'transport' (or 'none'): run --server-auth, profile account key server_auth, or the "
+                "window's server dialog")
 
     def _issue_chal(self, kind: str) -> Chal:
         nonce = self._new_nonce()

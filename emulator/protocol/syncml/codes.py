@@ -93,6 +93,8 @@ COMMAND_NOT_IMPLEMENTED: Final = 501
 PROCESSING_ERROR: Final = 506
 ATOMIC_FAILED: Final = 507
 DATA_STORE_FAILURE: Final = 510
+DTD_VERSION_NOT_SUPPORTED: Final = 505
+PROTOCOL_VERSION_NOT_SUPPORTED: Final = 513
 ATOMIC_ROLLBACK_FAILED: Final = 516
 ATOMIC_RESPONSE_TOO_LARGE: Final = 517
 
@@ -186,3 +188,26 @@ def is_success(code: int) -> bool:
 
 def alert_name(code: int) -> str:
     return ALERT_NAMES.get(code, f"ALERT {code}")
+
+
+# --- versions (PROTOCOL.md 2.3, 2.12) -------------------------------------------------------------
+VER_DTDS: Final = ("1.1", "1.2")
+"""SyncHdr VerDTD values both sides accept (DM 1.3 still uses the SyncML 1.2 DTD)."""
+VER_PROTOS: Final = ("DM/1.1", "DM/1.2", "DM/1.3")
+"""SyncHdr VerProto values both sides accept."""
+
+
+def version_refusal(ver_dtd: str, ver_proto: str) -> tuple[int, str] | None:
+    """(505 or 513, why) when a SyncHdr names a version we do not speak, None when it is one we do.
+
+    An absent value is tolerated (a peer that leaves it out still means SyncML DM); a present one
+    must be known, because its commands could mean something else (RepPro 10: 505 for VerDTD, 513
+    for VerProto). The DTD is checked first: without it, VerProto cannot even be read reliably.
+    """
+    if ver_dtd and ver_dtd.strip() not in VER_DTDS:
+        return (DTD_VERSION_NOT_SUPPORTED,
+                f"VerDTD {ver_dtd.strip()!r} is not supported (only {' and '.join(VER_DTDS)})")
+    if ver_proto and ver_proto.strip() not in VER_PROTOS:
+        return (PROTOCOL_VERSION_NOT_SUPPORTED,
+                f"VerProto {ver_proto.strip()!r} is not supported (only {', '.join(VER_PROTOS)})")
+    return None

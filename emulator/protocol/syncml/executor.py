@@ -57,6 +57,7 @@ from emulator.protocol.syncml.commands import (
     Status,
     Unknown,
 )
+from emulator.protocol.syncml.message import chr_text
 from emulator.protocol.syncml.packer import data_size
 from emulator.tree import Tree
 from emulator.tree.query import run_query
@@ -404,7 +405,7 @@ class Executor:
                 return codes.SIZE_MISMATCH
             return codes.CHUNK_ACCEPTED
         self._chunk = None
-        whole = _join(chunk.parts)
+        whole = chr_text(_join(chunk.parts), chunk.meta.format)
         if chunk.declared is not None and chunk.declared != data_size(whole):
             decoded = None
             if (chunk.meta.format or "").lower() == "b64":

@@ -248,20 +248,36 @@ def _data_value(el: etree._Element) -> str | bytes:
     return "".join(parts).strip()
 
 
-def _parse_item(el: etree._Element) -> Item:
+def chr_text(data: str | bytes | None, fmt: str | None) -> str | bytes | None:
+    """Data in Format ``chr`` as text: WBXML may carry it as OPAQUE bytes (libwbxml, some servers),
+    and the same value must not read ``b'test model'`` there and ``test model`` in XML.
+
+    The one place both sides decode it (the device's executor and the reference server read parsed
+    messages). Bytes that are not UTF-8 stay bytes: the value is kept, nothing is lost or guessed.
+    Other formats (bin, b64, absent) are left alone.
+    """
+    if isinstance(data, bytes) and (fmt or "").strip().lower() == "chr":
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            return data
+    return data
+
+
+def _parse_item(el: etree._Element, cmd_meta: Meta | None = None) -> Item:
     k = _index(el)
     data_el = k.get("Data")
-    return Item(
-        target=_loc_uri(k, "Target"),
-        source=_loc_uri(k, "Source"),
-        meta=_parse_meta(k.get("Meta")),
-        data=None if data_el is None else _data_value(data_el),
-        more_data="MoreData" in k,
-    )
+    meta = _parse_meta(k.get("Meta"))
+    data = None if data_el is None else _data_value(data_el)
+    more = "MoreData" in k
+    if isinstance(data, bytes) and not more:  # a chunk may end inside a character: joined chunks are decoded
+        data = chr_text(data, (meta.format if meta is not None else None)
+                        or (cmd_meta.format if cmd_meta is not None else None))
+    return Item(target=_loc_uri(k, "Target"), source=_loc_uri(k, "Source"), meta=meta, data=data, more_data=more)
 
 
-def _items(el: etree._Element) -> list[Item]:
-    return [_parse_item(child) for child in _find_all(el, "Item")]
+def _items(el: etree._Element, cmd_meta: Meta | None = None) -> list[Item]:
+    return [_parse_item(child, cmd_meta) for child in _find_all(el, "Item")]
 
 
 def _required(el: etree._Element, k: _Index, name: str) -> str:
@@ -286,11 +302,12 @@ _Parser = Callable[[etree._Element, _Index, str], Command]
 
 def _item_command(cls: type[_ItemCommand]) -> _Parser:
     def parse(el: etree._Element, k: _Index, cmd_id: str) -> Command:
+        meta = _parse_meta(k.get("Meta"))
         cmd = cls(
             cmd_id=cmd_id,
             no_resp="NoResp" in k,
-            meta=_parse_meta(k.get("Meta")),
-            items=_items(el),
+            meta=meta,
+            items=_items(el, meta),
         )
         if isinstance(cmd, Exec):
             cmd.correlator = _text(k.get("Correlator"))
@@ -349,14 +366,15 @@ def _parse_status(el: etree._Element, k: _Index, cmd_id: str) -> Command:
 
 
 def _parse_results(el: etree._Element, k: _Index, cmd_id: str) -> Command:
+    meta = _parse_meta(k.get("Meta"))
     return Results(
         cmd_id=cmd_id,
         msg_ref=_text(k.get("MsgRef")),
         cmd_ref=_required(el, k, "CmdRef"),
-        meta=_parse_meta(k.get("Meta")),
+        meta=meta,
         target_refs=_refs(el, "TargetRef") if "TargetRef" in k else [],
         source_refs=_refs(el, "SourceRef") if "SourceRef" in k else [],
-        items=_items(el),
+        items=_items(el, meta),
     )
 
 
