@@ -127,6 +127,19 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="scenario file (TOML; or the name of one in assets/scenarios/): devices, timeline, expectations",
     )
+    p.add_argument(
+        "--server-auth",
+        choices=("dm", "transport", "none"),
+        help="how a DM 1.x server must prove itself, for every account (default: each account's own, "
+        "profile key server_auth, else dm): dm = DM-layer credentials; transport = a verified TLS "
+        "certificate is enough; none = accepted unauthenticated (warned)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="a server's protocol deviations (reused CmdIDs, Status children out of order, 212 where 200 "
+        "is due ...) fail the session instead of being reported as warnings",
+    )
     p.add_argument("--report", metavar="FILE.json", help="write a JSON report of the run to this file")
     p.add_argument(
         "--junit",

@@ -46,6 +46,7 @@ class SessionEnded(Event):
     outcome: str  # completed, failed, aborted, cut off
     detail: str = ""
     bearer: str = ""
+    warnings: tuple[str, ...] = ()  # the server's protocol deviations the device tolerated
 
 
 @dataclass(frozen=True, slots=True)

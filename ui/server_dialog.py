@@ -47,7 +47,13 @@ from emulator.device.virtual import VirtualDevice
 from emulator.errors import EmulatorError
 from emulator.events import AlertRaised, Event, SessionStarted
 from emulator.fleet.fleet import Fleet
-from emulator.mo.accounts import AUTH_SCHEMES_DM2, AUTH_TYPES, Account, configure_account
+from emulator.mo.accounts import (
+    AUTH_SCHEMES_DM2,
+    AUTH_TYPES,
+    SERVER_AUTH_POLICIES,
+    Account,
+    configure_account,
+)
 from emulator.server.control import ServerControl
 from emulator.transport.http import TlsConfig
 from ui.progress import ChunkedJob
@@ -75,6 +81,7 @@ class AccountChanges:
     client_user: str | None = None
     client_secret: str | None = None
     server_secret: str | None = None
+    server_auth: str | None = None  # DM 1.x only: how the server proves itself
 
 
 @dataclass(slots=True)
@@ -133,6 +140,7 @@ def apply_to_device(dev: VirtualDevice, changes: ServerChanges) -> list[str]:
         kw["client_user"] = _fill(kw["client_user"], values)
         if protocol == "dm2":
             kw.pop("server_secret")
+            kw.pop("server_auth")
         try:
             configure_account(dev.tree, accounts[0], **kw)
         except EmulatorError as exc:
@@ -300,7 +308,7 @@ class AccountForm(QGroupBox):
         self.auth = QComboBox()
         schemes = list(AUTH_TYPES) if protocol == "dm12" else list(AUTH_SCHEMES_DM2)
         self.auth.addItems(schemes)
-        self.auth.setToolTip("md5 and hmac are DM 1.x schemes; DM 2.0 sends HTTP Basic or nothing")
+        self.auth.setToolTip("md5 and hmac are DM 1.x schemes; DM 2.0 sends HTTP Basic, HTTP Digest or nothing")
         self.user = QLineEdit()
         self.user.setToolTip(f"Client user name; {PLACEHOLDER_HELP}")
         self.secret = QLineEdit(echoMode=QLineEdit.EchoMode.Password, placeholderText="(unchanged)")
@@ -311,10 +319,21 @@ class AccountForm(QGroupBox):
         form.addRow("Client user", self.user)
         form.addRow("Client secret", self.secret)
         self.server_secret: QLineEdit | None = None
+        self.server_auth: QComboBox | None = None
         if protocol == "dm12":
             self.server_secret = QLineEdit(echoMode=QLineEdit.EchoMode.Password, placeholderText="(unchanged)")
             self.server_secret.setToolTip("What the server proves itself with (SRVCRED)")
             form.addRow("Server secret", self.server_secret)
+            self.server_auth = QComboBox()
+            self.server_auth.addItems(list(SERVER_AUTH_POLICIES))
+            self.server_auth.setToolTip("How the server must prove itself: dm = DM-layer credentials (the server "
+                                        "secret); transport = a verified TLS certificate is enough; none = "
+                                        "accepted unauthenticated (shown as a warning)")
+            form.addRow("Server authentication", self.server_auth)
+            policy_now = _shared([a.server_auth for a in accounts])
+            if not policy_now:
+                self.server_auth.insertItem(0, KEEP)
+            self.server_auth.setCurrentText(policy_now or KEEP)
         # pre-fill with the values every sampled device shares
         auth_now = _shared([a.auth for a in accounts])
         if not auth_now:
@@ -329,8 +348,11 @@ class AccountForm(QGroupBox):
         self._initial = self._values()
 
     def _values(self) -> dict[str, str]:
-        return {"server_uri": self.url.currentText().strip(), "server_id": self.server_id.text().strip(),
-                "auth": self.auth.currentText(), "client_user": self.user.text()}
+        values = {"server_uri": self.url.currentText().strip(), "server_id": self.server_id.text().strip(),
+                  "auth": self.auth.currentText(), "client_user": self.user.text()}
+        if self.server_auth is not None:
+            values["server_auth"] = self.server_auth.currentText()
+        return values
 
     def changes(self) -> AccountChanges | None:
         if not self.isChecked():

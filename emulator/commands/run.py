@@ -34,8 +34,20 @@ def build_scenario(args: argparse.Namespace) -> Scenario:
     return default_scenario(args.profile, args.count, args.protocol)
 
 
-async def run_scenario(scenario: Scenario, server: str, *, progress: bool = True) -> RunResult:
-    return await ScenarioRunner(scenario, server, progress=_progress if progress else None).run()
+async def run_scenario(scenario: Scenario, server: str, *, progress: bool = True,
+                       session_options: dict[str, object] | None = None) -> RunResult:
+    return await ScenarioRunner(scenario, server, progress=_progress if progress else None,
+                                session_options=session_options).run()
+
+
+def session_options(args: argparse.Namespace) -> dict[str, object]:
+    """What the command line sets for every session, over the profiles' and the scenario's settings."""
+    out: dict[str, object] = {}
+    if getattr(args, "server_auth", None):
+        out["server_auth"] = args.server_auth
+    if getattr(args, "strict", False):
+        out["strict"] = True
+    return out
 
 
 def _progress(runner: ScenarioRunner, elapsed: float) -> None:
@@ -56,9 +68,13 @@ def write_junit(result: RunResult, path: str) -> None:
     name = report["scenario"]
     suite = ET.Element("testsuite", name=f"dm-emulator {name}", time=str(report["duration_s"]))
     props = ET.SubElement(suite, "properties")
-    for key in ("server", "devices", "sessions_started", "sessions_completed", "sessions_failed"):
+    for key in ("server", "devices", "sessions_started", "sessions_completed", "sessions_failed",
+                "sessions_with_warnings"):
         ET.SubElement(props, "property", name=key, value=str(report[key]))
+    for who, text in server_warnings(report)[:MAX_LISTED]:
+        ET.SubElement(props, "property", name="server_warning", value=f"{who}: {text}")
     cases: list[tuple[str, str, str | None, float]] = []  # classname, name, failure, time
+    warned: dict[str, list[str]] = {}  # per-device test case -> its sessions' warnings
     if result.scenario.expectations:
         where = result.scenario.source
         for e in report["expectations"]:
@@ -72,31 +88,57 @@ def write_junit(result: RunResult, path: str) -> None:
             bad = [f"{r['outcome']}: {r['detail']}" for r in runs if r["outcome"] != "completed"]
             cases.append((f"{name}.{runs[0]['protocol']}", dev_id, "; ".join(bad) or None,
                           sum(r["duration_s"] for r in runs)))
+            warned[dev_id] = [w for r in runs for w in r.get("warnings", ())]
     for i, p in enumerate(report["problems"], 1):
         cases.append((f"{name}.problem", f"problem {i}", p, 0.0))
     suite.set("tests", str(len(cases)))
     suite.set("failures", str(sum(1 for c in cases if c[2] is not None)))
     for classname, label, failure, took in cases:
         case = ET.SubElement(suite, "testcase", classname=classname, name=label, time=f"{took:.3f}")
+        if warned.get(label):
+            case_props = ET.SubElement(case, "properties")
+            for text in warned[label][:MAX_LISTED]:
+                ET.SubElement(case_props, "property", name="server_warning", value=text)
         if failure is not None:
             ET.SubElement(case, "failure", message=failure).text = failure
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 
 
+MAX_LISTED = 20
+"""Failed sessions and server warnings listed one by one on stderr and in JUnit; the rest are counted."""
+
+
+def server_warnings(report: dict) -> list[tuple[str, str]]:
+    """(device, warning) of every session, in session order."""
+    return [(r["device"], w) for r in report["results"] for w in r.get("warnings", ())]
+
+
+def latency_text(report: dict) -> str:
+    """', latency p50 .. ms / p95 .. / p99 ..' when sessions completed; nothing otherwise."""
+    if "latency_p50_ms" not in report:
+        return ", no session completed: no latency"
+    return (f", latency p50 {report['latency_p50_ms']} ms / p95 {report['latency_p95_ms']} ms / "
+            f"p99 {report['latency_p99_ms']} ms")
+
+
 def print_summary(result: RunResult) -> None:
     report = result.report()
+    warnings = server_warnings(report)
+    for who, text in warnings[:MAX_LISTED]:
+        print(f"  warning: {who}: {text}", file=sys.stderr)
+    if len(warnings) > MAX_LISTED:
+        print(f"  ... and {len(warnings) - MAX_LISTED} more server warnings (see --report)", file=sys.stderr)
     failed = [r for r in report["results"] if r["outcome"] != "completed"]
-    for r in failed[:20]:
+    for r in failed[:MAX_LISTED]:
         print(f"  {r['device']}: {r['outcome']}: {r['detail']}", file=sys.stderr)
-    if len(failed) > 20:
-        print(f"  ... and {len(failed) - 20} more sessions that did not complete", file=sys.stderr)
+    if len(failed) > MAX_LISTED:
+        print(f"  ... and {len(failed) - MAX_LISTED} more sessions that did not complete", file=sys.stderr)
     for p in report["problems"]:
         print(f"  problem: {p}", file=sys.stderr)
     print(f"{report['scenario']}: {report['sessions_completed']}/{report['sessions_started']} sessions completed, "
           f"{report['sessions_failed']} failed, {report['devices']} devices ({report['protocol']}) against "
           f"{report['server']} in {report['duration_s']} s ({report['sessions_per_s']} sessions/s, "
-          f"{report['messages']} messages, latency p50 {report['latency_p50_ms']} ms / "
-          f"p95 {report['latency_p95_ms']} ms / p99 {report['latency_p99_ms']} ms)")
+          f"{report['messages']} messages" + latency_text(report) + ")")
     where = result.scenario.source
     for e in report["expectations"]:
         mark = "ok  " if e["passed"] else "FAIL"
@@ -106,7 +148,7 @@ def print_summary(result: RunResult) -> None:
 
 def run(args: argparse.Namespace) -> int:
     scenario = build_scenario(args)
-    result = asyncio.run(run_scenario(scenario, args.server))
+    result = asyncio.run(run_scenario(scenario, args.server, session_options=session_options(args)))
     print_summary(result)
     if args.report:
         Path(args.report).write_text(json.dumps(result.report(), indent=2))

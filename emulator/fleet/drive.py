@@ -99,7 +99,8 @@ async def drive(engine: Engine, ctx: SessionContext, ui: UiHandler, *, reason: s
         done = SessionDone("failed", f"internal error: {type(exc).__name__}: {exc}")
     finally:
         done = done or SessionDone("failed", "engine stopped without ending the session")
-        bus.publish(SessionEnded(ctx.device_id, ctx.session_id, done.outcome, done.detail, ctx.bearer))
+        bus.publish(SessionEnded(ctx.device_id, ctx.session_id, done.outcome, done.detail, ctx.bearer,
+                                 done.warnings))
     return done
 
 

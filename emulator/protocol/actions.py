@@ -87,6 +87,7 @@ class SessionDone:
     outcome: str
     detail: str = ""
     status: int | None = None
+    warnings: tuple[str, ...] = ()  # the server's tolerated protocol deviations (DM 1.2: syncml/quirks.py)
 
 
 Action = SendMessage | HttpRequest | AskUser | OpenBrowser | SessionDone

@@ -28,6 +28,7 @@ from typing import Any
 
 from emulator.device.profile import PROTOCOLS, Profile, find_profile
 from emulator.errors import EmulatorError, FileFormatError
+from emulator.mo.accounts import SERVER_AUTH_POLICIES
 from emulator.mo.build import template_tree
 from emulator.protocol.dm2.clienturi import parse_client_uri
 from emulator.tree import uri as uri_mod
@@ -62,6 +63,20 @@ class DeviceGroup:
     first_index: int
     protocol: str
     line: int | None = None
+    server_auth: str | None = None  # DM 1.x server authentication policy over the accounts' own
+    strict: bool = False  # server deviations fail the session instead of warning
+    server: str | None = None  # the account (ServerID) the group's sessions go to; None: routed
+
+    def session_options(self, protocol: str) -> dict[str, object]:
+        """Engine options the group's settings give a session of ``protocol``."""
+        out: dict[str, object] = {}
+        if self.server is not None:
+            out["server_id"] = self.server
+        if protocol == "dm12" and self.server_auth is not None:
+            out["server_auth"] = self.server_auth
+        if protocol == "dm12" and self.strict:
+            out["strict"] = True
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,7 +395,8 @@ class _ScenarioReader(TomlChecker):
         )
 
     def group(self, data: Any, path: KeyPath) -> DeviceGroup:
-        d = self.keys(data, path, ("name", "profile", "count", "first_index", "protocol"), required=("profile",))
+        d = self.keys(data, path, ("name", "profile", "count", "first_index", "protocol", "server_auth", "strict",
+                                   "server"), required=("profile",))
         name = self.value(d, path, "name", str, None)
         if name is None:
             name = d["profile"] if isinstance(d["profile"], str) else ""
@@ -403,7 +419,17 @@ class _ScenarioReader(TomlChecker):
         if first is None:  # on from the last group of the same profile
             first = max((g.first_index + g.count for g in self.groups.values() if g.profile.name == prof.name),
                         default=0)
-        g = DeviceGroup(name, prof, count, first, protocol, self.line(path))
+        server = self.value(d, path, "server", str, None)
+        if server is not None and not any(a.server_id == server and a.protocol == protocol for a in prof.accounts):
+            known = ", ".join(a.server_id for a in prof.accounts if a.protocol == protocol) or "none"
+            raise self.fail((*path, "server"), f"profile {prof.name} has no {protocol} account {server!r} "
+                                               f"(it has: {known})")
+        server_auth = self.value(d, path, "server_auth", str, None, choices=SERVER_AUTH_POLICIES)
+        strict = self.value(d, path, "strict", bool, False)
+        if (server_auth is not None or strict) and protocol != "dm12":
+            raise self.fail((*path, "server_auth" if server_auth is not None else "strict"),
+                            "server_auth and strict apply to dm12 groups (DM 1.x sessions)")
+        g = DeviceGroup(name, prof, count, first, protocol, self.line(path), server_auth, strict, server)
         self.groups[name] = g
         return g
 

@@ -16,7 +16,7 @@ import os
 import random
 import ssl
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -243,7 +243,7 @@ class HttpTransport:
                                       allow_redirects=False) as response:
                 content = await response.read()
                 status = response.status
-                answer_headers = {k.lower(): v for k, v in response.headers.items()}
+                answer_headers = _joined(response.headers)
         except (TimeoutError, aiohttp.ServerTimeoutError):
             return HttpResult(0, error=f"{method} {url}: no answer within {self._read_timeout:g} s")
         except Exception as exc:  # aiohttp, bare ssl and socket errors: a session must never raise
@@ -273,6 +273,16 @@ class HttpTransport:
         clients, self._clients = self._clients, {}
         for client in clients.values():
             await client.close()
+
+
+def _joined(headers: Mapping[str, str] | aiohttp.typedefs.LooseHeaders) -> dict[str, str]:
+    """Headers by lower-case name; repeated ones (several ``WWW-Authenticate`` challenges) joined
+    with ", " as RFC 9110 5.3 allows, the way httpx does for the Locust transport."""
+    out: dict[str, str] = {}
+    for key, value in headers.items():  # type: ignore[union-attr]
+        name = key.lower()
+        out[name] = f"{out[name]}, {value}" if name in out else value
+    return out
 
 
 def _origin(url: str) -> str:

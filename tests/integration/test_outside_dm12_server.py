@@ -96,3 +96,65 @@ def test_transport_policy_with_verification_off_is_not_enough(tmp_path):
     done, _, _, _ = _session(tmp_path, tls=True, server_auth="transport", configure=insecure)
     assert done.outcome == "failed"
     assert "verification off" in done.detail
+
+
+# --- server quirks: tolerated, reported per session, fatal in strict mode ----------------------------
+
+QUIRKY = Quirks(reuse_cmd_ids=True, status_disorder=True, auth_code_later=212)
+
+
+def test_quirks_are_tolerated_and_each_reported_once_as_a_session_warning(tmp_path):
+    done, events, _, outside = _session(tmp_path, server_auth="none", quirks=QUIRKY)
+    assert done.outcome == "completed", done.detail
+    assert "./DevInfo/Mod" in outside.results  # tolerated: the session did its work
+    (ended,) = [e for e in events if isinstance(e, SessionEnded)]
+    assert ended.warnings == done.warnings
+    text = "\n".join(done.warnings)
+    assert "CmdID reused" in text and "Status children out of DTD order" in text
+    assert "212 where 200 is due (our MsgID 2 carried no credentials)" in text
+    assert len(done.warnings) == 3  # each kind once, however often it happened
+    assert any("more time" in w for w in done.warnings if "out of DTD order" in w)
+
+
+def test_a_well_behaved_server_gives_no_warnings(tmp_path):
+    done, _, _, _ = _session(tmp_path, server_auth="none")
+    assert done.outcome == "completed" and done.warnings == ()
+
+
+def test_strict_mode_fails_the_session_at_the_first_deviation(tmp_path):
+    done, _, _, outside = _session(tmp_path, server_auth="none", quirks=Quirks(reuse_cmd_ids=True), strict=True)
+    assert done.outcome == "failed"
+    assert "strict mode" in done.detail and "CmdID reused" in done.detail
+    assert not outside.results  # the Get of the deviating message did not run
+
+
+def test_run_report_junit_and_summary_carry_the_warnings(tmp_path, capsys):
+    from emulator.commands.run import print_summary, write_junit
+    from emulator.scenarios.model import default_scenario
+    from emulator.scenarios.runner import ScenarioRunner
+
+    outside = OutsideDm12(QUIRKY)
+
+    async def main():
+        runner, url = await serve(outside)
+        try:
+            return await ScenarioRunner(default_scenario("smartphone", 2, "dm12"), url,
+                                        session_options={"server_auth": "none"}).run()
+        finally:
+            await runner.cleanup()
+
+    result = asyncio.run(main())
+    report = result.report()
+    assert report["sessions_completed"] == 2 and report["sessions_with_warnings"] == 2
+    assert all(any("CmdID reused" in w for w in r["warnings"]) for r in report["results"])
+    junit = tmp_path / "run.xml"
+    write_junit(result, str(junit))
+    from xml.etree import ElementTree as ET
+
+    suite = ET.parse(junit).getroot()
+    assert suite.find("properties/property[@name='sessions_with_warnings']").get("value") == "2"
+    case = suite.find("testcase")
+    assert any("CmdID reused" in p.get("value") for p in case.findall("properties/property[@name='server_warning']"))
+    assert case.find("failure") is None  # warnings do not fail a run unless --strict
+    print_summary(result)
+    assert "warning: " in capsys.readouterr().err

@@ -29,10 +29,12 @@ def test_dialog_writes_only_what_changed_into_the_chosen_devices(window, qtbot):
     assert dialog.only_selected.isChecked()
     # shared values are shown; the per-device user names are not (writing one would clobber the rest)
     assert dm12.url.currentText() == "http://127.0.0.1:9/dm12" and dm12.user.text() == ""
-    assert [dm2.auth.itemText(i) for i in range(dm2.auth.count())] == ["basic", "none"]
+    assert [dm2.auth.itemText(i) for i in range(dm2.auth.count())] == ["basic", "digest", "none"]
+    assert dm2.server_auth is None and dm12.server_auth.currentText() == "dm"
     assert not dialog.warning.isVisible()
     dm12.url.setCurrentText("https://dm.example.com/oma")
     dm12.auth.setCurrentText("hmac")
+    dm12.server_auth.setCurrentText("transport")
     dm12.user.setText("{dev_id}-x")
     dm12.secret.setText("s3cret")
     dm2.setChecked(False)
@@ -48,6 +50,7 @@ def test_dialog_writes_only_what_changed_into_the_chosen_devices(window, qtbot):
         acc = dev.account(protocol="dm12")
         assert (acc.server_uri, acc.auth, acc.client_user, acc.client_secret) == (
             "https://dm.example.com/oma", "hmac", f"{dev_id}-x", "s3cret")
+        assert acc.server_auth == "transport"
         assert TlsConfig.for_account(acc).verify is False and acc.ca_file == "/etc/dm-ca.pem"
         assert dev.account(protocol="dm2").server_uri == "http://127.0.0.1:9/dm2"  # DM 2.0 left alone
         assert dev.account(protocol="dm2").verify

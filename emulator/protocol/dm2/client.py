@@ -23,8 +23,10 @@ Choices where the public text leaves room (all [P], see PROTOCOL 1.19):
 - SHOW: status 200 and an ``OpenBrowser(wait=False)``; 500 when the device has no browser. The
   engine goes straight on (1.18); the server holds its answer (1.19 item 5). An empty Package#2
   gets an empty Package#3 at once; ``max_empty_rounds`` of them in a row end the session.
-- HTTP credentials (Basic, from the account) go to the session URL and to ServerURIs of the same
-  origin only, never to a third-party repository.
+- HTTP credentials (Basic or Digest, from the account) go to the session URL and to ServerURIs of
+  the same origin only, never to a third-party repository. Digest (RFC 7616, :mod:`digest`): the
+  first request goes without, a 401 challenge is answered by sending the same message again, and
+  later requests reuse the nonce with a growing count; MAX_DIGEST_REFUSALS fresh challenges end it.
 - Repository failures are that command's status: no answer or an HTTP error 500, a body that is
   not MO serialization 415, too large 413; the tree is left as it was. HTTP 4xx/5xx (or no answer)
   on the session itself ends it (1.3) with the server's words in the detail.
@@ -55,6 +57,7 @@ from emulator.protocol.actions import (
     UserAnswer,
 )
 from emulator.protocol.dm2 import jsonsafe, media
+from emulator.protocol.dm2.digest import DigestClient
 from emulator.protocol.dm2.executor import (
     Actor,
     check_perm,
@@ -107,6 +110,9 @@ from emulator.protocol.dm2.subscriptions import Subscription, Subscriptions, sub
 from emulator.tree import Tree
 from emulator.tree.ddf import MODescription
 
+MAX_DIGEST_REFUSALS = 2
+"""401s with a fresh (not stale) Digest challenge a session answers before it gives up."""
+
 ALERT_EXEC_RESULT = "urn:oma:at:dm:2.0:ExecResult"
 """Project alert type for the asynchronous result of an EXEC with a ServerURI [P]."""
 
@@ -154,6 +160,8 @@ class DM2Client:
         server_uri: str | None = None,
         max_empty_rounds: int = 240,
         describe_mo: Callable[[str], MODescription | None] | None = None,
+        cnonce_factory: Callable[[], str] | None = None,
+        ui_resume: str | None = None,
     ) -> None:
         session_alert = SESSION_ALERTS.get(alert_type, alert_type)
         if session_alert not in SESSION_ALERTS.values():
@@ -183,6 +191,13 @@ class DM2Client:
         self.commands_run = 0
         self.server_accept: str | None = None
         self._auth = basic_auth(account)
+        self._digest: DigestClient | None = None
+        if account.auth == "digest" and account.client_user:
+            self._digest = DigestClient(account.client_user, account.client_secret)
+            if cnonce_factory is not None:
+                self._digest.cnonce_factory = cnonce_factory
+        self._digest_refusals = 0
+        self._last_sent: SendMessage | None = None
         if self._auth and ":" in account.client_user:
             self.notes.append(f"HTTP Basic user-id {account.client_user!r} contains ':', which RFC 7617 forbids; "
                               "a server splitting at the first ':' reads another user")
@@ -237,6 +252,8 @@ class DM2Client:
         if result.status == 0:
             self._finish("failed", f"no answer to {where}: {result.error or 'connection failed'}")
             return
+        if result.status == 401 and self._answer_challenge(result):
+            return
         if not 200 <= result.status < 300:
             text = _snippet(result.body)
             self._finish("failed", f"server answered HTTP {result.status} to {where}" + (f": {text}" if text else ""),
@@ -280,11 +297,43 @@ class DM2Client:
 
     # ------------------------------------------------------------------ packages
 
-    def _headers(self, url: str | None = None) -> dict[str, str]:
+    def _headers(self, url: str | None = None, method: str = "GET", *, digest: bool = True) -> dict[str, str]:
+        """OMADM-DevID, and the account's credentials for the session's origin only. Digest answers are
+        one-use (their nonce count grows): ``digest=False`` for headers kept for later (SUB pushes)."""
         headers = {media.HEADER_DEVID: self.dev_id}
-        if self._auth and (url is None or _origin(url) == self._origin):
+        if url is not None and _origin(url) != self._origin:
+            return headers
+        if self._auth:
             headers["Authorization"] = self._auth
+        elif self._digest is not None and digest:
+            value = self._digest.authorization(method, _request_uri(url or self.url))
+            if value is not None:
+                headers["Authorization"] = value
         return headers
+
+    def _session_post(self, body: bytes, content_type: str, summary: str) -> SendMessage:
+        message = SendMessage(url=self.url, body=body, content_type=content_type,
+                              headers={**self._headers(self.url, "POST"), "Accept": media.REQUEST}, summary=summary)
+        self._last_sent = message
+        return message
+
+    def _answer_challenge(self, result: HttpResult) -> bool:
+        """A 401 on a session message, with a Digest challenge we can answer: the same message goes
+        again with credentials (True). A stale nonce renews freely; a real refusal counts, and after
+        MAX_DIGEST_REFUSALS the 401 ends the session like any HTTP error."""
+        if self._digest is None or self._last_sent is None:
+            return False
+        challenge = self._digest.take(_header(result.headers, "www-authenticate") or "")
+        if challenge is None:
+            return False
+        if not challenge.stale:
+            self._digest_refusals += 1
+            if self._digest_refusals > MAX_DIGEST_REFUSALS:
+                return False
+        last = self._last_sent
+        self._ready = self._session_post(last.body, last.content_type, last.summary + " (Digest)")
+        self._awaiting_message = True
+        return True
 
     def _package1(self) -> SendMessage:
         if not self.url:
@@ -297,25 +346,16 @@ class DM2Client:
         mos = supported_mos(self.tree, self.actor, self.account.perms) if self.req_mos else []
         body = encode_initiation(Initiation(mos, [first, *self.extra_alerts]))
         kind = self.session_alert.rsplit(":", 1)[-1]
-        return SendMessage(
-            url=self.url,
-            body=body,
-            content_type=media.INITIATION,
-            headers={**self._headers(), "Accept": media.REQUEST},
-            summary=f"Package#1 {kind}" + (f" +{len(self.extra_alerts)} alerts" if self.extra_alerts else ""),
+        return self._session_post(
+            body, media.INITIATION,
+            f"Package#1 {kind}" + (f" +{len(self.extra_alerts)} alerts" if self.extra_alerts else ""),
         )
 
     def _package3(self) -> SendMessage:
         statuses, self._statuses = self._statuses, []
         self._awaiting_message = True
         codes = ",".join(str(s.sc) for s in statuses)
-        return SendMessage(
-            url=self.url,
-            body=encode_response(Response(statuses)),
-            content_type=media.RESPONSE,
-            headers={**self._headers(), "Accept": media.REQUEST},
-            summary=f"Package#3 [{codes}]",
-        )
+        return self._session_post(encode_response(Response(statuses)), media.RESPONSE, f"Package#3 [{codes}]")
 
     def _finish(self, outcome: str, detail: str, *, status: int | None = None) -> SessionDone:
         self._done = SessionDone(outcome, detail, status)
@@ -473,7 +513,7 @@ class DM2Client:
 
         def make(ctype: str) -> HttpRequest:
             return HttpRequest(self._new_id(method.lower()), method, url, body,
-                               headers={**self._headers(url), "Content-Type": ctype})
+                               headers={**self._headers(url, method), "Content-Type": ctype})
 
         def sent(result: HttpResult) -> StatusEntry | HttpRequest:
             if 200 <= result.status < 300:
@@ -509,7 +549,7 @@ class DM2Client:
             self.tree.get(t.path, by=self.actor.server_id)  # SUB is a read: needs Get (1.9)
         self.subscriptions.add(Subscription(
             server_id=self.actor.server_id, perms=self.actor.perms, client_uri=text, server_uri=url,
-            watched=tuple(t.path for t in targets), headers=self._headers(url),
+            watched=tuple(t.path for t in targets), headers=self._headers(url, digest=False),
             content_type=self._push_type(),
         ))
         self._statuses.append(StatusEntry(200, uri=[t.client_uri for t in targets]))
@@ -573,6 +613,12 @@ def check_notification(
 
 
 # --- helpers --------------------------------------------------------------------------------------
+
+
+def _request_uri(url: str) -> str:
+    """The request-target a Digest ``uri`` names: path and query of the URL."""
+    parts = urlsplit(url)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
 def basic_auth(account: Account) -> str | None:

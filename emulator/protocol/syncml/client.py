@@ -69,7 +69,7 @@ from emulator.protocol.syncml.commands import (
     SyncHdr,
 )
 from emulator.protocol.syncml.executor import Executor, Run
-from emulator.protocol.syncml.message import build_message, content_type, parse_message
+from emulator.protocol.syncml.message import build_message, content_type, parse_message, walk
 from emulator.protocol.syncml.notification import (
     RESYNC_NONCE,
     Notification,
@@ -77,6 +77,7 @@ from emulator.protocol.syncml.notification import (
     verify_with_resync,
 )
 from emulator.protocol.syncml.packer import pack
+from emulator.protocol.syncml.quirks import Deviations
 from emulator.tree import Tree
 
 DEVINFO_URIS = ("./DevInfo/DevId", "./DevInfo/Man", "./DevInfo/Mod", "./DevInfo/DmV", "./DevInfo/Lang")
@@ -164,6 +165,11 @@ class SyncMLClient:
             raise SessionError(f"server authentication {self.server_auth!r} is not one of "
                                f"{', '.join(SERVER_AUTH_POLICIES)}", status=codes.BAD_REQUEST)
         self._posted_url = account.server_uri  # where the message being answered went
+        self.strict = strict  # a server deviation ends the session instead of being a warning
+        self.deviations = Deviations()
+        self._server_msgs = 0
+        self._cred_msgs: set[str] = set()  # our MsgIDs that carried credentials
+        self._results_sent: set[tuple[str, str]] = set()
         self._url = account.server_uri
         self._target = account.server_uri
         self._msg_id = 0
@@ -317,8 +323,12 @@ class SyncMLClient:
             acc = self.account
             headers[auth.HMAC_HEADER] = auth.hmac_header(acc.client_user, acc.client_secret, self._cred_nonce, body)
         for cmd in commands:
-            if not isinstance(cmd, Status | Results):
+            if isinstance(cmd, Results):
+                self._results_sent.add((header.msg_id, cmd.cmd_id))
+            elif not isinstance(cmd, Status):
                 self.sent[(header.msg_id, cmd.cmd_id)] = cmd.name
+        if header.cred is not None or auth.HMAC_HEADER in headers:
+            self._cred_msgs.add(header.msg_id)
         counts: dict[str, int] = {}
         for cmd in commands:
             counts[cmd.name] = counts.get(cmd.name, 0) + 1
@@ -367,6 +377,11 @@ class SyncMLClient:
         refusal = codes.version_refusal(hdr.ver_dtd, hdr.ver_proto)
         if refusal is not None:
             self._refuse_version(msg, *refusal)
+            return
+        fresh = self._note_deviations(msg)
+        if fresh and self.strict:
+            self._end("failed", f"strict mode: the server deviates from the protocol: {'; '.join(fresh)}",
+                      status=codes.BAD_REQUEST)
             return
         if hdr.resp_uri:
             self._url = hdr.resp_uri
@@ -426,6 +441,46 @@ class SyncMLClient:
         self.executor.msg_ref = hdr.msg_id
         self._running = self.executor.run(ops, hdr.msg_id, final=msg.final)
         self._advance(None)
+
+    def _note_deviations(self, msg: Message) -> list[str]:
+        """Record what the server did against the protocol but harmlessly (see quirks.py); the texts."""
+        hdr = msg.header
+        found = list(msg.deviations)
+        self._server_msgs += 1
+        if hdr.msg_id != str(self._server_msgs):
+            found.append(("msgid-sequence", f"server MsgID {hdr.msg_id} where {self._server_msgs} was due"))
+        if not hdr.ver_dtd or not hdr.ver_proto:
+            found.append(("no-version", "SyncHdr without " + " and ".join(
+                n for n, v in (("VerDTD", hdr.ver_dtd), ("VerProto", hdr.ver_proto)) if not v)))
+        ids: dict[str, int] = {}
+        for cmd in walk(msg.commands):
+            if cmd.cmd_id:
+                ids[cmd.cmd_id] = ids.get(cmd.cmd_id, 0) + 1
+        reused = {k: n for k, n in ids.items() if n > 1}
+        if reused:
+            found.append(("cmdid-reused", f"CmdID reused in server MsgID {hdr.msg_id}: "
+                                          + ", ".join(f"{k} {n} times" for k, n in reused.items())))
+        header_status = False
+        for cmd in msg.commands:
+            if not isinstance(cmd, Status):
+                continue
+            ref = (cmd.msg_ref or "", cmd.cmd_ref)
+            if cmd.cmd_ref == "0":
+                header_status = True
+                if cmd.code == codes.AUTH_ACCEPTED and (self._scheme == "hmac" or ref[0] not in self._cred_msgs):
+                    why = "auth-MAC wants 200 on every message" if self._scheme == "hmac" else \
+                        f"our MsgID {ref[0]} carried no credentials"
+                    found.append(("auth-212", f"SyncHdr status 212 where 200 is due ({why})"))
+            elif ref in self._results_sent:
+                if cmd.code == codes.OK:
+                    found.append(("results-status", f"Status 200 for our Results (MsgID {ref[0]}, CmdID {ref[1]}): "
+                                                    "not sent for a Results whose status would be 200"))
+            elif ref not in self.sent:
+                found.append(("status-unknown-ref", f"Status for MsgID {ref[0] or '?'} CmdID {ref[1]}, "
+                                                    "a command the device never sent"))
+        if not header_status and self._msg_id:
+            found.append(("no-header-status", f"server MsgID {hdr.msg_id} has no Status for our SyncHdr"))
+        return [text for kind, text in found if self.deviations.add(kind, text)]
 
     def _refuse_version(self, msg: Message, code: int, why: str) -> None:
         """A message in a SyncML/DM version we do not speak: 505/513 on its SyncHdr, 215 for each of its
@@ -577,5 +632,5 @@ class SyncMLClient:
         if running is not None:
             running.close()  # an open Atomic rolls back
         self._waiting = None
-        self.outcome = SessionDone(outcome, detail, status)
+        self.outcome = SessionDone(outcome, detail, status, self.deviations.texts())
         self._actions.append(self.outcome)

@@ -204,3 +204,4 @@ class Message:
     header: SyncHdr
     commands: list[Command] = field(default_factory=list)
     final: bool = False
+    deviations: list[tuple[str, str]] = field(default_factory=list)  # (kind, text) the parser tolerated

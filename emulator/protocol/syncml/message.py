@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from lxml import etree
 
 from emulator.errors import DecodeError, EmulatorError, TooLargeError, UnsupportedError
-from emulator.protocol.syncml import codes
+from emulator.protocol.syncml import codes, quirks
 from emulator.protocol.syncml.commands import (
     Add,
     Alert,
@@ -456,13 +456,23 @@ def message_from_element(root: etree._Element) -> Message:
         raise DecodeError("SyncML message without SyncBody")
     header = _parse_header(hdr_el)
     commands: list[Command] = []
+    deviations: list[tuple[str, str]] = []
     final = False
+    if quirks.out_of_order([_local(c) for c in _kids(hdr_el)], quirks.HEADER_ORDER):
+        deviations.append(("header-order", "SyncHdr children out of DTD order: "
+                                           + ", ".join(_local(c) for c in _kids(hdr_el))))
     for child in _kids(body_el):
-        if _local(child) == "Final":
+        name = _local(child)
+        if name == "Final":
             final = True
-        else:
-            commands.append(_parse_command(child))
-    return Message(header=header, commands=commands, final=final)
+            continue
+        commands.append(_parse_command(child))
+        if name == "Status":
+            names = [_local(c) for c in _kids(child)]
+            if quirks.out_of_order(names, quirks.STATUS_ORDER):
+                deviations.append(("status-order", f"Status children out of DTD order ({', '.join(names)}; "
+                                                   f"the DTD wants {', '.join(quirks.STATUS_ORDER[:4])}, ... Data, Item)"))
+    return Message(header=header, commands=commands, final=final, deviations=deviations)
 
 
 # ---------------------------------------------------------------------------------------- building
