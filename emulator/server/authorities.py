@@ -62,6 +62,12 @@ class UserRule:
     pair: SecretPair
     identity: IdentitySpec | None = None
     dev_id: str = ""
+    # an account added for one DevId may say more (None: as the authority does)
+    client_auth: str | None = None  # the scheme the client authenticates with
+    server_auth: str | None = None  # the scheme the server proves itself with (DM 1.2)
+    server_name: str | None = None  # the user name in the server's credentials (default: the ServerID)
+    client_nonce: bytes | None = None  # the nonce the client holds for its first Cred
+    server_nonce: bytes | None = None  # the nonce the client expects in the server's first Cred
 
     def for_device(self, dev_id: str) -> tuple[str, SecretPair] | None:
         """(user, pair) this rule gives ``dev_id``; None when the rule cannot tell (another device,
@@ -107,6 +113,10 @@ class Authority:
         found = [hit for r in (explicit or self.users) if (hit := r.for_device(dev_id)) is not None]
         return list(dict.fromkeys(found)) or None
 
+    def account_for(self, dev_id: str) -> UserRule | None:
+        """The account added for exactly this DevId (``--accounts``), if any."""
+        return next((r for r in self.users if r.dev_id and r.dev_id == dev_id), None)
+
     @property
     def default_scheme(self) -> str:
         return self.schemes[0] if self.schemes else "none"
@@ -122,6 +132,9 @@ class Authority:
         likely = [p.filled(values) for prefix, p in self.owners if prefix and dev_id.startswith(prefix)]
         for pair in reversed(likely):
             pairs = [pair, *(p for p in pairs if p != pair)]
+        own = self.account_for(dev_id) if dev_id else None
+        if own is not None:
+            pairs = [own.pair, *(p for p in pairs if p != own.pair)]
         if first is not None:
             pairs = [first, *(p for p in pairs if p != first)]
         return pairs

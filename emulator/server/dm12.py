@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import copy
 import secrets
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +72,9 @@ from emulator.server.state import ServerState
 ROUTE = "/dm12"
 SCHEME_TYPES = {"basic": codes.AUTH_BASIC, "md5": codes.AUTH_MD5, "hmac": codes.AUTH_MAC}
 FACTORY_NONCE = b"\x00\x00\x00\x00"  # the demo profiles' AAuthData "AAAAAA=="
+AUTH_FAILED = "failed: client did not authenticate"
+FAILED_SESSIONS_KEPT = 65536
+"""Sessions (ServerID, SessionID, DevId) remembered as failed authentication, so none restarts."""
 
 Step = Callable[["Dm12Session"], list[Command]]
 
@@ -226,18 +229,32 @@ class Dm12Session:
         self.authority = authority or server.authority()
         self.server_id = self.authority.server_id
         self.source = source  # our SyncHdr Source: the URL the device addressed
+        # an account added for this very DevId (--accounts) says both schemes and the server's name
+        self.account = self.authority.account_for(dev_id)
         self.nonces = server.device_auth(self.server_id, dev_id)
-        self.scheme = self.authority.scheme_for(scheme or self.nonces.scheme)
+        if self.account is not None and self.account.client_auth:
+            self.scheme = self.account.client_auth
+        else:
+            self.scheme = self.authority.scheme_for(scheme or self.nonces.scheme)
         self.nonces.scheme = self.scheme
+        self.server_scheme = (self.account.server_auth if self.account is not None and self.account.server_auth
+                              else self.scheme)  # how we prove who we are: may differ from the client's
+        self.server_name = (self.account.server_name if self.account is not None and self.account.server_name
+                            else self.server_id)
+        # nonces of this session only: a failed attempt must not change what the device needs next
+        # time (anyone can post bad credentials for a DevId), so challenges live here and the
+        # device's own nonces (self.nonces) move only when it authenticated
+        self.challenge: bytes | None = None
+        self.server_nonce: bytes | None = None  # the latest NextNonce the device gave us (2.9)
         self.steps = list((self.config.script or demo_script)(self.config))
         self.step_index = -1
         self.step_name = "setup"
         self.client_ok = self.scheme == "none"
         self.challenges = 0
-        self.server_accepted = self.scheme in ("none", "hmac")  # hmac signs every message instead of Cred
+        self.server_accepted = self.server_scheme in ("none", "hmac")  # hmac signs every message instead of Cred
         self.server_retries = 0
         self.msg_id = 0
-        self.seen: set[str] = set()
+        self.client_msg_id = 0
         self.sent: dict[tuple[str, str], _Sent] = {}
         self.last_package: list[Command] = []
         self.outbox: deque[Command] = deque()
@@ -269,10 +286,11 @@ class Dm12Session:
     def handle(self, msg: Message, raw: bytes, headers: dict[str, str]) -> Message:
         """Our answer to one client message (`raw` as received, for HMAC)."""
         hdr = msg.header
+        if hdr.msg_id != str(self.client_msg_id + 1):  # 2.3: start at 1, +1 per message
+            raise DecodeError(f"MsgID {hdr.msg_id} does not follow {self.client_msg_id} in session {self.session_id}"
+                              + (" (a session starts at MsgID 1)" if self.client_msg_id == 0 else ""))
+        self.client_msg_id += 1
         self._msg_ref = hdr.msg_id
-        if hdr.msg_id in self.seen:
-            raise DecodeError(f"MsgID {hdr.msg_id} repeated in session {self.session_id}")
-        self.seen.add(hdr.msg_id)
         refusal = codes.version_refusal(hdr.ver_dtd, hdr.ver_proto)
         if refusal is not None:  # nothing of it is read or run: 505/513 on the SyncHdr, 215 for the rest
             self.outcome = f"failed: {refusal[1]}"
@@ -297,17 +315,21 @@ class Dm12Session:
                     self._record(cmd)
             elif isinstance(cmd, Results):
                 self._take_results(cmd)
+        if header_status is not None and header_status.chal is not None and header_status.chal.next_nonce:
+            self.server_nonce = auth.decode_nonce(header_status.chal.next_nonce)  # used even before we trust it
         code, chal = self._check_client(msg, raw, headers)
+        if not codes.is_success(code):
+            self.challenges += 1
+            self.events.append(f"client challenged: {code}")
+            if self.challenges > self.config.max_challenges:
+                self.outcome = AUTH_FAILED
+                self.events.append(self.outcome)
+                chal = None  # the end: no further challenge
         lead: list[Command] = [Status(cmd_id="0", msg_ref=hdr.msg_id, cmd_ref="0", cmd="SyncHdr", code=code,
                                       target_refs=[hdr.target] if hdr.target else [],
                                       source_refs=[hdr.source] if hdr.source else [], chal=chal)]
         if not codes.is_success(code):
-            self.challenges += 1
-            self.events.append(f"client challenged: {code}")
             lead.extend(self._status(c, code) for c in ops)
-            if self.challenges > self.config.max_challenges:
-                self.outcome = "failed: client did not authenticate"
-                self.events.append(self.outcome)
             return self._message(lead, final=True)
         if any(isinstance(c, Alert) and c.code == codes.ALERT_SESSION_ABORT for c in ops):
             self.outcome = "aborted by the device"
@@ -365,14 +387,19 @@ class Dm12Session:
         cred = None
         cfg = self.config
         secret = self.secrets.server
-        if not self.server_accepted and self.scheme == "md5":
+        if not self.server_accepted and self.server_scheme == "md5":
             cred = Cred(type=codes.AUTH_MD5, format="b64",
-                        data=auth.md5_digest(self.server_id, secret, self.nonces.server))
-        elif not self.server_accepted and self.scheme == "basic":
-            cred = Cred(type=codes.AUTH_BASIC, format="b64", data=auth.basic_credential(self.server_id, secret))
+                        data=auth.md5_digest(self.server_name, secret, self.our_nonce))
+        elif not self.server_accepted and self.server_scheme == "basic":
+            cred = Cred(type=codes.AUTH_BASIC, format="b64", data=auth.basic_credential(self.server_name, secret))
         return SyncHdr(session_id=self.session_id, msg_id=str(self.msg_id), target=self.dev_id,
-                       source=self.source, source_name=self.server_id, resp_uri=self.resp_uri, cred=cred,
+                       source=self.source, source_name=self.server_name, resp_uri=self.resp_uri, cred=cred,
                        max_msg_size=cfg.max_msg_size, max_obj_size=cfg.max_obj_size)
+
+    @property
+    def our_nonce(self) -> bytes:
+        """The nonce our Cred/HMAC uses: the latest the device sent in this session, else the stored one."""
+        return self.server_nonce if self.server_nonce is not None else self.nonces.server
 
     @property
     def secrets(self) -> SecretPair:
@@ -383,9 +410,14 @@ class Dm12Session:
 
     # -------------------------------------------------------------------------- authentication
 
-    def _new_nonce(self) -> Chal:
+    def _new_nonce(self, *, authenticated: bool = False) -> Chal:
+        """A Chal with a fresh nonce: the device's next one once it authenticated, else this session's
+        challenge only (see ``self.challenge``)."""
         nonce = secrets.token_bytes(16)
-        self.nonces.client = nonce
+        if authenticated:
+            self.nonces.client = nonce
+        else:
+            self.challenge = nonce
         return Chal(type=SCHEME_TYPES[self.scheme], format="b64", next_nonce=auth.encode_nonce(nonce))
 
     def _check_client(self, msg: Message, raw: bytes, headers: dict[str, str]) -> tuple[int, Chal | None]:
@@ -400,7 +432,7 @@ class Dm12Session:
                 users, lambda user, secret, nonces: auth.verify_hmac(value or "", user, secret, nonces, raw))
             self.client_ok = self.client_ok or ok
             code = codes.OK if ok else (codes.INVALID_CREDENTIALS if value else codes.MISSING_CREDENTIALS)
-            return code, self._new_nonce()
+            return code, self._new_nonce(authenticated=ok)
         if self.client_ok and hdr.cred is None:
             return codes.OK, None
         cred = hdr.cred
@@ -416,7 +448,7 @@ class Dm12Session:
         if not ok:
             return codes.INVALID_CREDENTIALS, self._new_nonce()
         self.client_ok = True
-        return codes.AUTH_ACCEPTED, (self._new_nonce() if scheme == "md5" else None)
+        return codes.AUTH_ACCEPTED, (self._new_nonce(authenticated=True) if scheme == "md5" else None)
 
     def _verify(self, users: list[str], check: Callable[[str, str, list[bytes]], bool], *,
                 nonce_free: bool = False) -> bool:
@@ -426,18 +458,23 @@ class Dm12Session:
         for a fresh one), but a digest made with a nonce the device may hold from the factory still
         tells which pair it has, so our first Cred already carries the right server secret.
         """
-        known = self.nonces.client
-        pairs = self.authority.candidates(self.nonces.secrets, dev_id=self.dev_id)
-        if known is not None or nonce_free:
-            nonces = auth.nonce_candidates(auth.encode_nonce(known)) if known is not None else []
-            pair = _first_match(pairs, users, check, nonces)
+        known = [n for n in (self.challenge, self.nonces.client) if n is not None]
+        expected = self.authority.expected(self.dev_id)
+        if expected is not None:  # the account says which user goes with which pair for this DevId
+            combos = [(user, pair) for user, pair in expected]
+        else:
+            pairs = self.authority.candidates(self.nonces.secrets, dev_id=self.dev_id)
+            combos = [(user, pair) for pair in pairs for user in users]
+        if known or nonce_free:
+            nonces = [c for n in known for c in auth.nonce_candidates(auth.encode_nonce(n))]
+            pair = _first_match(combos, check, nonces)
             if pair is not None:
                 self.nonces.secrets = pair
                 return True
             return False
         if self.nonces.secrets is None:
             factory = [*auth.nonce_candidates(auth.encode_nonce(self.config.factory_nonce)), b""]
-            self.nonces.secrets = _first_match(pairs, users, check, factory)
+            self.nonces.secrets = _first_match(combos, check, factory)
         return False
 
     def _our_auth(self, status: Status | None) -> bool:
@@ -518,15 +555,14 @@ def hmac_value(headers: dict[str, str]) -> str | None:
     return next((v for k, v in headers.items() if k.lower() == auth.HMAC_HEADER), None)
 
 
-def _first_match(pairs: list[SecretPair], users: list[str], check: Callable[[str, str, list[bytes]], bool],
+def _first_match(combos: list[tuple[str, SecretPair]], check: Callable[[str, str, list[bytes]], bool],
                  nonces: list[bytes]) -> SecretPair | None:
-    for pair in pairs:
-        for user in users:
-            try:
-                if check(user, pair.client, nonces):
-                    return pair
-            except EmulatorError:  # a malformed x-syncml-hmac header matches nothing
-                return None
+    for user, pair in combos:
+        try:
+            if check(user, pair.client, nonces):
+                return pair
+        except EmulatorError:  # a malformed x-syncml-hmac header matches nothing
+            return None
     return None
 
 
@@ -541,6 +577,7 @@ class Dm12Server:
         self.state = state or ServerState()
         self.active: dict[tuple[str, str, str], Dm12Session] = {}  # (ServerID, SessionID, DevId)
         self.nonces: dict[tuple[str, str], DeviceNonces] = {}  # (ServerID, DevId)
+        self.failed: OrderedDict[tuple[str, str, str], None] = OrderedDict()  # sessions refused for good
 
     @property
     def sessions(self) -> dict[str, list[Dm12Session]]:
@@ -559,7 +596,12 @@ class Dm12Server:
         key = (server_id, dev_id)
         known = self.nonces.get(key)
         if known is None:
-            known = self.nonces[key] = DeviceNonces(server=self.config.factory_nonce)
+            account = self.config.authority(server_id)
+            rule = account.account_for(dev_id) if account is not None else None
+            known = self.nonces[key] = DeviceNonces(
+                client=rule.client_nonce if rule is not None else None,
+                server=rule.server_nonce if rule is not None and rule.server_nonce is not None
+                else self.config.factory_nonce)
         return known
 
     def handle(self, body: bytes, media_type: str, headers: dict[str, str], *, url: str = "",
@@ -578,11 +620,15 @@ class Dm12Server:
         session = self.active.get(key)
         opens = any(isinstance(c, Alert) and c.code in (codes.ALERT_CLIENT_INITIATED_MGMT,
                                                          codes.ALERT_SERVER_INITIATED_MGMT) for c in msg.commands)
+        if key in self.failed:
+            raise DecodeError(f"session {hdr.session_id!r} of {dev_id!r} ended: the client did not authenticate")
         # a Package 1 (MsgID 1) on an unfinished session: the device gave that session up and starts anew
         restart = opens and session is not None and not session.done and hdr.msg_id == "1"
         if session is None or (session.done and opens) or restart:
             if not opens:
                 raise DecodeError(f"no open session {hdr.session_id!r} for {dev_id!r} and no Alert 1200/1201")
+            if hdr.msg_id != "1":
+                raise DecodeError(f"a session starts at MsgID 1, not {hdr.msg_id} (session {hdr.session_id!r})")
             session = Dm12Session(self, hdr.session_id, dev_id, authority, scheme=presented_scheme(msg, headers),
                                   source=base or _route(authority.server_id, self.config.server_id))
             self.active[key] = session
@@ -596,10 +642,14 @@ class Dm12Server:
         extra: dict[str, str] = {}
         if session.done:
             self.active.pop(key, None)
+            if session.outcome == AUTH_FAILED:  # refused for good: that SessionID opens nothing again
+                self.failed[key] = None
+                while len(self.failed) > FAILED_SESSIONS_KEPT:
+                    self.failed.popitem(last=False)
         out = build_message(reply, wbxml=session.wbxml)
         if session.scheme == "hmac":  # sign the bytes actually sent
-            extra[auth.HMAC_HEADER] = auth.hmac_header(session.server_id, session.secrets.server,
-                                                       session.nonces.server, out)
+            extra[auth.HMAC_HEADER] = auth.hmac_header(session.server_name, session.secrets.server,
+                                                       session.our_nonce, out)
         return Reply(200, out, content_type(wbxml=session.wbxml), extra,
                      authenticated=session.client_ok and session.scheme != "none")
 
@@ -612,7 +662,9 @@ class Dm12Server:
         nonces = self.device_auth(authority.server_id, dev_id)
         pair = nonces.secrets or next(iter(authority.candidates(dev_id=dev_id)), SecretPair("", ""))
         sid = secrets.randbelow(0xFFFF) + 1 if session_id is None else session_id
-        raw = build_notification(authority.server_id, pair.server, nonces.server,
+        rule = authority.account_for(dev_id)
+        name = rule.server_name if rule is not None and rule.server_name else authority.server_id
+        raw = build_notification(name, pair.server, nonces.server,
                                  session_id=sid, version=version, ui_mode=ui_mode)
         return self.state.faults.package0(dev_id, "dm12", raw)  # a fault may spoil it
 

@@ -15,6 +15,10 @@ from emulator.device.virtual import VirtualDevice
 from emulator.protocol.dm2 import media
 from emulator.protocol.dm2.client import basic_auth
 from emulator.protocol.dm2.messages import ALERT_CLIENT_INITIATED, Alert, Initiation, encode_initiation
+from emulator.protocol.syncml import auth, codes
+from emulator.protocol.syncml.commands import Alert as Alert12
+from emulator.protocol.syncml.commands import Cred, Item, Message, Replace, Status, SyncHdr
+from emulator.protocol.syncml.message import build_message, content_type, parse_message
 from emulator.server.app import RunningServer, start_server
 from emulator.server.state import ServerState
 
@@ -56,4 +60,35 @@ async def post(url: str, body: bytes = b"", headers: dict[str, str] | None = Non
                method: str = "POST") -> tuple[int, str, aiohttp.typedefs.LooseHeaders]:
     """One request on a fresh connection: (status, text, headers)."""
     async with aiohttp.ClientSession() as http, http.request(method, url, data=body, headers=headers or {}) as r:
-        return r.status, await r.text(), r.headers
+        return r.status, (await r.read()).decode("utf-8", "replace"), r.headers
+
+
+def dm12_package(dev_id: str, session_id: str, msg_id: int, *, cred: Cred | None = None,
+                 server_status: Status | None = None, target: str = "http://127.0.0.1/dm12",
+                 user: str | None = None) -> bytes:
+    """A hand-made DM 1.2 client message: Package 1 (Alert 1201 + DevInfo), with an optional Status
+    for the server's SyncHdr (``server_status``)."""
+    header = SyncHdr(session_id=session_id, msg_id=str(msg_id), target=target, source=dev_id,
+                     source_name=user or dev_id, cred=cred, max_msg_size=65536)
+    commands: list = [server_status] if server_status is not None else []
+    commands += [Alert12(cmd_id="1", code=codes.ALERT_CLIENT_INITIATED_MGMT),
+                 Replace(cmd_id="2", items=[Item(source="./DevInfo/DevId", data=dev_id)])]
+    return build_message(Message(header=header, commands=commands, final=True), wbxml=False)
+
+
+def dm12_md5(user: str, secret: str, nonce: bytes) -> Cred:
+    return Cred(type=codes.AUTH_MD5, format="b64", data=auth.md5_digest(user, secret, nonce))
+
+
+async def post_dm12(url: str, body: bytes) -> tuple[int, Message | str]:
+    """POST one SyncML XML message: (HTTP status, the parsed answer or the error text)."""
+    async with aiohttp.ClientSession() as http, http.post(url, data=body,
+                                                          headers={"Content-Type": content_type(wbxml=False)}) as r:
+        raw = await r.read()
+        if r.status != 200:
+            return r.status, raw.decode("utf-8", "replace")
+        return r.status, parse_message(raw, r.headers["Content-Type"])
+
+
+def header_status(message: Message) -> Status:
+    return next(c for c in message.commands if isinstance(c, Status) and c.cmd_ref == "0")
