@@ -62,7 +62,14 @@ from emulator.protocol.syncml.commands import (
     Status,
     SyncHdr,
 )
-from emulator.protocol.syncml.message import build_message, content_type, media_kind, parse_message, walk
+from emulator.protocol.syncml.message import (
+    build_message,
+    chr_text,
+    content_type,
+    media_kind,
+    parse_message,
+    walk,
+)
 from emulator.protocol.syncml.notification import build_notification
 from emulator.protocol.syncml.packer import pack
 from emulator.server.access import note_address
@@ -269,6 +276,7 @@ class Dm12Session:
         self.events: list[str] = []
         self.outcome = "running"
         self._result_parts: dict[tuple[str, str], list[str | bytes]] = {}
+        self._result_formats: dict[tuple[str, str], str | None] = {}
         self._msg_ref = "1"
 
     # -------------------------------------------------------------------------- views for tests/logs
@@ -536,14 +544,18 @@ class Dm12Session:
                 continue
             key = (results.cmd_ref, item.source or "")
             parts = self._result_parts.setdefault(key, [])
+            if not parts:  # the first chunk carries the Format
+                self._result_formats[key] = (item.meta or results.meta or Meta()).format
             parts.append(item.data if item.data is not None else "")
             if item.more_data:
                 continue
             del self._result_parts[key]
+            fmt = self._result_formats.pop(key, None)
             if all(isinstance(p, str) for p in parts):
                 self.results[item.source or ""] = "".join(parts)  # type: ignore[arg-type]
-            else:
-                self.results[item.source or ""] = b"".join(p if isinstance(p, bytes) else p.encode() for p in parts)
+            else:  # opaque chunks: chr is text once whole (a chunk may end inside a character)
+                self.results[item.source or ""] = chr_text(
+                    b"".join(p if isinstance(p, bytes) else p.encode() for p in parts), fmt)
 
     @staticmethod
     def _fresh(commands: list[Command]) -> list[Command]:
