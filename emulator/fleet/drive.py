@@ -71,7 +71,7 @@ async def drive(engine: Engine, ctx: SessionContext, ui: UiHandler, *, reason: s
             elif isinstance(action, HttpRequest):
                 result = await ctx.transport.request(
                     action.method, action.url, action.body, action.headers,
-                    tls=ctx.tls, shaping=ctx.shaping, rng=ctx.rng,
+                    tls=ctx.tls, shaping=ctx.shaping, rng=ctx.rng, max_body=action.max_body,
                 )
                 engine.receive_http(action.request_id, result)
             elif isinstance(action, AskUser):
@@ -112,7 +112,7 @@ async def _exchange(ctx: SessionContext, action: SendMessage) -> HttpResult:
     ctx.messages += 1
     result = await ctx.transport.post(
         action.url, action.body, action.content_type, action.headers,
-        tls=ctx.tls, shaping=ctx.shaping, rng=ctx.rng,
+        tls=ctx.tls, shaping=ctx.shaping, rng=ctx.rng, max_body=action.max_body,
     )
     now = time.time()
     if result.status:

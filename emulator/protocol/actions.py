@@ -30,6 +30,7 @@ class SendMessage:
     headers: dict[str, str] = field(default_factory=dict)
     summary: str = ""
     expect_reply: bool = True
+    max_body: int | None = None  # the most the answer may hold (our MaxMsgSize); None: the transport's cap
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,14 +42,16 @@ class HttpRequest:
     url: str
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    max_body: int | None = None  # the most the answer may hold (MaxObjSize); None: the transport's cap
 
 
 @dataclass(frozen=True, slots=True)
 class HttpResult:
-    status: int  # 0 when no response came (connection refused, timeout)
+    status: int  # 0 when no response came (connection refused, timeout, an answer over max_body)
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     error: str = ""
+    too_large: bool = False  # status 0 because the answer passed max_body: the transport stopped reading
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,14 @@ import aiohttp
 
 from emulator.errors import EmulatorError, FileFormatError
 from emulator.protocol.actions import HttpResult
+from emulator.transport.bodies import (
+    ACCEPT_ENCODING,
+    DEFAULT_MAX_BODY,
+    READ_CHUNK,
+    BadEncoding,
+    BodyReader,
+    BodyTooLarge,
+)
 
 if TYPE_CHECKING:
     from emulator.mo.accounts import Account
@@ -181,17 +189,26 @@ class Shaping:
 
 
 NO_SHAPING = Shaping()
+DEFAULT_DEADLINE = 60.0  # seconds for one request, connect to last byte (docs/security.md)
 RTO_MS = 200.0  # TCP's minimum retransmission timeout
 MAX_RETRANSMISSIONS = 5
 
 
 class HttpTransport:
-    """Pooled async HTTP for all devices. ``timeout`` covers a server holding a long-poll answer."""
+    """Pooled async HTTP for all devices. ``timeout`` covers a server holding a long-poll answer.
+
+    ``deadline`` bounds one request from connecting to the last byte of the answer: the read
+    timeout alone restarts with every byte, so a server trickling one byte every few seconds would
+    hold a device for ever. ``max_body`` caps an answer whose request names no limit of its own.
+    """
 
     def __init__(self, *, timeout: float = 60.0, connect_timeout: float = 10.0, max_connections: int = 200,
+                 deadline: float | None = None, max_body: int = DEFAULT_MAX_BODY,
                  sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
         self._sleep = sleep  # shaping delays go through here (tests record them instead of waiting)
         self._read_timeout = timeout
+        self._deadline = deadline if deadline is not None else max(DEFAULT_DEADLINE, timeout)  # long polls
+        self._max_body = max_body
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=timeout)
         self._max_connections = max_connections
         self._clients: dict[TlsConfig, aiohttp.ClientSession] = {}
@@ -202,7 +219,8 @@ class HttpTransport:
         client = self._clients.get(tls)
         if client is None:
             connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=tls.ssl_context())
-            client = aiohttp.ClientSession(connector=connector, timeout=self._timeout, auto_decompress=True)
+            # bodies are unpacked by BodyReader under the request's limit, never by aiohttp
+            client = aiohttp.ClientSession(connector=connector, timeout=self._timeout, auto_decompress=False)
             self._clients[tls] = client
             if tls.warning:
                 log.warning("%s", tls.warning)
@@ -218,6 +236,7 @@ class HttpTransport:
         tls: TlsConfig = TlsConfig(),
         shaping: Shaping = NO_SHAPING,
         rng: random.Random | None = None,
+        max_body: int | None = None,
     ) -> HttpResult:
         self.requests += 1
         if shaping.active:
@@ -238,14 +257,28 @@ class HttpTransport:
             client = self._client(tls)
         except (OSError, ssl.SSLError, EmulatorError) as exc:
             return HttpResult(0, error=f"{method} {url}: TLS set-up failed: {exc}")
+        limit = max_body if max_body is not None else self._max_body
         try:
-            async with client.request(method, url, data=body or None, headers=headers or {},
-                                      allow_redirects=False) as response:
-                content = await response.read()
-                status = response.status
-                answer_headers = _joined(response.headers)
-        except (TimeoutError, aiohttp.ServerTimeoutError):
+            async with asyncio.timeout(self._deadline):
+                async with client.request(method, url, data=body or None,
+                                          headers={"Accept-Encoding": ACCEPT_ENCODING, **(headers or {})},
+                                          allow_redirects=False) as response:
+                    status = response.status
+                    answer_headers = _joined(response.headers)
+                    reader = BodyReader(limit, answer_headers.get("content-encoding", ""),
+                                        answer_headers.get("content-length"))
+                    async for chunk in response.content.iter_chunked(READ_CHUNK):
+                        reader.feed(chunk)
+                    content = reader.body()
+        except BodyTooLarge as exc:
+            return HttpResult(0, error=f"{method} {url}: {exc}", too_large=True)
+        except BadEncoding as exc:
+            return HttpResult(0, error=f"{method} {url}: {exc}")
+        except aiohttp.ServerTimeoutError:  # a TimeoutError too: first
             return HttpResult(0, error=f"{method} {url}: no answer within {self._read_timeout:g} s")
+        except TimeoutError:  # asyncio.timeout: the whole exchange took too long
+            return HttpResult(0, error=f"{method} {url}: the exchange did not finish within the deadline "
+                                       f"of {self._deadline:g} s")
         except Exception as exc:  # aiohttp, bare ssl and socket errors: a session must never raise
             origin = (tls, _origin(url))
             refusal = tls_refusal(exc, tls, url, answered_before=origin in self._answered)

@@ -51,7 +51,7 @@ class BearerLink:
 
     async def request(self, method: str, url: str, body: bytes = b"", headers: dict[str, str] | None = None, *,
                       tls: TlsConfig = _PLAIN, shaping: Shaping = NO_SHAPING,
-                      rng: random.Random | None = None) -> HttpResult:
+                      rng: random.Random | None = None, max_body: int | None = None) -> HttpResult:
         """As :meth:`HttpTransport.request`; ``shaping`` is ignored: the current bearer's applies."""
         dev = self.device
         name = dev.bearer
@@ -60,7 +60,8 @@ class BearerLink:
         generation = dev.bearer_generation
         if name:
             self._note(name)
-        result = await self.transport.request(method, url, body, headers, tls=tls, shaping=dev.shaping, rng=rng)
+        result = await self.transport.request(method, url, body, headers, tls=tls, shaping=dev.shaping, rng=rng,
+                                              max_body=max_body)
         if dev.bearer_generation != generation:
             self.lost_in_flight += 1
             now = dev.bearer or "none"

@@ -249,6 +249,9 @@ class DM2Client:
             return
         self._awaiting_message = False
         where = f"Package#{1 if self.packages == 0 else 3} to {self.url}"
+        if result.too_large:
+            self._finish("failed", f"the answer to {where} is over the device's limit: {result.error}", status=413)
+            return
         if result.status == 0:
             self._finish("failed", f"no answer to {where}: {result.error or 'connection failed'}")
             return
@@ -313,7 +316,8 @@ class DM2Client:
 
     def _session_post(self, body: bytes, content_type: str, summary: str) -> SendMessage:
         message = SendMessage(url=self.url, body=body, content_type=content_type,
-                              headers={**self._headers(self.url, "POST"), "Accept": media.REQUEST}, summary=summary)
+                              headers={**self._headers(self.url, "POST"), "Accept": media.REQUEST}, summary=summary,
+                              max_body=self.max_size)
         self._last_sent = message
         return message
 
@@ -461,6 +465,7 @@ class DM2Client:
         request = HttpRequest(
             self._new_id("hget"), "GET", command.server_uri,
             headers={**self._headers(command.server_uri), "Accept": ", ".join(self.accept_types)},
+            max_body=self.max_size,
         )
 
         def fetched(result: HttpResult) -> StatusEntry:
@@ -513,7 +518,7 @@ class DM2Client:
 
         def make(ctype: str) -> HttpRequest:
             return HttpRequest(self._new_id(method.lower()), method, url, body,
-                               headers={**self._headers(url, method), "Content-Type": ctype})
+                               headers={**self._headers(url, method), "Content-Type": ctype}, max_body=self.max_size)
 
         def sent(result: HttpResult) -> StatusEntry | HttpRequest:
             if 200 <= result.status < 300:
@@ -653,6 +658,8 @@ def _snippet(body: bytes, limit: int = 200) -> str:
 
 def _repository_problem(result: HttpResult) -> tuple[int, str] | None:
     """Why a repository answer cannot be stored (status, reason), None when it can."""
+    if result.too_large:
+        return 413, result.error
     if result.status == 0:
         return 500, result.error or "no answer"
     if not 200 <= result.status < 300:

@@ -337,7 +337,7 @@ class SyncMLClient:
         self._posted_url = self._url
         self._actions.append(SendMessage(self._url, body, content_type(wbxml=self.wbxml), headers,
                                          f"{summary + ': ' if summary else ''}MsgID {header.msg_id}: {text}"
-                                         f"{', Final' if final else ''}"))
+                                         f"{', Final' if final else ''}", max_body=self.max_msg_size))
 
     # ------------------------------------------------------------------------------ receiving
 
@@ -346,6 +346,9 @@ class SyncMLClient:
             return
         if self._waiting is not None:
             self._end("failed", "a server message arrived while a question to the user was open")
+            return
+        if result.too_large:
+            self._end("failed", f"the server's message is over our MaxMsgSize: {result.error}", status=413)
             return
         if result.status == 0:
             self._end("failed", f"no answer from the server: {result.error or 'connection failed'}")

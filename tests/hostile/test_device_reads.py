@@ -1,0 +1,130 @@
+"""A hostile server on loopback tries to hang or flood the device's transport: a body trickled one byte
+at a time, a 150 MB answer, a gzip bomb. The device stops at its deadline and at its size limit."""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+
+import pytest
+from hostile_peer import Exchange, HostilePeer, gzip_bomb
+
+from emulator.transport.bodies import raw_margin
+from emulator.transport.http import HttpTransport
+
+LIMIT = 16384
+
+
+async def _request(script, limit=LIMIT, **transport_kw):
+    transport = HttpTransport(**transport_kw)
+    async with HostilePeer(script) as peer:
+        try:
+            result = await transport.request("POST", peer.url + "/dm", b"<SyncML/>", max_body=limit)
+        finally:
+            await transport.aclose()
+    return result, peer
+
+
+def test_a_body_trickled_byte_by_byte_ends_at_the_request_deadline():
+    trickled = 0
+
+    async def trickle(ex: Exchange) -> None:
+        nonlocal trickled
+        await ex.head(200, {"Content-Type": "application/vnd.syncml.dm+xml", "Content-Length": "1000"})
+        for _ in range(200):  # bounded: 200 bytes, 0.1 s apart, each well inside the read timeout
+            await ex.send(b"<")
+            trickled += 1
+            await asyncio.sleep(0.1)
+
+    result, _ = asyncio.run(_request(trickle, timeout=5, deadline=0.5))
+    assert result.status == 0
+    assert "did not finish within the deadline of 0.5 s" in result.error
+    assert trickled < 200  # the device hung up; the read timeout alone (5 s per byte) never would
+
+
+def test_the_deadline_is_not_hit_by_an_answer_that_finishes():
+    async def prompt(ex: Exchange) -> None:
+        await ex.answer(b"x" * 100)
+
+    result, _ = asyncio.run(_request(prompt, timeout=5, deadline=5))
+    assert (result.status, result.body) == (200, b"x" * 100)
+
+
+@pytest.mark.parametrize("size,ok", [(LIMIT, True), (LIMIT + 1, False), (0, True)])
+def test_max_body_is_exact(size, ok):
+    async def answer(ex: Exchange) -> None:
+        await ex.answer(b"a" * size)
+
+    result, _ = asyncio.run(_request(answer))
+    assert (result.status == 200) is ok and result.too_large is not ok
+    if ok:
+        assert len(result.body) == size
+
+
+def test_a_150_mb_body_without_length_is_not_read_past_the_limit():
+    """Chunked, so no Content-Length gives it away: the device must count while it reads."""
+
+    async def flood(ex: Exchange) -> None:
+        await ex.head(200, {"Content-Type": "application/vnd.syncml.dm+xml", "Transfer-Encoding": "chunked"})
+        chunk = b"a" * 65536
+        frame = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+        for _ in range(150 * 16):  # 150 MB
+            await ex.send(frame)
+
+    result, peer = asyncio.run(_request(flood))
+    assert result.too_large and "over the limit of 16384 bytes" in result.error
+    read = int(result.error.rsplit("after ", 1)[1].split()[0])
+    assert LIMIT < read <= LIMIT + raw_margin(LIMIT) + 65536 + 16
+    assert peer.sent < 32 * 1024 * 1024  # socket buffers at most; the old code took all 150 MB
+
+
+def test_a_declared_150_mb_body_is_refused_before_reading():
+    async def flood(ex: Exchange) -> None:
+        await ex.head(200, {"Content-Type": "application/vnd.syncml.dm+xml", "Content-Length": str(150 << 20)})
+        for _ in range(150 * 16):
+            await ex.send(b"a" * 65536)
+
+    result, peer = asyncio.run(_request(flood))
+    assert result.too_large and "Content-Length 157286400" in result.error and "after 0 bytes" in result.error
+    assert peer.sent < 32 * 1024 * 1024
+
+
+def test_a_gzip_bomb_is_not_unpacked_past_the_limit():
+    bomb = gzip_bomb(200)  # 200 MiB of zeros in about 200 KB
+    assert len(bomb) < 400_000
+
+    async def explode(ex: Exchange) -> None:
+        await ex.answer(bomb, "application/vnd.syncml.dm+xml", headers={"Content-Encoding": "gzip"})
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result, _ = asyncio.run(_request(explode, limit=1 << 20))
+    grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert result.too_large and "decoded size" in result.error, result.error
+    read = int(result.error.rsplit("after ", 1)[1].split()[0])
+    assert read < len(bomb)  # it stopped inside the bomb
+    assert grown_kb < 64 * 1024  # peak memory did not take the 200 MiB the old code unpacked
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_a_compressed_answer_within_the_limit_is_decoded(encoding):
+    import zlib
+
+    text = b"<SyncML>" + b"x" * 5000 + b"</SyncML>"
+    wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
+    comp = zlib.compressobj(6, zlib.DEFLATED, wbits)
+    packed = comp.compress(text) + comp.flush()
+
+    async def answer(ex: Exchange) -> None:
+        assert ex.headers["accept-encoding"] == "gzip, deflate"
+        await ex.answer(packed, headers={"Content-Encoding": encoding})
+
+    result, _ = asyncio.run(_request(answer))
+    assert result.status == 200 and result.body == text
+
+
+def test_an_encoding_the_device_did_not_offer_is_refused():
+    async def answer(ex: Exchange) -> None:
+        await ex.answer(b"\x28\xb5\x2f\xfd", headers={"Content-Encoding": "zstd"})
+
+    result, _ = asyncio.run(_request(answer))
+    assert result.status == 0 and "Content-Encoding 'zstd'" in result.error
