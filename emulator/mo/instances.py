@@ -26,9 +26,10 @@ import hashlib
 from dataclasses import dataclass
 
 from emulator.protocol.dm2.clienturi import MISSING, _Missing
-from emulator.tree import Acl, Tree, TreeError
+from emulator.tree import Acl, NodeInfo, Tree, TreeError
 from emulator.tree import uri as uris
 from emulator.tree.acl import ROOT_DEFAULT
+from emulator.util.masking import MASK_BYTES, is_secret_name
 
 Path = tuple[str, ...]
 DM2_BASE: Path = ("DM2",)
@@ -107,6 +108,22 @@ def exclusive_acl(server_id: str) -> str:
     return "&".join(f"{right}={server_id}" for right in RIGHTS)
 
 
+def is_secret_leaf(info: NodeInfo) -> bool:
+    """A leaf no server may read over DM 2.0: its name says it holds a secret (the one definition,
+    :func:`emulator.util.masking.is_secret_name`, that masks traffic and exports too)."""
+    return info.children is None and is_secret_name(_split(info.path)[-1] if info.path != "." else "")
+
+
+def server_get(tree: Tree, path: Path, by: str) -> NodeInfo:
+    """DM Get for server ``by``: the tree's checks (AccessType 405, ACL 425) and then secrets stay on
+    the device (405, as DM 1.2 answers a Get of AAuthSecret, whose DDF gives no Get)."""
+    info = tree.get(path, by=by)
+    if is_secret_leaf(info):
+        raise TreeError(405, f"Get is not allowed on {info.path}: a secret never leaves the device",
+                        uri=info.path)
+    return info
+
+
 class TreeInstanceView:
     """InstanceView of one instance for ClientURI resolution, as server ``by`` sees it.
 
@@ -137,7 +154,7 @@ class TreeInstanceView:
             return None
         if self.by is not None:
             try:
-                self.tree.get(full, by=self.by)
+                server_get(self.tree, full, self.by)
             except TreeError:
                 return None
         value = info.value
@@ -184,6 +201,8 @@ def instance_validator(tree: Tree, root: Path) -> str:
     for info in tree.walk(root):
         rel = "/".join(_split(info.path)[start:]) if info.path != "." else ""
         value = info.value
+        if value is not None and is_secret_leaf(info):  # its VerNo still changes the CV; no hash to brute-force
+            value = MASK_BYTES
         raw = value if isinstance(value, bytes) else (value or "").encode("utf-8")
         marker = b"\x01" if value is None else b"\x02"
         digest.update(f"{rel}\x00{info.format}\x00{info.verno}\x00".encode())

@@ -46,7 +46,7 @@ from urllib.parse import urlsplit
 
 from emulator.errors import DecodeError, EmulatorError, TooLargeError
 from emulator.mo.accounts import Account
-from emulator.mo.instances import set_default
+from emulator.mo.instances import server_get, set_default
 from emulator.protocol.actions import (
     Action,
     HttpRequest,
@@ -551,7 +551,7 @@ class DM2Client:
         uri = parse(text)
         targets = resolve_targets(self.tree, uri, self.actor)
         for t in targets:
-            self.tree.get(t.path, by=self.actor.server_id)  # SUB is a read: needs Get (1.9)
+            server_get(self.tree, t.path, self.actor.server_id)  # SUB is a read: needs Get (1.9), no secrets
         self.subscriptions.add(Subscription(
             server_id=self.actor.server_id, perms=self.actor.perms, client_uri=text, server_uri=url,
             watched=tuple(t.path for t in targets), headers=self._headers(url, digest=False),

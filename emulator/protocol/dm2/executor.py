@@ -40,6 +40,7 @@ from emulator.mo.instances import (
     instance_views,
     moid_name,
     new_instance_path,
+    server_get,
     visible_instances,
 )
 from emulator.protocol.dm2.clienturi import (
@@ -150,16 +151,16 @@ def _subtree(tree: Tree, path: Path, by: str) -> dict[str, Any]:
     for name in tree.children(path):
         child = path + (name,)
         try:
-            info = tree.get(child, by=by)
+            info = server_get(tree, child, by)
         except TreeError:
-            continue  # a node the server may not read is left out, not an error
+            continue  # a node the server may not read (or a secret) is left out, not an error
         out[name] = _subtree(tree, child, by) if info.children is not None else _leaf_json(info.value, info.format)
     return out
 
 
 def read_node(tree: Tree, target: Target, actor: Actor) -> MOSerialization:
     """The MO serialization of one node as the server may see it; the instance root gets its CV."""
-    info = tree.get(target.path, by=actor.server_id)
+    info = server_get(tree, target.path, actor.server_id)
     if target.rel:
         name = target.rel[-1]
     else:
@@ -183,7 +184,7 @@ def read(tree: Tree, text: str, actor: Actor) -> tuple[int, list[MOSerialization
     uris = [t.client_uri for t in targets]
     if uri.cv is not None and all(instance_validator(tree, t.root) == uri.cv for t in targets):
         for t in targets:  # a 304 must still not reveal what the server may not read
-            tree.get(t.path, by=actor.server_id)
+            server_get(tree, t.path, actor.server_id)
         return 304, [], uris
     return 200, [read_node(tree, t, actor) for t in targets], uris
 
