@@ -107,6 +107,7 @@ from emulator.protocol.dm2.notification import (
     verify_digest,
 )
 from emulator.protocol.dm2.subscriptions import Subscription, Subscriptions, subscriptions_for
+from emulator.protocol.urls import refused_url
 from emulator.tree import Tree
 from emulator.tree.ddf import MODescription
 
@@ -414,6 +415,12 @@ class DM2Client:
 
     def _run(self, command: TypedCommand) -> Action | None:
         """Run one command; append its status, or return the action it needs first."""
+        url = getattr(command, "server_uri", None)
+        refused = refused_url(self.url, url) if isinstance(url, str) else None
+        if refused and isinstance(command, Cont):  # the session itself would move: it ends here
+            return self._finish("failed", f"the server's CONT was refused: {refused}", status=403)
+        if refused:
+            raise EmulatorError(f"ServerURI refused: {refused}", status=403)
         match command:
             case HGet():
                 return self._hget(command)

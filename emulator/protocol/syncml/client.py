@@ -78,6 +78,7 @@ from emulator.protocol.syncml.notification import (
 )
 from emulator.protocol.syncml.packer import pack
 from emulator.protocol.syncml.quirks import Deviations
+from emulator.protocol.urls import refused_url
 from emulator.tree import Tree
 
 DEVINFO_URIS = ("./DevInfo/DevId", "./DevInfo/Man", "./DevInfo/Mod", "./DevInfo/DmV", "./DevInfo/Lang")
@@ -387,6 +388,10 @@ class SyncMLClient:
                       status=codes.BAD_REQUEST)
             return
         if hdr.resp_uri:
+            refused = refused_url(self._url, hdr.resp_uri)
+            if refused:
+                self._end("failed", f"the server's RespURI was refused: {refused}", status=403)
+                return
             self._url = hdr.resp_uri
         if hdr.max_msg_size:
             self._peer_max_msg = hdr.max_msg_size
