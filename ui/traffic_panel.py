@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from emulator.errors import FileFormatError
 from emulator.events import MessageLogged
 from emulator.protocol.traffic import describe, pair_statuses
+from emulator.util.masking import mask_message
 
 COLUMNS = ("", "Time", "Device", "Session", "Size", "RTT ms", "Summary")
 MAX_ROWS = 100_000
@@ -39,10 +40,13 @@ ALL_SESSIONS = "all sessions"
 MessageRole = Qt.ItemDataRole.UserRole + 1
 
 
-def to_json_line(m: MessageLogged) -> str:
+def to_json_line(m: MessageLogged, *, reveal: bool = False) -> str:
+    """One saved line; the body's secrets (Cred, secret leaves, private keys) masked unless ``reveal``:
+    a saved log is shared (bug reports), as a TNDS export is (``tree export --reveal-secrets``)."""
+    body = m.body if reveal else mask_message(m.content_type, m.body)
     return json.dumps({
         "device_id": m.device_id, "session_id": m.session_id, "direction": m.direction, "ts": m.ts,
-        "content_type": m.content_type, "body": base64.b64encode(m.body).decode("ascii"),
+        "content_type": m.content_type, "body": base64.b64encode(body).decode("ascii"),
         "summary": m.summary, "rtt_ms": m.rtt_ms, "url": m.url,
     })
 
@@ -191,6 +195,9 @@ class TrafficPanel(QWidget):
         save_btn.clicked.connect(self._save_dialog)
         open_btn = QPushButton("Open…")
         open_btn.clicked.connect(self._open_dialog)
+        self.reveal_box = QCheckBox("Save secrets")
+        self.reveal_box.setToolTip("Save credentials and secret values in clear; by default a saved log "
+                                   "shows them as ********")
         clear_btn = QPushButton("Clear")
         clear_btn.clicked.connect(self.clear)
 
@@ -218,6 +225,7 @@ class TrafficPanel(QWidget):
         bottom = QHBoxLayout()
         bottom.addWidget(self.message, 1)
         bottom.addWidget(open_btn)
+        bottom.addWidget(self.reveal_box)
         bottom.addWidget(save_btn)
         bottom.addWidget(clear_btn)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -277,10 +285,13 @@ class TrafficPanel(QWidget):
 
     # ------------------------------------------------------------------ files
 
-    def save(self, path: str | Path) -> int:
+    def save(self, path: str | Path, *, reveal: bool | None = None) -> int:
+        """Write the log; secrets masked unless ``reveal`` (None: the "Save secrets" box, off by default)."""
+        if reveal is None:
+            reveal = self.reveal_box.isChecked()
         with open(path, "w", encoding="utf-8") as f:
             for m in self.model.messages:
-                f.write(to_json_line(m) + "\n")
+                f.write(to_json_line(m, reveal=reveal) + "\n")
         return len(self.model.messages)
 
     def load(self, path: str | Path) -> int:
