@@ -23,7 +23,7 @@ import sys
 
 from emulator.device.profile import find_profile
 from emulator.device.virtual import VirtualDevice
-from emulator.errors import EmulatorError
+from emulator.errors import EmulatorError, FileFormatError
 from emulator.mo.accounts import DM1_ROOT, Account, read_accounts
 from emulator.protocol.actions import AskUser, OpenBrowser, SendMessage, SessionDone, UserAnswer
 from emulator.protocol.syncml import codes
@@ -108,9 +108,30 @@ def respond_dm12(device: VirtualDevice, data: bytes, media: str, *, wbxml: bool 
     return None, engine.outcome
 
 
+_UTF8_BOM = b"\xef\xbb\xbf"
+_OTHER_BOMS = ((b"\x00\x00\xfe\xff", "UTF-32 BE"), (b"\xff\xfe\x00\x00", "UTF-32 LE"),
+               (b"\xfe\xff", "UTF-16 BE"), (b"\xff\xfe", "UTF-16 LE"))
+
+
+def message_head(data: bytes, source: str) -> bytes:
+    """The first significant byte of a message file: ``<`` XML, ``{``/``[`` JSON, anything else WBXML.
+
+    A UTF-8 byte order mark is skipped (editors write one; without this the file read as WBXML).
+    UTF-16/32 text is refused by name: DM messages are UTF-8, and a guess would decode garbage.
+    """
+    for bom, name in _OTHER_BOMS:
+        if data.startswith(bom):
+            raise FileFormatError(source, 1, f"the message is {name} text (byte order mark "
+                                             f"{bom.hex(' ').upper()}); DM messages are UTF-8: convert it, "
+                                             f"e.g. iconv -f {name.replace(' ', '')} -t UTF-8")
+    if data.startswith(_UTF8_BOM):
+        data = data[len(_UTF8_BOM):]
+    return data.lstrip()[:1]
+
+
 def run(args: argparse.Namespace) -> int:
     data = _read(args.message)
-    head = data.lstrip()[:1]
+    head = message_head(data, args.message)
     profile = find_profile(args.profile)
     device = VirtualDevice(profile, 0, server=RESPOND_SERVER)
     if head in (b"{", b"["):

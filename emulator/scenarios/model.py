@@ -20,6 +20,7 @@ Times are seconds (``30``, ``2.5``) or strings with a unit (``"500ms"``, ``"30s"
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ WEB_ANSWERS = ("submit", "cancel", "ignore")
 ALERT_MARKS = ("fatal", "critical", "minor", "warning", "informational", "harmless", "indeterminate")
 MAX_IN_FLIGHT = 256
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+MAX_DURATION_S = 30 * 24 * 3600.0
+"""Longest time any scenario field takes (30 days); ``inf`` or 1e300 s would be a sleep for ever."""
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*")
 
 
@@ -255,10 +258,12 @@ def parse_duration(value: object) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value) if value >= 0 else None
-    if isinstance(value, str) and (m := _DURATION.fullmatch(value)):
-        return float(m.group(1)) * _UNITS[m.group(2)]
-    return None
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.fullmatch(value)):
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    else:
+        return None
+    return seconds if math.isfinite(seconds) and 0 <= seconds <= MAX_DURATION_S else None
 
 
 def default_scenario(profile: str | Profile, count: int, protocol: str | None = None, *,
@@ -512,6 +517,7 @@ class _ScenarioReader(TomlChecker):
         value = d.get("value")
         if "value" in d and not isinstance(value, str | int | float | bool):
             raise self.fail((*path, "value"), f"expected a string, number or boolean, got {type_name(value)}")
+        self.finite((*path, "value"), value)
         alert = None
         if action == "alert":
             data_v = d.get("data", "")
@@ -598,6 +604,8 @@ class _ScenarioReader(TomlChecker):
         form = d.get("form", {})
         if not isinstance(form, dict) or not all(isinstance(v, str | int | float | bool) for v in form.values()):
             raise self.fail((*path, "form"), "expected a table of field = value")
+        for field_name, field_value in form.items():
+            self.finite((*path, "form", field_name), field_value)
         return UiAnswers(
             confirm=self.value(d, path, "confirm", str, "yes", choices=CONFIRM_ANSWERS),
             text=self.value(d, path, "text", str, ""),
@@ -640,6 +648,7 @@ class _ScenarioReader(TomlChecker):
         equals = d.get("equals")
         if equals is not None and not isinstance(equals, str | int | float | bool):
             raise self.fail((*path, "equals"), f"expected a string, number or boolean, got {type_name(equals)}")
+        self.finite((*path, "equals"), equals)
         sel = self.selector(d, path)
         access = {k: self.value(d, path, k, str, None) for k in ("can_get", "cannot_get")}
         for k, uri in access.items():

@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import binascii
 import gc
+import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -453,6 +454,23 @@ def _parse_tstamp(text: str) -> float:
     return datetime(y, mo, d, h, mi, s, tzinfo=UTC).timestamp()
 
 
+def _is_int(text: str) -> bool:
+    return bool(_INT.fullmatch(text)) and -(2**63) <= int(text) < 2**64
+
+
+def _is_float(text: str) -> bool:
+    try:
+        return len(text) <= 64 and math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+_INT = re.compile(r"[+-]?\d{1,20}")
+_TYPED = {"int": _is_int, "bool": lambda t: t.lower() in ("true", "false"), "float": _is_float}
+_TYPED_HINT = {"int": "a whole number of at most 64 bits", "bool": "true or false",
+               "float": "a finite decimal number"}
+
+
 def _read(data: bytes | str, base_uri: str | None, source: str) -> _Reader:
     """Parse and check the whole document before anything changes."""
     if isinstance(data, str):
@@ -691,6 +709,9 @@ class _Reader:
         if len(el):
             raise self.fail(el, f"<Value> of {uris.join(segs)} holds markup; escape it or use CDATA")
         text = el.text or ""
+        if fmt in _TYPED and text.strip() not in ("", MASK) and not _TYPED[fmt](text.strip()):
+            raise self.fail(el, f"value {text[:40]!r} of {uris.join(segs)} is not a valid {fmt} "
+                                f"({_TYPED_HINT[fmt]})")
         if fmt != "bin":
             return text
         try:

@@ -10,6 +10,7 @@ and scenarios share this so both say where a mistake is in the same words.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import tomllib
@@ -40,7 +41,47 @@ def read_toml(path: str | os.PathLike[str], what: str) -> tuple[str, dict[str, A
         m = re.search(r"at line (\d+)", str(exc))
         reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
         raise FileFormatError(label, int(m.group(1)) if m else None, f"TOML syntax: {reason}") from None
+    except RecursionError:  # tomllib recurses once per level of nested arrays and inline tables
+        raise FileFormatError(label, _deepest_line(text), f"values nested deeper than {MAX_DEPTH} levels") from None
+    path = _too_deep(data)
+    if path is not None:
+        line = KeyLines(text).line_of(path) or _deepest_line(text)
+        raise FileFormatError(label, line, f"{show_key(path[:8])}...: nested deeper than {MAX_DEPTH} levels")
     return text, data
+
+
+MAX_DEPTH = 32
+"""Deepest nesting of tables and arrays in a profile or scenario (they need 5); deeper is an attack."""
+
+MAX_INT = 2**31 - 1
+"""Largest number any field takes (no count, size or time needs more; 99999999999999999999 is a typo
+or an attack and would otherwise reach an allocation or a sleep)."""
+
+
+def _too_deep(data: Any) -> KeyPath | None:
+    """The key path of the first value nested deeper than MAX_DEPTH (iterative: no recursion to blow)."""
+    stack: list[tuple[Any, KeyPath]] = [(data, ())]
+    while stack:
+        value, path = stack.pop()
+        if len(path) > MAX_DEPTH:
+            return path
+        if isinstance(value, dict):
+            stack.extend((v, (*path, k)) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, (*path, i)) for i, v in enumerate(value))
+    return None
+
+
+def _deepest_line(text: str) -> int:
+    """The line where bracket nesting (outside quotes, roughly) first passes MAX_DEPTH."""
+    depth = 0
+    for lineno, line in enumerate(text.splitlines(), 1):
+        for ch in line.split("#", 1)[0]:
+            depth += ch in "[{"
+            depth -= ch in "]}"
+            if depth > MAX_DEPTH:
+                return lineno
+    return 1
 
 
 class KeyLines:
@@ -153,6 +194,8 @@ class TomlChecker:
             v, ok = float(v), True
         if not ok:
             raise self.fail(at, f"expected {kind.__name__}, got {type_name(v)} {v!r}")
+        if kind in (int, float):
+            self.finite(at, v)
         if choices is not None and v not in choices:
             raise self.fail(at, f"{v!r} is not one of {', '.join(choices)}")
         return v
@@ -163,7 +206,17 @@ class TomlChecker:
             raise self.fail((*path, key), f"expected a list of strings, got {v!r}")
         return tuple(v)
 
+    def finite(self, at: KeyPath, v: Any) -> None:
+        """Every number of a file: a real number (no nan, no inf) within +-MAX_INT."""
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            return
+        if isinstance(v, float) and not math.isfinite(v):
+            raise self.fail(at, f"{v} is not a number this field can take")
+        if abs(v) > MAX_INT:
+            raise self.fail(at, f"{v} is out of range (at most {MAX_INT})")
+
     def number_range(self, at: KeyPath, v: float, lo: float, hi: float | None = None) -> None:
+        self.finite(at, v)
         if v < lo or (hi is not None and v > hi):
             bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
             raise self.fail(at, f"{v} must be {bound}")
