@@ -27,6 +27,7 @@ from urllib.parse import quote, urlsplit
 
 from emulator.errors import EmulatorError
 from emulator.events import AlertRaised, SessionEnded, SessionStarted
+from emulator.fleet.capacity import check_fleet_fits
 from emulator.fleet.fleet import Fleet
 from emulator.fleet.headless import HeadlessUi
 from emulator.protocol.actions import AskUser, HttpResult, OpenBrowser, UserAnswer
@@ -296,6 +297,7 @@ class ScenarioRunner:
                 self._recent_ends.append(rec.end)
 
     async def run(self) -> RunResult:
+        check_fleet_fits(self.scenario.device_count)  # before a single device is built
         loop = asyncio.get_running_loop()
         self._t0 = loop.time()
         sc = self.scenario

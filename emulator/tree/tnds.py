@@ -467,6 +467,7 @@ def _is_float(text: str) -> bool:
 
 _INT = re.compile(r"[+-]?\d{1,20}")
 _TYPED = {"int": _is_int, "bool": lambda t: t.lower() in ("true", "false"), "float": _is_float}
+_CHECKED = frozenset({"bin", *_TYPED})  # formats whose text is read (the fast path keeps others as they are)
 _TYPED_HINT = {"int": "a whole number of at most 64 bits", "bool": "true or false",
                "float": "a finite decimal number"}
 
@@ -654,7 +655,7 @@ class _Reader:
         elif kids:
             raise self.fail(kids[0], f"leaf node {uris.join(segs)} (Format {fmt}) has child nodes")
         elif value_el is not None:
-            if len(value_el) or fmt == "bin":
+            if len(value_el) or fmt in _CHECKED:
                 value = self.value(value_el, fmt, segs)
             else:
                 value = value_el.text or ""
