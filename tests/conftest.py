@@ -11,6 +11,8 @@ import os
 import shutil
 import tempfile
 
+import pytest
+
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 os.environ["QTWEBENGINE_CHROMIUM_FLAGS"] = "--disable-gpu"  # no GPU process: saves about 60 MiB
 # Keep Mesa's and Qt's caches out of the home folder, and make every run start from none.
@@ -20,3 +22,20 @@ atexit.register(shutil.rmtree, _cache, ignore_errors=True)
 if hasattr(os, "geteuid") and os.geteuid() == 0:
     # QtWebEngine exits at once as root unless its sandbox is off; normal users keep the sandbox.
     os.environ["QTWEBENGINE_DISABLE_SANDBOX"] = "1"
+
+
+@pytest.fixture
+def profile_with(tmp_path):
+    """``profile_with(toml, name=...)``: the shipped smartphone profile renamed, with ``toml`` appended
+    (declared behaviours, extra accounts ...), as a file path for ``find_profile``/``--profile``."""
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[1] / "profiles" / "smartphone.toml"
+
+    def make(extra: str, name: str = "acme-phone") -> Path:
+        text = shipped.read_text().replace('name = "smartphone"', f'name = "{name}"', 1)
+        path = tmp_path / f"{name}.toml"
+        path.write_text(text + "\n" + extra)
+        return path
+
+    return make

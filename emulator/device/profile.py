@@ -26,6 +26,7 @@ from typing import Any
 from emulator.device.identity import IdentityError, IdentitySpec
 from emulator.errors import EmulatorError, FileFormatError
 from emulator.mo.accounts import AUTH_SCHEMES_DM1, AUTH_SCHEMES_DM2, SERVER_AUTH_POLICIES, UI_RESUME_STYLES
+from emulator.mo.behaviours import MAX_STEPS, MAX_WAIT_S, STEP_KINDS, AlertStep, Behaviour, Step
 from emulator.tree import uri as uri_mod
 from emulator.tree.ddf import FORMATS, NodeDesc, load_builtin
 from emulator.util.tomlcheck import KeyPath, TomlChecker, read_toml, type_name
@@ -132,6 +133,7 @@ class Profile:
     environments: tuple[EnvSpec, ...] = ()
     accounts: tuple[AccountSpec, ...] = ()
     extra_mos: tuple[ExtraNode, ...] = ()
+    behaviours: tuple[Behaviour, ...] = ()  # declared Exec / trigger behaviours (mo/behaviours.py)
     ui: UiSpec = field(default_factory=UiSpec)
     max_msg_size: int = 16384
     max_obj_size: int = 1048576
@@ -257,7 +259,7 @@ class _ProfileReader(TomlChecker):
             (
                 "name", "title", "description", "protocols", "identity", "devinfo", "devdetail", "bearers",
                 "environments", "accounts", "extra_mos", "ui", "max_msg_size", "max_obj_size", "encoding",
-                "tree_style",
+                "tree_style", "behaviours",
             ),  # fmt: skip
             required=("title", "protocols", "devinfo"),
         )
@@ -300,6 +302,7 @@ class _ProfileReader(TomlChecker):
             environments=environments,
             accounts=accounts,
             extra_mos=self.list_of(top, "extra_mos", self.extra_node),
+            behaviours=self.list_of(top, "behaviours", self.behaviour),
             ui=self.ui(top.get("ui", {})),
             max_msg_size=max_msg,
             max_obj_size=max_obj,
@@ -442,6 +445,62 @@ class _ProfileReader(TomlChecker):
         if node.format == "node" and node.value is not None:
             raise self.fail((*path, "value"), "an interior node (format node) has no value")
         return node
+
+    def behaviour(self, data: Any, path: _Path) -> Behaviour:
+        """``[[behaviours]]``: ``node``, ``on`` (exec, replace), ``[[behaviours.steps]]`` (mo/behaviours.py)."""
+        d = self.keys(data, path, ("node", "on", "steps"), required=("node", "steps"))
+        node = self.value(d, path, "node", str)
+        self.dm_uri((*path, "node"), node)
+        steps = d["steps"]
+        if not isinstance(steps, list) or not steps:
+            raise self.fail((*path, "steps"), "expected one or more steps ([[behaviours.steps]] tables)")
+        if len(steps) > MAX_STEPS:
+            raise self.fail((*path, "steps"), f"{len(steps)} steps: at most {MAX_STEPS}")
+        return Behaviour(node=node, on=self.value(d, path, "on", str, "exec", choices=("exec", "replace")),
+                         steps=tuple(self.step(s, (*path, "steps", i)) for i, s in enumerate(steps)),
+                         line=self.where.line_of(path))
+
+    def step(self, data: Any, path: _Path) -> Step:
+        d = self.keys(data, path, STEP_KINDS)
+        kinds = [k for k in STEP_KINDS if k in d]
+        if kinds == ["status", "fail"]:
+            kinds = ["fail"]  # fail carries the status it fails with
+        if len(kinds) != 1:
+            raise self.fail(path, "a step is exactly one of " + ", ".join(STEP_KINDS)
+                            + " (fail may carry a status)" + (f"; this one has {', '.join(kinds)}" if kinds else ""))
+        kind = kinds[0]
+        at = (*path, kind)
+        if kind == "set":
+            table = d["set"]
+            if not isinstance(table, dict) or not table:
+                raise self.fail(at, "expected a table of node URI = value")
+            values = []
+            for uri, value in table.items():
+                self.dm_uri(at, uri)
+                if isinstance(value, bool):
+                    value = "true" if value else "false"
+                if not isinstance(value, str | int | float):
+                    raise self.fail(at, f"{uri}: expected a string or number, got {type_name(value)}")
+                values.append((uri, str(value)))
+            return Step("set", values=tuple(values))
+        if kind == "wait":
+            seconds = self.value(d, path, "wait", float)
+            self.number_range(at, seconds, 0, MAX_WAIT_S)
+            return Step("wait", seconds=seconds)
+        if kind == "alert":
+            a = self.keys(d["alert"], at, ("type", "format", "data", "source", "mark"), required=("type",))
+            alert = AlertStep(type=self.value(a, at, "type", str), format=self.value(a, at, "format", str, "chr"),
+                              data=self.value(a, at, "data", str, "{result}"),
+                              source=self.value(a, at, "source", str, "{node}"),
+                              mark=self.value(a, at, "mark", str, None))
+            return Step("alert", alert=alert)
+        status = self.value(d, path, "status", int, 500 if kind == "fail" else 200)
+        self.number_range((*path, "status"), status, 100, 599)
+        if kind == "fail":
+            p = self.value(d, path, "fail", float)
+            self.number_range(at, p, 0, 1)
+            return Step("fail", status=status, probability=p)
+        return Step("status", status=status)
 
     def dm_uri(self, at: _Path, uri: str) -> None:
         if not uri.startswith("./") and uri != ".":

@@ -15,6 +15,7 @@ from emulator.device.identity import Identity
 from emulator.device.profile import BearerSpec, Profile
 from emulator.events import DeviceStateChanged, EventBus, TreeChanged
 from emulator.mo.accounts import Account, read_accounts
+from emulator.mo.behaviours import DeviceBehaviours
 from emulator.mo.build import device_tree, template_tree, write_bearer
 from emulator.transport.http import NO_SHAPING, HttpTransport, Shaping
 from emulator.tree import Tree
@@ -88,10 +89,13 @@ class VirtualDevice:
         self._conflicts: Conflicts | None = None
         self._apps: AppRegistry | None = None
         self._environments: dict[str, Environment] | None = None
+        self.behaviours = DeviceBehaviours(profile.behaviours, seed=f"{profile.name}:{index}")
         self._unsubscribe = self.tree.subscribe(self._on_tree_change)
         self._attach_tree()
 
     def _on_tree_change(self, change) -> None:
+        if self.behaviours.behaviours:
+            self.behaviours.on_change(self.tree, change)
         self.bus.publish(TreeChanged(self.id, change))
 
     def __repr__(self) -> str:
@@ -106,6 +110,7 @@ class VirtualDevice:
         for root in (DM1_ROOT, DM2_ROOT):
             tree.on_exec("/".join((root, "*", *DELEGATE_LEAF)), lambda t, r: self.delegations.exec_delegate(t, r))
             tree.on_exec("/".join((root, "*", *REVOKE_LEAF)), lambda t, r: self.delegations.exec_revoke(t, r))
+        self.behaviours.attach(tree)
         if any(e.own_identity for e in self.profile.environments):
             from emulator.device.environments import install_identities
 

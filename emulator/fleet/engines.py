@@ -6,6 +6,7 @@ engine and hand back the finished one, so what a session learnt (nonces, pending
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 from emulator.device.environments import Environment
 from emulator.device.virtual import VirtualDevice
 from emulator.mo.accounts import Account, store_nonces
+from emulator.mo.behaviours import Job
 from emulator.protocol.actions import SessionDone
 from emulator.tree.ddf import find_builtin
 
@@ -67,3 +69,61 @@ async def finish_engine(fleet: Fleet, dev: VirtualDevice, account: Account, engi
     pending = list(getattr(engine, "pending_alerts", ()) or ())
     if pending and done.outcome == "completed":
         fleet.start_session(dev.id, "dm2", server_id=account.server_id, alerts=pending, reason="async result")
+
+
+def alert_options(protocol: str, alert_type: str, data: str | dict, *, format: str = "chr",
+                  source: str | None = None, mark: str | None = None,
+                  correlator: str | None = None) -> dict[str, object]:
+    """Engine options for a session that carries one device-raised generic alert: DM 1.2 Alert 1226
+    (with the Exec's Correlator when it answers one), DM 2.0 a generic Alert (string data as
+    ``{"Value": ...}``, tables as they are)."""
+    if protocol == "dm12":
+        from emulator.protocol.syncml.client import GenericAlert
+
+        text = data if isinstance(data, str) else json.dumps(data)
+        return {"generic_alerts": [GenericAlert(alert_type, format, text, source, mark, correlator)]}
+    from emulator.protocol.dm2.messages import Alert
+
+    body = data if isinstance(data, dict) else ({"Value": data} if data else None)
+    return {"alerts": [Alert(alert_type, source_uri=source, mark=mark, data=body)]}
+
+
+def job_sessions(dev: VirtualDevice, job: Job) -> list[dict[str, object]]:
+    """The sessions a finished behaviour run asks for, as ``run_session`` keyword arguments: its
+    alerts, to the server that executed it (DM 2.0: also the ExecResult to the EXEC's ServerURI)."""
+    run = job.run
+    account = next((a for a in dev.accounts() if a.server_id == job.server_id), None)
+    if account is None:
+        return []
+    protocol = account.protocol
+    options: dict[str, object] = {}
+    for out in run.alerts:
+        one = alert_options(protocol, out.type, out.data, format=out.format, source=out.source, mark=out.mark,
+                            correlator=out.correlator)
+        for key, items in one.items():
+            options.setdefault(key, []).extend(items)  # type: ignore[attr-defined]
+    reply_to = run.request.reply_to
+    if protocol == "dm2" and reply_to:
+        from emulator.protocol.dm2.client import ALERT_EXEC_RESULT, PendingAlert
+        from emulator.protocol.dm2.messages import Alert
+
+        mark = "informational" if 200 <= run.result < 300 else "critical"
+        result = Alert(ALERT_EXEC_RESULT, source_uri=_client_uri(dev, run.request.path), mark=mark,
+                       data={"sc": run.result})
+        options.setdefault("alerts", []).append(PendingAlert(reply_to, result))  # type: ignore[attr-defined]
+    if not options:
+        return []
+    return [{"protocol": protocol, "server_id": account.server_id, "reason": "behaviour result", **options}]
+
+
+def _client_uri(dev: VirtualDevice, path: str) -> str:
+    """The ClientURI of a node for a DM 2.0 alert's SourceURI (the tree path outside any instance)."""
+    from emulator.mo.instances import instance_of
+    from emulator.protocol.dm2.clienturi import format_client_uri
+    from emulator.tree import uri as uris
+
+    segs = uris.split(path)
+    inst = instance_of(dev.tree, segs)
+    if inst is None:
+        return path
+    return format_client_uri(inst.moid, inst.miid, segs[len(inst.path):])

@@ -20,6 +20,7 @@ from emulator.device.virtual import VirtualDevice
 from emulator.errors import EmulatorError
 from emulator.events import AlertRaised, EventBus, MessageLogged, SessionEnded, SessionStarted
 from emulator.fleet.drive import SessionContext, UiHandler, drive
+from emulator.mo.behaviours import Job
 from emulator.protocol.actions import SessionDone
 from emulator.store import DeviceRecord, Workspace
 from emulator.transport.http import HttpTransport, TlsConfig
@@ -209,6 +210,7 @@ class Fleet:
             finally:
                 dev.conflicts.release(ctx.session_id)
             await finish_engine(self, dev, account, engine, done)
+            self._continue_behaviours(dev)
             if done.outcome == "completed" or not link.lost_in_flight or retries <= 0 or not dev.bearer:
                 break
             retries -= 1
@@ -218,6 +220,25 @@ class Fleet:
         if self.workspace is not None:
             self.save(dev)
         return done
+
+    def _continue_behaviours(self, dev: VirtualDevice) -> None:
+        """Runs of declared behaviours a session left (asynchronous Execs, alerts): on with the clock."""
+        for job in dev.behaviours.take_jobs():
+            task = asyncio.ensure_future(self._run_job(dev, job))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run_job(self, dev: VirtualDevice, job: Job) -> None:
+        from emulator.fleet.engines import job_sessions
+
+        wait = job.wait
+        while wait is not None:
+            await asyncio.sleep(wait)
+            if dev.id not in self.devices:
+                return  # removed (or restarted) meanwhile: its runs went with it
+            wait = job.run.advance(dev.tree)
+        for options in job_sessions(dev, job):
+            await self.run_session(dev.id, **options)  # type: ignore[arg-type]
 
     def start_session(self, dev_id: str, protocol: str | None = None, **kw: object) -> asyncio.Task:
         """Fire and forget (the window's button); the task is kept until it ends."""

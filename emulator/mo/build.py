@@ -20,6 +20,7 @@ from emulator.errors import FileFormatError
 from emulator.mo import behaviours
 from emulator.mo.accounts import AUTH_TYPES, DM1_ROOT, DM2_ROOT, decode_nonce
 from emulator.tree import Tree
+from emulator.tree import uri as uris
 from emulator.tree.ddf import NodeDesc, load_builtin
 from emulator.tree.uri import UriLimits
 
@@ -202,6 +203,9 @@ def _build_template(profile: Profile) -> Tree:
             tree.set_node(extra.path, format="node", type=extra.type)
         else:
             tree.set_node(extra.path, extra.value, format=extra.format, type=extra.type or MIME)
+    for b in profile.behaviours:  # a declared node the profile did not build is an executable leaf
+        if "*" not in uris.split(b.node) and not tree.exists(b.node):
+            tree.set_node(b.node, "", format="chr", type=MIME)
     for uri, servers in scope.items():  # after the extra nodes: a scope may point into them
         ids = "+".join(servers)
         if not tree.exists(uri):

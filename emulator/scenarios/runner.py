@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import random
 import tempfile
@@ -681,15 +680,9 @@ class _NoSuchApp(EmulatorError):
 
 def alert_options(protocol: str, spec: GenericAlertSpec) -> dict[str, Any]:
     """Engine options for a session that carries a device-raised generic alert."""
-    if protocol == "dm12":
-        from emulator.protocol.syncml.client import GenericAlert
+    from emulator.fleet.engines import alert_options as engine_alert_options
 
-        data = spec.data if isinstance(spec.data, str) else json.dumps(spec.data)
-        return {"generic_alerts": [GenericAlert(spec.type, "chr", data, spec.source, spec.mark)]}
-    from emulator.protocol.dm2.messages import Alert
-
-    data = spec.data if isinstance(spec.data, dict) else ({"Value": spec.data} if spec.data else None)
-    return {"alerts": [Alert(spec.type, source_uri=spec.source, mark=spec.mark, data=data)]}
+    return engine_alert_options(protocol, spec.type, spec.data, source=spec.source, mark=spec.mark)
 
 
 def _applies(sel: Selector, group: str, position: int) -> bool:

@@ -70,6 +70,7 @@ class ExecRequest:
     data: Value
     by: str | None
     correlator: str | None
+    reply_to: str | None = None  # DM 2.0 EXEC's ServerURI: where an asynchronous result goes
 
 
 ExecHandler = Callable[["Tree", ExecRequest], int]
@@ -458,7 +459,8 @@ class Tree:
         return self.add(target, node.value, format=node.format, type=node.type, by=by)
 
     def exec(
-        self, uri: str | Path, data: Value = None, *, by: str | None = LOCAL, correlator: str | None = None
+        self, uri: str | Path, data: Value = None, *, by: str | None = LOCAL, correlator: str | None = None,
+        reply_to: str | None = None,
     ) -> int:
         """DM Exec: runs the handler the device registered for the node; its return is the status."""
         segs = self._segments(uri)
@@ -471,7 +473,7 @@ class Tree:
         if handler is None:
             raise TreeError(405, f"{_show(uri)} has no executable behaviour", uri=_show(uri))
         path = uris.join(segs)
-        status = handler(self, ExecRequest(path, data, by, correlator))
+        status = handler(self, ExecRequest(path, data, by, correlator, reply_to))
         self._emit(TreeEvent("exec", path, None, data, by))
         return status
 

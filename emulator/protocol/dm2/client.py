@@ -545,8 +545,8 @@ class DM2Client:
         return request
 
     def _exec(self, command: Exec) -> None:
-        code, uri = execute(self.tree, command.client_uri, self.actor)
-        if command.server_uri is None:
+        code, uri = execute(self.tree, command.client_uri, self.actor, command.server_uri)
+        if command.server_uri is None or code == 202:  # 202: the behaviour reports its result itself
             self._statuses.append(StatusEntry(code))
             return
         mark = "informational" if 200 <= code < 300 else "critical"

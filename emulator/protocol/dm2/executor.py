@@ -359,7 +359,7 @@ def delete(tree: Tree, text: str, actor: Actor) -> list[str]:
     return [t.client_uri for t in targets]
 
 
-def execute(tree: Tree, text: str, actor: Actor) -> tuple[int, str]:
+def execute(tree: Tree, text: str, actor: Actor, reply_to: str | None = None) -> tuple[int, str]:
     """EXEC of one executable node: (DM 2.0 status of the device behaviour, ClientURI).
 
     EXEC has no data parameter: the ClientURI's query, when there is one, is handed to the node's
@@ -369,7 +369,7 @@ def execute(tree: Tree, text: str, actor: Actor) -> tuple[int, str]:
     if len(targets) != 1:
         raise CommandError(f"EXEC needs exactly one node, {text} names {len(targets)}", status=400)
     target = targets[0]
-    status = tree.exec(target.path, text.partition("?")[2] or None, by=actor.server_id)
+    status = tree.exec(target.path, text.partition("?")[2] or None, by=actor.server_id, reply_to=reply_to)
     return dm2_status(status), target.client_uri
 
 
