@@ -31,6 +31,8 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from emulator.protocol.dm2.digest import ALGORITHMS, Challenge, response
+from emulator.protocol.dm2.digest import _unquote as unquote
 from emulator.server.authorities import Authority, SecretPair
 
 DIGEST_NONCE_TTL = 300.0
@@ -39,8 +41,9 @@ DIGEST_NONCE_TTL = 300.0
 DIGEST_NONCES_KEPT = 4096
 """Nonces whose last nonce count is remembered (against replays); the oldest is forgotten first."""
 
-DIGEST_ALGORITHMS = {"SHA-256": hashlib.sha256, "MD5": hashlib.md5}
-"""RFC 7616 algorithms offered, the preferred first (``-sess`` variants are not offered)."""
+DIGEST_ALGORITHMS = tuple(ALGORITHMS)
+"""RFC 7616 algorithms offered, the preferred first (those the emulator's own client speaks;
+``-sess`` variants and ``auth-int`` are not offered)."""
 
 _PARAM = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)\s*(?:,|$)')
 _MAX_HEADER = 4096
@@ -115,11 +118,10 @@ class Dm2Guard:
         return Verdict(None, None, "wrong user or secret for this DevID")
 
     def _digest(self, authority: Authority, dev_id: str, rest: str, *, method: str, uri: str) -> Verdict:
-        params = {m.group(1).lower(): _unquote(m.group(2)) for m in _PARAM.finditer(rest)}
+        params = {m.group(1).lower(): unquote(m.group(2)) for m in _PARAM.finditer(rest)}
         realm, nonce, user = params.get("realm", ""), params.get("nonce", ""), params.get("username", "")
         algorithm = params.get("algorithm", "MD5").upper()
-        hash_fn = DIGEST_ALGORITHMS.get(algorithm)
-        if hash_fn is None:
+        if algorithm not in DIGEST_ALGORITHMS:
             return Verdict(None, None, f"Digest algorithm {algorithm[:20]!r} is not offered")
         if realm != authority.server_id:
             return Verdict(None, None, f"Digest realm must be {authority.server_id!r}")
@@ -135,18 +137,13 @@ class Dm2Guard:
             return Verdict(None, None, f"Digest qop {qop[:20]!r} is not offered (auth)")
         count = None
         if qop:
-            try:
-                count = int(nc, 16)
-            except ValueError:
-                return Verdict(None, None, "Digest nc is not a hex count")
+            if not re.fullmatch(r"[0-9a-fA-F]{8}", nc):
+                return Verdict(None, None, "Digest nc is not 8 hex digits")
+            count = int(nc, 16)
 
-        def h(text: str) -> str:
-            return hash_fn(text.encode("utf-8")).hexdigest()
-
-        ha2 = h(f"{method}:{uri}")
-        for pair in self._pairs(authority, dev_id, user):
-            ha1 = h(f"{user}:{realm}:{pair.client}")
-            want = h(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}") if qop else h(f"{ha1}:{nonce}:{ha2}")
+        challenge = Challenge(realm, nonce, algorithm, (qop,) if qop else ())
+        for pair in self._pairs(authority, dev_id, user):  # the client's formula, computed again
+            want = response(challenge, user, pair.client, method=method, uri=uri, nc=count or 0, cnonce=cnonce)
             if hmac.compare_digest(want, params.get("response", "").lower()):
                 if count is not None and not self._fresh_count(nonce, count):
                     return Verdict(None, None, "Digest nonce count replayed")
@@ -192,27 +189,3 @@ class Verdict:
     pair: SecretPair | None
     how: str
     stale: bool = False
-
-
-def _unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] == '"':
-        return re.sub(r"\\(.)", r"\1", value[1:-1])
-    return value
-
-
-def digest_authorization(challenge: str, user: str, secret: str, *, method: str, uri: str,
-                         cnonce: str = "0a4f113b", nc: int = 1) -> str:
-    """The ``Authorization`` value answering one Digest ``WWW-Authenticate`` challenge (qop=auth).
-
-    The server does not need it; tests and third-party scripts use it to play a Digest client."""
-    params = {m.group(1).lower(): _unquote(m.group(2)) for m in _PARAM.finditer(challenge.partition(" ")[2])}
-    algorithm = params.get("algorithm", "MD5").upper()
-    hash_fn = DIGEST_ALGORITHMS[algorithm]
-
-    def h(text: str) -> str:
-        return hash_fn(text.encode("utf-8")).hexdigest()
-
-    realm, nonce, count = params["realm"], params["nonce"], f"{nc:08x}"
-    response = h(f"{h(f'{user}:{realm}:{secret}')}:{nonce}:{count}:{cnonce}:auth:{h(f'{method}:{uri}')}")
-    return (f'Digest username="{user}", realm="{realm}", nonce="{nonce}", uri="{uri}", algorithm={algorithm}, '
-            f'qop=auth, nc={count}, cnonce="{cnonce}", response="{response}"')

@@ -30,12 +30,15 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from emulator.errors import EmulatorError
+from emulator.protocol.actions import HttpResult
+from emulator.protocol.dm2.digest import DigestClient
 from emulator.protocol.dm2.media import HEADER_DEVID
 from emulator.transport.http import HttpTransport, TlsConfig
 
 if TYPE_CHECKING:
     from emulator.device.virtual import VirtualDevice
     from emulator.fleet.fleet import Fleet
+    from emulator.mo.accounts import Account
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +100,7 @@ class PushPoller:
         self._watcher: asyncio.Task | None = None
         self._complained: set[str] = set()
         self._rng = random.Random()
+        self._digests: dict[tuple[str, str], DigestClient] = {}  # (DevID, ServerID): its Digest state
 
     # ------------------------------------------------------------------ control
 
@@ -154,23 +158,41 @@ class PushPoller:
 
     # ------------------------------------------------------------------ one device
 
-    def urls(self, dev: VirtualDevice, wait: float) -> list[tuple[str, TlsConfig, dict[str, str]]]:
+    def urls(self, dev: VirtualDevice, wait: float) -> list[tuple[str, TlsConfig, Account]]:
         """The long-poll requests of one device: one per distinct server of its DM 2.0 accounts, each
-        with that account's TLS settings and headers (its HTTP credentials: a push channel hands out
-        a device's notifications, so the server asks who is polling)."""
-        from emulator.protocol.dm2.client import basic_auth
-
-        out: dict[str, tuple[TlsConfig, dict[str, str]]] = {}
+        with the account whose TLS settings and HTTP credentials it uses (a push channel hands out a
+        device's notifications, so the server asks who is polling)."""
+        out: dict[str, tuple[TlsConfig, Account]] = {}
         for account in dev.accounts("dm2"):
             base = self.server_uri or push_base(account.server_uri)
             if base:
                 url = f"{base}/push/{quote(dev.id, safe=':@')}?wait={wait:g}"
-                headers = {HEADER_DEVID: dev.id}
-                auth = basic_auth(account)
-                if auth:
-                    headers["Authorization"] = auth
-                out.setdefault(url, (TlsConfig.for_account(account), headers))
-        return [(url, tls, headers) for url, (tls, headers) in out.items()]
+                out.setdefault(url, (TlsConfig.for_account(account), account))
+        return [(url, tls, account) for url, (tls, account) in out.items()]
+
+    def _credentials(self, dev_id: str, account: Account, url: str) -> dict[str, str]:
+        """The headers of one poll: the DevID, and Basic, or Digest once the server has challenged."""
+        from emulator.protocol.dm2.client import basic_auth, request_uri
+
+        headers = {HEADER_DEVID: dev_id}
+        basic = basic_auth(account)
+        if basic:
+            headers["Authorization"] = basic
+        elif account.auth == "digest":
+            digest = self._digests.get((dev_id, account.server_id))
+            value = digest.authorization("GET", request_uri(url)) if digest is not None else None
+            if value:
+                headers["Authorization"] = value
+        return headers
+
+    def _challenged(self, dev_id: str, account: Account, result: HttpResult) -> bool:
+        """A 401 a Digest account can answer: True when the poll should go again at once."""
+        if result.status != 401 or account.auth != "digest":
+            return False
+        challenge = next((v for k, v in result.headers.items() if k.lower() == "www-authenticate"), "")
+        digest = self._digests.setdefault((dev_id, account.server_id),
+                                          DigestClient(account.client_user, account.client_secret))
+        return digest.take(challenge) is not None
 
     def _problem(self, dev_id: str, text: str) -> None:
         if dev_id in self._complained:
@@ -196,8 +218,8 @@ class PushPoller:
                 await asyncio.sleep(self.backoff[1])
                 continue
             self._complained.discard(dev_id)
-            answers = await asyncio.gather(*(self._poll_once(dev_id, url, tls, headers)
-                                             for url, tls, headers in requests))
+            answers = await asyncio.gather(*(self._poll_once(dev_id, url, tls, account)
+                                             for url, tls, account in requests))
             if all(answers):
                 failures = 0
                 continue
@@ -208,9 +230,12 @@ class PushPoller:
                 delay *= 1 + self._rng.uniform(-self.jitter, self.jitter)
             await asyncio.sleep(delay)
 
-    async def _poll_once(self, dev_id: str, url: str, tls: TlsConfig, headers: dict[str, str]) -> bool:
+    async def _poll_once(self, dev_id: str, url: str, tls: TlsConfig, account: Account) -> bool:
         """One long-poll; True when the server answered as a push channel does (200 or 204)."""
-        result = await self.transport.request("GET", url, headers=headers, tls=tls)
+        result = await self.transport.request("GET", url, headers=self._credentials(dev_id, account, url), tls=tls)
+        if self._challenged(dev_id, account, result):
+            result = await self.transport.request("GET", url, headers=self._credentials(dev_id, account, url),
+                                                  tls=tls)
         if result.status == 204:
             return True
         if result.status != 200:

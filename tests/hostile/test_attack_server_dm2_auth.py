@@ -7,7 +7,9 @@ import asyncio
 
 from hostile_kit import PACKAGE1, basic, own_auth, package1_headers, phone, post, serving
 
-from emulator.server.dm2_auth import digest_authorization
+from emulator.fleet.fleet import Fleet
+from emulator.protocol.dm2.digest import DigestClient
+from emulator.server.state import ServerState
 
 
 def test_no_credentials_or_another_scheme_get_401_with_both_challenges():
@@ -67,28 +69,37 @@ def test_a_devid_no_profile_makes_is_bound_to_its_first_user():
     assert other[0] == 401 and alice_elsewhere[0] == 401
 
 
+def _digest(challenge: str, user: str, secret: str, uri: str = "/dm2") -> str:
+    """What the emulator's own Digest client answers to one challenge."""
+    client = DigestClient(user, secret)
+    assert client.take(challenge) is not None
+    answer = client.authorization("POST", uri)
+    assert answer
+    return answer
+
+
 def test_digest_authentication_and_its_replays():
     async def main():
         async with serving() as server:
             dev = phone()
             account = dev.account(protocol="dm2")
+            user, secret = account.client_user, account.client_secret
             url = server.url + "/dm2"
             out = {}
             for alg, n in (("sha", 0), ("md5", 1)):
                 challenge = (await post(url, PACKAGE1, package1_headers(dev.id)))[2].getall("WWW-Authenticate")
-                value = challenge[n]
-                answer = digest_authorization(value, account.client_user, account.client_secret,
-                                              method="POST", uri="/dm2")
+                answer = _digest(challenge[n], user, secret)
+                assert f"algorithm={'SHA-256' if n == 0 else 'MD5'}" in answer
                 out[alg] = await post(url, PACKAGE1, package1_headers(dev.id, answer))
                 out[alg + " replay"] = await post(url, PACKAGE1, package1_headers(dev.id, answer))
-            wrong = digest_authorization(challenge[0], account.client_user, "guess", method="POST", uri="/dm2", nc=5)
-            out["wrong secret"] = await post(url, PACKAGE1, package1_headers(dev.id, wrong))
-            other_uri = digest_authorization(challenge[0], account.client_user, account.client_secret,
-                                             method="POST", uri="/dm2/other", nc=6)
-            out["other uri"] = await post(url, PACKAGE1, package1_headers(dev.id, other_uri))
-            forged = challenge[0].replace('nonce="', 'nonce="1')
-            out["forged nonce"] = await post(url, PACKAGE1, package1_headers(dev.id, digest_authorization(
-                forged, account.client_user, account.client_secret, method="POST", uri="/dm2")))
+            challenge = (await post(url, PACKAGE1, package1_headers(dev.id)))[2].getall("WWW-Authenticate")[0]
+            out["wrong secret"] = await post(url, PACKAGE1, package1_headers(dev.id, _digest(challenge, user, "guess")))
+            out["other uri"] = await post(url, PACKAGE1, package1_headers(
+                dev.id, _digest(challenge, user, secret, uri="/dm2/other")))
+            out["other device's user"] = await post(url, PACKAGE1, package1_headers(
+                dev.id, _digest(challenge, phone(1).account(protocol="dm2").client_user, secret)))
+            forged = challenge.replace('nonce="', 'nonce="1')
+            out["forged nonce"] = await post(url, PACKAGE1, package1_headers(dev.id, _digest(forged, user, secret)))
             return out
 
     out = asyncio.run(main())
@@ -97,4 +108,49 @@ def test_digest_authentication_and_its_replays():
     assert out["md5 replay"][0] == 401
     assert out["wrong secret"][0] == 401 and "wrong user or secret" in out["wrong secret"][1]
     assert out["other uri"][0] == 401 and "uri" in out["other uri"][1]
+    assert out["other device's user"][0] == 401
     assert out["forged nonce"][0] == 401 and "not issued" in out["forged nonce"][1]
+
+
+def test_the_emulators_digest_client_runs_whole_sessions_against_the_server():
+    """The device side (protocol/dm2/digest.py) and this server agree on every message."""
+
+    async def main():
+        async with serving() as server:
+            fleet = Fleet(server=server.url)
+            try:
+                (dev,) = fleet.add("smartphone", 1)
+                dev.tree.replace("./DM2/DMAcc/demo-dm2/Ext/HTTPAuth/Type", "digest")
+                done = [await fleet.run_session(dev.id, "dm2") for _ in range(2)]
+            finally:
+                await fleet.aclose()
+            return done
+
+    done = asyncio.run(main())
+    assert [d.outcome for d in done] == ["completed", "completed"], done
+
+
+def test_a_digest_device_behind_nat_polls_its_push_channel_with_digest():
+    async def main():
+        state = ServerState(push_wait_s=5)
+        async with serving(state) as server:
+            fleet = Fleet(server=server.url)
+            try:
+                (dev,) = fleet.add("smartphone", 1)
+                dev.tree.replace("./DM2/DMAcc/demo-dm2/Ext/HTTPAuth/Type", "digest")
+                state.set_script(dev.id, [[["GET", "urn:oma:mo:oma-dm-devinfo:1.2//Mod"]]])
+                poller = fleet.start_push(wait_s=5, recheck_s=0.05)
+                for _ in range(200):  # bounded: until the device waits on its channel
+                    if dev.id in poller.polling and state.device_addresses:
+                        break
+                    await asyncio.sleep(0.05)
+                state.notify(dev.id)
+                for _ in range(200):
+                    if poller.delivered:
+                        break
+                    await asyncio.sleep(0.05)
+            finally:
+                await fleet.aclose()
+            return poller.delivered
+
+    assert asyncio.run(main()) == 1

@@ -310,7 +310,7 @@ class DM2Client:
         if self._auth:
             headers["Authorization"] = self._auth
         elif self._digest is not None and digest:
-            value = self._digest.authorization(method, _request_uri(url or self.url))
+            value = self._digest.authorization(method, request_uri(url or self.url))
             if value is not None:
                 headers["Authorization"] = value
         return headers
@@ -627,7 +627,7 @@ def check_notification(
 # --- helpers --------------------------------------------------------------------------------------
 
 
-def _request_uri(url: str) -> str:
+def request_uri(url: str) -> str:
     """The request-target a Digest ``uri`` names: path and query of the URL."""
     parts = urlsplit(url)
     return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
