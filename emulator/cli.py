@@ -90,6 +90,12 @@ def _server_options(p: argparse.ArgumentParser) -> None:
         help="with --tls: refuse devices without a client certificate from that CA (mutual TLS)",
     )
     p.add_argument(
+        "--accounts",
+        metavar="FILE.toml",
+        help="accounts of DM clients the server did not ship ([[accounts]] with server_id, dev_id, client_user, "
+        "client_secret, client_auth, server_name, server_secret, server_auth; see the README)",
+    )
+    p.add_argument(
         "--admin-token",
         metavar="TOKEN",
         help="the token /admin/* asks for (Authorization: Bearer TOKEN); default: $DM_EMULATOR_ADMIN_TOKEN, "

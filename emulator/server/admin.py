@@ -7,6 +7,8 @@
   script (``*`` = every device without its own).
 - ``GET /admin/devices``: the devices seen and the sessions open; ``GET /admin/devices/<DevID>``:
   what the server saw of one device, as JSON.
+- ``GET /admin/accounts``, ``POST /admin/accounts`` (a JSON account or list, the keys of an accounts
+  file, all or none added): accounts of clients the server did not ship (:mod:`emulator.server.accounts`).
 - ``GET /admin/faults``, ``POST /admin/faults`` (a JSON fault or list, all or none installed),
   ``DELETE /admin/faults``: the faults of :mod:`emulator.server.faults`.
 
@@ -107,6 +109,15 @@ async def faults_add(request: web.Request, control: ServerControl) -> web.Respon
     return web.json_response(control.add_faults(spec))
 
 
+async def accounts_list(request: web.Request, control: ServerControl) -> web.Response:
+    return web.json_response({"accounts": control.accounts()})
+
+
+async def accounts_add(request: web.Request, control: ServerControl) -> web.Response:
+    return web.json_response({"accounts": control.add_accounts_json(_json(await request.read() or b"[]",
+                                                                          "accounts"))})
+
+
 async def faults_clear(request: web.Request, control: ServerControl) -> web.Response:
     return web.json_response({"removed": control.clear_faults()})
 
@@ -121,4 +132,6 @@ def setup_admin(app: web.Application) -> ServerControl:
     app.router.add_get(ADMIN + "/faults", _answers(faults_list))
     app.router.add_post(ADMIN + "/faults", _answers(faults_add))
     app.router.add_delete(ADMIN + "/faults", _answers(faults_clear))
+    app.router.add_get(ADMIN + "/accounts", _answers(accounts_list))
+    app.router.add_post(ADMIN + "/accounts", _answers(accounts_add))
     return control

@@ -111,6 +111,8 @@ class Authority:
         """
         explicit = [r for r in self.users if r.dev_id == dev_id]
         found = [hit for r in (explicit or self.users) if (hit := r.for_device(dev_id)) is not None]
+        if not found and self.users and all(r.dev_id for r in self.users):
+            return []  # an authority made only of added accounts lets no other DevId in
         return list(dict.fromkeys(found)) or None
 
     def account_for(self, dev_id: str) -> UserRule | None:

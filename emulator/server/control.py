@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal, cast
 
 from emulator.errors import EmulatorError
+from emulator.server.accounts import ServerAccount, account_from_json, install
 from emulator.server.dm2 import demo_script
 from emulator.server.faults import Fault
 from emulator.server.notify_out import Sent, check_protocol, check_target, send_package0
@@ -121,6 +122,22 @@ class ServerControl:
             "uploads": [[u.method, u.path, len(u.body)] for u in log.uploads],
             "ui": [[u.flow, u.outcome, u.answers] for u in log.ui], "problems": log.problems,
         }
+
+    # ------------------------------------------------------------------ accounts
+
+    def add_accounts(self, accounts: list[ServerAccount]) -> list[dict[str, Any]]:
+        """Play these accounts of clients the server did not ship (:mod:`emulator.server.accounts`)."""
+        for account in accounts:
+            install(self.state, account)
+        return self.accounts()
+
+    def add_accounts_json(self, spec: object) -> list[dict[str, Any]]:
+        """The admin API's JSON account (or a list of them): all checked before any is added."""
+        return self.add_accounts([account_from_json(a) for a in (spec if isinstance(spec, list) else [spec])])
+
+    def accounts(self) -> list[dict[str, Any]]:
+        """The accounts added (secrets left out)."""
+        return [a.shown() for a in self.state.accounts]
 
     # ------------------------------------------------------------------ faults
 

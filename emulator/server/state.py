@@ -136,6 +136,7 @@ class ServerState:
     ui_sessions: dict[str, UiSession] = field(default_factory=dict)
     dm2_sessions: dict[tuple[str, str], Any] = field(default_factory=dict)  # (ServerID, DevID) -> dm2.ServerSession
     faults: Faults = field(default_factory=Faults)  # misbehaviour on request (emulator.server.faults)
+    accounts: list[Any] = field(default_factory=list)  # emulator.server.accounts.ServerAccount, added ones
     # --- access (emulator.server.access)
     admin_token: str = field(default_factory=lambda: new_admin_token())
     device_addresses: set[str] = field(default_factory=set)  # where authenticated devices came from

@@ -119,6 +119,7 @@ def test_deeply_nested_or_broken_json_to_every_json_entry_gets_400_with_a_reason
             for name, url, headers, method in (
                 ("script", f"{base}/admin/script/IMEI:1", admin, "POST"),
                 ("faults", f"{base}/admin/faults", admin, "POST"),
+                ("accounts", f"{base}/admin/accounts", admin, "POST"),
                 ("package 1", f"{base}/dm2", {**own, "Content-Type": media.INITIATION}, "POST"),
                 ("upload", f"{base}/repo/{dev.id}/x", {**own, "Content-Type": media.MO_JSON}, "PUT"),
             ):
@@ -130,4 +131,24 @@ def test_deeply_nested_or_broken_json_to_every_json_entry_gets_400_with_a_reason
     for name, (status, text, _) in out.items():
         assert status == 400, (name, status, text)
         assert "Traceback" not in text and len(text) < 500, (name, text)
-    assert "deeper than" in out["script"][1] and "deeper than" in out["faults"][1]
+    assert all("deeper than" in out[name][1] for name in ("script", "faults", "accounts"))
+
+
+def test_deep_or_huge_xml_and_wbxml_to_the_dm12_route_get_400():
+    deep_xml = b"<SyncML>" + b"<a>" * 50_000 + b"</a>" * 50_000 + b"</SyncML>"
+    bomb = (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">'
+            b'<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><SyncML>&c;</SyncML>')
+    deep_wbxml = b"\x02\x9f\x53\x6a\x00" + b"\x6d" * 50_000 + b"\x01" * 50_000
+
+    async def main():
+        async with serving() as server:
+            out = {}
+            for name, body, ctype in (("deep xml", deep_xml, "application/vnd.syncml.dm+xml"),
+                                      ("entities", bomb, "application/vnd.syncml.dm+xml"),
+                                      ("deep wbxml", deep_wbxml, "application/vnd.syncml.dm+wbxml")):
+                out[name] = await post(server.url + "/dm12", body, {"Content-Type": ctype})
+            return out
+
+    for name, (status, text, _) in asyncio.run(main()).items():
+        assert status == 400, (name, status, text)
+        assert "Traceback" not in text and len(text) < 500, (name, text)
