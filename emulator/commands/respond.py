@@ -11,14 +11,14 @@ User interaction is answered by the headless policy (useralerts.default_answer):
 default when it has one, else display acknowledged, confirm "yes", empty text, the first choice.
 A launchBrowserToURI Exec is answered as if the web flow ended well.
 
-DM 2.0 JSON packages go to `emulator.protocol.dm2.respond.respond(device, data)` when that module
-exists (exit 2 "not built yet" otherwise).
+A DM 2.0 JSON Package#2 is answered for the profile's highest-priority DM 2.0 account, with the
+network-free rules of emulator.protocol.dm2.respond (HGET/HPUT/HPOST answer 500, a SHOW is not
+opened, an EXEC result alert is not sent); what could not happen is said on stderr, one line each.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 from emulator.device.profile import find_profile
@@ -129,23 +129,33 @@ def message_head(data: bytes, source: str) -> bytes:
     return data.lstrip()[:1]
 
 
+def respond_dm2(device: VirtualDevice, data: bytes, label: str) -> int:
+    """Print the Package#3 for one DM 2.0 Package#2; exit 1 when the profile speaks no DM 2.0."""
+    from emulator.protocol.dm2.respond import respond_detail
+
+    if "dm2" not in device.profile.protocols:
+        print(f"dm-emulator respond: {label}: profile {device.profile.name!r} does not speak DM 2.0 "
+              f"(protocols: {', '.join(device.profile.protocols)})", file=sys.stderr)
+        return 1
+    account = device.account(protocol="dm2")
+    result = respond_detail(device.tree, account, data, dev_id=device.id, has_browser=device.profile.ui.browser)
+    for note in result.notes:
+        print(f"dm-emulator respond: note: {note}", file=sys.stderr)
+    if result.ended:
+        print("dm-emulator respond: nothing to answer (the package ends the session)", file=sys.stderr)
+        return 0
+    sys.stdout.buffer.write(result.body + b"\n")
+    sys.stdout.flush()
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     data = _read(args.message)
     head = message_head(data, args.message)
     profile = find_profile(args.profile)
     device = VirtualDevice(profile, 0, server=RESPOND_SERVER)
     if head in (b"{", b"["):
-        try:
-            module = importlib.import_module("emulator.protocol.dm2.respond")
-        except ModuleNotFoundError as exc:
-            if exc.name in ("emulator.protocol.dm2.respond", "emulator.protocol.dm2"):
-                print("dm-emulator respond: DM 2.0 JSON packages: not built yet", file=sys.stderr)
-                return 2
-            raise
-        out = module.respond(device, data)
-        sys.stdout.buffer.write(out if isinstance(out, bytes) else str(out).encode("utf-8"))
-        sys.stdout.flush()
-        return 0
+        return respond_dm2(device, data, args.message)
     media = codes.MEDIA_DM_XML if head == b"<" else codes.MEDIA_DM_WBXML
     body, done = respond_dm12(device, data, media, wbxml=args.wbxml)
     if body is None:

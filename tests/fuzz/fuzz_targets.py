@@ -24,7 +24,10 @@ from typing import Any
 from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[2]
-VECTORS = Path(os.environ.get("DM_VECTORS", "/work/shared/vectors/aosp-dm12"))
+# The outside AOSP vectors sit beside the repository when a checkout has them (../shared); the
+# project's own examples always seed too, so a clone without ../shared still fuzzes from real messages.
+VECTORS = Path(os.environ.get("DM_VECTORS", ROOT.parent / "shared" / "vectors" / "aosp-dm12"))
+EXAMPLES = ROOT / "assets" / "examples"
 XML = "application/vnd.syncml.dm+xml"
 WBXML = "application/vnd.syncml.dm+wbxml"
 
@@ -235,7 +238,7 @@ def _files(folder: Path, *suffixes: str) -> list[bytes]:
 
 
 def _xml_seeds() -> list[bytes]:
-    return _files(VECTORS, ".xml") or [b'<SyncML xmlns="SYNCML:SYNCML1.2"><SyncHdr/><SyncBody><Final/></SyncBody></SyncML>']
+    return _files(VECTORS, ".xml") + _files(EXAMPLES / "dm12", ".xml") or [b'<SyncML xmlns="SYNCML:SYNCML1.2"><SyncHdr/><SyncBody><Final/></SyncBody></SyncML>']
 
 
 def _wbxml_seeds() -> list[bytes]:
@@ -243,7 +246,7 @@ def _wbxml_seeds() -> list[bytes]:
     from emulator.protocol.syncml.message import parse_xml_safely
 
     own = [wbxml.encode(parse_xml_safely(x)) for x in _xml_seeds()[:6]]
-    return _files(VECTORS, ".wbxml") + own
+    return _files(VECTORS, ".wbxml") + _files(EXAMPLES / "dm12", ".wbxml") + own
 
 
 def _dm2_seeds(kind: str) -> Callable[[], list[bytes]]:
@@ -266,6 +269,7 @@ def _dm2_seeds(kind: str) -> Callable[[], list[bytes]]:
                 b'["GET","urn:oma:mo:oma-sessioninfomo:1.0//CBT"],["END"]]}',
                 b'{"CMD":[["SHOW","https://dm.example/ui"],["SUB","urn:x:1.0/*/A?f=1","https://s/n"],'
                 b'["DELETE","urn:x:1.0/i/B"],["EXEC","urn:x:1.0/i/Reboot","arg"],["CONT"],["DEFAULT","m","u"]]}',
+                *_files(EXAMPLES / "dm2", ".json"),
             ]
         if kind == "response":
             return [

@@ -14,8 +14,7 @@ from emulator.events import MessageLogged
 from ui.app import DEMO_DEVICES, Desktop
 from ui.tree_model import NodeRole
 
-VECTORS = Path("/work/shared/vectors/aosp-dm12")
-HERE_VECTORS = Path(__file__).resolve().parents[2] / "tests" / "vectors" / "aosp-dm12"
+EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples" / "dm12"
 
 
 def test_window_lists_the_demo_devices(window):
@@ -74,17 +73,10 @@ def test_tree_panel_edit_goes_through_the_tree_and_shows_refusals(window):
     assert "405" in panel.message.text()
 
 
-def _vector(name: str) -> bytes:
-    for base in (HERE_VECTORS, VECTORS):
-        if (base / name).exists():
-            return (base / name).read_bytes()
-    raise FileNotFoundError(name)
-
-
 def test_message_appears_in_traffic_and_decodes(window, qtbot):
     dev = next(iter(window.fleet.devices.values()))
     window.select_device(dev.id)
-    body = _vector("testadd.wbxml")
+    body = (EXAMPLES / "replace.wbxml").read_bytes()  # holds an Add
     window.fleet.bus.publish(MessageLogged(dev.id, "s1", "in", time.time(), "application/vnd.syncml.dm+wbxml",
                                            body, "HTTP 200", 12.5, "http://127.0.0.1:9/dm12"))
     window.fleet.bus.publish(MessageLogged("other-device", "s2", "out", time.time(), "application/json",

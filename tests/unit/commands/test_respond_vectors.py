@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from shared_vectors import AOSP_DM12 as VECTORS
+from shared_vectors import needs_aosp_dm12
 
 from emulator.device.profile import find_profile
 from emulator.device.virtual import VirtualDevice
@@ -34,9 +35,7 @@ from emulator.protocol.syncml import codes
 from emulator.protocol.syncml.commands import Results, Status
 from emulator.protocol.syncml.message import parse_message, walk
 
-VECTORS = Path("/work/shared/vectors/aosp-dm12")
-if not VECTORS.is_dir():  # CI lays shared/ beside the repository
-    VECTORS = Path(__file__).resolve().parents[4] / "shared" / "vectors" / "aosp-dm12"
+pytestmark = needs_aosp_dm12
 
 # vector -> (SyncHdr status, [(Cmd, CmdRef, code, result items or None)])
 EXPECTED: dict[str, tuple[int, list[tuple[str, str, int, list[str] | None]]]] = {

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
+from shared_vectors import AOSP_DM12, aosp_dm12, needs_aosp_dm12
 
 from emulator.errors import DecodeError, EmulatorError, TooLargeError, UnsupportedError
 from emulator.protocol.syncml import codes
@@ -45,7 +46,8 @@ from emulator.protocol.syncml.message import (
     walk,
 )
 
-VECTORS = Path("/work/shared/vectors/aosp-dm12")
+VECTORS = AOSP_DM12
+EXAMPLES = Path(__file__).resolve().parents[3] / "assets" / "examples" / "dm12"
 XML = codes.MEDIA_DM_XML
 WBXML = codes.MEDIA_DM_WBXML
 HAVE_WBXML = importlib.util.find_spec("emulator.protocol.syncml.wbxml") is not None
@@ -68,6 +70,7 @@ def wrap(body: str, header_extra: str = "", ns: str = ' xmlns="SYNCML:SYNCML1.2"
 # ------------------------------------------------------------------------------ real vectors
 
 
+@needs_aosp_dm12
 def test_every_vector_parses_and_survives_a_round_trip():
     files = sorted(p.name for p in VECTORS.iterdir() if p.suffix in (".xml", ".wbxml"))
     assert len(files) == 14
@@ -82,6 +85,7 @@ def test_every_vector_parses_and_survives_a_round_trip():
             assert parse_message(build_message(msg, wbxml=True), WBXML) == msg, name
 
 
+@needs_aosp_dm12
 @pytest.mark.parametrize(
     ("name", "code", "options", "texts"),
     [
@@ -120,6 +124,7 @@ def test_ui_alert_vectors(name, code, options, texts):
     assert [item.data for item in alert.items] == [options, *texts]
 
 
+@needs_aosp_dm12
 def test_confirm_alert_inside_atomic_vector():
     [atomic] = vector("testalertconfirmatomic.xml").commands
     assert isinstance(atomic, Atomic) and atomic.cmd_id == "1"
@@ -132,6 +137,7 @@ def test_confirm_alert_inside_atomic_vector():
     assert (item.target, item.data, item.meta) == ("./DevDetail/Bearer/GSM", "test", None)
 
 
+@needs_aosp_dm12
 @pytest.mark.parametrize(("name", "script"), [("testexecscript.xml", "uname"), ("testexecscript2.xml", "ls")])
 def test_exec_vectors(name, script):
     [exe] = vector(name).commands
@@ -139,12 +145,14 @@ def test_exec_vectors(name, script):
     assert [(i.target, i.data) for i in exe.items] == [(".", script)]
 
 
+@needs_aosp_dm12
 def test_get_script_vector():
     [get] = vector("testgetscript.xml").commands
     assert isinstance(get, Get)
     assert [(i.target, i.data) for i in get.items] == [("./DevInfo/DevId", None)]
 
 
+@needs_aosp_dm12
 def test_new_data_type_vector():
     msg = vector("testnewdatatype.xml")
     assert msg.header.session_id == "18629" and msg.header.target == "000000011234564"
@@ -160,6 +168,7 @@ def test_new_data_type_vector():
     assert msg.commands[-1].items[0].target == "./Test/MyApp"
 
 
+@needs_aosp_dm12
 @needs_wbxml
 def test_wbxml_add_vector_declares_syncml_11_but_parses():
     msg = vector("testadd.wbxml")
@@ -182,6 +191,7 @@ def test_wbxml_add_vector_declares_syncml_11_but_parses():
     assert add == Add(cmd_id="4", items=[Item(target="./TestLeafNode", meta=Meta(format="node"), data="")])
 
 
+@needs_aosp_dm12
 @needs_wbxml
 def test_wbxml_get_and_delete_vectors():
     get = vector("testget.wbxml").commands[-1]
@@ -193,6 +203,7 @@ def test_wbxml_get_and_delete_vectors():
     ]
 
 
+@needs_aosp_dm12
 @needs_wbxml
 def test_wbxml_replace_vector_is_a_client_package_1():
     msg = vector("testreplace.wbxml")
@@ -476,6 +487,7 @@ def test_wbxml_carries_bytes_as_opaque():
 # ------------------------------------------------------------------------------ sizes
 
 
+@needs_aosp_dm12
 def test_sizes_add_up_for_xml():
     base = vector("testnewdatatype.xml")
     extra = Status(cmd_id="99", msg_ref="1", cmd_ref="4", cmd="Add", code=200, target_refs=["./Test/MyApp/TimeLeaf"])
@@ -629,7 +641,8 @@ def test_random_bytes_only_raise_emulator_errors(data, ctype):
     _parse_or_emulator_error(data, ctype)
 
 
-_SEEDS = sorted(p for p in VECTORS.iterdir() if p.suffix in (".xml", ".wbxml"))
+# The AOSP vectors when they are beside the repository, and always the project's own examples.
+_SEEDS = aosp_dm12(".xml", ".wbxml") + sorted(p for p in EXAMPLES.iterdir() if p.suffix in (".xml", ".wbxml"))
 
 
 @settings(max_examples=200, deadline=None)
