@@ -31,6 +31,10 @@ _HEADLESS_QT_PLATFORMS = frozenset(
 )
 
 
+# Every --profile takes a name or a path; `dm-emulator profiles new NAME --from smartphone` writes a file to edit.
+PROFILE_HELP = "a shipped profile's name (`dm-emulator profiles` lists them) or the path to your own .toml file"
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -117,8 +121,9 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", required=True, metavar="URL", help="the DM server to manage the devices")
     p.add_argument(
         "--profile",
-        metavar="NAME",
-        help="device profile to build the devices from (needed unless the scenario lists its devices)",
+        metavar="NAME|FILE",
+        help=f"device profile to build the devices from: {PROFILE_HELP} (needed unless the scenario lists "
+        "its devices)",
     )
     p.add_argument(
         "--count", type=_positive_int, default=1, metavar="N", help="how many devices (default: 1)"
@@ -156,7 +161,8 @@ def _run_options(p: argparse.ArgumentParser) -> None:
 
 def _respond_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--profile", required=True, metavar="NAME", help="device profile whose device answers the message"
+        "--profile", required=True, metavar="NAME|FILE",
+        help=f"device profile whose device answers the message: {PROFILE_HELP}",
     )
     p.add_argument(
         "--message",
@@ -168,7 +174,7 @@ def _respond_options(p: argparse.ArgumentParser) -> None:
 
 
 def _tree_export_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", required=True, metavar="NAME", help="device profile whose tree to export")
+    p.add_argument("--profile", required=True, metavar="NAME|FILE", help=f"device profile whose tree to export: {PROFILE_HELP}")
     p.add_argument("--out", metavar="FILE", help="write the TNDS XML here (default: standard output)")
     p.add_argument(
         "--reveal-secrets",
@@ -184,7 +190,7 @@ def _tree_import_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", metavar="ID", help="merge into this workspace device (default: a new device)")
     p.add_argument(
-        "--profile", metavar="NAME", help="profile of the new device (default: smartphone)"
+        "--profile", metavar="NAME|FILE", help=f"profile of the new device: {PROFILE_HELP} (default: smartphone)"
     )
 
 
@@ -215,8 +221,29 @@ def _locust_options(p: argparse.ArgumentParser) -> None:
     p.set_defaults(locust_args=[])
 
 
-def _no_options(p: argparse.ArgumentParser) -> None:
-    """Some commands take no options of their own."""
+def _profiles_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--reference",
+        action="store_true",
+        help="print every profile key with its type, default and meaning (Markdown; docs/profiles.md)",
+    )
+    actions = p.add_subparsers(title="actions", dest="profiles_action", metavar="new")
+    new = actions.add_parser(
+        "new",
+        help="write a copy of a profile, every key explained in comments, to edit and use with --profile FILE",
+        description="Write a copy of a profile with every key explained in comments, to edit. Use it "
+        "by path: --profile ./NAME.toml.",
+        prog=f"{PROG} profiles new",
+    )
+    new.add_argument("name", metavar="NAME", help="the new profile's name (letters, digits, . _ -)")
+    new.add_argument(
+        "--from",
+        dest="source",
+        default="smartphone",
+        metavar="NAME|FILE",
+        help=f"the profile to copy: {PROFILE_HELP} (default: %(default)s)",
+    )
+    new.add_argument("--out", metavar="FILE", help="where to write it (default: ./NAME.toml); never overwrites")
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,9 +312,11 @@ COMMANDS: dict[str, Command] = {
         Command(
             "profiles",
             "emulator.commands.profiles:run",
-            "list the device profiles",
-            "List the device profiles that `run`, `respond` and `tree export` can use.",
-            _no_options,
+            "list the device profiles; `profiles new NAME` writes one to edit",
+            "List the device profiles that `run`, `respond` and `tree export` can use by name; each "
+            "--profile also takes the path to a .toml file of your own. `profiles new NAME --from "
+            "smartphone` writes a commented copy to edit; `--reference` prints every key.",
+            _profiles_options,
         ),
         Command(
             "bench",

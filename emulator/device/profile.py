@@ -188,6 +188,9 @@ def find_profile(name: str, dirs: Iterable[str | os.PathLike[str]] | None = None
     """A profile by file stem or ``name`` (or a path to a .toml file); UnknownProfileError lists the choices."""
     if name.endswith(".toml") and Path(name).is_file():
         return load_profile(name)
+    if name.endswith(".toml") or os.sep in name or "/" in name:
+        raise UnknownProfileError(f"no profile file {name!r} (a --profile with a path must name an existing "
+                                  f".toml file; `dm-emulator profiles new NAME --from smartphone` writes one)")
     files = _profile_files(dirs)
     for file in files:
         if file.stem == name:
@@ -203,7 +206,8 @@ def find_profile(name: str, dirs: Iterable[str | os.PathLike[str]] | None = None
             return p
         known.append(p.name)
     listing = ", ".join(sorted(set(known))) or "none found"
-    raise UnknownProfileError(f"no device profile {name!r}; available: {listing}")
+    raise UnknownProfileError(f"no device profile {name!r}; available: {listing}; or give the path to a .toml "
+                              "file of your own (`dm-emulator profiles new NAME --from smartphone` writes one)")
 
 
 def _profile_files(dirs: Iterable[str | os.PathLike[str]] | None) -> list[Path]:
