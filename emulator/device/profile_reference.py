@@ -114,7 +114,13 @@ DOCS: dict[str, str] = {
     "README on `--server` with and without a path).",
     "accounts.protocol": "`dm12` or `dm2`; must be among the profile's `protocols`.",
     "accounts.auth": "How the device authenticates to the server: `md5` is the default for dm12, "
-    "`basic` for dm2; every scheme but `none` needs `client_secret`.",
+    "`basic` for dm2 (which takes only `basic`, `digest` or `none`); every scheme but `none` needs "
+    "`client_secret`.",
+    "accounts.server_auth": "dm12 only: how the server must prove itself: `dm` DM-layer credentials as "
+    "`auth` asks; `transport` a verified TLS server certificate is enough; `none` accepted, shown as a "
+    "warning.",
+    "accounts.ui_resume": "dm2 only: after a SHOW's page flow, the server holds its answer to the "
+    "Package#3 (`held`), or the client resumes the session itself (`client`).",
     "accounts.client_user": "The device's user name at the server.",
     "accounts.client_secret": "The device's secret.",
     "accounts.server_secret": "The secret the server proves itself with (DM 1.2 md5/hmac).",
