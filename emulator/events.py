@@ -91,6 +91,14 @@ class AlertRaised(Event):
     data: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class RecordChanged(Event):
+    """What a device keeps besides its tree changed (a delegation or revocation record, an app
+    registration): the workspace writes it now, so a crash before the next session loses nothing."""
+
+    what: str = ""
+
+
 Subscriber = Callable[[Event], None]
 
 

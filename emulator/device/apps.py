@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from emulator.errors import DecodeError, EmulatorError
-from emulator.events import AlertRaised
+from emulator.events import AlertRaised, RecordChanged
 from emulator.mo.accounts import DM1_ROOT, DM2_ROOT, Account
 from emulator.mo.instances import defaults, find_instances, instance_of, instance_views
 from emulator.protocol.dm2 import media
@@ -297,10 +297,24 @@ class AppRegistry:
             checked.append(grant)
         app.grants = tuple(checked)
         self.apps[name] = app
+        self.device.bus.publish(RecordChanged(self.device.id, "app registration"))
         return app
 
     def unregister(self, name: str) -> None:
-        self.apps.pop(name, None)
+        if self.apps.pop(name, None) is not None:
+            self.device.bus.publish(RecordChanged(self.device.id, "app registration"))
+
+    def to_data(self) -> list[dict[str, Any]]:
+        """The registrations, for the workspace (apps come back registered after a restart)."""
+        return [{"name": a.name, "grants": [[g.target, g.write] for g in a.grants]} for a in self.apps.values()]
+
+    def load(self, data: Iterable[dict[str, Any]]) -> None:
+        """Registrations from a workspace, checked again: a grant the device no longer gives is dropped."""
+        for d in data:
+            try:
+                self.register(str(d["name"]), [Grant(str(t), bool(w)) for t, w in d.get("grants", [])])
+            except (EmulatorError, KeyError, TypeError, ValueError):
+                continue
 
     def _check_grant(self, grant: Grant) -> None:
         if grant.is_tree:

@@ -185,14 +185,19 @@ class VirtualDevice:
         return self
 
     def record_data(self) -> dict[str, Any]:
-        """What the workspace keeps besides the tree (delegation records)."""
-        if self._delegations is None or not self._delegations.records:
-            return {}
-        return {"delegations": self._delegations.to_data()}
+        """What the workspace keeps besides the tree (delegation records, app registrations)."""
+        data: dict[str, Any] = {}
+        if self._delegations is not None and self._delegations.records:
+            data["delegations"] = self._delegations.to_data()
+        if self._apps is not None and self._apps.apps:
+            data["apps"] = self._apps.to_data()
+        return data
 
     def restore_data(self, data: dict[str, Any]) -> None:
         if data.get("delegations"):
             self.delegations.load(data["delegations"])
+        if data.get("apps"):
+            self.apps.load(data["apps"])
 
     # ------------------------------------------------------------------ authorities
 

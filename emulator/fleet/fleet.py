@@ -10,15 +10,23 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from emulator.device.profile import Profile, find_profile
 from emulator.device.virtual import VirtualDevice
-from emulator.errors import EmulatorError
-from emulator.events import AlertRaised, EventBus, MessageLogged, SessionEnded, SessionStarted
+from emulator.errors import EmulatorError, StoreError
+from emulator.events import (
+    AlertRaised,
+    EventBus,
+    MessageLogged,
+    RecordChanged,
+    SessionEnded,
+    SessionStarted,
+    TreeChanged,
+)
 from emulator.fleet.drive import SessionContext, UiHandler, drive
 from emulator.mo.behaviours import Job
 from emulator.protocol.actions import SessionDone
@@ -71,6 +79,12 @@ class Fleet:
         self._store_sessions: dict[str, int] = {}
         self._notification_guards: dict[str, object] = {}  # dev_id -> DM 2.0 NotificationGuard (replays)
         self.bus.subscribe(self._count, SessionStarted, SessionEnded, MessageLogged)
+        self._in_session: Counter[str] = Counter()  # dev_id -> sessions running (their end saves the device)
+        self._dirty: set[str] = set()  # devices changed between sessions, written at the end of this loop turn
+        self._flush_scheduled = False
+        self._restoring = False
+        if workspace is not None:
+            self.bus.subscribe(self._changed_locally, TreeChanged, RecordChanged)
 
     # ------------------------------------------------------------------ devices
 
@@ -123,6 +137,14 @@ class Fleet:
 
     def _revive(self, record: DeviceRecord, profile: Profile | None = None) -> VirtualDevice:
         assert self.workspace is not None
+        self._restoring = True  # rebuilding from the store is no change to write back
+        try:
+            return self._revive_now(record, profile)
+        finally:
+            self._restoring = False
+
+    def _revive_now(self, record: DeviceRecord, profile: Profile | None) -> VirtualDevice:
+        assert self.workspace is not None
         prof = profile if profile is not None and profile.name == record.profile else find_profile(record.profile)
         dev = VirtualDevice(prof, record.identity_index, server=self.server, bus=self.bus)
         dev.transport = self.transport
@@ -151,6 +173,44 @@ class Fleet:
         with self.workspace.transaction():
             self._save_device(dev)
             self.workspace.save_tree(dev.id, dev.tree)
+
+    # ------------------------------------------------------------------ changes between sessions
+
+    def _changed_locally(self, event: TreeChanged | RecordChanged) -> None:
+        """A change outside any session (an app's write, a local set_node, a delegation, an app
+        registration): written at the end of this loop turn, every device changed in the turn in one
+        transaction, so a crash before the next session loses nothing and a burst costs one commit."""
+        dev_id = event.device_id
+        if self._restoring or dev_id not in self.devices or self._in_session[dev_id]:
+            return  # a session's changes are saved when it ends, all together
+        self._dirty.add(dev_id)
+        if self._flush_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a script, a test): write at once
+            self.flush_changes()
+            return
+        self._flush_scheduled = True
+        loop.call_soon(self.flush_changes)
+
+    def flush_changes(self) -> int:
+        """Write the devices changed since the last flush; how many were written."""
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, set()
+        devices = [self.devices[d] for d in sorted(dirty) if d in self.devices and not self._in_session[d]]
+        if not devices or self.workspace is None:
+            return 0
+        try:
+            with self.workspace.transaction():
+                for dev in devices:
+                    self._save_device(dev)
+                    self.workspace.save_tree(dev.id, dev.tree)
+        except StoreError as exc:  # the change stays in memory; say so rather than lose it silently
+            for dev in devices:
+                self.bus.publish(AlertRaised(dev.id, "store", f"a local change was not saved: {exc}"))
+            return 0
+        return len(devices)
 
     # ------------------------------------------------------------------ sessions
 
@@ -205,9 +265,11 @@ class Fleet:
             link.ctx = ctx
             engine = make_engine(client, account, ctx.session_id, **engine_options)
             dev.set_state("in session", f"{protocol} with {account.server_id}")
+            self._in_session[dev.id] += 1
             try:
                 done = await drive(engine, ctx, handler, reason=reason)
             finally:
+                self._in_session[dev.id] -= 1
                 dev.conflicts.release(ctx.session_id)
             await finish_engine(self, dev, account, engine, done)
             self._continue_behaviours(dev)

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 from emulator.errors import DecodeError, EmulatorError
-from emulator.events import AlertRaised, EventBus
+from emulator.events import AlertRaised, EventBus, RecordChanged
 from emulator.mo.accounts import DM1_ROOT, DM2_ROOT, Account, read_accounts
 from emulator.mo.build import DMACC_2
 from emulator.mo.instances import effective_acl, instance_views
@@ -230,6 +230,7 @@ class Delegations:
         except EmulatorError as exc:
             self._refused(delegator, f"delegation to {request.delegate} on {request.scope}", exc)
             raise
+        self.owner.bus.publish(RecordChanged(self.owner.id, "delegation"))
         self._publish(ALERT_DELEGATED, f"{record.describe()}", {"record": record.id, "delegator": delegator,
                                                                "delegate": record.delegate, "kind": record.kind})
         return record
@@ -338,6 +339,7 @@ class Delegations:
             for r in done:
                 self._restore(tree, r)
                 del self.records[r.id]
+        self.owner.bus.publish(RecordChanged(self.owner.id, "revocation"))
         self._publish(ALERT_DELEGATED, f"revoked {', '.join('#' + str(r.id) for r in done)}",
                       {"revoked": [r.id for r in done], "by": by or ""})
         return done

@@ -14,6 +14,10 @@ kills it at a random moment, then reopens the workspace and checks:
 - every completed session has its traffic (both directions), and no session the child reported
   completed is missing.
 
+Between two sessions each device changes a node locally (as an app or the user would) and stays
+idle a moment: the fleet writes that change at the end of the loop turn (announced the same way),
+so a kill between sessions must find it stored.
+
 Then the child is started again on the same workspace (``Fleet.restore``), so the later kills hit
 a reopened workspace. ``-s`` shows ``survived N kills``.
 """
@@ -68,12 +72,23 @@ class AnnouncingFleet(Fleet):
         super().save(dev)
         print("saved", dev.id, flush=True)
 
+    def flush_changes(self):  # local changes between sessions, written at the end of the loop turn
+        ids = [d for d in sorted(self._dirty) if d in self.devices and not self._in_session[d]]
+        for d in ids:
+            print("saving", d, fingerprint(self.devices[d].tree), flush=True)
+        written = super().flush_changes()
+        for d in ids:
+            print("saved", d, flush=True)
+        return written
+
 async def device_loop(fleet, dev, turn):
     while True:
         protocol = ("dm12", "dm2")[turn % 2]
         turn += 1
         done = await fleet.run_session(dev.id, protocol)
         print("session", dev.id, protocol, done.outcome, flush=True)
+        dev.tree.replace("./DevDetail/FwV", f"local-{{turn}}")  # a change on the device, between sessions
+        await asyncio.sleep(0.02)  # idle: a kill here must keep the change
 
 async def main(path, port):
     runner = web.AppRunner(create_app(ServerState(show_hold_s=5, push_wait_s=1)))
