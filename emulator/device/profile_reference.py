@@ -21,6 +21,8 @@ from typing import Any
 
 from emulator.device.identity import IdentitySpec
 from emulator.device.profile import PLACEHOLDERS, _ProfileReader
+from emulator.mo.behaviours import MAX_STEPS
+from emulator.mo.behaviours import PLACEHOLDERS as STEP_PLACEHOLDERS
 from emulator.util.tomlcheck import KeyPath
 
 # A profile that makes the loader visit every section once; an array of tables needs one item here
@@ -35,6 +37,9 @@ EXAMPLE: dict[str, Any] = {
     "accounts": [{"server_id": "a", "protocol": "dm12", "client_secret": "s"},
                  {"server_id": "b", "protocol": "dm2", "client_secret": "s"}],
     "extra_mos": [{"path": "./Vendor"}],
+    "behaviours": [{"node": "./Vendor/Update", "steps": [
+        {"set": {"./Vendor/State": "x"}}, {"wait": 0.0}, {"status": 200}, {"fail": 0.0, "status": 500},
+        {"alert": {"type": "x"}}]}],
 }
 
 # Defaults that depend on something else, in words.
@@ -59,6 +64,15 @@ SECTION_DOCS: dict[str, str] = {
     "devinfo": "Values of the DevInfo object (DM 1.2 `./DevInfo`, DM 2.0 `./DM2/DevInfo`), by node "
     "name as in the shipped DDF; `Man` and `Mod` are required; the device id comes from "
     "`[identity]`.",
+    "behaviours": "What the device does when a server Execs a node (or Replaces a trigger node): "
+    "steps run in order, so a vendor's update trigger can set nodes, take its time, answer a status, "
+    "fail now and then, and report with a generic alert in a later session.",
+    "behaviours.steps": f"One step (at most {MAX_STEPS} per behaviour): exactly one of `set`, `wait`, "
+    "`status`, `fail` (which may carry the `status` it fails with) or `alert`. A `wait` makes the "
+    "answer asynchronous (202, the result reported later).",
+    "behaviours.steps.alert": "The generic alert the step sends in a later session (DM 1.2 Alert 1226 "
+    "with the Exec's Correlator; DM 2.0 a generic alert). `data` and `source` take "
+    + ", ".join(f"`{p}`" for p in STEP_PLACEHOLDERS) + ".",
     "devdetail": "Values of the DevDetail object (`./DevDetail`), by node name as in the shipped DDF; "
     "interior nodes such as `URI` or `Ext` are tables.",
 }
@@ -81,6 +95,21 @@ DOCS: dict[str, str] = {
     "max_obj_size": "Largest object the device accepts, in bytes (DM 1.2 MaxObjSize).",
     "encoding": "How DM 1.2 messages are sent: `xml` or `wbxml`.",
     "tree_style": "`windows` marks a Windows-style DM 1.2 client (needs `dm12`).",
+    "behaviours": "Array of tables: see [[behaviours]].",
+    "behaviours.node": "The node (absolute DM URI; `*` matches one segment).",
+    "behaviours.on": "`exec`: when a server Execs the node; `replace`: when it Replaces it (a trigger).",
+    "behaviours.steps": "Array of tables: see [[behaviours.steps]]; at least one.",
+    "behaviours.steps.set": "Table of node URI = value to set.",
+    "behaviours.steps.wait": "Seconds to wait before the next step.",
+    "behaviours.steps.status": "The status to answer (with `fail`: the status of the failure).",
+    "behaviours.steps.fail": "Probability of failing here (seeded per device, so runs repeat); a "
+    "failure skips the later steps but the alerts.",
+    "behaviours.steps.alert": "Table: see [behaviours.steps.alert].",
+    "behaviours.steps.alert.type": "The alert type (e.g. `org.openmobilealliance.dm.firmwareupdate.devicerequest`).",
+    "behaviours.steps.alert.format": "Format of `data`.",
+    "behaviours.steps.alert.data": "The alert's data.",
+    "behaviours.steps.alert.source": "The alert's source URI.",
+    "behaviours.steps.alert.mark": "DM 2.0 Mark (`critical`, `warning`...).",
     "identity.scheme": "What the DevId is made of: `IMEI` (from `tac`, Luhn-checked), `MAC` (from "
     "`mac_prefix`), `UUID` (version 5, in `namespace`) or `SN` (`prefix` + serial).",
     "identity.start": "Index of the first device, so two fleets (or two runs) use disjoint ranges.",
@@ -220,8 +249,9 @@ def schema() -> dict[str, Section]:
     sections = recorder.sections
     top = sections[""]
     for name, section in sections.items():
-        if name and name in top.keys and not top.keys[name].kind:
-            top.keys[name].kind = "array of tables" if section.array else "table"
+        parent, _, key = name.rpartition(".")
+        if name and parent in sections and key in sections[parent].keys and not sections[parent].keys[key].kind:
+            sections[parent].keys[key].kind = "array of tables" if section.array else "table"
         spec = _DATACLASS_DEFAULTS.get(name)
         if spec is not None:
             defaults = {f.name: f.default for f in dataclasses.fields(spec)}
@@ -236,7 +266,7 @@ def schema() -> dict[str, Section]:
         section, _, key = dotted.rpartition(".")
         if key in sections.get(section, Section("", {})).keys:
             sections[section].keys[key].defaults = [text]
-    order = [k for k in top.keys if k in sections]
+    order = [n for k in top.keys if k in sections for n in sections if n == k or n.startswith(k + ".")]
     return {"": top, **{n: sections[n] for n in order}, **{n: s for n, s in sections.items() if n and n not in order}}
 
 

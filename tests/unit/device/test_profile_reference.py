@@ -30,6 +30,10 @@ PLACES = {
     "environments": ('[[environments]]\nname = "e"\nkind = "guest"\n', ""),
     "accounts": ('[[accounts]]\nserver_id = "s"\nprotocol = "dm2"\nclient_secret = "x"\n', ""),
     "extra_mos": ('[[extra_mos]]\npath = "./X"\n', ""),
+    "behaviours": ('[[behaviours]]\nnode = "./X"\n', ""),
+    "behaviours.steps": ('[[behaviours]]\nnode = "./X"\n[[behaviours.steps]]\n', ""),
+    "behaviours.steps.alert": ('[[behaviours]]\nnode = "./X"\n[[behaviours.steps]]\n[behaviours.steps.alert]\n'
+                               'type = "t"\n', ""),
 }
 
 
