@@ -128,3 +128,68 @@ def test_an_encoding_the_device_did_not_offer_is_refused():
 
     result, _ = asyncio.run(_request(answer))
     assert result.status == 0 and "Content-Encoding 'zstd'" in result.error
+
+
+# --- whole sessions: the engines turn the refusal into the right outcome and status ---------------
+
+
+def _session(protocol: str, script):
+    from emulator.device.profile import find_profile
+    from emulator.device.virtual import VirtualDevice
+    from emulator.events import EventBus
+    from emulator.fleet.drive import SessionContext, drive
+    from emulator.fleet.engines import make_engine
+    from emulator.fleet.headless import HeadlessUi
+
+    async def main():
+        transport = HttpTransport(timeout=10)
+        async with HostilePeer(script) as peer:
+            dev = VirtualDevice(find_profile("smartphone"), 0, server=peer.url)
+            account = dev.account(protocol=protocol)
+            engine = make_engine(dev, account, "s1", server_uri=peer.url + "/dm")
+            ctx = SessionContext(device_id=dev.id, session_id="s1", protocol=protocol, server=account.server_id,
+                                 bus=EventBus(), transport=transport)
+            try:
+                return await drive(engine, ctx, HeadlessUi()), peer
+            finally:
+                await transport.aclose()
+
+    return asyncio.run(main())
+
+
+def test_dm12_session_refuses_a_gzip_bomb_package2():
+    bomb = gzip_bomb(64)
+
+    async def explode(ex: Exchange) -> None:
+        await ex.answer(bomb, "application/vnd.syncml.dm+xml", headers={"Content-Encoding": "gzip"})
+
+    done, _ = _session("dm12", explode)
+    assert done.outcome == "failed" and done.status == 413
+    assert "over our MaxMsgSize" in done.detail and "16384 bytes" in done.detail
+
+
+def test_dm2_hget_of_a_huge_object_answers_413_and_the_session_goes_on():
+    import json
+
+    statuses: list[int] = []
+
+    async def server(ex: Exchange) -> None:
+        if ex.path.startswith("/repo"):
+            await ex.head(200, {"Content-Type": "application/vnd.oma.dm.mo+json", "Transfer-Encoding": "chunked"})
+            frame = b"10000\r\n" + b" " * 65536 + b"\r\n"
+            for _ in range(150 * 16):  # 150 MB of JSON whitespace
+                await ex.send(frame)
+            return
+        package = json.loads(ex.body)
+        if "Status" in package:
+            statuses.extend(s["sc"] for s in package["Status"])
+            await ex.answer(b'{"CMD": [["END"]]}', "application/vnd.oma.dm.request+json")
+            return
+        cmd = json.dumps({"CMD": [["HGET", f"http://{ex.headers['host']}/repo/big",
+                                   "urn:oma:mo:ext-dmemulator-wlan:1.0/new"]]}).encode()
+        await ex.answer(cmd, "application/vnd.oma.dm.request+json")
+
+    done, peer = _session("dm2", server)
+    assert done.outcome == "completed", done
+    assert statuses == [413]
+    assert peer.sent < 48 * 1024 * 1024  # the device stopped reading near its 1 MiB limit
