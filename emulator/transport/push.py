@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 
 PUSH_WAIT_S = 25.0
 """How long one long-poll asks the server to hold (the reference server's own limit)."""
+MAX_PUSH_BODY = 64 * 1024
+"""Largest answer a long-poll reads: a notification (Package#0) is a few hundred bytes (DM 2.0 caps it
+at 4 KiB); a push channel sending megabytes is refused as it reads (docs/security.md)."""
 
 
 def push_base(server_uri: str) -> str:
@@ -232,10 +235,11 @@ class PushPoller:
 
     async def _poll_once(self, dev_id: str, url: str, tls: TlsConfig, account: Account) -> bool:
         """One long-poll; True when the server answered as a push channel does (200 or 204)."""
-        result = await self.transport.request("GET", url, headers=self._credentials(dev_id, account, url), tls=tls)
+        result = await self.transport.request("GET", url, headers=self._credentials(dev_id, account, url), tls=tls,
+                                              max_body=MAX_PUSH_BODY)
         if self._challenged(dev_id, account, result):
             result = await self.transport.request("GET", url, headers=self._credentials(dev_id, account, url),
-                                                  tls=tls)
+                                                  tls=tls, max_body=MAX_PUSH_BODY)
         if result.status == 204:
             return True
         if result.status != 200:

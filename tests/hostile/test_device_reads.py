@@ -193,3 +193,31 @@ def test_dm2_hget_of_a_huge_object_answers_413_and_the_session_goes_on():
     assert done.outcome == "completed", done
     assert statuses == [413]
     assert peer.sent < 48 * 1024 * 1024  # the device stopped reading near its 1 MiB limit
+
+
+def test_a_push_channel_flooding_megabytes_is_refused_as_it_reads():
+    from emulator.fleet.fleet import Fleet
+    from emulator.transport.http import TlsConfig
+    from emulator.transport.push import MAX_PUSH_BODY, PushPoller
+
+    async def flood(ex: Exchange) -> None:
+        await ex.head(200, {"Content-Type": "application/vnd.oma.dm.notification", "Transfer-Encoding": "chunked"})
+        frame = b"10000\r\n" + b"\x00" * 65536 + b"\r\n"
+        for _ in range(50 * 16):  # 50 MB
+            await ex.send(frame)
+
+    async def main():
+        transport = HttpTransport(timeout=10)
+        async with HostilePeer(flood) as peer:
+            fleet = Fleet(server=peer.url, transport=transport)
+            (dev,) = fleet.add("smartphone")
+            poller = PushPoller(fleet, transport, server_uri=peer.url)
+            try:
+                took = await poller._poll_once(dev.id, peer.url + "/push/x", TlsConfig(), dev.account(protocol="dm2"))
+            finally:
+                await transport.aclose()
+            return took, poller.delivered, peer.sent
+
+    took, delivered, sent = asyncio.run(main())
+    assert (took, delivered) == (False, 0)
+    assert sent < MAX_PUSH_BODY + 32 * 1024 * 1024  # socket buffers at most, not the 50 MB
