@@ -243,3 +243,33 @@ def test_the_readme_server_and_curl_lines_run_as_written():
         proc.communicate(timeout=10)
     assert added.returncode == 0, added.stderr
     assert json.loads(added.stdout)["accounts"][0]["dev_id"] == "DMCtest"
+
+
+def test_a_dm2_account_binds_its_devid_to_its_user():
+    import base64
+
+    from emulator.protocol.dm2 import media
+    from emulator.protocol.dm2.messages import ALERT_CLIENT_INITIATED, Initiation, encode_initiation
+    from emulator.protocol.dm2.messages import Alert as Alert2
+    from emulator.server.app import start_server
+
+    package1 = encode_initiation(Initiation([], [Alert2(ALERT_CLIENT_INITIATED)]))
+
+    def headers(dev_id: str, user: str, secret: str) -> dict[str, str]:
+        token = base64.b64encode(f"{user}:{secret}".encode()).decode()
+        return {"Content-Type": media.INITIATION, media.HEADER_DEVID: dev_id, "Authorization": f"Basic {token}"}
+
+    async def main():
+        server = await start_server()
+        server.control.add_accounts([ServerAccount("acme2", "ACME-2", "dm2", "their-user", "s", "basic")])
+        try:
+            async with httpx.AsyncClient() as http:
+                url = server.url + "/dm2/acme2"
+                own = await http.post(url, content=package1, headers=headers("ACME-2", "their-user", "s"))
+                other = await http.post(url, content=package1, headers=headers("ACME-3", "their-user", "s"))
+                devid = await http.post(url, content=package1, headers=headers("ACME-2", "ACME-2", "s"))
+            return own.status_code, other.status_code, devid.status_code
+        finally:
+            await server.stop()
+
+    assert asyncio.run(main()) == (200, 401, 401)
