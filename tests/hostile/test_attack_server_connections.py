@@ -137,3 +137,19 @@ def test_when_every_connection_is_busy_a_new_one_gets_503():
 
     answer = asyncio.run(main())
     assert answer.startswith(b"HTTP/1.1 503") and b"too many connections" in answer
+
+
+def test_a_tls_handshake_that_never_comes_is_cut(tmp_path):
+    from emulator.server.tls import server_tls
+
+    ssl_context, _ca = server_tls(tmp_path, "127.0.0.1")
+
+    async def main():
+        async with serving(ssl_context=ssl_context, limits=ServerLimits(handshake_s=0.5)) as server:
+            host, port = server.url.removeprefix("https://").split(":")
+            reader, writer = await asyncio.open_connection(host, int(port))  # plain TCP: no ClientHello
+            got = await _closed_by_server(reader)
+            writer.close()
+            return got
+
+    assert asyncio.run(main()) == b""

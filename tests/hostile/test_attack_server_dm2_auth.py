@@ -154,3 +154,35 @@ def test_a_digest_device_behind_nat_polls_its_push_channel_with_digest():
             return poller.delivered
 
     assert asyncio.run(main()) == 1
+
+
+def test_a_client_certificate_authenticates_only_the_devid_it_names(tmp_path):
+    import ssl
+
+    import aiohttp
+
+    from emulator.server.tls import make_server_identity, serve_tls_context
+    from emulator.util.certs import issue_device_certs
+
+    ca, cert, key = make_server_identity(tmp_path)
+    mine, other = phone(0), phone(1)
+    (cert_file, key_file), = issue_device_certs((ca, tmp_path / "ca.key"), [mine.id],
+                                                directory=tmp_path / "devices").values()
+
+    async def main():
+        async with serving(ssl_context=serve_tls_context(cert, key, client_ca=ca)) as server:
+            client = ssl.create_default_context(cafile=str(ca))
+            client.load_cert_chain(cert_file, key_file)
+            out = {}
+            async with aiohttp.ClientSession() as http:
+                for name, dev_id in (("own", mine.id), ("other", other.id)):
+                    async with http.post(server.url + "/dm2", data=PACKAGE1, ssl=client,
+                                         headers=package1_headers(dev_id)) as r:
+                        out[name] = r.status
+                plain = ssl.create_default_context(cafile=str(ca))  # no certificate at all
+                async with http.post(server.url + "/dm2", data=PACKAGE1, ssl=plain,
+                                     headers=package1_headers(mine.id)) as r:
+                    out["none"] = r.status
+            return out
+
+    assert asyncio.run(main()) == {"own": 200, "other": 401, "none": 401}
