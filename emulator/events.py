@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from emulator.protocol.values import Direction, DmProtocol, SessionOutcome, UserOutcome
 from emulator.tree.tree import TreeEvent
 
 
@@ -34,7 +35,7 @@ class DeviceStateChanged(Event):
 @dataclass(frozen=True, slots=True)
 class SessionStarted(Event):
     session_id: str
-    protocol: str
+    protocol: DmProtocol
     server: str
     bearer: str = ""
     reason: str = ""
@@ -43,7 +44,7 @@ class SessionStarted(Event):
 @dataclass(frozen=True, slots=True)
 class SessionEnded(Event):
     session_id: str
-    outcome: str  # completed, failed, aborted, cut off
+    outcome: SessionOutcome
     detail: str = ""
     bearer: str = ""
     warnings: tuple[str, ...] = ()  # the server's protocol deviations the device tolerated
@@ -54,7 +55,7 @@ class MessageLogged(Event):
     """One message of a session, either way, as bytes on the wire plus a one-line summary."""
 
     session_id: str
-    direction: str  # "out" (device -> server) or "in"
+    direction: Direction
     ts: float
     content_type: str
     body: bytes
@@ -79,7 +80,7 @@ class UiRequested(Event):
 class UiFinished(Event):
     session_id: str
     request_id: str
-    outcome: str  # submitted, cancelled, timeout, failed
+    outcome: UserOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +89,7 @@ class AlertRaised(Event):
 
     alert_type: str
     detail: str = ""
-    data: dict = field(default_factory=dict)
+    data: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

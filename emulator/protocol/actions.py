@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from emulator.protocol.values import AskKind, SessionOutcome, UserOutcome
+
 
 @dataclass(frozen=True, slots=True)
 class SendMessage:
@@ -59,7 +61,7 @@ class AskUser:
     """A question for the user (DM 1.2 alerts 1100-1104) the session waits for."""
 
     request_id: str
-    kind: str  # display, confirm, text, single, multiple
+    kind: AskKind
     text: str
     choices: tuple[str, ...] = ()
     options: dict[str, str] = field(default_factory=dict)  # MINDT, MAXDT, DR, MAXLEN, IT, ET
@@ -67,9 +69,9 @@ class AskUser:
 
 @dataclass(frozen=True, slots=True)
 class UserAnswer:
-    """outcome: ok (confirmed / entered / chosen), no, cancelled, timeout."""
+    """How the user answered (see :data:`~emulator.protocol.values.UserOutcome`)."""
 
-    outcome: str
+    outcome: UserOutcome
     text: str = ""
     selected: tuple[int, ...] = ()  # 1-based choice numbers
 
@@ -85,9 +87,9 @@ class OpenBrowser:
 
 @dataclass(frozen=True, slots=True)
 class SessionDone:
-    """outcome: completed, failed, aborted. ``detail`` says why in the user's words."""
+    """How the session ended; ``detail`` says why in the user's words."""
 
-    outcome: str
+    outcome: SessionOutcome
     detail: str = ""
     status: int | None = None
     warnings: tuple[str, ...] = ()  # the server's tolerated protocol deviations (DM 1.2: syncml/quirks.py)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from lxml import etree
 
 from emulator.errors import EmulatorError
+from emulator.protocol.values import Direction
 
 HEX_LIMIT = 4096
 DM1_NOTIFICATION = "application/vnd.syncml.notification"
@@ -115,7 +117,7 @@ def _dm2_notification(body: bytes) -> str:
 class Logged:
     """What pairing needs of a logged message (the window's MessageLogged has these fields)."""
 
-    direction: str
+    direction: Direction
     content_type: str
     body: bytes
 
@@ -142,7 +144,7 @@ def _pair_dm2(messages: Sequence[Logged], index: int) -> list[str]:
     statuses = json.loads(messages[index].body).get("Status")
     if not isinstance(statuses, list):
         return []
-    commands: list = []
+    commands: list[Any] = []
     for earlier in reversed(messages[:index]):
         if earlier.direction != messages[index].direction and "json" in _base(earlier.content_type):
             commands = json.loads(earlier.body).get("CMD") or []
@@ -161,7 +163,7 @@ def _pair_syncml(messages: Sequence[Logged], index: int) -> list[str]:
     from emulator.protocol.syncml.message import parse_message, walk
 
     msg = parse_message(messages[index].body, messages[index].content_type)
-    sent: dict[tuple[str, str], str] = {}
+    sent: dict[tuple[str, str | None], str] = {}
     last_other = ""
     for earlier in messages[:index]:
         if earlier.direction == messages[index].direction:

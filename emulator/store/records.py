@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
-OUTCOMES = ("running", "completed", "failed", "cut off")
-DIRECTIONS = ("out", "in")
+from emulator.protocol.values import Direction, DmProtocol
+
+StoredOutcome = Literal["running", "completed", "failed", "cut off"]
+"""A stored session's state: running until it ends; cut off when the process died in it."""
+OUTCOMES: tuple[StoredOutcome, ...] = get_args(StoredOutcome)
+EndOutcome = Literal["completed", "failed", "cut off"]
+"""What :meth:`Workspace.end_session` records (the CHECK of the sessions table allows no other)."""
+END_OUTCOMES: tuple[EndOutcome, ...] = get_args(EndOutcome)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,11 +31,11 @@ class DeviceRecord:
 class SessionRecord:
     id: int
     device_id: str
-    protocol: str
+    protocol: DmProtocol
     server: str
     started: float
     ended: float | None
-    outcome: str  # one of OUTCOMES
+    outcome: StoredOutcome
     detail: str
 
 
@@ -39,7 +45,7 @@ class TrafficRecord:
 
     session_id: int | None
     device_id: str
-    direction: str  # "out" (device -> server) or "in"
+    direction: Direction
     ts: float
     content_type: str
     body: bytes

@@ -35,7 +35,15 @@ from pathlib import Path
 from typing import Any
 
 from emulator.errors import StoreError
-from emulator.store.records import DIRECTIONS, OUTCOMES, DeviceRecord, SessionRecord, TrafficRecord
+from emulator.protocol.values import DIRECTIONS, Direction, DmProtocol
+from emulator.store.records import (
+    END_OUTCOMES,
+    DeviceRecord,
+    EndOutcome,
+    SessionRecord,
+    StoredOutcome,
+    TrafficRecord,
+)
 from emulator.store.schema import APP, MIGRATIONS, SCHEMA_VERSION
 from emulator.store.tree_rows import COLUMNS, NodeRow, build_tree, tree_rows
 from emulator.tree import Tree
@@ -115,7 +123,8 @@ class Workspace:
     @property
     def schema_version(self) -> int:
         with self._guard() as conn:
-            return conn.execute("PRAGMA user_version").fetchone()[0]
+            version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+            return version
 
     def integrity_check(self) -> str:
         """SQLite's own check of the file: ``"ok"``, or what is wrong, one problem a line."""
@@ -255,7 +264,7 @@ class Workspace:
     # ------------------------------------------------------------------ sessions
 
     def begin_session(
-        self, device_id: str, protocol: str, server: str, *, started: float | None = None
+        self, device_id: str, protocol: DmProtocol, server: str, *, started: float | None = None
     ) -> int:
         """Record a session as running; returns its id for :meth:`end_session` and the traffic."""
         with self.transaction(), self._guard() as conn:
@@ -263,13 +272,13 @@ class Workspace:
                 "INSERT INTO sessions (device_id, protocol, server, started) VALUES (?, ?, ?, ?)",
                 (device_id, protocol, server, self.clock() if started is None else started),
             )
-            return int(cur.lastrowid)  # type: ignore[arg-type]
+            return _row_id(cur)
 
     def end_session(
-        self, session_id: int, outcome: str, detail: str = "", *, ended: float | None = None
+        self, session_id: int, outcome: EndOutcome, detail: str = "", *, ended: float | None = None
     ) -> None:
-        if outcome not in OUTCOMES or outcome == "running":
-            raise ValueError(f"a session ends as one of {OUTCOMES[1:]}, not {outcome!r}")
+        if outcome not in END_OUTCOMES:
+            raise ValueError(f"a session ends as one of {END_OUTCOMES}, not {outcome!r}")
         with self.transaction(), self._guard() as conn:
             cur = conn.execute(
                 "UPDATE sessions SET outcome = ?, detail = ?, ended = ? WHERE id = ?",
@@ -278,7 +287,8 @@ class Workspace:
             if cur.rowcount == 0:
                 raise StoreError(f"workspace {self.path}: no session {session_id}")
 
-    def sessions(self, device_id: str | None = None, *, outcome: str | None = None) -> list[SessionRecord]:
+    def sessions(self, device_id: str | None = None, *,
+                 outcome: StoredOutcome | None = None) -> list[SessionRecord]:
         """Oldest first."""
         where, args = _filters(device_id=device_id, outcome=outcome)
         with self._guard() as conn:
@@ -309,7 +319,7 @@ class Workspace:
         self,
         session_id: int | None,
         device_id: str,
-        direction: str,
+        direction: Direction,
         ts: float,
         content_type: str,
         body: bytes,
@@ -322,7 +332,7 @@ class Workspace:
                 f"INSERT INTO traffic ({_TRAFFIC_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (session_id, device_id, direction, ts, content_type, bytes(body), summary),
             )
-            return int(cur.lastrowid)  # type: ignore[arg-type]
+            return _row_id(cur)
 
     def append_traffic_many(self, entries: Iterable[TrafficRecord]) -> int:
         """Log a batch in one transaction (the ``id`` of each entry is ignored); returns how many."""
@@ -360,6 +370,14 @@ def _filters(**columns: object) -> tuple[str, list[object]]:
     if not used:
         return "", []
     return " WHERE " + " AND ".join(f"{name} = ?" for name, _ in used), [value for _, value in used]
+
+
+def _row_id(cur: sqlite3.Cursor) -> int:
+    """The id SQLite gave the row an INSERT just added (never None after a one-row INSERT)."""
+    row_id = cur.lastrowid
+    if row_id is None:
+        raise StoreError("SQLite reported no id for the row just inserted")
+    return row_id
 
 
 def _check_direction(direction: str) -> None:

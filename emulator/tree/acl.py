@@ -27,7 +27,7 @@ class Acl:
 
     def allows(self, command: str, server_id: str) -> bool:
         ids = self._grants.get(command)
-        return bool(ids) and ("*" in ids or server_id in ids)
+        return ids is not None and ("*" in ids or server_id in ids)
 
     def servers(self, command: str) -> frozenset[str]:
         return self._grants.get(command, frozenset())

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypedDict
 
 from lxml import etree
 
@@ -216,13 +216,28 @@ def _text(el: etree._Element) -> str:
     return "".join(el.itertext()).strip()
 
 
+class _Props(TypedDict, total=False):
+    """The properties of a node being read, by NodeDesc field name; ``format`` is always set."""
+
+    format: str
+    access: frozenset[str]
+    occurrence: Occurrence
+    scope: str
+    mime: tuple[str, ...]
+    ddf_name: str | None
+    default: str
+    description: str | None
+    case_sense: str
+    title: str | None
+
+
 @dataclass
 class _Draft:
     """A node while the file is read; frozen into NodeDesc once Path grafting is done."""
 
     name: str | None
     line: int
-    props: dict[str, object]
+    props: _Props
     value: str | None
     children: list[_Draft]
     path: tuple[str, ...] | None = None
@@ -254,7 +269,7 @@ class _Loader:
         if not tops:
             raise self.fail(root, "<MgmtTree> describes no <Node>")
         main = next((d for d in tops if d.props.get("ddf_name") or _interior_mime(d)), tops[0])
-        others: list[tuple[str | None, NodeDesc]] = []
+        others: list[tuple[str | None, _Draft]] = []
         main_uri = (*main.path, main.name or "<x>") if main.path is not None else None
         for d in tops:
             if d is main:
@@ -292,7 +307,7 @@ class _Loader:
         name: str | None = None
         seen_name = False
         path: tuple[str, ...] | None = None
-        props: dict[str, object] = {}
+        props: _Props = {}
         value: str | None = None
         children: list[_Draft] = []
         for tag, sub in _elements(el):
@@ -303,9 +318,14 @@ class _Loader:
                 path = self.path(sub)
             elif tag == "DFProperties":
                 props.update(self.df_properties(sub))
-            elif tag == "RTProperties":
-                for key, val in self.rt_properties(sub).items():
-                    props.setdefault(key, val)
+            elif tag == "RTProperties":  # what DFProperties said wins
+                rt = self.rt_properties(sub)
+                if "format" in rt:
+                    props.setdefault("format", rt["format"])
+                if "mime" in rt:
+                    props.setdefault("mime", rt["mime"])
+                if "ddf_name" in rt:
+                    props.setdefault("ddf_name", rt["ddf_name"])
             elif tag == "Value":
                 value = _text(sub)
             elif tag == "Node":
@@ -349,8 +369,8 @@ class _Loader:
         except EmulatorError as exc:
             raise self.fail(el, f"bad <Path> {text!r}: {exc}") from None
 
-    def df_properties(self, el: etree._Element) -> dict[str, object]:
-        props: dict[str, object] = {}
+    def df_properties(self, el: etree._Element) -> _Props:
+        props: _Props = {}
         for tag, sub in _elements(el):
             if tag == "AccessType":
                 props["access"] = self.access(sub)
@@ -378,9 +398,9 @@ class _Loader:
             raise self.fail(el, "<DFProperties> without <DFFormat>")
         return props
 
-    def rt_properties(self, el: etree._Element) -> dict[str, object]:
+    def rt_properties(self, el: etree._Element) -> _Props:
         """Only Format and Type matter for a description; the other run-time properties are ignored."""
-        props: dict[str, object] = {}
+        props: _Props = {}
         for tag, sub in _elements(el):
             if tag == "Format":
                 props["format"] = self.one_of(sub, FORMATS, "Format", fold=True)
@@ -442,17 +462,17 @@ class _Loader:
         default = p.get("default")
         return NodeDesc(
             name=d.name,
-            format=str(p["format"]),
-            access=p.get("access", frozenset()),  # type: ignore[arg-type]
-            occurrence=p.get("occurrence", ONE),  # type: ignore[arg-type]
-            scope=str(p.get("scope", "Dynamic")),
-            mime=p.get("mime", ()),  # type: ignore[arg-type]
-            ddf_name=p.get("ddf_name"),  # type: ignore[arg-type]
-            default=default if default is not None else d.value,  # type: ignore[arg-type]
-            description=p.get("description"),  # type: ignore[arg-type]
-            case_sense=p.get("case_sense"),  # type: ignore[arg-type]
+            format=p["format"],
+            access=p.get("access", frozenset()),
+            occurrence=p.get("occurrence", ONE),
+            scope=p.get("scope", "Dynamic"),
+            mime=p.get("mime", ()),
+            ddf_name=p.get("ddf_name"),
+            default=default if default is not None else d.value,
+            description=p.get("description"),
+            case_sense=p.get("case_sense"),
             children=tuple(self.freeze(c) for c in d.children),
-            title=p.get("title"),  # type: ignore[arg-type]
+            title=p.get("title"),
         )
 
 

@@ -67,6 +67,17 @@ class Node:
     def is_interior(self) -> bool:
         return self.children is not None
 
+    @property
+    def kids(self) -> dict[str, Node]:
+        """The children of a node the caller knows is interior (a path's parent, a node it just made).
+
+        A leaf here is a bug in the tree code, not bad input: it raises TypeError, never a DM status.
+        """
+        children = self.children
+        if children is None:
+            raise TypeError("a leaf node has no children")
+        return children
+
     def copy(self, owner: object) -> Node:
         return Node(
             self.value,

@@ -187,7 +187,7 @@ class _Writer:
         out.append(f"{nl1}</RTProperties>")
         if interior:
             by = self.by
-            for child_name, child in node.children.items():  # type: ignore[union-attr]
+            for child_name, child in node.kids.items():
                 child_acl = child.acl or eff
                 child_segs = segs + (child_name,)
                 if by is None or child_acl.allows("Get", by):
@@ -205,8 +205,10 @@ class _Writer:
 
 def _value_text(node: Node, segs: tuple[str, ...]) -> str:
     value = node.value
+    if value is None:
+        return ""
     if node.format == "bin":
-        raw = value if isinstance(value, bytes) else value.encode("utf-8")  # type: ignore[union-attr]
+        raw = value if isinstance(value, bytes) else value.encode("utf-8")
         return base64.b64encode(raw).decode("ascii")
     if isinstance(value, bytes):
         try:
@@ -215,7 +217,7 @@ def _value_text(node: Node, segs: tuple[str, ...]) -> str:
             raise UnsupportedError(
                 f"{uris.join(segs)}: binary value with Format {node.format} cannot be written as TNDS text (use bin)"
             ) from None
-    return _escape(value, segs)  # type: ignore[arg-type]
+    return _escape(value, segs)
 
 
 def _escape(text: str, segs: tuple[str, ...]) -> str:
@@ -318,7 +320,7 @@ def _import_local(tree: Tree, reader: _Reader, replace: bool) -> list[str]:
         parent = fresh.get(segs[:-1]) if fresh and i not in tops else None
         if parent is not None:  # nested in the new subtree: a continuation node may not be (event order)
             node = _new_node(item)
-            parent.children[segs[-1]] = node  # type: ignore[index]
+            parent.kids[segs[-1]] = node
             if node.children is not None:
                 fresh[segs] = node
             continue
@@ -357,11 +359,11 @@ def _apply_local(tree: Tree, item: _Item, replace: bool, node: Node) -> None:
     segs, interior, value, fmt, typ, acl, title, tstamp, has_tstamp, verno = item
     if not replace:
         raise TreeError(418, f"node {uris.join(segs)} already exists", uri=uris.join(segs))
-    same_kind = node is not None and (node.children is not None) == interior
+    same_kind = (node.children is not None) == interior
     if fmt is None:
-        fmt = node.format if same_kind else ("node" if interior else "chr")  # type: ignore[union-attr]
+        fmt = node.format if same_kind else ("node" if interior else "chr")
     if typ is None:
-        typ = node.type if same_kind else ("" if interior else "text/plain")  # type: ignore[union-attr]
+        typ = node.type if same_kind else ("" if interior else "text/plain")
     meta = node.meta
     if not interior and value in (MASK, MASK_BYTES):
         value = node.value  # a masked export never overwrites the secret it hid
@@ -387,12 +389,13 @@ def _apply_local(tree: Tree, item: _Item, replace: bool, node: Node) -> None:
 
 def _find(tree: Tree, segs: tuple[str, ...]) -> Node | None:
     """The node at ``segs`` or None; ``Tree.exists`` answers through a TreeError, too slow per node."""
-    node: Node | None = tree.root
+    node = tree.root
     for seg in segs:
-        children = node.children  # type: ignore[union-attr]
-        node = children.get(seg) if children is not None else None
-        if node is None:
+        children = node.children
+        child = children.get(seg) if children is not None else None
+        if child is None:
             return None
+        node = child
     return node
 
 
@@ -509,9 +512,10 @@ class _Reader:
         self.tops: set[int] = set()  # indexes in ``items`` of top-level (Path-placed) nodes
         ns = root.tag[1 : root.tag.index("}")] if isinstance(root.tag, str) and root.tag.startswith("{") else None
         prefix = f"{{{ns}}}" if ns else ""
-        # the document's own tags, looked up directly: _local() per element would dominate big imports
-        self.tags = {prefix + n: n for n in _TAGS}
-        self.formats = {prefix + f: f for f in FORMATS}
+        # the document's own tags, looked up directly: _local() per element would dominate big imports;
+        # keyed by object, as lxml types a tag as str | bytes | QName (it is a str after parsing)
+        self.tags: dict[object, str] = {prefix + n: n for n in _TAGS}
+        self.formats: dict[object, str] = {prefix + f: f for f in FORMATS}
         self.props: dict[str | None, etree._Element] = {}
 
     def keep(self, segs: tuple[str, ...]) -> set[str]:
@@ -521,13 +525,13 @@ class _Reader:
         return FileFormatError(self.source, el.sourceline if el is not None else None, reason)
 
     def local(self, el: etree._Element) -> str | None:
-        name = self.tags.get(el.tag)  # type: ignore[call-overload]
+        name = self.tags.get(el.tag)
         return name if name is not None else _local(el)
 
     def document(self, root: etree._Element, base: tuple[str, ...]) -> None:
         if self.local(root) != "MgmtTree":
-            tag = etree.QName(root).localname
-            raise UnsupportedError(f"{self.source}: root element <{tag}> is not a TNDS <MgmtTree>", status=415)
+            found = etree.QName(root).localname
+            raise UnsupportedError(f"{self.source}: root element <{found}> is not a TNDS <MgmtTree>", status=415)
         version = None
         for el in root:
             tag = self.local(el)
@@ -551,10 +555,12 @@ class _Reader:
         shapes are read inline; anything unusual goes through the careful helpers below.
         """
         get = self.tags.get
-        name = path = rt = value_el = None
+        name: str | None = None
+        path = rt = value_el = None
+        sub: etree._Element | None
         kids: list[etree._Element] = []
         for sub in el:
-            tag = get(sub.tag)  # type: ignore[call-overload]
+            tag = get(sub.tag)
             if tag == "Node":
                 kids.append(sub)
             elif tag == "RTProperties":
@@ -593,21 +599,21 @@ class _Reader:
         props = self.props  # one dict reused: a fresh one per node is measurable garbage on big imports
         props.clear()
         for sub in rt:
-            props[get(sub.tag)] = sub  # type: ignore[call-overload]
+            props[get(sub.tag)] = sub
         if None in props or len(props) != len(rt) or not _RT_TAGS.issuperset(props):
             props = self.rt_slow(rt)
         fmt = typ = None
         ddf_name = False
         sub = props.get("Format")
         if sub is not None:
-            fmt = self.formats.get(sub[0].tag) if len(sub) == 1 else None  # type: ignore[call-overload]
+            fmt = self.formats.get(sub[0].tag) if len(sub) == 1 else None
             fmt = fmt or self.format(sub)
         sub = props.get("Type")
         if sub is not None:
             first = sub[0] if len(sub) == 1 else None
-            inner = get(first.tag) if first is not None else None  # type: ignore[call-overload]
-            if inner == "MIME" or inner == "DDFName":
-                text = first.text  # type: ignore[union-attr]
+            inner = get(first.tag) if first is not None else None
+            if first is not None and (inner == "MIME" or inner == "DDFName"):
+                text = first.text
                 typ = text.strip() if text else ""
                 ddf_name = inner == "DDFName"
             else:
@@ -631,8 +637,8 @@ class _Reader:
                 raise self.fail(sub, "Title is limited to 255 bytes")
         sub = props.get("TStamp")
         has_tstamp = sub is not None
-        if has_tstamp:
-            text = sub.text  # type: ignore[union-attr]
+        if sub is not None:
+            text = sub.text
             text = text.strip() if text else ""
             if text:
                 try:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 from emulator.tree import uri as uris
 from emulator.tree.acl import EMPTY, ROOT_DEFAULT, Acl
@@ -213,10 +214,10 @@ class Tree:
             node = self.root = node.copy(token)
         path = [node]
         for seg in segs:
-            child = node.children[seg]  # type: ignore[index]
+            child = node.kids[seg]
             if child.owner is not token:
                 child = child.copy(token)
-                node.children[seg] = child  # type: ignore[index]
+                node.kids[seg] = child
             path.append(child)
             node = child
         return path
@@ -227,9 +228,10 @@ class Tree:
             children = node.children
             if children is None:
                 return None
-            node = children.get(seg)
-            if node is None:
+            child = children.get(seg)
+            if child is None:
                 return None
+            node = child
         return node
 
     def exists(self, uri: str | Path) -> bool:
@@ -307,8 +309,7 @@ class Tree:
         while stack:
             path, n = stack.pop()
             yield path, n.type
-            for name in reversed(list(n.children)):  # type: ignore[arg-type]
-                child = n.children[name]  # type: ignore[index]
+            for name, child in reversed(n.kids.items()):
                 if child.children is not None:
                     stack.append((path + (name,), child))
 
@@ -324,12 +325,14 @@ class Tree:
 
     # ------------------------------------------------------------------ changes
 
-    def _touch(self, node: Node) -> None:
+    def _touch(self, node: Node) -> NodeMeta:
+        """Stamp a change on ``node``; returns its properties, created on the first change."""
         meta = node.meta
         if meta is None:
             meta = node.meta = NodeMeta()
         meta.tstamp = self.clock()
         meta.verno = (meta.verno + 1) & 0xFFFF
+        return meta
 
     def add(
         self,
@@ -388,7 +391,7 @@ class Tree:
                 self._token,
             )
             self._touch(new)
-            parent.children[segs[i]] = new  # type: ignore[index]
+            parent.kids[segs[i]] = new
             now_events.append(TreeEvent("add", uris.join(segs[: i + 1]), None, new.value, by))
             parent = new
         for ev in now_events:
@@ -441,7 +444,7 @@ class Tree:
             if not acl.allows("Delete", by):
                 raise TreeError(425, f"{by} may not Delete {_show(uri)}", uri=_show(uri))
         parent = self._writable(segs[:-1])[-1]
-        del parent.children[segs[-1]]  # type: ignore[index]
+        del parent.kids[segs[-1]]
         self._touch(parent)
         self._emit(TreeEvent("delete", uris.join(segs), node.value, None, by))
         return 200
@@ -535,8 +538,7 @@ class Tree:
                 raise TreeError(413, "Title is limited to 255 bytes", uri=path)
             target = self._writable(segs)[-1]
             old = target.meta.title if target.meta else ""
-            self._touch(target)
-            target.meta.title = value  # type: ignore[union-attr]
+            self._touch(target).title = value
             self._emit(TreeEvent("prop", path, old, value, by, "Title"))
             return 200
         if name == "Name":
@@ -544,10 +546,11 @@ class Tree:
                 raise TreeError(405, f"{_show(uri)} is permanent and cannot be renamed", uri=path)
             _check_name(value, uri)
             parent = self._writable(segs[:-1])[-1]
-            if value in parent.children:  # type: ignore[operator]
+            siblings = parent.kids
+            if value in siblings:
                 raise TreeError(418, f"a sibling named {value!r} exists", uri=path)
             parent.children = {  # keep sibling order, new name in place
-                (value if k == segs[-1] else k): v for k, v in parent.children.items()  # type: ignore[union-attr]
+                (value if k == segs[-1] else k): v for k, v in siblings.items()
             }
             self._touch(parent)
             self._emit(TreeEvent("rename", path, segs[-1], uris.join(segs[:-1] + (value,)), by, "Name"))
@@ -586,7 +589,7 @@ class Tree:
         if not existing:
             parent = self._add_missing(node, segs, depth)
             target = Node(None, "node", type if interior else "", EMPTY, {} if interior else None, flags, None, self._token)
-            parent.children[segs[-1]] = target  # type: ignore[index]
+            parent.kids[segs[-1]] = target
         else:
             target = node
             target.flags = flags
@@ -639,7 +642,7 @@ class Tree:
             if n.children:
                 stack.extend((path + (name,), child) for name, child in reversed(n.children.items()))
         parent = self._add_missing(found, segs, depth)
-        parent.children[segs[-1]] = node  # type: ignore[index]
+        parent.kids[segs[-1]] = node
         if self._tx:
             self._pending.extend(events)
         else:
@@ -673,7 +676,7 @@ class Tree:
         one event each); returns the parent the last segment goes into."""
         for i in range(depth, len(segs) - 1):
             mid = Node(None, "node", "", EMPTY, {}, ACCESS_ALL, None, self._token)
-            node.children[segs[i]] = mid  # type: ignore[index]
+            node.kids[segs[i]] = mid
             self._emit(TreeEvent("add", uris.join(segs[: i + 1]), None, None, None))
             node = mid
         return node
@@ -689,7 +692,7 @@ class _Transaction:
         self.tree.begin()
         return self.tree
 
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> Literal[False]:
         if exc_type is None:
             self.tree.commit()
         else:

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -174,11 +175,14 @@ def export_pkcs12(cert_path: str | os.PathLike[str], key_path: str | os.PathLike
         key = serialization.load_pem_private_key(_read(Path(key_path), "private key"), password=None)
     except (ValueError, TypeError) as exc:
         raise FileFormatError(str(key_path), None, f"not an unencrypted PEM private key: {exc}") from None
+    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+                      | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey):  # DSA: deprecated, not offered
+        raise FileFormatError(str(key_path), None, f"a {type(key).__name__} does not go into PKCS#12 here")
     encryption = (serialization.BestAvailableEncryption(password.encode("utf-8")) if password
                   else serialization.NoEncryption())
     cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     label = str(cn[0].value).encode("utf-8") if cn else None
-    data = pkcs12.serialize_key_and_certificates(label, key, cert, None, encryption)  # type: ignore[arg-type]
+    data = pkcs12.serialize_key_and_certificates(label, key, cert, None, encryption)
     target = Path(out)
     _write(target, data, private=True)
     return target
@@ -225,8 +229,8 @@ def _san(text: str) -> x509.GeneralName:
         return x509.DNSName(text)
 
 
-def _key_pem(key: object) -> bytes:
-    return key.private_bytes(  # type: ignore[attr-defined]
+def _key_pem(key: PrivateKeyTypes) -> bytes:
+    return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
 

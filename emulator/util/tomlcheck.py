@@ -156,7 +156,8 @@ def show_key(path: KeyPath) -> str:
 
 def type_name(v: Any) -> str:
     """A TOML type name for a parsed value (``table``, ``array``...), for messages."""
-    return {dict: "table", list: "array", str: "string"}.get(type(v), type(v).__name__)
+    names: dict[type, str] = {dict: "table", list: "array", str: "string"}
+    return names.get(type(v), type(v).__name__)
 
 
 class TomlChecker:

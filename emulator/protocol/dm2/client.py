@@ -108,6 +108,7 @@ from emulator.protocol.dm2.notification import (
 )
 from emulator.protocol.dm2.subscriptions import Subscription, Subscriptions, subscriptions_for
 from emulator.protocol.urls import refused_url
+from emulator.protocol.values import SessionOutcome
 from emulator.tree import Tree
 from emulator.tree.ddf import MODescription
 
@@ -340,7 +341,7 @@ class DM2Client:
         self._awaiting_message = True
         return True
 
-    def _package1(self) -> SendMessage:
+    def _package1(self) -> SendMessage | SessionDone:
         if not self.url:
             return self._finish("failed", f"account {self.account.server_id} has no SrvURI")
         first = (
@@ -362,7 +363,7 @@ class DM2Client:
         codes = ",".join(str(s.sc) for s in statuses)
         return self._session_post(encode_response(Response(statuses)), media.RESPONSE, f"Package#3 [{codes}]")
 
-    def _finish(self, outcome: str, detail: str, *, status: int | None = None) -> SessionDone:
+    def _finish(self, outcome: SessionOutcome, detail: str, *, status: int | None = None) -> SessionDone:
         self._done = SessionDone(outcome, detail, status)
         return self._done
 
@@ -429,8 +430,8 @@ class DM2Client:
             case HPost(server_uri=url, client_uris=uris):
                 return self._upload("POST", url, uris)
             case Get(client_uri=uri):
-                code, items, uris = read(self.tree, uri, self.actor)
-                self._statuses.append(StatusEntry(code, uri=uris, mos=items if code == 200 else None))
+                code, items, found = read(self.tree, uri, self.actor)
+                self._statuses.append(StatusEntry(code, uri=found, mos=items if code == 200 else None))
             case Delete(client_uri=uri):
                 delete(self.tree, uri, self.actor)
                 self._statuses.append(StatusEntry(200))

@@ -42,6 +42,7 @@ import secrets
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from emulator.errors import EmulatorError, SessionError
 from emulator.mo.accounts import SERVER_AUTH_POLICIES, Account, store_nonces
@@ -79,6 +80,7 @@ from emulator.protocol.syncml.notification import (
 from emulator.protocol.syncml.packer import pack
 from emulator.protocol.syncml.quirks import Deviations
 from emulator.protocol.urls import refused_url
+from emulator.protocol.values import SessionOutcome
 from emulator.tree import Tree
 
 DEVINFO_URIS = ("./DevInfo/DevId", "./DevInfo/Man", "./DevInfo/Mod", "./DevInfo/DmV", "./DevInfo/Lang")
@@ -99,7 +101,7 @@ class GenericAlert:
     correlator: str | None = None
 
 
-def check_notification(raw: bytes, account: Account) -> tuple[str, Notification]:
+def check_notification(raw: bytes, account: Account) -> tuple[Literal["ok", "resync", "bad"], Notification]:
     """Package 0 check: ('ok' | 'resync' | 'bad', the notification). DecodeError if it does not parse.
 
     'bad' also when the notification names another server than the account's. On 'resync' start
@@ -137,7 +139,7 @@ class SyncMLClient:
         ui: bool = True,
         browser: bool | None = None,
         devinfo_uris: Sequence[str] = DEVINFO_URIS,
-        generic_alerts: Iterable[GenericAlert | tuple] = (),
+        generic_alerts: Iterable[GenericAlert | tuple[Any, ...]] = (),
         resync: bool = False,
         trust_server: bool = False,
         nonce_factory: Callable[[], bytes] | None = None,
@@ -197,13 +199,13 @@ class SyncMLClient:
         self.server_nonce: bytes | None = None
         self._sent_server_nonce: bytes | None = None  # the last one a message of ours carried
         self.outcome: SessionDone | None = None
-        self.sent: dict[tuple[str, str], str] = {}
+        self.sent: dict[tuple[str, str | None], str] = {}  # (MsgID, CmdID) -> command name
         self.received_statuses: list[tuple[str | None, Status]] = []
 
     # ------------------------------------------------------------------------------ constructors
 
     @classmethod
-    def from_notification(cls, raw: bytes, tree: Tree, account: Account, *, dev_id: str, **kw) -> SyncMLClient:
+    def from_notification(cls, raw: bytes, tree: Tree, account: Account, *, dev_id: str, **kw: Any) -> SyncMLClient:
         """A server-initiated session for a Package 0; SessionError if its digest does not verify."""
         verdict, n = check_notification(raw, account)
         if verdict == "bad":
@@ -214,7 +216,7 @@ class SyncMLClient:
 
     @classmethod
     def respond_to(cls, tree: Tree, account: Account, raw: bytes, media_type: str, *, dev_id: str,
-                   **kw) -> SyncMLClient:
+                   **kw: Any) -> SyncMLClient:
         """An engine that answers one server package without Package 1, the server taken as trusted.
 
         Used by `dm-emulator respond`: drive it like any engine; its first SendMessage is the answer.
@@ -397,7 +399,7 @@ class SyncMLClient:
             self._peer_max_msg = hdr.max_msg_size
         if hdr.max_obj_size:
             self.executor.peer_max_obj_size = hdr.max_obj_size
-        ops = [c for c in msg.commands if not isinstance(c, Status | Results)]
+        ops: list[Command] = [c for c in msg.commands if not isinstance(c, Status | Results)]
         header_status: Status | None = None
         for cmd in msg.commands:
             if isinstance(cmd, Status):
@@ -635,7 +637,7 @@ class SyncMLClient:
         self._waiting = request.request_id
         self._actions.append(request)
 
-    def _end(self, outcome: str, detail: str, status: int | None = None) -> None:
+    def _end(self, outcome: SessionOutcome, detail: str, status: int | None = None) -> None:
         running, self._running = self._running, None
         if running is not None:
             running.close()  # an open Atomic rolls back

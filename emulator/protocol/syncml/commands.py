@@ -196,7 +196,10 @@ Command: TypeAlias = (
     Add | Replace | Delete | Get | Copy | Exec | Alert | Atomic | Sequence | Status | Results | Unknown
 )
 
-ITEM_COMMANDS: tuple[type[_ItemCommand], ...] = (Add, Replace, Delete, Get, Copy, Exec)
+ItemCommand: TypeAlias = Add | Replace | Delete | Get | Copy | Exec
+"""The commands that carry Items and nothing else of their own (Exec adds a Correlator)."""
+
+ITEM_COMMANDS: tuple[type[ItemCommand], ...] = (Add, Replace, Delete, Get, Copy, Exec)
 
 
 @dataclass(slots=True, kw_only=True)

@@ -199,8 +199,8 @@ class Executor:
 
     def _continues_chunk(self, cmd: Command) -> bool:
         chunk = self._chunk
-        return (chunk is not None and type(cmd) is chunk.kind and bool(cmd.items)  # type: ignore[union-attr]
-                and cmd.items[0].target == chunk.target)  # type: ignore[union-attr]
+        return (chunk is not None and isinstance(cmd, Add | Replace) and type(cmd) is chunk.kind
+                and bool(cmd.items) and cmd.items[0].target == chunk.target)
 
     # ------------------------------------------------------------------------------ dispatch
 

@@ -22,6 +22,7 @@ import base64
 import copy
 import re
 from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
 
 from lxml import etree
 
@@ -39,6 +40,7 @@ from emulator.protocol.syncml.commands import (
     Exec,
     Get,
     Item,
+    ItemCommand,
     Message,
     Meta,
     Replace,
@@ -47,7 +49,6 @@ from emulator.protocol.syncml.commands import (
     Status,
     SyncHdr,
     Unknown,
-    _ItemCommand,
 )
 from emulator.util import xmlsafe
 
@@ -153,6 +154,8 @@ def _index(el: etree._Element) -> _Index:
     out: _Index = {}
     for child in el.iterchildren(etree.Element):
         tag = child.tag
+        if not isinstance(tag, str):  # never, for a parsed element; lxml's types allow bytes and QName
+            continue
         name = tag[tag.find("}") + 1:]
         if name not in out:
             out[name] = child
@@ -300,7 +303,7 @@ _Parser = Callable[[etree._Element, _Index, str], Command]
 """A command's parser: its element, that element's `_index`, its CmdID."""
 
 
-def _item_command(cls: type[_ItemCommand]) -> _Parser:
+def _item_command(cls: type[ItemCommand]) -> _Parser:
     def parse(el: etree._Element, k: _Index, cmd_id: str) -> Command:
         meta = _parse_meta(k.get("Meta"))
         cmd = cls(
@@ -478,22 +481,31 @@ def message_from_element(root: etree._Element) -> Message:
 # ---------------------------------------------------------------------------------------- building
 
 
-class _Builder:
-    """Element factory bound to one SyncML namespace."""
+_N = TypeVar("_N")
 
-    def __init__(self, ver_dtd: str, set_opaque: Callable[[etree._Element, bytes], None] | None = None) -> None:
+
+class _Structure(Generic[_N]):
+    """The SyncML message structure, written once for both kinds of node ``_N`` a subclass makes:
+    lxml elements (:class:`_Builder`) or plain lists (:class:`_PlainBuilder`)."""
+
+    def __init__(self, ver_dtd: str, set_opaque: Callable[[_N, bytes], None] | None = None) -> None:
         self.ns = codes.NS_SYNCML_11 if ver_dtd == "1.1" else codes.NS_SYNCML_12
         self.tags = _TAGS[self.ns]
         self.set_opaque = set_opaque
 
-    def el(self, parent: etree._Element | None, name: str, text: str | None = None) -> etree._Element:
-        tag = self.tags[name]
-        node = etree.Element(tag, nsmap={None: self.ns}) if parent is None else _sub_element(parent, tag)
-        if text is not None:
-            _set_text(node, text)
-        return node
+    def el(self, parent: _N | None, name: str) -> _N:
+        """A new element ``name`` under ``parent`` (the root when None), to hold children."""
+        raise NotImplementedError
 
-    def meta(self, parent: etree._Element, meta: Meta | None, name: str = "Meta") -> None:
+    def leaf(self, parent: _N, name: str, text: str) -> None:
+        """A new element ``name`` under ``parent`` that holds ``text`` and never children."""
+        raise NotImplementedError
+
+    def metinf(self, parent: _N, tag: str, text: str) -> None:
+        """One MetInf value: ``tag`` is in Clark notation, and the element declares its namespace."""
+        raise NotImplementedError
+
+    def meta(self, parent: _N, meta: Meta | None, name: str = "Meta") -> None:
         if meta is None:
             return
         node = self.el(parent, name)
@@ -502,23 +514,19 @@ class _Builder:
             if value is not None:
                 self.metinf(node, tag, value if type(value) is str else str(value))
 
-    def metinf(self, parent: etree._Element, tag: str, text: str) -> None:
-        """One MetInf value: ``tag`` is in Clark notation, and the element declares its namespace."""
-        _set_text(_sub_element(parent, tag, nsmap=_METINF_NSMAP), text)
-
-    def loc(self, parent: etree._Element, name: str, uri: str | None, loc_name: str | None = None) -> None:
+    def loc(self, parent: _N, name: str, uri: str | None, loc_name: str | None = None) -> None:
         if uri is None and loc_name is None:
             return
         node = self.el(parent, name)
-        self.el(node, "LocURI", uri or "")
+        self.leaf(node, "LocURI", uri or "")
         if loc_name is not None:
-            self.el(node, "LocName", loc_name)
+            self.leaf(node, "LocName", loc_name)
 
-    def flag(self, parent: etree._Element, name: str, on: bool) -> None:
+    def flag(self, parent: _N, name: str, on: bool) -> None:
         if on:
             self.el(parent, name)
 
-    def item(self, parent: etree._Element, item: Item) -> None:
+    def item(self, parent: _N, item: Item) -> None:
         node = self.el(parent, "Item")
         self.loc(node, "Target", item.target)
         self.loc(node, "Source", item.source)
@@ -528,34 +536,34 @@ class _Builder:
                 if self.set_opaque is not None:
                     self.set_opaque(self.el(node, "Data"), item.data)
                 else:  # over XML binary travels as base64 (the caller sets Meta Format b64)
-                    self.el(node, "Data", base64.b64encode(item.data).decode("ascii"))
+                    self.leaf(node, "Data", base64.b64encode(item.data).decode("ascii"))
             else:
-                self.el(node, "Data", item.data)
+                self.leaf(node, "Data", item.data)
         self.flag(node, "MoreData", item.more_data)
 
-    def command(self, parent: etree._Element | None, cmd: Command) -> etree._Element:
+    def command(self, parent: _N | None, cmd: Command) -> _N:
         if isinstance(cmd, Unknown):
             raise UnsupportedError(f"cannot encode an Unknown command ({cmd.name})", status=500)
         node = self.el(parent, cmd.name)
-        self.el(node, "CmdID", cmd.cmd_id)
+        self.leaf(node, "CmdID", cmd.cmd_id)
         if isinstance(cmd, Status):
             self._status(node, cmd)
         elif isinstance(cmd, Results):
             if cmd.msg_ref is not None:
-                self.el(node, "MsgRef", cmd.msg_ref)
-            self.el(node, "CmdRef", cmd.cmd_ref)
+                self.leaf(node, "MsgRef", cmd.msg_ref)
+            self.leaf(node, "CmdRef", cmd.cmd_ref)
             self.meta(node, cmd.meta)
             for ref in cmd.target_refs:
-                self.el(node, "TargetRef", ref)
+                self.leaf(node, "TargetRef", ref)
             for ref in cmd.source_refs:
-                self.el(node, "SourceRef", ref)
+                self.leaf(node, "SourceRef", ref)
             for item in cmd.items:
                 self.item(node, item)
         elif isinstance(cmd, Alert):
             self.flag(node, "NoResp", cmd.no_resp)
-            self.el(node, "Data", str(cmd.code))
+            self.leaf(node, "Data", str(cmd.code))
             if cmd.correlator is not None:
-                self.el(node, "Correlator", cmd.correlator)
+                self.leaf(node, "Correlator", cmd.correlator)
             for item in cmd.items:
                 self.item(node, item)
         elif isinstance(cmd, Atomic | Sequence):
@@ -567,45 +575,59 @@ class _Builder:
             self.flag(node, "NoResp", cmd.no_resp)
             self.meta(node, cmd.meta)
             if isinstance(cmd, Exec) and cmd.correlator is not None:
-                self.el(node, "Correlator", cmd.correlator)
+                self.leaf(node, "Correlator", cmd.correlator)
             for item in cmd.items:
                 self.item(node, item)
         return node
 
-    def _status(self, node: etree._Element, cmd: Status) -> None:
+    def _status(self, node: _N, cmd: Status) -> None:
         if cmd.msg_ref is not None:
-            self.el(node, "MsgRef", cmd.msg_ref)
-        self.el(node, "CmdRef", cmd.cmd_ref)
-        self.el(node, "Cmd", cmd.cmd)
+            self.leaf(node, "MsgRef", cmd.msg_ref)
+        self.leaf(node, "CmdRef", cmd.cmd_ref)
+        self.leaf(node, "Cmd", cmd.cmd)
         for ref in cmd.target_refs:
-            self.el(node, "TargetRef", ref)
+            self.leaf(node, "TargetRef", ref)
         for ref in cmd.source_refs:
-            self.el(node, "SourceRef", ref)
+            self.leaf(node, "SourceRef", ref)
         if cmd.chal is not None:
             chal = self.el(node, "Chal")
             self.meta(chal, Meta(type=cmd.chal.type, format=cmd.chal.format, next_nonce=cmd.chal.next_nonce))
-        self.el(node, "Data", str(cmd.code))
+        self.leaf(node, "Data", str(cmd.code))
         for item in cmd.items:
             self.item(node, item)
 
-    def header(self, parent: etree._Element, hdr: SyncHdr) -> None:
+    def header(self, parent: _N, hdr: SyncHdr) -> None:
         node = self.el(parent, "SyncHdr")
-        self.el(node, "VerDTD", hdr.ver_dtd)
-        self.el(node, "VerProto", hdr.ver_proto)
-        self.el(node, "SessionID", hdr.session_id)
-        self.el(node, "MsgID", hdr.msg_id)
+        self.leaf(node, "VerDTD", hdr.ver_dtd)
+        self.leaf(node, "VerProto", hdr.ver_proto)
+        self.leaf(node, "SessionID", hdr.session_id)
+        self.leaf(node, "MsgID", hdr.msg_id)
         self.loc(node, "Target", hdr.target, hdr.target_name)
         self.loc(node, "Source", hdr.source, hdr.source_name)
         if hdr.resp_uri is not None:
-            self.el(node, "RespURI", hdr.resp_uri)
+            self.leaf(node, "RespURI", hdr.resp_uri)
         self.flag(node, "NoResp", hdr.no_resp)
         if hdr.cred is not None:
             cred = self.el(node, "Cred")
             if hdr.cred.type is not None or hdr.cred.format is not None:
                 self.meta(cred, Meta(type=hdr.cred.type, format=hdr.cred.format))
-            self.el(cred, "Data", hdr.cred.data)
+            self.leaf(cred, "Data", hdr.cred.data)
         if hdr.max_msg_size is not None or hdr.max_obj_size is not None:
             self.meta(node, Meta(max_msg_size=hdr.max_msg_size, max_obj_size=hdr.max_obj_size))
+
+
+class _Builder(_Structure[etree._Element]):
+    """The message as lxml elements: what WBXML encoding and the odd text plain lists refuse need."""
+
+    def el(self, parent: etree._Element | None, name: str) -> etree._Element:
+        tag = self.tags[name]
+        return etree.Element(tag, nsmap={None: self.ns}) if parent is None else _sub_element(parent, tag)
+
+    def leaf(self, parent: etree._Element, name: str, text: str) -> None:
+        _set_text(_sub_element(parent, self.tags[name]), text)
+
+    def metinf(self, parent: etree._Element, tag: str, text: str) -> None:
+        _set_text(_sub_element(parent, tag, nsmap=_METINF_NSMAP), text)
 
 
 class _Tags(dict[str, str]):
@@ -666,10 +688,10 @@ def _escape(text: str) -> str:
 
 
 # A plain node: [start tag body, end tag name, children]; a child is a node or a finished leaf's text.
-_Plain = list
+_Plain = list[Any]
 
 
-class _PlainBuilder(_Builder):
+class _PlainBuilder(_Structure[_Plain]):
     """The same message structure as plain lists, serialised by string joins.
 
     Creating lxml elements costs most of an XML message's encoding; these lists cost a fraction and
@@ -681,18 +703,17 @@ class _PlainBuilder(_Builder):
     def __init__(self, ver_dtd: str) -> None:
         super().__init__(ver_dtd)
 
-    def el(self, parent: _Plain | None, name: str, text: str | None = None) -> _Plain | str:  # type: ignore[override]
+    def el(self, parent: _Plain | None, name: str) -> _Plain:
         if parent is None:
-            return [f'{name} xmlns="{self.ns}"', name, [] if text is None else [_escape(text)]]
-        if text is not None:  # a leaf: the builder never adds children to an element it gave text
-            leaf = f"<{name}>{_escape(text)}</{name}>"
-            parent[2].append(leaf)
-            return leaf
+            return [f'{name} xmlns="{self.ns}"', name, []]
         node: _Plain = [name, name, []]
         parent[2].append(node)
         return node
 
-    def metinf(self, parent: _Plain, tag: str, text: str) -> None:  # type: ignore[override]
+    def leaf(self, parent: _Plain, name: str, text: str) -> None:
+        parent[2].append(f"<{name}>{_escape(text)}</{name}>")
+
+    def metinf(self, parent: _Plain, tag: str, text: str) -> None:
         local = tag.rpartition("}")[2]
         parent[2].append(f'<{local} xmlns="{codes.NS_METINF}">{_escape(text)}</{local}>')
 
@@ -787,12 +808,14 @@ def command_size(cmd: Command, *, wbxml: bool = False, ver_dtd: str = "1.2") -> 
         # Built on its own, the command's element carries the SyncML namespace declaration that a
         # body's child inherits instead: the same bytes otherwise, for one build and one serialisation.
         try:
-            b: _Builder = _PlainBuilder(ver_dtd)
-            alone = len(_plain_bytes(b.command(None, cmd)))
+            plain = _PlainBuilder(ver_dtd)
+            ns = plain.ns
+            alone = len(_plain_bytes(plain.command(None, cmd)))
         except _NotPlainText:
             b = _Builder(ver_dtd)
+            ns = b.ns
             alone = len(etree.tostring(b.command(None, cmd), encoding="UTF-8"))
-        return alone - len(_XMLNS_DECL[b.ns])
+        return alone - len(_XMLNS_DECL[ns])
     empty = message_size(Message(header=header), wbxml=True)
     return message_size(Message(header=header, commands=[cmd]), wbxml=True) - empty
 

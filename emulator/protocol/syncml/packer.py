@@ -19,17 +19,18 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 from collections.abc import Iterable
+from typing import TypeVar
 
 from emulator.protocol.syncml.commands import (
     Atomic,
     Command,
     Item,
+    ItemCommand,
     Message,
     Meta,
     Results,
     Sequence,
     SyncHdr,
-    _ItemCommand,
 )
 from emulator.protocol.syncml.message import command_size, message_size
 
@@ -126,13 +127,17 @@ def pack(
     return out
 
 
-def _with_items(cmd: Command, items: list[Item]) -> Command:
-    return dataclasses.replace(cmd, items=items)  # type: ignore[type-var]
+_Split = TypeVar("_Split", bound=Results | ItemCommand)
+"""A command split_to_fit can cut in two: Results and the item commands."""
+
+
+def _with_items(cmd: _Split, items: list[Item]) -> _Split:
+    return dataclasses.replace(cmd, items=items)
 
 
 def split_to_fit(cmd: Command, room: int, *, wbxml: bool = False, ver_dtd: str = "1.2") -> tuple[Command, Command] | None:
     """(part that fits in `room` bytes, rest) for Results/Add/Replace-like commands, or None."""
-    if not isinstance(cmd, Results | _ItemCommand) or not cmd.items:
+    if not isinstance(cmd, Results | ItemCommand) or not cmd.items:
         return None
     items = cmd.items
 

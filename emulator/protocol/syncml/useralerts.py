@@ -22,8 +22,9 @@ from urllib.parse import unquote_plus
 from emulator.protocol.actions import AskUser, UserAnswer
 from emulator.protocol.syncml import codes
 from emulator.protocol.syncml.commands import Alert, Item
+from emulator.protocol.values import AskKind
 
-KINDS: dict[int, str] = {
+KINDS: dict[int, AskKind] = {
     codes.ALERT_DISPLAY: "display",
     codes.ALERT_CONFIRM_OR_REJECT: "confirm",
     codes.ALERT_TEXT_INPUT: "text",

@@ -46,7 +46,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Final
+from typing import Any, Final, cast
 
 from lxml import etree
 
@@ -314,7 +314,7 @@ class _Decoder:
         out: list[str] = []
         # Open elements as [name, namespace, index of the start tag in ``out`` (patched when the
         # content turns out to be opaque), whether a child was written].
-        stack: list[list] = []
+        stack: list[list[Any]] = []
         pending: list[str | bytes] = []
         pending_at = 0
         pos = self.pos
@@ -416,10 +416,12 @@ class _Decoder:
         self.pos += length
         return raw
 
-    def flush(self, out: list[str], pending: list[str | bytes], at: int, parent: list) -> None:
+    def flush(self, out: list[str], pending: list[str | bytes], at: int, parent: list[Any]) -> None:
         """Write the collected content: the open element's text, or the tail of its last child."""
+        text: str
         if len(pending) == 1 and isinstance(pending[0], str):
-            text = pending.pop()
+            text = pending[0]
+            pending.clear()
         elif any(isinstance(piece, bytes) for piece in pending):
             raw = b"".join(p if isinstance(p, bytes) else p.encode("utf-8") for p in pending)
             pending.clear()
@@ -433,7 +435,7 @@ class _Decoder:
                     raise self.fail(at, "binary opaque data between elements")
                 text = found
         else:
-            text = "".join(pending)  # type: ignore[arg-type]
+            text = "".join(cast("list[str]", pending))  # no bytes among them: checked above
             pending.clear()
         if _XML_SPECIAL.search(text):
             if _NOT_XML_TEXT.search(text):
@@ -477,7 +479,10 @@ def encode(root: etree._Element, *, version: int = 0x02) -> bytes:
     """
     if not 0x01 <= version <= 0x03:
         raise ValueError(f"WBXML version must be 0x01-0x03, not {version!r}")
-    ns, local = _split(root.tag)
+    tag = root.tag
+    if not isinstance(tag, str):  # a comment or processing instruction given as the root
+        raise UnsupportedError(f"WBXML: the root must be an element, not {type(root).__name__}")
+    ns, local = _split(tag)
     if ns is None:
         root_page = DMDDF_PAGE if local == "MgmtTree" else SYNCML_PAGE
     else:
@@ -498,14 +503,14 @@ def encode(root: etree._Element, *, version: int = 0x02) -> bytes:
     out += _mb_u_int32(CHARSET_UTF8)
     out += _mb_u_int32(len(table))
     out += table
-    _Encoder(out).element(root, root_page, 1)
+    _Encoder(out).element(root, tag, root_page, 1)
     return bytes(out)
 
 
 def _document_syncml_ns(root: etree._Element) -> str | None:
     """The (lower-case) SyncML namespace of the first element in one, in document order."""
     for el in root.iter(etree.Element):
-        ns, _ = _split(el.tag)
+        ns, _ = _split(str(el.tag))
         if ns is not None and _ENCODE_PAGES.get(ns.lower()) == SYNCML_PAGE:
             return ns.lower()
     return None
@@ -540,10 +545,10 @@ class _Encoder:
         self.out = out
         self.page = SYNCML_PAGE
 
-    def element(self, el: etree._Element, parent_page: int, depth: int) -> None:
+    def element(self, el: etree._Element, tag: str, parent_page: int, depth: int) -> None:
+        """Encode ``el``, whose ``tag`` the caller has seen to be a string (an element, not a comment)."""
         if depth > MAX_DEPTH:
             raise UnsupportedError(f"WBXML: elements nested deeper than {MAX_DEPTH}")
-        tag = el.tag
         page, token = _TOKEN_BY_TAG.get(tag) or _resolve(tag, parent_page)
         opaque = None
         names = el.keys()
@@ -570,8 +575,9 @@ class _Encoder:
         elif text:
             out += _inline(text)
         for child in el:
-            if isinstance(child.tag, str):
-                self.element(child, page, depth + 1)
+            child_tag = child.tag
+            if isinstance(child_tag, str):
+                self.element(child, child_tag, page, depth + 1)
             tail = child.tail  # comments and PIs are dropped, their tails are content
             if tail and not tail.isspace():
                 out += _inline(tail)

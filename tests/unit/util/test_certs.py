@@ -108,6 +108,20 @@ def test_pkcs12_errors_name_the_file(ca, tmp_path):
         load_pkcs12(tmp_path / "missing.p12")
 
 
+def test_pkcs12_export_refuses_a_key_pkcs12_cannot_hold(ca, tmp_path):
+    """An X25519 key (key agreement only) is a readable PEM key that PKCS#12 has no place for."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import x25519
+
+    cert_path, _ = issue_cert(ca, "x", client=True, directory=tmp_path)
+    odd = tmp_path / "odd.key"
+    odd.write_bytes(x25519.X25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    with pytest.raises(FileFormatError, match=r"odd\.key.*X25519PrivateKey does not go into PKCS#12"):
+        export_pkcs12(cert_path, odd, tmp_path / "x.p12")
+    assert not (tmp_path / "x.p12").exists()
+
+
 def test_load_ca_refuses_what_is_not_a_ca_pair(tmp_path):
     (tmp_path / "a.pem").write_text("not a certificate")
     (tmp_path / "a.key").write_text("not a key")
