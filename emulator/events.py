@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar, cast
 
 from emulator.protocol.values import Direction, DmProtocol, SessionOutcome, UserOutcome
 from emulator.tree.tree import TreeEvent
@@ -101,6 +102,7 @@ class RecordChanged(Event):
 
 
 Subscriber = Callable[[Event], None]
+_E = TypeVar("_E", bound=Event)
 
 
 class EventBus:
@@ -110,8 +112,10 @@ class EventBus:
         self._subs: list[tuple[tuple[type[Event], ...], Subscriber]] = []
         self.errors: list[BaseException] = []
 
-    def subscribe(self, callback: Subscriber, *kinds: type[Event]) -> Callable[[], None]:
-        entry = (kinds or (Event,), callback)
+    def subscribe(self, callback: Callable[[_E], None], *kinds: type[_E]) -> Callable[[], None]:
+        """Call ``callback`` with every event of the ``kinds`` (all events when none are given)."""
+        # the kinds filter in publish() hands ``callback`` only the _E it declared
+        entry = (kinds or (Event,), cast(Subscriber, callback))
         self._subs.append(entry)
 
         def unsubscribe() -> None:

@@ -13,10 +13,18 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from emulator.errors import EmulatorError
 from emulator.events import EventBus
 from emulator.fleet.fleet import Fleet
+
+if TYPE_CHECKING:  # imported where used: the server may be absent, the window is built late
+    from emulator.server.app import RunningServer
+    from emulator.server.control import ServerControl
+    from emulator.server.state import ServerState
+    from emulator.store import Workspace
+    from ui.mainwindow import MainWindow
 
 DEMO_DEVICES = (("smartphone", 2), ("home-gateway", 1), ("tablet-dual-env", 1), ("nbiot-sensor", 1))
 FALLBACK_SERVER = "http://127.0.0.1:8700"  # where `dm-emulator server` listens by default
@@ -28,17 +36,17 @@ class DemoServer:
     """The reference server inside our own loop, on a free loopback port."""
 
     def __init__(self) -> None:
-        self.running = None
+        self.running: RunningServer | None = None
         self.url = ""
-        self.state = None  # its ServerState: what devices did (tests read it)
-        self.control = None  # what the window may do with it (Session > Notify selected device)
+        self.state: ServerState | None = None  # what devices did (tests read it)
+        self.control: ServerControl | None = None  # what the window may do with it (Session > Notify)
 
     async def start(self) -> None:
         """Raises ImportError when the server is not there, EmulatorError when it cannot listen."""
         from emulator.server.app import start_server
 
-        self.running = await start_server()
-        self.url, self.state, self.control = self.running.url, self.running.state, self.running.control
+        running = self.running = await start_server()
+        self.url, self.state, self.control = running.url, running.state, running.control
 
     async def stop(self) -> None:
         if self.running is not None:
@@ -54,9 +62,9 @@ class Desktop:
         self.stop_loop = stop_loop  # tests share one loop for the whole run: they keep it going
         self.server = DemoServer()
         self.server_problem = ""
-        self.workspace = None
+        self.workspace: Workspace | None = None
         self.fleet: Fleet | None = None
-        self.window = None
+        self.window: MainWindow | None = None
         self.exit_code = 0
         self._stopping = False
 
@@ -169,7 +177,8 @@ def run(args: argparse.Namespace) -> int:
     from PySide6.QtCore import QEvent, QTimer
     from PySide6.QtWidgets import QApplication
 
-    app = QApplication.instance() or QApplication([sys.argv[0]])
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0]])
     app.setOrganizationName("dm-emulator")
     app.setApplicationName("dm-emulator")
     app.setQuitOnLastWindowClosed(False)  # the window's close runs the async cleanup, then stops

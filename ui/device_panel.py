@@ -99,15 +99,15 @@ class DevicePanel(QWidget):
         self.scope.setPlaceholderText("./Vendor/App or urn:oma:mo:<name>:<ver>/<MIID>")
         self.kind = QComboBox()
         self.kind.addItems(KINDS)
-        self.depth = QSpinBox()
-        self.depth.setRange(0, 16)
+        self.depth_box = QSpinBox()
+        self.depth_box.setRange(0, 16)
         self.prohibited = QLineEdit()
         self.prohibited.setPlaceholderText("prohibited ServerIDs, comma separated")
         self.delegate_button = QPushButton("Delegate")
         self.delegate_button.clicked.connect(self._delegate)
         authorities = QGroupBox("Management authorities")
         form = QHBoxLayout()
-        for w in (self.delegator, QLabel("→"), self.delegate_to, self.scope, self.kind, QLabel("depth"), self.depth,
+        for w in (self.delegator, QLabel("→"), self.delegate_to, self.scope, self.kind, QLabel("depth"), self.depth_box,
                   self.prohibited, self.delegate_button):
             form.addWidget(w)
         box = QVBoxLayout(authorities)
@@ -235,8 +235,9 @@ class DevicePanel(QWidget):
     def _environments(self, environments: list) -> None:
         while self.env_row.count():
             item = self.env_row.takeAt(0)
-            if item.widget() is not None:
-                item.widget().deleteLater()
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
         if not environments:
             self.env_row.addWidget(QLabel("One environment (the device itself)"))
             return
@@ -306,7 +307,7 @@ class DevicePanel(QWidget):
             return
         prohibited = frozenset(p.strip() for p in self.prohibited.text().split(",") if p.strip())
         request = DelegationRequest(self.delegate_to.currentText(), self.scope.text().strip(),
-                                    self.kind.currentText(), self.depth.value(), prohibited)
+                                    self.kind.currentText(), self.depth_box.value(), prohibited)
         try:
             record = dev.delegations.delegate(self.delegator.currentText(), request)
         except EmulatorError as exc:
@@ -320,7 +321,10 @@ class DevicePanel(QWidget):
         rows = self.delegations.selectionModel().selectedRows()
         if dev is None or not rows:
             return
-        record_id = int(self.delegations.item(rows[0].row(), 0).text())
+        cell = self.delegations.item(rows[0].row(), 0)
+        if cell is None:
+            return
+        record_id = int(cell.text())
         try:
             revoked = dev.delegations.revoke(None, record_id)
         except EmulatorError as exc:

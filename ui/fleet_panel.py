@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Sequence
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -82,16 +92,16 @@ class FleetModel(QAbstractTableModel):
             if row is not None:
                 emit(self.dataChanged, self.index(row, 0), self.index(row, len(COLUMNS) - 1))
 
-    def apply_events(self, events: list[object]) -> None:
+    def apply_events(self, events: Sequence[object]) -> None:
         self.sync()
         touched = {e.device_id for e in events if isinstance(e, DeviceStateChanged | SessionStarted | SessionEnded)}
         if touched:
             self.refresh(touched)
 
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._ids)
 
-    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
         return len(COLUMNS)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
@@ -99,7 +109,7 @@ class FleetModel(QAbstractTableModel):
             return COLUMNS[section]
         return None
 
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
         if not index.isValid():
             return None
         dev = self.fleet.devices.get(self._ids[index.row()])
@@ -244,8 +254,13 @@ class FleetPanel(QWidget):
                 emit(self.info, f"added {done} {name} device(s)" + (" (cancelled)" if cancelled else ""))
 
         failed: list[str] = []
+
+        def error(text: str) -> None:
+            failed.append(text)
+            emit(self.error, f"cannot add {name} devices: {text}")
+
         job = ChunkedJob(self, f"Adding {count} {name} devices…", count, step)
-        job.error.connect(lambda text: (failed.append(text), emit(self.error, f"cannot add {name} devices: {text}")))
+        job.error.connect(error)
         job.finished.connect(finished)
         self.adding = job
         return job.start()
@@ -261,8 +276,8 @@ class FleetPanel(QWidget):
             emit(self.info, f"removed {len(ids)} device(s)")
 
     def start_sessions(self, ids: list[str]) -> list[asyncio.Task]:
-        protocol = self.protocol_box.currentText()
-        protocol = None if protocol == "profile default" else protocol
+        chosen = self.protocol_box.currentText()
+        protocol = None if chosen == "profile default" else chosen
         tasks = []
         for dev_id in ids:
             dev = self.fleet.devices.get(dev_id)
@@ -272,7 +287,7 @@ class FleetPanel(QWidget):
                 emit(self.error, f"{dev_id} does not speak {protocol} (has {', '.join(dev.profile.protocols)})")
                 continue
             task = self.fleet.start_session(dev_id, protocol)
-            task.add_done_callback(lambda t, d=dev_id: self._session_done(d, t))
+            task.add_done_callback(functools.partial(self._session_done, dev_id))
             tasks.append(task)
         if not ids:
             emit(self.error, "select one or more devices first")

@@ -41,7 +41,7 @@ class MainWindow(QMainWindow):
         self.fleet = fleet
         self.remember = remember  # False: default layout, nothing saved (screenshots look the same)
         self.setWindowTitle(f"dm-emulator — {fleet.server}")
-        self.on_close: Callable[[], None] | None = None
+        self.on_close: Callable[[], object] | None = None
 
         self.fleet_panel = FleetPanel(fleet)
         self.tree_panel = TreePanel()

@@ -19,6 +19,7 @@ fleet's :class:`NotificationListener`. Either way the device checks it as a real
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -343,7 +344,7 @@ class AccountForm(QGroupBox):
         self.server_id.setText(_shared([a.server_id for a in accounts]))
         self.user.setText(_shared([a.client_user for a in accounts]))
         for edit in (self.url.lineEdit(), self.server_id, self.user):
-            if accounts and not edit.text():
+            if edit is not None and accounts and not edit.text():
                 edit.setPlaceholderText("(each device's own)")
         self._initial = self._values()
 
@@ -613,7 +614,7 @@ class ServerActions(QObject):
         except EmulatorError as exc:
             return Notified(dev_id, protocol, "", None, f"none sent: {exc}")
         if notified.session is not None:  # a session that fails shows on its row
-            notified.session.add_done_callback(lambda t, d=dev_id: w.fleet_panel._session_done(d, t))
+            notified.session.add_done_callback(functools.partial(w.fleet_panel._session_done, dev_id))
         return notified
 
     async def _report(self, tasks: list[asyncio.Task]) -> None:

@@ -42,7 +42,7 @@ BUGGY_EMIT = _emit_loses_a_reference()
 
 def emit(signal: SignalInstance, *args: object) -> None:
     """``signal.emit(*args)``, giving back the reference PySide6 6.12 takes from the result."""
-    result = signal.emit(*args)
+    result = signal.emit(*args)  # type: ignore[func-returns-value]  # the stub says None; emit returns a bool
     if BUGGY_EMIT and isinstance(result, bool):
         _incref(result)
 

@@ -7,11 +7,20 @@ easy to read with any tool.
 from __future__ import annotations
 
 import base64
+import enum
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QSortFilterProxyModel, Qt
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+)
 from PySide6.QtGui import QColor, QFontDatabase
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -33,6 +42,7 @@ from emulator.errors import FileFormatError
 from emulator.events import MessageLogged
 from emulator.protocol.traffic import describe, pair_statuses
 from emulator.util.masking import mask_message
+from emulator.protocol.values import is_direction
 
 COLUMNS = ("", "Time", "Device", "Session", "Size", "RTT ms", "Summary")
 MAX_ROWS = 100_000
@@ -60,8 +70,11 @@ def read_json_lines(path: str | Path) -> list[MessageLogged]:
                 continue
             try:
                 d = json.loads(line)
+                direction = d["direction"]
+                if not is_direction(direction):
+                    raise ValueError(f"direction {direction!r} is not 'out' or 'in'")
                 out.append(MessageLogged(
-                    str(d["device_id"]), str(d["session_id"]), str(d["direction"]), float(d["ts"]),
+                    str(d["device_id"]), str(d["session_id"]), direction, float(d["ts"]),
                     str(d.get("content_type", "")), base64.b64decode(d.get("body", ""), validate=True),
                     str(d.get("summary", "")), None if d.get("rtt_ms") is None else float(d["rtt_ms"]),
                     str(d.get("url", "")),
@@ -95,10 +108,10 @@ class TrafficModel(QAbstractTableModel):
         self.messages.clear()
         self.endResetModel()
 
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.messages)
 
-    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
         return len(COLUMNS)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
@@ -106,7 +119,7 @@ class TrafficModel(QAbstractTableModel):
             return COLUMNS[section]
         return None
 
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
         if not index.isValid():
             return None
         m = self.messages[index.row()]
@@ -134,6 +147,12 @@ class TrafficModel(QAbstractTableModel):
         return None
 
 
+class _Keep(enum.Enum):
+    """The default of :meth:`TrafficFilter.set`: leave this filter as it is (None means "all")."""
+
+    KEEP = enum.auto()
+
+
 class TrafficFilter(QSortFilterProxyModel):
     """Device (the selected one, or all), session and free text."""
 
@@ -143,23 +162,28 @@ class TrafficFilter(QSortFilterProxyModel):
         self.session_id: str | None = None
         self.text = ""
 
-    def set(self, *, device_id: object = ..., session_id: object = ..., text: object = ...) -> None:
+    def set(self, *, device_id: str | None | _Keep = _Keep.KEEP, session_id: str | None | _Keep = _Keep.KEEP,
+            text: str | _Keep = _Keep.KEEP) -> None:
+        """Change the filters given; the others stay as they are."""
         begin = getattr(self, "beginFilterChange", None)  # Qt >= 6.9; invalidateFilter is deprecated
         if begin is not None:
             begin()
-        if device_id is not ...:
-            self.device_id = device_id  # type: ignore[assignment]
-        if session_id is not ...:
-            self.session_id = session_id  # type: ignore[assignment]
-        if text is not ...:
-            self.text = str(text).lower()
+        if not isinstance(device_id, _Keep):
+            self.device_id = device_id
+        if not isinstance(session_id, _Keep):
+            self.session_id = session_id
+        if not isinstance(text, _Keep):
+            self.text = text.lower()
         if begin is not None:
             self.endFilterChange()
         else:
             self.invalidateFilter()
 
-    def filterAcceptsRow(self, row: int, parent: QModelIndex) -> bool:
-        m: MessageLogged = self.sourceModel().messages[row]
+    def filterAcceptsRow(self, row: int, parent: QModelIndex | QPersistentModelIndex) -> bool:
+        source = self.sourceModel()
+        if not isinstance(source, TrafficModel):
+            return True
+        m = source.messages[row]
         if self.device_id and m.device_id != self.device_id:
             return False
         if self.session_id and m.session_id != self.session_id:
@@ -241,7 +265,7 @@ class TrafficPanel(QWidget):
 
     # ------------------------------------------------------------------ feeding and filtering
 
-    def apply_events(self, events: list[object]) -> None:
+    def apply_events(self, events: Sequence[object]) -> None:
         msgs = [e for e in events if isinstance(e, MessageLogged)]
         self.add_messages(msgs)
 

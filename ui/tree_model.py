@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
-from PySide6.QtCore import QAbstractItemModel, QModelIndex, QObject, Qt, QTimer
+from PySide6.QtCore import QAbstractItemModel, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer
 from PySide6.QtGui import QColor, QFont
 
 from emulator.events import TreeChanged
@@ -142,21 +144,21 @@ class TreeModel(QAbstractItemModel):
             return QModelIndex()
         return self.createIndex(item.row, column, item)
 
-    def _item(self, index: QModelIndex) -> _Item | None:
+    def _item(self, index: QModelIndex | QPersistentModelIndex) -> _Item | None:
         return index.internalPointer() if index.isValid() else self._root
 
     # ------------------------------------------------------------------ the model interface
 
-    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
         return len(COLUMNS)
 
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
         if parent.column() > 0:
             return 0
         item = self._item(parent)
         return len(item.children) if item is not None and item.children is not None else 0
 
-    def hasChildren(self, parent: QModelIndex = QModelIndex()) -> bool:  # noqa: B008
+    def hasChildren(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> bool:  # noqa: B008
         item = self._item(parent)
         if item is None:
             return False
@@ -164,11 +166,11 @@ class TreeModel(QAbstractItemModel):
             return bool(item.children)
         return bool(item.info and item.info.children)
 
-    def canFetchMore(self, parent: QModelIndex) -> bool:
+    def canFetchMore(self, parent: QModelIndex | QPersistentModelIndex) -> bool:
         item = self._item(parent)
         return item is not None and item.children is None and item.interior
 
-    def fetchMore(self, parent: QModelIndex) -> None:
+    def fetchMore(self, parent: QModelIndex | QPersistentModelIndex) -> None:
         item = self._item(parent)
         if item is None or item.children is not None or self.tree is None:
             return
@@ -186,13 +188,23 @@ class TreeModel(QAbstractItemModel):
             child.row = row
         self.endInsertRows()
 
-    def index(self, row: int, column: int, parent: QModelIndex = QModelIndex()) -> QModelIndex:  # noqa: B008
+    def index(self, row: int, column: int, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> QModelIndex:  # noqa: B008
         item = self._item(parent)
         if item is None or item.children is None or not 0 <= row < len(item.children):
             return QModelIndex()
         return self.createIndex(row, column, item.children[row])
 
-    def parent(self, index: QModelIndex = QModelIndex()) -> QModelIndex:  # noqa: B008
+    @overload
+    def parent(self) -> QObject | None: ...
+
+    @overload
+    def parent(self, child: QModelIndex | QPersistentModelIndex) -> QModelIndex: ...
+
+    def parent(self, child: QModelIndex | QPersistentModelIndex | None = None) -> QObject | QModelIndex | None:
+        """The item model's parent of ``child``; with no argument, QObject's parent (the overload Qt has)."""
+        if child is None:
+            return super().parent()
+        index = child
         if not index.isValid():
             return QModelIndex()
         item: _Item = index.internalPointer()
@@ -205,7 +217,7 @@ class TreeModel(QAbstractItemModel):
             return COLUMNS[section]
         return None
 
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
         if not index.isValid():
             return None
         item: _Item = index.internalPointer()
@@ -274,7 +286,7 @@ class TreeModel(QAbstractItemModel):
 
     # ------------------------------------------------------------------ live changes
 
-    def apply_events(self, events: list[object]) -> None:
+    def apply_events(self, events: Sequence[object]) -> None:
         """Take a batch from the batcher: record history for every device, patch rows for ours."""
         now = time.time()
         mine: list[TreeEvent] = []
@@ -365,10 +377,11 @@ class TreeModel(QAbstractItemModel):
         if item is None or item.parent is None or item.parent.children is None:
             return
         parent = item.parent
+        siblings = item.parent.children
         row = item.row
         self.beginRemoveRows(self._index_of(parent), row, row)
-        del parent.children[row]
-        for later in parent.children[row:]:
+        del siblings[row]
+        for later in siblings[row:]:
             later.row -= 1
         self.endRemoveRows()
         prefix = path + "/"

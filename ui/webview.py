@@ -4,7 +4,8 @@ for DM 1.2 alerts 1100-1104: together they are the window's UiHandler.
 Why so strict: the page comes from a DM server, so only that server's own origin may load in the
 view; a link elsewhere is stopped and shown to the user, and pages get no file access, no popups.
 The flow ends when the page reaches a path ending in ``/ui/done`` (PROTOCOL.md 1.19): that answers
-the session 'submitted'; closing the dock answers 'cancelled'.
+the session 'ok' (the same word a headless run uses for a finished flow); closing the dock answers
+'cancelled'.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from emulator.protocol.actions import AskUser, OpenBrowser, UserAnswer
+from emulator.protocol.values import UserOutcome
 from ui.signals import emit
 
 DONE_SUFFIX = "/ui/done"
@@ -69,8 +71,9 @@ class GuardedPage(QWebEnginePage):
             emit(self.finished, url.toString())
         return True
 
-    def createWindow(self, _type) -> None:  # noqa: D102 - popups are refused
-        return None
+    # Qt takes a null page as "refused"; PySide6's stub leaves out the None
+    def createWindow(self, _type: QWebEnginePage.WebWindowType) -> QWebEnginePage | None:  # type: ignore[override]
+        return None  # popups are refused
 
 
 class WebDock(QDockWidget):
@@ -102,7 +105,7 @@ class WebDock(QDockWidget):
         layout.addWidget(self.notice)
         layout.addWidget(self.view, 1)
         self.setWidget(body)
-        self._future: asyncio.Future[str] | None = None
+        self._future: asyncio.Future[UserOutcome] | None = None
         self._lock = asyncio.Lock()
         self.loaded_url = ""
         self.flows = 0
@@ -112,8 +115,8 @@ class WebDock(QDockWidget):
 
     # ------------------------------------------------------------------ one flow
 
-    async def run_flow(self, url: str, device_id: str, server: str) -> str:
-        """Show ``url`` for ``device_id`` and wait: 'submitted' at /ui/done, 'cancelled' if closed."""
+    async def run_flow(self, url: str, device_id: str, server: str) -> UserOutcome:
+        """Show ``url`` for ``device_id`` and wait: 'ok' at /ui/done, 'cancelled' if closed."""
         async with self._lock:
             loop = asyncio.get_running_loop()
             self._future = fut = loop.create_future()
@@ -142,14 +145,14 @@ class WebDock(QDockWidget):
         if isinstance(window, QMainWindow) and not self.isFloating() and self.width() < MIN_PAGE_WIDTH:
             window.resizeDocks([self], [max(MIN_PAGE_WIDTH, window.width() // 3)], Qt.Orientation.Horizontal)
 
-    def _resolve(self, outcome: str) -> None:
+    def _resolve(self, outcome: UserOutcome) -> None:
         fut = self._future
         if fut is not None and not fut.done():
             fut.set_result(outcome)
 
     def _on_done(self, url: str) -> None:
         self.header.setText(self.header.text().split("\n")[0] + "\nfinished: the session goes on")
-        self._resolve("submitted")
+        self._resolve("ok")
 
     def _on_blocked(self, url: str) -> None:
         self.notice.setText(f"Blocked: the page tried to open {url}, which is not the DM server's own site.")

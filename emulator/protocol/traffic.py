@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from lxml import etree
 
@@ -113,6 +113,17 @@ def _dm2_notification(body: bytes) -> str:
 # ------------------------------------------------------------------------------------------ pairing
 
 
+class WireMessage(Protocol):
+    """What pairing reads of a logged message: a :class:`Logged`, or the window's MessageLogged."""
+
+    @property
+    def direction(self) -> Direction: ...
+    @property
+    def content_type(self) -> str: ...
+    @property
+    def body(self) -> bytes: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Logged:
     """What pairing needs of a logged message (the window's MessageLogged has these fields)."""
@@ -122,7 +133,7 @@ class Logged:
     body: bytes
 
 
-def pair_statuses(messages: Sequence[Logged], index: int) -> list[str]:
+def pair_statuses(messages: Sequence[WireMessage], index: int) -> list[str]:
     """For message ``index`` of one session, one line per Status naming the command it answers.
 
     DM 2.0: ``Status[i]`` answers ``CMD[i]`` of the server's previous message. SyncML: a Status
@@ -140,7 +151,7 @@ def pair_statuses(messages: Sequence[Logged], index: int) -> list[str]:
     return []
 
 
-def _pair_dm2(messages: Sequence[Logged], index: int) -> list[str]:
+def _pair_dm2(messages: Sequence[WireMessage], index: int) -> list[str]:
     statuses = json.loads(messages[index].body).get("Status")
     if not isinstance(statuses, list):
         return []
@@ -158,7 +169,7 @@ def _pair_dm2(messages: Sequence[Logged], index: int) -> list[str]:
     return lines
 
 
-def _pair_syncml(messages: Sequence[Logged], index: int) -> list[str]:
+def _pair_syncml(messages: Sequence[WireMessage], index: int) -> list[str]:
     from emulator.protocol.syncml.commands import Status
     from emulator.protocol.syncml.message import parse_message, walk
 

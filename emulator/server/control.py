@@ -15,6 +15,7 @@ from typing import Any, Literal, cast
 
 from emulator.errors import EmulatorError
 from emulator.server.accounts import ServerAccount, account_from_json, install
+from emulator.protocol.values import DmProtocol
 from emulator.server.dm2 import demo_script
 from emulator.server.faults import Fault
 from emulator.server.notify_out import Sent, check_protocol, check_target, send_package0
@@ -30,7 +31,7 @@ class Notice:
     device's listener (``sent``: its answer). ``notification_id``: DM 2.0 only."""
 
     device: str
-    protocol: str
+    protocol: DmProtocol
     channel: Channel
     notification_id: int | None = None
     sent: Sent | None = None
@@ -54,19 +55,19 @@ class ServerControl:
         """Notify ``dev_id`` over the channel a real server would use: POSTed to its notification
         ``listener`` when it can be reached there, else (DM 2.0 only: DM 1.2 has no push channel)
         queued for its push long-poll. EmulatorError (400/404) before anything is sent."""
-        check_protocol(protocol)
+        proto = check_protocol(protocol)
         if listener is None:
-            if protocol != "dm2":
+            if proto != "dm2":
                 raise EmulatorError("only DM 2.0 notifications wait on the push channel; send a DM 1.2 "
                                     "Package 0 to the device's listener (to=<URL>)", status=400)
             notification_id = self.state.notify(dev_id, req_mos=req_mos, server_id=server_id)
-            return Notice(dev_id, protocol, "push", notification_id)
+            return Notice(dev_id, proto, "push", notification_id)
         check_target(listener)
         options: dict[str, Any] = {"server_id": server_id}
-        if protocol == "dm2":
+        if proto == "dm2":
             options["req_mos"] = req_mos
-        sent = await send_package0(self.state, dev_id, listener, protocol, **options)
-        return Notice(dev_id, protocol, "listener", sent.notification_id, sent)
+        sent = await send_package0(self.state, dev_id, listener, proto, **options)
+        return Notice(dev_id, proto, "listener", sent.notification_id, sent)
 
     def package0(self, dev_id: str, protocol: str = "dm2", **options: Any) -> bytes:
         """A Package 0 for ``dev_id``, noted as sent but put on no channel: for a caller that hands it

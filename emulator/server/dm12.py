@@ -262,7 +262,7 @@ class Dm12Session:
         self.server_retries = 0
         self.msg_id = 0
         self.client_msg_id = 0
-        self.sent: dict[tuple[str, str], _Sent] = {}
+        self.sent: dict[tuple[str, str | None], _Sent] = {}
         self.last_package: list[Command] = []
         self.outbox: deque[Command] = deque()
         self.client_max_msg = 16384
@@ -551,8 +551,9 @@ class Dm12Session:
                 continue
             del self._result_parts[key]
             fmt = self._result_formats.pop(key, None)
-            if all(isinstance(p, str) for p in parts):
-                self.results[item.source or ""] = "".join(parts)  # type: ignore[arg-type]
+            texts = [p for p in parts if isinstance(p, str)]
+            if len(texts) == len(parts):
+                self.results[item.source or ""] = "".join(texts)
             else:  # opaque chunks: chr is text once whole (a chunk may end inside a character)
                 self.results[item.source or ""] = chr_text(
                     b"".join(p if isinstance(p, bytes) else p.encode() for p in parts), fmt)

@@ -287,9 +287,10 @@ async def session(request: web.Request) -> web.Response:
         if not alerts_only:  # an alerts-only session ends at once: it must not displace the open one
             state.dm2_sessions[key] = current
     elif ctype in (media.RESPONSE, "application/json"):
-        current = state.dm2_sessions.get(key)
-        if current is None:
+        found: ServerSession | None = state.dm2_sessions.get(key)
+        if found is None:
             return _problem(400, f"no DM 2.0 session is open for {dev_id}: start with Package#1")
+        current = found
         try:
             response = decode_response(body)
         except DecodeError as exc:

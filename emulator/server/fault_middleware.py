@@ -22,6 +22,7 @@ from emulator.protocol.dm2 import media as dm2_media
 from emulator.protocol.syncml import auth, codes
 from emulator.protocol.syncml.commands import Chal, Item, Message, Results, Status, SyncHdr
 from emulator.protocol.syncml.message import build_message, content_type, media_kind, parse_message
+from emulator.protocol.values import DmProtocol
 from emulator.server.faults import INJECTED, Fault, Faults, Where
 from emulator.server.routes import session_protocol
 from emulator.server.state import ServerState
@@ -51,7 +52,7 @@ def setup_faults(app: web.Application, state: ServerState) -> None:
     app.middlewares.append(faults_middleware)
 
 
-async def _locate(book: Faults, protocol: str, request: web.Request) -> Where | None:
+async def _locate(book: Faults, protocol: DmProtocol, request: web.Request) -> Where | None:
     body = await request.read()  # aiohttp keeps it: the handler reads the same bytes
     media_type = request.headers.get("Content-Type", "")
     if protocol == "dm2":
@@ -149,11 +150,11 @@ def _oversize(fault: Fault, where: Where, body: bytes, ctype: str) -> bytes:
     target = fault.size or limit + 1024
     msg = parse_message(body, ctype)
     wbxml = media_kind(ctype) == "wbxml"
-    pad = Results(cmd_id=str(len(msg.commands) + 1), msg_ref=None, cmd_ref="999",
-                  items=[Item(source="./injected-fault-padding", data="")])
-    msg.commands.append(pad)
+    padding = Results(cmd_id=str(len(msg.commands) + 1), msg_ref=None, cmd_ref="999",
+                      items=[Item(source="./injected-fault-padding", data="")])
+    msg.commands.append(padding)
     size = len(build_message(msg, wbxml=wbxml))
-    pad.items[0].data = "." * max(1, target - size)
+    padding.items[0].data = "." * max(1, target - size)
     return build_message(msg, wbxml=wbxml)
 
 

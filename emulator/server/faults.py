@@ -39,14 +39,15 @@ header, which no longer matches: with HMAC accounts the device sees a bad signat
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from emulator.errors import EmulatorError
 from emulator.protocol.dm2.notification import parse_notification
 from emulator.protocol.syncml.commands import SyncHdr
+from emulator.protocol.values import DmProtocol
 
-BOTH = ("dm12", "dm2")
-KINDS: dict[str, tuple[str, ...]] = {
+BOTH: tuple[DmProtocol, ...] = ("dm12", "dm2")
+KINDS: dict[str, tuple[DmProtocol, ...]] = {
     "drop": BOTH,
     "slow": BOTH,
     "http_500": BOTH,
@@ -62,7 +63,8 @@ KINDS: dict[str, tuple[str, ...]] = {
 }
 """Every fault kind and the protocols it exists in."""
 NOTIFICATION_KINDS = frozenset({"bad_digest_notification", "replayed_notification"})
-PROTOCOLS = ("dm12", "dm2", "both")
+FaultProtocol = Literal["dm12", "dm2", "both"]
+PROTOCOLS: tuple[FaultProtocol, ...] = get_args(FaultProtocol)
 INJECTED = "injected fault"
 """Words every fault's own text carries, so a log reader knows the server did it on purpose."""
 
@@ -75,7 +77,7 @@ class Fault:
 
     kind: str
     device: str = "*"
-    protocol: str = "both"
+    protocol: FaultProtocol = "both"
     message: int = 2
     sessions: int = 1
     seconds: float = 5.0
@@ -102,14 +104,14 @@ class Fault:
             raise EmulatorError(f"fault size must be a positive integer, not {self.size!r}", status=400)
 
     @property
-    def protocols(self) -> tuple[str, ...]:
+    def protocols(self) -> tuple[DmProtocol, ...]:
         return KINDS[self.kind] if self.protocol == "both" else (self.protocol,)
 
     @property
     def spent(self) -> bool:
         return self.fired >= self.sessions
 
-    def covers(self, dev_id: str, protocol: str) -> bool:
+    def covers(self, dev_id: str, protocol: DmProtocol) -> bool:
         return protocol in self.protocols and self.device in ("*", dev_id)
 
     def to_json(self) -> dict[str, Any]:
@@ -154,7 +156,7 @@ class FaultHit:
     """One time a fault was committed (what ``GET /admin/faults`` and tests read)."""
 
     kind: str
-    protocol: str
+    protocol: DmProtocol
     device: str
     session: str
     answer: int
@@ -165,7 +167,7 @@ class FaultHit:
 class Where:
     """The request a fault may hit: its device, its session and which answer of it this is."""
 
-    protocol: str
+    protocol: DmProtocol
     dev_id: str
     session: str
     answer: int
@@ -181,7 +183,7 @@ class Faults:
     hits: list[FaultHit] = field(default_factory=list)
     _active: dict[str, Fault] = field(default_factory=dict)  # session -> challenge_forever running in it
     _dm2_sessions: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # (path, dev) -> (nth, answer)
-    _package0: dict[tuple[str, str], bytes] = field(default_factory=dict)  # (protocol, dev) -> last sent
+    _package0: dict[tuple[DmProtocol, str], bytes] = field(default_factory=dict)  # (protocol, dev) -> last sent
 
     def add(self, fault: Fault) -> Fault:
         self.items.append(fault)
@@ -205,7 +207,7 @@ class Faults:
         """Any fault left that acts on sessions (the middleware does nothing otherwise)."""
         return bool(self._active) or any(f.kind not in NOTIFICATION_KINDS and not f.spent for f in self.items)
 
-    def note_hit(self, fault: Fault, where: Where | None, dev_id: str, protocol: str, detail: str) -> None:
+    def note_hit(self, fault: Fault, where: Where | None, dev_id: str, protocol: DmProtocol, detail: str) -> None:
         session, answer = (where.session, where.answer) if where is not None else ("", 0)
         self.hits.append(FaultHit(fault.kind, protocol, dev_id, session, answer, detail))
         del self.hits[:-1000]
@@ -246,7 +248,7 @@ class Faults:
 
     # ------------------------------------------------------------------ notifications
 
-    def package0(self, dev_id: str, protocol: str, raw: bytes) -> bytes:
+    def package0(self, dev_id: str, protocol: DmProtocol, raw: bytes) -> bytes:
         """The Package 0 actually sent for ``raw`` (built for ``dev_id``): itself, or spoilt by a fault."""
         key = (protocol, dev_id)
         previous = self._package0.get(key)
@@ -267,7 +269,7 @@ class Faults:
         return raw
 
 
-def damage_digest(raw: bytes, protocol: str) -> bytes:
+def damage_digest(raw: bytes, protocol: DmProtocol) -> bytes:
     """``raw`` with one byte of its digest flipped (DM 1.2: the leading MD5; DM 2.0: SHA256-DIGEST)."""
     data = bytearray(raw)
     at = 0

@@ -18,11 +18,12 @@ import aiohttp
 from emulator.errors import EmulatorError
 from emulator.protocol.dm2.media import NOTIFICATION as DM2_NOTIFICATION
 from emulator.protocol.syncml.codes import MEDIA_NOTIFICATION as DM12_NOTIFICATION
+from emulator.protocol.values import DmProtocol, is_protocol
 
 if TYPE_CHECKING:
     from emulator.server.state import ServerState
 
-CONTENT_TYPES = {"dm2": DM2_NOTIFICATION, "dm12": DM12_NOTIFICATION}
+CONTENT_TYPES: dict[DmProtocol, str] = {"dm2": DM2_NOTIFICATION, "dm12": DM12_NOTIFICATION}
 SEND_TIMEOUT_S = 10.0
 
 
@@ -31,7 +32,7 @@ class Sent:
     """What became of one Package#0 sent to a listener."""
 
     device: str
-    protocol: str
+    protocol: DmProtocol
     to: str
     status: int  # the listener's HTTP status; 0 when it could not be reached
     detail: str  # its answer, or why it could not be reached
@@ -54,17 +55,18 @@ def check_target(to: str) -> str:
     return to
 
 
-def check_protocol(protocol: str) -> str:
-    if protocol not in CONTENT_TYPES:
+def check_protocol(protocol: str) -> DmProtocol:
+    """A protocol name from outside (a query, a form), checked: EmulatorError 400 if unknown."""
+    if not is_protocol(protocol):
         raise EmulatorError(f"unknown protocol {protocol!r} (dm2 or dm12)", status=400)
     return protocol
 
 
-async def post_package0(to: str, raw: bytes, protocol: str, *,
+async def post_package0(to: str, raw: bytes, protocol: DmProtocol, *,
                         timeout: float = SEND_TIMEOUT_S) -> tuple[int, str]:
     """POST the bytes with the protocol's notification type; (status, answer text) or (0, why not)."""
     check_target(to)
-    headers = {"Content-Type": CONTENT_TYPES[check_protocol(protocol)]}
+    headers = {"Content-Type": CONTENT_TYPES[protocol]}
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as client, \
                 client.post(to, data=raw, headers=headers, allow_redirects=False) as response:
@@ -75,7 +77,7 @@ async def post_package0(to: str, raw: bytes, protocol: str, *,
         return 0, f"cannot reach the listener {to}: {exc}"
 
 
-async def send_package0(state: ServerState, dev_id: str, to: str, protocol: str = "dm2", *,
+async def send_package0(state: ServerState, dev_id: str, to: str, protocol: DmProtocol = "dm2", *,
                         timeout: float = SEND_TIMEOUT_S, **options: Any) -> Sent:
     """Build ``dev_id``'s Package#0 on ``state`` and POST it to ``to``.
 
@@ -85,7 +87,7 @@ async def send_package0(state: ServerState, dev_id: str, to: str, protocol: str 
     """
     check_target(to)
     notification_id = None
-    if check_protocol(protocol) == "dm2":
+    if protocol == "dm2":
         raw, notification_id = state.dm2_package0(dev_id, **options)
     else:
         if state.dm12 is None:

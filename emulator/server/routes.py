@@ -7,6 +7,8 @@ without importing one another.
 
 from __future__ import annotations
 
+from emulator.protocol.values import DmProtocol
+
 DM2_SESSION_PATHS = ("/dm20", "/dm2", "/dmclient/dm20")
 """Where DM 2.0 sessions are posted (``/dm2`` is the profiles' default SrvURI)."""
 DM2_AUTHORITY_PREFIXES = ("/dm2", "/dm20")
@@ -25,7 +27,7 @@ ADMIN = "/admin"
 """The control surface over HTTP (:mod:`emulator.server.admin`)."""
 
 
-def session_protocol(path: str) -> str | None:
+def session_protocol(path: str) -> DmProtocol | None:
     """"dm12" or "dm2" when ``path`` is a session route of that protocol; None otherwise."""
     if path == DM12 or path.startswith(DM12 + "/"):
         return "dm12"

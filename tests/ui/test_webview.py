@@ -61,7 +61,7 @@ def test_form_submitted_in_the_page_ends_the_flow(window, site, qloop, qtbot):
     assert "IMEI:1" in dock.header.text() and "demo-dm2" in dock.header.text()
     dock.page.runJavaScript("document.forms[0].pin.value = '4711'; document.forms[0].submit();")
     qtbot.waitUntil(task.done, timeout=10_000)
-    assert task.result().outcome == "submitted"
+    assert task.result().outcome == "ok"
     assert site.got == [{"pin": "4711"}]
 
 
