@@ -20,6 +20,7 @@ import ipaddress
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from emulator.server.routes import ADMIN
 from emulator.server.state import STATE_KEY, ServerState
@@ -36,7 +37,7 @@ def _is_admin(path: str) -> bool:
 
 
 @web.middleware
-async def admin_guard(request: web.Request, handler):  # type: ignore[no-untyped-def]
+async def admin_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse ``/admin`` requests without the admin token: 401 (none given) or 403 (a wrong one)."""
     if _is_admin(request.path):
         token = request.app[STATE_KEY].admin_token

@@ -333,9 +333,9 @@ class Dm12Session:
                 self.outcome = AUTH_FAILED
                 self.events.append(self.outcome)
                 chal = None  # the end: no further challenge
-        lead: list[Command] = [Status(cmd_id="0", msg_ref=hdr.msg_id, cmd_ref="0", cmd="SyncHdr", code=code,
-                                      target_refs=[hdr.target] if hdr.target else [],
-                                      source_refs=[hdr.source] if hdr.source else [], chal=chal)]
+        lead = [Status(cmd_id="0", msg_ref=hdr.msg_id, cmd_ref="0", cmd="SyncHdr", code=code,
+                       target_refs=[hdr.target] if hdr.target else [],
+                       source_refs=[hdr.source] if hdr.source else [], chal=chal)]
         if not codes.is_success(code):
             lead.extend(self._status(c, code) for c in ops)
             return self._message(lead, final=True)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from emulator.errors import EmulatorError
 
@@ -52,7 +53,7 @@ _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConne
 
 
 @web.middleware
-async def body_deadline(request: web.Request, handler):  # type: ignore[no-untyped-def]
+async def body_deadline(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Read the whole body within ``body_s`` before the handler runs (it then reads the cached copy)."""
     if request.body_exists:
         limits = request.app.get(LIMITS_KEY) or ServerLimits()

@@ -17,8 +17,14 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
-ALGORITHMS: dict[str, Callable[[bytes], object]] = {"SHA-256": hashlib.sha256, "MD5": hashlib.md5}
+
+class _Hash(Protocol):
+    def hexdigest(self) -> str: ...
+
+
+ALGORITHMS: dict[str, Callable[[bytes], _Hash]] = {"SHA-256": hashlib.sha256, "MD5": hashlib.md5}
 """What the client can answer, the preferred first."""
 
 MAX_CHALLENGE = 4096
@@ -96,7 +102,7 @@ def response(challenge: Challenge, user: str, secret: str, *, method: str, uri: 
     hash_fn = ALGORITHMS[challenge.algorithm]
 
     def h(text: str) -> str:
-        return hash_fn(text.encode("utf-8")).hexdigest()  # type: ignore[attr-defined]
+        return hash_fn(text.encode("utf-8")).hexdigest()
 
     ha1 = h(f"{user}:{challenge.realm}:{secret}")
     ha2 = h(f"{method}:{uri}")

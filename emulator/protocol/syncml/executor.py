@@ -102,8 +102,9 @@ def _merged_meta(cmd_meta: Meta | None, item_meta: Meta | None) -> Meta:
 
 
 def _join(parts: list[str | bytes]) -> str | bytes:
-    if all(isinstance(p, str) for p in parts):
-        return "".join(parts)  # type: ignore[arg-type]
+    texts = [p for p in parts if isinstance(p, str)]
+    if len(texts) == len(parts):
+        return "".join(texts)
     return b"".join(p if isinstance(p, bytes) else p.encode("utf-8") for p in parts)
 
 

@@ -22,7 +22,7 @@ import base64
 import copy
 import re
 from collections.abc import Callable, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from lxml import etree
 
@@ -251,6 +251,10 @@ def _data_value(el: etree._Element) -> str | bytes:
     return "".join(parts).strip()
 
 
+@overload
+def chr_text(data: str | bytes, fmt: str | None) -> str | bytes: ...
+@overload
+def chr_text(data: None, fmt: str | None) -> None: ...
 def chr_text(data: str | bytes | None, fmt: str | None) -> str | bytes | None:
     """Data in Format ``chr`` as text: WBXML may carry it as OPAQUE bytes (libwbxml, some servers),
     and the same value must not read ``b'test model'`` there and ``test model`` in XML.
