@@ -26,11 +26,15 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from emulator.device.profile import Profile, find_profile
+
+if TYPE_CHECKING:  # aiohttp is imported where the server starts: the figures without it need none
+    from aiohttp import web
 from emulator.errors import EmulatorError
 
 BENCH_PROFILE = "smartphone"
@@ -53,7 +57,7 @@ def quick_dm12_script(config: Any) -> list[tuple[str, Any]]:
                                                               Item(target="./DevDetail/FwV")])])]
 
 
-def quick_server_app():
+def quick_server_app() -> web.Application:
     """The reference server with quick scripts for both protocols and a minimal echo handler."""
     from aiohttp import web
 
@@ -86,7 +90,7 @@ def serve_main() -> None:
 
 
 @contextlib.contextmanager
-def server_process(admin_token: str | None = None):
+def server_process(admin_token: str | None = None) -> Iterator[str]:
     """The quick reference server in a child process; yields its base URL, stops it (by its pid) after.
     ``admin_token``: the token its admin API asks for (default: the environment's, else a random one)."""
     from emulator.server.state import ADMIN_TOKEN_ENV

@@ -9,6 +9,7 @@ import os
 import signal
 import ssl
 import sys
+from collections.abc import Callable
 
 from emulator.errors import EmulatorError
 from emulator.server.accounts import ServerAccount, load_accounts
@@ -16,7 +17,7 @@ from emulator.server.faults import NOTIFICATION_KINDS, Fault
 from emulator.server.state import ADMIN_TOKEN_ENV, ServerState
 
 
-async def serve(host: str, port: int, *, ready=None, stop: asyncio.Event | None = None,
+async def serve(host: str, port: int, *, ready: Callable[[str, ServerState], object] | None = None, stop: asyncio.Event | None = None,
                 ssl_context: ssl.SSLContext | None = None, faults: list[Fault] | None = None,
                 state: ServerState | None = None, accounts: list[ServerAccount] | None = None) -> None:
     """Listen on host:port (0 = a free port) until ``stop`` is set (or forever); ``ready(url, state)``

@@ -18,7 +18,7 @@ import difflib
 import os
 import re
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,13 +27,14 @@ from emulator.device.identity import IdentityError, IdentitySpec
 from emulator.errors import EmulatorError, FileFormatError
 from emulator.mo.accounts import AUTH_SCHEMES_DM1, AUTH_SCHEMES_DM2, SERVER_AUTH_POLICIES, UI_RESUME_STYLES
 from emulator.mo.behaviours import MAX_STEPS, MAX_WAIT_S, STEP_KINDS, AlertStep, Behaviour, Step
+from emulator.protocol.values import DmProtocol, is_protocol
 from emulator.tree import uri as uri_mod
 from emulator.tree.ddf import FORMATS, NodeDesc, load_builtin
 from emulator.util.tomlcheck import KeyPath, TomlChecker, read_toml, type_name
 
 PROFILE_DIR = Path(__file__).resolve().parents[2] / "profiles"
 
-PROTOCOLS = ("dm2", "dm12")
+PROTOCOLS: tuple[DmProtocol, ...] = ("dm2", "dm12")  # the order the profile docs list them in
 BEARER_TYPES = (
     "LTE", "LTE-M", "5GNR", "UMTS", "GSM", "WiFi", "Ethernet", "DSL", "Fiber", "NBIoT", "Satellite", "Bluetooth",
 )  # fmt: skip
@@ -88,7 +89,7 @@ class AccountSpec:
     server_id: str
     name: str
     server_uri: str
-    protocol: str
+    protocol: DmProtocol
     auth: str
     client_user: str = "{dev_id}"
     client_secret: str = ""
@@ -125,7 +126,7 @@ class Profile:
     name: str
     title: str
     description: str
-    protocols: tuple[str, ...]
+    protocols: tuple[DmProtocol, ...]
     identity: IdentitySpec
     devinfo: dict[str, Any]
     devdetail: dict[str, Any]
@@ -149,7 +150,7 @@ class ProfileSummary:
     name: str
     title: str
     description: str
-    protocols: tuple[str, ...]
+    protocols: tuple[DmProtocol, ...]
     path: str
     error: str | None = None
 
@@ -159,7 +160,7 @@ def fill(template: str, values: Mapping[str, object]) -> str:
     return template.format_map(_Values(values))
 
 
-class _Values(dict):  # type: ignore[type-arg]
+class _Values(dict[str, object]):
     def __missing__(self, key: str) -> str:
         return ""
 
@@ -268,12 +269,14 @@ class _ProfileReader(TomlChecker):
             required=("title", "protocols", "devinfo"),
         )
         name = self.value(top, (), "name", str, self.stem)
-        protocols = self.strings(top, (), "protocols")
-        if not protocols:
+        listed = self.strings(top, (), "protocols")
+        if not listed:
             raise self.fail(("protocols",), "list at least one of " + ", ".join(PROTOCOLS))
-        for p in protocols:
-            if p not in PROTOCOLS:
+        protocols: list[DmProtocol] = []
+        for p in listed:
+            if not is_protocol(p):
                 raise self.fail(("protocols",), f"{p!r} is not one of {', '.join(PROTOCOLS)}")
+            protocols.append(p)
         max_msg = self.value(top, (), "max_msg_size", int, 16384)
         self.number_range(("max_msg_size",), max_msg, 256)
         max_obj = self.value(top, (), "max_obj_size", int, 1048576)
@@ -298,7 +301,7 @@ class _ProfileReader(TomlChecker):
             name=name,
             title=self.value(top, (), "title", str),
             description=self.value(top, (), "description", str, ""),
-            protocols=protocols,
+            protocols=tuple(protocols),
             identity=self.identity(top.get("identity", {})),
             devinfo=self.mo_values(top["devinfo"], ("devinfo",), self.devinfo_desc(), required=("Man", "Mod")),
             devdetail=self.mo_values(top.get("devdetail", {}), ("devdetail",), self.devdetail_desc()),
@@ -372,7 +375,7 @@ class _ProfileReader(TomlChecker):
         self.segment((*path, "name"), spec.name)
         return spec
 
-    def accounts(self, items: Any, protocols: tuple[str, ...]) -> tuple[AccountSpec, ...]:
+    def accounts(self, items: Any, protocols: Sequence[DmProtocol]) -> tuple[AccountSpec, ...]:
         accounts = self.list_of({"accounts": items}, "accounts", self.account)
         self.unique(accounts, "accounts", "server_id")
         for i, a in enumerate(accounts):

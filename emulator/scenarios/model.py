@@ -32,6 +32,7 @@ from emulator.errors import EmulatorError, FileFormatError
 from emulator.mo.accounts import SERVER_AUTH_POLICIES
 from emulator.mo.build import template_tree
 from emulator.protocol.dm2.clienturi import parse_client_uri
+from emulator.protocol.values import SESSION_OUTCOMES, DmProtocol, SessionOutcome
 from emulator.tree import uri as uri_mod
 from emulator.util.tomlcheck import KeyPath, TomlChecker, read_toml, type_name
 
@@ -45,7 +46,7 @@ EVENT_ACTIONS = (
 LOCAL_ACTIONS = ("delegate", "revoke", "app", "app_read", "app_write")
 LOCAL_OUTCOMES = ("ok", "refused")
 DELEGATION_KINDS = ("shared", "full")
-OUTCOMES = ("completed", "failed", "aborted")
+OUTCOMES = SESSION_OUTCOMES
 CONFIRM_ANSWERS = ("yes", "no", "cancel", "timeout")
 WEB_ANSWERS = ("submit", "cancel", "ignore")
 ALERT_MARKS = ("fatal", "critical", "minor", "warning", "informational", "harmless", "indeterminate")
@@ -64,13 +65,13 @@ class DeviceGroup:
     profile: Profile
     count: int
     first_index: int
-    protocol: str
+    protocol: DmProtocol
     line: int | None = None
     server_auth: str | None = None  # DM 1.x server authentication policy over the accounts' own
     strict: bool = False  # server deviations fail the session instead of warning
     server: str | None = None  # the account (ServerID) the group's sessions go to; None: routed
 
-    def session_options(self, protocol: str) -> dict[str, object]:
+    def session_options(self, protocol: DmProtocol) -> dict[str, object]:
         """Engine options the group's settings give a session of ``protocol``."""
         out: dict[str, object] = {}
         if self.server is not None:
@@ -106,7 +107,7 @@ class SessionRule:
     every: float | None = None
     count: int | None = None
     on_notification: bool = False
-    protocol: str | None = None
+    protocol: DmProtocol | None = None
     line: int | None = None
 
 
@@ -195,7 +196,7 @@ class Expectation:
     devices: Selector = Selector()
     node: str | None = None
     equals: str | None = None
-    status: str | None = None
+    status: SessionOutcome | None = None
     sessions: int | None = None
     min_sessions: int | None = None
     max_sessions: int | None = None
@@ -630,7 +631,7 @@ class _ScenarioReader(TomlChecker):
     def expectation(self, data: Any, path: KeyPath) -> Expectation:
         d = self.keys(data, path, ("devices", "limit", "node", "equals", "status", "sessions", "min_sessions",
                                    "max_sessions", "within", "server", "can_get", "cannot_get"))
-        kinds = [k for k in ("node", "status", "within", "can_get", "cannot_get") if k in d]
+        kinds: list[str] = [k for k in ("node", "status", "within", "can_get", "cannot_get") if k in d]
         if any(k in d for k in ("sessions", "min_sessions", "max_sessions")):
             kinds.append("sessions")
         if len(kinds) != 1:

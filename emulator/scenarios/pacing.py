@@ -11,13 +11,14 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from emulator.protocol.values import DmProtocol
 from emulator.scenarios.model import SessionRule
 
 
 @dataclass(frozen=True, slots=True)
 class PlannedSession:
     at: float  # seconds from the start of the run
-    protocol: str | None  # None: the device group's protocol
+    protocol: DmProtocol | None  # None: the device group's protocol
     line: int | None = None  # the [[sessions]] rule it comes from
 
 

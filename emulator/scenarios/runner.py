@@ -21,7 +21,7 @@ import tempfile
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 from emulator.errors import EmulatorError
@@ -30,6 +30,7 @@ from emulator.fleet.capacity import check_fleet_fits
 from emulator.fleet.fleet import Fleet
 from emulator.fleet.headless import HeadlessUi
 from emulator.protocol.actions import AskUser, HttpResult, OpenBrowser, UserAnswer
+from emulator.protocol.values import DmProtocol, SessionOutcome
 from emulator.scenarios.model import (
     LOCAL_ACTIONS,
     DeviceGroup,
@@ -138,11 +139,11 @@ class ScenarioUi:
 @dataclass(slots=True)
 class SessionRecord:
     device: str
-    protocol: str
+    protocol: DmProtocol
     reason: str
     start: float  # seconds from the start of the run
     end: float = -1.0
-    outcome: str = ""
+    outcome: SessionOutcome | Literal[""] = ""  # "" while it runs
     detail: str = ""
     retried: bool = False  # cut off by a bearer switch and run again by the fleet: its retry counts
     warnings: tuple[str, ...] = ()  # the server's protocol deviations the device tolerated
@@ -287,13 +288,14 @@ class ScenarioRunner:
             self.sessions.append(rec)
             self.devices_up.add(event.device_id)
         elif isinstance(event, SessionEnded):
-            rec = self._open.pop(event.session_id, None)
-            if rec is not None:
-                rec.end = self.now()
-                rec.outcome = event.outcome
-                rec.detail = self._cut.pop(event.device_id, event.detail) if event.outcome == "aborted" else event.detail
-                rec.warnings = event.warnings
-                self._recent_ends.append(rec.end)
+            ended = self._open.pop(event.session_id, None)
+            if ended is not None:
+                ended.end = self.now()
+                ended.outcome = event.outcome
+                ended.detail = (self._cut.pop(event.device_id, event.detail) if event.outcome == "aborted"
+                                else event.detail)
+                ended.warnings = event.warnings
+                self._recent_ends.append(ended.end)
 
     async def run(self) -> RunResult:
         check_fleet_fits(self.scenario.device_count)  # before a single device is built
@@ -429,7 +431,7 @@ class ScenarioRunner:
             await self.session(dev_id, planned.protocol, "scheduled", held=held and k == 0)
             last_end = self.now()
 
-    async def session(self, dev_id: str, protocol: str | None, reason: str, *, held: bool = False,
+    async def session(self, dev_id: str, protocol: DmProtocol | None, reason: str, *, held: bool = False,
                       **options: Any) -> None:  # fmt: skip
         """One session of one device, after any session it has open; the device's group protocol by default."""
         assert self.fleet is not None
@@ -445,18 +447,19 @@ class ScenarioRunner:
                 while dev_id in self._down:  # crashed: the session waits for the restart
                     await self._sleep_until(self._down[dev_id])
                 group = self.group_of[dev_id]
-                protocol = protocol or group.protocol
+                proto = protocol or group.protocol
                 if self.endpoint and "server_uri" not in options:
                     options["server_uri"] = self.endpoint
-                for key, value in {**group.session_options(protocol), **self.session_options}.items():
-                    if key not in ("server_auth", "strict") or protocol == "dm12":
+                for key, value in {**group.session_options(proto), **self.session_options}.items():
+                    if key not in ("server_auth", "strict") or proto == "dm12":
                         options.setdefault(key, value)
-                inner = asyncio.ensure_future(self.fleet.run_session(dev_id, protocol, reason=reason, **options))
+                inner = asyncio.ensure_future(self.fleet.run_session(dev_id, proto, reason=reason, **options))
                 self._running[dev_id] = inner
                 try:
                     await inner
                 except asyncio.CancelledError:
-                    if not inner.cancelled() or asyncio.current_task().cancelling():
+                    current = asyncio.current_task()
+                    if not inner.cancelled() or current is None or current.cancelling():
                         raise  # the run itself is stopping
                 finally:
                     self._running.pop(dev_id, None)
@@ -531,18 +534,8 @@ class ScenarioRunner:
     def _set_node(self, dev_id: str, event: TimelineEvent) -> None:
         assert self.fleet is not None
         tree = self.fleet.device(dev_id).tree
-        value = event.value
         try:
-            fmt = tree.info(event.path).format
-            if fmt in ("chr", "xml", "date", "time") or isinstance(value, str) and fmt not in ("int", "float", "bool"):
-                value = node_text(value)
-            elif fmt == "int":
-                value = int(value)  # type: ignore[arg-type]
-            elif fmt == "float":
-                value = float(value)  # type: ignore[arg-type]
-            elif fmt == "bool":
-                value = value if isinstance(value, bool) else str(value).lower() == "true"
-            tree.replace(event.path, value)
+            tree.replace(event.path, node_value(event.value, tree.info(event.path).format))
         except (EmulatorError, ValueError) as exc:
             self.problems.append(f"line {event.line}: set_node {event.path} on {dev_id}: {exc}")
 
@@ -678,7 +671,25 @@ class _NoSuchApp(EmulatorError):
     """An app event names an app the device does not have: a broken scenario run, not a refusal."""
 
 
-def alert_options(protocol: str, spec: GenericAlertSpec) -> dict[str, Any]:
+def node_value(value: str | int | float | bool | None, fmt: str) -> str | None:
+    """A scenario's TOML value as the text a node of Format ``fmt`` holds (the tree keeps DM text:
+    ``"5"``, ``"true"``, never a Python int or bool). ValueError when it is not a number of that Format."""
+    if value is None:
+        return None
+    if fmt == "int":
+        if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
+            raise ValueError(f"{value!r} is not an integer")
+        return str(int(value))
+    if fmt == "float":
+        if isinstance(value, bool):
+            raise ValueError(f"{value!r} is not a number")
+        return repr(float(value))
+    if fmt == "bool":
+        return node_text(value if isinstance(value, bool) else str(value).lower() == "true")
+    return node_text(value)
+
+
+def alert_options(protocol: DmProtocol, spec: GenericAlertSpec) -> dict[str, Any]:
     """Engine options for a session that carries a device-raised generic alert."""
     from emulator.fleet.engines import alert_options as engine_alert_options
 
