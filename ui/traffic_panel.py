@@ -41,8 +41,8 @@ from PySide6.QtWidgets import (
 from emulator.errors import FileFormatError
 from emulator.events import MessageLogged
 from emulator.protocol.traffic import describe, pair_statuses
-from emulator.util.masking import mask_message
 from emulator.protocol.values import is_direction
+from emulator.util.masking import mask_message
 
 COLUMNS = ("", "Time", "Device", "Session", "Size", "RTT ms", "Summary")
 MAX_ROWS = 100_000

@@ -43,10 +43,10 @@ def read_toml(path: str | os.PathLike[str], what: str) -> tuple[str, dict[str, A
         raise FileFormatError(label, int(m.group(1)) if m else None, f"TOML syntax: {reason}") from None
     except RecursionError:  # tomllib recurses once per level of nested arrays and inline tables
         raise FileFormatError(label, _deepest_line(text), f"values nested deeper than {MAX_DEPTH} levels") from None
-    path = _too_deep(data)
-    if path is not None:
-        line = KeyLines(text).line_of(path) or _deepest_line(text)
-        raise FileFormatError(label, line, f"{show_key(path[:8])}...: nested deeper than {MAX_DEPTH} levels")
+    deep = _too_deep(data)
+    if deep is not None:
+        line = KeyLines(text).line_of(deep) or _deepest_line(text)
+        raise FileFormatError(label, line, f"{show_key(deep[:8])}...: nested deeper than {MAX_DEPTH} levels")
     return text, data
 
 

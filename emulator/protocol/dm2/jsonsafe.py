@@ -86,8 +86,10 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
         seen: set[str] = set()
-        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
-        raise DecodeError(f"duplicate key {twice!r} in an object")
+        for key, _ in pairs:
+            if key in seen:
+                raise DecodeError(f"duplicate key {key!r} in an object")
+            seen.add(key)
     return obj
 
 
