@@ -263,9 +263,9 @@ def schema() -> dict[str, Section]:
                 key.kind = {str: "string", int: "integer", float: "number", bool: "boolean"}.get(
                     type(key.defaults[0]), "")
     for dotted, text in DEFAULT_TEXT.items():
-        section, _, key = dotted.rpartition(".")
-        if key in sections.get(section, Section("", {})).keys:
-            sections[section].keys[key].defaults = [text]
+        section_name, _, key_name = dotted.rpartition(".")
+        if key_name in sections.get(section_name, Section("", {})).keys:
+            sections[section_name].keys[key_name].defaults = [text]
     order = [n for k in top.keys if k in sections for n in sections if n == k or n.startswith(k + ".")]
     return {"": top, **{n: sections[n] for n in order}, **{n: s for n, s in sections.items() if n and n not in order}}
 

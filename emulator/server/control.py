@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal, cast
 
 from emulator.errors import EmulatorError
-from emulator.server.accounts import ServerAccount, account_from_json, install
 from emulator.protocol.values import DmProtocol
+from emulator.server.accounts import ServerAccount, account_from_json, install
 from emulator.server.dm2 import demo_script
 from emulator.server.faults import Fault
 from emulator.server.notify_out import Sent, check_protocol, check_target, send_package0
