@@ -249,9 +249,9 @@ def schema() -> dict[str, Section]:
     sections = recorder.sections
     top = sections[""]
     for name, section in sections.items():
-        parent, _, key = name.rpartition(".")
-        if name and parent in sections and key in sections[parent].keys and not sections[parent].keys[key].kind:
-            sections[parent].keys[key].kind = "array of tables" if section.array else "table"
+        parent, _, last = name.rpartition(".")
+        if name and parent in sections and last in sections[parent].keys and not sections[parent].keys[last].kind:
+            sections[parent].keys[last].kind = "array of tables" if section.array else "table"
         spec = _DATACLASS_DEFAULTS.get(name)
         if spec is not None:
             defaults = {f.name: f.default for f in dataclasses.fields(spec)}
