@@ -106,6 +106,13 @@ def _server_options(p: argparse.ArgumentParser) -> None:
         "else a random one printed at start",
     )
     p.add_argument(
+        "--ui-resume",
+        choices=("held", "client"),
+        default="held",
+        help="DM 2.0 after a SHOW: held = hold the answer until the form is sent (PROTOCOL 1.19); client = "
+        "END, and go on in the session the device opens when its page ends (default: %(default)s)",
+    )
+    p.add_argument(
         "--fault",
         action="append",
         default=[],

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         ssl_context, ca = server_tls(args.tls_dir, args.host, require_client_cert=args.require_client_cert)
 
     accounts = load_accounts(args.accounts) if getattr(args, "accounts", None) else []  # a bad file stops us here
-    state = ServerState()
+    state = ServerState(ui_resume=getattr(args, "ui_resume", "held"))
     if getattr(args, "admin_token", None):
         state.admin_token = args.admin_token
 

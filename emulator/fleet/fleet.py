@@ -26,6 +26,8 @@ from emulator.events import (
     SessionEnded,
     SessionStarted,
     TreeChanged,
+    UiFinished,
+    UiRequested,
 )
 from emulator.fleet.drive import SessionContext, UiHandler, drive
 from emulator.mo.behaviours import Job
@@ -41,6 +43,18 @@ SERVER_AUTH_NONE_WARNING = ("server authentication is OFF for this account (serv
                             "anyone in between, can pose as the DM server")
 BEARER_RETRIES = 1
 """Sessions run again after a bearer switch cut one of their requests (DM-HLF-008)."""
+
+
+@dataclass
+class _UiResume:
+    """A session whose account resumes after a SHOW by itself: its open pages and what they gave."""
+
+    dev_id: str
+    server_id: str
+    url: str = ""
+    result: str = ""
+    open: int = 0
+    ended: bool = False
 
 
 @dataclass
@@ -78,6 +92,7 @@ class Fleet:
         self._recent: deque[float] = deque(maxlen=4096)
         self._store_sessions: dict[str, int] = {}
         self._notification_guards: dict[str, object] = {}  # dev_id -> DM 2.0 NotificationGuard (replays)
+        self._ui_resumes: dict[str, _UiResume] = {}  # session id -> its page flow (ui_resume "client")
         self.bus.subscribe(self._count, SessionStarted, SessionEnded, MessageLogged)
         self._in_session: Counter[str] = Counter()  # dev_id -> sessions running (their end saves the device)
         self._dirty: set[str] = set()  # devices changed between sessions, written at the end of this loop turn
@@ -85,6 +100,7 @@ class Fleet:
         self._restoring = False
         if workspace is not None:
             self.bus.subscribe(self._changed_locally, TreeChanged, RecordChanged)
+        self.bus.subscribe(self._on_ui, UiRequested, UiFinished)
 
     # ------------------------------------------------------------------ devices
 
@@ -250,6 +266,7 @@ class Fleet:
             from emulator.fleet.headless import HeadlessUi
 
             handler = HeadlessUi()
+        resume = protocol == "dm2" and (engine_options.pop("ui_resume", None) or account.ui_resume) == "client"
         retries = BEARER_RETRIES
         while True:
             link = BearerLink(self.transport, dev)
@@ -263,6 +280,8 @@ class Fleet:
                 bus=self.bus, transport=link, tls=tls, shaping=dev.shaping, bearer=dev.bearer,  # type: ignore[arg-type]
             )
             link.ctx = ctx
+            if resume:
+                self._ui_resumes[ctx.session_id] = _UiResume(dev.id, account.server_id)
             engine = make_engine(client, account, ctx.session_id, **engine_options)
             dev.set_state("in session", f"{protocol} with {account.server_id}")
             self._in_session[dev.id] += 1
@@ -273,6 +292,8 @@ class Fleet:
                 dev.conflicts.release(ctx.session_id)
             await finish_engine(self, dev, account, engine, done)
             self._continue_behaviours(dev)
+            if resume:
+                self._session_over(ctx.session_id)
             if done.outcome == "completed" or not link.lost_in_flight or retries <= 0 or not dev.bearer:
                 break
             retries -= 1
@@ -282,6 +303,42 @@ class Fleet:
         if self.workspace is not None:
             self.save(dev)
         return done
+
+    # ------------------------------------------------------------------ UI resumption (ui_resume "client")
+
+    def _on_ui(self, event: object) -> None:
+        """A SHOW's page opened or ended in a session whose account resumes by itself (seeds/004 B.3)."""
+        if isinstance(event, UiRequested) and event.kind == "web":
+            r = self._ui_resumes.get(event.session_id)
+            if r is not None:
+                r.open += 1
+                r.url = event.url
+        elif isinstance(event, UiFinished):
+            r = self._ui_resumes.get(event.session_id)
+            if r is not None and r.open:
+                r.open -= 1
+                r.result = event.outcome
+                if not r.open and r.ended:
+                    self._resume(self._ui_resumes.pop(event.session_id))
+
+    def _session_over(self, session_id: str) -> None:
+        r = self._ui_resumes.get(session_id)
+        if r is None:
+            return
+        r.ended = True
+        if not r.open:  # no page, or its flow already ended: resume now (or never, without a page)
+            self._ui_resumes.pop(session_id)
+            if r.url:
+                self._resume(r)
+
+    def _resume(self, r: _UiResume) -> None:
+        """The device asks to resume management once the page flow ended: a new session with the server."""
+        from emulator.protocol.dm2.client import ALERT_UI_RESUME
+        from emulator.protocol.dm2.messages import Alert
+
+        if r.dev_id in self.devices:
+            alert = Alert(ALERT_UI_RESUME, data={"URL": r.url, "Result": r.result})
+            self.start_session(r.dev_id, "dm2", server_id=r.server_id, reason="UI resumed", alerts=[alert])
 
     def _continue_behaviours(self, dev: VirtualDevice) -> None:
         """Runs of declared behaviours a session left (asynchronous Execs, alerts): on with the clock."""

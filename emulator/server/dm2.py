@@ -28,7 +28,9 @@ or Package#1 MOS). A command whose placeholder cannot be filled is skipped and n
 SHOW (1.19 item 5): when a Package#2 carried a SHOW of a UI session, the answer to the following
 Package#3 is held until the form is submitted (then the flow's result commands are sent) or
 ``state.show_hold_s`` passes (then ``{"CMD":[]}``; the device posts an empty Package#3 and the server
-holds again). A SHOW answered with a status other than 200 is not waited for.
+holds again). A SHOW answered with a status other than 200 is not waited for. With
+``state.ui_resume == "client"`` (seeds/004 B.3) the server ENDs instead of holding, and the next
+session the device opens (when its page flow has ended) starts with the flow's result commands.
 """
 
 from __future__ import annotations
@@ -152,6 +154,11 @@ class ServerSession:
 
     async def next_package(self, state: ServerState) -> list[list[str]]:
         """The next Package#2; waits for open UI sessions first (see module doc)."""
+        if self.waiting and state.ui_resume == "client" and any(not u.done.is_set() for u in self.waiting):
+            state.device(self.dev_id).resume_ui.extend(self.waiting)  # the device comes back for them
+            self.waiting = []
+            self.steps.clear()
+            return self._send([["END"]])
         if self.waiting:
             pending = [u for u in self.waiting if not u.done.is_set()]
             if pending:
@@ -284,6 +291,9 @@ async def session(request: web.Request) -> web.Response:
         steps = [] if alerts_only else script_for(state, dev_id)
         alerts_path = "/dm20" + ALERTS_SUFFIX if server_id is None else f"/dm2/{quote(server_id, safe='')}{ALERTS_SUFFIX}"
         current = ServerSession(dev_id, base_url(request), deque(steps), alerts_path)
+        if log.resume_ui and not alerts_only:  # ui_resume "client": the device is back after its page
+            current.waiting, log.resume_ui = log.resume_ui, []
+            current.steps.clear()
         if not alerts_only:  # an alerts-only session ends at once: it must not displace the open one
             state.dm2_sessions[key] = current
     elif ctype in (media.RESPONSE, "application/json"):

@@ -92,6 +92,7 @@ class DeviceLog:
     uploads: list[Upload] = field(default_factory=list)
     notifications_sent: list[int] = field(default_factory=list)
     ui: list[UiSession] = field(default_factory=list)
+    resume_ui: list[UiSession] = field(default_factory=list)  # ui_resume "client": awaiting the device's return
     problems: list[str] = field(default_factory=list)
     completed: int = 0
 
@@ -108,7 +109,8 @@ class ServerState:
     """`base_url` is where clients reach the server (e.g. http://127.0.0.1:8700), '' until known.
 
     DM 2.0: ``show_hold_s`` is how long a Package#3 answer is held while a web UI session is open
-    (PROTOCOL 1.19 item 5); ``push_wait_s`` how long ``/push/<DevID>`` waits for a notification;
+    (PROTOCOL 1.19 item 5), or with ``ui_resume`` "client" the session ENDs after the SHOW and the
+    flow's result commands wait for the session the device opens when the page ends (seeds/004 B.3); ``push_wait_s`` how long ``/push/<DevID>`` waits for a notification;
     ``default_flow`` the web UI flow of the demo script; ``server_id``/``noti_secret``/``noti_data``
     sign notifications (the demo profiles' DMAcc Auth/Noti). ``dm2_authorities`` (ServerID ->
     Authority; None: learnt from the shipped profiles when the app is set up) are the authorities
@@ -122,6 +124,7 @@ class ServerState:
     extra: dict[str, Any] = field(default_factory=dict)
     # --- DM 2.0 (emulator.server.dm2, emulator.server.ui_flows)
     show_hold_s: float = 25.0
+    ui_resume: str = "held"  # "client": after a SHOW, END; the device opens the session that goes on
     push_wait_s: float = 25.0
     default_flow: str = "wifi"
     server_id: str = "demo-dm2"

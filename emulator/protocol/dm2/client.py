@@ -21,7 +21,9 @@ Choices where the public text leaves room (all [P], see PROTOCOL 1.19):
   for a NEW session to that ServerURI. A refusal before anything ran (403/404/405) is reported
   synchronously instead: nothing will follow it.
 - SHOW: status 200 and an ``OpenBrowser(wait=False)``; 500 when the device has no browser. The
-  engine goes straight on (1.18); the server holds its answer (1.19 item 5). An empty Package#2
+  engine goes straight on (1.18); the server holds its answer (1.19 item 5), or ENDs and the device
+  resumes in a new session when the page ends (account ``ui_resume = "client"``, seeds/004 B.3:
+  the fleet opens it, with the :data:`ALERT_UI_RESUME` alert). An empty Package#2
   gets an empty Package#3 at once; ``max_empty_rounds`` of them in a row end the session.
 - HTTP credentials (Basic or Digest, from the account) go to the session URL and to ServerURIs of
   the same origin only, never to a third-party repository. Digest (RFC 7616, :mod:`digest`): the
@@ -112,6 +114,10 @@ from emulator.protocol.values import SessionOutcome
 from emulator.tree import Tree
 from emulator.tree.ddf import MODescription
 
+ALERT_UI_RESUME = "urn:dmemulator:at:UIResume"
+"""Project alert type [P] in the Package#1 of the session a device opens when a SHOW's page flow ended
+(``Data``: ``URL`` of the page, ``Result`` of the flow) under ``ui_resume = "client"``."""
+
 MAX_DIGEST_REFUSALS = 2
 """401s with a fresh (not stale) Digest challenge a session answers before it gives up."""
 
@@ -163,7 +169,6 @@ class DM2Client:
         max_empty_rounds: int = 240,
         describe_mo: Callable[[str], MODescription | None] | None = None,
         cnonce_factory: Callable[[], str] | None = None,
-        ui_resume: str | None = None,
     ) -> None:
         session_alert = SESSION_ALERTS.get(alert_type, alert_type)
         if session_alert not in SESSION_ALERTS.values():
