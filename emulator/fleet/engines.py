@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from emulator.device.environments import Environment
 from emulator.device.virtual import VirtualDevice
+from emulator.errors import EmulatorError
 from emulator.mo.accounts import Account, store_nonces
 from emulator.mo.behaviours import Job
 from emulator.protocol.actions import SessionDone
@@ -68,7 +69,14 @@ async def finish_engine(fleet: Fleet, dev: VirtualDevice, account: Account, engi
         return
     pending = list(getattr(engine, "pending_alerts", ()) or ())
     if pending and done.outcome == "completed":
-        fleet.start_session(dev.id, "dm2", server_id=account.server_id, alerts=pending, reason="async result")
+        from emulator.mo.accounts import account_for_url
+
+        by_url: dict[str, list[object]] = {}
+        for alert in pending:
+            by_url.setdefault(alert.server_uri, []).append(alert)
+        for url, alerts in by_url.items():  # each result to its ServerURI, as the account that owns it
+            owner = account_for_url(dev.accounts("dm2"), url) or account
+            fleet.start_session(dev.id, "dm2", server_id=owner.server_id, alerts=alerts, reason="async result")
 
 
 def alert_options(protocol: str, alert_type: str, data: str | dict, *, format: str = "chr",
@@ -113,6 +121,10 @@ def job_sessions(dev: VirtualDevice, job: Job) -> list[dict[str, object]]:
         options.setdefault("alerts", []).append(PendingAlert(reply_to, result))  # type: ignore[attr-defined]
     if not options:
         return []
+    if protocol == "dm2" and reply_to:
+        from emulator.mo.accounts import account_for_url
+
+        account = account_for_url(dev.accounts("dm2"), reply_to) or account
     return [{"protocol": protocol, "server_id": account.server_id, "reason": "behaviour result", **options}]
 
 
@@ -127,3 +139,47 @@ def _client_uri(dev: VirtualDevice, path: str) -> str:
     if inst is None:
         return path
     return format_client_uri(inst.moid, inst.miid, segs[len(inst.path):])
+
+
+def route_session(dev: VirtualDevice, protocol: str, options: dict[str, object]) -> str | None:
+    """The server a session without a named one belongs to (DM-HLF-018), from what it carries: the
+    ServerURI of an asynchronous result, else the MO (node or ClientURI) of its first alert with a
+    source. None: nothing to go by (the highest-priority account then, as before)."""
+    from emulator.mo.accounts import account_for_url, owning_account
+
+    accounts = dev.accounts(protocol)
+    for alert in options.get("alerts", ()) or ():  # type: ignore[attr-defined]
+        url = getattr(alert, "server_uri", None)
+        if url:
+            found = account_for_url(accounts, url)
+            if found is not None:
+                return found.server_id
+    sources = [getattr(a, "source", None) for a in options.get("generic_alerts", ()) or ()]  # type: ignore[attr-defined]
+    for alert in options.get("alerts", ()) or ():  # type: ignore[attr-defined]
+        inner = getattr(alert, "alert", alert)
+        sources.append(getattr(inner, "source_uri", None))
+    for source in sources:
+        if not source:
+            continue
+        path = source if source.startswith(".") else _instance_path(dev, source)
+        if path is None:
+            continue
+        try:
+            owner = owning_account(dev.tree, path, accounts)
+        except EmulatorError:
+            continue  # a source that is no DM URI routes nothing
+        if owner is not None:
+            return owner.server_id
+    return None
+
+
+def _instance_path(dev: VirtualDevice, client_uri: str) -> tuple[str, ...] | None:
+    """Tree path of the instance a DM 2.0 ClientURI (``MOID/MIID/...``) names, None if there is none."""
+    from emulator.mo.instances import find_instances
+
+    moid, _, rest = client_uri.partition("/")
+    miid = rest.split("/", 1)[0]
+    found = find_instances(dev.tree, moid)
+    if miid in found:
+        return found[miid]
+    return next(iter(found.values()), None) if len(found) == 1 else None

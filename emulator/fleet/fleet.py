@@ -256,6 +256,10 @@ class Fleet:
 
         dev = self.device(dev_id)
         protocol = protocol or dev.profile.protocols[0]
+        if server_id is None and not environment:  # DM-HLF-018: to the server the session is about
+            from emulator.fleet.engines import route_session
+
+            server_id = route_session(dev, protocol, engine_options)
         env = dev.environment(environment) if environment else None
         account = (env or dev).account(server_id, protocol)
         client = env or dev.session_target(account)

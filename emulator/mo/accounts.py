@@ -327,3 +327,43 @@ def _check_server_uri(uri: str) -> None:
         ok = False
     if not ok or any(ch.isspace() for ch in uri):
         raise EmulatorError(f"server URL {uri!r} is not an http:// or https:// URL with a host", status=400)
+
+
+def owning_account(tree: Tree, path: str | tuple[str, ...], accounts: list[Account]) -> Account | None:
+    """The account of the server that owns a node (DM-HLF-018: route a session to the server it is
+    about): the highest-priority one named (not ``*``) for Replace on the node's effective ACL, else
+    for Exec, else for Get; None when the node names nobody in particular or does not exist."""
+    from emulator.tree.acl import Acl
+
+    segs = uris.split(path) if isinstance(path, str) else path
+    acl = None
+    for depth in range(len(segs), -1, -1):
+        prefix = segs[:depth]
+        if tree.exists(prefix):
+            text = tree.info(prefix).acl
+            if text:
+                acl = Acl.parse(text)
+                break
+    if acl is None:
+        return None
+    for command in ("Replace", "Exec", "Get"):
+        named = acl.servers(command) - {"*"}
+        for account in accounts:
+            if account.server_id in named:
+                return account
+    return None
+
+
+def account_for_url(accounts: list[Account], url: str) -> Account | None:
+    """The highest-priority account whose server URI has the origin of ``url`` (scheme, host, port)."""
+    from urllib.parse import urlsplit
+
+    def origin(u: str) -> tuple[str, str] | None:
+        try:
+            parts = urlsplit(u)
+        except ValueError:
+            return None
+        return (parts.scheme.lower(), parts.netloc.lower()) if parts.scheme and parts.netloc else None
+
+    want = origin(url)
+    return next((a for a in accounts if want is not None and origin(a.server_uri) == want), None)
