@@ -30,16 +30,19 @@ def test_idle_sockets_and_unfinished_headers_are_closed():
             trickle = await asyncio.open_connection(host, int(port))
             header = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 600 + b"\r\n\r\n"
 
-            async def drip() -> None:  # about 30 s of header, a byte every 50 ms
+            async def drip() -> bool:  # about 30 s of header, a byte every 50 ms; True if all of it went
                 with contextlib.suppress(ConnectionError):
                     for byte in header:
                         trickle[1].write(bytes([byte]))
                         await trickle[1].drain()
                         await asyncio.sleep(0.05)
+                    return True
+                return False  # the server cut it
 
             dripping = asyncio.ensure_future(drip())
             got = [await _closed_by_server(r) for r, _ in (idle, partial, trickle)]
-            still_dripping = not dripping.done()  # closed while the trickle was still going
+            # closed while the trickle was still going (or it failed on the closed socket)
+            still_dripping = not dripping.done() or not dripping.result()
             dripping.cancel()
             for _, writer in (idle, partial, trickle):
                 writer.close()
