@@ -66,6 +66,21 @@ class MessageLogged(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class RoundTrip(Event):
+    """One HTTP round trip of a session (``kind`` "message" for its packages, "request" for the HTTP
+    exchanges its commands make): what load tools count. ``status`` 0: no answer (see ``error``)."""
+
+    session_id: str
+    kind: str
+    method: str
+    url: str
+    status: int
+    rtt_ms: float
+    size: int = 0
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class UiRequested(Event):
     """A server asks for user interaction: a web page (SHOW, launchBrowserToURI) or a 1100-1104 alert."""
 

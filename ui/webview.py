@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from emulator.protocol.actions import AskUser, OpenBrowser, UserAnswer
+from emulator.protocol.flow import UiFlow, Wait
 from emulator.protocol.values import UserOutcome
 from ui.signals import emit
 
@@ -185,13 +186,14 @@ class WindowUi:
         self.dock = dock
         self.parent = parent
 
-    async def browse(self, ctx, action: OpenBrowser) -> UserAnswer:
-        outcome = await self.dock.run_flow(action.url, ctx.device_id, ctx.server)
-        return UserAnswer(outcome)
+    def browse(self, session, action: OpenBrowser) -> UiFlow:
+        """A flow of one step: wait (on the Qt loop) for the dock to end the page flow."""
+        reply = yield Wait(lambda: self.dock.run_flow(action.url, session.device_id, session.server))
+        return UserAnswer(reply.value)
 
-    async def ask(self, ctx, action: AskUser) -> UserAnswer:
-        dialog = AlertDialog(action, f"{ctx.device_id} — {ctx.server}", self.parent)
-        return await dialog.answer()
+    def ask(self, session, action: AskUser) -> UiFlow:
+        dialog = AlertDialog(action, f"{session.device_id} — {session.server}", self.parent)
+        return (yield Wait(dialog.answer)).value
 
 
 class AlertDialog(QDialog):

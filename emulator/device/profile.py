@@ -27,6 +27,7 @@ from emulator.device.identity import IdentityError, IdentitySpec
 from emulator.errors import EmulatorError, FileFormatError
 from emulator.mo.accounts import AUTH_SCHEMES_DM1, AUTH_SCHEMES_DM2, SERVER_AUTH_POLICIES, UI_RESUME_STYLES
 from emulator.mo.behaviours import MAX_STEPS, MAX_WAIT_S, STEP_KINDS, AlertStep, Behaviour, Step
+from emulator.protocol.flow import DEFAULT_LIMITS, MAX_MESSAGES_LIMIT, MAX_SECONDS_LIMIT, SessionLimits
 from emulator.protocol.values import DmProtocol, is_protocol
 from emulator.tree import uri as uri_mod
 from emulator.tree.ddf import FORMATS, NodeDesc, load_builtin
@@ -141,6 +142,7 @@ class Profile:
     encoding: str = "xml"
     tree_style: str = "oma"
     source: str = ""
+    limits: SessionLimits = DEFAULT_LIMITS
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +266,7 @@ class _ProfileReader(TomlChecker):
             (
                 "name", "title", "description", "protocols", "identity", "devinfo", "devdetail", "bearers",
                 "environments", "accounts", "extra_mos", "ui", "max_msg_size", "max_obj_size", "encoding",
-                "tree_style", "behaviours",
+                "tree_style", "behaviours", "limits",
             ),  # fmt: skip
             required=("title", "protocols", "devinfo"),
         )
@@ -316,6 +318,7 @@ class _ProfileReader(TomlChecker):
             encoding=self.value(top, (), "encoding", str, "xml", choices=ENCODINGS),
             tree_style=tree_style,
             source=self.label,
+            limits=self.limits(top.get("limits", {})),
         )
 
     def identity(self, data: Any) -> IdentitySpec:
@@ -330,6 +333,18 @@ class _ProfileReader(TomlChecker):
             return IdentitySpec(**kwargs)
         except IdentityError as exc:
             raise self.fail((*path, exc.field) if exc.field else path, str(exc)) from None
+
+    def limits(self, data: Any) -> SessionLimits:
+        """``[limits]``: how far one session may go before the device ends it (see protocol.flow)."""
+        path = ("limits",)
+        d = self.keys(data, path, ("max_messages", "max_session_seconds"))
+        messages = self.value(d, path, "max_messages", int, DEFAULT_LIMITS.max_messages)
+        seconds = self.value(d, path, "max_session_seconds", float, DEFAULT_LIMITS.max_seconds)
+        for key, v, hi in (("max_messages", messages, MAX_MESSAGES_LIMIT), ("max_session_seconds", seconds,
+                                                                           MAX_SECONDS_LIMIT)):
+            if not 1 <= v <= hi:  # written so that nan fails too
+                raise self.fail((*path, key), f"{v} must be between 1 and {hi:g}")
+        return SessionLimits(messages, seconds)
 
     def ui(self, data: Any) -> UiSpec:
         d = self.keys(data, ("ui",), ("has_screen", "browser"))

@@ -17,7 +17,8 @@ from emulator.events import DeviceStateChanged, EventBus, TreeChanged
 from emulator.mo.accounts import Account, read_accounts
 from emulator.mo.behaviours import DeviceBehaviours
 from emulator.mo.build import device_tree, template_tree, write_bearer
-from emulator.transport.http import NO_SHAPING, HttpTransport, Shaping
+from emulator.transport.http import HttpTransport
+from emulator.transport.shaping import NO_SHAPING, Shaping
 from emulator.tree import Tree
 
 if TYPE_CHECKING:

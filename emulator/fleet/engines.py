@@ -58,7 +58,7 @@ def _syncml_session_id() -> str:
     return format(secrets.randbelow(0xFFFF) + 1, "X")
 
 
-async def finish_engine(fleet: Fleet, dev: VirtualDevice, account: Account, engine: object,
+def finish_engine(fleet: Fleet, dev: VirtualDevice, account: Account, engine: object,
                         done: SessionDone) -> None:
     """Keep what the session learnt: DM 1.2 nonces; DM 2.0 alerts that need a session of their own."""
     if account.protocol == "dm12":

@@ -281,7 +281,8 @@ class Fleet:
                 self.bus.publish(AlertRaised(dev.id, "server-auth", SERVER_AUTH_NONE_WARNING))
             ctx = SessionContext(
                 device_id=dev.id, session_id=self.new_session_id(), protocol=protocol, server=account.server_id,
-                bus=self.bus, transport=link, tls=tls, shaping=dev.shaping, bearer=dev.bearer,  # type: ignore[arg-type]
+                bus=self.bus, transport=link, tls=tls, shaping=dev.shaping, bearer=dev.bearer,
+                limits=dev.profile.limits,
             )
             link.ctx = ctx
             if resume:
@@ -294,7 +295,7 @@ class Fleet:
             finally:
                 self._in_session[dev.id] -= 1
                 dev.conflicts.release(ctx.session_id)
-            await finish_engine(self, dev, account, engine, done)
+            finish_engine(self, dev, account, engine, done)
             self._continue_behaviours(dev)
             if resume:
                 self._session_over(ctx.session_id)

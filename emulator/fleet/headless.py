@@ -1,6 +1,7 @@
 """Who answers the user's part when no window is there: scripted form fills and alert answers.
 
-``HeadlessUi`` implements the session driver's ``UiHandler``:
+``HeadlessUi`` is a :class:`~emulator.protocol.flow.UiAnswerer` without I/O of its own: its answers
+are flows that yield their HTTP requests, so the asyncio and the blocking driver both run it.
 
 - ``browse``: a real HTTP form flow, no browser. GET the page, read its first ``<form>`` with
   :mod:`html.parser`, fill it (the given ``fields`` first, else what the page pre-selects: default
@@ -24,7 +25,8 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
-from emulator.protocol.actions import AskUser, HttpResult, OpenBrowser, UserAnswer
+from emulator.protocol.actions import AskUser, HttpRequest, HttpResult, OpenBrowser, UserAnswer
+from emulator.protocol.flow import Fetch, UiFlow, answered
 from emulator.protocol.syncml.useralerts import parse_choices
 
 DONE_SUFFIX = "/ui/done"
@@ -216,7 +218,11 @@ class HeadlessUi:
 
     # ------------------------------------------------------------------ DM 1.2 alerts
 
-    async def ask(self, ctx: object, action: AskUser) -> UserAnswer:
+    def ask(self, session: object, action: AskUser) -> UiFlow:
+        return answered(self.answer(action))
+
+    def answer(self, action: AskUser) -> UserAnswer:
+        """The answer to an alert: it needs nothing from outside."""
         if self.policy in ("cancel", "timeout"):
             return UserAnswer("cancelled" if self.policy == "cancel" else "timeout")
         if action.kind == "display":
@@ -238,13 +244,14 @@ class HeadlessUi:
 
     # ------------------------------------------------------------------ web pages
 
-    async def browse(self, ctx, action: OpenBrowser) -> UserAnswer:
+    def browse(self, session: object, action: OpenBrowser) -> UiFlow:
         url, method, body = action.url, "GET", b""
         headers: dict[str, str] = {}
         last_errors: list[str] = []
-        for _ in range(self.max_steps):
+        for page in range(self.max_steps):
             self.visited.append(url)
-            result = await self._request(ctx, method, url, body, headers)
+            result: HttpResult = (yield Fetch(HttpRequest(f"{action.request_id}.{page}", method, url, body,
+                                                          headers))).value
             if result.status == 0:
                 return UserAnswer("failed", text=f"{method} {url}: {result.error or 'no answer'}")
             if result.status in _REDIRECTS:
@@ -277,9 +284,6 @@ class HeadlessUi:
                 url = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(pairs), ""))
                 method, body, headers = "GET", b"", {}
         return UserAnswer("failed", text=f"no {DONE_SUFFIX} page after {self.max_steps} pages (last: {url})")
-
-    async def _request(self, ctx, method: str, url: str, body: bytes, headers: dict[str, str]) -> HttpResult:
-        return await ctx.transport.request(method, url, body, headers, tls=ctx.tls, shaping=ctx.shaping, rng=ctx.rng)
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:

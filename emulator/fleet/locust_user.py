@@ -22,17 +22,18 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from functools import partial
 from typing import Any
 
 from locust import User, between, events, task
 
 from emulator.device.profile import Profile, find_profile
 from emulator.device.virtual import VirtualDevice
-from emulator.fleet.drive_sync import SyncContext, SyncTransport, drive_sync, run_sync
+from emulator.events import RoundTrip
+from emulator.fleet.drive import SessionContext
+from emulator.fleet.drive_sync import drive_sync
 from emulator.fleet.engines import finish_engine, make_engine
 from emulator.fleet.headless import HeadlessUi
-from emulator.protocol.actions import HttpRequest, HttpResult, SendMessage
+from emulator.transport.blocking import BlockingTransport
 
 WORKER_STRIDE = 1_000_000
 """Identity indexes reserved per Locust worker."""
@@ -87,8 +88,10 @@ class DmDevice(User):
         index = getattr(opts, "dm_first_index", 0) + worker * WORKER_STRIDE + next(_indexes)
         self.device = VirtualDevice(profile, index, server=(self.host or "").rstrip("/"))
         self.protocols = [p for p in wanted if p in profile.protocols]
-        self.transport = SyncTransport(max_connections=2)
+        self.transport = BlockingTransport(max_connections=2)
+        self.device.bus.subscribe(self._round_trip, RoundTrip)
         self.ui = HeadlessUi()
+        self._protocol = ""
         self.followups: list[tuple[str, dict[str, Any]]] = []
 
     def on_stop(self) -> None:
@@ -108,13 +111,14 @@ class DmDevice(User):
         fire = self.environment.events.request.fire
         account = dev.account(server_id, protocol)
         session_id = f"s{next(_sessions)}"
-        ctx = SyncContext(dev.id, session_id, protocol, account.server_id, self.transport, bus=dev.bus,
-                          bearer=dev.bearer, on_exchange=partial(self._exchanged, protocol))
+        ctx = SessionContext(dev.id, session_id, protocol, account.server_id, dev.bus, self.transport,
+                             bearer=dev.bearer, shaping=dev.shaping, limits=dev.profile.limits)
         self.ui.visited.clear()
+        self._protocol = protocol  # a user runs one session at a time: its round trips are this one's
         t0 = time.perf_counter()
         engine = make_engine(dev, account, session_id, **options)
         done = drive_sync(engine, ctx, self.ui, reason=reason)
-        run_sync(finish_engine(self, dev, account, engine, done))  # type: ignore[arg-type]
+        finish_engine(self, dev, account, engine, done)  # type: ignore[arg-type]
         failed = None if done.outcome == "completed" else SessionFailed(f"{done.outcome}: {done.detail}")
         fire(request_type="DM session", name=protocol, response_time=(time.perf_counter() - t0) * 1000,
              response_length=ctx.messages, exception=failed, context={"device": dev.id, "reason": reason})
@@ -123,11 +127,11 @@ class DmDevice(User):
         """What :func:`finish_engine` asks of a fleet: a session of its own, run after this one."""
         self.followups.append((protocol, options))
 
-    def _exchanged(self, protocol: str, action: SendMessage | HttpRequest, result: HttpResult, rtt_ms: float) -> None:
-        method = "POST" if isinstance(action, SendMessage) else action.method
+    def _round_trip(self, event: RoundTrip) -> None:
+        """Every round trip of a session (its messages, its commands' requests) as a Locust request."""
         failed = None
-        if not result.status or result.status >= 400:
-            failed = MessageFailed(result.error or f"HTTP {result.status}")
-        self.environment.events.request.fire(request_type="DM message", name=f"{protocol} {method}",
-                                             response_time=rtt_ms, response_length=len(result.body),
+        if not event.status or event.status >= 400:
+            failed = MessageFailed(event.error or f"HTTP {event.status}")
+        self.environment.events.request.fire(request_type="DM message", name=f"{self._protocol} {event.method}",
+                                             response_time=event.rtt_ms, response_length=event.size,
                                              exception=failed, context={"device": self.device.id})

@@ -1,6 +1,7 @@
 """What a protocol engine asks its driver to do, and what the driver feeds back.
 
-The loop every driver runs (asyncio session runner, Locust's gevent user, a test):
+The loop, written once in :mod:`emulator.protocol.flow` (which the asyncio and the blocking driver
+both run), and by hand in tests:
 
     engine.start()                      # or engine.start(notification=...)
     while (action := engine.next_action()) is not None:
@@ -10,7 +11,8 @@ The loop every driver runs (asyncio session runner, Locust's gevent user, a test
             case AskUser():        engine.answer_user(action.request_id, <UserAnswer>)
             case OpenBrowser():    show it; nothing to feed back (DM 2.0 SHOW does not wait)
             case SessionDone():    stop
-    (transport failures: engine.fail(reason) ends the session cleanly)
+    (transport failures come back as HttpResult(0, error=...); engine.abort(reason) ends the session
+    at the device's request, sending what the protocol allows for it)
 
 Engines never block, never read clocks: time, when needed, comes in as an argument.
 """

@@ -29,7 +29,8 @@ from emulator.events import AlertRaised, SessionEnded, SessionStarted
 from emulator.fleet.capacity import check_fleet_fits
 from emulator.fleet.fleet import Fleet
 from emulator.fleet.headless import HeadlessUi
-from emulator.protocol.actions import AskUser, HttpResult, OpenBrowser, UserAnswer
+from emulator.protocol.actions import AskUser, OpenBrowser
+from emulator.protocol.flow import Sleep, UiFlow
 from emulator.protocol.values import DmProtocol, SessionOutcome
 from emulator.scenarios.model import (
     LOCAL_ACTIONS,
@@ -45,7 +46,7 @@ from emulator.scenarios.model import (
 from emulator.scenarios.pacing import PlannedSession, jittered, plan_sessions, ramp_offset
 from emulator.server.access import admin_headers
 from emulator.server.state import ADMIN_TOKEN_ENV
-from emulator.transport.http import HttpTransport
+from emulator.transport.outage import Outage, OutageTransport
 from emulator.transport.push import PUSH_WAIT_S, PushPoller
 from emulator.tree.errors import TreeError
 
@@ -81,30 +82,6 @@ def latency_fields(latencies_ms: list[float], digits: int) -> dict[str, float]:
 # what the scenario does to the world outside the devices
 
 
-@dataclass
-class Outage:
-    """The server unreachable until ``until`` (loop time); shared by the session and push transports."""
-
-    origin: str
-    until: float = 0.0
-
-
-class OutageTransport(HttpTransport):
-    """The fleet's pooled transport, except that requests to the server fail while it is 'down'."""
-
-    def __init__(self, outage: Outage, clock: Callable[[], float], **kw: Any) -> None:
-        super().__init__(**kw)
-        self.outage = outage
-        self._clock = clock
-
-    async def request(self, method: str, url: str, body: bytes = b"", headers: dict[str, str] | None = None,
-                      **kw: Any) -> HttpResult:  # fmt: skip
-        if self.outage.until and self._clock() < self.outage.until and url.startswith(self.outage.origin):
-            self.requests += 1
-            return HttpResult(0, error=f"{method} {url}: cannot connect (server unreachable: scenario outage)")
-        return await super().request(method, url, body, headers, **kw)
-
-
 class ScenarioUi:
     """The simulated user of ``[ui]``: alerts answered one way, web pages another, after ``delay``."""
 
@@ -120,16 +97,16 @@ class ScenarioUi:
         self._alerts = HeadlessUi(fields, self._POLICY[answers.confirm])
         self._web = HeadlessUi(answers.form, "accept" if answers.web == "submit" else "decline")
 
-    async def ask(self, ctx: object, action: AskUser) -> UserAnswer:
+    def ask(self, session: object, action: AskUser) -> UiFlow:
         if self.delay:
-            await asyncio.sleep(self.delay)
-        return await self._alerts.ask(ctx, action)
+            yield Sleep(self.delay)
+        return (yield from self._alerts.ask(session, action))
 
-    async def browse(self, ctx: object, action: OpenBrowser) -> UserAnswer:
+    def browse(self, session: object, action: OpenBrowser) -> UiFlow:
         if self.delay:
-            await asyncio.sleep(self.delay)
+            yield Sleep(self.delay)
         self._web.visited.clear()  # one user for thousands of devices: keep no history
-        return await self._web.browse(ctx, action)
+        return (yield from self._web.browse(session, action))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from emulator.transport.bodies import (
     BodyReader,
     BodyTooLarge,
 )
+from emulator.transport.shaping import NO_SHAPING, Shaping
 
 if TYPE_CHECKING:
     from emulator.mo.accounts import Account
@@ -167,31 +168,7 @@ def _os_reason(exc: BaseException) -> str:
     return str(exc)
 
 
-@dataclass(frozen=True, slots=True)
-class Shaping:
-    """What a bearer does to traffic: latency and jitter before each request, loss as retransmission
-    delay (or a dropped request), bandwidth as the time a body takes on the link (0 = unlimited)."""
-
-    latency_ms: float = 0.0
-    jitter_ms: float = 0.0
-    loss: float = 0.0
-    bandwidth_kbps: float = 0.0
-
-    @property
-    def active(self) -> bool:
-        return bool(self.latency_ms or self.jitter_ms or self.loss or self.bandwidth_kbps)
-
-    def transfer_ms(self, size: int) -> float:
-        """Milliseconds ``size`` bytes spend on the link: serialization delay, 8 bits per byte."""
-        if self.bandwidth_kbps <= 0 or size <= 0:
-            return 0.0
-        return size * 8 / self.bandwidth_kbps  # kbit/s = bit/ms
-
-
-NO_SHAPING = Shaping()
 DEFAULT_DEADLINE = 60.0  # seconds for one request, connect to last byte (docs/security.md)
-RTO_MS = 200.0  # TCP's minimum retransmission timeout
-MAX_RETRANSMISSIONS = 5
 
 
 class HttpTransport:
@@ -239,20 +216,11 @@ class HttpTransport:
         max_body: int | None = None,
     ) -> HttpResult:
         self.requests += 1
-        if shaping.active:
-            rng = rng or random.Random()
-            delay = shaping.latency_ms + (rng.uniform(-shaping.jitter_ms, shaping.jitter_ms) if shaping.jitter_ms else 0)
-            # TCP hides loss as retransmission delay; only a bearer that loses everything fails the request
-            retries = 0
-            while shaping.loss and rng.random() < shaping.loss:
-                retries += 1
-                if retries > MAX_RETRANSMISSIONS:
-                    return HttpResult(0, error=f"{method} {url}: no answer over the bearer after "
-                                               f"{MAX_RETRANSMISSIONS} retransmissions (simulated loss {shaping.loss:.1%})")
-                delay += max(RTO_MS, 2 * shaping.latency_ms) * retries
-            delay += shaping.transfer_ms(len(body))
-            if delay > 0:
-                await self._sleep(delay / 1000)
+        delay, lost = shaping.before(method, url, len(body), rng)
+        if lost:
+            return HttpResult(0, error=lost)
+        if delay > 0:
+            await self._sleep(delay / 1000)
         try:
             client = self._client(tls)
         except (OSError, ssl.SSLError, EmulatorError) as exc:

@@ -15,7 +15,9 @@ import random
 from typing import Any, Protocol
 
 from emulator.protocol.actions import HttpResult
-from emulator.transport.http import NO_SHAPING, HttpTransport, Shaping, TlsConfig
+from emulator.transport.base import AsyncTransport
+from emulator.transport.http import TlsConfig
+from emulator.transport.shaping import NO_SHAPING, Shaping
 
 _PLAIN = TlsConfig()
 
@@ -32,10 +34,10 @@ class _Device(Protocol):
 class BearerLink:
     """Wraps the fleet's pooled transport for one session of one device (see the module doc)."""
 
-    def __init__(self, transport: HttpTransport, device: _Device, ctx: Any = None) -> None:
+    def __init__(self, transport: AsyncTransport, device: _Device, ctx: Any = None) -> None:
         self.transport = transport
         self.device = device
-        self.ctx = ctx  # a SessionContext whose ``bearer`` follows the bearers used
+        self.ctx = ctx  # the session (a SessionContext) whose ``bearer`` follows the bearers used
         self.used: list[str] = []
         self.lost_in_flight = 0
 

@@ -12,6 +12,7 @@ from emulator.device.virtual import VirtualDevice
 from emulator.events import EventBus, MessageLogged
 from emulator.fleet.drive import SessionContext, drive
 from emulator.protocol.actions import AskUser, OpenBrowser, UserAnswer
+from emulator.protocol.flow import UiFlow, answered
 from emulator.protocol.syncml import codes
 from emulator.protocol.syncml.client import SyncMLClient, check_notification
 from emulator.protocol.syncml.useralerts import default_answer
@@ -24,12 +25,12 @@ class HeadlessUi:
     def __init__(self) -> None:
         self.asked: list[AskUser] = []
 
-    async def ask(self, ctx: SessionContext, action: AskUser) -> UserAnswer:
+    def ask(self, session: SessionContext, action: AskUser) -> UiFlow:
         self.asked.append(action)
-        return default_answer(action)  # the demo confirm carries DR=1: yes
+        return answered(default_answer(action))  # the demo confirm carries DR=1: yes
 
-    async def browse(self, ctx: SessionContext, action: OpenBrowser) -> UserAnswer:
-        return UserAnswer("ok")
+    def browse(self, session: SessionContext, action: OpenBrowser) -> UiFlow:
+        return answered(UserAnswer("ok"))
 
 
 async def _serve(config: Dm12Config) -> tuple[web.AppRunner, str, ServerState]:

@@ -14,12 +14,13 @@ from aiohttp import web
 from emulator.device.profile import find_profile
 from emulator.device.virtual import VirtualDevice
 from emulator.events import EventBus, UiFinished
-from emulator.fleet.drive import SessionContext, drive
+from emulator.fleet.drive import SessionContext, drive, run
 from emulator.fleet.headless import HeadlessUi
 from emulator.protocol.dm2.client import ALERT_EXEC_RESULT, DM2Client, basic_auth, check_notification
 from emulator.protocol.dm2.messages import ALERT_SERVER_INITIATED
 from emulator.protocol.dm2.notification import NotificationGuard
 from emulator.protocol.dm2.subscriptions import subscriptions_for
+from emulator.protocol.flow import Sleep
 from emulator.server.access import admin_headers
 from emulator.server.app import start_server
 from emulator.server.authorities import Authority, SecretPair
@@ -253,9 +254,9 @@ class SlowUser(HeadlessUi):
         super().__init__(**kw)
         self.delay = delay
 
-    async def browse(self, ctx, action):
-        await asyncio.sleep(self.delay)
-        return await super().browse(ctx, action)
+    def browse(self, session, action):
+        yield Sleep(self.delay)
+        return (yield from super().browse(session, action))
 
 
 def test_show_long_poll_times_out_with_empty_packages_until_the_form_is_sent():
@@ -319,12 +320,12 @@ def test_headless_browse_reports_pages_that_never_complete():
             from emulator.protocol.actions import OpenBrowser
             from emulator.server.ui_flows import open_ui, ui_url
 
-            refused = await HeadlessUi({"ssid": ""}).browse(
-                ctx, OpenBrowser("1", ui_url(open_ui(state, "wifi", "", h.base))))
-            no_form = await HeadlessUi().browse(ctx, OpenBrowser("2", h.base + "/repo/demo/bookmark"))
-            missing = await HeadlessUi().browse(ctx, OpenBrowser("3", h.base + "/ui/wifi?s=expired"))
-            limited = await HeadlessUi(max_steps=2).browse(
-                ctx, OpenBrowser("4", ui_url(open_ui(state, "wifi", "", h.base))))
+            refused = await run(HeadlessUi({"ssid": ""}).browse(
+                ctx, OpenBrowser("1", ui_url(open_ui(state, "wifi", "", h.base)))), ctx)
+            no_form = await run(HeadlessUi().browse(ctx, OpenBrowser("2", h.base + "/repo/demo/bookmark")), ctx)
+            missing = await run(HeadlessUi().browse(ctx, OpenBrowser("3", h.base + "/ui/wifi?s=expired")), ctx)
+            limited = await run(HeadlessUi(max_steps=2).browse(
+                ctx, OpenBrowser("4", ui_url(open_ui(state, "wifi", "", h.base)))), ctx)
             return refused, no_form, missing, limited
 
     refused, no_form, missing, limited = asyncio.run(main())

@@ -20,10 +20,12 @@ from emulator.commands.bench import server_process
 from emulator.commands.locust import LOCUSTFILE, locust_command
 from emulator.device.profile import find_profile
 from emulator.device.virtual import VirtualDevice
-from emulator.events import EventBus, MessageLogged, UiFinished
-from emulator.fleet.drive_sync import SyncContext, SyncTransport, drive_sync, run_sync
+from emulator.events import EventBus, MessageLogged, RoundTrip, UiFinished
+from emulator.fleet.drive import SessionContext
+from emulator.fleet.drive_sync import drive_sync
 from emulator.fleet.engines import make_engine
 from emulator.fleet.headless import HeadlessUi
+from emulator.transport.blocking import BlockingTransport
 
 HAS_LOCUST = importlib.util.find_spec("locust") is not None  # never import it: that patches for gevent
 needs_locust = pytest.mark.skipif(not HAS_LOCUST, reason="locust is not installed (pip install -e '.[test]')")
@@ -49,14 +51,12 @@ def _session(base: str, protocol: str, index: int):
     events: list[object] = []
     bus.subscribe(events.append, MessageLogged, UiFinished)
     exchanges: list[tuple[int, float]] = []
-    transport = SyncTransport()
+    bus.subscribe(lambda e: exchanges.append((e.status, e.rtt_ms)), RoundTrip)
+    transport = BlockingTransport()
     account = dev.account(None, protocol)
-    ctx = SyncContext(dev.id, "s1", protocol, account.server_id, transport, bus=bus,
-                      on_exchange=lambda action, result, rtt: exchanges.append((result.status, rtt)))
+    ctx = SessionContext(dev.id, "s1", protocol, account.server_id, bus, transport)
     try:
         done = drive_sync(make_engine(dev, account, "s1"), ctx, HeadlessUi())
-        for thread in ctx.background:
-            thread.join(timeout=10)
     finally:
         transport.close()
     return dev, done, events, exchanges, ctx
@@ -65,9 +65,8 @@ def _session(base: str, protocol: str, index: int):
 def test_blocking_driver_runs_the_dm2_demo_with_its_web_flow(demo_server):
     dev, done, events, exchanges, ctx = _session(demo_server, "dm2", 7)
     assert done.outcome == "completed", done
-    # the SHOW page was answered on a thread while the session went on, and the server released
-    # its held answer once the form was in: a web UI interaction that ended submitted ("ok")
-    assert len(ctx.background) == 1
+    # the SHOW page was answered (no thread: before the session's next message), and the server
+    # released its held answer once the form was in: a web UI interaction that ended submitted ("ok")
     assert [e.outcome for e in events if isinstance(e, UiFinished)] == ["ok"]
     logged = [e for e in events if isinstance(e, MessageLogged)]
     assert [e.direction for e in logged[:2]] == ["out", "in"] and ctx.messages == len(logged)
@@ -82,22 +81,8 @@ def test_blocking_driver_runs_a_dm12_session(demo_server):
     assert ctx.messages >= 4 and len(exchanges) == ctx.messages // 2
 
 
-def test_run_sync_refuses_a_coroutine_that_waits_for_a_loop():
-    import asyncio
-
-    async def waits():
-        await asyncio.sleep(0)
-
-    async def answers():
-        return 42
-
-    assert run_sync(answers()) == 42
-    with pytest.raises(RuntimeError, match="event loop"):
-        run_sync(waits())
-
-
 def test_unreachable_server_is_a_failed_exchange_not_an_exception():
-    transport = SyncTransport(connect_timeout=2)
+    transport = BlockingTransport(connect_timeout=2)
     try:
         result = transport.post("http://127.0.0.1:9/dm2", b"{}", "application/json")
     finally:
@@ -123,8 +108,11 @@ def test_locust_local_runner_reports_sessions_and_messages(tmp_path):
     prefix = tmp_path / "run"
     with server_process() as url:
         proc = subprocess.run(
+            # a profile with quick bearers: Locust devices get their bearer's latency, and every user
+            # must get through a session of each protocol within the run
             [sys.executable, "-m", "emulator", "locust", "--host", url, "--headless", "-u", "4", "-r", "4",
-             "-t", "2s", "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING"],
+             "-t", "4s", "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING",
+             "--dm-profile", "home-gateway"],
             capture_output=True, text=True, timeout=60,
         )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -140,7 +128,7 @@ def test_locust_local_runner_reports_sessions_and_messages(tmp_path):
 def test_locust_counts_failed_sessions():
     proc = subprocess.run(
         [sys.executable, "-m", "emulator", "locust", "--host", "http://127.0.0.1:9", "--headless", "-u", "2",
-         "-r", "2", "-t", "1s", "--only-summary", "--loglevel", "WARNING", "--dm-protocols", "dm2"],
+         "-r", "2", "-t", "3s", "--only-summary", "--loglevel", "WARNING", "--dm-protocols", "dm2"],
         capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 1  # Locust's exit code when requests failed

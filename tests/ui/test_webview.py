@@ -9,6 +9,7 @@ import pytest
 from aiohttp import web
 from PySide6.QtWidgets import QDialogButtonBox
 
+from emulator.fleet.drive import run
 from emulator.protocol.actions import AskUser, OpenBrowser
 from ui.webview import AlertDialog
 
@@ -55,7 +56,7 @@ CTX = SimpleNamespace(device_id="IMEI:1", server="demo-dm2", session_id="s1")
 
 def test_form_submitted_in_the_page_ends_the_flow(window, site, qloop, qtbot):
     dock = window.web_dock
-    task = qloop.create_task(window.ui_handler.browse(CTX, OpenBrowser("r1", site.url + "/ui/page")))
+    task = qloop.create_task(run(window.ui_handler.browse(CTX, OpenBrowser("r1", site.url + "/ui/page")), CTX))
     qtbot.waitUntil(lambda: dock.loaded_url.endswith("/ui/page"), timeout=10_000)
     assert dock.isVisible()
     assert "IMEI:1" in dock.header.text() and "demo-dm2" in dock.header.text()
@@ -67,7 +68,7 @@ def test_form_submitted_in_the_page_ends_the_flow(window, site, qloop, qtbot):
 
 def test_closing_the_dock_cancels_and_other_origins_are_blocked(window, site, qloop, qtbot):
     dock = window.web_dock
-    task = qloop.create_task(window.ui_handler.browse(CTX, OpenBrowser("r2", site.url + "/ui/page")))
+    task = qloop.create_task(run(window.ui_handler.browse(CTX, OpenBrowser("r2", site.url + "/ui/page")), CTX))
     qtbot.waitUntil(lambda: dock.loaded_url.endswith("/ui/page"), timeout=10_000)
     dock.page.runJavaScript("document.getElementById('away').click();")
     qtbot.waitUntil(lambda: not dock.notice.isHidden(), timeout=5000)
@@ -81,7 +82,7 @@ def test_closing_the_dock_cancels_and_other_origins_are_blocked(window, site, ql
 
 def test_single_choice_alert_answers_the_chosen_number(window, qloop, qtbot):
     action = AskUser("a1", "single", "Pick a colour", choices=("red", "green", "blue"))
-    task = qloop.create_task(window.ui_handler.ask(CTX, action))
+    task = qloop.create_task(run(window.ui_handler.ask(CTX, action), CTX))
     qtbot.waitUntil(lambda: any(isinstance(w, AlertDialog) and w.isVisible() for w in window.findChildren(AlertDialog)))
     dialog = next(w for w in window.findChildren(AlertDialog) if w.isVisible())
     dialog.choices.setCurrentRow(2)
@@ -92,13 +93,13 @@ def test_single_choice_alert_answers_the_chosen_number(window, qloop, qtbot):
 
 
 def test_confirm_alert_no_and_text_alert(window, qloop, qtbot):
-    confirm = qloop.create_task(window.ui_handler.ask(CTX, AskUser("a2", "confirm", "Reboot now?")))
+    confirm = qloop.create_task(run(window.ui_handler.ask(CTX, AskUser("a2", "confirm", "Reboot now?")), CTX))
     qtbot.waitUntil(lambda: any(w.isVisible() for w in window.findChildren(AlertDialog)))
     dialog = next(w for w in window.findChildren(AlertDialog) if w.isVisible())
     dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.No).click()
     qtbot.waitUntil(confirm.done, timeout=2000)
     assert confirm.result().outcome == "no"
-    text = qloop.create_task(window.ui_handler.ask(CTX, AskUser("a3", "text", "Name?", options={"DR": "bob"})))
+    text = qloop.create_task(run(window.ui_handler.ask(CTX, AskUser("a3", "text", "Name?", options={"DR": "bob"})), CTX))
     qtbot.waitUntil(lambda: any(w.isVisible() and w.line for w in window.findChildren(AlertDialog)))
     dialog = next(w for w in window.findChildren(AlertDialog) if w.isVisible() and w.line)
     dialog.line.setText("alice")

@@ -305,6 +305,11 @@ class DM2Client:
         if self._done is None:
             self._finish("failed", reason)
 
+    def abort(self, reason: str) -> None:
+        """The device ends the session (a session limit). DM 2.0 gives a client no message to end a
+        session with (END is the server's, PROTOCOL 1.9): nothing more is sent; ``failed``."""
+        self.fail(reason)
+
     # ------------------------------------------------------------------ packages
 
     def _headers(self, url: str | None = None, method: str = "GET", *, digest: bool = True) -> dict[str, str]:

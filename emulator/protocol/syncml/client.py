@@ -1,6 +1,6 @@
 """The DM 1.2 client engine (sans-IO): one management session with one server (PROTOCOL.md 2.2-2.10).
 
-Driven through the action vocabulary of `emulator/protocol/actions.py` (see `emulator/fleet/drive.py`):
+Driven through the action vocabulary of `emulator/protocol/actions.py` (see `emulator/protocol/flow.py`):
 `next_action()` hands out SendMessage / AskUser / OpenBrowser / SessionDone; the driver feeds back
 `receive_message`, `answer_user`, or `fail`. Command execution lives in executor.py, message filling
 and chunking in packer.py; this module keeps the session: counters, authentication both ways, nonces,
@@ -177,6 +177,7 @@ class SyncMLClient:
         self._target = account.server_uri
         self._msg_id = 0
         self._actions: deque[Action] = deque()
+        self._handed: Action | None = None
         self._started = False
         self._outbox: deque[Command] = deque()
         self._lead: list[Command] = []
@@ -242,7 +243,8 @@ class SyncMLClient:
     def next_action(self) -> Action | None:
         self.start()
         if self._actions:
-            return self._actions.popleft()
+            self._handed = self._actions.popleft()
+            return self._handed
         return None
 
     def receive_http(self, request_id: str, result: HttpResult) -> None:
@@ -255,6 +257,22 @@ class SyncMLClient:
         self._advance(answer)
 
     def fail(self, reason: str) -> None:
+        if self.outcome is None:
+            self._end("failed", reason)
+
+    def abort(self, reason: str) -> None:
+        """The device ends the session (a session limit): Alert 1223 with Final (PROTOCOL 2.3) goes in
+        place of the action last handed out, which is dropped (a message never sent frees its MsgID);
+        the server's answer to it is not read. The session ends ``failed`` with ``reason``."""
+        if self.outcome is not None:
+            return
+        if isinstance(self._handed, SendMessage):
+            self._msg_id -= 1
+        self._actions.clear()
+        self._lead = []
+        self._outbox = deque([Alert(cmd_id="0", code=codes.ALERT_SESSION_ABORT)])
+        self._server_final = True
+        self._flush(summary="session abort")
         if self.outcome is None:
             self._end("failed", reason)
 

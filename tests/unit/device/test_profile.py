@@ -17,6 +17,7 @@ from emulator.device.profile import (
     load_profile,
 )
 from emulator.errors import FileFormatError
+from emulator.protocol.flow import SessionLimits
 
 SIX = {"smartphone", "home-gateway", "nbiot-sensor", "tablet-dual-env", "vehicle-telematics", "windows-laptop"}
 
@@ -221,3 +222,32 @@ def test_not_utf8(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileFormatError, match="cannot read"):
         load_profile(tmp_path / "absent.toml")
+
+
+# --------------------------------------------------------------------------- session limits
+
+
+def test_session_limits_default_and_at_their_bounds(tmp_path: Path) -> None:
+    assert load_profile(write(tmp_path, MINIMAL)).limits == SessionLimits(200, 600.0)
+    lowest = load_profile(write(tmp_path, MINIMAL + "\n[limits]\nmax_messages = 1\nmax_session_seconds = 1\n"))
+    assert lowest.limits == SessionLimits(1, 1.0)
+    highest = MINIMAL + "\n[limits]\nmax_messages = 100000\nmax_session_seconds = 86400.0\n"
+    assert load_profile(write(tmp_path, highest)).limits == SessionLimits(100_000, 86_400.0)
+
+
+@pytest.mark.parametrize(("extra", "words"), [
+    ("max_messages = 0", "0 must be between 1 and 100000"),
+    ("max_messages = 100001", "100001 must be between 1 and 100000"),
+    ("max_session_seconds = 0.5", "0.5 must be between 1 and 86400"),
+    ("max_session_seconds = 86400.5", "86400.5 must be between 1 and 86400"),
+    ("max_session_seconds = nan", "nan must be between"),
+    ("max_session_seconds = inf", "inf must be between"),
+    ('max_messages = "200"', "expected int"),
+    ("max_messages = 2.5", "expected int"),
+    ("max_msgs = 3", "unknown key 'max_msgs'"),
+])  # fmt: skip
+def test_session_limits_out_of_range_name_file_and_line(tmp_path: Path, extra: str, words: str) -> None:
+    f = write(tmp_path, MINIMAL + f"\n[limits]\n{extra}\n")
+    with pytest.raises(FileFormatError) as info:
+        load_profile(f)
+    assert info.value.line == 9 and words in info.value.reason, info.value

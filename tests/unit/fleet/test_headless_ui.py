@@ -25,8 +25,7 @@ PAGE = """<html><body><p class="error">Too <b>short</b>.</p>
 
 
 def _answer(coro):
-    """Run a coroutine that never suspends (``ask`` needs no I/O) without an event loop: the
-    window tests keep a session-wide loop marked running, so asyncio.run is unavailable after them."""
+    """The answer of a UI flow that needs nothing from a driver (``ask`` yields no step)."""
     try:
         coro.send(None)
     except StopIteration as stop:

@@ -1,0 +1,77 @@
+"""Pooled blocking HTTP (``httpx.Client``) for the blocking session driver (Locust users).
+
+Under Locust, gevent patches sockets and ``time.sleep``, so the blocking calls here (the request and
+the bearer's shaping delays) let the other users run. Same contract as the async transports
+(:mod:`emulator.transport.base`): failures come back as ``HttpResult(0, error=...)``.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+
+import httpx
+
+from emulator.protocol.actions import HttpResult
+from emulator.transport.http import TlsConfig
+from emulator.transport.shaping import NO_SHAPING, Shaping
+
+DEFAULT_TLS = TlsConfig()
+
+
+class BlockingTransport:
+    """One ``httpx.Client`` per TLS configuration; ``sleep`` applies shaping (tests record it)."""
+
+    def __init__(self, *, timeout: float = 60.0, connect_timeout: float = 10.0, max_connections: int = 10,
+                 sleep: Callable[[float], object] = time.sleep) -> None:  # fmt: skip
+        self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
+        self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._clients: dict[TlsConfig, httpx.Client] = {}
+        self._sleep = sleep
+        self.requests = 0
+
+    def _client(self, tls: TlsConfig) -> httpx.Client:
+        client = self._clients.get(tls)
+        if client is None:
+            client = httpx.Client(verify=tls.ssl_context(), timeout=self._timeout, limits=self._limits,
+                                  follow_redirects=False)
+            self._clients[tls] = client
+        return client
+
+    def request(self, method: str, url: str, body: bytes = b"", headers: dict[str, str] | None = None, *,
+                tls: TlsConfig = DEFAULT_TLS, shaping: Shaping = NO_SHAPING, rng: random.Random | None = None,
+                max_body: int | None = None) -> HttpResult:  # fmt: skip
+        self.requests += 1
+        delay, lost = shaping.before(method, url, len(body), rng)
+        if lost:
+            return HttpResult(0, error=lost)
+        if delay > 0:
+            self._sleep(delay / 1000)
+        try:
+            client = self._client(tls)
+            response = client.request(method, url, content=body, headers=headers or {})
+        except httpx.TimeoutException:
+            return HttpResult(0, error=f"{method} {url}: no answer within {self._timeout.read:g} s")
+        except httpx.ConnectError as exc:
+            return HttpResult(0, error=f"{method} {url}: cannot connect ({exc or type(exc).__name__})")
+        except Exception as exc:  # httpx, ssl and socket errors alike: a session must never raise
+            return HttpResult(0, error=f"{method} {url}: {type(exc).__name__} ({exc})")
+        if max_body is not None and len(response.content) > max_body:
+            return HttpResult(0, error=f"{method} {url}: the answer holds {len(response.content)} bytes, more than "
+                                       f"the {max_body} asked for", too_large=True)
+        download = shaping.transfer_ms(len(response.content))
+        if download > 0:
+            self._sleep(download / 1000)
+        return HttpResult(response.status_code, response.content, {k.lower(): v for k, v in response.headers.items()})
+
+    def post(self, url: str, body: bytes, content_type: str, headers: dict[str, str] | None = None, *,
+             tls: TlsConfig = DEFAULT_TLS, shaping: Shaping = NO_SHAPING, rng: random.Random | None = None,
+             max_body: int | None = None) -> HttpResult:  # fmt: skip
+        return self.request("POST", url, body, {"Content-Type": content_type, **(headers or {})},
+                            tls=tls, shaping=shaping, rng=rng, max_body=max_body)
+
+    def close(self) -> None:
+        clients, self._clients = self._clients, {}
+        for client in clients.values():
+            client.close()
