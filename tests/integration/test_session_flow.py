@@ -37,13 +37,13 @@ from emulator.fleet.engines import make_engine
 from emulator.fleet.fleet import Fleet
 from emulator.fleet.headless import HeadlessUi
 from emulator.protocol.dm2 import media
-from emulator.protocol.flow import SessionLimits
+from emulator.protocol.flow import DEFAULT_LIMITS, SessionLimits
 from emulator.protocol.syncml import codes
 from emulator.protocol.syncml.commands import Get, Item, Message, Status, SyncHdr
 from emulator.protocol.syncml.message import build_message, content_type, parse_message
 from emulator.transport.blocking import BlockingTransport
 from emulator.transport.http import HttpTransport
-from emulator.transport.shaping import Shaping
+from emulator.transport.shaping import NO_SHAPING, Shaping
 
 DRIVERS = ("asyncio", "blocking")
 
@@ -77,8 +77,8 @@ def serve(app: web.Application) -> Iterator[str]:
         thread.join(10)
 
 
-def run_session(driver: str, dev: VirtualDevice, protocol: str, *, account=None, limits=SessionLimits(),
-                shaping: Shaping = Shaping(), sleep: Callable[[float], object] | None = None,
+def run_session(driver: str, dev: VirtualDevice, protocol: str, *, account=None, limits=DEFAULT_LIMITS,
+                shaping: Shaping = NO_SHAPING, sleep: Callable[[float], object] | None = None,
                 **engine_options):  # fmt: skip
     """One session of ``dev`` through ``driver``; (SessionDone, events)."""
     bus = EventBus()
