@@ -109,9 +109,10 @@ def test_locust_local_runner_reports_sessions_and_messages(tmp_path):
     with server_process() as url:
         proc = subprocess.run(
             # a profile with quick bearers: Locust devices get their bearer's latency, and every user
-            # must get through a session of each protocol within the run
+            # must get through a session of each protocol within the run. Locust's run time starts on
+            # gevent's cached clock, seconds stale after a slow start on a busy machine: 6 s leaves room
             [sys.executable, "-m", "emulator", "locust", "--host", url, "--headless", "-u", "4", "-r", "4",
-             "-t", "4s", "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING",
+             "-t", "6s", "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING",
              "--dm-profile", "home-gateway"],
             capture_output=True, text=True, timeout=60,
         )
@@ -128,7 +129,7 @@ def test_locust_local_runner_reports_sessions_and_messages(tmp_path):
 def test_locust_counts_failed_sessions():
     proc = subprocess.run(
         [sys.executable, "-m", "emulator", "locust", "--host", "http://127.0.0.1:9", "--headless", "-u", "2",
-         "-r", "2", "-t", "3s", "--only-summary", "--loglevel", "WARNING", "--dm-protocols", "dm2"],
+         "-r", "2", "-t", "4s", "--only-summary", "--loglevel", "WARNING", "--dm-protocols", "dm2"],
         capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 1  # Locust's exit code when requests failed
