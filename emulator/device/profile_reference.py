@@ -54,6 +54,8 @@ SECTION_DOCS: dict[str, str] = {
     "`start + i`, the same on every run. Every device also gets a serial, a MAC and a UUID, "
     "whatever its scheme (placeholders `{serial}`, `{mac}`, `{uuid}`, `{imei}`).",
     "ui": "What the device can show to its user.",
+    "limits": "How far one session may go before the device ends it (a server that never ends a "
+    "session): DM 1.2 sends Alert 1223, DM 2.0 stops; the session ends `failed` saying which limit.",
     "bearers": "The device's access technologies, each with its own link conditions; the first "
     "one that is up carries the sessions.",
     "environments": "Operating environments (DM-HLF-006): a host and its guests or containers, "
@@ -91,6 +93,7 @@ DOCS: dict[str, str] = {
     "accounts": "Array of tables: see [[accounts]].",
     "extra_mos": "Array of tables: see [[extra_mos]].",
     "ui": "Table: see [ui].",
+    "limits": "Table: see [limits].",
     "max_msg_size": "Largest message the device accepts, in bytes (DM 1.2 MaxMsgSize).",
     "max_obj_size": "Largest object the device accepts, in bytes (DM 1.2 MaxObjSize).",
     "encoding": "How DM 1.2 messages are sent: `xml` or `wbxml`.",
@@ -120,6 +123,9 @@ DOCS: dict[str, str] = {
     "identity.mac_prefix": "First three octets of the MAC addresses; locally administered and unicast "
     "(e.g. `02:xx:xx`); 2^24 devices per prefix.",
     "identity.namespace": "UUID namespace of the version 5 UUIDs (default: the emulator's own).",
+    "limits.max_messages": "Messages the device sends in one session at most; the next one it would "
+    "send is not sent.",
+    "limits.max_session_seconds": "Seconds one session may last at most, checked before every step.",
     "ui.has_screen": "The device can show DM 1.2 user-interaction alerts.",
     "ui.browser": "The device opens DM 2.0 SHOW pages (needs `has_screen`).",
     "bearers.name": "Interface name, unique in the profile (`lte0`).",
