@@ -16,7 +16,9 @@ server or by another application. The rules the client applies (also in the READ
 - DEFAULT (DM 2.0): when an app asks for an MO (:meth:`LocalApp.obtain`) of which the device has no
   instance yet, the device fetches it with an HTTP GET from the ServerURI a server bound with DEFAULT,
   over the device's current bearer, and creates the instance as that server (the account whose SrvURI
-  has the same origin; it must have been granted the MO), without telling the server.
+  has the same origin; it must have been granted the MO), without telling the server. The GET goes
+  through what the device's fleet gives it (``device.fetch``), so it is in the traffic log like any
+  message (session ``app:<name>``); a device in no fleet cannot fetch.
 """
 
 from __future__ import annotations
@@ -46,7 +48,6 @@ from emulator.tree.ddf import find_builtin
 
 if TYPE_CHECKING:
     from emulator.device.virtual import VirtualDevice
-    from emulator.transport.http import HttpTransport
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +272,6 @@ class AppRegistry:
         self.device = device
         self.apps: dict[str, LocalApp] = {}
         self.refusals: list[AppRefusal] = []
-        self.transport: HttpTransport | None = None  # the fleet's pooled transport, for DEFAULT fetches
         self._acting: LocalApp | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._listening: Tree | None = None
@@ -372,11 +372,9 @@ class AppRegistry:
 
     async def fetch_default(self, app: LocalApp, moid: str) -> list[str]:
         """Create an instance of ``moid`` from its DEFAULT ServerURI (see the module doc)."""
-        from emulator.protocol.dm2.client import basic_auth
+        from emulator.protocol.dm2.client import default_fetch
         from emulator.protocol.dm2.executor import Actor, store
         from emulator.protocol.dm2.moser import decode_mos
-        from emulator.transport.http import HttpTransport, TlsConfig
-        from emulator.transport.link import BearerLink
 
         dev = self.device
         url = defaults(dev.tree).get(moid)
@@ -386,19 +384,10 @@ class AppRegistry:
         account = _account_for(dev.accounts("dm2"), url)
         if account is None:
             raise EmulatorError(f"DEFAULT for {moid} points to {url}, which belongs to no DM 2.0 account", status=403)
-        headers = {"Accept": ", ".join(media.MO_JSON_ACCEPTED), media.HEADER_DEVID: dev.id}
-        auth = basic_auth(account)
-        if auth:
-            headers["Authorization"] = auth
-        shared = self.transport or dev.transport
-        own = shared is None
-        transport = shared or HttpTransport()
-        try:
-            result = await BearerLink(transport, dev).request("GET", url, headers=headers,
-                                                             tls=TlsConfig.for_account(account))
-        finally:
-            if own:
-                await transport.aclose()
+        if dev.fetch is None:
+            raise EmulatorError(f"DEFAULT fetch of {moid}: the device has no transport (it is in no fleet)", status=500)
+        result = await dev.fetch(default_fetch(dev.id, account, url), account,
+                                 f"app:{app.name}", f"DEFAULT fetch of {moid} for app {app.name}")
         if result.status != 200:
             raise EmulatorError(f"DEFAULT fetch of {moid} from {url} failed: "
                                 f"{result.error or f'HTTP {result.status}'}", status=500)

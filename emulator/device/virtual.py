@@ -8,6 +8,7 @@ costs only what makes it different.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,6 @@ from emulator.events import DeviceStateChanged, EventBus, TreeChanged
 from emulator.mo.accounts import Account, read_accounts
 from emulator.mo.behaviours import DeviceBehaviours
 from emulator.mo.build import device_tree, template_tree, write_bearer
-from emulator.transport.http import HttpTransport
 from emulator.transport.shaping import NO_SHAPING, Shaping
 from emulator.tree import Tree
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from emulator.device.environments import Environment
     from emulator.mo.authorities import Conflicts, ManagedTree
     from emulator.mo.delegation import Delegations
+    from emulator.protocol.actions import HttpRequest, HttpResult
 
 STATES = ("idle", "in session", "waiting for UI", "error")
 
@@ -64,8 +65,13 @@ def _prepare(tree: Tree, profile: Profile) -> None:
     _prepared.add(tree)
 
 
+Fetch = Callable[["HttpRequest", "Account", str, str], Awaitable["HttpResult"]]
+"""(request, account it goes as, log label, summary) -> the answer: how a device's fleet carries a
+request made outside any session (a local app's DEFAULT fetch) over the device's bearer, logged."""
+
+
 class VirtualDevice:
-    transport: HttpTransport | None = None  # the fleet's pooled transport, for requests outside sessions
+    fetch: Fetch | None = None  # given by the device's fleet
 
     def __init__(self, profile: Profile, index: int = 0, *, server: str, bus: EventBus | None = None,
                  tree: Tree | None = None) -> None:

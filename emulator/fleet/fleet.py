@@ -13,6 +13,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from emulator.device.profile import Profile, find_profile
@@ -29,13 +30,15 @@ from emulator.events import (
     UiFinished,
     UiRequested,
 )
-from emulator.fleet.drive import SessionContext, UiHandler, drive
+from emulator.fleet.drive import SessionContext, UiHandler, drive, now, run
 from emulator.mo.behaviours import Job
-from emulator.protocol.actions import SessionDone
+from emulator.protocol.actions import HttpRequest, HttpResult, SessionDone
+from emulator.protocol.flow import request_flow
 from emulator.store import DeviceRecord, Workspace
 from emulator.transport.http import HttpTransport, TlsConfig
 
 if TYPE_CHECKING:
+    from emulator.mo.accounts import Account
     from emulator.transport.listener import NotificationListener
     from emulator.transport.push import PushPoller
 
@@ -111,7 +114,7 @@ class Fleet:
         added = []
         for index in range(first, first + count):
             dev = VirtualDevice(prof, index, server=self.server, bus=self.bus)
-            dev.transport = self.transport  # local apps' DEFAULT fetches share the pool
+            dev.fetch = partial(self.fetch, dev)  # local apps' DEFAULT fetches: the pool, the log
             if dev.id in self.devices:
                 raise EmulatorError(f"device {dev.id} is already in the fleet")
             self.devices[dev.id] = dev
@@ -163,7 +166,7 @@ class Fleet:
         assert self.workspace is not None
         prof = profile if profile is not None and profile.name == record.profile else find_profile(record.profile)
         dev = VirtualDevice(prof, record.identity_index, server=self.server, bus=self.bus)
-        dev.transport = self.transport
+        dev.fetch = partial(self.fetch, dev)
         dev.id = record.id  # an imported tree may carry another identity than its index gives
         if self.workspace.has_tree(record.id):
             from emulator.mo.build import template_tree
@@ -363,6 +366,18 @@ class Fleet:
             wait = job.run.advance(dev.tree)
         for options in job_sessions(dev, job):
             await self.run_session(dev.id, **options)  # type: ignore[arg-type]
+
+    async def fetch(self, dev: VirtualDevice, request: HttpRequest, account: Account, label: str,
+                    summary: str) -> HttpResult:
+        """A request a device makes outside any session (a local app's DEFAULT fetch): over its
+        current bearer, with the account's TLS, in the traffic log under ``label``."""
+        from emulator.transport.link import BearerLink
+
+        link = BearerLink(self.transport, dev)
+        ctx = SessionContext(dev.id, label, "dm2", account.server_id, self.bus, link,
+                             tls=TlsConfig.for_account(account), bearer=dev.bearer)
+        link.ctx = ctx
+        return await run(request_flow(request, ctx, self.bus.publish, start=now(), summary=summary), ctx)
 
     def start_session(self, dev_id: str, protocol: str | None = None, **kw: object) -> asyncio.Task:
         """Fire and forget (the window's button); the task is kept until it ends."""

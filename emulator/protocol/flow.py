@@ -229,23 +229,14 @@ def session_flow(engine: Engine, session: SessionInfo, publish: Callable[[Event]
                     continue
             if isinstance(action, SendMessage):
                 sent += 1
-                s.messages += 1
-                publish(MessageLogged(s.device_id, s.session_id, "out", now.wall, action.content_type, action.body,
-                                      action.summary, None, action.url))
-                reply = yield Post(action)
-                now, result = reply.now, reply.value
-                _round_trip(publish, s, "message", "POST", action.url, result, reply)
-                if result.status:
-                    s.messages += 1
-                    publish(MessageLogged(s.device_id, s.session_id, "in", now.wall,
-                                          result.headers.get("content-type", ""), result.body, f"HTTP {result.status}",
-                                          reply.rtt_ms, action.url))
+                result, now = yield from _logged(Post(action), s, publish, now, "message", action.summary)
                 engine.receive_message(result)
             elif isinstance(action, HttpRequest):
                 reply = yield Fetch(action)
-                now = reply.now
-                _round_trip(publish, s, "request", action.method, action.url, reply.value, reply)
-                engine.receive_http(action.request_id, reply.value)
+                now, result = reply.now, reply.value
+                publish(RoundTrip(s.device_id, s.session_id, "request", action.method, action.url, result.status,
+                                  reply.rtt_ms or 0.0, len(result.body), result.error))
+                engine.receive_http(action.request_id, result)
             elif isinstance(action, AskUser):
                 publish(UiRequested(s.device_id, s.session_id, "alert", server_id=s.server, alert=action,
                                     request_id=action.request_id))
@@ -297,8 +288,27 @@ def _answer(flow: UiFlow, now: Now) -> Generator[Step, Reply, tuple[UserAnswer, 
             return stop.value, now
 
 
-def _round_trip(publish: Callable[[Event], None], s: SessionInfo, kind: str, method: str, url: str,
-                result: HttpResult, reply: Reply) -> None:  # fmt: skip
-    publish(RoundTrip(s.device_id, s.session_id, kind, method, url, result.status, reply.rtt_ms or 0.0,
-                      len(result.body), result.error))
+def request_flow(request: HttpRequest, info: SessionInfo, publish: Callable[[Event], None], *, start: Now,
+                 summary: str) -> Generator[Step, Reply, HttpResult]:  # fmt: skip
+    """One HTTP exchange outside any session (a local app's DEFAULT fetch), logged as a session's
+    messages are: MessageLogged both ways and a RoundTrip. Returns the answer."""
+    result, _ = yield from _logged(Fetch(request), info, publish, start, "request", summary)
+    return result
 
+
+def _logged(step: Post | Fetch, s: SessionInfo, publish: Callable[[Event], None], now: Now, kind: str,
+            summary: str) -> Generator[Step, Reply, tuple[HttpResult, Now]]:  # fmt: skip
+    """Carry one request through the driver with the traffic log: out, the round trip, in."""
+    r = step.request
+    s.messages += 1
+    publish(MessageLogged(s.device_id, s.session_id, "out", now.wall, r.headers.get("Content-Type", ""), r.body,
+                          summary, None, r.url))
+    reply = yield step
+    result: HttpResult = reply.value
+    publish(RoundTrip(s.device_id, s.session_id, kind, r.method, r.url, result.status, reply.rtt_ms or 0.0,
+                      len(result.body), result.error))
+    if result.status:
+        s.messages += 1
+        publish(MessageLogged(s.device_id, s.session_id, "in", reply.now.wall, result.headers.get("content-type", ""),
+                              result.body, f"HTTP {result.status}", reply.rtt_ms, r.url))
+    return result, reply.now

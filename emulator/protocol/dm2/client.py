@@ -644,6 +644,17 @@ def request_uri(url: str) -> str:
     return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
+def default_fetch(dev_id: str, account: Account, url: str, request_id: str = "default") -> HttpRequest:
+    """The GET a device makes for a DEFAULT's ServerURI (PROTOCOL 1.9: an HGET outside any session),
+    as the account whose server gave it: MO serialization accepted, Basic credentials when it has
+    them (the URL has that server's origin: the caller chose the account by it)."""
+    headers = {"Accept": ", ".join(media.MO_JSON_ACCEPTED), media.HEADER_DEVID: dev_id}
+    auth = basic_auth(account)
+    if auth:
+        headers["Authorization"] = auth
+    return HttpRequest(request_id, "GET", url, b"", headers)
+
+
 def basic_auth(account: Account) -> str | None:
     if account.auth != "basic" or not account.client_user:
         return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from functools import partial
 
 import pytest
 from aiohttp import web
@@ -14,7 +15,8 @@ from emulator.device.apps import ALERT_APP_DEFAULT, ALERT_APP_REFUSED, AppAccess
 from emulator.device.profile import load_profile
 from emulator.device.virtual import VirtualDevice
 from emulator.errors import EmulatorError
-from emulator.events import AlertRaised, EventBus
+from emulator.events import AlertRaised, EventBus, MessageLogged
+from emulator.fleet.fleet import Fleet
 from emulator.mo.instances import set_default
 from emulator.protocol.dm2 import media
 from emulator.protocol.dm2.executor import Actor, store
@@ -189,19 +191,28 @@ def test_an_app_asking_for_a_missing_mo_gets_it_through_default(make_dev):
 
     async def main():
         runner, base = await _repository(serve)
+        dev = make_dev(base)
+        fleet = Fleet(server=base, bus=dev.bus)
         try:
-            dev = make_dev(base)
+            dev.fetch = partial(fleet.fetch, dev)  # what the fleet gives every device it holds
             seen = _alerts(dev)
+            logged: list[MessageLogged] = []
+            dev.bus.subscribe(logged.append, MessageLogged)
             set_default(dev.tree, VPN, f"{base}/repo/vpn")  # what a server's DEFAULT command stored
             app = dev.apps.register("vpn", [f"{VPN}/*"])
             app.subscribe(f"{VPN}/*")
             first = await app.obtain(VPN)
             second = await app.obtain(VPN)  # now present: no second fetch
-            return dev, app, first, second, seen
+            return dev, app, first, second, seen, logged, base
         finally:
+            await fleet.aclose()
             await runner.cleanup()
 
-    dev, app, first, second, seen = asyncio.run(main())
+    dev, app, first, second, seen, logged, base = asyncio.run(main())
+    # the fetch is in the traffic log like a session's messages, both ways
+    assert [(m.session_id, m.direction, m.url) for m in logged] == [
+        ("app:vpn", "out", f"{base}/repo/vpn"), ("app:vpn", "in", f"{base}/repo/vpn")]
+    assert logged[0].summary == f"DEFAULT fetch of {VPN} for app vpn" and logged[1].rtt_ms is not None
     assert len(seen_requests) == 1
     assert seen_requests[0].headers["OMADM-DevID"] == dev.id
     assert seen_requests[0].headers["Authorization"].startswith("Basic ")  # same origin as the SrvURI
@@ -212,6 +223,15 @@ def test_an_app_asking_for_a_missing_mo_gets_it_through_default(make_dev):
     assert "Replace=op" in dev.tree.info(path).acl
     assert any(a.alert_type == ALERT_APP_DEFAULT for a in seen)
     assert {n.by for n in app.notifications if n.path.endswith("/Gateway")} == {"op"}
+
+
+def test_a_device_in_no_fleet_cannot_fetch_a_default(make_dev):
+    dev = make_dev()
+    set_default(dev.tree, VPN, "http://127.0.0.1:9/repo/vpn")  # the origin of the account "op"
+    app = dev.apps.register("vpn", [f"{VPN}/*"])
+    with pytest.raises(EmulatorError, match="no transport") as e:
+        asyncio.run(app.obtain(VPN))
+    assert e.value.status == 500
 
 
 def test_a_default_pointing_elsewhere_is_not_followed(make_dev):
