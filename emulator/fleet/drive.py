@@ -34,6 +34,7 @@ from emulator.protocol.flow import (
     Wait,
     session_flow,
 )
+from emulator.protocol.values import DmProtocol
 from emulator.transport.base import AsyncTransport
 from emulator.transport.http import TlsConfig
 from emulator.transport.shaping import NO_SHAPING, Shaping
@@ -47,7 +48,7 @@ class SessionContext:
 
     device_id: str
     session_id: str
-    protocol: str
+    protocol: DmProtocol
     server: str
     bus: EventBus
     transport: Any  # AsyncTransport for drive(), Transport for drive_sync()

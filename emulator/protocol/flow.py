@@ -59,6 +59,7 @@ from emulator.protocol.actions import (
     SessionDone,
     UserAnswer,
 )
+from emulator.protocol.values import DmProtocol
 
 # ---------------------------------------------------------------------------------------------
 # what goes between the flow and its driver
@@ -145,7 +146,7 @@ class SessionInfo(Protocol):
 
     device_id: str
     session_id: str
-    protocol: str
+    protocol: DmProtocol
     server: str
     bearer: str
     messages: int
