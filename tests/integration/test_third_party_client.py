@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -201,48 +200,6 @@ def test_opaque_chr_data_from_a_wbxml_client_is_recorded_as_text():
     status, devinfo = asyncio.run(main())
     assert status == 200
     assert devinfo["./DevInfo/Mod"] == "test model"
-
-
-README_SERVER = ".venv/bin/dm-emulator server --accounts examples/accounts/libdmclient.toml"
-
-
-def _readme_block(start: str) -> str:
-    """The README's shell command that starts with ``start`` (continuation lines joined)."""
-    text = (ROOT / "README.md").read_text()
-    at = text.index(start)
-    end = text.index("\n```", at)
-    return text[at:end]
-
-
-def test_the_readme_server_and_curl_lines_run_as_written():
-    import shutil
-    import socket
-
-    assert _readme_block(README_SERVER) == README_SERVER
-    curl = _readme_block('curl -H "Authorization: Bearer $TOKEN"')
-    if shutil.which("curl") is None:
-        pytest.skip("curl is not installed")
-    with socket.socket() as probe:
-        if probe.connect_ex(("127.0.0.1", 8700)) == 0:
-            pytest.skip("port 8700 (the README's default) is in use on this machine")
-    argv = README_SERVER.split()
-    argv[0] = str(Path(sys.executable).with_name("dm-emulator"))  # the README's .venv, wherever it is
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        lines = [proc.stdout.readline()]
-        while not lines[-1].startswith("  admin API"):
-            lines.append(proc.stdout.readline())
-            assert lines[-1], "".join(lines) + proc.stderr.read()
-        token = lines[-1].split()[-1]
-        assert any("account: DMCtest as funambol (basic) at http://127.0.0.1:8700/dm12/funambol" in line
-                   for line in lines), lines
-        added = subprocess.run(["sh", "-c", curl], env={**os.environ, "TOKEN": token},
-                               capture_output=True, text=True, timeout=30)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=10)
-    assert added.returncode == 0, added.stderr
-    assert json.loads(added.stdout)["accounts"][0]["dev_id"] == "DMCtest"
 
 
 def test_a_dm2_account_binds_its_devid_to_its_user():
