@@ -39,11 +39,13 @@ from PySide6.QtWidgets import (
 )
 
 from emulator.errors import FileFormatError
-from emulator.events import MessageLogged
+from emulator.events import MessageLogged, SessionEnded
 from emulator.protocol.traffic import describe, pair_statuses
 from emulator.protocol.values import is_direction
 from emulator.util.masking import mask_message
 
+MAX_WARNED_SESSIONS = 10_000
+"""Sessions whose server warnings the detail pane keeps (the oldest are forgotten first)."""
 COLUMNS = ("", "Time", "Device", "Session", "Size", "RTT ms", "Summary")
 MAX_ROWS = 100_000
 ALL_SESSIONS = "all sessions"
@@ -202,6 +204,7 @@ class TrafficPanel(QWidget):
         self.proxy = TrafficFilter(self)
         self.proxy.setSourceModel(self.model)
         self._sessions: set[str] = set()
+        self._warnings: dict[tuple[str, str], tuple[str, ...]] = {}  # (device, session) -> server warnings
 
         self.search = QLineEdit(placeholderText="Search messages (summary, URL, body text)")
         self.search.setClearButtonEnabled(True)
@@ -268,6 +271,11 @@ class TrafficPanel(QWidget):
     def apply_events(self, events: Sequence[object]) -> None:
         msgs = [e for e in events if isinstance(e, MessageLogged)]
         self.add_messages(msgs)
+        for e in events:
+            if isinstance(e, SessionEnded) and e.warnings:
+                self._warnings[(e.device_id, e.session_id)] = e.warnings
+                while len(self._warnings) > MAX_WARNED_SESSIONS:
+                    self._warnings.pop(next(iter(self._warnings)))
 
     def add_messages(self, msgs: list[MessageLogged]) -> None:
         follow = self.view.verticalScrollBar().value() == self.view.verticalScrollBar().maximum()
@@ -305,6 +313,10 @@ class TrafficPanel(QWidget):
         pairs = pair_statuses(session, session.index(m)) if m in session else []
         if pairs:
             head += ["", "Statuses and the commands they answer:", *(f"  {line}" for line in pairs)]
+        warnings = self._warnings.get((m.device_id, m.session_id), ())
+        if warnings:
+            head += ["", "Server warnings of this session (tolerated; run --strict fails on them):",
+                     *(f"  {w}" for w in warnings)]
         self.detail.setPlainText("\n".join(head) + "\n\n" + describe(m.content_type, m.body))
 
     # ------------------------------------------------------------------ files
