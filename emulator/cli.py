@@ -407,7 +407,7 @@ def x_display_unreachable(display: str, timeout: float = 2.0) -> str | None:
     if host in ("", "unix") or host.startswith("/"):
         # Xvfb and Xorg listen on the abstract socket and on the file socket; either will do.
         path = host if host.startswith("/") else f"/tmp/.X11-unix/X{number}"  # "/…:0": launchd's socket
-        targets: list[tuple[int, object]] = [(socket.AF_UNIX, "\0" + path), (socket.AF_UNIX, path)]
+        targets: list[tuple[int, str | tuple[str, int]]] = [(socket.AF_UNIX, "\0" + path), (socket.AF_UNIX, path)]
     else:
         targets = [(socket.AF_INET6 if ":" in host else socket.AF_INET, (host.strip("[]"), 6000 + int(number)))]
     last = ""
@@ -415,7 +415,7 @@ def x_display_unreachable(display: str, timeout: float = 2.0) -> str | None:
         try:
             with socket.socket(family, socket.SOCK_STREAM) as sock:
                 sock.settimeout(timeout)
-                sock.connect(address)  # type: ignore[arg-type]  # str for AF_UNIX, tuple for INET
+                sock.connect(address)  # str for AF_UNIX, (host, port) for INET
                 return None
         except OSError as exc:
             last = exc.strerror or type(exc).__name__

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from PySide6.QtCore import QObject, QSettings, Qt, QUrl
 from PySide6.QtGui import QAction
@@ -92,6 +92,14 @@ class TlsChanges:
     client_cert: str | None = None
     client_key: str | None = None
     client_cert_password: str | None = None
+
+
+_T = TypeVar("_T")
+
+
+def _changed(now: _T, before: _T) -> _T | None:
+    """``now`` when the user changed it, None (leave it alone) when not."""
+    return now if now != before else None
 
 
 @dataclass(slots=True)
@@ -462,12 +470,12 @@ class ServerDialog(QDialog):
         layout.addWidget(buttons)
         self._show_warning()
 
-    def _tls_values(self) -> dict[str, object]:
+    def _tls_values(self) -> TlsChanges:
         state = self.verify.checkState()
         verify = None if state == Qt.CheckState.PartiallyChecked else state == Qt.CheckState.Checked
-        return {"ca_file": self.ca_file.edit.text().strip(), "verify": verify,
-                "client_cert": self.client_cert.edit.text().strip(),
-                "client_key": self.client_key.edit.text().strip()}
+        return TlsChanges(ca_file=self.ca_file.edit.text().strip(), verify=verify,
+                          client_cert=self.client_cert.edit.text().strip(),
+                          client_key=self.client_key.edit.text().strip())
 
     def _show_warning(self) -> None:
         self.warning.setVisible(self.verify.checkState() == Qt.CheckState.Unchecked)
@@ -476,8 +484,10 @@ class ServerDialog(QDialog):
         return list(self.selected) if self.only_selected.isChecked() else list(self.fleet.devices)
 
     def changes(self) -> ServerChanges:
-        now = self._tls_values()
-        tls = TlsChanges(**{k: v for k, v in now.items() if v != self._tls_initial[k]})  # type: ignore[arg-type]
+        now, before = self._tls_values(), self._tls_initial
+        tls = TlsChanges(ca_file=_changed(now.ca_file, before.ca_file), verify=_changed(now.verify, before.verify),
+                         client_cert=_changed(now.client_cert, before.client_cert),
+                         client_key=_changed(now.client_key, before.client_key))
         tls.client_cert_password = self.cert_password.text() or None
         return ServerChanges(self.device_ids(), self.forms["dm12"].changes(), self.forms["dm2"].changes(), tls)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from emulator.tree import Tree
 from emulator.tree import uri as uris
@@ -105,14 +106,25 @@ TLS_LEAVES = {"ca_file": "CAFile", "client_cert": "ClientCert", "client_key": "C
               "client_cert_password": "ClientCertPassword"}
 
 
-def _read_tls(tree: Tree, base: str) -> dict[str, object]:
+class _TlsFields(TypedDict, total=False):
+    """The Account fields an ``Ext/TLS`` node gives."""
+
+    ca_file: str
+    client_cert: str
+    client_key: str
+    client_cert_password: str
+    verify: bool
+
+
+def _read_tls(tree: Tree, base: str) -> _TlsFields:
     """The account's ``Ext/TLS`` leaves as Account fields (none when the account has no TLS node)."""
     tls = f"{base}/Ext/TLS"
     if not tree.exists(tls):
         return {}
-    out: dict[str, object] = {field: _text(tree, f"{tls}/{leaf}") for field, leaf in TLS_LEAVES.items()}
-    out["verify"] = _text(tree, f"{tls}/Verify").strip().lower() not in ("false", "0", "no", "off")
-    return out
+    leaf = {field: _text(tree, f"{tls}/{name}") for field, name in TLS_LEAVES.items()}
+    return _TlsFields(ca_file=leaf["ca_file"], client_cert=leaf["client_cert"], client_key=leaf["client_key"],
+                      client_cert_password=leaf["client_cert_password"],
+                      verify=_text(tree, f"{tls}/Verify").strip().lower() not in ("false", "0", "no", "off"))
 
 
 def store_tls(tree: Tree, account: Account, *, ca_file: str | None = None, verify: bool | None = None,
@@ -152,7 +164,7 @@ def _read_dm1(tree: Tree, base: str) -> Account:
         priority=int(_text(tree, f"{base}/Ext/Priority") or 0),
         path=base,
         server_auth=_choice(_text(tree, f"{base}/Ext/ServerAuth"), SERVER_AUTH_POLICIES),
-        **_read_tls(tree, base),  # type: ignore[arg-type]
+        **_read_tls(tree, base),
     )
 
 
@@ -181,7 +193,7 @@ def _read_dm2(tree: Tree, base: str) -> Account:
         priority=int(_text(tree, f"{base}/Ext/Priority") or 0),
         path=base,
         ui_resume=_choice(_text(tree, f"{base}/Ext/UIResume"), UI_RESUME_STYLES),
-        **_read_tls(tree, base),  # type: ignore[arg-type]
+        **_read_tls(tree, base),
     )
 
 

@@ -108,9 +108,12 @@ class _Counted(asyncio.Protocol):
             self.transport.abort()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        if not isinstance(transport, asyncio.Transport):  # a stream server's connections always are
+            transport.close()
+            return
+        self.transport = transport
         if not self.gate.admit(self):
-            transport.write(_BUSY)  # type: ignore[attr-defined]
+            transport.write(_BUSY)
             transport.close()
             return
         self.admitted = True

@@ -104,7 +104,8 @@ def build_tree(rows: Iterable[NodeRow], *, template: Tree | None = None, where: 
                 if row.format == "node" and tree.children(segs) != names:
                     _put(tree, segs, row)
                     node = _owned_node(tree, segs)
-                    node.children = {name: node.children[name] for name in names}  # type: ignore[index]
+                    kids = node.kids
+                    node.children = {name: kids[name] for name in names}
     except TreeError as e:
         raise StoreError(f"{where}: the stored tree cannot be rebuilt: {e}") from e
     return tree
@@ -171,5 +172,5 @@ def _put(tree: Tree, segs: Segments, row: NodeRow) -> None:
 def _owned_node(tree: Tree, segs: Segments) -> Node:
     node = tree.root
     for seg in segs:
-        node = node.children[seg]  # type: ignore[index]
+        node = node.kids[seg]
     return node

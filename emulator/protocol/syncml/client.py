@@ -639,7 +639,7 @@ class SyncMLClient:
         if running is None:
             return
         try:
-            request = running.send(value)  # type: ignore[arg-type]
+            request = next(running) if value is None else running.send(value)  # None: its first step
         except StopIteration as stop:
             self._running = None
             self._outbox.extend(stop.value)
