@@ -7,10 +7,10 @@ from typing import Any, Literal, get_args
 
 from emulator.protocol.values import Direction, DmProtocol
 
-StoredOutcome = Literal["running", "completed", "failed", "cut off"]
-"""A stored session's state: running until it ends; cut off when the process died in it."""
+StoredOutcome = Literal["running", "completed", "failed", "aborted", "cut off"]
+"""A stored session's state: running until it ends (a SessionOutcome); cut off when the process died in it."""
 OUTCOMES: tuple[StoredOutcome, ...] = get_args(StoredOutcome)
-EndOutcome = Literal["completed", "failed", "cut off"]
+EndOutcome = Literal["completed", "failed", "aborted", "cut off"]
 """What :meth:`Workspace.end_session` records (the CHECK of the sessions table allows no other)."""
 END_OUTCOMES: tuple[EndOutcome, ...] = get_args(EndOutcome)
 

@@ -95,5 +95,34 @@ def _to_v2(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX traffic_by_session ON traffic (session_id, id)")
 
 
-MIGRATIONS: list[Migration] = [_to_v1, _to_v2]
+def _to_v3(conn: sqlite3.Connection) -> None:
+    """Let a session end 'aborted' (stopped by the user or a scenario, or by the server's Alert 1223).
+
+    Version 2's CHECK refused it, so such a session stayed 'running' until the next open called it
+    'cut off'. SQLite cannot change a CHECK in place: the table is copied under the same name. Foreign
+    keys are off while migrations run (the opener turns them on after), so dropping the old table
+    takes no traffic with it, and the traffic rows' REFERENCES sessions(id) name the new table.
+    """
+    conn.execute(
+        """CREATE TABLE sessions_v3 (
+        id INTEGER PRIMARY KEY,
+        device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+        protocol TEXT NOT NULL,
+        server TEXT NOT NULL,
+        started REAL NOT NULL,
+        ended REAL,
+        outcome TEXT NOT NULL DEFAULT 'running'
+            CHECK (outcome IN ('running', 'completed', 'failed', 'aborted', 'cut off')),
+        detail TEXT NOT NULL DEFAULT '')"""
+    )
+    conn.execute(
+        "INSERT INTO sessions_v3 (id, device_id, protocol, server, started, ended, outcome, detail)"
+        " SELECT id, device_id, protocol, server, started, ended, outcome, detail FROM sessions"
+    )
+    conn.execute("DROP TABLE sessions")
+    conn.execute("ALTER TABLE sessions_v3 RENAME TO sessions")
+    conn.execute("CREATE INDEX sessions_by_device ON sessions (device_id, id)")
+
+
+MIGRATIONS: list[Migration] = [_to_v1, _to_v2, _to_v3]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -9,6 +9,7 @@ import pytest
 
 from emulator.errors import StoreError
 from emulator.store import FILE_NAME, SCHEMA_VERSION, DeviceRecord, TrafficRecord, Workspace
+from emulator.store.schema import MIGRATIONS
 from emulator.tree import Tree, TreeError
 
 
@@ -326,7 +327,7 @@ def test_version_1_file_is_migrated_and_keeps_its_data(tmp_path: Path):
     old.parent.mkdir()
     write_v1(old)
     with Workspace.open(old.parent) as w:
-        assert w.migrated_from == 1 and w.schema_version == SCHEMA_VERSION == 2
+        assert w.migrated_from == 1 and w.schema_version == SCHEMA_VERSION == 3
         assert w.list_devices() == [
             DeviceRecord("old", "generic-phone", 3, "dm12", "stopped", {"note": "v1"})
         ]
@@ -357,6 +358,32 @@ def test_version_1_file_is_migrated_and_keeps_its_data(tmp_path: Path):
     backup.close()
 
 
+def test_version_2_file_learns_aborted_sessions_and_keeps_its_traffic(tmp_path: Path):
+    """Version 2 refused 'aborted': a stopped session stayed 'running' and was later called cut off."""
+    path = tmp_path / FILE_NAME
+    raw = sqlite3.connect(path, isolation_level=None)
+    for step in MIGRATIONS[:2]:
+        step(raw)
+    raw.execute("PRAGMA user_version = 2")
+    raw.execute("INSERT INTO devices VALUES ('d', 'generic-phone', 0, 'dm2', 'stopped', '{}', 1.0, 1.0)")
+    raw.execute("INSERT INTO sessions VALUES (7, 'd', 'dm2', 'https://dm.example/', 5.0, 6.0, 'completed', 'ok')")
+    raw.execute("INSERT INTO traffic VALUES (1, 7, 'd', 'out', 5.5, 'application/json', X'7B7D', 'Package#1')")
+    with pytest.raises(sqlite3.IntegrityError):
+        raw.execute("UPDATE sessions SET outcome = 'aborted' WHERE id = 7")
+    raw.close()
+    with Workspace.open(tmp_path, clock=Clock(10.0)) as w:
+        assert w.migrated_from == 2
+        assert [(s.id, s.outcome, s.detail) for s in w.sessions()] == [(7, "completed", "ok")]
+        assert [(m.session_id, m.summary) for m in w.traffic("d")] == [(7, "Package#1")]
+        stopped = w.begin_session("d", "dm12", "https://dm.example/")
+        w.end_session(stopped, "aborted", "stopped by the user")
+    with Workspace.open(tmp_path) as w:
+        assert w.cut_off_at_open == 0
+        assert [(s.id, s.outcome) for s in w.sessions()] == [(7, "completed"), (stopped, "aborted")]
+        assert w.delete_device("d")  # the new sessions table still cascades to the traffic
+        assert w.sessions() == [] and w.traffic() == []
+
+
 def test_failed_migration_leaves_the_file_unchanged(tmp_path: Path):
     path = tmp_path / FILE_NAME
     write_v1(path)
@@ -364,7 +391,7 @@ def test_failed_migration_leaves_the_file_unchanged(tmp_path: Path):
     raw.execute("CREATE INDEX traffic_by_device ON traffic (device_id)")  # in the way of step 2
     raw.commit()
     raw.close()
-    with pytest.raises(StoreError, match=r"cannot migrate .* from schema version 1 to 2.*unchanged"):
+    with pytest.raises(StoreError, match=r"cannot migrate .* from schema version 1 to 3.*unchanged"):
         Workspace.open(tmp_path)
     raw = sqlite3.connect(path)
     assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
