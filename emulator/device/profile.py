@@ -101,6 +101,7 @@ class AccountSpec:
     priority: int = 0
     server_auth: str = "dm"  # DM 1.x: how the server proves itself (dm, transport, none)
     ui_resume: str = "held"  # DM 2.0: after a SHOW, the server holds its answer, or the client resumes
+    strict: bool = False  # DM 1.x: a server's protocol deviation fails the session (not only a warning)
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,7 +405,7 @@ class _ProfileReader(TomlChecker):
             path,
             (
                 "server_id", "name", "server_uri", "protocol", "auth", "client_user", "client_secret",
-                "server_secret", "nonce", "perms", "acl_scope", "priority", "server_auth", "ui_resume",
+                "server_secret", "nonce", "perms", "acl_scope", "priority", "server_auth", "ui_resume", "strict",
             ),  # fmt: skip
             required=("server_id", "protocol"),
         )
@@ -428,10 +429,13 @@ class _ProfileReader(TomlChecker):
             priority=self.value(d, path, "priority", int, 0),
             server_auth=self.value(d, path, "server_auth", str, "dm", choices=SERVER_AUTH_POLICIES),
             ui_resume=self.value(d, path, "ui_resume", str, "held", choices=UI_RESUME_STYLES),
+            strict=self.value(d, path, "strict", bool, False),
         )
         if "server_auth" in d and protocol != "dm12":
             raise self.fail((*path, "server_auth"), "server_auth applies to dm12 accounts (a DM 2.0 server is "
                                                     "authenticated by TLS only)")
+        if "strict" in d and protocol != "dm12":
+            raise self.fail((*path, "strict"), "strict applies to dm12 accounts (DM 1.x server deviations)")
         if "ui_resume" in d and protocol != "dm2":
             raise self.fail((*path, "ui_resume"), "ui_resume applies to dm2 accounts (DM 2.0 SHOW)")
         allowed = AUTH_SCHEMES_DM2 if protocol == "dm2" else AUTH_SCHEMES_DM1

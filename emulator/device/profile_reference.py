@@ -154,6 +154,9 @@ DOCS: dict[str, str] = {
     "accounts.server_auth": "dm12 only: how the server must prove itself: `dm` DM-layer credentials as "
     "`auth` asks; `transport` a verified TLS server certificate is enough; `none` accepted, shown as a "
     "warning.",
+    "accounts.strict": "dm12 only: a server's protocol deviation (reused CmdIDs, Status children out of "
+    "order, 212 where 200 is due ...) fails the session instead of being reported as a warning; "
+    "`run --strict` sets it for every account.",
     "accounts.ui_resume": "dm2 only: after a SHOW's page flow, the server holds its answer to the "
     "Package#3 (`held`), or the client resumes the session itself (`client`).",
     "accounts.client_user": "The device's user name at the server.",

@@ -64,6 +64,7 @@ class Account:
     client_cert_password: str = field(default="", repr=False)
     server_auth: str = "dm"  # SERVER_AUTH_POLICIES, from <account>/Ext/ServerAuth
     ui_resume: str = "held"  # UI_RESUME_STYLES, from <account>/Ext/UIResume (DM 2.0)
+    strict: bool = False  # from <account>/Ext/Strict (DM 1.x): server deviations fail the session
 
 
 def decode_nonce(value: str | bytes | None) -> bytes:
@@ -164,6 +165,7 @@ def _read_dm1(tree: Tree, base: str) -> Account:
         priority=int(_text(tree, f"{base}/Ext/Priority") or 0),
         path=base,
         server_auth=_choice(_text(tree, f"{base}/Ext/ServerAuth"), SERVER_AUTH_POLICIES),
+        strict=_text(tree, f"{base}/Ext/Strict").strip().lower() in ("true", "1", "yes"),
         **_read_tls(tree, base),
     )
 

@@ -242,6 +242,8 @@ def _dm1_account(tree: Tree, desc: NodeDesc, acc: AccountSpec) -> None:
     _leaf(tree, None, f"{base}/Ext/Priority", acc.priority)
     if acc.server_auth != "dm":
         _leaf(tree, None, f"{base}/Ext/ServerAuth", acc.server_auth)
+    if acc.strict:
+        _leaf(tree, None, f"{base}/Ext/Strict", "true")
 
 
 def _dm2_account(tree: Tree, desc: NodeDesc, acc: AccountSpec) -> None:

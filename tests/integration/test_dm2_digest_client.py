@@ -134,3 +134,29 @@ def test_challenge_parsing_edges():
     at_limit = head + "x" * (MAX_CHALLENGE - len(head) - 1) + '"'
     assert len(at_limit) == MAX_CHALLENGE and len(parse_challenges(at_limit)) == 1
     assert parse_challenges(at_limit[:-1] + 'x"') == []  # one character beyond MAX_CHALLENGE
+
+
+def test_digest_against_the_reference_server():
+    """The reference server's own Digest (emulator/server/dm2_auth.py) and the client's agree."""
+    from emulator.events import SessionEnded
+    from emulator.server.app import start_server
+    from emulator.server.state import ServerState
+
+    async def main():
+        server = await start_server(ServerState(show_hold_s=1))
+        fleet = Fleet(server=server.url)
+        ended: list[SessionEnded] = []
+        fleet.bus.subscribe(ended.append, SessionEnded)
+        try:
+            (dev,) = fleet.add("smartphone", 1)
+            dev.bearers, dev.bearer = {}, ""
+            configure_account(dev.tree, dev.account(protocol="dm2"), auth="digest")
+            server.state.set_script(dev.id, [[["GET", FWV]]])
+            return await fleet.run_session(dev.id, "dm2"), server.state.device(dev.id), dev
+        finally:
+            await fleet.aclose()
+            await server.stop()
+
+    done, log, dev = asyncio.run(main())
+    assert done.outcome == "completed", done.detail
+    assert log.gets[FWV] == {"FwV": dev.tree.value("./DM2/DevInfo/FwV")}

@@ -158,3 +158,50 @@ def test_run_report_junit_and_summary_carry_the_warnings(tmp_path, capsys):
     assert case.find("failure") is None  # warnings do not fail a run unless --strict
     print_summary(result)
     assert "warning: " in capsys.readouterr().err
+
+
+def test_opaque_chr_data_from_a_wbxml_server_is_stored_as_text(tmp_path):
+    """libwbxml-style servers send chr Data as OPAQUE: the device stores the text, not b'...'."""
+    from aiohttp import web
+
+    from emulator.protocol.syncml.commands import Add, Item, Message, Meta, Status, SyncHdr
+    from emulator.protocol.syncml.message import build_message, content_type, parse_message
+
+    seen: list[Message] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        msg = parse_message(await request.read(), request.headers["Content-Type"])
+        seen.append(msg)
+        h = msg.header
+        hdr = SyncHdr(session_id=h.session_id, msg_id=str(len(seen)), target=h.source, source=h.target)
+        cmds: list = [Status(cmd_id="1", msg_ref=h.msg_id, cmd_ref="0", cmd="SyncHdr", code=212 if len(seen) == 1
+                             else 200)]
+        cmds += [Status(cmd_id=str(i), msg_ref=h.msg_id, cmd_ref=c.cmd_id, cmd=c.name, code=200)
+                 for i, c in enumerate((c for c in msg.commands if c.name not in ("Status", "Results")), 2)]
+        if len(seen) == 1:
+            cmds.append(Add(cmd_id=str(len(cmds) + 1), items=[
+                Item(target="./ChrTest", meta=Meta(format="chr"), data=b"test model")]))
+        body = build_message(Message(header=hdr, commands=cmds, final=True), wbxml=True)
+        return web.Response(body=body, content_type=content_type(wbxml=True))
+
+    async def main():
+        app = web.Application()
+        app.router.add_post("/omadm", handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/omadm"  # type: ignore[union-attr]
+        fleet = Fleet(server="http://127.0.0.1:1")
+        try:
+            (dev,) = fleet.add("smartphone", 1)
+            dev.bearers, dev.bearer = {}, ""
+            done = await fleet.run_session(dev.id, "dm12", server_uri=url, server_auth="none")
+            return done, dev
+        finally:
+            await fleet.aclose()
+            await runner.cleanup()
+
+    done, dev = asyncio.run(main())
+    assert done.outcome == "completed", done.detail
+    assert dev.tree.value("./ChrTest") == "test model"

@@ -168,7 +168,7 @@ class SyncMLClient:
             raise SessionError(f"server authentication {self.server_auth!r} is not one of "
                                f"{', '.join(SERVER_AUTH_POLICIES)}", status=codes.BAD_REQUEST)
         self._posted_url = account.server_uri  # where the message being answered went
-        self.strict = strict  # a server deviation ends the session instead of being a warning
+        self.strict = strict or account.strict  # a server deviation ends the session, not a warning
         self.deviations = Deviations()
         self._server_msgs = 0
         self._cred_msgs: set[str] = set()  # our MsgIDs that carried credentials

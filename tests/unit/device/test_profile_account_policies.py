@@ -47,3 +47,15 @@ def test_misplaced_keys_name_file_and_line(tmp_path, old, new, words):
     with pytest.raises(FileFormatError) as err:
         load_profile(path)
     assert words in str(err.value) and str(path) + ":" in str(err.value)
+
+
+def test_strict_account_key_reaches_the_engine(tmp_path):
+    from emulator.protocol.syncml.client import SyncMLClient
+
+    path = _profile(tmp_path, DM12_KEY, DM12_KEY + "\nstrict = true")
+    dev = VirtualDevice(load_profile(path), 0, server="http://dm.test")
+    account = dev.account(protocol="dm12")
+    assert account.strict
+    assert SyncMLClient(dev.tree, account, dev_id=dev.id, session_id="1").strict
+    with pytest.raises(FileFormatError, match="strict applies to dm12 accounts"):
+        load_profile(_profile(tmp_path, DM2_KEY, DM2_KEY + "\nstrict = true"))
