@@ -99,3 +99,34 @@ def gzip_bomb(decoded_mb: int) -> bytes:
     parts = [comp.compress(block) for _ in range(decoded_mb)]
     parts.append(comp.flush())
     return b"".join(parts)
+
+
+class PeerThread:
+    """A :class:`HostilePeer` on its own event loop in a thread, for blocking clients (httpx):
+    ``with PeerThread(script) as peer: ... peer.url ... peer.sent``."""
+
+    def __init__(self, script: Script) -> None:
+        import threading
+
+        self.peer = HostilePeer(script)
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        async with self.peer:
+            self._ready.set()
+            await self._stop.wait()
+
+    def __enter__(self) -> HostilePeer:
+        self._thread.start()
+        self._ready.wait(10)
+        return self.peer
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._loop is not None and self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
