@@ -14,18 +14,39 @@ from collections.abc import Callable
 import httpx
 
 from emulator.protocol.actions import HttpResult
-from emulator.transport.http import TlsConfig
+from emulator.transport.bodies import (
+    ACCEPT_ENCODING,
+    DEFAULT_MAX_BODY,
+    BadEncoding,
+    BodyReader,
+    BodyTooLarge,
+)
+from emulator.transport.http import DEFAULT_DEADLINE, TlsConfig
 from emulator.transport.shaping import NO_SHAPING, Shaping
 
 DEFAULT_TLS = TlsConfig()
 
 
+class _DeadlinePassed(Exception):
+    """The request's deadline passed while its answer was still arriving."""
+
+
 class BlockingTransport:
-    """One ``httpx.Client`` per TLS configuration; ``sleep`` applies shaping (tests record it)."""
+    """One ``httpx.Client`` per TLS configuration; ``sleep`` applies shaping (tests record it).
+
+    Like the asyncio transport: ``deadline`` bounds one request (httpx's read timeout restarts with
+    every byte), and the answer is read raw through :class:`BodyReader` under the request's
+    ``max_body`` (else ``max_body`` here), so a flood or a gzip bomb stops at the limit. The
+    deadline is checked between chunks and every socket wait is at most the deadline itself, so a
+    request ends within twice the deadline at worst (no timer thread: gevent-friendly).
+    """
 
     def __init__(self, *, timeout: float = 60.0, connect_timeout: float = 10.0, max_connections: int = 10,
+                 deadline: float | None = None, max_body: int = DEFAULT_MAX_BODY,
                  sleep: Callable[[float], object] = time.sleep) -> None:  # fmt: skip
-        self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
+        self._deadline = deadline if deadline is not None else max(DEFAULT_DEADLINE, timeout)
+        self._max_body = max_body
+        self._timeout = httpx.Timeout(min(timeout, self._deadline), connect=connect_timeout)
         self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._clients: dict[TlsConfig, httpx.Client] = {}
         self._sleep = sleep
@@ -48,22 +69,38 @@ class BlockingTransport:
             return HttpResult(0, error=lost)
         if delay > 0:
             self._sleep(delay / 1000)
+        limit = max_body if max_body is not None else self._max_body
+        ends = time.monotonic() + self._deadline
         try:
             client = self._client(tls)
-            response = client.request(method, url, content=body, headers=headers or {})
+            with client.stream(method, url, content=body,
+                               headers={"Accept-Encoding": ACCEPT_ENCODING, **(headers or {})}) as response:
+                status = response.status_code
+                answer_headers = {k.lower(): v for k, v in response.headers.items()}
+                reader = BodyReader(limit, answer_headers.get("content-encoding", ""),
+                                    answer_headers.get("content-length"))
+                for chunk in response.iter_raw():  # as they arrive (a chunk size would buffer)
+                    reader.feed(chunk)
+                    if time.monotonic() > ends:
+                        raise _DeadlinePassed
+                content = reader.body()
+        except BodyTooLarge as exc:
+            return HttpResult(0, error=f"{method} {url}: {exc}", too_large=True)
+        except BadEncoding as exc:
+            return HttpResult(0, error=f"{method} {url}: {exc}")
+        except _DeadlinePassed:
+            return HttpResult(0, error=f"{method} {url}: the exchange did not finish within the deadline "
+                                       f"of {self._deadline:g} s")
         except httpx.TimeoutException:
             return HttpResult(0, error=f"{method} {url}: no answer within {self._timeout.read:g} s")
         except httpx.ConnectError as exc:
             return HttpResult(0, error=f"{method} {url}: cannot connect ({exc or type(exc).__name__})")
         except Exception as exc:  # httpx, ssl and socket errors alike: a session must never raise
             return HttpResult(0, error=f"{method} {url}: {type(exc).__name__} ({exc})")
-        if max_body is not None and len(response.content) > max_body:
-            return HttpResult(0, error=f"{method} {url}: the answer holds {len(response.content)} bytes, more than "
-                                       f"the {max_body} asked for", too_large=True)
-        download = shaping.transfer_ms(len(response.content))
+        download = shaping.transfer_ms(len(content))
         if download > 0:
             self._sleep(download / 1000)
-        return HttpResult(response.status_code, response.content, {k.lower(): v for k, v in response.headers.items()})
+        return HttpResult(status, content, answer_headers)
 
     def post(self, url: str, body: bytes, content_type: str, headers: dict[str, str] | None = None, *,
              tls: TlsConfig = DEFAULT_TLS, shaping: Shaping = NO_SHAPING, rng: random.Random | None = None,
