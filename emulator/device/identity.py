@@ -164,6 +164,34 @@ def make_identity(spec: IdentitySpec, index: int, environment: str | None = None
     return Identity(dev_id=dev_id, serial=serial, mac=mac, uuid=dev_uuid, imei=imei)
 
 
+def capacity(spec: IdentitySpec) -> int:
+    """How many devices ``spec`` can number (indexes 0 .. capacity-1): the smallest of its serial
+    width, its MAC suffixes and, for IMEIs, the 6-digit serial after the TAC, less ``start``."""
+    limits = [10**spec.width, _MAC_SUFFIXES] + ([_IMEI_SERIALS] if spec.scheme == "IMEI" else [])
+    return max(0, min(limits) - spec.start)
+
+
+def share(spec: IdentitySpec, first: int, part: int, parts: int) -> range:
+    """The device indexes of ``part`` (0-based) when ``parts`` processes share ``spec``'s identities
+    from index ``first``: equal, disjoint, contiguous blocks covering the space.
+
+    Why: Locust workers each number their own users; a fixed stride per worker (the old 1,000,000)
+    overflowed the IMEI space at the second worker. An IdentityError says why when the space cannot
+    give every part at least one identity, or ``part`` is not one of ``parts``.
+    """
+    total = capacity(spec) - first
+    if first < 0:
+        raise IdentityError(f"first device index {first} is negative")
+    if parts < 1 or not 0 <= part < parts:
+        raise IdentityError(f"part {part} of {parts}: expected 0 <= part < parts")
+    if total < parts:
+        raise IdentityError(f"{parts} workers cannot share the identities of this profile: from index {first} "
+                            f"it has {max(total, 0)} (IMEI: 1,000,000 per TAC; MAC: 2^24 per prefix; serial: "
+                            f"10^width), less identity start {spec.start}")
+    size = total // parts
+    return range(first + part * size, first + (part + 1) * size)
+
+
 def _parse_mac_prefix(text: str) -> list[int]:
     parts = text.replace("-", ":").split(":")
     if len(parts) != 3 or not all(len(p) == 2 for p in parts):

@@ -137,3 +137,49 @@ def test_exhausted_ranges_are_errors() -> None:
         make_identity(IdentitySpec(width=2), 100)
     with pytest.raises(IdentityError):
         make_identity(IdentitySpec(), -1)
+
+
+def test_capacity_is_the_smallest_space() -> None:
+    from emulator.device.identity import capacity
+
+    assert capacity(IdentitySpec(scheme="IMEI", width=7)) == 1_000_000
+    assert capacity(IdentitySpec(scheme="IMEI", width=7, start=10)) == 999_990
+    assert capacity(IdentitySpec(scheme="SN", width=3)) == 1000
+    assert capacity(IdentitySpec(scheme="MAC", width=12)) == 1 << 24
+    spec = IdentitySpec(scheme="IMEI", width=7)
+    make_identity(spec, capacity(spec) - 1)  # the last index of the space is valid
+    with pytest.raises(IdentityError):
+        make_identity(spec, capacity(spec))  # one past is not
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3, 7, 1000])
+def test_shares_are_disjoint_valid_and_cover_the_space(parts: int) -> None:
+    from emulator.device.identity import capacity, share
+
+    spec = IdentitySpec(scheme="IMEI", tac="35467910", width=7)
+    ranges = [share(spec, 0, p, parts) for p in range(parts)]
+    assert all(len(r) == capacity(spec) // parts for r in ranges)
+    assert all(a.stop == b.start for a, b in zip(ranges, ranges[1:], strict=False))
+    ids = set()
+    for r in ranges:  # first and last identity of each share exist, are valid and distinct
+        for index in (r.start, r.stop - 1):
+            ident = make_identity(spec, index)
+            assert ident.imei is not None and is_valid_imei(ident.imei)
+            ids.add(ident.dev_id)
+    assert len(ids) == 2 * parts if capacity(spec) // parts > 1 else parts
+
+
+def test_shares_at_the_limit_of_the_space() -> None:
+    from emulator.device.identity import share
+
+    spec = IdentitySpec(scheme="SN", width=2)  # 100 identities
+    assert share(spec, 0, 99, 100) == range(99, 100)  # 100 workers: one identity each
+    with pytest.raises(IdentityError, match="101 workers cannot share"):
+        share(spec, 0, 0, 101)
+    assert share(spec, 90, 9, 10) == range(99, 100)  # from index 90: 10 left for 10 workers
+    with pytest.raises(IdentityError, match="11 workers cannot share"):
+        share(spec, 90, 0, 11)
+    with pytest.raises(IdentityError, match="part 2 of 2"):
+        share(spec, 0, 2, 2)
+    with pytest.raises(IdentityError, match="negative"):
+        share(spec, -1, 0, 1)
