@@ -202,6 +202,10 @@ def test_opaque_chr_data_from_a_wbxml_client_is_recorded_as_text():
     assert devinfo["./DevInfo/Mod"] == "test model"
 
 
+# The README's `server --accounts` and `curl` lines run as written (on a free port) in
+# tests/integration/test_readme_faces.py::test_accounts_for_a_third_party_client.
+
+
 def test_a_dm2_account_binds_its_devid_to_its_user():
     import base64
 
