@@ -186,3 +186,29 @@ def test_a_client_certificate_authenticates_only_the_devid_it_names(tmp_path):
             return out
 
     assert asyncio.run(main()) == {"own": 200, "other": 401, "none": 401}
+
+
+def test_a_digest_devices_sub_push_answers_the_repositorys_challenge():
+    """Uploads need the device's credentials: a SUB push kept without a (one-use) Digest answer gets
+    a 401 challenge, answers it once, and is stored."""
+    devinfo = "urn:oma:mo:oma-dm-devinfo:1.2"
+
+    async def main():
+        state = ServerState()
+        async with serving(state) as server:
+            fleet = Fleet(server=server.url)
+            try:
+                (dev,) = fleet.add("smartphone", 1)
+                dev.tree.replace("./DM2/DMAcc/demo-dm2/Ext/HTTPAuth/Type", "digest")
+                state.set_script(dev.id, [[["SUB", f"{devinfo}//Bearer", "${repo}/sub/bearer"]]])
+                first = await fleet.run_session(dev.id, "dm2")
+                dev.set_bearer("wlan0", up=True)  # a change inside the subscribed subtree
+                state.set_script(dev.id, [[["GET", f"{devinfo}//Mod"]]])
+                second = await fleet.run_session(dev.id, "dm2")
+            finally:
+                await fleet.aclose()
+            return first, second, state.device(dev.id).uploads
+
+    first, second, uploads = asyncio.run(main())
+    assert first.outcome == "completed" and second.outcome == "completed", (first, second)
+    assert [u.path.rsplit("/", 2)[-2:] for u in uploads] == [["sub", "bearer"]]

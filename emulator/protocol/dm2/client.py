@@ -42,7 +42,7 @@ import base64
 import itertools
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -408,8 +408,12 @@ class DM2Client:
             return self._finish("completed", f"{self.packages} Package#2, {self.commands_run} commands")
         return self._package3()
 
-    def _pushed(self, push: HttpRequest) -> Continuation:
+    def _pushed(self, push: HttpRequest, *, answered: bool = False) -> Continuation:
         def done(result: HttpResult) -> None:
+            again = None if answered else self._digest_again(push, result)
+            if again is not None:  # the server asks who uploads (its repository): once, with Digest
+                self._wait(again, self._pushed(again, answered=True))
+                return
             if not 200 <= result.status < 300:
                 self.notes.append(f"SUB push to {push.url} failed: HTTP {result.status} {result.error}".rstrip())
             retry = self.subscriptions.push_result(push.request_id, result)
@@ -564,6 +568,16 @@ class DM2Client:
         alert = Alert(ALERT_EXEC_RESULT, source_uri=uri, mark=mark, data={"sc": code})
         self.pending_alerts.append(PendingAlert(command.server_uri, alert))
         self._statuses.append(StatusEntry(202))
+
+    def _digest_again(self, push: HttpRequest, result: HttpResult) -> HttpRequest | None:
+        """A SUB push the session's server refused with a Digest challenge, with a fresh answer (its
+        headers were kept without one: Digest answers are one-use); None when there is nothing to do."""
+        if result.status != 401 or self._digest is None or _origin(push.url) != self._origin:
+            return None
+        if self._digest.take(_header(result.headers, "www-authenticate") or "") is None:
+            return None
+        value = self._digest.authorization(push.method, request_uri(push.url))
+        return None if value is None else replace(push, headers={**push.headers, "Authorization": value})
 
     def _sub(self, text: str, url: str) -> None:
         uri = parse(text)
