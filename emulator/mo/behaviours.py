@@ -68,6 +68,9 @@ MAX_STEPS = 64
 """Steps one behaviour may list (a profile with more is refused at load, naming the line)."""
 MAX_WAIT_S = 3600.0
 """Longest single ``wait`` step, seconds."""
+MAX_PENDING_JOBS = 64
+"""Runs one device keeps for its driver to continue (a driver that never takes them, such as a bare
+engine loop, must not make a device grow without end): an Exec beyond it answers 500, nothing starts."""
 STEP_KINDS = ("set", "wait", "status", "fail", "alert")
 PLACEHOLDERS = ("{result}", "{data}", "{node}", "{correlator}", "{server}")
 
@@ -220,6 +223,8 @@ class DeviceBehaviours:
         return handle
 
     def start(self, behaviour: Behaviour, tree: Tree, request: ExecRequest) -> int:
+        if len(self.jobs) >= MAX_PENDING_JOBS:
+            return 500
         run = BehaviourRun(behaviour, request, self.rng)
         wait = run.advance(tree)
         if wait is not None:

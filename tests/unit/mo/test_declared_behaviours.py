@@ -56,7 +56,11 @@ def test_fail_with_probability_one_always_fails_and_skips_all_but_the_alert(prof
 
 def test_fail_with_probability_zero_never_fails(profile_with):
     dev = _device(profile_with, _fail(0.0))
-    assert {dev.tree.exec("./Vendor/Acme/Reset", by="demo-dm12") for _ in range(200)} == {201}
+    seen = set()
+    for _ in range(200):
+        seen.add(dev.tree.exec("./Vendor/Acme/Reset", by="demo-dm12"))
+        dev.behaviours.take_jobs()  # the driver's part: the alerts go
+    assert seen == {201}
 
 
 def test_failures_are_seeded_per_device(profile_with):
@@ -161,3 +165,14 @@ def test_step_count_limit_is_exact(profile_with):
 def test_wait_at_its_limit_is_accepted(profile_with):
     path = profile_with(f'[[behaviours]]\nnode = "./Vendor/X"\n[[behaviours.steps]]\nwait = {MAX_WAIT_S}\n')
     assert load_profile(path).behaviours[0].steps[0].seconds == MAX_WAIT_S
+
+
+def test_pending_runs_are_bounded_exactly(profile_with):
+    from emulator.mo.behaviours import MAX_PENDING_JOBS
+
+    dev = _device(profile_with, ASYNC)
+    codes = [dev.tree.exec("./Vendor/Acme/Update", by="demo-dm12") for _ in range(MAX_PENDING_JOBS + 1)]
+    assert codes[:MAX_PENDING_JOBS] == [202] * MAX_PENDING_JOBS
+    assert codes[MAX_PENDING_JOBS] == 500  # refused, nothing started: the state was not touched again
+    assert len(dev.behaviours.take_jobs()) == MAX_PENDING_JOBS
+    assert dev.tree.exec("./Vendor/Acme/Update", by="demo-dm12") == 202  # taken by the driver: room again
