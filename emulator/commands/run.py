@@ -148,7 +148,12 @@ def print_summary(result: RunResult) -> None:
 
 def run(args: argparse.Namespace) -> int:
     scenario = build_scenario(args)
-    result = asyncio.run(run_scenario(scenario, args.server, session_options=session_options(args)))
+    options = session_options(args)
+    if options.get("server_auth") == "none":
+        from emulator.fleet.fleet import SERVER_AUTH_NONE_WARNING
+
+        print(f"dm-emulator run: warning: {SERVER_AUTH_NONE_WARNING}", file=sys.stderr)
+    result = asyncio.run(run_scenario(scenario, args.server, session_options=options))
     print_summary(result)
     if args.report:
         Path(args.report).write_text(json.dumps(result.report(), indent=2))

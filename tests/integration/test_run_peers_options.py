@@ -47,6 +47,7 @@ def test_server_auth_none_completes_with_warnings_and_strict_fails(outside, tmp_
     assert main([*args, "--server-auth", "none"]) == 0
     err = capsys.readouterr().err
     assert "warning: " in err and "CmdID reused" in err
+    assert "server authentication is OFF" in err  # said once for the run, like TLS verification off
     assert json.loads(report.read_text())["sessions_with_warnings"] == 1
     assert main([*args, "--server-auth", "none", "--strict"]) == 1
     assert "strict mode" in capsys.readouterr().err
