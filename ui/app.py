@@ -166,7 +166,7 @@ class Desktop:
 
 
 def _recent_server() -> str:
-    from ui.mainwindow import recent_servers
+    from ui.settings import recent_servers
 
     recent = recent_servers()
     return recent[0] if recent else ""

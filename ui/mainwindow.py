@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QTabWidget, QWidget
 
@@ -20,19 +20,10 @@ from ui.device_panel import DevicePanel
 from ui.fleet_panel import FleetPanel
 from ui.progress import SessionProgress
 from ui.server_dialog import ServerActions
+from ui.settings import remember_servers, settings
 from ui.traffic_panel import TrafficPanel
 from ui.tree_panel import TreePanel
 from ui.webview import WebDock, WindowUi
-
-ORG = "dm-emulator"
-APP = "dm-emulator"
-MAX_RECENT_SERVERS = 8
-
-
-def recent_servers(settings: QSettings | None = None) -> list[str]:
-    """Servers used before, newest first (QSettings hands back a one-item list as a plain string)."""
-    value = (settings or QSettings(ORG, APP)).value("servers/recent") or []
-    return [value] if isinstance(value, str) else [str(v) for v in value]
 
 
 class MainWindow(QMainWindow):
@@ -117,7 +108,7 @@ class MainWindow(QMainWindow):
         self.server_actions = ServerActions(self, session_menu)  # server connection, notify
 
     def restore_settings(self) -> None:
-        s = QSettings(ORG, APP)
+        s = settings()
         geometry = s.value("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -129,12 +120,11 @@ class MainWindow(QMainWindow):
                 splitter.restoreState(state)
 
     def save_settings(self) -> None:
-        s = QSettings(ORG, APP)
+        s = settings()
         s.setValue("window/geometry", self.saveGeometry())
         for splitter in (self.main, self.right, self.traffic_panel.splitter):
             s.setValue(f"splitter/{splitter.objectName() or 'traffic'}", splitter.saveState())
-        recent = [self.fleet.server] + [u for u in recent_servers(s) if u != self.fleet.server]
-        s.setValue("servers/recent", recent[:MAX_RECENT_SERVERS])
+        remember_servers([], self.fleet.server, s)
 
     # ------------------------------------------------------------------ events
 

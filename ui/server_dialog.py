@@ -21,9 +21,9 @@ from __future__ import annotations
 import asyncio
 import functools
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from PySide6.QtCore import QObject, QSettings, Qt, QUrl
+from PySide6.QtCore import QObject, Qt, QUrl
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QPushButton,
     QRadioButton,
+    QStatusBar,
     QVBoxLayout,
     QWidget,
 )
@@ -57,10 +58,9 @@ from emulator.mo.accounts import (
 )
 from emulator.server.control import ServerControl
 from emulator.transport.http import TlsConfig
+from ui.fleet_panel import FleetPanel
 from ui.progress import ChunkedJob
-
-if TYPE_CHECKING:
-    from ui.mainwindow import MainWindow
+from ui.settings import recent_servers, remember_servers
 
 KEEP = "(keep each device's)"
 PROTOCOL_TITLES = {"dm12": "DM 1.2 / 1.3 (SyncML)", "dm2": "DM 2.0"}
@@ -157,20 +157,6 @@ def apply_to_device(dev: VirtualDevice, changes: ServerChanges) -> list[str]:
     return problems
 
 
-def remember_servers(urls: list[str], current: str, settings: QSettings | None = None) -> list[str]:
-    """Put ``urls`` into the recent-servers list, newest first, after ``current`` (the fleet's server,
-    which the next launch without the demo starts with); returns the new list."""
-    from ui.mainwindow import APP, MAX_RECENT_SERVERS, ORG, recent_servers
-
-    s = settings or QSettings(ORG, APP)
-    old = recent_servers(s)
-    head = [current] if current else []
-    new = head + [u for u in dict.fromkeys(urls) if u not in head]
-    new += [u for u in old if u not in new]
-    s.setValue("servers/recent", new[:MAX_RECENT_SERVERS])
-    return new[:MAX_RECENT_SERVERS]
-
-
 # ---------------------------------------------------------------------------------------------
 # notifications from the demo server
 
@@ -178,14 +164,8 @@ def remember_servers(urls: list[str], current: str, settings: QSettings | None =
 def notify_device(fleet: Fleet, server: ServerControl, dev_id: str, protocol: str) -> tuple[asyncio.Task | None, str]:
     """Deliver a demo-server notification directly (no channel); (the session's task, "") or (None, why
     it was ignored). Only for a window without a notification listener."""
-    rejected: list[AlertRaised] = []
-    stop = fleet.bus.subscribe(rejected.append, AlertRaised)
-    try:
-        task = fleet.deliver_notification(dev_id, server.package0(dev_id, protocol), protocol)
-    finally:
-        stop()
-    why = next((a.detail for a in rejected if a.device_id == dev_id), "ignored")
-    return task, "" if task is not None else why
+    delivery = fleet.receive_notification(dev_id, server.package0(dev_id, protocol), protocol)
+    return delivery.session, "" if delivery.session is not None else delivery.why or "ignored"
 
 
 NOTIFY_WAIT_S = 10.0
@@ -399,8 +379,6 @@ class ServerDialog(QDialog):
         self.fleet = fleet
         self.selected = [d for d in selected if d in fleet.devices]
         if recent is None:
-            from ui.mainwindow import recent_servers
-
             recent = recent_servers()
         sample_ids = (self.selected or list(fleet.devices))[:PREFILL_SAMPLE]
         sample = [fleet.devices[d] for d in sample_ids]
@@ -512,6 +490,17 @@ class ServerDialog(QDialog):
 # the window's menu entries
 
 
+class Window(Protocol):
+    """What the menu entries use of the main window."""
+
+    fleet: Fleet
+    fleet_panel: FleetPanel
+
+    def show_error(self, text: str) -> None: ...
+
+    def statusBar(self) -> QStatusBar: ...  # noqa: N802 (Qt's name)
+
+
 class ServerActions(QObject):
     """Session > Server connection… and Session > Notify selected device, for one main window.
 
@@ -519,18 +508,18 @@ class ServerActions(QObject):
     need it.
     """
 
-    def __init__(self, window: MainWindow, menu: QMenu) -> None:
-        super().__init__(window)
+    def __init__(self, window: Window, menu: QMenu) -> None:
+        super().__init__(menu)
         self.window = window
         self.server: ServerControl | None = None
         self.dialog: ServerDialog | None = None
         self.job: ChunkedJob | None = None
         self.problems: list[str] = []  # of the last apply
         self._reports: set[asyncio.Task] = set()
-        self.connect_action = QAction("Server connection…", window)
+        self.connect_action = QAction("Server connection…", menu)
         self.connect_action.setToolTip("Point the selected devices (or all) at a DM server")
         self.connect_action.triggered.connect(self.open_dialog)
-        self.notify_action = QAction("Notify selected device", window)
+        self.notify_action = QAction("Notify selected device", menu)
         self.notify_action.setToolTip("The demo server sends the selected devices a notification (Package 0)")
         self.notify_action.setShortcut("Ctrl+N")
         self.notify_action.triggered.connect(self.notify_selected)

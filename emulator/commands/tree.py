@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from emulator.device.build import device_tree, template_tree
 from emulator.device.profile import find_profile
 from emulator.errors import EmulatorError, FileFormatError
-from emulator.mo.build import device_tree, template_tree
 from emulator.store import DeviceRecord, Workspace
 from emulator.tree.tnds import export_tnds, import_tnds
 

@@ -25,29 +25,30 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from emulator.errors import DecodeError, EmulatorError
-from emulator.events import AlertRaised, RecordChanged
+from emulator.events import AlertRaised, EventBus, RecordChanged
 from emulator.mo.accounts import DM1_ROOT, DM2_ROOT, Account
 from emulator.mo.instances import defaults, find_instances, instance_of, instance_views
+from emulator.protocol.actions import HttpRequest, HttpResult
 from emulator.protocol.dm2 import media
-from emulator.protocol.dm2.clienturi import (
+from emulator.protocol.dm2.client import default_fetch
+from emulator.protocol.dm2.executor import Actor, store
+from emulator.protocol.dm2.moser import decode_mos
+from emulator.tree import Tree, TreeEvent
+from emulator.tree import uri as uris
+from emulator.tree.clienturi import (
     WILDCARD,
     format_client_uri,
     is_xname,
     parse_client_uri,
     resolve,
 )
-from emulator.tree import Tree, TreeEvent
-from emulator.tree import uri as uris
 from emulator.tree.ddf import find_builtin
-
-if TYPE_CHECKING:
-    from emulator.device.virtual import VirtualDevice
 
 log = logging.getLogger(__name__)
 
@@ -265,10 +266,33 @@ class LocalApp:
         return False
 
 
+Fetch = Callable[[HttpRequest, Account, str, str], Awaitable[HttpResult]]
+"""(request, account it goes as, log label, summary) -> the answer: how a device's fleet carries a
+request made outside any session (a local app's DEFAULT fetch) over the device's bearer, logged."""
+
+
+class Host(Protocol):
+    """What the applications read of their device (a VirtualDevice is one): its tree (a workspace
+    restore may swap it), bus and accounts, and how it fetches outside a session."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def tree(self) -> Tree: ...
+
+    @property
+    def bus(self) -> EventBus: ...
+
+    fetch: Fetch | None
+
+    def accounts(self, protocol: str | None = None) -> list[Account]: ...
+
+
 class AppRegistry:
     """The applications of one device (``device.apps``)."""
 
-    def __init__(self, device: VirtualDevice) -> None:
+    def __init__(self, device: Host) -> None:
         self.device = device
         self.apps: dict[str, LocalApp] = {}
         self.refusals: list[AppRefusal] = []
@@ -372,10 +396,6 @@ class AppRegistry:
 
     async def fetch_default(self, app: LocalApp, moid: str) -> list[str]:
         """Create an instance of ``moid`` from its DEFAULT ServerURI (see the module doc)."""
-        from emulator.protocol.dm2.client import default_fetch
-        from emulator.protocol.dm2.executor import Actor, store
-        from emulator.protocol.dm2.moser import decode_mos
-
         dev = self.device
         url = defaults(dev.tree).get(moid)
         if url is None:

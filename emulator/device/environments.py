@@ -17,15 +17,14 @@ identity runs as that environment.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
-from emulator.device.profile import EnvSpec
+from emulator.device.profile import EnvSpec, Profile
 from emulator.errors import EmulatorError
+from emulator.events import EventBus
 from emulator.mo.accounts import DM1_ROOT, DM2_ROOT, Account
+from emulator.transport.shaping import Shaping
 from emulator.tree import Tree
-
-if TYPE_CHECKING:
-    from emulator.device.virtual import VirtualDevice
 
 OPENV_ROOT = "./OpEnv"
 RIGHTS = ("Add", "Delete", "Exec", "Get", "Replace")
@@ -66,11 +65,35 @@ def install_identities(tree: Tree, environments: tuple[EnvSpec, ...], host_id: s
                     tree.replace(leaf, client_id)
 
 
+class Host(Protocol):
+    """What an environment shares with its device (a VirtualDevice is one)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def tree(self) -> Tree: ...
+
+    @property
+    def profile(self) -> Profile: ...
+
+    @property
+    def bus(self) -> EventBus: ...
+
+    @property
+    def bearer(self) -> str: ...
+
+    @property
+    def shaping(self) -> Shaping: ...
+
+    def accounts(self, protocol: str | None = None) -> list[Account]: ...
+
+
 @dataclass(eq=False)
 class Environment:
     """One operating environment as a DM client (see the module doc)."""
 
-    device: VirtualDevice
+    device: Host
     spec: EnvSpec
 
     @property
@@ -108,11 +131,11 @@ class Environment:
         return self.device.tree
 
     @property
-    def profile(self) -> Any:
+    def profile(self) -> Profile:
         return self.device.profile
 
     @property
-    def bus(self) -> Any:
+    def bus(self) -> EventBus:
         return self.device.bus
 
     @property
@@ -120,7 +143,7 @@ class Environment:
         return self.device.bearer
 
     @property
-    def shaping(self) -> Any:
+    def shaping(self) -> Shaping:
         return self.device.shaping
 
     def accounts(self, protocol: str | None = None) -> list[Account]:

@@ -8,25 +8,22 @@ costs only what makes it different.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from emulator.device.apps import AppRegistry, Fetch
+from emulator.device.build import device_tree, template_tree, write_bearer
+from emulator.device.environments import Environment, install_identities, install_template
 from emulator.device.identity import Identity
 from emulator.device.profile import BearerSpec, Profile
+from emulator.errors import EmulatorError
 from emulator.events import DeviceStateChanged, EventBus, TreeChanged
-from emulator.mo.accounts import Account, read_accounts
+from emulator.mo.accounts import DM1_ROOT, DM2_ROOT, Account, read_accounts
+from emulator.mo.authorities import Conflicts, ManagedTree
 from emulator.mo.behaviours import DeviceBehaviours
-from emulator.mo.build import device_tree, template_tree, write_bearer
+from emulator.mo.delegation import DELEGATE_LEAF, REVOKE_LEAF, Delegations, install_nodes
 from emulator.transport.shaping import NO_SHAPING, Shaping
 from emulator.tree import Tree
-
-if TYPE_CHECKING:
-    from emulator.device.apps import AppRegistry
-    from emulator.device.environments import Environment
-    from emulator.mo.authorities import Conflicts, ManagedTree
-    from emulator.mo.delegation import Delegations
-    from emulator.protocol.actions import HttpRequest, HttpResult
 
 STATES = ("idle", "in session", "waiting for UI", "error")
 
@@ -57,17 +54,9 @@ def _prepare(tree: Tree, profile: Profile) -> None:
     and the environments' ACLs (see :mod:`emulator.mo.delegation`, :mod:`emulator.device.environments`)."""
     if tree in _prepared:
         return
-    from emulator.device.environments import install_template
-    from emulator.mo.delegation import install_nodes
-
     install_nodes(tree)
     install_template(tree, profile.environments)
     _prepared.add(tree)
-
-
-Fetch = Callable[["HttpRequest", "Account", str, str], Awaitable["HttpResult"]]
-"""(request, account it goes as, log label, summary) -> the answer: how a device's fleet carries a
-request made outside any session (a local app's DEFAULT fetch) over the device's bearer, logged."""
 
 
 class VirtualDevice:
@@ -110,17 +99,12 @@ class VirtualDevice:
 
     def _attach_tree(self) -> None:
         """Device behaviour that lives on its tree: delegation EXECs, environment identities."""
-        from emulator.mo.accounts import DM1_ROOT, DM2_ROOT
-        from emulator.mo.delegation import DELEGATE_LEAF, REVOKE_LEAF
-
         tree = self.tree
         for root in (DM1_ROOT, DM2_ROOT):
             tree.on_exec("/".join((root, "*", *DELEGATE_LEAF)), lambda t, r: self.delegations.exec_delegate(t, r))
             tree.on_exec("/".join((root, "*", *REVOKE_LEAF)), lambda t, r: self.delegations.exec_revoke(t, r))
         self.behaviours.attach(tree)
         if any(e.own_identity for e in self.profile.environments):
-            from emulator.device.environments import install_identities
-
             install_identities(tree, self.profile.environments, self.id)
 
     def use_tree(self, tree: Tree) -> None:
@@ -138,39 +122,29 @@ class VirtualDevice:
     @property
     def delegations(self) -> Delegations:
         if self._delegations is None:
-            from emulator.mo.delegation import Delegations
-
             self._delegations = Delegations(self)
         return self._delegations
 
     @property
     def conflicts(self) -> Conflicts:
         if self._conflicts is None:
-            from emulator.mo.authorities import Conflicts
-
             self._conflicts = Conflicts()
         return self._conflicts
 
     @property
     def apps(self) -> AppRegistry:
         if self._apps is None:
-            from emulator.device.apps import AppRegistry
-
             self._apps = AppRegistry(self)
         return self._apps
 
     def managed_tree(self, account: Account, session_id: str) -> ManagedTree:
         """The tree for one session of ``account``: priority and delegation rules on top of the ACLs."""
-        from emulator.mo.authorities import ManagedTree
-
         return ManagedTree(self.tree, server_id=account.server_id, priority=account.priority, session=session_id,
                            conflicts=self.conflicts, delegations=self.delegations, bus=self.bus, device_id=self.id)
 
     @property
     def environments(self) -> list[Environment]:
         if self._environments is None:
-            from emulator.device.environments import Environment
-
             self._environments = {e.name: Environment(self, e) for e in self.profile.environments}
         return list(self._environments.values())
 
@@ -178,8 +152,6 @@ class VirtualDevice:
         for env in self.environments:
             if env.name == name:
                 return env
-        from emulator.errors import EmulatorError
-
         known = ", ".join(e.name for e in self.environments) or "none"
         raise EmulatorError(f"device {self.id} has no environment {name!r} (has {known})", status=404)
 
@@ -217,8 +189,6 @@ class VirtualDevice:
 
     def account(self, server_id: str | None = None, protocol: str | None = None) -> Account:
         """The named account, or the highest-priority one of the protocol; clear error if none."""
-        from emulator.errors import EmulatorError
-
         for acc in self.accounts(protocol):
             if server_id is None or acc.server_id == server_id:
                 return acc
@@ -247,8 +217,6 @@ class VirtualDevice:
                    make_current: bool = True) -> None:
         """Change a bearer (switch to it, bring it up or down, toggle NAT); the tree follows."""
         if name not in self.bearers:
-            from emulator.errors import EmulatorError
-
             raise EmulatorError(f"device {self.id} has no bearer {name!r} (has {', '.join(self.bearers)})")
         b = self.bearers[name]
         before = (self.bearer, b.up, b.nat)

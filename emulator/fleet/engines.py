@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from emulator.device.environments import Environment
 from emulator.device.virtual import VirtualDevice
@@ -19,8 +19,9 @@ from emulator.mo.behaviours import Job
 from emulator.protocol.actions import SessionDone
 from emulator.tree.ddf import find_builtin
 
-if TYPE_CHECKING:
-    from emulator.fleet.fleet import Fleet
+StartSession = Callable[..., object]
+"""``start_session(dev_id, protocol, *, server_id=..., alerts=..., reason=...)``: how a driver runs a
+session that follows this one (the fleet's task, a Locust user's next session)."""
 
 
 def make_engine(dev: VirtualDevice | Environment, account: Account, session_id: str, *,
@@ -58,9 +59,10 @@ def _syncml_session_id() -> str:
     return format(secrets.randbelow(0xFFFF) + 1, "X")
 
 
-def finish_engine(fleet: Fleet, dev: VirtualDevice, account: Account, engine: object,
-                        done: SessionDone) -> None:
-    """Keep what the session learnt: DM 1.2 nonces; DM 2.0 alerts that need a session of their own."""
+def finish_engine(dev: VirtualDevice, account: Account, engine: object, done: SessionDone,
+                  start_session: StartSession) -> None:
+    """Keep what the session learnt: DM 1.2 nonces; DM 2.0 alerts that need a session of their own
+    (asked of ``start_session``, so this module needs no fleet)."""
     if account.protocol == "dm12":
         client_nonce = getattr(engine, "client_nonce", None)
         server_nonce = getattr(engine, "server_nonce", None)
@@ -76,7 +78,7 @@ def finish_engine(fleet: Fleet, dev: VirtualDevice, account: Account, engine: ob
             by_url.setdefault(alert.server_uri, []).append(alert)
         for url, alerts in by_url.items():  # each result to its ServerURI, as the account that owns it
             owner = account_for_url(dev.accounts("dm2"), url) or account
-            fleet.start_session(dev.id, "dm2", server_id=owner.server_id, alerts=alerts, reason="async result")
+            start_session(dev.id, "dm2", server_id=owner.server_id, alerts=alerts, reason="async result")
 
 
 def alert_options(protocol: str, alert_type: str, data: str | dict, *, format: str = "chr",
@@ -131,8 +133,8 @@ def job_sessions(dev: VirtualDevice, job: Job) -> list[dict[str, object]]:
 def _client_uri(dev: VirtualDevice, path: str) -> str:
     """The ClientURI of a node for a DM 2.0 alert's SourceURI (the tree path outside any instance)."""
     from emulator.mo.instances import instance_of
-    from emulator.protocol.dm2.clienturi import format_client_uri
     from emulator.tree import uri as uris
+    from emulator.tree.clienturi import format_client_uri
 
     segs = uris.split(path)
     inst = instance_of(dev.tree, segs)

@@ -36,11 +36,11 @@ from emulator.protocol.actions import HttpRequest, HttpResult, SessionDone
 from emulator.protocol.flow import request_flow
 from emulator.store import DeviceRecord, Workspace
 from emulator.transport.http import HttpTransport, TlsConfig
+from emulator.transport.listener import Delivery, NotificationListener
+from emulator.transport.push import PushPoller
 
 if TYPE_CHECKING:
     from emulator.mo.accounts import Account
-    from emulator.transport.listener import NotificationListener
-    from emulator.transport.push import PushPoller
 
 SERVER_AUTH_NONE_WARNING = ("server authentication is OFF for this account (server-auth none): any server, or "
                             "anyone in between, can pose as the DM server")
@@ -169,7 +169,7 @@ class Fleet:
         dev.fetch = partial(self.fetch, dev)
         dev.id = record.id  # an imported tree may carry another identity than its index gives
         if self.workspace.has_tree(record.id):
-            from emulator.mo.build import template_tree
+            from emulator.device.build import template_tree
 
             dev.use_tree(self.workspace.load_tree(record.id, template=template_tree(prof)))
         dev.restore_data(record.data)
@@ -298,7 +298,7 @@ class Fleet:
             finally:
                 self._in_session[dev.id] -= 1
                 dev.conflicts.release(ctx.session_id)
-            finish_engine(self, dev, account, engine, done)
+            finish_engine(dev, account, engine, done, self.start_session)
             self._continue_behaviours(dev)
             if resume:
                 self._session_over(ctx.session_id)
@@ -388,18 +388,24 @@ class Fleet:
 
     def deliver_notification(self, dev_id: str, raw: bytes, protocol: str, *,
                              now: float | None = None) -> asyncio.Task | None:
+        """The session task :meth:`receive_notification` started, or None when the device ignored it."""
+        return self.receive_notification(dev_id, raw, protocol, now=now).session
+
+    def receive_notification(self, dev_id: str, raw: bytes, protocol: str, *,
+                             now: float | None = None) -> Delivery:
         """A server's notification (Package 0) reaches the device: checked, then the session it asks for.
 
         DM 2.0 (PROTOCOL 1.4): the digest is checked against the account the notification names
         (its Auth/Noti secret) and replays are dropped. DM 1.2: the digest must verify with the server
         credentials and nonce of a DM 1.x account (a digest valid only with the reset nonce starts a
         resync session). Anything else is ignored, as a device must, and an :class:`AlertRaised`
-        ("notification rejected") tells whoever watches the bus why. Returns the session's task, or
-        None when the notification was ignored.
+        ("notification rejected") tells whoever watches the bus why. This is the notification
+        channels' way in (:data:`emulator.transport.listener.Deliver`): a device not in the fleet is
+        ``Delivery(None, ..., known=False)``; EmulatorError (400) only for an unknown protocol.
         """
-        from emulator.events import AlertRaised
-
-        dev = self.device(dev_id)
+        dev = self.devices.get(dev_id)
+        if dev is None:
+            return Delivery(None, f"no device {dev_id!r} in the fleet", known=False)
         when = time.time() if now is None else now
         if protocol == "dm2":
             from emulator.protocol.dm2.client import check_notification
@@ -410,8 +416,8 @@ class Fleet:
                 guard = self._notification_guards[dev_id] = NotificationGuard(window_s=600)
             decision = check_notification(raw, dev.accounts("dm2"), guard, when)  # type: ignore[arg-type]
             if decision.accepted and decision.notification is not None:
-                return self.start_session(dev_id, "dm2", server_id=decision.notification.server_id,
-                                          reason="notification", **decision.engine_options())
+                return Delivery(self.start_session(dev_id, "dm2", server_id=decision.notification.server_id,
+                                                   reason="notification", **decision.engine_options()))
             reason = decision.reason
         elif protocol == "dm12":
             from emulator.protocol.syncml.client import check_notification as check_package0
@@ -424,14 +430,14 @@ class Fleet:
                     reason = f"malformed notification: {exc}"
                     break
                 if verdict != "bad":
-                    return self.start_session(dev_id, "dm12", server_id=account.server_id,
-                                              reason="notification", server_initiated=True,
-                                              resync=verdict == "resync")
+                    return Delivery(self.start_session(dev_id, "dm12", server_id=account.server_id,
+                                                       reason="notification", server_initiated=True,
+                                                       resync=verdict == "resync"))
                 reason = f"notification from {n.server_id!r} does not verify with any DM 1.x account"
         else:
             raise EmulatorError(f"unknown protocol {protocol!r} (dm2 or dm12)", status=400)
         self.bus.publish(AlertRaised(dev_id, "notification rejected", reason, {"protocol": protocol}))
-        return None
+        return Delivery(None, reason)
 
     # ------------------------------------------------------------------ notification channels
 
@@ -441,10 +447,8 @@ class Fleet:
     async def start_listener(self, host: str = "127.0.0.1", port: int = 0) -> NotificationListener:
         """The fleet's one notification listener (``POST <url>/notify/<DevID>``), for servers that can
         reach the devices; loopback unless another host is asked for. OSError when it cannot listen."""
-        from emulator.transport.listener import NotificationListener
-
         if self.listener is None:
-            listener = NotificationListener(self, host, port)
+            listener = NotificationListener(self.receive_notification, host, port)
             await listener.start()
             self.listener = listener
         return self.listener
@@ -453,10 +457,8 @@ class Fleet:
         """Long-polls of the server's push channel for the devices behind NAT (all of the fleet's by
         default, following their bearers); options as :class:`PushPoller`'s, taken when it is first
         started (later calls add devices). Needs a running loop."""
-        from emulator.transport.push import PushPoller
-
         if self.push is None:
-            self.push = PushPoller(self, **options)  # type: ignore[arg-type]
+            self.push = PushPoller(self.devices, self.receive_notification, **options)  # type: ignore[arg-type]
         self.push.start(dev_ids)
         return self.push
 

@@ -118,7 +118,7 @@ class DmDevice(User):
         t0 = time.perf_counter()
         engine = make_engine(dev, account, session_id, **options)
         done = drive_sync(engine, ctx, self.ui, reason=reason)
-        finish_engine(self, dev, account, engine, done)  # type: ignore[arg-type]
+        finish_engine(dev, account, engine, done, self.start_session)
         failed = None if done.outcome == "completed" else SessionFailed(f"{done.outcome}: {done.detail}")
         fire(request_type="DM session", name=protocol, response_time=(time.perf_counter() - t0) * 1000,
              response_length=ctx.messages, exception=failed, context={"device": dev.id, "reason": reason})

@@ -16,6 +16,10 @@ from typing import TypedDict
 from emulator.tree import Tree
 from emulator.tree import uri as uris
 
+DMACC_1 = "urn:oma:mo:oma-dm-dmacc:1.0"
+"""The MOID of DM 1.x accounts (./DMAcc/<ServerID>)."""
+DMACC_2 = "urn:oma:mo:oma-dm-dmacc:1.2"
+"""The MOID of DM 2.0 accounts (./DM2/DMAcc/<SrvID>)."""
 DM1_ROOT = "./DMAcc"
 DM2_ROOT = "./DM2/DMAcc"
 AUTH_TYPES = {"basic": "BASIC", "md5": "DIGEST", "hmac": "HMAC", "none": "TRANSPORT"}

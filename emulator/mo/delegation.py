@@ -34,13 +34,12 @@ from urllib.parse import parse_qsl
 
 from emulator.errors import DecodeError, EmulatorError
 from emulator.events import AlertRaised, EventBus, RecordChanged
-from emulator.mo.accounts import DM1_ROOT, DM2_ROOT, Account, read_accounts
-from emulator.mo.build import DMACC_2
+from emulator.mo.accounts import DM1_ROOT, DM2_ROOT, DMACC_2, Account, read_accounts
 from emulator.mo.instances import effective_acl, instance_views
-from emulator.protocol.dm2.clienturi import WILDCARD, format_client_uri, is_xname, parse_client_uri, resolve
 from emulator.tree import Acl, Tree
 from emulator.tree import uri as uris
 from emulator.tree.acl import COMMANDS
+from emulator.tree.clienturi import WILDCARD, format_client_uri, is_xname, parse_client_uri, resolve
 from emulator.tree.tree import ExecRequest
 
 log = logging.getLogger(__name__)

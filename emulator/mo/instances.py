@@ -7,7 +7,7 @@ answers the questions the DM 2.0 engine and the UI ask about them:
 
 - which instances of a MOID exist (``find_instances``) and which a server may see
   (``visible_instances``: any right in the effective ACL of the instance root, 1.16 item 3);
-- an :class:`~emulator.protocol.dm2.clienturi.InstanceView` over one instance for ClientURI
+- an :class:`~emulator.tree.clienturi.InstanceView` over one instance for ClientURI
   resolution, which hides leaf values the server may not Get (so ``nv`` cannot probe a secret);
 - where a new instance goes when a server creates one with HGET: ``./DM2/<MO name>/<MIID>`` with
   the MO name taken from the MOID (``urn:oma:mo:ext-acme-wlan:1.0`` -> ``ext-acme-wlan``) and the
@@ -25,10 +25,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from emulator.protocol.dm2.clienturi import MISSING, _Missing
 from emulator.tree import Acl, NodeInfo, Tree, TreeError
 from emulator.tree import uri as uris
 from emulator.tree.acl import ROOT_DEFAULT
+from emulator.tree.clienturi import MISSING, Missing
 from emulator.util.masking import MASK_BYTES, is_secret_name
 
 Path = tuple[str, ...]
@@ -145,7 +145,7 @@ class TreeInstanceView:
         info = self.tree.info(full)
         return list(info.children) if info.children is not None else None
 
-    def value(self, path: Path) -> str | None | _Missing:
+    def value(self, path: Path) -> str | None | Missing:
         full = self.root + path
         if not self.tree.exists(full):
             return MISSING

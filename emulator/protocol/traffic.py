@@ -15,7 +15,10 @@ from typing import Any, Protocol
 from lxml import etree
 
 from emulator.errors import EmulatorError
+from emulator.protocol.syncml import wbxml
 from emulator.protocol.values import Direction
+from emulator.util.masking import MASK, MASK_BYTES, is_secret_uri, is_secret_value, mask_json, mask_tnds_text
+from emulator.util.xmlsafe import children, parse
 
 HEX_LIMIT = 4096
 DM1_NOTIFICATION = "application/vnd.syncml.notification"
@@ -49,9 +52,7 @@ def describe(content_type: str, body: bytes, *, reveal: bool = False) -> str:
         if base == DM2_NOTIFICATION:
             return _dm2_notification(body)
         if "wbxml" in base:
-            from emulator.protocol.syncml.wbxml import decode
-
-            return _xml_text(decode(body), reveal)
+            return _xml_text(wbxml.decode(body), reveal)
         if "xml" in base or body.lstrip().startswith(b"<"):
             from emulator.protocol.syncml.message import parse_xml_safely
 
@@ -59,8 +60,6 @@ def describe(content_type: str, body: bytes, *, reveal: bool = False) -> str:
         if "json" in base or body.lstrip()[:1] in (b"{", b"["):
             data = json.loads(body)
             if not reveal:
-                from emulator.util.masking import mask_json
-
                 data, _ = mask_json(data)
             return json.dumps(data, indent=2, ensure_ascii=False)
         return body.decode("utf-8")
@@ -70,8 +69,6 @@ def describe(content_type: str, body: bytes, *, reveal: bool = False) -> str:
 
 def _xml_text(root: etree._Element, reveal: bool) -> str:
     if not reveal:
-        from emulator.util.masking import mask_syncml
-
         mask_syncml(root)
     return etree.tostring(root, pretty_print=True, encoding="unicode")
 
@@ -198,3 +195,77 @@ def _pair_syncml(messages: Sequence[WireMessage], index: int) -> list[str]:
             what = sent.get((msg_ref, cmd.cmd_ref), f"{cmd.cmd} (MsgID {msg_ref}, CmdID {cmd.cmd_ref}: not in this log)")
             lines.append(f"Status {cmd.code}  <-  {what}  [MsgRef {msg_ref}, CmdRef {cmd.cmd_ref}]")
     return lines
+
+
+# ---------------------------------------------------------------------------------------------- masking
+
+SYNCML_MASKED = ("Cred",)
+"""SyncML elements whose Data is always masked."""
+
+
+def mask_syncml(root: etree._Element) -> int:
+    """Mask, in place, the secrets of a parsed SyncML message; returns how many were masked.
+
+    Masked: the Data of every Cred (basic credentials are the password in base64; a digest is a
+    replayable credential for its nonce), the Data of items whose Target or Source names a secret
+    leaf, private keys anywhere, and secret leaves of TNDS documents carried in a Data.
+    """
+    count = 0
+    for el in root.iter():
+        if not isinstance(el.tag, str):
+            continue
+        local = etree.QName(el).localname
+        if local in SYNCML_MASKED:
+            count += sum(_mask_element(data) for data in children(el, "Data"))
+        elif local == "Item":
+            names = [loc.text or "" for part in ("Target", "Source") for sub in children(el, part)
+                     for loc in children(sub, "LocURI")]
+            for data in children(el, "Data"):
+                if any(is_secret_uri(n) for n in names) or is_secret_value(data.text):
+                    count += _mask_element(data)
+                elif data.text and "MgmtTree" in data.text:
+                    text, n = mask_tnds_text(data.text)
+                    if n:
+                        data.text = text
+                        count += n
+    return count
+
+
+def mask_message(content_type: str, body: bytes) -> bytes:
+    """A message body with its secrets masked, in its own encoding (XML, WBXML or JSON): the bytes
+    counterpart of :func:`describe`, for a log that is saved or shared as messages.
+
+    Bodies that cannot be decoded, or hold no secret, come back as they are: masking never makes
+    a traffic view fail.
+    """
+    base = _base(content_type)
+    if not body:
+        return body
+    try:
+        if "wbxml" in base:
+            root = wbxml.decode(body)
+            return wbxml.encode(root) if mask_syncml(root) else body
+        if "xml" in base or body.lstrip().startswith(b"<"):
+            root = parse(body, repair_ampersands=True)
+            if "dmtnds" in base:
+                text, n = mask_tnds_text(body.decode("utf-8"))
+                return text.encode("utf-8") if n else body
+            return etree.tostring(root, encoding="utf-8") if mask_syncml(root) else body
+        if "json" in base or body.lstrip()[:1] in (b"{", b"["):
+            obj, n = mask_json(json.loads(body))
+            return json.dumps(obj, ensure_ascii=False).encode("utf-8") if n else body
+    except (EmulatorError, ValueError, RecursionError, etree.LxmlError):
+        return body
+    return body
+
+
+def _mask_element(el: etree._Element) -> int:
+    if not (el.text or len(el)):
+        return 0
+    for child in list(el):
+        el.remove(child)
+    if el.get(wbxml.OPAQUE_ATTR) is not None:  # WBXML opaque data: keep it opaque, so it re-encodes as it came
+        wbxml.set_opaque(el, MASK_BYTES)
+    else:
+        el.text = MASK
+    return 1

@@ -27,13 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emulator.device.build import template_tree
 from emulator.device.profile import PROTOCOLS, Profile, find_profile
 from emulator.errors import EmulatorError, FileFormatError
 from emulator.mo.accounts import SERVER_AUTH_POLICIES
-from emulator.mo.build import template_tree
-from emulator.protocol.dm2.clienturi import parse_client_uri
 from emulator.protocol.values import SESSION_OUTCOMES, DmProtocol, SessionOutcome
 from emulator.tree import uri as uri_mod
+from emulator.tree.clienturi import parse_client_uri
 from emulator.util.tomlcheck import KeyPath, TomlChecker, read_toml, type_name
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "assets" / "scenarios"

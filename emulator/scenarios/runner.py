@@ -294,7 +294,7 @@ class ScenarioRunner:
         self.outage = outage
         # the runner notifies through the server's queue (/admin/notify): devices that wait for
         # notifications poll whatever their bearer; a server that refuses is asked again each second
-        self.poller = PushPoller(fleet, self.push_transport, wait_s=self._push_wait, server_uri=self.endpoint,
+        self.poller = PushPoller(fleet.devices, fleet.receive_notification, self.push_transport, wait_s=self._push_wait, server_uri=self.endpoint,
                                  nat_only=False, backoff=(1.0, 1.0), jitter=0.0, ready=self._up,
                                  on_problem=lambda dev_id, text: self.problems.append(f"{dev_id}: {text}"))
         fleet.bus.subscribe(self._on_bus, SessionStarted, SessionEnded, AlertRaised)

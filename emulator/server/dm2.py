@@ -47,7 +47,6 @@ from aiohttp import web
 
 from emulator.errors import DecodeError
 from emulator.protocol.dm2 import media
-from emulator.protocol.dm2.clienturi import format_client_uri
 from emulator.protocol.dm2.messages import (
     ALERT_SERVER_INITIATED,
     Command,
@@ -71,6 +70,7 @@ from emulator.server.routes import (
 from emulator.server.state import STATE_KEY, ServerState, Step, UiSession, Upload, base_url, repo_url
 from emulator.server.tls import peer_common_name
 from emulator.server.ui_flows import FLOWS, flow_result, open_ui, ui_url
+from emulator.tree.clienturi import format_client_uri
 
 DEVINFO_MOID = "urn:oma:mo:oma-dm-devinfo:1.2"
 SESSIONINFO_MOID = "urn:oma:mo:oma-sessioninfomo:1.0"

@@ -3,8 +3,9 @@
 It stands in for SMS / WAP push (PROTOCOL 2.2 "Bearers", 1.19 item 6): a server that can reach the
 emulator posts the notification bytes here, the DevID in the path says which device gets them, and
 the Content-Type says which protocol they are (``application/vnd.syncml.notification`` = DM 1.2,
-``application/vnd.oma.dm.notification`` = DM 2.0). The device checks them exactly as it checks any
-other Package#0 (:meth:`Fleet.deliver_notification`), so the HTTP answer only tells the sender what
+``application/vnd.oma.dm.notification`` = DM 2.0). The listener hands them to a :data:`Deliver`
+callback (the fleet's ``receive_notification``), where the device checks them exactly as it checks any
+other Package#0; it knows nothing else of the fleet. So the HTTP answer only tells the sender what
 the device did: 202 a session was started, 403 the device ignored the notification (and why), 404 no
 such device, 415 not a notification type. One server for thousands of devices: no port per device.
 
@@ -14,20 +15,18 @@ devices open sessions), and says so in the log when it is not loopback.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import quote
 
 from aiohttp import web
 
-from emulator.events import AlertRaised, Event
 from emulator.protocol.dm2.media import NOTIFICATION as DM2_NOTIFICATION
 from emulator.protocol.dm2.media import media_type
 from emulator.protocol.syncml.codes import MEDIA_NOTIFICATION as DM12_NOTIFICATION
-
-if TYPE_CHECKING:
-    from emulator.fleet.fleet import Fleet
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +36,21 @@ TYPE_OF_PROTOCOL = {protocol: ctype for ctype, protocol in PROTOCOL_OF_TYPE.item
 MAX_PACKAGE0 = 64 << 10
 """Largest body taken (a Package#0 is tens of bytes; a WAP push fits a few SMS)."""
 WILDCARD_HOSTS = ("", "0.0.0.0", "::")
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What a device did with a Package#0: ``session`` is the task of the session it started (None:
+    it ignored the notification, ``why`` says why); ``known`` False: no such device."""
+
+    session: asyncio.Task | None
+    why: str = ""
+    known: bool = True
+
+
+Deliver = Callable[[str, bytes, str], Delivery]
+"""``deliver(dev_id, raw, protocol)``: how a notification channel (this listener, the push poller)
+hands a Package#0 to a device; protocol is "dm12" or "dm2"."""
 
 
 def is_loopback(host: str) -> bool:
@@ -50,11 +64,11 @@ def is_loopback(host: str) -> bool:
 
 
 class NotificationListener:
-    """``await NotificationListener(fleet).start()``; ``.url`` is where servers post, ``.notify_url(dev)``
+    """``await NotificationListener(deliver).start()``; ``.url`` is where servers post, ``.notify_url(dev)``
     the address of one device."""
 
-    def __init__(self, fleet: Fleet, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.fleet = fleet
+    def __init__(self, deliver: Deliver, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.deliver = deliver
         self.host = host
         self.port = port
         self.url = ""
@@ -109,23 +123,11 @@ class NotificationListener:
         if protocol is None:
             return web.Response(status=415, text="a notification is application/vnd.syncml.notification "
                                                  "(DM 1.2) or application/vnd.oma.dm.notification (DM 2.0)")
-        if dev_id not in self.fleet.devices:
+        delivery = self.deliver(dev_id, await request.read(), protocol)
+        if not delivery.known:
             return web.Response(status=404, text=f"no device {dev_id!r} in this fleet")
-        raw = await request.read()
-        why: list[str] = []
-
-        def note(event: Event) -> None:
-            if isinstance(event, AlertRaised) and event.device_id == dev_id \
-                    and event.alert_type == "notification rejected":
-                why.append(event.detail)
-
-        stop = self.fleet.bus.subscribe(note, AlertRaised)
-        try:
-            task = self.fleet.deliver_notification(dev_id, raw, protocol)
-        finally:
-            stop()
-        if task is None:
+        if delivery.session is None:
             self.rejected += 1
-            return web.Response(status=403, text=f"notification ignored: {why[0] if why else 'rejected'}")
+            return web.Response(status=403, text=f"notification ignored: {delivery.why or 'rejected'}")
         self.accepted += 1
         return web.json_response({"device": dev_id, "protocol": protocol, "session": "started"}, status=202)

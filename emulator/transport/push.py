@@ -3,7 +3,8 @@
 A device behind NAT cannot be reached by a server, so it keeps a request open at the server instead;
 the server answers 200 with the Package#0 bytes when it has one (``application/vnd.oma.dm.notification``)
 or 204 when its wait ran out, and the device asks again at once. A notification that comes back goes
-to :meth:`Fleet.deliver_notification`, which checks it as any other (DM-HLF-002, DM-HLF-008).
+to the :data:`~emulator.transport.listener.Deliver` callback (the fleet's ``receive_notification``),
+which checks it as any other (DM-HLF-002, DM-HLF-008).
 
 Which devices poll follows their bearers: a device whose current bearer is behind NAT and that has a
 DM 2.0 account polls; one that leaves NAT (or the fleet) stops, one that enters NAT starts. Bearers
@@ -22,23 +23,18 @@ step); nothing here raises for what the network does.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Protocol
 from urllib.parse import quote, urlsplit
 
-from emulator.errors import EmulatorError
+from emulator.mo.accounts import Account
 from emulator.protocol.actions import HttpResult
 from emulator.protocol.dm2.digest import DigestClient
 from emulator.protocol.dm2.media import HEADER_DEVID
 from emulator.transport.http import HttpTransport, TlsConfig
-
-if TYPE_CHECKING:
-    from emulator.device.virtual import VirtualDevice
-    from emulator.fleet.fleet import Fleet
-    from emulator.mo.accounts import Account
+from emulator.transport.listener import Deliver
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +56,23 @@ def push_base(server_uri: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+class Pollable(Protocol):
+    """What the poller reads of a device (a VirtualDevice is one): where it polls and whether it must."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def behind_nat(self) -> bool: ...
+
+    def accounts(self, protocol: str | None = None) -> list[Account]: ...
+
+
 class PushPoller:
-    """``PushPoller(fleet).start()`` keeps the long-polls of the fleet's devices behind NAT; ``await stop()``.
+    """``PushPoller(devices, deliver).start()`` keeps the long-polls of the devices behind NAT; ``await stop()``.
+
+    ``devices`` is the live mapping of the fleet's devices (DevID -> device; added and removed devices
+    are followed), ``deliver`` where a notification that comes back goes.
 
     Options (all keyword): ``wait_s`` the hold asked of the server (a number, or a function read
     before each poll); ``server_uri`` polls ``<server_uri>/push/<DevID>`` instead of the accounts'
@@ -72,7 +83,8 @@ class PushPoller:
 
     def __init__(
         self,
-        fleet: Fleet,
+        devices: Mapping[str, Pollable],
+        deliver: Deliver,
         transport: HttpTransport | None = None,
         *,
         wait_s: float | Callable[[], float] = PUSH_WAIT_S,
@@ -85,7 +97,8 @@ class PushPoller:
         ready: Callable[[str], Awaitable[object]] | None = None,
         on_problem: Callable[[str, str], None] | None = None,
     ) -> None:
-        self.fleet = fleet
+        self.devices = devices
+        self.deliver = deliver
         self.wait_s = wait_s
         self.server_uri = server_uri.rstrip("/") if server_uri else None
         self.nat_only = nat_only
@@ -139,12 +152,12 @@ class PushPoller:
         """Watched, in the fleet and (unless ``nat_only`` is off) behind NAT on its current bearer."""
         if self._watched is not None and dev_id not in self._watched:
             return False
-        dev = self.fleet.devices.get(dev_id)
+        dev = self.devices.get(dev_id)
         return dev is not None and (not self.nat_only or dev.behind_nat)
 
     def reconcile(self) -> None:
         """Start the loops of devices that should poll and stop the others (bearer changes, removals)."""
-        candidates = self.fleet.devices.keys() if self._watched is None else self._watched
+        candidates = self.devices.keys() if self._watched is None else self._watched
         for dev_id in list(candidates):
             task = self._tasks.get(dev_id)
             if (task is None or task.done()) and self.should_poll(dev_id):
@@ -161,7 +174,7 @@ class PushPoller:
 
     # ------------------------------------------------------------------ one device
 
-    def urls(self, dev: VirtualDevice, wait: float) -> list[tuple[str, TlsConfig, Account]]:
+    def urls(self, dev: Pollable, wait: float) -> list[tuple[str, TlsConfig, Account]]:
         """The long-poll requests of one device: one per distinct server of its DM 2.0 accounts, each
         with the account whose TLS settings and HTTP credentials it uses (a push channel hands out a
         device's notifications, so the server asks who is polling)."""
@@ -210,7 +223,7 @@ class PushPoller:
         while True:
             if self.ready is not None:
                 await self.ready(dev_id)
-            dev = self.fleet.devices.get(dev_id)
+            dev = self.devices.get(dev_id)
             if dev is None:
                 return
             wait = self.wait_s() if callable(self.wait_s) else self.wait_s
@@ -247,7 +260,6 @@ class PushPoller:
             return False
         ctype = next((v for k, v in result.headers.items() if k.lower() == "content-type"), "")
         protocol = "dm12" if "syncml" in ctype.lower() else "dm2"
-        with contextlib.suppress(EmulatorError):  # the device left the fleet meanwhile
-            self.fleet.deliver_notification(dev_id, result.body, protocol)
+        if self.deliver(dev_id, result.body, protocol).known:  # (not when it left the fleet meanwhile)
             self.delivered += 1
         return True

@@ -1,4 +1,4 @@
-"""The management tree: nodes with DM properties, ACLs, URIs, DDF and TNDS.
+"""The management tree: nodes with DM properties, ACLs, URIs (DM 1.x URIs and DM 2.0 ClientURIs), DDF and TNDS.
 
 ``Tree`` is the one place where nodes change, so ACL checks, status codes, transactions and change
 events cannot be bypassed by any protocol engine, local application or window.

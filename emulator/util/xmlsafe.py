@@ -58,3 +58,9 @@ def parse(data: bytes, *, source: str | None = None, encoding: str | None = None
     if any(True for _ in root.iter(etree.Entity)):
         raise _fail(source, None, "XML document uses undeclared entities")
     return root
+
+
+def children(el: etree._Element, local: str) -> list[etree._Element]:
+    """The child elements of ``el`` with this local name, whatever their namespace (SyncML and TNDS
+    documents come with and without one)."""
+    return [c for c in el if isinstance(c.tag, str) and etree.QName(c).localname == local]

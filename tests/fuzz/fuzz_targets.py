@@ -90,7 +90,7 @@ def _pkg0_dm2(data: bytes) -> object:
 
 
 def _client_uri(data: bytes) -> object:
-    from emulator.protocol.dm2.clienturi import parse_client_uri
+    from emulator.tree.clienturi import parse_client_uri
 
     return parse_client_uri(data.decode("utf-8", "replace"))
 
@@ -220,8 +220,8 @@ def _device_tree():
 
 
 def _fresh_device_tree():
+    from emulator.device.build import device_tree
     from emulator.device.profile import find_profile
-    from emulator.mo.build import device_tree
 
     tree = device_tree(find_profile("smartphone"), 0, server="http://127.0.0.1:1")[1]
     tree.set_node("./Vendor", format="node", acl="Add=*&Get=*&Replace=*&Delete=*")

@@ -121,15 +121,15 @@ def run_atheris_child(name: str, seconds: int, out: str) -> None:
 
     target = TARGETS[name]
     with atheris.instrument_imports(include=["emulator"]):
+        import emulator.device.build  # noqa: F401
         import emulator.device.profile  # noqa: F401
-        import emulator.mo.build  # noqa: F401
-        import emulator.protocol.dm2.clienturi  # noqa: F401
         import emulator.protocol.dm2.messages  # noqa: F401
         import emulator.protocol.dm2.moser  # noqa: F401
         import emulator.protocol.dm2.notification  # noqa: F401
         import emulator.protocol.syncml.message  # noqa: F401
         import emulator.protocol.syncml.notification  # noqa: F401
         import emulator.protocol.syncml.wbxml  # noqa: F401
+        import emulator.tree.clienturi  # noqa: F401
         import emulator.tree.ddf  # noqa: F401
         import emulator.tree.tnds  # noqa: F401
         import emulator.tree.uri  # noqa: F401

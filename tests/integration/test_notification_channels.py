@@ -291,7 +291,7 @@ def test_poller_backs_off_while_the_server_is_away():
         free.close()
         from emulator.transport.push import PushPoller
 
-        poller = PushPoller(fleet, server_uri=dead, wait_s=0.2, backoff=(0.05, 0.4), jitter=0.0, recheck_s=0.05)
+        poller = PushPoller(fleet.devices, fleet.receive_notification, server_uri=dead, wait_s=0.2, backoff=(0.05, 0.4), jitter=0.0, recheck_s=0.05)
         poller.start([dev.id])
         await asyncio.sleep(0.6)
         tried = poller.transport.requests

@@ -290,9 +290,9 @@ def test_alerts_of_servers_that_send_them_are_named(pki, client, expected):
 
 def test_account_tls_nodes_give_each_device_its_identity(pki, tmp_path):
     """Ext/TLS of a DMAcc entry -> Account -> TlsConfig -> the server sees that device's certificate."""
+    from emulator.device.build import device_tree
     from emulator.device.profile import find_profile
     from emulator.mo.accounts import read_accounts, store_tls
-    from emulator.mo.build import device_tree
 
     identity, tree = device_tree(find_profile("smartphone"), 0, server="https://127.0.0.1:1")
     ca = load_ca((pki["ca"], pki["ca"].with_suffix(".key")))

@@ -18,7 +18,7 @@ def _ids(window, profile):
 
 
 def test_dialog_writes_only_what_changed_into_the_chosen_devices(window, qtbot):
-    from ui.mainwindow import recent_servers
+    from ui.settings import recent_servers
 
     phones = _ids(window, "smartphone")
     others = [d for d in window.fleet.devices if d not in phones]

@@ -108,7 +108,7 @@ def test_traffic_log_saves_and_opens_again(window, qtbot, tmp_path):
 
 
 def test_recent_servers_are_remembered(window):
-    from ui.mainwindow import recent_servers
+    from ui.settings import recent_servers
 
     window.save_settings()
     assert recent_servers()[0] == window.fleet.server

@@ -43,7 +43,10 @@ from emulator.mo.instances import (
     server_get,
     visible_instances,
 )
-from emulator.protocol.dm2.clienturi import (
+from emulator.protocol.dm2.messages import MOInfo
+from emulator.protocol.dm2.moser import MOSerialization, from_json_value, to_json_value
+from emulator.tree import Tree, TreeError
+from emulator.tree.clienturi import (
     WILDCARD,
     ClientURI,
     ResolveError,
@@ -52,9 +55,6 @@ from emulator.protocol.dm2.clienturi import (
     parse_client_uri,
     resolve,
 )
-from emulator.protocol.dm2.messages import MOInfo
-from emulator.protocol.dm2.moser import MOSerialization, from_json_value, to_json_value
-from emulator.tree import Tree, TreeError
 from emulator.tree.ddf import MODescription, describe
 
 Path = tuple[str, ...]

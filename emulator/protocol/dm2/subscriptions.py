@@ -26,11 +26,11 @@ from dataclasses import dataclass, field, replace
 from emulator.errors import EmulatorError
 from emulator.protocol.actions import HttpRequest, HttpResult
 from emulator.protocol.dm2 import media
-from emulator.protocol.dm2.clienturi import ResolveError, unparse_client_uri
 from emulator.protocol.dm2.executor import Actor, parse, read
 from emulator.protocol.dm2.moser import encode_mos
 from emulator.tree import Tree, TreeEvent
 from emulator.tree import uri as uris
+from emulator.tree.clienturi import ResolveError, unparse_client_uri
 
 Path = tuple[str, ...]
 

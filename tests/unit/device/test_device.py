@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from emulator.device.build import template_tree
 from emulator.device.identity import is_valid_imei
 from emulator.device.profile import find_profile, list_profiles
 from emulator.device.virtual import VirtualDevice
 from emulator.events import EventBus, TreeChanged
 from emulator.mo.accounts import store_nonces
-from emulator.mo.build import template_tree
 
 SERVER = "http://127.0.0.1:8700"
 

@@ -9,8 +9,8 @@ import pytest
 from emulator.device.profile import find_profile
 from emulator.device.virtual import VirtualDevice
 from emulator.mo import instances as inst
-from emulator.protocol.dm2.clienturi import MISSING, ResolveError, parse_client_uri, resolve
 from emulator.tree import Tree
+from emulator.tree.clienturi import MISSING, ResolveError, parse_client_uri, resolve
 
 MOID = "urn:oma:mo:moid:1.0"
 ME = "srv-a"

@@ -14,6 +14,7 @@ from lxml import etree
 from emulator.cli import main
 from emulator.protocol.syncml import wbxml
 from emulator.protocol.syncml.message import parse_xml_safely
+from emulator.protocol.traffic import mask_message
 from emulator.tree import Tree
 from emulator.tree.tnds import export_tnds, import_tnds
 from emulator.util.masking import (
@@ -24,7 +25,6 @@ from emulator.util.masking import (
     is_secret_value,
     mask,
     mask_json,
-    mask_message,
     masked_value,
 )
 

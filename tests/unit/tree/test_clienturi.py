@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emulator.errors import DecodeError
-from emulator.protocol.dm2.clienturi import (
+from emulator.tree.clienturi import (
     MISSING,
     ClientURI,
     DictInstanceView,

@@ -2,6 +2,10 @@
 
 Shape: ``<MOID> "/" <mo-inst> ["/" <path-from-moroot>] ["?" <query>]``.
 
+It lives with the tree, not with the DM 2.0 engine, because management objects, delegation scopes,
+local applications and scenarios name tree nodes by ClientURI just as the engine does. A malformed
+ClientURI is a DecodeError (400), which the engine answers with that status.
+
 The resolver works on an abstract per-instance view (``InstanceView``) rather than the tree
 classes, so the device tree, the reference server's copy of uploaded MO data and the tests can all
 use it. Project decisions where the public text is silent (1.19):
@@ -230,12 +234,12 @@ def unparse_client_uri(uri: ClientURI) -> str:
 # --- resolution -----------------------------------------------------------------------------------
 
 
-class _Missing:
+class Missing:
     """Type of MISSING; a class so that it prints helpfully and is its own type for hints."""
 
-    _instance: _Missing | None = None
+    _instance: Missing | None = None
 
-    def __new__(cls) -> _Missing:
+    def __new__(cls) -> Missing:
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
@@ -247,7 +251,7 @@ class _Missing:
         return False
 
 
-MISSING = _Missing()
+MISSING = Missing()
 """Returned by InstanceView.value for a path where no node exists."""
 
 
@@ -262,7 +266,7 @@ class InstanceView(Protocol):
 
     def child_names(self, path: tuple[str, ...]) -> list[str] | None: ...
 
-    def value(self, path: tuple[str, ...]) -> str | None | _Missing: ...
+    def value(self, path: tuple[str, ...]) -> str | None | Missing: ...
 
 
 class DictInstanceView:
@@ -290,7 +294,7 @@ class DictInstanceView:
         node = self._node(path)
         return list(node) if isinstance(node, Mapping) else None
 
-    def value(self, path: tuple[str, ...]) -> str | None | _Missing:
+    def value(self, path: tuple[str, ...]) -> str | None | Missing:
         node = self._node(path)
         if node is MISSING:
             return MISSING

@@ -18,7 +18,7 @@ from emulator.device.identity import Identity, make_identity
 from emulator.device.profile import AccountSpec, BearerSpec, Profile, fill
 from emulator.errors import FileFormatError
 from emulator.mo import behaviours
-from emulator.mo.accounts import AUTH_TYPES, DM1_ROOT, DM2_ROOT, decode_nonce
+from emulator.mo.accounts import AUTH_TYPES, DM1_ROOT, DM2_ROOT, DMACC_1, DMACC_2, decode_nonce
 from emulator.tree import Tree
 from emulator.tree import uri as uris
 from emulator.tree.ddf import NodeDesc, load_builtin
@@ -26,10 +26,8 @@ from emulator.tree.uri import UriLimits
 
 DEVINFO_1 = "urn:oma:mo:oma-dm-devinfo:1.0"
 DEVDETAIL_1 = "urn:oma:mo:oma-dm-devdetail:1.0"
-DMACC_1 = "urn:oma:mo:oma-dm-dmacc:1.0"
 INBOX_1 = "urn:oma:mo:oma-dm-inbox:1.0"
 DEVINFO_2 = "urn:oma:mo:oma-dm-devinfo:1.2"
-DMACC_2 = "urn:oma:mo:oma-dm-dmacc:1.2"
 SESSIONINFO_2 = "urn:oma:mo:oma-sessioninfomo:1.0"
 BEARER_MO = "com.dmemulator/1.0/Bearer"
 OPENV_MO = "com.dmemulator/1.0/OpEnv"
