@@ -6,7 +6,7 @@ server keeps. None of that may be open to whoever reaches the port.
 
 - ``/admin/*`` needs ``Authorization: Bearer <admin token>`` (``state.admin_token``: printed by
   ``dm-emulator server`` at start, or given with ``--admin-token`` / ``DM_EMULATOR_ADMIN_TOKEN``;
-  the window's in-process server is driven through its state, without HTTP). ``?to=`` of
+  the window drives its in-process server through the same control surface, without HTTP). ``?to=`` of
   ``/admin/notify`` must name an address a device authenticated from (:func:`known_target`).
 - ``/push/<DevID>`` and PUT/POST on ``/repo/<DevID>/...`` need that device's own DM 2.0 credentials
   (:func:`device_problem`); a device writes only under its own ``<DevID>/`` and within its quota
@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from emulator.server.dm2_auth import Verdict
 from emulator.server.routes import ADMIN
 from emulator.server.state import STATE_KEY, ServerState
 from emulator.server.tls import peer_common_name
@@ -55,8 +56,6 @@ async def admin_guard(request: web.Request, handler: Handler) -> web.StreamRespo
 def device_problem(request: web.Request, dev_id: str) -> web.Response | None:
     """None when ``request`` authenticates as ``dev_id`` with one of the DM 2.0 authorities the server
     plays (the default one first); else the 401 to answer. Remembers where the device came from."""
-    from emulator.server.dm2 import unauthorized
-
     state = request.app[STATE_KEY]
     header = request.headers.get("Authorization")
     cn = peer_common_name(request.transport)
@@ -69,6 +68,14 @@ def device_problem(request: web.Request, dev_id: str) -> web.Response | None:
             return None
     assert verdict is not None
     return unauthorized(state, state.server_id, verdict)
+
+
+def unauthorized(state: ServerState, realm: str, verdict: Verdict) -> web.Response:
+    """401 with the reason and a challenge for each scheme the server accepts (Digest, Basic)."""
+    response = web.Response(status=401, text=f"wrong or missing credentials: {verdict.how}")
+    for value in state.dm2_guard.challenges(realm, stale=verdict.stale):
+        response.headers.add("WWW-Authenticate", value)
+    return response
 
 
 def note_address(state: ServerState, request: web.Request) -> None:

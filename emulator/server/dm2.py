@@ -57,9 +57,8 @@ from emulator.protocol.dm2.messages import (
     notification_id_of,
 )
 from emulator.protocol.dm2.moser import decode_mos
-from emulator.server.access import device_problem, note_address
+from emulator.server.access import device_problem, note_address, unauthorized
 from emulator.server.authorities import learn_authorities
-from emulator.server.dm2_auth import Verdict
 from emulator.server.routes import (
     ALERTS_SUFFIX,
     DM2_AUTHORITY_PREFIXES,
@@ -233,14 +232,6 @@ class ServerSession:
 
 def _problem(status: int, text: str, **headers: str) -> web.Response:
     return web.Response(status=status, text=text, headers=headers)
-
-
-def unauthorized(state: ServerState, realm: str, verdict: Verdict) -> web.Response:
-    """401 with the reason and a challenge for each scheme the server accepts (Digest, Basic)."""
-    response = web.Response(status=401, text=f"wrong or missing credentials: {verdict.how}")
-    for value in state.dm2_guard.challenges(realm, stale=verdict.stale):
-        response.headers.add("WWW-Authenticate", value)
-    return response
 
 
 def _request_body(commands: list[list[str]]) -> web.Response:

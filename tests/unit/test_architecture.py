@@ -9,7 +9,7 @@ The floors, lowest first (a module may import its own package and anything on a 
 packages on the same floor do not import each other):
 
     errors (and the emulator package itself) < util < tree < events < mo < protocol < transport
-    < device, store < fleet < scenarios, server < commands < cli < __main__ < ui
+    < device, store < fleet < server < scenarios < commands < cli < __main__ < ui
 
 Further rules: no Qt under emulator/; no I/O under emulator/protocol/ (see IO_MODULES for the list
 and why); nothing under emulator/ imports ui/ (only cli.py names the ui modules it starts, as
@@ -41,7 +41,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("emulator.transport",),
     ("emulator.device", "emulator.store"),
     ("emulator.fleet",),
-    ("emulator.scenarios", "emulator.server"),
+    ("emulator.server",),
+    ("emulator.scenarios",),
     ("emulator.commands",),
     ("emulator.cli",),
     ("emulator.__main__",),
@@ -334,7 +335,8 @@ def test_the_circle_finder_finds_a_circle():
 @pytest.mark.parametrize("source, target, ok", [
     ("emulator.protocol.dm2.client", "emulator.tree.tree", True),
     ("emulator.tree.tree", "emulator.protocol.dm2.client", False),
-    ("emulator.server.dm2", "emulator.scenarios.model", False),  # same floor, other package
+    ("emulator.server.dm2", "emulator.scenarios.model", False),
+    ("emulator.device.virtual", "emulator.store.workspace", False),  # same floor, other package
     ("emulator.device.virtual", "emulator.device.apps", True),  # own package
     ("ui.app", "emulator.server.app", True),
 ])
