@@ -40,9 +40,8 @@ from PySide6.QtWidgets import (
 
 from emulator.errors import FileFormatError
 from emulator.events import MessageLogged, SessionEnded
-from emulator.protocol.traffic import describe, pair_statuses
+from emulator.protocol.traffic import describe, mask_message, pair_statuses
 from emulator.protocol.values import is_direction
-from emulator.util.masking import mask_message
 
 MAX_WARNED_SESSIONS = 10_000
 """Sessions whose server warnings the detail pane keeps (the oldest are forgotten first)."""

@@ -233,7 +233,8 @@ def mask_syncml(root: etree._Element) -> int:
 
 def mask_message(content_type: str, body: bytes) -> bytes:
     """A message body with its secrets masked, in its own encoding (XML, WBXML or JSON): the bytes
-    counterpart of :func:`describe`, for a log that is saved or shared as messages.
+    counterpart of :func:`describe`, for a log that is saved or shared as messages (the traffic
+    panel's Save).
 
     Bodies that cannot be decoded, or hold no secret, come back as they are: masking never makes
     a traffic view fail.
