@@ -31,8 +31,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from emulator.protocol.dm2.digest import ALGORITHMS, Challenge, response
-from emulator.protocol.dm2.digest import _unquote as unquote
+from emulator.protocol.dm2.digest import ALGORITHMS, Challenge, response, unquote
 from emulator.server.authorities import Authority, SecretPair
 
 DIGEST_NONCE_TTL = 300.0

@@ -45,7 +45,8 @@ class Challenge:
     stale: bool = False
 
 
-def _unquote(value: str) -> str:
+def unquote(value: str) -> str:
+    """A quoted-string of an HTTP auth parameter without its quotes and escapes (RFC 7230 3.2.6)."""
     if len(value) >= 2 and value[0] == value[-1] == '"':
         return re.sub(r"\\(.)", r"\1", value[1:-1])
     return value
@@ -70,7 +71,7 @@ def parse_challenges(values: str) -> list[Challenge]:
                 _add(out, scheme, params)
                 scheme, params = name, {}
             else:
-                params[name.lower()] = _unquote(value)
+                params[name.lower()] = unquote(value)
         _add(out, scheme, params)
     return out
 
