@@ -22,7 +22,6 @@ from emulator.fleet.fleet import Fleet
 if TYPE_CHECKING:  # imported where used: the server may be absent, the window is built late
     from emulator.server.app import RunningServer
     from emulator.server.control import ServerControl
-    from emulator.server.state import ServerState
     from emulator.store import Workspace
     from ui.mainwindow import MainWindow
 
@@ -38,7 +37,6 @@ class DemoServer:
     def __init__(self) -> None:
         self.running: RunningServer | None = None
         self.url = ""
-        self.state: ServerState | None = None  # what devices did (tests read it)
         self.control: ServerControl | None = None  # what the window may do with it (Session > Notify)
 
     async def start(self) -> None:
@@ -46,7 +44,7 @@ class DemoServer:
         from emulator.server.app import start_server
 
         running = self.running = await start_server()
-        self.url, self.state, self.control = running.url, running.state, running.control
+        self.url, self.control = running.url, running.control
 
     async def stop(self) -> None:
         if self.running is not None:

@@ -146,7 +146,7 @@ def desktop(arun, disposer):
     d = Desktop(argparse.Namespace(workspace=None, no_demo=False, screenshot=None), stop_loop=False)
     arun(d.start())
     assert d.server.url, d.server_problem
-    d.server.state.set_script("*", QUICK_DM2)  # no web page: the session ends on its own
+    d.server.control.set_script("*", steps=QUICK_DM2)  # no web page: the session ends on its own
     yield d
     disposer(d.window)
     arun(d.stop())
@@ -171,7 +171,7 @@ def _reachable(desktop, profile="smartphone"):
 
 
 def test_notify_over_the_listener_starts_a_session_and_a_rejection_is_reported(desktop, qtbot):
-    w, state, listener = desktop.window, desktop.server.state, desktop.fleet.listener
+    w, state, listener = desktop.window, desktop.server.running.state, desktop.fleet.listener
     phone = _reachable(desktop)
     accepted, delivered = listener.accepted, desktop.fleet.push.delivered
     notified = _notify(desktop, qtbot, phone, "dm2")
@@ -206,7 +206,7 @@ def test_notify_a_dm12_device_over_the_listener(desktop, qtbot):
 
 
 def test_notify_behind_nat_goes_over_the_push_channel(desktop, qtbot):
-    w, state, push = desktop.window, desktop.server.state, desktop.fleet.push
+    w, state, push = desktop.window, desktop.server.running.state, desktop.fleet.push
     phone = next(d for d in desktop.fleet.devices.values() if d.profile.name == "smartphone")
     assert phone.behind_nat and phone.id in push.polling  # the demo's phones wait on the push channel
     accepted, delivered = desktop.fleet.listener.accepted, push.delivered
@@ -226,7 +226,7 @@ def test_notify_behind_nat_goes_over_the_push_channel(desktop, qtbot):
 
 def test_a_notified_session_that_fails_stays_on_its_row(desktop, qtbot):
     phone = _reachable(desktop)
-    desktop.server.state.add_fault("malformed", device=phone)  # the server answers garbage
+    desktop.server.running.state.add_fault("malformed", device=phone)  # the server answers garbage
     notified = _notify(desktop, qtbot, phone, "dm2")
     assert notified.channel == "listener" and notified.session is not None, notified
     qtbot.waitUntil(notified.session.done, timeout=4000)
