@@ -500,6 +500,8 @@ class Window(Protocol):
 
     def statusBar(self) -> QStatusBar: ...  # noqa: N802 (Qt's name)
 
+    def window(self) -> QWidget: ...  # the main window as the parent of dialogs and progress
+
 
 class ServerActions(QObject):
     """Session > Server connection… and Session > Notify selected device, for one main window.
@@ -532,7 +534,7 @@ class ServerActions(QObject):
     def open_dialog(self) -> ServerDialog:
         """Opens the dialog window-modal without a nested event loop; applying happens on Apply."""
         w = self.window
-        self.dialog = dialog = ServerDialog(w.fleet, w.fleet_panel.selected_ids(), w)
+        self.dialog = dialog = ServerDialog(w.fleet, w.fleet_panel.selected_ids(), w.window())
         dialog.accepted.connect(lambda: self.apply(dialog.changes()))
         dialog.finished.connect(dialog.deleteLater)
         dialog.open()
@@ -567,7 +569,8 @@ class ServerActions(QObject):
                 w.statusBar().showMessage(what, 8000)
             w.fleet_panel.model.refresh(set(ids[:done]))
 
-        self.job = job = ChunkedJob(w, "Writing server settings into the devices…", len(ids), step, chunk=20)
+        self.job = job = ChunkedJob(w.window(), "Writing server settings into the devices…", len(ids), step,
+                                    chunk=20)
         job.finished.connect(finished)
         job.error.connect(lambda text: w.show_error(f"writing server settings stopped: {text}"))
         self.problems = problems
