@@ -45,6 +45,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value <= 86400:  # nan fails this too
+        raise argparse.ArgumentTypeError(f"expected more than 0 and at most 86400 seconds, got {text}")
+    return value
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -157,6 +167,13 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="a server's protocol deviations (reused CmdIDs, Status children out of order, 212 where 200 "
         "is due ...) fail the session instead of being reported as warnings",
+    )
+    p.add_argument(
+        "--request-deadline",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="longest one HTTP request may take, connect to last byte, however the server trickles its "
+        "answer (default: 60)",
     )
     p.add_argument("--report", metavar="FILE.json", help="write a JSON report of the run to this file")
     p.add_argument(

@@ -35,9 +35,10 @@ def build_scenario(args: argparse.Namespace) -> Scenario:
 
 
 async def run_scenario(scenario: Scenario, server: str, *, progress: bool = True,
-                       session_options: dict[str, object] | None = None) -> RunResult:
+                       session_options: dict[str, object] | None = None,
+                       request_deadline: float | None = None) -> RunResult:
     return await ScenarioRunner(scenario, server, progress=_progress if progress else None,
-                                session_options=session_options).run()
+                                session_options=session_options, request_deadline=request_deadline).run()
 
 
 def session_options(args: argparse.Namespace) -> dict[str, object]:
@@ -153,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
         from emulator.fleet.fleet import SERVER_AUTH_NONE_WARNING
 
         print(f"dm-emulator run: warning: {SERVER_AUTH_NONE_WARNING}", file=sys.stderr)
-    result = asyncio.run(run_scenario(scenario, args.server, session_options=options))
+    result = asyncio.run(run_scenario(scenario, args.server, session_options=options,
+                                      request_deadline=getattr(args, "request_deadline", None)))
     print_summary(result)
     if args.report:
         Path(args.report).write_text(json.dumps(result.report(), indent=2))

@@ -206,8 +206,10 @@ class ScenarioRunner:
     def __init__(self, scenario: Scenario, server: str, *,
                  progress: Callable[[ScenarioRunner, float], None] | None = None,
                  admin_token: str | None = None,
-                 session_options: dict[str, Any] | None = None) -> None:  # fmt: skip
+                 session_options: dict[str, Any] | None = None,
+                 request_deadline: float | None = None) -> None:  # fmt: skip
         self.scenario = scenario
+        self.request_deadline = request_deadline  # one request's deadline (None: the transport's, 60 s)
         self.session_options = dict(session_options or {})  # the command line's, over the groups' own
         self.server = server
         # notify events use the reference server's admin API, which asks for its token
@@ -287,7 +289,8 @@ class ScenarioRunner:
             from emulator.store import Workspace
 
             workspace = Workspace.open(workspace_dir.name)
-        self.fleet = fleet = Fleet(server=self.base, transport=OutageTransport(outage, clock), workspace=workspace,
+        self.fleet = fleet = Fleet(server=self.base, transport=OutageTransport(outage, clock, deadline=self.request_deadline),
+                                   workspace=workspace,
                                    ui=ScenarioUi(sc.ui))
         self.push_transport = OutageTransport(outage, clock, timeout=PUSH_WAIT_S + 10,
                                               max_connections=max(1, min(sc.device_count, 1000)))

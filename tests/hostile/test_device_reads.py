@@ -221,3 +221,29 @@ def test_a_push_channel_flooding_megabytes_is_refused_as_it_reads():
     took, delivered, sent = asyncio.run(main())
     assert (took, delivered) == (False, 0)
     assert sent < MAX_PUSH_BODY + 32 * 1024 * 1024  # socket buffers at most, not the 50 MB
+
+
+@pytest.mark.parametrize("value,ok", [("0.5", True), ("86400", True), ("0", False), ("nan", False), ("86401", False)])
+def test_run_request_deadline_from_the_command_line(value, ok):
+    import subprocess
+    import sys
+
+    from hostile_peer import PeerThread
+
+    async def trickle(ex: Exchange) -> None:
+        await ex.head(200, {"Content-Type": "application/vnd.syncml.dm+xml", "Content-Length": "1000"})
+        for _ in range(100):  # 10 s at most: far past the deadline
+            await ex.send(b"<")
+            await asyncio.sleep(0.1)
+
+    with PeerThread(trickle) as peer:
+        cmd = [sys.executable, "-m", "emulator", "run", "--server", peer.url + "/dm12", "--profile", "smartphone",
+               "--protocol", "dm12", "--request-deadline", value]
+        if value == "86400":  # only the parsing: a deadline this long would wait for the whole trickle
+            cmd += ["--help"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    if not ok:
+        assert proc.returncode == 2 and "--request-deadline" in proc.stderr
+    elif value == "0.5":
+        assert proc.returncode == 1
+        assert "did not finish within the deadline of 0.5 s" in proc.stdout + proc.stderr
