@@ -54,8 +54,8 @@ class OutsideDm12:
         return (f"<Status><CmdID>{cmd_id}</CmdID><MsgRef>{msg_ref}</MsgRef><CmdRef>{cmd_ref}</CmdRef>"
                 f"<Cmd>{cmd}</Cmd><Data>{code}</Data></Status>")
 
-    def answer(self, body: bytes) -> bytes:
-        msg = parse_message(body, MEDIA)
+    def answer(self, body: bytes, media: str = MEDIA) -> bytes:
+        msg = parse_message(body, media)
         self.received.append(msg)
         first = len(self.received) == 1
         ref = msg.header.msg_id
@@ -83,7 +83,8 @@ class OutsideDm12:
                 "</SyncML>").encode()
 
     async def handle(self, request: web.Request) -> web.Response:
-        return web.Response(body=self.answer(await request.read()), content_type=MEDIA)
+        body = self.answer(await request.read(), request.headers.get("Content-Type", MEDIA))
+        return web.Response(body=body, content_type=MEDIA)  # answers in XML whatever the device sent
 
 
 async def serve(server: OutsideDm12, ssl_context: ssl.SSLContext | None = None) -> tuple[web.AppRunner, str]:

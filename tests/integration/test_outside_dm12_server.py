@@ -18,7 +18,7 @@ from emulator.server.tls import make_server_identity, serve_tls_context
 
 
 def _session(tmp_path, *, tls: bool = False, server_auth: str | None = None, configure=None,
-             quirks: Quirks | None = None, **options):
+             quirks: Quirks | None = None, profile: str = "smartphone", **options):
     outside = OutsideDm12(quirks)
 
     async def main():
@@ -32,7 +32,7 @@ def _session(tmp_path, *, tls: bool = False, server_auth: str | None = None, con
         events: list[object] = []
         fleet.bus.subscribe(events.append, AlertRaised, SessionEnded)
         try:
-            (dev,) = fleet.add("smartphone", 1)
+            (dev,) = fleet.add(profile, 1)
             dev.bearers, dev.bearer = {}, ""  # no shaping: this test is about authentication
             account = dev.account(protocol="dm12")
             if ca is not None:
@@ -73,6 +73,15 @@ def test_transport_policy_from_the_tree_setting(tmp_path):
 
     done, _, _, _ = _session(tmp_path, tls=True, configure=policy)
     assert done.outcome == "completed", done.detail
+
+
+def test_hmac_device_with_transport_policy_over_tls_and_without_it(tmp_path):
+    """auth-MAC servers sign every message; one that signs none gets through by TLS, not without."""
+    done, _, _, outside = _session(tmp_path, tls=True, server_auth="transport", profile="nbiot-sensor")
+    assert done.outcome == "completed", done.detail
+    assert "./DevInfo/Mod" in outside.results
+    done, _, _, _ = _session(tmp_path / "plain", profile="nbiot-sensor")
+    assert done.outcome == "failed" and "--server-auth" in done.detail
 
 
 def test_none_policy_over_plain_http_completes_and_warns(tmp_path):
