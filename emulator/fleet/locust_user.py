@@ -9,8 +9,13 @@ them over ``httpx.Client``, which gevent makes cooperative.
 Locust's statistics get one entry per session (type ``DM session``, name ``dm12``/``dm2``; a session
 that does not complete is a failure with its reason) and one per HTTP round trip (type
 ``DM message``, named by protocol and method), so ``--csv``, the web UI and ``--master``/``--worker``
-runs report them like any Locust request. Device identities never collide across workers: worker N
-numbers its devices from ``--dm-first-index + N * 1,000,000``.
+runs report them like any Locust request. A user that cannot start (no identity left, a profile that
+does not load) is a failure too (type ``DM device``, name ``start``), never a silent absence.
+
+Device identities never collide across workers: the profile's identity space from
+``--dm-first-index`` is cut into ``--expect-workers`` equal shares
+(:func:`emulator.device.identity.share`), and worker N numbers its users inside share N. A master
+asked for more workers than there are identities stops at once with exit code 2 and says why.
 
 Run it as ``dm-emulator locust --host http://127.0.0.1:8700 --headless -u 100 -r 10 -t 1m`` or,
 with Locust itself, ``locust -f emulator/fleet/locust_user.py ...``. Importing this module imports Locust,
@@ -21,11 +26,15 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
 import time
 from typing import Any
 
 from locust import User, between, events, task
+from locust.exception import StopUser
+from locust.runners import MasterRunner, WorkerRunner
 
+from emulator.device.identity import IdentityError, share
 from emulator.device.profile import Profile, find_profile
 from emulator.device.virtual import VirtualDevice
 from emulator.events import RoundTrip
@@ -34,9 +43,6 @@ from emulator.fleet.drive_sync import drive_sync
 from emulator.fleet.engines import finish_engine, make_engine
 from emulator.fleet.headless import HeadlessUi
 from emulator.transport.blocking import BlockingTransport
-
-WORKER_STRIDE = 1_000_000
-"""Identity indexes reserved per Locust worker."""
 
 _indexes = itertools.count()
 _sessions = itertools.count(1)
@@ -58,7 +64,7 @@ def _options(parser: Any) -> None:
     group.add_argument("--dm-protocols", default="dm12,dm2",
                        help="protocols each device runs a session of, in order (default: dm12,dm2)")
     group.add_argument("--dm-first-index", type=int, default=0,
-                       help="first identity index (worker N adds N * 1,000,000)")
+                       help="first identity index; the space from there is shared equally by --expect-workers")
 
 
 @events.init.add_listener
@@ -66,6 +72,36 @@ def _quiet_http_log(**_: Any) -> None:
     """httpx logs every request at INFO, which Locust's log level shows: thousands of lines a second."""
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@events.init.add_listener
+def _check_shares(environment: Any, **_: Any) -> None:
+    """On the master: can ``--expect-workers`` workers each get identities? If not, stop now (exit 2)."""
+    if not isinstance(environment.runner, MasterRunner):
+        return
+    opts = environment.parsed_options
+    workers = max(1, getattr(opts, "expect_workers", 1) or 1)
+    try:
+        share(_profile(getattr(opts, "dm_profile", "smartphone")).identity, getattr(opts, "dm_first_index", 0),
+              0, workers)
+    except Exception as exc:  # IdentityError, or a profile that does not load: the workers would fail alike
+        print(f"dm-emulator locust: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+def identity_share(environment: Any, profile: Profile) -> range:
+    """The device indexes this process may use: its worker's share, or the whole space when local."""
+    opts = environment.parsed_options
+    runner = environment.runner
+    first = getattr(opts, "dm_first_index", 0)
+    if isinstance(runner, WorkerRunner):
+        workers = max(1, getattr(opts, "expect_workers", 1) or 1)
+        index = max(0, runner.worker_index)
+        if index >= workers:
+            raise IdentityError(f"worker {index} joined a master that expected {workers} workers "
+                                f"(--expect-workers): the identities are shared {workers} ways")
+        return share(profile.identity, first, index, workers)
+    return share(profile.identity, first, 0, 1)
 
 
 def _profile(name: str) -> Profile:
@@ -81,11 +117,29 @@ class DmDevice(User):
     wait_time = between(1, 3)
 
     def on_start(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            self._start()
+        except Exception as exc:  # a user that cannot start is a failure in the statistics, then stops
+            self.environment.events.request.fire(
+                request_type="DM device", name="start", response_time=(time.perf_counter() - t0) * 1000,
+                response_length=0, exception=exc, context={})
+            raise StopUser() from exc
+
+    def on_stop(self) -> None:
+        transport = getattr(self, "transport", None)
+        if transport is not None:
+            transport.close()
+
+    def _start(self) -> None:
         opts = self.environment.parsed_options
         profile = _profile(getattr(opts, "dm_profile", "smartphone"))
         wanted = [p.strip() for p in getattr(opts, "dm_protocols", "dm12,dm2").split(",") if p.strip()]
-        worker = max(0, getattr(self.environment.runner, "worker_index", 0) or 0)
-        index = getattr(opts, "dm_first_index", 0) + worker * WORKER_STRIDE + next(_indexes)
+        mine = identity_share(self.environment, profile)
+        index = mine.start + next(_indexes)
+        if index >= mine.stop:
+            raise IdentityError(f"this process's share of the identities ({len(mine)}, indexes {mine.start} to "
+                                f"{mine.stop - 1}) is used up: run fewer users, more workers, or another profile")
         self.device = VirtualDevice(profile, index, server=(self.host or "").rstrip("/"))
         self.protocols = [p for p in wanted if p in profile.protocols]
         self.transport = BlockingTransport(max_connections=2)
@@ -93,9 +147,6 @@ class DmDevice(User):
         self.ui = HeadlessUi()
         self._protocol = ""
         self.followups: list[tuple[str, dict[str, Any]]] = []
-
-    def on_stop(self) -> None:
-        self.transport.close()
 
     @task
     def manage(self) -> None:

@@ -86,7 +86,7 @@ COVERED: dict[str, str] = {
     "dm-emulator profiles": f"{THIS}::test_profiles_list_and_reference",
     "dm-emulator profiles new": f"{THIS}::test_your_own_profile",
     "dm-emulator bench": "tests/integration/test_bench.py::test_bench_json_has_every_figure_as_a_positive_number",
-    "dm-emulator locust": "tests/integration/test_locust.py::test_locust_local_runner_reports_sessions_and_messages",
+    "dm-emulator locust": "tests/integration/test_locust_workers.py::test_master_and_two_workers_give_distinct_devices",
 }
 # README lines no test runs, and why; kept to what cannot run inside the suite.
 NOT_RUN = {
