@@ -138,7 +138,13 @@ def respond_dm2(device: VirtualDevice, data: bytes, label: str) -> int:
               f"(protocols: {', '.join(device.profile.protocols)})", file=sys.stderr)
         return 1
     account = device.account(protocol="dm2")
-    result = respond_detail(device.tree, account, data, dev_id=device.id, has_browser=device.profile.ui.browser)
+    try:
+        result = respond_detail(device.tree, account, data, dev_id=device.id,
+                                has_browser=device.profile.ui.browser)
+    except EmulatorError as exc:  # the engine names the URL it would have read it from: name the file
+        reason = str(exc).replace(f" from {account.server_uri}", "")
+        print(f"dm-emulator respond: {label}: {reason}", file=sys.stderr)
+        return 1
     for note in result.notes:
         print(f"dm-emulator respond: note: {note}", file=sys.stderr)
     if result.ended:

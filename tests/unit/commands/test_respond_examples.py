@@ -121,4 +121,5 @@ def test_dm2_package_that_is_not_json(tmp_path, capsysbinary):
     bad.write_bytes(b'{"CMD": [["GET"')
     code = main(["respond", "--profile", "smartphone", "--message", str(bad)])
     captured = capsysbinary.readouterr()
-    assert code == 1 and captured.out == b"" and b"respond" in captured.err
+    assert code == 1 and captured.out == b""
+    assert f"respond: {bad}: unreadable Package#2: Package#2: invalid JSON".encode() in captured.err
