@@ -34,6 +34,7 @@ from emulator.device.profile import list_profiles
 from emulator.errors import EmulatorError
 from emulator.events import DeviceStateChanged, SessionEnded, SessionStarted
 from emulator.fleet.fleet import Fleet
+from emulator.protocol.values import is_protocol
 from ui.heap import settle
 from ui.progress import ChunkedJob
 from ui.signals import emit
@@ -277,7 +278,7 @@ class FleetPanel(QWidget):
 
     def start_sessions(self, ids: list[str]) -> list[asyncio.Task]:
         chosen = self.protocol_box.currentText()
-        protocol = None if chosen == "profile default" else chosen
+        protocol = chosen if is_protocol(chosen) else None  # "profile default": each device's own
         tasks = []
         for dev_id in ids:
             dev = self.fleet.devices.get(dev_id)

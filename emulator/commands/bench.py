@@ -36,6 +36,7 @@ from emulator.device.profile import Profile, find_profile
 if TYPE_CHECKING:  # aiohttp is imported where the server starts: the figures without it need none
     from aiohttp import web
 from emulator.errors import EmulatorError
+from emulator.protocol.values import DmProtocol
 
 BENCH_PROFILE = "smartphone"
 DEVINFO_MOID = "urn:oma:mo:oma-dm-devinfo:1.2"
@@ -169,7 +170,7 @@ async def measure(url: str, devices: int, *, concurrency: int = CONCURRENCY) -> 
         problems: list[str] = []
         gate = asyncio.Semaphore(concurrency)
 
-        async def one(dev_id: str, protocol: str) -> None:
+        async def one(dev_id: str, protocol: DmProtocol) -> None:
             async with gate:
                 t0 = time.perf_counter()
                 done = await fleet.run_session(dev_id, protocol)

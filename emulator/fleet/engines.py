@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any, cast
 
 from emulator.device.environments import Environment
 from emulator.device.virtual import VirtualDevice
@@ -17,15 +18,27 @@ from emulator.errors import EmulatorError
 from emulator.mo.accounts import Account, store_nonces
 from emulator.mo.behaviours import Job
 from emulator.protocol.actions import SessionDone
+from emulator.protocol.values import DmProtocol
 from emulator.tree.ddf import find_builtin
 
 StartSession = Callable[..., object]
 """``start_session(dev_id, protocol, *, server_id=..., alerts=..., reason=...)``: how a driver runs a
 session that follows this one (the fleet's task, a Locust user's next session)."""
 
+if TYPE_CHECKING:
+    from emulator.protocol.dm2.client import DM2Client
+    from emulator.protocol.syncml.client import SyncMLClient
+    from emulator.tree import Tree
+
+EngineOptions = dict[str, Any]
+"""Keyword arguments for the protocol's engine (SyncMLClient or DM2Client), gathered by the fleet,
+scenarios and behaviours on their way to :func:`make_engine`: a bag of both protocols' options, so
+its values are Any here and the engine's constructor checks them."""
+
+
 
 def make_engine(dev: VirtualDevice | Environment, account: Account, session_id: str, *,
-                server_uri: str | None = None, **options: object):
+                server_uri: str | None = None, **options: Any) -> SyncMLClient | DM2Client:
     """A fresh engine for one session; ``server_uri`` overrides the account's (``run --server URL/path``).
 
     ``dev`` may be an operating environment with its own identity (its DevId goes on the wire). The
@@ -35,7 +48,8 @@ def make_engine(dev: VirtualDevice | Environment, account: Account, session_id: 
     if server_uri:
         account = replace(account, server_uri=server_uri)
     device = dev.device if isinstance(dev, Environment) else dev
-    tree = device.managed_tree(account, session_id)
+    # ManagedTree stands in for the Tree (it forwards what it does not check): the engines take it as one
+    tree = cast("Tree", device.managed_tree(account, session_id))
     if account.protocol == "dm12":
         from emulator.protocol.syncml.client import SyncMLClient
 
@@ -48,7 +62,7 @@ def make_engine(dev: VirtualDevice | Environment, account: Account, session_id: 
     from emulator.protocol.dm2.subscriptions import subscriptions_for
 
     options.setdefault("subscriptions", subscriptions_for(device.tree))  # kept per tree, not per session
-    return DM2Client(tree, account, dev_id=dev.id, has_browser=dev.profile.ui.browser,  # type: ignore[arg-type]
+    return DM2Client(tree, account, dev_id=dev.id, has_browser=dev.profile.ui.browser,
                      describe_mo=find_builtin, **options)
 
 
@@ -81,9 +95,9 @@ def finish_engine(dev: VirtualDevice, account: Account, engine: object, done: Se
             start_session(dev.id, "dm2", server_id=owner.server_id, alerts=alerts, reason="async result")
 
 
-def alert_options(protocol: str, alert_type: str, data: str | dict, *, format: str = "chr",
+def alert_options(protocol: DmProtocol, alert_type: str, data: str | dict, *, format: str = "chr",
                   source: str | None = None, mark: str | None = None,
-                  correlator: str | None = None) -> dict[str, object]:
+                  correlator: str | None = None) -> EngineOptions:
     """Engine options for a session that carries one device-raised generic alert: DM 1.2 Alert 1226
     (with the Exec's Correlator when it answers one), DM 2.0 a generic Alert (string data as
     ``{"Value": ...}``, tables as they are)."""
@@ -98,7 +112,7 @@ def alert_options(protocol: str, alert_type: str, data: str | dict, *, format: s
     return {"alerts": [Alert(alert_type, source_uri=source, mark=mark, data=body)]}
 
 
-def job_sessions(dev: VirtualDevice, job: Job) -> list[dict[str, object]]:
+def job_sessions(dev: VirtualDevice, job: Job) -> list[EngineOptions]:
     """The sessions a finished behaviour run asks for, as ``run_session`` keyword arguments: its
     alerts, to the server that executed it (DM 2.0: also the ExecResult to the EXEC's ServerURI)."""
     run = job.run
@@ -106,12 +120,12 @@ def job_sessions(dev: VirtualDevice, job: Job) -> list[dict[str, object]]:
     if account is None:
         return []
     protocol = account.protocol
-    options: dict[str, object] = {}
+    options: EngineOptions = {}
     for out in run.alerts:
         one = alert_options(protocol, out.type, out.data, format=out.format, source=out.source, mark=out.mark,
                             correlator=out.correlator)
         for key, items in one.items():
-            options.setdefault(key, []).extend(items)  # type: ignore[attr-defined]
+            options.setdefault(key, []).extend(items)
     reply_to = run.request.reply_to
     if protocol == "dm2" and reply_to:
         from emulator.protocol.dm2.client import ALERT_EXEC_RESULT, PendingAlert
@@ -120,7 +134,7 @@ def job_sessions(dev: VirtualDevice, job: Job) -> list[dict[str, object]]:
         mark = "informational" if 200 <= run.result < 300 else "critical"
         result = Alert(ALERT_EXEC_RESULT, source_uri=_client_uri(dev, run.request.path), mark=mark,
                        data={"sc": run.result})
-        options.setdefault("alerts", []).append(PendingAlert(reply_to, result))  # type: ignore[attr-defined]
+        options.setdefault("alerts", []).append(PendingAlert(reply_to, result))
     if not options:
         return []
     if protocol == "dm2" and reply_to:
@@ -143,21 +157,21 @@ def _client_uri(dev: VirtualDevice, path: str) -> str:
     return format_client_uri(inst.moid, inst.miid, segs[len(inst.path):])
 
 
-def route_session(dev: VirtualDevice, protocol: str, options: dict[str, object]) -> str | None:
+def route_session(dev: VirtualDevice, protocol: DmProtocol, options: Mapping[str, Any]) -> str | None:
     """The server a session without a named one belongs to (DM-HLF-018), from what it carries: the
     ServerURI of an asynchronous result, else the MO (node or ClientURI) of its first alert with a
     source. None: nothing to go by (the highest-priority account then, as before)."""
     from emulator.mo.accounts import account_for_url, owning_account
 
     accounts = dev.accounts(protocol)
-    for alert in options.get("alerts", ()) or ():  # type: ignore[attr-defined]
+    for alert in options.get("alerts", ()) or ():
         url = getattr(alert, "server_uri", None)
         if url:
             found = account_for_url(accounts, url)
             if found is not None:
                 return found.server_id
-    sources = [getattr(a, "source", None) for a in options.get("generic_alerts", ()) or ()]  # type: ignore[attr-defined]
-    for alert in options.get("alerts", ()) or ():  # type: ignore[attr-defined]
+    sources = [getattr(a, "source", None) for a in options.get("generic_alerts", ()) or ()]
+    for alert in options.get("alerts", ()) or ():
         inner = getattr(alert, "alert", alert)
         sources.append(getattr(inner, "source_uri", None))
     for source in sources:

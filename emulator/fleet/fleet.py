@@ -14,13 +14,15 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from emulator.device.environments import Environment
 from emulator.device.profile import Profile, find_profile
 from emulator.device.virtual import VirtualDevice
 from emulator.errors import EmulatorError, StoreError
 from emulator.events import (
     AlertRaised,
+    Event,
     EventBus,
     MessageLogged,
     RecordChanged,
@@ -34,6 +36,7 @@ from emulator.fleet.drive import SessionContext, UiHandler, drive, now, run
 from emulator.mo.behaviours import Job
 from emulator.protocol.actions import HttpRequest, HttpResult, SessionDone
 from emulator.protocol.flow import request_flow
+from emulator.protocol.values import DmProtocol
 from emulator.store import DeviceRecord, Workspace
 from emulator.transport.http import HttpTransport, TlsConfig
 from emulator.transport.listener import Delivery, NotificationListener
@@ -41,6 +44,7 @@ from emulator.transport.push import PushPoller
 
 if TYPE_CHECKING:
     from emulator.mo.accounts import Account
+    from emulator.protocol.dm2.notification import NotificationGuard
 
 SERVER_AUTH_NONE_WARNING = ("server authentication is OFF for this account (server-auth none): any server, or "
                             "anyone in between, can pose as the DM server")
@@ -94,7 +98,7 @@ class Fleet:
         self._tasks: set[asyncio.Task] = set()
         self._recent: deque[float] = deque(maxlen=4096)
         self._store_sessions: dict[str, int] = {}
-        self._notification_guards: dict[str, object] = {}  # dev_id -> DM 2.0 NotificationGuard (replays)
+        self._notification_guards: dict[str, NotificationGuard] = {}  # dev_id -> its DM 2.0 replay guard
         self._ui_resumes: dict[str, _UiResume] = {}  # session id -> its page flow (ui_resume "client")
         self.bus.subscribe(self._count, SessionStarted, SessionEnded, MessageLogged)
         self._in_session: Counter[str] = Counter()  # dev_id -> sessions running (their end saves the device)
@@ -195,7 +199,7 @@ class Fleet:
 
     # ------------------------------------------------------------------ changes between sessions
 
-    def _changed_locally(self, event: TreeChanged | RecordChanged) -> None:
+    def _changed_locally(self, event: Event) -> None:
         """A change outside any session (an app's write, a local set_node, a delegation, an app
         registration): written at the end of this loop turn, every device changed in the turn in one
         transaction, so a crash before the next session loses nothing and a burst costs one commit."""
@@ -239,13 +243,13 @@ class Fleet:
     async def run_session(
         self,
         dev_id: str,
-        protocol: str | None = None,
+        protocol: DmProtocol | None = None,
         *,
         server_id: str | None = None,
         ui: UiHandler | None = None,
         reason: str = "client",
         environment: str | None = None,
-        **engine_options: object,
+        **engine_options: Any,  # EngineOptions: the engine's constructor checks them
     ) -> SessionDone:
         """One complete management session of one device; failures come back as SessionDone.
 
@@ -266,8 +270,8 @@ class Fleet:
         env = dev.environment(environment) if environment else None
         account = (env or dev).account(server_id, protocol)
         client = env or dev.session_target(account)
-        if client is not dev:
-            reason = f"{reason} [{client.name} as {client.id}]"  # type: ignore[union-attr]
+        if isinstance(client, Environment):  # not the device itself
+            reason = f"{reason} [{client.name} as {client.id}]"
         handler = ui or self.ui
         if handler is None:
             from emulator.fleet.headless import HeadlessUi
@@ -365,7 +369,7 @@ class Fleet:
                 return  # removed (or restarted) meanwhile: its runs went with it
             wait = job.run.advance(dev.tree)
         for options in job_sessions(dev, job):
-            await self.run_session(dev.id, **options)  # type: ignore[arg-type]
+            await self.run_session(dev.id, **options)
 
     async def fetch(self, dev: VirtualDevice, request: HttpRequest, account: Account, label: str,
                     summary: str) -> HttpResult:
@@ -379,7 +383,7 @@ class Fleet:
         link.ctx = ctx
         return await run(request_flow(request, ctx, self.bus.publish, start=now(), summary=summary), ctx)
 
-    def start_session(self, dev_id: str, protocol: str | None = None, **kw: object) -> asyncio.Task:
+    def start_session(self, dev_id: str, protocol: DmProtocol | None = None, **kw: Any) -> asyncio.Task[SessionDone]:
         """Fire and forget (the window's button); the task is kept until it ends."""
         task = asyncio.ensure_future(self.run_session(dev_id, protocol, **kw))
         self._tasks.add(task)
@@ -414,7 +418,7 @@ class Fleet:
             guard = self._notification_guards.get(dev_id)
             if guard is None:
                 guard = self._notification_guards[dev_id] = NotificationGuard(window_s=600)
-            decision = check_notification(raw, dev.accounts("dm2"), guard, when)  # type: ignore[arg-type]
+            decision = check_notification(raw, dev.accounts("dm2"), guard, when)
             if decision.accepted and decision.notification is not None:
                 return Delivery(self.start_session(dev_id, "dm2", server_id=decision.notification.server_id,
                                                    reason="notification", **decision.engine_options()))
@@ -453,12 +457,12 @@ class Fleet:
             self.listener = listener
         return self.listener
 
-    def start_push(self, dev_ids: list[str] | None = None, **options: object) -> PushPoller:
+    def start_push(self, dev_ids: list[str] | None = None, **options: Any) -> PushPoller:
         """Long-polls of the server's push channel for the devices behind NAT (all of the fleet's by
         default, following their bearers); options as :class:`PushPoller`'s, taken when it is first
         started (later calls add devices). Needs a running loop."""
         if self.push is None:
-            self.push = PushPoller(self.devices, self.receive_notification, **options)  # type: ignore[arg-type]
+            self.push = PushPoller(self.devices, self.receive_notification, **options)
         self.push.start(dev_ids)
         return self.push
 

@@ -42,6 +42,7 @@ from emulator.fleet.drive import SessionContext
 from emulator.fleet.drive_sync import drive_sync
 from emulator.fleet.engines import finish_engine, make_engine
 from emulator.fleet.headless import HeadlessUi
+from emulator.protocol.values import DmProtocol
 from emulator.transport.blocking import BlockingTransport
 
 _indexes = itertools.count()
@@ -146,7 +147,7 @@ class DmDevice(User):
         self.device.bus.subscribe(self._round_trip, RoundTrip)
         self.ui = HeadlessUi()
         self._protocol = ""
-        self.followups: list[tuple[str, dict[str, Any]]] = []
+        self.followups: list[tuple[DmProtocol, dict[str, Any]]] = []
 
     @task
     def manage(self) -> None:
@@ -156,7 +157,7 @@ class DmDevice(User):
             protocol, options = self.followups.pop(0)
             self.session(protocol, **options)
 
-    def session(self, protocol: str, *, server_id: str | None = None, reason: str = "client",
+    def session(self, protocol: DmProtocol, *, server_id: str | None = None, reason: str = "client",
                 **options: Any) -> None:  # fmt: skip
         dev = self.device
         fire = self.environment.events.request.fire
@@ -174,7 +175,7 @@ class DmDevice(User):
         fire(request_type="DM session", name=protocol, response_time=(time.perf_counter() - t0) * 1000,
              response_length=ctx.messages, exception=failed, context={"device": dev.id, "reason": reason})
 
-    def start_session(self, dev_id: str, protocol: str, **options: Any) -> None:
+    def start_session(self, dev_id: str, protocol: DmProtocol, **options: Any) -> None:
         """What :func:`finish_engine` asks of a fleet: a session of its own, run after this one."""
         self.followups.append((protocol, options))
 

@@ -13,6 +13,7 @@ import base64
 from dataclasses import dataclass, field
 from typing import TypedDict
 
+from emulator.protocol.values import DmProtocol
 from emulator.tree import Tree
 from emulator.tree import uri as uris
 
@@ -43,7 +44,7 @@ class Account:
     """One DM server the device knows. Nonces are raw bytes (AAuthData holds them base64)."""
 
     server_id: str
-    protocol: str  # dm12 or dm2
+    protocol: DmProtocol
     server_uri: str
     name: str = ""
     auth: str = "md5"  # basic, md5, hmac, none (DM 2.0: basic, digest, none)

@@ -266,9 +266,12 @@ class HttpTransport:
             await self._sleep(download / 1000)
         return HttpResult(status, content, answer_headers)
 
-    async def post(self, url: str, body: bytes, content_type: str, headers: dict[str, str] | None = None, **kw) -> HttpResult:
+    async def post(self, url: str, body: bytes, content_type: str, headers: dict[str, str] | None = None, *,
+                   tls: TlsConfig = TlsConfig(), shaping: Shaping = NO_SHAPING,
+                   rng: random.Random | None = None, max_body: int | None = None) -> HttpResult:
         all_headers = {"Content-Type": content_type, **(headers or {})}
-        return await self.request("POST", url, body, all_headers, **kw)
+        return await self.request("POST", url, body, all_headers, tls=tls, shaping=shaping, rng=rng,
+                                  max_body=max_body)
 
     async def aclose(self) -> None:
         clients, self._clients = self._clients, {}
@@ -276,11 +279,11 @@ class HttpTransport:
             await client.close()
 
 
-def _joined(headers: Mapping[str, str] | aiohttp.typedefs.LooseHeaders) -> dict[str, str]:
+def _joined(headers: Mapping[str, str]) -> dict[str, str]:
     """Headers by lower-case name; repeated ones (several ``WWW-Authenticate`` challenges) joined
     with ", " as RFC 9110 5.3 allows, the way httpx does for the Locust transport."""
     out: dict[str, str] = {}
-    for key, value in headers.items():  # type: ignore[union-attr]
+    for key, value in headers.items():  # a multidict's items() gives every repeated header
         name = key.lower()
         out[name] = f"{out[name]}, {value}" if name in out else value
     return out

@@ -20,6 +20,7 @@ import ipaddress
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
@@ -81,7 +82,7 @@ class NotificationListener:
         return self._runner is not None
 
     @property
-    def addresses(self) -> list[tuple]:
+    def addresses(self) -> list[tuple[Any, ...]]:
         """The socket addresses it listens on (empty when stopped)."""
         return list(self._runner.addresses) if self._runner is not None else []
 

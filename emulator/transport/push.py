@@ -112,8 +112,8 @@ class PushPoller:
         self.transport = transport or HttpTransport(timeout=longest + 10, max_connections=max_connections)
         self.delivered = 0
         self._watched: set[str] | None = None  # None: every device of the fleet, as it is now
-        self._tasks: dict[str, asyncio.Task] = {}
-        self._watcher: asyncio.Task | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._watcher: asyncio.Task[None] | None = None
         self._complained: set[str] = set()
         self._rng = random.Random()
         self._digests: dict[tuple[str, str], DigestClient] = {}  # (DevID, ServerID): its Digest state
