@@ -17,7 +17,7 @@ identity runs as that environment.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from emulator.device.profile import EnvSpec, Profile
 from emulator.errors import EmulatorError
@@ -25,6 +25,9 @@ from emulator.events import EventBus
 from emulator.mo.accounts import DM1_ROOT, DM2_ROOT, Account
 from emulator.transport.shaping import Shaping
 from emulator.tree import Tree
+
+if TYPE_CHECKING:
+    from emulator.mo.authorities import ManagedTree
 
 OPENV_ROOT = "./OpEnv"
 RIGHTS = ("Add", "Delete", "Exec", "Get", "Replace")
@@ -87,6 +90,8 @@ class Host(Protocol):
     def shaping(self) -> Shaping: ...
 
     def accounts(self, protocol: str | None = None) -> list[Account]: ...
+
+    def managed_tree(self, account: Account, session_id: str) -> ManagedTree: ...
 
 
 @dataclass(eq=False)

@@ -44,7 +44,7 @@ class Delivery:
     """What a device did with a Package#0: ``session`` is the task of the session it started (None:
     it ignored the notification, ``why`` says why); ``known`` False: no such device."""
 
-    session: asyncio.Task | None
+    session: asyncio.Task[object] | None
     why: str = ""
     known: bool = True
 
