@@ -23,7 +23,10 @@ from emulator.protocol.actions import HttpResult
 from emulator.transport.shaping import Shaping
 
 if TYPE_CHECKING:
-    from emulator.transport.http import TlsConfig
+    from emulator.transport.blocking import BlockingTransport
+    from emulator.transport.http import HttpTransport, TlsConfig
+    from emulator.transport.link import BearerLink
+    from emulator.transport.outage import OutageTransport
 
 
 class AsyncTransport(Protocol):
@@ -48,3 +51,10 @@ class Transport(Protocol):
              rng: random.Random | None = None, max_body: int | None = None) -> HttpResult: ...  # fmt: skip
 
     def close(self) -> None: ...
+
+
+if TYPE_CHECKING:  # mypy checks that every transport keeps the contract
+
+    def _contract(pooled: HttpTransport, link: BearerLink, outage: OutageTransport,
+                  blocking: BlockingTransport) -> tuple[AsyncTransport, AsyncTransport, AsyncTransport, Transport]:
+        return pooled, link, outage, blocking
