@@ -23,10 +23,7 @@ from emulator.protocol.actions import HttpResult
 from emulator.transport.shaping import Shaping
 
 if TYPE_CHECKING:
-    from emulator.transport.blocking import BlockingTransport
-    from emulator.transport.http import HttpTransport, TlsConfig
-    from emulator.transport.link import BearerLink
-    from emulator.transport.outage import OutageTransport
+    from emulator.transport.http import TlsConfig
 
 
 class AsyncTransport(Protocol):
@@ -52,9 +49,3 @@ class Transport(Protocol):
 
     def close(self) -> None: ...
 
-
-if TYPE_CHECKING:  # mypy checks that every transport keeps the contract
-
-    def _contract(pooled: HttpTransport, link: BearerLink, outage: OutageTransport,
-                  blocking: BlockingTransport) -> tuple[AsyncTransport, AsyncTransport, AsyncTransport, Transport]:
-        return pooled, link, outage, blocking
