@@ -53,6 +53,7 @@ from emulator.mo.accounts import (
     AUTH_SCHEMES_DM2,
     AUTH_TYPES,
     SERVER_AUTH_POLICIES,
+    UI_RESUME_STYLES,
     Account,
     configure_account,
 )
@@ -83,6 +84,7 @@ class AccountChanges:
     client_secret: str | None = None
     server_secret: str | None = None
     server_auth: str | None = None  # DM 1.x only: how the server proves itself
+    ui_resume: str | None = None  # DM 2.0 only: who goes on after a SHOW's page
 
 
 @dataclass(slots=True)
@@ -150,6 +152,8 @@ def apply_to_device(dev: VirtualDevice, changes: ServerChanges) -> list[str]:
         if protocol == "dm2":
             kw.pop("server_secret")
             kw.pop("server_auth")
+        else:
+            kw.pop("ui_resume")
         try:
             configure_account(dev.tree, accounts[0], **kw)
         except EmulatorError as exc:
@@ -309,6 +313,18 @@ class AccountForm(QGroupBox):
         form.addRow("Client secret", self.secret)
         self.server_secret: QLineEdit | None = None
         self.server_auth: QComboBox | None = None
+        self.ui_resume: QComboBox | None = None
+        if protocol == "dm2":
+            self.ui_resume = QComboBox()
+            self.ui_resume.addItems(list(UI_RESUME_STYLES))
+            self.ui_resume.setToolTip("After a SHOW's web page: held = the server holds its answer until the form "
+                                      "is sent; client = the server ends, the device opens a new session when "
+                                      "the page ends")
+            form.addRow("After a web page", self.ui_resume)
+            style_now = _shared([a.ui_resume for a in accounts])
+            if not style_now:
+                self.ui_resume.insertItem(0, KEEP)
+            self.ui_resume.setCurrentText(style_now or KEEP)
         if protocol == "dm12":
             self.server_secret = QLineEdit(echoMode=QLineEdit.EchoMode.Password, placeholderText="(unchanged)")
             self.server_secret.setToolTip("What the server proves itself with (SRVCRED)")
@@ -341,6 +357,8 @@ class AccountForm(QGroupBox):
                   "auth": self.auth.currentText(), "client_user": self.user.text()}
         if self.server_auth is not None:
             values["server_auth"] = self.server_auth.currentText()
+        if self.ui_resume is not None:
+            values["ui_resume"] = self.ui_resume.currentText()
         return values
 
     def changes(self) -> AccountChanges | None:

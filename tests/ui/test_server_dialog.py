@@ -31,6 +31,7 @@ def test_dialog_writes_only_what_changed_into_the_chosen_devices(window, qtbot):
     assert dm12.url.currentText() == "http://127.0.0.1:9/dm12" and dm12.user.text() == ""
     assert [dm2.auth.itemText(i) for i in range(dm2.auth.count())] == ["basic", "digest", "none"]
     assert dm2.server_auth is None and dm12.server_auth.currentText() == "dm"
+    assert dm12.ui_resume is None and dm2.ui_resume.currentText() == "held"
     assert not dialog.warning.isVisible()
     dm12.url.setCurrentText("https://dm.example.com/oma")
     dm12.auth.setCurrentText("hmac")
@@ -270,3 +271,19 @@ def test_first_devices_added_get_a_device_column_that_fits(qtbot):
     fleet.add("smartphone", 2)
     panel.model.sync()  # rows appended, not a reset: the selection would survive
     assert panel.view.columnWidth(0) >= panel.view.sizeHintForColumn(0) > narrow
+
+
+def test_dialog_sets_the_dm2_ui_resumption_style(window, qtbot):
+    phones = _ids(window, "smartphone")
+    dialog = ServerDialog(window.fleet, phones, window)
+    qtbot.addWidget(dialog)
+    dialog.forms["dm12"].setChecked(False)
+    dialog.forms["dm2"].ui_resume.setCurrentText("client")
+    changes = dialog.changes()
+    assert changes.dm12 is None and changes.dm2.ui_resume == "client" and changes.dm2.auth is None
+    job = window.server_actions.apply(changes)
+    qtbot.waitUntil(lambda: not job.running, timeout=3000)
+    for dev_id in phones:
+        dev = window.fleet.devices[dev_id]
+        assert dev.account(protocol="dm2").ui_resume == "client"
+        assert dev.account(protocol="dm12").server_auth == "dm"  # DM 1.2 left alone
