@@ -94,7 +94,7 @@ def serve_main() -> None:
 def server_process(admin_token: str | None = None) -> Iterator[str]:
     """The quick reference server in a child process; yields its base URL, stops it (by its pid) after.
     ``admin_token``: the token its admin API asks for (default: the environment's, else a random one)."""
-    from emulator.server.state import ADMIN_TOKEN_ENV
+    from emulator.util.admin_token import ADMIN_TOKEN_ENV
 
     env = {**os.environ, ADMIN_TOKEN_ENV: admin_token} if admin_token else None
     proc = subprocess.Popen([sys.executable, "-c", "from emulator.commands.bench import serve_main; serve_main()"],

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from emulator.errors import EmulatorError
 from emulator.server.accounts import ServerAccount, load_accounts
 from emulator.server.faults import NOTIFICATION_KINDS, Fault
-from emulator.server.state import ADMIN_TOKEN_ENV, ServerState
+from emulator.server.state import ServerState
+from emulator.util.admin_token import ADMIN_TOKEN_ENV
 
 
 async def serve(host: str, port: int, *, ready: Callable[[str, ServerState], object] | None = None, stop: asyncio.Event | None = None,

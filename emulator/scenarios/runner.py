@@ -44,11 +44,10 @@ from emulator.scenarios.model import (
     node_text,
 )
 from emulator.scenarios.pacing import PlannedSession, jittered, plan_sessions, ramp_offset
-from emulator.server.access import admin_headers
-from emulator.server.state import ADMIN_TOKEN_ENV
 from emulator.transport.outage import Outage, OutageTransport
 from emulator.transport.push import PUSH_WAIT_S, PushPoller
 from emulator.tree.errors import TreeError
+from emulator.util.admin_token import ADMIN_TOKEN_ENV, admin_headers
 
 
 def split_server(url: str) -> tuple[str, str | None]:

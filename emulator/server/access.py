@@ -28,11 +28,6 @@ from emulator.server.state import STATE_KEY, ServerState
 from emulator.server.tls import peer_common_name
 
 
-def admin_headers(token: str | None) -> dict[str, str]:
-    """The header a client of the admin API sends (none without a token)."""
-    return {"Authorization": f"Bearer {token}"} if token else {}
-
-
 def _is_admin(path: str) -> bool:
     return path == ADMIN or path.startswith(ADMIN + "/")
 

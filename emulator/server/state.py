@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
-import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,21 +29,13 @@ from emulator.protocol.dm2.notification import build_notification, parse_notific
 from emulator.server.authorities import Authority, SecretPair, UnknownAuthorityError
 from emulator.server.dm2_auth import Dm2Guard, Verdict
 from emulator.server.faults import Fault, Faults
+from emulator.util.admin_token import new_admin_token
 
 REPO_QUOTA_UPLOADS = 1000
 """Uploads (HPUT/HPOST/SUB pushes) the server keeps per device; the next one is refused (507)."""
 
 REPO_QUOTA_BYTES = 16 << 20
 """Bytes of uploads the server keeps per device (16 MiB); an upload past it is refused (507)."""
-
-ADMIN_TOKEN_ENV = "DM_EMULATOR_ADMIN_TOKEN"
-"""Environment variable with the admin token (read by ``dm-emulator server`` and ``dm-emulator run``)."""
-
-
-def new_admin_token() -> str:
-    """The token ``/admin`` asks for: ``DM_EMULATOR_ADMIN_TOKEN`` when set, else 128 fresh random bits."""
-    return os.environ.get(ADMIN_TOKEN_ENV) or secrets.token_urlsafe(16)
-
 
 Step = list[list[str]]
 """One DM 2.0 Package#2 of a script: its commands as string arrays, with ``${...}`` placeholders."""

@@ -9,8 +9,8 @@ import json
 from hostile_kit import basic, own_auth, phone, post, serving
 
 from emulator.protocol.dm2 import media
-from emulator.server.access import admin_headers
 from emulator.server.state import ServerState
+from emulator.util.admin_token import admin_headers
 
 MO = json.dumps([{"ClientURI": "urn:oma:mo:oma-dm-devinfo:1.2//", "MOData": {"DevInfo": {"Mod": "x"}}}]).encode()
 DEEP = b"[" * 100_000 + b"]" * 100_000

@@ -21,13 +21,13 @@ from emulator.protocol.dm2.messages import ALERT_SERVER_INITIATED
 from emulator.protocol.dm2.notification import NotificationGuard
 from emulator.protocol.dm2.subscriptions import subscriptions_for
 from emulator.protocol.flow import Sleep
-from emulator.server.access import admin_headers
 from emulator.server.app import start_server
 from emulator.server.authorities import Authority, SecretPair
 from emulator.server.dm2 import script_for
 from emulator.server.state import ServerState
 from emulator.server.ui_flows import BOOKMARK_MOID, DATAPLAN_MOID, FWUPDATE_MOID, WLAN_MOID
 from emulator.transport.http import HttpTransport
+from emulator.util.admin_token import admin_headers
 
 DEVINFO = "urn:oma:mo:oma-dm-devinfo:1.2"
 EXTRA_PERMS = (WLAN_MOID, BOOKMARK_MOID, DATAPLAN_MOID, FWUPDATE_MOID)

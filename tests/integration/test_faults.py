@@ -34,13 +34,13 @@ from emulator.errors import EmulatorError
 from emulator.events import AlertRaised, Event, MessageLogged, SessionEnded, SessionStarted, TreeChanged
 from emulator.fleet.fleet import Fleet
 from emulator.protocol.actions import SessionDone
-from emulator.server.access import admin_headers
 from emulator.server.app import create_app
 from emulator.server.faults import KINDS, NOTIFICATION_KINDS, Fault
 from emulator.server.notify_out import send_package0
 from emulator.server.state import ServerState
 from emulator.store import SessionRecord, TrafficRecord, Workspace
 from emulator.transport.http import HttpTransport
+from emulator.util.admin_token import admin_headers
 
 CLIENT_TIMEOUT_S = 1.0
 SLOW_S = 2.0  # longer than the device waits

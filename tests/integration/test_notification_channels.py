@@ -15,11 +15,11 @@ from aiohttp import web
 from emulator.events import AlertRaised, EventBus, SessionEnded, SessionStarted
 from emulator.fleet.fleet import Fleet
 from emulator.protocol.dm2.notification import parse_notification
-from emulator.server.access import admin_headers
 from emulator.server.app import create_app
 from emulator.server.control import ServerControl
 from emulator.server.state import ServerState
 from emulator.transport.listener import NotificationListener, is_loopback
+from emulator.util.admin_token import admin_headers
 
 DEVINFO = "urn:oma:mo:oma-dm-devinfo:1.2"
 QUICK_DM2 = [[["GET", f"{DEVINFO}//FwV"]], [["END"]]]

@@ -15,11 +15,11 @@ import pytest
 
 from emulator.errors import EmulatorError
 from emulator.protocol.dm2.notification import parse_notification
-from emulator.server.access import admin_headers
 from emulator.server.app import start_server
 from emulator.server.control import ServerControl
 from emulator.server.dm2 import demo_script, script_for
 from emulator.server.state import ServerState
+from emulator.util.admin_token import admin_headers
 
 
 def test_without_a_listener_a_dm2_notification_waits_on_the_push_channel():
