@@ -97,6 +97,8 @@ def test_more_workers_than_identities_is_a_clear_error_at_start(tmp_path):
 
 def test_a_user_that_cannot_start_is_a_failure(tmp_path):
     """One local process, a profile with 3 identities, 5 users: 3 run, 2 fail to start, and say why."""
+    # Locust counts --run-time from before its ~1.5 s of imports; 8 s leaves a loaded machine room to
+    # spawn all five users before the run ends.
     profile = tmp_path / "three.toml"
     profile.write_text((Path(__file__).resolve().parents[2] / "profiles" / "smartphone.toml").read_text()
                        .replace("width = 7", "width = 1").replace('scheme = "IMEI"', 'scheme = "SN"')
@@ -104,7 +106,7 @@ def test_a_user_that_cannot_start_is_a_failure(tmp_path):
     prefix = tmp_path / "run"
     with server_process() as url:
         proc = subprocess.run(
-            [*LOCUST, "--headless", "-u", "5", "-r", "5", "--run-time", "3s", "--host", url, "--csv", str(prefix),
+            [*LOCUST, "--headless", "-u", "5", "-r", "5", "--run-time", "8s", "--host", url, "--csv", str(prefix),
              "--only-summary", "--dm-profile", str(profile), "--dm-protocols", "dm12"],
             capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1, proc.stderr[-2000:]  # Locust's exit code when any request failed
