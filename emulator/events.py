@@ -7,6 +7,7 @@ few tens of milliseconds) do so on their side.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar, cast
@@ -120,8 +121,16 @@ Subscriber = Callable[[Event], None]
 _E = TypeVar("_E", bound=Event)
 
 
+log = logging.getLogger(__name__)
+
+MAX_ERRORS = 100
+"""Subscriber errors a bus keeps (the newest); every one is logged as it happens."""
+
+
 class EventBus:
-    """Publish/subscribe by event class; a subscriber raising never stops the others."""
+    """Publish/subscribe by event class; a subscriber raising never stops the others, nor the
+    session that published: its error is logged (with the traceback) and kept in ``errors``. The
+    test suite makes such an error fail the test (``tests/conftest.py``)."""
 
     def __init__(self) -> None:
         self._subs: list[tuple[tuple[type[Event], ...], Subscriber]] = []
@@ -145,4 +154,11 @@ class EventBus:
                 try:
                     callback(event)
                 except Exception as exc:  # a broken subscriber must not break a session
-                    self.errors.append(exc)
+                    self.subscriber_failed(callback, event, exc)
+
+    def subscriber_failed(self, callback: Subscriber, event: Event, exc: Exception) -> None:
+        """Log and keep the error of a subscriber that raised on ``event``."""
+        log.error("event subscriber %r raised on %s of %s", callback, type(event).__name__, event.device_id,
+                  exc_info=exc)
+        self.errors.append(exc)
+        del self.errors[:-MAX_ERRORS]

@@ -46,3 +46,22 @@ def profile_with(tmp_path):
         return path
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _a_raising_subscriber_fails_the_test(request, monkeypatch):
+    """The EventBus keeps a session alive when a subscriber raises (and logs it); in the suite that
+    error fails the test, unless the test is marked ``bus_errors`` (it checks the bus survives one)."""
+    from emulator.events import EventBus
+
+    seen: list[str] = []
+    keep = EventBus.subscriber_failed
+
+    def failed(self, callback, event, exc):
+        seen.append(f"{callback!r} on {type(event).__name__}: {exc!r}")
+        keep(self, callback, event, exc)
+
+    monkeypatch.setattr(EventBus, "subscriber_failed", failed)
+    yield
+    if seen and request.node.get_closest_marker("bus_errors") is None:
+        pytest.fail(f"{len(seen)} event subscriber error(s), swallowed by the EventBus: " + "; ".join(seen[:3]))

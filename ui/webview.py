@@ -29,12 +29,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from emulator.protocol.actions import AskUser, OpenBrowser, UserAnswer
+from emulator.protocol.actions import AskUser, OpenBrowser, UserAnswer, is_ui_done
 from emulator.protocol.flow import UiFlow, Wait
 from emulator.protocol.values import UserOutcome
 from ui.signals import emit
 
-DONE_SUFFIX = "/ui/done"
 MIN_PAGE_WIDTH = 420
 
 
@@ -68,7 +67,7 @@ class GuardedPage(QWebEnginePage):
         if self.allowed is None or origin(url) != self.allowed:
             emit(self.blocked, url.toString())
             return False
-        if url.path().endswith(DONE_SUFFIX):
+        if is_ui_done(url.toString()):
             emit(self.finished, url.toString())
         return True
 

@@ -34,7 +34,7 @@ from emulator.errors import DecodeError, EmulatorError
 from emulator.events import AlertRaised, EventBus, RecordChanged
 from emulator.mo.accounts import DM1_ROOT, DM2_ROOT, Account
 from emulator.mo.instances import defaults, find_instances, instance_of, instance_views
-from emulator.protocol.actions import HttpRequest, HttpResult
+from emulator.protocol.actions import HttpRequest, HttpResult, header
 from emulator.protocol.dm2 import media
 from emulator.protocol.dm2.client import default_fetch
 from emulator.protocol.dm2.executor import Actor, store
@@ -411,7 +411,7 @@ class AppRegistry:
         if result.status != 200:
             raise EmulatorError(f"DEFAULT fetch of {moid} from {url} failed: "
                                 f"{result.error or f'HTTP {result.status}'}", status=500)
-        ctype = next((v for k, v in result.headers.items() if k.lower() == "content-type"), "")
+        ctype = header(result.headers, "content-type") or ""
         if ctype and not media.is_mo_json(ctype):
             raise EmulatorError(f"DEFAULT fetch of {moid}: {url} sent {ctype}, not MO serialization", status=415)
         items = decode_mos(result.body)

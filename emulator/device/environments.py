@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from emulator.device.profile import EnvSpec, Profile
-from emulator.errors import EmulatorError
 from emulator.events import EventBus
-from emulator.mo.accounts import DM1_ROOT, DM2_ROOT, Account
+from emulator.mo.accounts import DM1_ROOT, DM2_ROOT, Account, pick_account
 from emulator.transport.shaping import Shaping
 from emulator.tree import Tree
 
@@ -155,11 +154,7 @@ class Environment:
         return [a for a in self.device.accounts(protocol) if a.server_id in self.spec.accounts]
 
     def account(self, server_id: str | None = None, protocol: str | None = None) -> Account:
-        for acc in self.accounts(protocol):
-            if server_id is None or acc.server_id == server_id:
-                return acc
-        what = f"server {server_id!r}" if server_id else f"a {protocol or 'DM'} server"
-        raise EmulatorError(f"environment {self.name} of {self.device.id} has no account for {what}", status=404)
+        return pick_account(self.accounts(protocol), server_id, protocol, f"environment {self.name} of {self.device.id}")
 
     def values(self) -> dict[str, str]:
         """The leaves of the environment's subtree (relative path -> text), for the window."""

@@ -18,7 +18,7 @@ from emulator.device.identity import Identity
 from emulator.device.profile import BearerSpec, Profile
 from emulator.errors import EmulatorError
 from emulator.events import DeviceStateChanged, EventBus, TreeChanged
-from emulator.mo.accounts import DM1_ROOT, DM2_ROOT, Account, read_accounts
+from emulator.mo.accounts import DM1_ROOT, DM2_ROOT, Account, pick_account, read_accounts
 from emulator.mo.authorities import Conflicts, ManagedTree
 from emulator.mo.behaviours import DeviceBehaviours
 from emulator.mo.delegation import DELEGATE_LEAF, REVOKE_LEAF, Delegations, install_nodes
@@ -189,11 +189,7 @@ class VirtualDevice:
 
     def account(self, server_id: str | None = None, protocol: str | None = None) -> Account:
         """The named account, or the highest-priority one of the protocol; clear error if none."""
-        for acc in self.accounts(protocol):
-            if server_id is None or acc.server_id == server_id:
-                return acc
-        what = f"server {server_id!r}" if server_id else f"a {protocol or 'DM'} server"
-        raise EmulatorError(f"device {self.id} has no account for {what}", status=404)
+        return pick_account(self.accounts(protocol), server_id, protocol, f"device {self.id}")
 
     # ------------------------------------------------------------------ state and bearers
 

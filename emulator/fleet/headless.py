@@ -25,11 +25,19 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
-from emulator.protocol.actions import AskUser, HttpRequest, HttpResult, OpenBrowser, UserAnswer
+from emulator.protocol.actions import (
+    UI_DONE_PATH,
+    AskUser,
+    HttpRequest,
+    HttpResult,
+    OpenBrowser,
+    UserAnswer,
+    header,
+    is_ui_done,
+)
 from emulator.protocol.flow import Fetch, UiFlow, answered
 from emulator.protocol.syncml.useralerts import parse_choices
 
-DONE_SUFFIX = "/ui/done"
 POLICIES = ("accept", "decline", "cancel", "timeout")
 _DECLINE = re.compile(r"\b(decline|cancel|no|reject|refuse)\b", re.IGNORECASE)
 _REDIRECTS = (301, 302, 303, 307, 308)
@@ -201,10 +209,6 @@ def _pick_button(controls: list[Control], fields: dict[str, str], policy: str) -
     return buttons[0]
 
 
-def is_done(url: str) -> bool:
-    return urlsplit(url).path.rstrip("/").endswith(DONE_SUFFIX)
-
-
 class HeadlessUi:
     """The session driver's UiHandler without a screen (see module doc)."""
 
@@ -255,7 +259,7 @@ class HeadlessUi:
             if result.status == 0:
                 return UserAnswer("failed", text=f"{method} {url}: {result.error or 'no answer'}")
             if result.status in _REDIRECTS:
-                location = _header(result.headers, "location")
+                location = header(result.headers, "location")
                 if not location:
                     return UserAnswer("failed", text=f"{url} redirected without a Location")
                 url = urljoin(url, location)
@@ -264,14 +268,14 @@ class HeadlessUi:
                 continue
             if result.status >= 400:
                 return UserAnswer("failed", text=f"{method} {url} answered HTTP {result.status}")
-            if is_done(url):
+            if is_ui_done(url):
                 return UserAnswer("ok", text=url)
             forms, errors = parse_forms(result.body.decode("utf-8", "replace"))
             if errors and errors == last_errors:
                 return UserAnswer("failed", text=f"the page at {url} keeps refusing the answers: {errors[0]}")
             last_errors = errors
             if not forms:
-                return UserAnswer("failed", text=f"the page at {url} has no form and is not {DONE_SUFFIX}")
+                return UserAnswer("failed", text=f"the page at {url} has no form and is not {UI_DONE_PATH}")
             form = forms[0]
             pairs = fill_form(form, self.fields, self.policy)
             target = urljoin(url, form.action) if form.action else url
@@ -283,9 +287,6 @@ class HeadlessUi:
                 parts = urlsplit(target)
                 url = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(pairs), ""))
                 method, body, headers = "GET", b"", {}
-        return UserAnswer("failed", text=f"no {DONE_SUFFIX} page after {self.max_steps} pages (last: {url})")
+        return UserAnswer("failed", text=f"no {UI_DONE_PATH} page after {self.max_steps} pages (last: {url})")
 
 
-def _header(headers: dict[str, str], name: str) -> str | None:
-    lowered = name.lower()
-    return next((v for k, v in headers.items() if k.lower() == lowered), None)

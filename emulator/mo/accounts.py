@@ -13,9 +13,11 @@ import base64
 from dataclasses import dataclass, field
 from typing import TypedDict
 
+from emulator.errors import EmulatorError, UnsupportedError
 from emulator.protocol.values import DmProtocol
 from emulator.tree import Tree
 from emulator.tree import uri as uris
+from emulator.tree.acl import COMMANDS, Acl
 
 DMACC_1 = "urn:oma:mo:oma-dm-dmacc:1.0"
 """The MOID of DM 1.x accounts (./DMAcc/<ServerID>)."""
@@ -87,6 +89,16 @@ def decode_nonce(value: str | bytes | None) -> bytes:
 def _text(tree: Tree, uri: str) -> str:
     v = tree.value(uri, "")
     return v.decode("utf-8", "replace") if isinstance(v, bytes) else (v or "")
+
+
+def pick_account(accounts: list[Account], server_id: str | None, protocol: str | None, owner: str) -> Account:
+    """The account of ``server_id`` among ``accounts`` (None: the first, i.e. highest-priority, one of
+    ``protocol``); EmulatorError (404) naming ``owner`` ("device X", "environment E of X") if none."""
+    for acc in accounts:
+        if (server_id is None or acc.server_id == server_id) and (protocol is None or acc.protocol == protocol):
+            return acc
+    what = f"server {server_id!r}" if server_id else f"a {protocol or 'DM'} server"
+    raise EmulatorError(f"{owner} has no account for {what}", status=404)
 
 
 def read_accounts(tree: Tree) -> list[Account]:
@@ -243,8 +255,6 @@ def configure_account(
     DM 1.x SRVCRED name when it was the old id): otherwise the new server may do nothing at all.
     Bad values are the user's: EmulatorError (400), UnsupportedError for a scheme the protocol lacks.
     """
-    from emulator.errors import EmulatorError, UnsupportedError
-
     if server_uri is not None:
         _check_server_uri(server_uri)
     if auth is not None:
@@ -319,8 +329,6 @@ def _put(tree: Tree, uri: str, value: str | None) -> None:
 
 def _move_grants(tree: Tree, old: str, new: str) -> None:
     """Every ACL entry naming ``old`` names ``new`` instead."""
-    from emulator.tree.acl import COMMANDS, Acl
-
     for info in list(tree.walk(".")):
         if old not in info.acl:
             continue
@@ -336,8 +344,6 @@ def _move_grants(tree: Tree, old: str, new: str) -> None:
 def _check_server_uri(uri: str) -> None:
     from urllib.parse import urlsplit
 
-    from emulator.errors import EmulatorError
-
     try:
         parts = urlsplit(uri)
         ok = parts.scheme in ("http", "https") and bool(parts.hostname)
@@ -352,8 +358,6 @@ def owning_account(tree: Tree, path: str | tuple[str, ...], accounts: list[Accou
     """The account of the server that owns a node (DM-HLF-018: route a session to the server it is
     about): the highest-priority one named (not ``*``) for Replace on the node's effective ACL, else
     for Exec, else for Get; None when the node names nobody in particular or does not exist."""
-    from emulator.tree.acl import Acl
-
     segs = uris.split(path) if isinstance(path, str) else path
     acl = None
     for depth in range(len(segs), -1, -1):

@@ -19,7 +19,9 @@ Engines never block, never read clocks: time, when needed, comes in as an argume
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from emulator.protocol.values import AskKind, SessionOutcome, UserOutcome
 
@@ -47,6 +49,24 @@ class HttpRequest:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     max_body: int | None = None  # the most the answer may hold (MaxObjSize); None: the transport's cap
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """The value of header ``name`` in a plain dict of headers, whatever the case of either (HTTP
+    header names are case-insensitive; the transports hand headers over as they came)."""
+    lowered = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == lowered), None)
+
+
+UI_DONE_PATH = "/ui/done"
+"""Where a server-driven web flow ends (project convention, PROTOCOL 1.19 item 5): the reference
+server redirects there after the last form, and the window and the headless answerer stop there."""
+
+
+def is_ui_done(url: str) -> bool:
+    """Whether ``url`` is the end of a web flow: its path ends in :data:`UI_DONE_PATH` (a query or a
+    trailing ``/`` aside)."""
+    return urlsplit(url).path.rstrip("/").endswith(UI_DONE_PATH)
 
 
 @dataclass(frozen=True, slots=True)

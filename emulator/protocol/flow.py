@@ -58,6 +58,7 @@ from emulator.protocol.actions import (
     SendMessage,
     SessionDone,
     UserAnswer,
+    header,
 )
 from emulator.protocol.values import DmProtocol
 
@@ -302,7 +303,7 @@ def _logged(step: Post | Fetch, s: SessionInfo, publish: Callable[[Event], None]
     """Carry one request through the driver with the traffic log: out, the round trip, in."""
     r = step.request
     s.messages += 1
-    publish(MessageLogged(s.device_id, s.session_id, "out", now.wall, r.headers.get("Content-Type", ""), r.body,
+    publish(MessageLogged(s.device_id, s.session_id, "out", now.wall, header(r.headers, "content-type") or "", r.body,
                           summary, None, r.url))
     reply = yield step
     result: HttpResult = reply.value
@@ -310,6 +311,6 @@ def _logged(step: Post | Fetch, s: SessionInfo, publish: Callable[[Event], None]
                       len(result.body), result.error))
     if result.status:
         s.messages += 1
-        publish(MessageLogged(s.device_id, s.session_id, "in", reply.now.wall, result.headers.get("content-type", ""),
+        publish(MessageLogged(s.device_id, s.session_id, "in", reply.now.wall, header(result.headers, "content-type") or "",
                               result.body, f"HTTP {result.status}", reply.rtt_ms, r.url))
     return result, reply.now

@@ -43,6 +43,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from emulator.errors import DecodeError, EmulatorError
+from emulator.protocol.actions import header
 from emulator.protocol.syncml import auth, codes
 from emulator.protocol.syncml.commands import (
     Add,
@@ -565,7 +566,7 @@ class Dm12Session:
 
 def hmac_value(headers: dict[str, str]) -> str | None:
     """The `x-syncml-hmac` header of a request (header names are case-insensitive)."""
-    return next((v for k, v in headers.items() if k.lower() == auth.HMAC_HEADER), None)
+    return header(headers, auth.HMAC_HEADER)
 
 
 def _first_match(combos: list[tuple[str, SecretPair]], check: Callable[[str, str, list[bytes]], bool],

@@ -27,11 +27,11 @@ from string import Template
 
 from aiohttp import web
 
+from emulator.protocol.actions import UI_DONE_PATH
 from emulator.protocol.dm2.moser import MOSerialization
 from emulator.server.state import STATE_KEY, ServerState, UiSession, base_url, repo_path, repo_url
 
 ASSET_DIR = Path(__file__).resolve().parents[2] / "assets" / "web"
-DONE_PATH = "/ui/done"
 
 WLAN_MOID = "urn:oma:mo:ext-dmemulator-wlan:1.0"
 FWUPDATE_MOID = "urn:oma:mo:ext-dmemulator-fwupdate:1.0"
@@ -342,7 +342,7 @@ async def start(request: web.Request) -> web.Response:
         raise web.HTTPSeeOther(f"/ui/{flow.name}?s={ui.token}")
     ui = _session(request, flow)
     if ui.outcome:
-        raise web.HTTPSeeOther(f"{DONE_PATH}?s={ui.token}")
+        raise web.HTTPSeeOther(f"{UI_DONE_PATH}?s={ui.token}")
     return _html(render_page(flow, _pages(flow, ui.answers)[0], ui))
 
 
@@ -350,7 +350,7 @@ async def page_get(request: web.Request) -> web.Response:
     flow = _flow(request)
     ui = _session(request, flow)
     if ui.outcome:
-        raise web.HTTPSeeOther(f"{DONE_PATH}?s={ui.token}")
+        raise web.HTTPSeeOther(f"{UI_DONE_PATH}?s={ui.token}")
     return _html(render_page(flow, _index_of(request, flow, ui), ui))
 
 
@@ -358,7 +358,7 @@ async def page_post(request: web.Request) -> web.Response:
     flow = _flow(request)
     ui = _session(request, flow)
     if ui.outcome:
-        raise web.HTTPSeeOther(f"{DONE_PATH}?s={ui.token}")
+        raise web.HTTPSeeOther(f"{UI_DONE_PATH}?s={ui.token}")
     index = _index_of(request, flow, ui)
     page = flow.pages[index]
     form = await request.post()
@@ -386,7 +386,7 @@ async def page_post(request: web.Request) -> web.Response:
         raise web.HTTPSeeOther(f"/ui/{flow.name}/{following[0]}?s={ui.token}")
     ui.outcome = "submitted"
     ui.done.set()
-    raise web.HTTPSeeOther(f"{DONE_PATH}?s={ui.token}")
+    raise web.HTTPSeeOther(f"{UI_DONE_PATH}?s={ui.token}")
 
 
 def setup_ui(app: web.Application) -> None:
@@ -394,7 +394,7 @@ def setup_ui(app: web.Application) -> None:
     app.router.add_static("/ui/static", ASSET_DIR)
     app.router.add_get("/ui/", index)
     app.router.add_get("/ui", index)
-    app.router.add_get(DONE_PATH, done)
+    app.router.add_get(UI_DONE_PATH, done)
     app.router.add_get("/ui/{flow}", start)
     app.router.add_get("/ui/{flow}/{page}", page_get)
     app.router.add_post("/ui/{flow}/{page}", page_post)

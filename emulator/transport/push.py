@@ -30,7 +30,7 @@ from typing import Protocol
 from urllib.parse import quote, urlsplit
 
 from emulator.mo.accounts import Account
-from emulator.protocol.actions import HttpResult
+from emulator.protocol.actions import HttpResult, header
 from emulator.protocol.dm2.digest import DigestClient
 from emulator.protocol.dm2.media import HEADER_DEVID
 from emulator.transport.http import HttpTransport, TlsConfig
@@ -205,7 +205,7 @@ class PushPoller:
         """A 401 a Digest account can answer: True when the poll should go again at once."""
         if result.status != 401 or account.auth != "digest":
             return False
-        challenge = next((v for k, v in result.headers.items() if k.lower() == "www-authenticate"), "")
+        challenge = header(result.headers, "www-authenticate") or ""
         digest = self._digests.setdefault((dev_id, account.server_id),
                                           DigestClient(account.client_user, account.client_secret))
         return digest.take(challenge) is not None
@@ -258,7 +258,7 @@ class PushPoller:
         if result.status != 200:
             log.debug("%s: push %s: %s", dev_id, url, result.error or f"HTTP {result.status}")
             return False
-        ctype = next((v for k, v in result.headers.items() if k.lower() == "content-type"), "")
+        ctype = header(result.headers, "content-type") or ""
         protocol = "dm12" if "syncml" in ctype.lower() else "dm2"
         if self.deliver(dev_id, result.body, protocol).known:  # (not when it left the fleet meanwhile)
             self.delivered += 1

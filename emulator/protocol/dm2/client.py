@@ -57,6 +57,7 @@ from emulator.protocol.actions import (
     SendMessage,
     SessionDone,
     UserAnswer,
+    header,
 )
 from emulator.protocol.dm2 import jsonsafe, media
 from emulator.protocol.dm2.digest import DigestClient
@@ -275,7 +276,7 @@ class DM2Client:
             self._finish("failed", f"unreadable Package#2 from {self.url}: {exc}", status=exc.status)
             return
         self.packages += 1
-        self.server_accept = _header(result.headers, media.HEADER_ACCEPT)
+        self.server_accept = header(result.headers, media.HEADER_ACCEPT)
         if request.commands:
             self._empty_rounds = 0
         else:
@@ -339,7 +340,7 @@ class DM2Client:
         MAX_DIGEST_REFUSALS the 401 ends the session like any HTTP error."""
         if self._digest is None or self._last_sent is None:
             return False
-        challenge = self._digest.take(_header(result.headers, "www-authenticate") or "")
+        challenge = self._digest.take(header(result.headers, "www-authenticate") or "")
         if challenge is None:
             return False
         if not challenge.stale:
@@ -546,7 +547,7 @@ class DM2Client:
             if 200 <= result.status < 300:
                 return StatusEntry(200, uri=uris)
             if result.status == 415:
-                accept = _header(result.headers, media.HEADER_ACCEPT)
+                accept = header(result.headers, media.HEADER_ACCEPT)
                 other = media.negotiate(accept, [t for t in self.accept_types if t not in tried]) if accept else None
                 if other:
                     tried.add(other)
@@ -574,7 +575,7 @@ class DM2Client:
         headers were kept without one: Digest answers are one-use); None when there is nothing to do."""
         if result.status != 401 or self._digest is None or _origin(push.url) != self._origin:
             return None
-        if self._digest.take(_header(result.headers, "www-authenticate") or "") is None:
+        if self._digest.take(header(result.headers, "www-authenticate") or "") is None:
             return None
         value = self._digest.authorization(push.method, request_uri(push.url))
         return None if value is None else replace(push, headers={**push.headers, "Authorization": value})
@@ -686,14 +687,6 @@ def _origin(url: str) -> tuple[str, str] | None:
     return parts.scheme.lower(), parts.netloc.lower()
 
 
-def _header(headers: dict[str, str], name: str) -> str | None:
-    lowered = name.lower()
-    for key, value in headers.items():
-        if key.lower() == lowered:
-            return value
-    return None
-
-
 def _snippet(body: bytes, limit: int = 200) -> str:
     text = body[:limit].decode("utf-8", "replace").strip()
     return " ".join(text.split())
@@ -707,7 +700,7 @@ def _repository_problem(result: HttpResult) -> tuple[int, str] | None:
         return 500, result.error or "no answer"
     if not 200 <= result.status < 300:
         return 500, f"repository answered HTTP {result.status}"
-    ctype = _header(result.headers, "content-type")
+    ctype = header(result.headers, "content-type")
     if ctype and not media.is_mo_json(ctype):
         return 415, f"repository sent {media.media_type(ctype)}, not MO serialization"
     return None

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from emulator.errors import EmulatorError
-from emulator.protocol.actions import HttpRequest, HttpResult
+from emulator.protocol.actions import HttpRequest, HttpResult, header
 from emulator.protocol.dm2 import media
 from emulator.protocol.dm2.executor import Actor, parse, read
 from emulator.protocol.dm2.moser import encode_mos
@@ -162,7 +162,7 @@ class Subscriptions:
             sub.pushes += 1
             return None
         if result.status == 415 and not flight.retried:
-            accept = _header(result.headers, media.HEADER_ACCEPT)
+            accept = header(result.headers, media.HEADER_ACCEPT)
             choice = media.negotiate(accept, media.MO_JSON_ACCEPTED) if accept else None
             if choice and choice != sub.content_type:
                 sub.content_type = choice
@@ -171,14 +171,6 @@ class Subscriptions:
                 return retry
         sub.dirty = True  # not delivered: send again with the next push
         return None
-
-
-def _header(headers: dict[str, str], name: str) -> str | None:
-    lowered = name.lower()
-    for key, value in headers.items():
-        if key.lower() == lowered:
-            return value
-    return None
 
 
 _registry: weakref.WeakKeyDictionary[Tree, Subscriptions] = weakref.WeakKeyDictionary()

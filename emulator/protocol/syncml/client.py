@@ -54,6 +54,7 @@ from emulator.protocol.actions import (
     SendMessage,
     SessionDone,
     UserAnswer,
+    header,
 )
 from emulator.protocol.syncml import auth, codes
 from emulator.protocol.syncml.commands import (
@@ -113,13 +114,6 @@ def check_notification(raw: bytes, account: Account) -> tuple[Literal["ok", "res
     verdict = verify_with_resync(n, raw, account.server_user or account.server_id, account.server_secret,
                                  account.server_nonce)
     return verdict, n
-
-
-def _header_value(headers: dict[str, str], name: str) -> str | None:
-    for key, value in headers.items():
-        if key.lower() == name:
-            return value
-    return None
 
 
 class SyncMLClient:
@@ -378,7 +372,7 @@ class SyncMLClient:
             excerpt = result.body[:200].decode("utf-8", "replace").strip()
             self._end("failed", f"server answered HTTP {result.status}" + (f": {excerpt}" if excerpt else ""))
             return
-        media = _header_value(result.headers, "content-type") or content_type(wbxml=self.wbxml)
+        media = header(result.headers, "content-type") or content_type(wbxml=self.wbxml)
         try:  # our MaxMsgSize is what we told the server we can take: anything bigger is refused whole
             msg = parse_message(result.body, media, max_size=self.max_msg_size)
         except EmulatorError as exc:
@@ -563,7 +557,7 @@ class SyncMLClient:
         if self._server_ok and self._prev_server_nonce is not None:  # a Cred repeated after our 212
             expected += auth.nonce_candidates(auth.encode_nonce(self._prev_server_nonce))
         if scheme == "hmac":
-            value = _header_value(result.headers, auth.HMAC_HEADER)
+            value = header(result.headers, auth.HMAC_HEADER)
             ok = False
             if value:
                 try:
@@ -611,7 +605,7 @@ class SyncMLClient:
         if self.server_auth == "dm" or (self.server_auth == "transport" and not self.transport_verified):
             return False
         if self._server_scheme == "hmac":
-            return _header_value(result.headers, auth.HMAC_HEADER) is None
+            return header(result.headers, auth.HMAC_HEADER) is None
         return msg.header.cred is None
 
     def _server_auth_advice(self) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.fleet.headless import HeadlessUi, fill_form, is_done, parse_forms
-from emulator.protocol.actions import AskUser
+from emulator.fleet.headless import HeadlessUi, fill_form, parse_forms
+from emulator.protocol.actions import AskUser, is_ui_done
 
 PAGE = """<html><body><p class="error">Too <b>short</b>.</p>
 <form method="post" action="/ui/wifi/0?s=t">
@@ -62,8 +62,8 @@ def test_fields_override_and_press_buttons_and_policy_declines():
 
 
 def test_done_page_convention():
-    assert is_done("http://h:1/ui/done?s=x") and is_done("http://h/x/ui/done/")
-    assert not is_done("http://h/ui/wifi?next=/ui/done")
+    assert is_ui_done("http://h:1/ui/done?s=x") and is_ui_done("http://h/x/ui/done/")
+    assert not is_ui_done("http://h/ui/wifi?next=/ui/done")
 
 
 @pytest.mark.parametrize(
