@@ -244,7 +244,7 @@ def test_no_arrow_runs_back_up_a_floor():
             bad.append(f"{imp}: {own} (floor {here}) imports {other} (floor {there})")
         elif there == here and own != other:
             bad.append(f"{imp}: {own} and {other} share floor {here} and must not import each other")
-    assert not bad, "an arrow runs back up (docs/architecture.md, 'Layers'):\n" + "\n".join(bad)
+    assert not bad, "an arrow runs back up (docs/architecture.md, 'Floors'):\n" + "\n".join(bad)
 
 
 def test_no_private_name_is_imported_from_another_package():
@@ -347,3 +347,18 @@ def test_the_circle_finder_finds_a_circle():
 def test_the_floor_rule_itself(source, target, ok):
     (here, own), (there, other) = _floor(source), _floor(target)
     assert (there < here or (there == here and own == other)) is ok
+
+
+def _shown_as(prefix: str) -> str:
+    """How docs/architecture.md names a LAYERS entry: a package as ``dir/``, a module as ``file.py``."""
+    path = prefix.replace(".", "/")
+    return f"{path}/" if (ROOT / path).is_dir() else f"{path}.py"
+
+
+def test_the_picture_in_docs_names_every_floor():
+    picture = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    missing = [_shown_as(p) for floor in LAYERS for p in floor if p != "emulator" and _shown_as(p) not in picture]
+    assert not missing, f"docs/architecture.md does not show {missing}: keep its picture and LAYERS in step"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    packages = sorted(f"emulator/{d.name}/" for d in (ROOT / "emulator").iterdir() if (d / "__init__.py").is_file())
+    assert not [p for p in packages if f"`{p}`" not in readme], "README's layout table misses a package"
