@@ -42,8 +42,12 @@ from emulator.store import SessionRecord, TrafficRecord, Workspace
 from emulator.transport.http import HttpTransport
 from emulator.util.admin_token import admin_headers
 
-CLIENT_TIMEOUT_S = 1.0
-SLOW_S = 2.0  # longer than the device waits
+# The device's read timeout must comfortably exceed a normal round trip on a loaded machine (the next
+# session, and every other case, share it), and the slow fault must hold its answer far longer than the
+# device waits, so neither side of the race can flip under load. The slow handler is cancelled at
+# cleanup (short shutdown_timeout), so SLOW_S costs no time.
+CLIENT_TIMEOUT_S = 4.0
+SLOW_S = 10 * CLIENT_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,7 @@ def snapshot(tree) -> dict[str, tuple]:
 
 
 async def _serve(state: ServerState) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(create_app(state), shutdown_timeout=SLOW_S + 1)
+    runner = web.AppRunner(create_app(state), shutdown_timeout=0.5)
     await runner.setup()
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
