@@ -30,6 +30,7 @@ import sys
 import time
 from typing import Any
 
+import gevent
 from locust import User, between, events, task
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
@@ -66,6 +67,15 @@ def _options(parser: Any) -> None:
                        help="protocols each device runs a session of, in order (default: dm12,dm2)")
     group.add_argument("--dm-first-index", type=int, default=0,
                        help="first identity index; the space from there is shared equally by --expect-workers")
+
+
+@events.init.add_listener
+def _fresh_loop_clock(**_: Any) -> None:
+    """Locust times ``-t`` with a gevent timer, which counts from the loop's cached clock: that clock
+    last moved before the imports of Locust and of this locustfile (a second or more; on a busy
+    machine ten), so ``-t 4s`` could end before any user ran. Refreshed here, just before Locust
+    starts its users and the run-time timer."""
+    gevent.get_hub().loop.update_now()
 
 
 @events.init.add_listener
