@@ -17,7 +17,7 @@ import asyncio
 import itertools
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 from aiohttp import web
@@ -39,6 +39,12 @@ REPO_QUOTA_BYTES = 16 << 20
 
 Step = list[list[str]]
 """One DM 2.0 Package#2 of a script: its commands as string arrays, with ``${...}`` placeholders."""
+
+
+PageFlowOutcome = Literal["", "submitted", "not shown"]
+"""The server's side of a web UI flow: "" while open, "submitted" once its last page was posted, "not
+shown" when the session ended before the device opened it (the device's own word for the end of a
+flow is a UserOutcome)."""
 
 
 @dataclass(slots=True)
@@ -63,7 +69,7 @@ class UiSession:
     dev_id: str
     base: str
     answers: dict[str, str] = field(default_factory=dict)
-    outcome: str = ""  # "" while open, "submitted" when the last page was posted, "not shown"
+    outcome: PageFlowOutcome = ""
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
