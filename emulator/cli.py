@@ -55,6 +55,26 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _whole_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected 0 or more seconds, got {text}")
+    return value
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -179,7 +199,33 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--junit",
         metavar="FILE.xml",
-        help="write a JUnit XML report for CI (one test case per expectation; per device without a scenario)",
+        help="write a JUnit XML report for CI (a test case per expectation and per device)",
+    )
+    p.add_argument(
+        "--retry",
+        type=_whole_number,
+        metavar="N",
+        help="run a failed session again, up to N more times (0-10; default: the scenario's [pacing] retry, or 0)",
+    )
+    p.add_argument(
+        "--retry-backoff",
+        type=_seconds,
+        metavar="S",
+        help="seconds before the first retry, doubled for each further one (default: 1)",
+    )
+    p.add_argument(
+        "--traffic-dir",
+        metavar="DIR",
+        help="write the traffic of every device whose session did not complete to DIR/<device>.jsonl "
+        "(secrets masked; opens in the window's traffic log)",
+    )
+    p.add_argument(
+        "--traffic-all", action="store_true", help="with --traffic-dir: write the traffic of every device"
+    )
+    p.add_argument(
+        "--workspace",
+        metavar="DIR",
+        help="keep the devices, their trees, sessions and traffic in this workspace folder after the run",
     )
 
 
@@ -307,8 +353,10 @@ COMMANDS: dict[str, Command] = {
             "run",
             "emulator.commands.run:run",
             "run a fleet of devices against a DM server, headless",
-            "Run N emulated devices built from a profile against a DM server, without a window, and "
-            "report how every management session went. The exit code is 1 if any device failed.",
+            "Run N emulated devices built from a profile (or a scenario) against a DM server, without a "
+            "window, and report how every management session went. Exit code: 0 passed, 1 a session or "
+            "an expectation failed, 2 the run could not start (checked before the first session), "
+            "130/143 stopped by SIGINT/SIGTERM (the partial reports are written).",
             _run_options,
         ),
         Command(

@@ -6,9 +6,7 @@ easy to read with any tool.
 
 from __future__ import annotations
 
-import base64
 import enum
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,8 +38,8 @@ from PySide6.QtWidgets import (
 
 from emulator.errors import FileFormatError
 from emulator.events import MessageLogged, SessionEnded
-from emulator.protocol.traffic import describe, mask_message, pair_statuses
-from emulator.protocol.values import is_direction
+from emulator.protocol.traffic import describe, pair_statuses
+from emulator.store.traffic_files import read_json_lines, to_json_line
 
 MAX_WARNED_SESSIONS = 10_000
 """Sessions whose server warnings the detail pane keeps (the oldest are forgotten first)."""
@@ -49,40 +47,6 @@ COLUMNS = ("", "Time", "Device", "Session", "Size", "RTT ms", "Summary")
 MAX_ROWS = 100_000
 ALL_SESSIONS = "all sessions"
 MessageRole = Qt.ItemDataRole.UserRole + 1
-
-
-def to_json_line(m: MessageLogged, *, reveal: bool = False) -> str:
-    """One saved line; the body's secrets (Cred, secret leaves, private keys) masked unless ``reveal``:
-    a saved log is shared (bug reports), as a TNDS export is (``tree export --reveal-secrets``)."""
-    body = m.body if reveal else mask_message(m.content_type, m.body)
-    return json.dumps({
-        "device_id": m.device_id, "session_id": m.session_id, "direction": m.direction, "ts": m.ts,
-        "content_type": m.content_type, "body": base64.b64encode(body).decode("ascii"),
-        "summary": m.summary, "rtt_ms": m.rtt_ms, "url": m.url,
-    })
-
-
-def read_json_lines(path: str | Path) -> list[MessageLogged]:
-    """A saved log back; FileFormatError with the line number when a line is not one of ours."""
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-                direction = d["direction"]
-                if not is_direction(direction):
-                    raise ValueError(f"direction {direction!r} is not 'out' or 'in'")
-                out.append(MessageLogged(
-                    str(d["device_id"]), str(d["session_id"]), direction, float(d["ts"]),
-                    str(d.get("content_type", "")), base64.b64decode(d.get("body", ""), validate=True),
-                    str(d.get("summary", "")), None if d.get("rtt_ms") is None else float(d["rtt_ms"]),
-                    str(d.get("url", "")),
-                ))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise FileFormatError(str(path), no, f"not a traffic log line ({exc})") from None
-    return out
 
 
 class TrafficModel(QAbstractTableModel):

@@ -115,6 +115,27 @@ def server_process(admin_token: str | None = None) -> Iterator[str]:
             proc.wait()
 
 
+@contextlib.contextmanager
+def reference_server_process(*args: str):
+    """`dm-emulator server --port 0 ARGS` (the full reference server: web UI flows, held answers) in a
+    child process; yields its URL, stops it (by its pid) after."""
+    proc = subprocess.Popen([sys.executable, "-m", "emulator", "server", "--port", "0", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = (proc.stdout.readline() if proc.stdout else "").strip()
+        if not line.startswith("reference DM server on "):
+            err = proc.stderr.read() if proc.stderr and proc.poll() is not None else ""
+            raise EmulatorError(f"the reference server did not start: {line or err or 'no output'}")
+        yield line.split(" on ", 1)[1]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def _wait_until_up(url: str, tries: int = 100) -> None:
     import httpx
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from emulator.device.environments import Environment
 from emulator.device.profile import Profile, find_profile
@@ -52,6 +53,15 @@ BEARER_RETRIES = 1
 """Sessions run again after a bearer switch cut one of their requests (DM-HLF-008)."""
 
 
+def on_origin(uri: str, origin: str) -> str:
+    """``uri`` moved onto ``origin`` (scheme, host and port), its path and query kept:
+    ``on_origin("https://dm.example.com/dm2", "http://127.0.0.1:8700")`` -> ``http://127.0.0.1:8700/dm2``."""
+    parts, base = urlsplit(uri), urlsplit(origin)
+    if not parts.scheme or (parts.scheme, parts.netloc) == (base.scheme, base.netloc):
+        return uri
+    return urlunsplit((base.scheme, base.netloc, parts.path, parts.query, parts.fragment))
+
+
 @dataclass
 class _UiResume:
     """A session whose account resumes after a SHOW by itself: its open pages and what they gave."""
@@ -85,8 +95,12 @@ class Fleet:
         transport: HttpTransport | None = None,
         workspace: Workspace | None = None,
         ui: UiHandler | None = None,
+        server_wins: bool = False,
     ) -> None:
+        """``server_wins``: every session goes to ``server``'s origin, also for an account whose
+        server URI names another host (``run --server``: see README "Which server a device talks to")."""
         self.server = server.rstrip("/")
+        self.server_wins = server_wins
         self.bus = bus or EventBus()
         self.transport = transport or HttpTransport()
         self.workspace = workspace
@@ -277,6 +291,10 @@ class Fleet:
             from emulator.fleet.headless import HeadlessUi
 
             handler = HeadlessUi()
+        if self.server_wins and not engine_options.get("server_uri"):
+            moved = on_origin(account.server_uri, self.server)
+            if moved != account.server_uri:
+                engine_options["server_uri"] = moved
         resume = protocol == "dm2" and (engine_options.pop("ui_resume", None) or account.ui_resume) == "client"
         retries = BEARER_RETRIES
         while True:

@@ -51,6 +51,12 @@ CONFIRM_ANSWERS = ("yes", "no", "cancel", "timeout")
 WEB_ANSWERS = ("submit", "cancel", "ignore")
 ALERT_MARKS = ("fatal", "critical", "minor", "warning", "informational", "harmless", "indeterminate")
 MAX_IN_FLIGHT = 256
+MAX_RETRY = 10
+"""``[pacing] retry`` (and ``run --retry``): at most this many more attempts of a failed session."""
+DEFAULT_RETRY_BACKOFF = 1.0
+"""Seconds before the first retry; each further one waits twice as long as the one before."""
+PICKS = ("first", "random")
+STATES = ("in_session", "idle")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 MAX_DURATION_S = 30 * 24 * 3600.0
 """Longest time any scenario field takes (30 days); ``inf`` or 1e300 s would be a sleep for ever."""
@@ -85,14 +91,33 @@ class DeviceGroup:
 
 @dataclass(frozen=True, slots=True)
 class Selector:
-    """Which devices something applies to: named groups (empty = every group), at most ``limit`` of each."""
+    """Which devices something applies to: named groups (empty = every group); of each group, only
+    those in ``state`` (an event's moment: ``in_session`` or ``idle``), then at most ``limit`` of
+    them or ``percent`` % (rounded up), the first ones or a ``random`` pick (seeded by the
+    scenario's seed and the line, so a run picks the same devices again)."""
 
     groups: tuple[str, ...] = ()
     limit: int | None = None
+    percent: float | None = None
+    pick: str = "first"
+    state: str | None = None
+    line: int | None = field(default=None, compare=False)  # seeds a random pick
 
     def describe(self) -> str:
         who = ", ".join(self.groups) or "all devices"
-        return f"the first {self.limit} of {who}" if self.limit is not None else who
+        if self.state is not None:
+            who = f"{who} {self.state.replace('_', ' ')}"
+        how = "the first" if self.pick == "first" else "a random"
+        if self.limit is not None:
+            return f"{how} {self.limit} of {who}"
+        if self.percent is not None:
+            return f"{how} {self.percent:g} % of {who}"
+        return who
+
+    @property
+    def everyone(self) -> bool:
+        """Every device of the groups, whatever their state: no limit, percentage or state."""
+        return self.limit is None and self.percent is None and self.state is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,27 +201,40 @@ class UiAnswers:
 @dataclass(frozen=True, slots=True)
 class Pacing:
     """``ramp_up``: first sessions spread over this long; ``think_time``: pause between a device's sessions;
-    ``jitter``: each wait varies by up to this fraction; ``max_in_flight``: sessions open at once."""
+    ``jitter``: each wait varies by up to this fraction; ``max_in_flight``: sessions open at once;
+    ``retry``: a failed session is run again up to this many times, ``retry_backoff`` seconds after
+    the failure, twice as long after each further one (jittered)."""
 
     ramp_up: float = 0.0
     think_time: float = 0.0
     jitter: float = 0.0
     max_in_flight: int = MAX_IN_FLIGHT
+    retry: int = 0
+    retry_backoff: float = DEFAULT_RETRY_BACKOFF
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds before attempt ``attempt`` (2 = the first retry), before jitter."""
+        return self.retry_backoff * 2 ** max(0, attempt - 2)
 
 
 @dataclass(frozen=True, slots=True)
 class Expectation:
-    """One check at the end. Exactly one of: ``node`` (+ ``equals``), ``status``, a session count, ``within``,
-    ``can_get`` / ``cannot_get`` (+ ``server``: whether that authority may Get the URI on each device).
+    """One check at the end. Exactly one of: ``node`` (+ ``equals``), ``status``, ``eventually``, a session
+    count, ``within``, ``can_get`` / ``cannot_get`` (+ ``server``: whether that authority may Get the URI
+    on each device).
 
-    ``within`` without devices is also the run's time limit: the run is stopped when it is reached.
-    A session that a bearer switch cut off and the fleet ran again counts once, by its retry.
+    ``status``: every session ended so (after its retries). ``eventually``: every device's last session
+    ended so (earlier ones may have failed: the device recovered). ``within`` without devices is also
+    the run's time limit: the run is stopped when it is reached. A session that was run again (after a
+    bearer switch cut it off, or by ``[pacing] retry``) counts once, by its last attempt; a session the
+    device opened by itself to finish an earlier one (a DM 2.0 asynchronous EXEC result) is not counted.
     """
 
     devices: Selector = Selector()
     node: str | None = None
     equals: str | None = None
     status: SessionOutcome | None = None
+    eventually: str | None = None
     sessions: int | None = None
     min_sessions: int | None = None
     max_sessions: int | None = None
@@ -216,6 +254,8 @@ class Expectation:
             what = f"{self.node} == {self.equals!r}"
         elif self.status is not None:
             what = f"every session {self.status}"
+        elif self.eventually is not None:
+            what = f"every device's last session {self.eventually}"
         elif self.within is not None:
             what = f"done within {self.within:g} s"
         else:
@@ -347,7 +387,14 @@ class _ScenarioReader(TomlChecker):
             if n not in self.groups:
                 known = ", ".join(self.groups) or "none"
                 raise self.fail((*path, "devices"), f"no device group {n!r} (groups: {known}; or \"all\")")
-        return Selector(tuple(names), self.count(data, path, "limit"))
+        if "limit" in data and "percent" in data:
+            raise self.fail((*path, "percent"), "give limit (how many) or percent (what share), not both")
+        percent = self.value(data, path, "percent", float, None)
+        if percent is not None and not 0 < percent <= 100:
+            raise self.fail((*path, "percent"), f"{percent:g} must be more than 0 and at most 100")
+        return Selector(tuple(names), self.count(data, path, "limit"), percent,
+                        self.value(data, path, "pick", str, "first", choices=PICKS),
+                        self.value(data, path, "state", str, None, choices=STATES), self.line(path))
 
     def selected(self, sel: Selector) -> list[DeviceGroup]:
         return [self.groups[n] for n in sel.groups] if sel.groups else list(self.groups.values())
@@ -475,7 +522,8 @@ class _ScenarioReader(TomlChecker):
                            self.line(path))
 
     def event(self, data: Any, path: KeyPath) -> TimelineEvent:
-        d = self.keys(data, path, ("at", "do", "devices", "limit", "bearer", "nat", "duration", "path", "value",
+        d = self.keys(data, path, ("at", "do", "devices", "limit", "percent", "pick", "state", "bearer", "nat",
+                                   "duration", "path", "value",
                                    "type", "data", "source", "mark", "delegator", "delegate", "scope", "kind",
                                    "depth", "prohibited", "by", "app", "grants", "write_grants", "uri", "expect"),
                       required=("at", "do"))
@@ -492,15 +540,16 @@ class _ScenarioReader(TomlChecker):
             "delegate": ("kind", "depth", "prohibited"), "revoke": ("by", "delegator"),
             "app": ("grants", "write_grants"),
         }.get(action, ())  # fmt: skip
-        takes = {*needs, *optional, "at", "do", "devices", "limit", *({"expect"} if action in LOCAL_ACTIONS else ())}
+        takes = {*needs, *optional, "at", "do", "devices", "limit", "percent", "pick", "state",
+                 *({"expect"} if action in LOCAL_ACTIONS else ())}
         for key in d:
             if key not in takes:
                 raise self.fail((*path, key), f"{action} takes no {key!r} (it takes: {', '.join(sorted(takes))})")
         for key in needs:
             if key not in d:
                 raise self.fail(path, f"{action} needs {key!r}")
-        if action == "server_down" and ("devices" in d or "limit" in d):
-            raise self.fail(path, "server_down applies to the whole fleet: no devices or limit")
+        if action == "server_down" and any(k in d for k in ("devices", "limit", "percent", "pick", "state")):
+            raise self.fail(path, "server_down applies to the whole fleet: no devices, limit, percent, pick or state")
         sel = self.selector(d, path)
         bearer = self.value(d, path, "bearer", str, "")
         if bearer:
@@ -618,24 +667,32 @@ class _ScenarioReader(TomlChecker):
 
     def pacing(self, data: Any) -> Pacing:
         path = ("pacing",)
-        d = self.keys(data, path, ("ramp_up", "think_time", "jitter", "max_in_flight"))
+        d = self.keys(data, path, ("ramp_up", "think_time", "jitter", "max_in_flight", "retry", "retry_backoff"))
         jitter = self.value(d, path, "jitter", float, 0.0)
         self.number_range((*path, "jitter"), jitter, 0.0, 1.0)
+        retry = self.count(d, path, "retry", lo=0) or 0
+        self.number_range((*path, "retry"), retry, 0, MAX_RETRY)
+        backoff = self.duration(d, path, "retry_backoff", DEFAULT_RETRY_BACKOFF)
+        if "retry_backoff" in d and "retry" not in d:
+            raise self.fail((*path, "retry_backoff"), "retry_backoff goes with retry (how many times)")
         return Pacing(
             ramp_up=self.duration(d, path, "ramp_up", 0.0) or 0.0,
             think_time=self.duration(d, path, "think_time", 0.0) or 0.0,
             jitter=jitter,
             max_in_flight=self.count(d, path, "max_in_flight") or MAX_IN_FLIGHT,
+            retry=retry,
+            retry_backoff=DEFAULT_RETRY_BACKOFF if backoff is None else backoff,
         )
 
     def expectation(self, data: Any, path: KeyPath) -> Expectation:
-        d = self.keys(data, path, ("devices", "limit", "node", "equals", "status", "sessions", "min_sessions",
-                                   "max_sessions", "within", "server", "can_get", "cannot_get"))
-        kinds: list[str] = [k for k in ("node", "status", "within", "can_get", "cannot_get") if k in d]
+        d = self.keys(data, path, ("devices", "limit", "percent", "pick", "node", "equals", "status", "eventually",
+                                   "sessions", "min_sessions", "max_sessions", "within", "server", "can_get",
+                                   "cannot_get"))
+        kinds: list[str] = [k for k in ("node", "status", "eventually", "within", "can_get", "cannot_get") if k in d]
         if any(k in d for k in ("sessions", "min_sessions", "max_sessions")):
             kinds.append("sessions")
         if len(kinds) != 1:
-            raise self.fail(path, "an [[expect]] checks exactly one thing: node (with equals), status, "
+            raise self.fail(path, "an [[expect]] checks exactly one thing: node (with equals), status, eventually, "
                                   "sessions (or min_sessions/max_sessions), within, or can_get/cannot_get "
                                   "(with server)"
                                   + (f"; this one has {', '.join(kinds)}" if kinds else ""))
@@ -667,7 +724,8 @@ class _ScenarioReader(TomlChecker):
             raise self.fail((*path, "max_sessions"), f"max_sessions {hi} is below min_sessions {lo}")
         return Expectation(
             devices=sel, server=server, can_get=access["can_get"], cannot_get=access["cannot_get"], node=node, equals=None if equals is None else node_text(equals),
-            status=self.value(d, path, "status", str, None, choices=OUTCOMES), sessions=exact,
+            status=self.value(d, path, "status", str, None, choices=OUTCOMES),
+            eventually=self.value(d, path, "eventually", str, None, choices=("completed",)), sessions=exact,
             min_sessions=lo, max_sessions=hi, within=self.duration(d, path, "within"), line=self.line(path),
         )
 

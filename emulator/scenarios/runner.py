@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import random
 import tempfile
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +29,7 @@ from urllib.parse import quote, urlsplit
 from emulator.errors import EmulatorError
 from emulator.events import AlertRaised, SessionEnded, SessionStarted
 from emulator.fleet.capacity import check_fleet_fits
-from emulator.fleet.fleet import Fleet
+from emulator.fleet.fleet import Fleet, on_origin
 from emulator.fleet.headless import HeadlessUi
 from emulator.protocol.actions import AskUser, OpenBrowser
 from emulator.protocol.flow import Sleep, UiFlow
@@ -44,6 +46,7 @@ from emulator.scenarios.model import (
     node_text,
 )
 from emulator.scenarios.pacing import PlannedSession, jittered, plan_sessions, ramp_offset
+from emulator.store.traffic_files import TrafficRecorder
 from emulator.transport.outage import Outage, OutageTransport
 from emulator.transport.push import PUSH_WAIT_S, PushPoller
 from emulator.tree.errors import TreeError
@@ -121,19 +124,47 @@ class SessionRecord:
     end: float = -1.0
     outcome: SessionOutcome | Literal[""] = ""  # "" while it runs
     detail: str = ""
-    retried: bool = False  # cut off by a bearer switch and run again by the fleet: its retry counts
+    retried: bool = False  # this attempt failed and was run again (bearer switch, [pacing] retry): the retry counts
+    attempt: int = 1  # 2 and more: a retry of the session before it
+    follow_up: bool = False  # opened by the device itself to finish an earlier session (DM 2.0 async result)
     warnings: tuple[str, ...] = ()  # the server's protocol deviations the device tolerated
 
     @property
     def duration(self) -> float:
         return max(0.0, self.end - self.start)
 
+    @property
+    def final(self) -> bool:
+        """The last attempt of a session: what the session's outcome is judged by."""
+        return not self.retried
+
+    @property
+    def recovered(self) -> bool:
+        """Completed on a retry, after earlier attempts failed."""
+        return self.outcome == "completed" and self.attempt > 1
+
+    @property
+    def status(self) -> str:
+        """How the report names it: completed, recovered, failed, aborted, retried (an attempt run
+        again), not run (planned, never started), unfinished."""
+        if self.retried:
+            return "retried"
+        if self.recovered:
+            return "recovered"
+        return self.outcome or "unfinished"
+
+
+FOLLOW_UP_REASONS = ("async result",)
+"""Sessions a device opens by itself to finish one before (the fleet's reasons, emulator.fleet.engines)."""
+RETRY_REASONS = ("bearer change", "retry")
+
 
 @dataclass(slots=True)
 class ExpectationResult:
     expectation: Expectation
     passed: bool
-    detail: str = ""
+    detail: str = ""  # the first few that broke it, for a summary line
+    broken: list[str] = field(default_factory=list)  # every device or session that broke it
 
 
 @dataclass
@@ -146,17 +177,26 @@ class RunResult:
     problems: list[str] = field(default_factory=list)
     messages: int = 0
     stopped_at_limit: bool = False
+    warnings: list[str] = field(default_factory=list)  # worth knowing, not a failure (an event that hit nobody)
+    servers: dict[str, str] = field(default_factory=dict)  # group -> the URL its sessions went to
+    interrupted: str = ""  # the signal that stopped the run ("SIGTERM"), "" when it ran to its end
+    not_run_by_device: dict[str, int] = field(default_factory=dict)  # planned sessions that never started
+    members: dict[str, list[str]] = field(default_factory=dict)  # group -> its device IDs
+    started_at: float = 0.0  # wall clock (time.time()) of the start
+    events: list[dict[str, Any]] = field(default_factory=list)  # each timeline event and how many devices it hit
 
     @property
     def passed(self) -> bool:
-        return all(e.passed for e in self.expectations) and not self.problems
+        return all(e.passed for e in self.expectations) and not self.problems and not self.interrupted
 
     def report(self) -> dict[str, Any]:
         """The ``--report`` JSON: totals first, then expectations, then one entry per session."""
-        done = [s for s in self.sessions if s.outcome]
+        final = [s for s in self.sessions if s.final]
+        done = [s for s in final if s.outcome]
         completed = [s for s in done if s.outcome == "completed"]
-        lat = sorted(s.duration * 1000 for s in completed)
+        lat = sorted(s.duration * 1000 for s in self.sessions if s.outcome == "completed")
         groups = self.scenario.groups
+        figures = bool(lat)  # latency and rates of a run where nothing completed would mean nothing
         return {
             "scenario": self.scenario.name,
             "source": self.scenario.source,
@@ -165,16 +205,21 @@ class RunResult:
             "protocol": ", ".join(dict.fromkeys(g.protocol for g in groups)),
             "devices": self.scenario.device_count,
             "groups": [{"name": g.name, "profile": g.profile.name, "count": g.count, "first_index": g.first_index,
-                        "protocol": g.protocol} for g in groups],
+                        "protocol": g.protocol, "server": self.servers.get(g.name, self.server)} for g in groups],
             "passed": self.passed,
-            "sessions_started": len(self.sessions),
+            "interrupted": self.interrupted or None,
+            "started_at": self.started_at,
+            "sessions_started": len(final),
+            "attempts": len(self.sessions),
             "sessions_completed": len(completed),
+            "sessions_recovered": sum(1 for s in completed if s.recovered),
             "sessions_failed": len(done) - len(completed),
-            "sessions_unfinished": len(self.sessions) - len(done),
+            "sessions_unfinished": len(final) - len(done),
+            "sessions_not_run": sum(self.not_run_by_device.values()),
             "duration_s": round(self.elapsed, 3),
-            "sessions_per_s": round(len(done) / self.elapsed, 1) if self.elapsed else 0.0,
+            "sessions_per_s": round(len(done) / self.elapsed, 1) if self.elapsed and figures else None,
             "messages": self.messages,
-            **latency_fields(lat, 1),
+            **(latency_fields(lat, 1) if figures else {}),
             "stopped_at_time_limit": self.stopped_at_limit,
             "sessions_with_warnings": sum(1 for s in self.sessions if s.warnings),
             "expectations": [
@@ -182,11 +227,13 @@ class RunResult:
                 for r in self.expectations
             ],
             "problems": self.problems,
+            "warnings": self.warnings,
+            "events": self.events,
             "results": [
                 {"device": s.device, "protocol": s.protocol, "reason": s.reason, "start_s": round(s.start, 3),
                  **({"duration_s": round(s.duration, 4)} if s.outcome else {}),
-                 "outcome": s.outcome or "unfinished", "detail": s.detail,
-                 "retried": s.retried, "warnings": list(s.warnings)}
+                 "outcome": s.status, "detail": s.detail,
+                 "retried": s.retried, "attempt": s.attempt, "warnings": list(s.warnings)}
                 for s in self.sessions
             ],
         }
@@ -199,14 +246,20 @@ class RunResult:
 class ScenarioRunner:
     """``await ScenarioRunner(scenario, "http://127.0.0.1:8700").run()`` -> :class:`RunResult`.
 
-    ``progress(runner, elapsed)`` is called about once a second while the run lasts.
+    ``progress(runner, elapsed)`` is called about once a second while the run lasts. ``workspace``:
+    a folder that keeps the devices, their trees, sessions and traffic after the run (default: none,
+    or a temporary one when a crash needs it). ``traffic_dir``: JSON lines of every device whose
+    session did not complete (``traffic_all``: of every device). :meth:`interrupt` stops the run
+    and still gives the result of what ran.
     """
 
     def __init__(self, scenario: Scenario, server: str, *,
                  progress: Callable[[ScenarioRunner, float], None] | None = None,
                  admin_token: str | None = None,
                  session_options: dict[str, Any] | None = None,
-                 request_deadline: float | None = None) -> None:  # fmt: skip
+                 request_deadline: float | None = None,
+                 workspace: str | None = None, traffic_dir: str | None = None,
+                 traffic_all: bool = False) -> None:  # fmt: skip
         self.scenario = scenario
         self.request_deadline = request_deadline  # one request's deadline (None: the transport's, 60 s)
         self.session_options = dict(session_options or {})  # the command line's, over the groups' own
@@ -215,6 +268,15 @@ class ScenarioRunner:
         self.admin_token = admin_token if admin_token is not None else os.environ.get(ADMIN_TOKEN_ENV, "")
         self.base, self.endpoint = split_server(server)
         self.progress = progress
+        self.workspace_path = workspace
+        self.traffic_dir = traffic_dir
+        self.traffic_all = traffic_all
+        self.traffic: TrafficRecorder | None = None
+        self.warnings: list[str] = []
+        self.event_hits: list[dict[str, Any]] = []
+        self.interrupted = ""
+        self._main_task: asyncio.Task | None = None
+        self._planned_left: dict[str, int] = {}  # device -> its planned sessions not started yet
         self.rng = random.Random(scenario.seed)
         self.sessions: list[SessionRecord] = []
         self.problems: list[str] = []
@@ -225,6 +287,7 @@ class ScenarioRunner:
         self._last: dict[str, SessionRecord] = {}  # each device's latest session
         self._recent_ends: deque[float] = deque(maxlen=100_000)
         self._running: dict[str, asyncio.Task] = {}  # device -> its session in flight
+        self._busy: dict[str, int] = {}  # device -> sessions open now (from the bus)
         self._cut: dict[str, str] = {}  # device -> why its session was cut off
         self._down: dict[str, float] = {}  # crashed device -> when it restarts
         self._locks: dict[str, asyncio.Lock] = {}
@@ -244,53 +307,95 @@ class ScenarioRunner:
         return task
 
     def selected(self, sel: Selector) -> list[str]:
+        """The devices ``sel`` names now (see :class:`Selector`)."""
         names = sel.groups or tuple(self.members)
         out: list[str] = []
         for name in names:
             ids = self.members[name]
-            out.extend(ids if sel.limit is None else ids[: sel.limit])
+            if sel.state is not None:
+                busy = sel.state == "in_session"
+                ids = [d for d in ids if self.in_session(d) == busy]
+            n = len(ids)
+            if sel.limit is not None:
+                n = min(n, sel.limit)
+            elif sel.percent is not None:
+                n = min(n, math.ceil(len(ids) * sel.percent / 100 - 1e-9))
+            if n < len(ids):
+                if sel.pick == "random":
+                    rng = random.Random(f"{self.scenario.seed}/{sel.line}/{name}")
+                    keep = set(rng.sample(range(len(ids)), n))
+                    ids = [d for i, d in enumerate(ids) if i in keep]
+                else:
+                    ids = ids[:n]
+            out.extend(ids)
         return out
+
+    def in_session(self, dev_id: str) -> bool:
+        """Whether the device has a session open now (the scenario's, a notified one or a follow-up)."""
+        return dev_id in self._busy
 
     def _on_bus(self, event: object) -> None:
         if isinstance(event, AlertRaised):
             if event.alert_type == "notification rejected":
                 self.problems.append(f"{event.device_id}: notification ignored: {event.detail}")
         elif isinstance(event, SessionStarted):
-            rec = SessionRecord(event.device_id, event.protocol, event.reason, self.now())
-            if event.reason.startswith("bearer change"):
+            rec = SessionRecord(event.device_id, event.protocol, event.reason, self.now(),
+                                follow_up=event.reason.startswith(FOLLOW_UP_REASONS))
+            if event.reason.startswith(RETRY_REASONS):
                 cut = self._last.get(event.device_id)
                 if cut is not None and cut.outcome == "failed":
                     cut.retried = True
+                    rec.attempt = cut.attempt + 1
+                    rec.follow_up = cut.follow_up
+            self._busy[event.device_id] = self._busy.get(event.device_id, 0) + 1
             self._open[event.session_id] = rec
             self._last[event.device_id] = rec
             self.sessions.append(rec)
             self.devices_up.add(event.device_id)
         elif isinstance(event, SessionEnded):
-            ended = self._open.pop(event.session_id, None)
-            if ended is not None:
-                ended.end = self.now()
-                ended.outcome = event.outcome
-                ended.detail = (self._cut.pop(event.device_id, event.detail) if event.outcome == "aborted"
-                                else event.detail)
-                ended.warnings = event.warnings
-                self._recent_ends.append(ended.end)
+            rec = self._open.pop(event.session_id, None)
+            left = self._busy.get(event.device_id, 0) - 1
+            if left > 0:
+                self._busy[event.device_id] = left
+            else:
+                self._busy.pop(event.device_id, None)
+            if rec is not None:
+                rec.end = self.now()
+                rec.outcome = event.outcome
+                rec.detail = (self._cut.pop(event.device_id, event.detail) if event.outcome == "aborted"
+                              else event.detail)
+                rec.warnings = event.warnings
+                self._recent_ends.append(rec.end)
+
+    def interrupt(self, why: str) -> None:
+        """Stop the run now (a signal): sessions in flight end as aborted, the rest as not run."""
+        if not self.interrupted:
+            self.interrupted = why
+            if self._main_task is not None:
+                self._main_task.cancel()
 
     async def run(self) -> RunResult:
         check_fleet_fits(self.scenario.device_count)  # before a single device is built
         loop = asyncio.get_running_loop()
         self._t0 = loop.time()
+        started_at = time.time()
         sc = self.scenario
         outage = Outage(self.base)
         clock = loop.time
-        workspace_dir = tempfile.TemporaryDirectory(prefix="dm-emulator-scenario-") if sc.needs_store else None
+        workspace_dir = None
+        if self.workspace_path is None and sc.needs_store:
+            workspace_dir = tempfile.TemporaryDirectory(prefix="dm-emulator-scenario-")
         workspace = None
-        if workspace_dir is not None:
+        if workspace_dir is not None or self.workspace_path is not None:
             from emulator.store import Workspace
 
-            workspace = Workspace.open(workspace_dir.name)
-        self.fleet = fleet = Fleet(server=self.base, transport=OutageTransport(outage, clock, deadline=self.request_deadline),
-                                   workspace=workspace,
-                                   ui=ScenarioUi(sc.ui))
+            workspace = Workspace.open(self.workspace_path or workspace_dir.name)  # type: ignore[union-attr]
+        # a connection for every session the gate lets through (the fetch lane has as many for the
+        # web pages that release held answers: see emulator.transport.http)
+        transport = OutageTransport(outage, clock, max_connections=sc.pacing.max_in_flight,
+                                    deadline=self.request_deadline)
+        self.fleet = fleet = Fleet(server=self.base, transport=transport, workspace=workspace, ui=ScenarioUi(sc.ui),
+                                   server_wins=True)
         self.push_transport = OutageTransport(outage, clock, timeout=PUSH_WAIT_S + 10,
                                               max_connections=max(1, min(sc.device_count, 1000)))
         self.outage = outage
@@ -300,6 +405,8 @@ class ScenarioRunner:
                                  nat_only=False, backoff=(1.0, 1.0), jitter=0.0, ready=self._up,
                                  on_problem=lambda dev_id, text: self.problems.append(f"{dev_id}: {text}"))
         fleet.bus.subscribe(self._on_bus, SessionStarted, SessionEnded, AlertRaised)
+        if self.traffic_dir is not None:
+            self.traffic = TrafficRecorder(fleet.bus, self.traffic_dir, everything=self.traffic_all)
         self._gate = asyncio.Semaphore(sc.pacing.max_in_flight)
         with workspace.transaction() if workspace is not None else contextlib.nullcontext():
             for g in sc.groups:
@@ -307,21 +414,30 @@ class ScenarioRunner:
                 self.members[g.name] = [d.id for d in devs]
                 for d in devs:
                     self.group_of[d.id] = g
+        self.servers = {g.name: self._server_of(g) for g in sc.groups}
         stopped = False
         ticker = asyncio.ensure_future(self._tick()) if self.progress else None
         try:
-            main = self._main()
-            if sc.time_limit is not None:
-                try:
-                    await asyncio.wait_for(main, sc.time_limit)
-                except TimeoutError:
-                    stopped = True
-            else:
-                await main
+            self._main_task = main = asyncio.ensure_future(self._main())
+            if self.interrupted:
+                main.cancel()
+            try:
+                if sc.time_limit is not None:
+                    try:
+                        await asyncio.wait_for(main, sc.time_limit)
+                    except TimeoutError:
+                        stopped = True
+                else:
+                    await main
+            except asyncio.CancelledError:
+                if not self.interrupted:
+                    raise
         finally:
             self._stopping = True
+            why = (f"run interrupted ({self.interrupted})" if self.interrupted
+                   else "stopped at the scenario's time limit" if stopped else "run stopped")
             for dev_id in self._running:
-                self._cut.setdefault(dev_id, "stopped at the scenario's time limit" if stopped else "run stopped")
+                self._cut.setdefault(dev_id, why)
             await self.poller.stop()
             for task in list(self._tasks):
                 task.cancel()
@@ -331,6 +447,9 @@ class ScenarioRunner:
                 ticker.cancel()
             await fleet.aclose()
             await self.push_transport.aclose()
+            if self.traffic is not None:
+                self.traffic.flush()
+                self.warnings.extend(f"traffic not written: {e}" for e in self.traffic.errors)
             if workspace is not None:
                 workspace.close()
             if workspace_dir is not None:
@@ -338,15 +457,38 @@ class ScenarioRunner:
         elapsed = self.now()
         if self.progress:
             self.progress(self, elapsed)
-        if stopped:
+        if stopped or self.interrupted:
             for rec in self.sessions:
                 if not rec.outcome:
-                    rec.outcome, rec.detail, rec.end = "aborted", "stopped at the scenario's time limit", elapsed
+                    rec.outcome, rec.detail, rec.end = "aborted", why, elapsed
         results = [self.check(e, elapsed, stopped) for e in sc.expectations]
         if not sc.expectations:
             results.append(self.check(Expectation(status="completed"), elapsed, stopped))
         return RunResult(sc, self.server, elapsed, self.sessions, results, self.problems, fleet.stats.messages,
-                         stopped)
+                         stopped, warnings=self.warnings, servers=self.servers, interrupted=self.interrupted,
+                         not_run_by_device={d: n for d, n in self._planned_left.items() if n > 0},
+                         members=self.members, started_at=started_at, events=self.event_hits)
+
+    def _server_of(self, group: DeviceGroup) -> str:
+        """The URL the group's sessions go to: ``--server`` with a path is that exact endpoint for every
+        account; else the profile's server URI of the group's protocol, on ``--server``'s origin (a
+        profile's ``{server}``; one that names another host is moved onto ``--server``: the command
+        line wins, see README "Which server a device talks to")."""
+        if self.endpoint:
+            return self.endpoint
+        assert self.fleet is not None
+        dev = self.fleet.device(self.members[group.name][0]) if self.members[group.name] else None
+        if dev is None:
+            return self.base
+        try:
+            named = dev.account(protocol=group.protocol).server_uri
+        except EmulatorError:
+            return self.base
+        used = on_origin(named, self.base)
+        if used != named:
+            self.warnings.append(f"group {group.name!r}: profile {group.profile.name} names the server {named}; "
+                                 f"--server wins, its sessions go to {used}")
+        return used
 
     async def _main(self) -> None:
         sc = self.scenario
@@ -360,6 +502,7 @@ class ScenarioRunner:
                 offset = ramp_offset(position, total, sc.pacing.ramp_up)
                 position += 1
                 plan = plan_sessions(rules, offset, sc.duration, sc.pacing.jitter, self.rng)
+                self._planned_left[dev_id] = len(plan)
                 if plan:
                     starts.append((plan[0].at, dev_id, plan))
                 if any(r.on_notification for r in rules):
@@ -384,9 +527,9 @@ class ScenarioRunner:
             await asyncio.sleep(0.05)
 
     async def _sleep_until(self, at: float) -> None:
-        delay = at - self.now()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        """Always yields, even when ``at`` has passed: loops that wait for another task (a crashed
+        device's restart) must let it run, or they spin and block the whole loop."""
+        await asyncio.sleep(max(0.0, at - self.now()))
 
     async def _tick(self) -> None:
         while True:
@@ -407,6 +550,7 @@ class ScenarioRunner:
             at = planned.at if last_end is None else max(planned.at, last_end + jittered(think, jitter, self.rng))
             if k and at > self.now():
                 await self._sleep_until(at)
+            self._planned_left[dev_id] -= 1
             await self.session(dev_id, planned.protocol, "scheduled", held=held and k == 0)
             last_end = self.now()
 
@@ -432,16 +576,27 @@ class ScenarioRunner:
                 for key, value in {**group.session_options(proto), **self.session_options}.items():
                     if key not in ("server_auth", "strict") or proto == "dm12":
                         options.setdefault(key, value)
-                inner = asyncio.ensure_future(self.fleet.run_session(dev_id, proto, reason=reason, **options))
-                self._running[dev_id] = inner
-                try:
-                    await inner
-                except asyncio.CancelledError:
-                    current = asyncio.current_task()
-                    if not inner.cancelled() or current is None or current.cancelling():
-                        raise  # the run itself is stopping
-                finally:
-                    self._running.pop(dev_id, None)
+                pacing = self.scenario.pacing
+                attempt = 1
+                while True:
+                    inner = asyncio.ensure_future(self.fleet.run_session(dev_id, proto, reason=reason, **options))
+                    self._running[dev_id] = inner
+                    try:
+                        done = await inner
+                    except asyncio.CancelledError:
+                        current = asyncio.current_task()
+                        if not inner.cancelled() or current is None or current.cancelling():
+                            raise  # the run itself is stopping
+                        return  # cut off (a crash): not a failure to retry
+                    finally:
+                        self._running.pop(dev_id, None)
+                    if done.outcome != "failed" or attempt > pacing.retry or self._stopping:
+                        return
+                    attempt += 1
+                    await asyncio.sleep(jittered(pacing.backoff(attempt), pacing.jitter, self.rng))
+                    while dev_id in self._down:
+                        await self._sleep_until(self._down[dev_id])
+                    reason = f"retry {attempt - 1} of {pacing.retry}"
         finally:
             if gate_held:
                 self._gate.release()
@@ -469,7 +624,8 @@ class ScenarioRunner:
 
     async def _timeline(self) -> None:
         for event in self.scenario.events:
-            await self._sleep_until(event.at)
+            if event.at > self.now():  # events of one moment apply together, with no session in between
+                await self._sleep_until(event.at)
             try:
                 self.apply(event)
             except EmulatorError as exc:
@@ -482,6 +638,12 @@ class ScenarioRunner:
             self.outage.until = asyncio.get_running_loop().time() + event.duration
             return
         targets = self.selected(event.devices)
+        self.event_hits.append({"line": event.line, "do": action, "at_s": round(self.now(), 3),
+                                "devices": event.devices.describe(), "hit": len(targets)})
+        if not targets:
+            self.warnings.append(f"line {event.line}: {action} at {event.at:g} s hit no device "
+                                 f"({event.devices.describe()})")
+            return
         if action == "crash":
             back = self.now() + event.duration
             for dev_id in targets:
@@ -587,15 +749,17 @@ class ScenarioRunner:
     # -- expectations ----------------------------------------------------------------------------
 
     def check(self, e: Expectation, elapsed: float, stopped: bool) -> ExpectationResult:
-        """Whether one expectation held; ``detail`` names the first few devices or sessions that broke it.
+        """Whether one expectation held; ``detail`` names every device or session that broke it.
 
-        A session cut off by a bearer switch and run again by the fleet is judged by its retry
-        (DM-HLF-008: management goes on over the new bearer); the report still lists both.
+        A session run again (cut off by a bearer switch, DM-HLF-008, or failed under ``[pacing]
+        retry``) is judged by its last attempt; the report still lists every attempt. Session counts
+        leave out the sessions a device opened by itself to finish an earlier one (a DM 2.0
+        asynchronous EXEC result): they belong to the session that ran the EXEC.
         """
         assert self.fleet is not None
         ids = self.selected(e.devices)
         wanted = set(ids)
-        mine = [s for s in self.sessions if s.device in wanted and not s.retried]
+        mine = [s for s in self.sessions if s.device in wanted and s.final]
         bad: list[str] = []
         population = len(ids)
         if e.can_get is not None or e.cannot_get is not None:
@@ -610,6 +774,16 @@ class ScenarioRunner:
                 return ExpectationResult(e, False, "no sessions ran")
             population = len(mine)
             bad = [f"{s.device} {s.outcome or 'unfinished'}: {s.detail}" for s in mine if s.outcome != e.status]
+        elif e.eventually is not None:
+            last: dict[str, SessionRecord] = {}
+            for s in mine:
+                last[s.device] = s
+            for dev_id in ids:
+                s = last.get(dev_id)
+                if s is None:
+                    bad.append(f"{dev_id} ran no session")
+                elif s.outcome != e.eventually:
+                    bad.append(f"{dev_id} last session {s.outcome or 'unfinished'}: {s.detail}")
         elif e.within is not None:
             if not e.devices.groups:
                 ok = not stopped and elapsed <= e.within
@@ -621,7 +795,8 @@ class ScenarioRunner:
         else:
             counts = dict.fromkeys(ids, 0)
             for s in mine:
-                counts[s.device] += 1
+                if not s.follow_up:
+                    counts[s.device] += 1
             for dev_id, n in counts.items():
                 if (e.sessions is not None and n != e.sessions) or (e.min_sessions is not None and n < e.min_sessions) \
                         or (e.max_sessions is not None and n > e.max_sessions):
@@ -629,7 +804,7 @@ class ScenarioRunner:
         if not bad:
             return ExpectationResult(e, True)
         shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
-        return ExpectationResult(e, False, f"{len(bad)} of {population}: {shown}")
+        return ExpectationResult(e, False, f"{len(bad)} of {population}: {shown}", bad)
 
 
     def _access(self, dev_id: str, e: Expectation) -> str:

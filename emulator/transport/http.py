@@ -1,7 +1,12 @@
 """HTTP(S) for sessions: the only place that talks to servers.
 
-One pooled ``aiohttp.ClientSession`` per TLS configuration serves the whole fleet (thousands of
-devices, a handful of connections each way, no port exhaustion). aiohttp rather than httpx: under a
+One pooled ``aiohttp.ClientSession`` per TLS configuration and lane serves the whole fleet
+(thousands of devices, a handful of connections each way, no port exhaustion). Two lanes, each with
+its own pool: session messages (:meth:`HttpTransport.post`), whose answer a server may hold (DM 2.0
+SHOW: until the web form is submitted, PROTOCOL 1.19 item 5), and every other request (web pages
+and form posts, DM 2.0 HTTP GET/PUT, local apps' fetches). The form that releases a held answer
+never waits for a connection that a held message has taken, so no number of sessions in flight and
+no pool size can deadlock the fleet: at worst sessions queue for a message connection. aiohttp rather than httpx: under a
 few hundred concurrent sessions httpx's async client falls to ~50 round trips/s where aiohttp keeps
 ~2,000 on the same machine (measured by ``dm-emulator bench``). Failures never escape as exceptions:
 they come back as an :class:`HttpResult` with ``status == 0`` and an error in the user's words, and
@@ -171,35 +176,47 @@ def _os_reason(exc: BaseException) -> str:
 DEFAULT_DEADLINE = 60.0  # seconds for one request, connect to last byte (docs/security.md)
 
 
+MESSAGES = "messages"
+"""The lane of session messages: a server may hold their answer (see the module doc)."""
+FETCHES = "fetches"
+"""The lane of every other request: web pages and forms, DM 2.0 HTTP requests, apps' fetches."""
+LANES = (MESSAGES, FETCHES)
+
+
 class HttpTransport:
     """Pooled async HTTP for all devices. ``timeout`` covers a server holding a long-poll answer.
 
     ``deadline`` bounds one request from connecting to the last byte of the answer: the read
     timeout alone restarts with every byte, so a server trickling one byte every few seconds would
     hold a device for ever. ``max_body`` caps an answer whose request names no limit of its own.
+    ``max_connections``: connections at once in the lane of session messages (per TLS
+    configuration); ``fetch_connections`` (default: as many) in the lane of every other request.
     """
 
     def __init__(self, *, timeout: float = 60.0, connect_timeout: float = 10.0, max_connections: int = 200,
-                 deadline: float | None = None, max_body: int = DEFAULT_MAX_BODY,
-                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+                 fetch_connections: int | None = None, deadline: float | None = None,
+                 max_body: int = DEFAULT_MAX_BODY,
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:  # fmt: skip
+        if max_connections < 1 or (fetch_connections is not None and fetch_connections < 1):
+            raise ValueError("a connection pool needs at least 1 connection")
         self._sleep = sleep  # shaping delays go through here (tests record them instead of waiting)
         self._read_timeout = timeout
         self._deadline = deadline if deadline is not None else max(DEFAULT_DEADLINE, timeout)  # long polls
         self._max_body = max_body
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=timeout)
-        self._max_connections = max_connections
-        self._clients: dict[TlsConfig, aiohttp.ClientSession] = {}
+        self.limits = {MESSAGES: max_connections, FETCHES: fetch_connections or max_connections}
+        self._clients: dict[tuple[TlsConfig, str], aiohttp.ClientSession] = {}
         self._answered: set[tuple[TlsConfig, str]] = set()  # (tls, origin) whose handshake is known good
         self.requests = 0
 
-    def _client(self, tls: TlsConfig) -> aiohttp.ClientSession:
-        client = self._clients.get(tls)
+    def _client(self, tls: TlsConfig, lane: str = FETCHES) -> aiohttp.ClientSession:
+        client = self._clients.get((tls, lane))
         if client is None:
-            connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=tls.ssl_context())
+            connector = aiohttp.TCPConnector(limit=self.limits[lane], ssl=tls.ssl_context())
             # bodies are unpacked by BodyReader under the request's limit, never by aiohttp
             client = aiohttp.ClientSession(connector=connector, timeout=self._timeout, auto_decompress=False)
-            self._clients[tls] = client
-            if tls.warning:
+            self._clients[(tls, lane)] = client
+            if tls.warning and lane == MESSAGES:
                 log.warning("%s", tls.warning)
         return client
 
@@ -214,7 +231,11 @@ class HttpTransport:
         shaping: Shaping = NO_SHAPING,
         rng: random.Random | None = None,
         max_body: int | None = None,
+        lane: str = FETCHES,
     ) -> HttpResult:
+        """One request; ``lane``: :data:`MESSAGES` for a session message, else :data:`FETCHES`."""
+        if lane not in LANES:
+            raise ValueError(f"lane must be one of {', '.join(LANES)}, not {lane!r}")
         self.requests += 1
         delay, lost = shaping.before(method, url, len(body), rng)
         if lost:
@@ -222,7 +243,7 @@ class HttpTransport:
         if delay > 0:
             await self._sleep(delay / 1000)
         try:
-            client = self._client(tls)
+            client = self._client(tls, lane)
         except (OSError, ssl.SSLError, EmulatorError) as exc:
             return HttpResult(0, error=f"{method} {url}: TLS set-up failed: {exc}")
         limit = max_body if max_body is not None else self._max_body
@@ -257,7 +278,7 @@ class HttpTransport:
             if refusal:
                 return HttpResult(0, error=f"{method} {url}: TLS refused: {refusal}")
             if isinstance(exc, aiohttp.ClientConnectorError):
-                return HttpResult(0, error=f"{method} {url}: cannot connect ({_reason(exc)})")
+                return HttpResult(0, error=f"{method} {url}: cannot connect ({connect_reason(exc)})")
             return HttpResult(0, error=f"{method} {url}: {type(exc).__name__} ({_reason(exc)})")
         if len(self._answered) < 100_000:
             self._answered.add((tls, _origin(url)))
@@ -269,9 +290,10 @@ class HttpTransport:
     async def post(self, url: str, body: bytes, content_type: str, headers: dict[str, str] | None = None, *,
                    tls: TlsConfig = TlsConfig(), shaping: Shaping = NO_SHAPING,
                    rng: random.Random | None = None, max_body: int | None = None) -> HttpResult:
+        """A session message: over the lane whose answers a server may hold."""
         all_headers = {"Content-Type": content_type, **(headers or {})}
         return await self.request("POST", url, body, all_headers, tls=tls, shaping=shaping, rng=rng,
-                                  max_body=max_body)
+                                  max_body=max_body, lane=MESSAGES)
 
     async def aclose(self) -> None:
         clients, self._clients = self._clients, {}
@@ -292,6 +314,21 @@ def _joined(headers: Mapping[str, str]) -> dict[str, str]:
 def _origin(url: str) -> str:
     scheme, _, rest = url.partition("://")
     return f"{scheme.lower()}://{rest.split('/', 1)[0].lower()}"
+
+
+def connect_reason(exc: aiohttp.ClientConnectorError) -> str:
+    """Why a connection could not be made, without aiohttp's ``ssl:default`` and ``Connect call
+    failed`` wording (which names TLS settings even for plain HTTP): "connection refused:
+    127.0.0.1:9"."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientConnectorSSLError):
+        return _reason(exc)
+    os_error = exc.os_error
+    errno = getattr(os_error, "errno", None)
+    why = os.strerror(errno) if isinstance(errno, int) and errno > 0 else (
+        getattr(os_error, "strerror", None) or str(os_error) or type(os_error).__name__)
+    if isinstance(os_error, TimeoutError | asyncio.TimeoutError) and not errno:
+        why = "timed out"
+    return f"{why[:1].lower()}{why[1:]}: {exc.host}:{exc.port}"
 
 
 def _reason(exc: Exception) -> str:

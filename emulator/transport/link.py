@@ -12,6 +12,7 @@ lists no bearers at all has a plain, unshaped connection).
 from __future__ import annotations
 
 import random
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from emulator.protocol.actions import HttpResult
@@ -55,6 +56,19 @@ class BearerLink:
                       tls: TlsConfig = _PLAIN, shaping: Shaping = NO_SHAPING,
                       rng: random.Random | None = None, max_body: int | None = None) -> HttpResult:
         """As :meth:`HttpTransport.request`; ``shaping`` is ignored: the current bearer's applies."""
+        return await self._over_bearer(method, url, lambda: self.transport.request(
+            method, url, body, headers, tls=tls, shaping=self.device.shaping, rng=rng, max_body=max_body))
+
+    async def post(self, url: str, body: bytes, content_type: str, headers: dict[str, str] | None = None, *,
+                   tls: TlsConfig = _PLAIN, shaping: Shaping = NO_SHAPING,
+                   rng: random.Random | None = None, max_body: int | None = None) -> HttpResult:
+        """A session message: the transport's ``post``, which the pooled client sends over its lane of
+        messages (a held answer never takes the connection a web form needs: :mod:`emulator.transport.http`)."""
+        return await self._over_bearer("POST", url, lambda: self.transport.post(
+            url, body, content_type, headers, tls=tls, shaping=self.device.shaping, rng=rng, max_body=max_body))
+
+    async def _over_bearer(self, method: str, url: str,
+                           send: Callable[[], Awaitable[HttpResult]]) -> HttpResult:  # fmt: skip
         dev = self.device
         name = dev.bearer
         if not name and dev.bearers:  # (a profile without bearers: one plain, unshaped connection)
@@ -62,8 +76,7 @@ class BearerLink:
         generation = dev.bearer_generation
         if name:
             self._note(name)
-        result = await self.transport.request(method, url, body, headers, tls=tls, shaping=dev.shaping, rng=rng,
-                                              max_body=max_body)
+        result = await send()
         if dev.bearer_generation != generation:
             self.lost_in_flight += 1
             now = dev.bearer or "none"
@@ -71,10 +84,6 @@ class BearerLink:
             return HttpResult(0, error=f"{method} {url}: the bearer changed from {name} to {now} while the "
                                        "request was in flight; its connection is gone")
         return result
-
-    async def post(self, url: str, body: bytes, content_type: str, headers: dict[str, str] | None = None,
-                   **kw: Any) -> HttpResult:
-        return await self.request("POST", url, body, {"Content-Type": content_type, **(headers or {})}, **kw)
 
     async def aclose(self) -> None:
         """The pooled transport belongs to the fleet: nothing to close here."""

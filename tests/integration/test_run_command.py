@@ -42,9 +42,11 @@ def test_fleet_run_writes_json_and_junit_and_exits_0(server, tmp_path, capsys):
     assert data["sessions_completed"] == 6 and data["sessions_failed"] == 0
     assert {r["outcome"] for r in data["results"]} == {"completed"} and len({r["device"] for r in data["results"]}) == 6
     assert data["messages"] >= 6 * 4
-    suite = ET.parse(junit).getroot()
-    assert suite.get("tests") == "6" and suite.get("failures") == "0"
-    assert len({c.get("name") for c in suite.iter("testcase")}) == 6
+    root = ET.parse(junit).getroot()
+    assert root.tag == "testsuites"
+    (suite,) = root
+    assert suite.get("tests") == "7" and suite.get("failures") == "0"  # 6 devices and the expectation
+    assert len({c.get("name") for c in suite.iter("testcase") if c.get("classname") == "fleet.devices"}) == 6
     assert "6/6 sessions completed" in out.out
 
 
@@ -66,7 +68,7 @@ def test_scenario_mistake_stops_before_anything_runs(tmp_path, capsys):
     path.write_text(text)
     code = main(["run", "--server", "http://127.0.0.1:9", "--scenario", str(path)])
     err = capsys.readouterr().err
-    assert code == 1
+    assert code == 2  # cannot start: nothing ran
     assert f"{path}:{line_of(text, 'do = ')}:" in err and "'reboot' is not one of" in err
     assert "cannot connect" not in err  # no session was tried
 
@@ -96,10 +98,14 @@ def test_failed_expectation_names_its_line_and_exits_1(server, tmp_path, capsys)
     failed_line = line_of(text, 'node = ') - 1  # the [[expect]] header above it
     assert f"FAIL {path}:{failed_line}: all devices: ./DevDetail/FwV == 'not what it is'" in out
     assert "3 of 3" in out
-    cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
+    cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")
+             if c.get("classname", "").endswith(".expect")}
     assert len(cases) == 2
     (bad,) = [c for c in cases.values() if c.find("failure") is not None]
-    assert bad.get("name").startswith(f"{path}:{failed_line}:")
+    # named by what it checks (stable when the file is edited); the line is in its output
+    assert bad.get("name") == "all devices: ./DevDetail/FwV == 'not what it is'"
+    assert bad.find("system-out").text == f"{path}:{failed_line}"
+    assert len(bad.find("failure").text.splitlines()) == 3  # every device that broke it
 
 
 # Sessions of a and c at 0, 4.5 and 9 s; every event sits between them with about a second of room

@@ -92,4 +92,4 @@ def test_no_latency_when_no_session_completed(tmp_path, capsys):
     data = json.loads(report.read_text())
     assert data["sessions_failed"] == 1
     assert not any(key.startswith("latency") for key in data)
-    assert "no session completed: no latency" in capsys.readouterr().out
+    assert "no session completed: no rate, no latency" in capsys.readouterr().out
