@@ -284,7 +284,7 @@ class ScenarioRunner:
         self.members: dict[str, list[str]] = {}
         self.group_of: dict[str, DeviceGroup] = {}
         self._open: dict[str, SessionRecord] = {}
-        self._last: dict[str, SessionRecord] = {}  # each device's latest session
+        self._by_device: dict[str, list[SessionRecord]] = {}  # each device's sessions, oldest first
         self._recent_ends: deque[float] = deque(maxlen=100_000)
         self._running: dict[str, asyncio.Task] = {}  # device -> its session in flight
         self._busy: dict[str, int] = {}  # device -> sessions open now (from the bus)
@@ -334,6 +334,16 @@ class ScenarioRunner:
         """Whether the device has a session open now (the scenario's, a notified one or a follow-up)."""
         return dev_id in self._busy
 
+    def _attempt_before(self, dev_id: str, reason: str) -> SessionRecord | None:
+        """The failed attempt a retry runs again: the device's latest failed session not retried yet
+        (cut by a bearer switch, for the fleet's own retry). A device may have several sessions at
+        once (a notified one beside a DM 2.0 async result), so "its last session" would not do."""
+        bearer = reason.startswith("bearer change")
+        for rec in reversed(self._by_device.get(dev_id, ())):
+            if rec.outcome == "failed" and not rec.retried and (not bearer or "bearer changed" in rec.detail):
+                return rec
+        return None
+
     def _on_bus(self, event: object) -> None:
         if isinstance(event, AlertRaised):
             if event.alert_type == "notification rejected":
@@ -341,15 +351,15 @@ class ScenarioRunner:
         elif isinstance(event, SessionStarted):
             rec = SessionRecord(event.device_id, event.protocol, event.reason, self.now(),
                                 follow_up=event.reason.startswith(FOLLOW_UP_REASONS))
-            if event.reason.startswith(RETRY_REASONS):
-                cut = self._last.get(event.device_id)
-                if cut is not None and cut.outcome == "failed":
-                    cut.retried = True
-                    rec.attempt = cut.attempt + 1
-                    rec.follow_up = cut.follow_up
+            cut = self._attempt_before(event.device_id, event.reason) if event.reason.startswith(RETRY_REASONS) \
+                else None
+            if cut is not None:
+                cut.retried = True
+                rec.attempt = cut.attempt + 1
+                rec.follow_up = cut.follow_up
+            self._by_device.setdefault(event.device_id, []).append(rec)
             self._busy[event.device_id] = self._busy.get(event.device_id, 0) + 1
             self._open[event.session_id] = rec
-            self._last[event.device_id] = rec
             self.sessions.append(rec)
             self.devices_up.add(event.device_id)
         elif isinstance(event, SessionEnded):

@@ -33,8 +33,8 @@ def scaled(sc: Scenario) -> Scenario:
 
 async def _run(sc: Scenario) -> RunResult:
     server = await start_server(ServerState())
-    try:
-        return await ScenarioRunner(sc, server.url).run()
+    try:  # notify events go through the reference server's admin API, which asks for its token
+        return await ScenarioRunner(sc, server.url, admin_token=server.state.admin_token).run()
     finally:
         await server.stop()
 
