@@ -112,6 +112,7 @@ class Fleet:
         self._tasks: set[asyncio.Task] = set()
         self._recent: deque[float] = deque(maxlen=4096)
         self._store_sessions: dict[str, int] = {}
+        self._session_locks: dict[tuple[str, str], asyncio.Lock] = {}  # (device, ServerID): one session at a time
         self._notification_guards: dict[str, NotificationGuard] = {}  # dev_id -> its DM 2.0 replay guard
         self._ui_resumes: dict[str, _UiResume] = {}  # session id -> its page flow (ui_resume "client")
         self.bus.subscribe(self._count, SessionStarted, SessionEnded, MessageLogged)
@@ -269,12 +270,12 @@ class Fleet:
 
         ``environment``: run as that operating environment (its accounts; its identity when it has
         one). An account that belongs to an environment with its own identity runs as it anyway.
-        The session goes over the device's current bearer; when a bearer switch cut a request in
-        flight, the session is run once more over the new bearer (reason "bearer change").
+        A device runs one session at a time with one server, as a DM client does: a session asked
+        for while another is open with that server (a notification, a DM 2.0 asynchronous result)
+        starts when it ends. The session goes over the device's current bearer; when a bearer switch
+        cut a request in flight, the session is run once more over the new bearer (reason "bearer
+        change").
         """
-        from emulator.fleet.engines import finish_engine, make_engine  # engines pull in the protocol stacks
-        from emulator.transport.link import BearerLink
-
         dev = self.device(dev_id)
         protocol = protocol or dev.profile.protocols[0]
         if server_id is None and not environment:  # DM-HLF-018: to the server the session is about
@@ -296,6 +297,23 @@ class Fleet:
             if moved != account.server_uri:
                 engine_options["server_uri"] = moved
         resume = protocol == "dm2" and (engine_options.pop("ui_resume", None) or account.ui_resume) == "client"
+        lock = self._session_locks.get((dev.id, account.server_id))
+        if lock is None:
+            lock = self._session_locks[(dev.id, account.server_id)] = asyncio.Lock()
+        async with lock:  # one session at a time with one server (see the docstring)
+            done = await self._run_locked(dev, client, account, protocol, handler, reason, engine_options, resume)
+        dev.last_result = f"{done.outcome}" + (f": {done.detail}" if done.detail else "")
+        dev.set_state("idle" if done.outcome == "completed" else "error", done.detail)
+        if self.workspace is not None:
+            self.save(dev)
+        return done
+
+    async def _run_locked(self, dev: VirtualDevice, client: object, account: Account, protocol: str,
+                          handler: UiHandler, reason: str, engine_options: dict[str, object],
+                          resume: bool) -> SessionDone:  # fmt: skip
+        from emulator.fleet.engines import finish_engine, make_engine  # engines pull in the protocol stacks
+        from emulator.transport.link import BearerLink
+
         retries = BEARER_RETRIES
         while True:
             link = BearerLink(self.transport, dev)
@@ -328,10 +346,6 @@ class Fleet:
                 break
             retries -= 1
             reason = "bearer change"
-        dev.last_result = f"{done.outcome}" + (f": {done.detail}" if done.detail else "")
-        dev.set_state("idle" if done.outcome == "completed" else "error", done.detail)
-        if self.workspace is not None:
-            self.save(dev)
         return done
 
     # ------------------------------------------------------------------ UI resumption (ui_resume "client")
