@@ -116,7 +116,7 @@ def server_process(admin_token: str | None = None) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def reference_server_process(*args: str):
+def reference_server_process(*args: str) -> Iterator[str]:
     """`dm-emulator server --port 0 ARGS` (the full reference server: web UI flows, held answers) in a
     child process; yields its URL, stops it (by its pid) after."""
     proc = subprocess.Popen([sys.executable, "-m", "emulator", "server", "--port", "0", *args],

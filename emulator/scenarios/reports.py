@@ -109,11 +109,11 @@ def junit_tree(result: RunResult, traffic: dict[str, Path] | None = None) -> ET.
                               for s in runs]
             if bad:
                 first = bad[0]
-                text = [f"{s.reason} at {s.start:.3f} s: {s.outcome or 'unfinished'}: {s.detail}" for s in bad]
+                lines = [f"{s.reason} at {s.start:.3f} s: {s.outcome or 'unfinished'}: {s.detail}" for s in bad]
                 if dev_id in traffic:
-                    text.append(f"traffic: {traffic[dev_id]}")
+                    lines.append(f"traffic: {traffic[dev_id]}")
                 fail(el, "failure", first.outcome or "unfinished",
-                     f"{len(bad)} session(s) did not complete: {first.detail or first.outcome}", "\n".join(text))
+                     f"{len(bad)} session(s) did not complete: {first.detail or first.outcome}", "\n".join(lines))
             elif not runs and not_run.get(dev_id):
                 why = f"interrupted ({result.interrupted})" if result.interrupted else "the run stopped first"
                 ET.SubElement(el, "skipped", message=f"not run: {not_run[dev_id]} planned session(s); {why}")

@@ -363,19 +363,19 @@ class ScenarioRunner:
             self.sessions.append(rec)
             self.devices_up.add(event.device_id)
         elif isinstance(event, SessionEnded):
-            rec = self._open.pop(event.session_id, None)
+            ended = self._open.pop(event.session_id, None)
             left = self._busy.get(event.device_id, 0) - 1
             if left > 0:
                 self._busy[event.device_id] = left
             else:
                 self._busy.pop(event.device_id, None)
-            if rec is not None:
-                rec.end = self.now()
-                rec.outcome = event.outcome
-                rec.detail = (self._cut.pop(event.device_id, event.detail) if event.outcome == "aborted"
+            if ended is not None:
+                ended.end = self.now()
+                ended.outcome = event.outcome
+                ended.detail = (self._cut.pop(event.device_id, event.detail) if event.outcome == "aborted"
                               else event.detail)
-                rec.warnings = event.warnings
-                self._recent_ends.append(rec.end)
+                ended.warnings = event.warnings
+                self._recent_ends.append(ended.end)
 
     def interrupt(self, why: str) -> None:
         """Stop the run now (a signal): sessions in flight end as aborted, the rest as not run."""
@@ -789,11 +789,11 @@ class ScenarioRunner:
             for s in mine:
                 last[s.device] = s
             for dev_id in ids:
-                s = last.get(dev_id)
-                if s is None:
+                final = last.get(dev_id)
+                if final is None:
                     bad.append(f"{dev_id} ran no session")
-                elif s.outcome != e.eventually:
-                    bad.append(f"{dev_id} last session {s.outcome or 'unfinished'}: {s.detail}")
+                elif final.outcome != e.eventually:
+                    bad.append(f"{dev_id} last session {final.outcome or 'unfinished'}: {final.detail}")
         elif e.within is not None:
             if not e.devices.groups:
                 ok = not stopped and elapsed <= e.within
