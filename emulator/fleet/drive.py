@@ -92,12 +92,18 @@ async def run(flow: Generator[Step, Reply, Any], ctx: SessionContext) -> Any:
 
 
 async def _carry_out(step: Step, ctx: SessionContext) -> Reply:
-    if isinstance(step, Post | Fetch):
-        r = step.request
+    if isinstance(step, Post):  # a session message: ``post``, whose answer a server may hold
+        m = step.message
         t0 = time.monotonic()
         transport: AsyncTransport = ctx.transport
-        result = await transport.request(r.method, r.url, r.body, r.headers, tls=ctx.tls, shaping=ctx.shaping,
-                                        rng=ctx.rng, max_body=r.max_body)
+        result = await transport.post(m.url, m.body, m.content_type, m.headers, tls=ctx.tls, shaping=ctx.shaping,
+                                      rng=ctx.rng, max_body=m.max_body)
+        return Reply(now(), result, (time.monotonic() - t0) * 1000)
+    if isinstance(step, Fetch):  # anything else (web pages and forms, DM 2.0 HTTP requests): ``request``
+        r = step.request
+        t0 = time.monotonic()
+        result = await ctx.transport.request(r.method, r.url, r.body, r.headers, tls=ctx.tls, shaping=ctx.shaping,
+                                             rng=ctx.rng, max_body=r.max_body)
         return Reply(now(), result, (time.monotonic() - t0) * 1000)
     if isinstance(step, Sleep):
         await asyncio.sleep(step.seconds)
