@@ -97,8 +97,10 @@ class Fleet:
         ui: UiHandler | None = None,
         server_wins: bool = False,
     ) -> None:
-        """``server_wins``: every session goes to ``server``'s origin, also for an account whose
-        server URI names another host (``run --server``: see README "Which server a device talks to")."""
+        """``server_wins``: a session whose server the caller did not name goes to ``server``'s origin,
+        also when its account's server URI names another host (``run --server``: see README, "Which
+        server a device talks to"); one that names its server (a scenario group's ``server``) goes to
+        that account's own URI."""
         self.server = server.rstrip("/")
         self.server_wins = server_wins
         self.bus = bus or EventBus()
@@ -278,6 +280,7 @@ class Fleet:
         """
         dev = self.device(dev_id)
         protocol = protocol or dev.profile.protocols[0]
+        named = server_id is not None  # the caller chose the server: its account's own URI, wherever it is
         if server_id is None and not environment:  # DM-HLF-018: to the server the session is about
             from emulator.fleet.engines import route_session
 
@@ -292,7 +295,7 @@ class Fleet:
             from emulator.fleet.headless import HeadlessUi
 
             handler = HeadlessUi()
-        if self.server_wins and not engine_options.get("server_uri"):
+        if self.server_wins and not named and not engine_options.get("server_uri"):
             moved = on_origin(account.server_uri, self.server)
             if moved != account.server_uri:
                 engine_options["server_uri"] = moved

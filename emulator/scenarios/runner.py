@@ -491,9 +491,11 @@ class ScenarioRunner:
         if dev is None:
             return self.base
         try:
-            named = dev.account(protocol=group.protocol).server_uri
+            named = dev.account(group.server, protocol=group.protocol).server_uri
         except EmulatorError:
             return self.base
+        if group.server is not None:  # the scenario names the server: its account's own URI
+            return named
         used = on_origin(named, self.base)
         if used != named:
             self.warnings.append(f"group {group.name!r}: profile {group.profile.name} names the server {named}; "

@@ -307,3 +307,56 @@ def test_a_signal_writes_the_partial_reports_and_exits_128_plus_signal(sig, code
     assert {c.get("classname") for c in skipped} == {"long.late"} and len(skipped) == 2
     (stop,) = [c for c in root.iter("testcase") if c.get("name") == "interrupted"]
     assert stop.find("error").get("type") == "interrupted"
+
+
+# -------------------------------------------------------------------------------- README: Use in CI
+
+
+def _section(text: str, title: str) -> str:
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end]
+
+
+def _blocks(section: str, lang: str) -> list[str]:
+    out, inside, current = [], False, []
+    for line in section.splitlines():
+        if not inside and line.strip() == f"```{lang}":
+            inside, current = True, []
+        elif inside and line.strip() == "```":
+            inside = False
+            out.append("\n".join(current))
+        elif inside:
+            current.append(line)
+    return out
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_readme_use_in_ci_job_runs_as_written(tmp_path):
+    """The README's CI job, run by bash line for line (its port 8700 made a free one), leaves the
+    report, the JUnit file and the traffic folder; the GitLab, GitHub and Jenkins snippets run the
+    same commands."""
+    section = _section((ROOT / "README.md").read_text(), "Use in CI")
+    (job,) = _blocks(section, "sh")
+    commands = [line for line in job.splitlines() if line.strip()]
+    assert any(line.startswith(".venv/bin/dm-emulator run ") for line in commands)
+    for lang in ("yaml", "groovy"):
+        for snippet in _blocks(section, lang):
+            for line in commands[1:]:  # the token is set the way each CI system sets variables
+                assert line in snippet, (lang, line)
+    (tmp_path / ".venv").symlink_to(sys.prefix)
+    port = str(_free_port())
+    script = "set -e\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + job.replace("8700", port)
+    proc = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    report = json.loads((tmp_path / "fleet.json").read_text())
+    assert report["passed"] and report["scenario"] == "demo"
+    assert ET.parse(tmp_path / "fleet.xml").getroot().tag == "testsuites"
+    assert (tmp_path / "traffic").is_dir()
