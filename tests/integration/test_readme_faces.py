@@ -41,6 +41,7 @@ pytestmark = pytest.mark.skipif(not DM_EMULATOR.is_file(),
                                 reason="dm-emulator is not installed in this environment (pip install -e .)")
 
 THIS = "tests/integration/test_readme_faces.py"
+CI_JOB = "tests/integration/test_run_ci.py::test_readme_use_in_ci_job_runs_as_written"
 # README line (continuations joined) or command-table command -> the test that runs it.
 COVERED: dict[str, str] = {
     # Set up
@@ -72,6 +73,12 @@ COVERED: dict[str, str] = {
     '"dev_id": "DMCtest", "client_user": "funambol", "client_secret": "funambol", "client_auth": "basic", '
     '"server_secret": "srvpwd", "server_auth": "md5", "server_nonce": ""}\' http://127.0.0.1:8700/admin/accounts':
         f"{THIS}::test_accounts_for_a_third_party_client",
+    # Use in CI (the job runs as one bash script there, as a CI system runs it)
+    "export DM_EMULATOR_ADMIN_TOKEN=ci-secret   # shared by the server and the run (the demo notifies devices)":
+        CI_JOB,
+    "sleep 2": CI_JOB,  # (the server line is the one "Try it without the window" runs too)
+    ".venv/bin/dm-emulator run --server http://127.0.0.1:8700 --scenario demo --retry 2 --report fleet.json "
+    "--junit fleet.xml --traffic-dir traffic": CI_JOB,
     # Screenshots
     'xvfb-run -a -s "-screen 0 1280x800x24" .venv/bin/dm-emulator gui --screenshot docs/screenshot-demo.png':
         f"{THIS}::test_gui_screenshot_under_xvfb",
