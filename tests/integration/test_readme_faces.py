@@ -276,7 +276,7 @@ def test_your_own_profile(shell: Shell):
 
 
 def test_try_it_without_the_window(shell: Shell):
-    results = shell.block(_block_with("export DM_EMULATOR_ADMIN_TOKEN"))
+    results = shell.block(_block_with("export DM_EMULATOR_ADMIN_TOKEN=try-it"))
     (server_line, printed), = shell.servers
     assert printed[0] == f"reference DM server on http://127.0.0.1:{shell.port}", printed
     for line, proc in results.items():
