@@ -4,7 +4,7 @@ The one format for saved traffic: the window's traffic log saves and opens it, a
 --traffic-dir DIR`` writes one file per device whose session failed (``--traffic-all``: every
 device), so a CI job keeps what the failing devices and the server said to each other and anyone
 can open it in the window later (Traffic, Open). Bodies are masked
-(:func:`emulator.util.masking.mask_message`) before they reach a file: CI artifacts are shared.
+(:func:`emulator.protocol.traffic.mask_message`) before they reach a file: CI artifacts are shared.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from emulator.errors import FileFormatError
 from emulator.events import EventBus, MessageLogged, SessionEnded, SessionStarted
 from emulator.protocol.values import is_direction
-from emulator.util.masking import mask_message
+from emulator.protocol.traffic import mask_message
 
 SUFFIX = ".jsonl"
 
