@@ -17,8 +17,8 @@ from pathlib import Path
 
 from emulator.errors import FileFormatError
 from emulator.events import EventBus, MessageLogged, SessionEnded, SessionStarted
-from emulator.protocol.values import is_direction
 from emulator.protocol.traffic import mask_message
+from emulator.protocol.values import is_direction
 
 SUFFIX = ".jsonl"
 
