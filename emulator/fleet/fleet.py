@@ -311,8 +311,8 @@ class Fleet:
             self.save(dev)
         return done
 
-    async def _run_locked(self, dev: VirtualDevice, client: object, account: Account, protocol: str,
-                          handler: UiHandler, reason: str, engine_options: dict[str, object],
+    async def _run_locked(self, dev: VirtualDevice, client: VirtualDevice | Environment, account: Account,
+                          protocol: DmProtocol, handler: UiHandler, reason: str, engine_options: dict[str, Any],
                           resume: bool) -> SessionDone:  # fmt: skip
         from emulator.fleet.engines import finish_engine, make_engine  # engines pull in the protocol stacks
         from emulator.transport.link import BearerLink
