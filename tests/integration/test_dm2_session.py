@@ -266,7 +266,7 @@ def test_show_long_poll_times_out_with_empty_packages_until_the_form_is_sent():
         async with Harness(state) as h:
             dev = _phone(h.base)
             state.set_script(dev.id, [[["SHOW", "${ui:plan}"]], [["GET", f"{DEVINFO}//Man"]]])
-            return dev, await h.session(dev, SlowUser(0.7))
+            return dev, await h.session(dev, SlowUser(1.5))  # ten holds: empty packages go by even on a busy machine
 
     dev, (engine, done) = asyncio.run(main())
     assert done.outcome == "completed", (done, engine.notes)
