@@ -1,17 +1,21 @@
-"""The main window: fleet on the left, the selected device's tree and the traffic on the right, the
-server's web page in a dock; a status bar with live counts.
+"""The main window: every part is a dock (fleet, device tree, traffic, message detail, event log,
+server page) that the user can move, close and bring back from the View menu; "Reset layout" puts
+them back where they start, and the layout is remembered between runs (QSettings); a status bar with
+live counts.
 
 The window only watches the fleet through the event bus (batched, see :mod:`ui.batcher`) and acts
-through the fleet's and the tree's public operations.
+through the fleet's and the tree's public operations. Other parts add their own docks with
+:meth:`MainWindow.add_dock` (placed next to an existing dock, listed in View, reset with the rest).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QTabWidget, QWidget
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QTabWidget, QWidget
 
 from emulator.events import DeviceStateChanged, Event, SessionEnded, UiFinished, UiRequested
 from emulator.fleet.fleet import Fleet
@@ -26,37 +30,68 @@ from ui.tree_panel import TreePanel
 from ui.webview import WebDock, WindowUi
 
 
+@dataclass
+class DockPlace:
+    """Where a dock goes in the default layout: an area, or beside / tabbed with another dock."""
+
+    area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea
+    beside: str = ""  # objectName of a dock placed earlier
+    orientation: Qt.Orientation = Qt.Orientation.Vertical  # split from ``beside`` this way
+    tab: bool = False  # tabbed with ``beside`` instead of split
+    visible: bool = True  # shown in the default layout
+    size: int = 0  # default width (horizontal split) or height (vertical split), 0: Qt decides
+
+
+LAYOUT_VERSION = 2  # saved layouts of another version are ignored (docks changed)
+DEFAULT_SIZE = (1280, 780)  # fits a 1280x800 screen with a task bar
+FLEET_WIDTH = 430
+TREE_HEIGHT = 400
+LOG_HEIGHT = 150
+DETAIL_WIDTH = 400
+WEB_WIDTH = 460
+EVENT_LOG_PLACE = DockPlace(Qt.DockWidgetArea.LeftDockWidgetArea, "fleet", Qt.Orientation.Vertical, size=LOG_HEIGHT)
+"""Where the event log dock goes: ``window.add_dock("event-log", "Event log", widget, EVENT_LOG_PLACE)``."""
+
+
 class MainWindow(QMainWindow):
     def __init__(self, fleet: Fleet, parent: QWidget | None = None, *, remember: bool = True) -> None:
         super().__init__(parent)
         self.fleet = fleet
         self.remember = remember  # False: default layout, nothing saved (screenshots look the same)
         self.setWindowTitle(f"dm-emulator — {fleet.server}")
+        self.setDockNestingEnabled(True)
+        self.setDockOptions(self.dockOptions() | QMainWindow.DockOption.AllowTabbedDocks)
         self.on_close: Callable[[], object] | None = None
+        self.docks: dict[str, QDockWidget] = {}
+        self._places: dict[str, DockPlace] = {}
 
         self.fleet_panel = FleetPanel(fleet)
         self.tree_panel = TreePanel()
         self.traffic_panel = TrafficPanel()
-        self.web_dock = WebDock(self)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.web_dock)
-        self.web_dock.hide()
-        self.ui_handler = WindowUi(self.web_dock, self)
-
-        self.right = QSplitter(Qt.Orientation.Vertical)
-        self.right.setObjectName("right-splitter")
         self.device_panel = DevicePanel()
         self.device_tabs = QTabWidget()
         self.device_tabs.addTab(self.tree_panel, "Tree")
         self.device_tabs.addTab(self.device_panel, "Apps && authorities")
-        self.right.addWidget(self.device_tabs)
-        self.right.addWidget(self.traffic_panel)
-        self.right.setSizes([420, 300])
-        self.main = QSplitter(Qt.Orientation.Horizontal)
-        self.main.setObjectName("main-splitter")
-        self.main.addWidget(self.fleet_panel)
-        self.main.addWidget(self.right)
-        self.main.setSizes([430, 850])
-        self.setCentralWidget(self.main)
+        self.web_dock = WebDock(self)
+        self.ui_handler = WindowUi(self.web_dock, self)
+
+        self.view_menu = self.menuBar().addMenu("&View")
+        left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
+        horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
+        self.fleet_dock = self.add_dock("fleet", "Fleet", self.fleet_panel, DockPlace(left, size=FLEET_WIDTH))
+        self.tree_dock = self.add_dock("tree", "Device", self.device_tabs, DockPlace(right))
+        self.add_dock("server-page", "Server page", self.web_dock,
+                      DockPlace(right, "tree", horizontal, visible=False, size=WEB_WIDTH))
+        self.traffic_dock = self.add_dock("traffic", "Traffic", self.traffic_panel,
+                                          DockPlace(right, "tree", vertical, size=800 - TREE_HEIGHT))
+        self.detail_dock = self.add_dock("detail", "Message detail", self.traffic_panel.detail,
+                                         DockPlace(right, "traffic", horizontal, size=DETAIL_WIDTH))
+        self.view_menu.addSeparator()
+        reset = QAction("Reset layout", self)
+        reset.setToolTip("Put every dock back where it starts")
+        reset.triggered.connect(self.reset_layout)
+        self.view_menu.addAction(reset)
+        self.reset_action = reset
 
         self.counts = QLabel("")
         self.server_label = QLabel("")
@@ -79,16 +114,72 @@ class MainWindow(QMainWindow):
         self._count_timer.timeout.connect(self.update_counts)
         self._count_timer.start()
         self._build_menu()
+        self.resize(*DEFAULT_SIZE)
+        self.reset_layout()
         if remember:
             self.restore_settings()
-        else:
-            self.resize(1280, 780)
         self.update_counts()
+
+    # ------------------------------------------------------------------ docks
+
+    def add_dock(self, name: str, title: str, widget: QWidget, place: DockPlace | None = None) -> QDockWidget:
+        """Put ``widget`` in a dock called ``name`` (its objectName: the saved layout refers to it),
+        listed in the View menu, placed by ``place`` now and on "Reset layout". A QDockWidget is
+        used as it is (the server page is one already)."""
+        place = place or DockPlace()
+        if isinstance(widget, QDockWidget):
+            dock = widget
+            dock.setWindowTitle(title)
+        else:
+            dock = QDockWidget(title, self)
+            dock.setWidget(widget)
+        dock.setObjectName(name)
+        self.docks[name] = dock
+        self._places[name] = place
+        action = dock.toggleViewAction()
+        action.setText(title)
+        actions = self.view_menu.actions()
+        separator = next((a for a in actions if a.isSeparator()), None)
+        self.view_menu.insertAction(separator, action) if separator else self.view_menu.addAction(action)
+        self._place(name)
+        return dock
+
+    def _place(self, name: str) -> None:
+        dock, place = self.docks[name], self._places[name]
+        other = self.docks.get(place.beside) if place.beside else None
+        if other is None or other is dock:
+            self.addDockWidget(place.area, dock)
+        elif place.tab:
+            self.tabifyDockWidget(other, dock)
+        else:
+            self.addDockWidget(self.dockWidgetArea(other), dock)
+            self.splitDockWidget(other, dock, place.orientation)
+        dock.setFloating(False)
+        dock.setVisible(place.visible)
+
+    def reset_layout(self) -> None:
+        """Every dock back in its default place and size (the server page stays as it is)."""
+        for name, dock in self.docks.items():
+            if name != "server-page":
+                self.removeDockWidget(dock)
+        web_shown = self.web_dock.isVisible()
+        self.removeDockWidget(self.web_dock)
+        for name in self.docks:
+            self._place(name)
+        self.web_dock.setVisible(web_shown or bool(self.web_dock._future))
+        for name, place in self._places.items():
+            dock = self.docks[name]
+            if place.size and not place.tab:
+                horizontal = place.beside == "" or place.orientation == Qt.Orientation.Horizontal
+                orientation = Qt.Orientation.Horizontal if horizontal else Qt.Orientation.Vertical
+                self.resizeDocks([dock], [place.size], orientation)
+        self.resizeDocks([self.tree_dock], [TREE_HEIGHT], Qt.Orientation.Vertical)
 
     # ------------------------------------------------------------------ menus and settings
 
     def _build_menu(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
+        self.menuBar().insertMenu(self.view_menu.menuAction(), file_menu)
         open_traffic = QAction("Open traffic log…", self)
         open_traffic.triggered.connect(self.traffic_panel._open_dialog)
         save_traffic = QAction("Save traffic log…", self)
@@ -98,8 +189,6 @@ class MainWindow(QMainWindow):
         quit_action.triggered.connect(self.close)
         for a in (open_traffic, save_traffic, quit_action):
             file_menu.addAction(a)
-        view_menu = self.menuBar().addMenu("&View")
-        view_menu.addAction(self.web_dock.toggleViewAction())
         session_menu = self.menuBar().addMenu("&Session")
         start = QAction("Start session on selection", self)
         start.setShortcut(QKeySequence("Ctrl+R"))
@@ -112,18 +201,14 @@ class MainWindow(QMainWindow):
         geometry = s.value("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
-        else:
-            self.resize(1280, 780)
-        for splitter in (self.main, self.right, self.traffic_panel.splitter):
-            state = s.value(f"splitter/{splitter.objectName() or 'traffic'}")
-            if state is not None:
-                splitter.restoreState(state)
+        state = s.value("window/state")
+        if state is not None and self.restoreState(state, LAYOUT_VERSION):
+            self.web_dock.setVisible(bool(self.web_dock._future))  # no page open yet at start
 
     def save_settings(self) -> None:
         s = settings()
         s.setValue("window/geometry", self.saveGeometry())
-        for splitter in (self.main, self.right, self.traffic_panel.splitter):
-            s.setValue(f"splitter/{splitter.objectName() or 'traffic'}", splitter.saveState())
+        s.setValue("window/state", self.saveState(LAYOUT_VERSION))
         remember_servers([], self.fleet.server, s)
 
     # ------------------------------------------------------------------ events

@@ -30,7 +30,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
-    QSplitter,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -218,14 +217,10 @@ class TrafficPanel(QWidget):
         bottom.addWidget(self.reveal_box)
         bottom.addWidget(save_btn)
         bottom.addWidget(clear_btn)
-        self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.addWidget(self.view)
-        self.splitter.addWidget(self.detail)
-        self.splitter.setSizes([520, 420])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(top)
-        layout.addWidget(self.splitter, 1)
+        layout.addWidget(self.view, 1)
         layout.addLayout(bottom)
         self._device: str | None = None
 

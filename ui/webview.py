@@ -83,7 +83,7 @@ class WebDock(QDockWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Server page", parent)
-        self.setObjectName("web-dock")
+        self.setObjectName("server-page")
         self.header = QLabel("No page open")
         self.header.setWordWrap(True)
         self.header.setStyleSheet("font-weight: bold; padding: 2px")
