@@ -110,6 +110,34 @@ class AlertRaised(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class TransferProgress(Event):
+    """A device-side download (or upload) outside any session moved on: ``done`` of ``total`` bytes
+    (``total`` 0 while unknown); ``resumed`` counts the HTTP Range resumptions after a cut so far;
+    ``outcome`` is "" while it runs, then "completed" or the reason it stopped. What the window's
+    progress bar follows (:mod:`emulator.transport.download`)."""
+
+    transfer_id: str
+    url: str
+    done: int
+    total: int = 0
+    resumed: int = 0
+    outcome: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OperationChanged(Event):
+    """A management operation the device runs after a session (a FUMO update, a SCOMO install...)
+    entered ``state`` (the MO's own word, e.g. FUMO "30" downloading); ``result`` is the result code
+    once it ended (0 while it runs). What scenario reports time states with (:mod:`emulator.mo.operations`)."""
+
+    operation: str
+    node: str
+    state: str
+    result: int = 0
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class RecordChanged(Event):
     """What a device keeps besides its tree changed (a delegation or revocation record, an app
     registration): the workspace writes it now, so a crash before the next session loses nothing."""

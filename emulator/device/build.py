@@ -201,8 +201,12 @@ def _build_template(profile: Profile) -> Tree:
             tree.set_node(extra.path, format="node", type=extra.type)
         else:
             tree.set_node(extra.path, extra.value, format=extra.format, type=extra.type or MIME)
+    kinds = behaviours.mo_kinds() if any(b.mo for b in profile.behaviours) else {}
+    for b in profile.behaviours:  # a declared managed object: its subtree, as its kind builds it
+        if b.mo:
+            kinds[b.mo].install(tree, b.node, dict(b.settings))
     for b in profile.behaviours:  # a declared node the profile did not build is an executable leaf
-        if "*" not in uris.split(b.node) and not tree.exists(b.node):
+        if not b.mo and "*" not in uris.split(b.node) and not tree.exists(b.node):
             tree.set_node(b.node, "", format="chr", type=MIME)
     for uri, servers in scope.items():  # after the extra nodes: a scope may point into them
         ids = "+".join(servers)

@@ -26,7 +26,8 @@ from typing import Any
 from emulator.device.identity import IdentityError, IdentitySpec
 from emulator.errors import EmulatorError, FileFormatError
 from emulator.mo.accounts import AUTH_SCHEMES_DM1, AUTH_SCHEMES_DM2, SERVER_AUTH_POLICIES, UI_RESUME_STYLES
-from emulator.mo.behaviours import MAX_STEPS, MAX_WAIT_S, STEP_KINDS, AlertStep, Behaviour, Step
+from emulator.mo.behaviours import MAX_STEPS, MAX_WAIT_S, STEP_KINDS, AlertStep, Behaviour, Step, mo_kinds
+from emulator.mo.operations import check_settings
 from emulator.protocol.flow import DEFAULT_LIMITS, MAX_MESSAGES_LIMIT, MAX_SECONDS_LIMIT, SessionLimits
 from emulator.protocol.values import DmProtocol, is_protocol
 from emulator.tree import uri as uri_mod
@@ -473,8 +474,15 @@ class _ProfileReader(TomlChecker):
         return node
 
     def behaviour(self, data: Any, path: _Path) -> Behaviour:
-        """``[[behaviours]]``: ``node``, ``on`` (exec, replace), ``[[behaviours.steps]]`` (mo/behaviours.py)."""
-        d = self.keys(data, path, ("node", "on", "steps"), required=("node", "steps"))
+        """``[[behaviours]]``: ``node``, ``on`` (exec, replace), ``[[behaviours.steps]]`` (mo/behaviours.py);
+        or a managed object: ``mo`` (its kind), ``node`` (its root), ``[behaviours.settings]`` (its knobs)."""
+        d = self.keys(data, path, ("node", "on", "steps", "mo", "settings"), required=("node",))
+        if "mo" in d:
+            return self.managed_object(d, path)
+        if "steps" not in d:
+            raise self.fail(path, "missing key 'steps' (or 'mo': a managed object)")
+        if "settings" in d:
+            raise self.fail((*path, "settings"), "settings go with 'mo' (a managed object), not with steps")
         node = self.value(d, path, "node", str)
         self.dm_uri((*path, "node"), node)
         steps = d["steps"]
@@ -485,6 +493,25 @@ class _ProfileReader(TomlChecker):
         return Behaviour(node=node, on=self.value(d, path, "on", str, "exec", choices=("exec", "replace")),
                          steps=tuple(self.step(s, (*path, "steps", i)) for i, s in enumerate(steps)),
                          line=self.where.line_of(path))
+
+    def managed_object(self, d: dict[str, Any], path: _Path) -> Behaviour:
+        for other in ("steps", "on"):
+            if other in d:
+                raise self.fail((*path, other), f"a managed object ('mo') has no {other!r}: its kind runs it")
+        kinds = mo_kinds()
+        kind = self.value(d, path, "mo", str, choices=tuple(sorted(kinds)))
+        node = self.value(d, path, "node", str)
+        self.dm_uri((*path, "node"), node)
+        if "*" in uri_mod.split(node):
+            raise self.fail((*path, "node"), "a managed object's root names one node (no * segments)")
+        settings = d.get("settings", {})
+        if not isinstance(settings, dict):
+            raise self.fail((*path, "settings"), f"expected a table, got {type_name(settings)}")
+        try:
+            checked = check_settings(kinds[kind], settings)
+        except ValueError as exc:
+            raise self.fail((*path, "settings"), str(exc)) from None
+        return Behaviour(node=node, steps=(), mo=kind, settings=checked, line=self.where.line_of(path))
 
     def step(self, data: Any, path: _Path) -> Step:
         d = self.keys(data, path, STEP_KINDS)

@@ -39,7 +39,8 @@ EXAMPLE: dict[str, Any] = {
     "extra_mos": [{"path": "./Vendor"}],
     "behaviours": [{"node": "./Vendor/Update", "steps": [
         {"set": {"./Vendor/State": "x"}}, {"wait": 0.0}, {"status": 200}, {"fail": 0.0, "status": 500},
-        {"alert": {"type": "x"}}]}],
+        {"alert": {"type": "x"}}]},
+        {"mo": "fumo", "node": "./FwUpdate/x", "settings": {}}],
 }
 
 # Defaults that depend on something else, in words.
@@ -102,6 +103,11 @@ DOCS: dict[str, str] = {
     "behaviours.node": "The node (absolute DM URI; `*` matches one segment).",
     "behaviours.on": "`exec`: when a server Execs the node; `replace`: when it Replaces it (a trigger).",
     "behaviours.steps": "Array of tables: see [[behaviours.steps]]; at least one.",
+    "behaviours.mo": "Instead of steps, a whole managed object whose state machine the emulator implements: "
+    "`fumo` (firmware update, OMA FUMO; its knobs in README \"Firmware campaigns\"). `node` is then the "
+    "instance root (DM 1.2 path, or `./DM2/<MO name>/<MIID>` for DM 2.0).",
+    "behaviours.settings": "With `mo`: the object's knobs (e.g. fumo's `install_s`, `reboot_s`, `battery`, "
+    "`min_battery`, `consent`, `fail`, `free_bytes`, `download_kbps`); unknown ones are refused.",
     "behaviours.steps.set": "Table of node URI = value to set.",
     "behaviours.steps.wait": "Seconds to wait before the next step.",
     "behaviours.steps.status": "The status to answer (with `fail`: the status of the failure).",

@@ -112,9 +112,10 @@ def alert_options(protocol: DmProtocol, alert_type: str, data: str | dict, *, fo
     return {"alerts": [Alert(alert_type, source_uri=source, mark=mark, data=body)]}
 
 
-def job_sessions(dev: VirtualDevice, job: Job) -> list[EngineOptions]:
+def job_sessions(dev: VirtualDevice, job: Job, *, final: bool = True) -> list[EngineOptions]:
     """The sessions a finished behaviour run asks for, as ``run_session`` keyword arguments: its
-    alerts, to the server that executed it (DM 2.0: also the ExecResult to the EXEC's ServerURI)."""
+    alerts, to the server that executed it (DM 2.0: also the ExecResult to the EXEC's ServerURI,
+    once the run is ``final``; an operation's mid-run report carries only its alerts)."""
     run = job.run
     account = next((a for a in dev.accounts() if a.server_id == job.server_id), None)
     if account is None:
@@ -122,12 +123,13 @@ def job_sessions(dev: VirtualDevice, job: Job) -> list[EngineOptions]:
     protocol = account.protocol
     options: EngineOptions = {}
     for out in run.alerts:
-        one = alert_options(protocol, out.type, out.data, format=out.format, source=out.source, mark=out.mark,
+        source = _client_uri(dev, out.source) if protocol == "dm2" and out.source.startswith("./") else out.source
+        one = alert_options(protocol, out.type, out.data, format=out.format, source=source, mark=out.mark,
                             correlator=out.correlator)
         for key, items in one.items():
             options.setdefault(key, []).extend(items)
     reply_to = run.request.reply_to
-    if protocol == "dm2" and reply_to:
+    if protocol == "dm2" and reply_to and final:
         from emulator.protocol.dm2.client import ALERT_EXEC_RESULT, PendingAlert
         from emulator.protocol.dm2.messages import Alert
 

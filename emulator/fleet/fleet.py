@@ -87,6 +87,11 @@ class FleetStats:
 
 
 class Fleet:
+    resume_wait_s: float = 2.0
+    """Seconds a device-side download waits before resuming after a cut (emulator.transport.download)."""
+    alert_retry_s: float = 30.0
+    """Seconds before a session carrying an operation's result is tried again (emulator.fleet.operations)."""
+
     def __init__(
         self,
         *,
@@ -396,13 +401,20 @@ class Fleet:
 
     async def _run_job(self, dev: VirtualDevice, job: Job) -> None:
         from emulator.fleet.engines import job_sessions
+        from emulator.fleet.operations import drive_operation
+        from emulator.mo.operations import OperationRun
 
+        if isinstance(job.run, OperationRun):  # a managed object's state machine: its own driver
+            await drive_operation(self, dev, job)
+            return
         wait = job.wait
         while wait is not None:
             await asyncio.sleep(wait)
             if dev.id not in self.devices:
                 return  # removed (or restarted) meanwhile: its runs went with it
-            wait = job.run.advance(dev.tree)
+            run = job.run
+            assert not isinstance(run, OperationRun)
+            wait = run.advance(dev.tree)
         for options in job_sessions(dev, job):
             await self.run_session(dev.id, **options)
 

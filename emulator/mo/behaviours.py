@@ -13,11 +13,11 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from emulator.mo.fumo import set_firmware
+from emulator.mo.operations import AlertOut, MoKind, OperationRun, check_settings
 from emulator.tree import Tree
 from emulator.tree import uri as uris
 from emulator.tree.tree import ExecRequest, TreeEvent
-
-FW_LEAVES = ("./DevDetail/FwV", "./DM2/DevInfo/FwV")
 
 
 def _instance_root(path: str) -> tuple[str, ...]:
@@ -42,9 +42,7 @@ def update(tree: Tree, req: ExecRequest) -> int:
     if not version:
         _set_state(tree, root, "failed: no PkgVersion")
         return 500
-    for leaf in FW_LEAVES:
-        if tree.exists(leaf):
-            tree.set_node(leaf, version, permanent=tree.info(leaf).permanent)
+    set_firmware(tree, version if isinstance(version, str) else str(version))
     _set_state(tree, root, "updated")
     return 200
 
@@ -103,28 +101,24 @@ class Step:
 @dataclass(frozen=True, slots=True)
 class Behaviour:
     """What a profile declares for one node: run ``steps`` on Exec (``on = "exec"``) or when a server
-    Replaces it (``on = "replace"``, a trigger node). ``node`` may hold ``*`` segments."""
+    Replaces it (``on = "replace"``, a trigger node). ``node`` may hold ``*`` segments.
+
+    Or a whole managed object: ``mo`` names its kind (``"fumo"``: :mod:`emulator.mo.operations`),
+    ``node`` its root, ``settings`` its knobs (checked, defaults filled); no steps then."""
 
     node: str
     steps: tuple[Step, ...]
     on: str = "exec"
     line: int | None = None
+    mo: str = ""
+    settings: tuple[tuple[str, object], ...] = ()
+
+    def setting(self, name: str) -> object:
+        return dict(self.settings)[name]
 
     @property
     def asynchronous(self) -> bool:
         return any(s.kind == "wait" for s in self.steps)
-
-
-@dataclass(frozen=True, slots=True)
-class AlertOut:
-    """An alert a run produced, placeholders filled."""
-
-    type: str
-    format: str
-    data: str
-    source: str
-    mark: str | None
-    correlator: str | None
 
 
 def _fill(text: str, values: dict[str, str]) -> str:
@@ -187,9 +181,10 @@ class BehaviourRun:
 
 @dataclass
 class Job:
-    """A run that goes on after the session: ``wait`` seconds first (None: only its alerts to send)."""
+    """A run that goes on after the session: ``wait`` seconds first (None: only its alerts to send);
+    an :class:`OperationRun` (a managed object's state machine) is driven by its actions instead."""
 
-    run: BehaviourRun
+    run: BehaviourRun | OperationRun
     wait: float | None
 
     @property
@@ -210,11 +205,38 @@ class DeviceBehaviours:
         self.behaviours = behaviours
         self.rng = random.Random(seed)
         self.jobs: list[Job] = []
+        self.mo_state: dict[str, object] = {}  # declared managed objects' own state, by root node
 
     def attach(self, tree: Tree) -> None:
         for b in self.behaviours:
-            if b.on == "exec":
+            if b.mo:
+                mo_kinds()[b.mo].attach(self, tree, b, self.rng)
+            elif b.on == "exec":
                 tree.on_exec(b.node, self._handler(b))
+
+    def configure(self, kind: str, settings: dict[str, object]) -> int:
+        """Change the knobs of every declared managed object of ``kind`` on this device (a scenario's
+        settings over the profile's); ValueError naming a bad one, before anything changes. Returns
+        how many instances took them."""
+        known = mo_kinds().get(kind)
+        if known is None:
+            raise ValueError(f"unknown managed object {kind!r} (known: {', '.join(sorted(mo_kinds()))})")
+        check_settings(known, settings)
+        count = 0
+        for b in self.behaviours:
+            state = self.mo_state.get(b.node)
+            if b.mo == kind and state is not None:
+                getattr(state, "settings").update(settings)  # noqa: B009 (each kind keeps a dict)
+                count += 1
+        return count
+
+    def start_operation(self, run: OperationRun) -> int:
+        """Keep an operation for the driver (202: it goes on after the session); 500 when the device
+        already holds :data:`MAX_PENDING_JOBS` runs (nothing starts)."""
+        if len(self.jobs) >= MAX_PENDING_JOBS:
+            return 500
+        self.jobs.append(Job(run, 0.0))
+        return 202
 
     def _handler(self, behaviour: Behaviour) -> Callable[[Tree, ExecRequest], int]:
         def handle(tree: Tree, request: ExecRequest) -> int:
@@ -240,12 +262,21 @@ class DeviceBehaviours:
             return
         segs = uris.split(event.path)
         for b in self.behaviours:
-            if b.on == "replace" and _matches(uris.split(b.node), segs):
+            if b.on == "replace" and not b.mo and _matches(uris.split(b.node), segs):
                 self.start(b, tree, ExecRequest(event.path, event.new, event.by, None))
 
     def take_jobs(self) -> list[Job]:
         jobs, self.jobs = self.jobs, []
         return jobs
+
+
+def mo_kinds() -> dict[str, MoKind]:
+    """Every managed object a profile may declare (``[[behaviours]] mo = ...``), by name: the
+    modules that implement them are imported here, and register themselves."""
+    from emulator.mo import fumo  # noqa: F401
+    from emulator.mo.operations import MO_KINDS
+
+    return MO_KINDS
 
 
 def _matches(pattern: tuple[str, ...], segs: tuple[str, ...]) -> bool:

@@ -24,6 +24,7 @@ from emulator.server.dm2 import setup_dm2
 from emulator.server.dm12 import setup_dm12
 from emulator.server.fault_middleware import setup_faults
 from emulator.server.limits import LIMITS_KEY, LimitedSite, ServerLimits, body_deadline
+from emulator.server.packages import setup_packages
 from emulator.server.state import STATE_KEY, ServerState
 from emulator.server.ui_flows import setup_ui
 
@@ -38,6 +39,7 @@ _HOME = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Ref
 <li>DM 1.2/1.3 sessions: <code>POST /dm12</code></li>
 <li>Other authorities of the shipped profiles: <code>POST /dm12/&lt;ServerID&gt;</code>, <code>POST /dm2/&lt;ServerID&gt;</code></li>
 <li>Data repository: <code>/repo/...</code> (devices upload under <code>/repo/&lt;DevID&gt;/</code> with their own credentials)</li>
+<li>Packages (firmware, software): <code>/packages/&lt;name&gt;</code> (HTTP Range), descriptors <code>/packages/&lt;name&gt;/dd</code></li>
 <li>Admin API (<code>Authorization: Bearer &lt;admin token&gt;</code>, printed at start): notify a device <code>POST /admin/notify/&lt;DevID&gt;</code>, scripts, faults, accounts</li>
 <li><a href="/ui/">Web pages shown on devices</a></li>
 </ul></main></body></html>"""
@@ -57,6 +59,8 @@ def create_app(state: ServerState | None = None) -> web.Application:
     setup_ui(app)
     setup_dm12(app, state)
     setup_faults(app, state)
+    state.packages.base_url = lambda: state.base_url
+    setup_packages(app, state.packages)
     setup_admin(app)
     return app
 

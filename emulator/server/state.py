@@ -29,6 +29,7 @@ from emulator.protocol.dm2.notification import build_notification, parse_notific
 from emulator.server.authorities import Authority, SecretPair, UnknownAuthorityError
 from emulator.server.dm2_auth import Dm2Guard, Verdict
 from emulator.server.faults import Fault, Faults
+from emulator.server.packages import PackageRepo
 from emulator.util.admin_token import new_admin_token
 
 REPO_QUOTA_UPLOADS = 1000
@@ -135,6 +136,7 @@ class ServerState:
     ui_sessions: dict[str, UiSession] = field(default_factory=dict)
     dm2_sessions: dict[tuple[str, str], Any] = field(default_factory=dict)  # (ServerID, DevID) -> dm2.ServerSession
     faults: Faults = field(default_factory=Faults)  # misbehaviour on request (emulator.server.faults)
+    packages: PackageRepo = field(default_factory=PackageRepo)  # firmware/software (emulator.server.packages)
     accounts: list[Any] = field(default_factory=list)  # emulator.server.accounts.ServerAccount, added ones
     # --- access (emulator.server.access)
     admin_token: str = field(default_factory=lambda: new_admin_token())

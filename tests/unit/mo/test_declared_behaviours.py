@@ -155,7 +155,7 @@ def test_step_mistakes_name_file_and_line(profile_with, step, words):
 def test_step_count_limit_is_exact(profile_with):
     many = "".join("[[behaviours.steps]]\nstatus = 200\n" for _ in range(MAX_STEPS))
     ok = profile_with(f'[[behaviours]]\nnode = "./Vendor/X"\n{many}', name="at-limit")
-    assert len(load_profile(ok).behaviours[0].steps) == MAX_STEPS
+    assert len(load_profile(ok).behaviours[-1].steps) == MAX_STEPS
     over = profile_with(f'[[behaviours]]\nnode = "./Vendor/X"\n{many}[[behaviours.steps]]\nstatus = 1\n',
                         name="over-limit")
     with pytest.raises(FileFormatError, match=f"at most {MAX_STEPS}"):
@@ -164,7 +164,7 @@ def test_step_count_limit_is_exact(profile_with):
 
 def test_wait_at_its_limit_is_accepted(profile_with):
     path = profile_with(f'[[behaviours]]\nnode = "./Vendor/X"\n[[behaviours.steps]]\nwait = {MAX_WAIT_S}\n')
-    assert load_profile(path).behaviours[0].steps[0].seconds == MAX_WAIT_S
+    assert load_profile(path).behaviours[-1].steps[0].seconds == MAX_WAIT_S
 
 
 def test_pending_runs_are_bounded_exactly(profile_with):

@@ -31,6 +31,7 @@ SHIPPED = {
     "urn:oma:mo:oma-sessioninfomo:1.0",
     "com.dmemulator/1.0/Bearer",
     "com.dmemulator/1.0/OpEnv",
+    "urn:oma:mo:oma-fumo:1.0",
 }
 
 
@@ -363,7 +364,7 @@ def test_sessioninfo_inbox_and_vendor_mos() -> None:
 
 def test_unknown_builtin() -> None:
     with pytest.raises(UnsupportedError) as info:
-        load_builtin("urn:oma:mo:oma-fumo:1.0")
+        load_builtin("urn:oma:mo:ext-nobody-knows:1.0")
     assert "urn:oma:mo:oma-dm-devinfo:1.0" in str(info.value)
 
 
