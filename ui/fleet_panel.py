@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (
     QAbstractTableModel,
@@ -15,14 +17,18 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
     QPushButton,
     QSpinBox,
     QTableView,
@@ -31,21 +37,29 @@ from PySide6.QtWidgets import (
 )
 
 from emulator.device.profile import list_profiles
+from emulator.device.virtual import VirtualDevice
 from emulator.errors import EmulatorError
 from emulator.events import DeviceStateChanged, SessionEnded, SessionStarted
 from emulator.fleet.fleet import Fleet
 from emulator.protocol.values import is_protocol
 from ui.heap import settle
+from ui.pending import PendingRequests
 from ui.progress import ChunkedJob
 from ui.signals import emit
 
+if TYPE_CHECKING:
+    from ui.webview import WindowUi  # the web engine loads with the window, not with this module
+
 COLUMNS = ("Device", "Profile", "State", "Bearer", "Last result")
+WAITING = "waiting for you"
 STATE_COLORS = {
     "in session": QColor(40, 120, 220),
     "waiting for UI": QColor(200, 120, 0),
+    WAITING: QColor(200, 120, 0),
     "error": QColor(200, 40, 40),
 }
 DeviceIdRole = Qt.ItemDataRole.UserRole + 1
+WAITING_LIST_HEIGHT = 110  # about five entries: the fleet table keeps the room
 SETTLE_AFTER = 100  # devices added or removed at once past which the heap is settled (ui.heap)
 
 
@@ -65,6 +79,7 @@ class FleetModel(QAbstractTableModel):
         self.fleet = fleet
         self._ids: list[str] = list(fleet.devices)
         self._rows: dict[str, int] = {d: i for i, d in enumerate(self._ids)}
+        self.pending: PendingRequests | None = None  # the window's waiting requests ("waiting for you")
 
     def sync(self) -> None:
         """Pick up devices added or removed since the last call."""
@@ -110,6 +125,12 @@ class FleetModel(QAbstractTableModel):
             return COLUMNS[section]
         return None
 
+    def state(self, dev: VirtualDevice) -> str:
+        """The device's state as the user sees it: "waiting for you" while a server waits for an answer."""
+        if self.pending is not None and self.pending.waiting(dev.id):
+            return WAITING
+        return dev.state
+
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
         if not index.isValid():
             return None
@@ -123,14 +144,21 @@ class FleetModel(QAbstractTableModel):
             if col == 1:
                 return dev.profile.name
             if col == 2:
-                return dev.state
+                return self.state(dev)
             if col == 3:
                 return dev.bearer or "(no bearer up)"
             return dev.last_result
         if role == Qt.ItemDataRole.ForegroundRole and col == 2:
-            return STATE_COLORS.get(dev.state)
+            return STATE_COLORS.get(self.state(dev))
+        if role == Qt.ItemDataRole.FontRole and col == 2 and self.state(dev) == WAITING:
+            bold = QFont()
+            bold.setBold(True)
+            return bold
         if role == Qt.ItemDataRole.ToolTipRole:
             tip = f"{dev.id}\n{dev.profile.title}\nprotocols: {', '.join(dev.profile.protocols)}"
+            if self.pending is not None:
+                for p in self.pending.waiting(dev.id):
+                    tip += f"\nwaiting for you: {p.what}"
             if dev.detail:
                 tip += f"\n{dev.state}: {dev.detail}"
             if dev.last_result and dev.last_result != dev.detail:
@@ -147,6 +175,7 @@ class FleetPanel(QWidget):
     device_selected = Signal(object)  # device id or None
     error = Signal(str)
     info = Signal(str)
+    not_run = Signal(str, str)  # device id, why its session could not run
 
     def __init__(self, fleet: Fleet, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -190,6 +219,37 @@ class FleetPanel(QWidget):
         self.protocol_box.setToolTip("Protocol of the sessions the Start button runs")
         self.start_button = QPushButton("Start session")
         self.start_button.clicked.connect(lambda: self.start_sessions(self.selected_ids()))
+        self.stop_button = QPushButton("Stop session")
+        self.stop_button.setToolTip("End the selected devices' sessions (and the pages and alerts they wait on)")
+        self.stop_button.clicked.connect(lambda: self.stop_sessions(self.selected_ids()))
+
+        # what servers wait for from the user (see attach)
+        self.pending: PendingRequests | None = None
+        self.ui: WindowUi | None = None
+        self._waiting_rows: set[str] = set()
+        self.waiting_box = QGroupBox("Waiting for you")
+        self.waiting_list = QListWidget()
+        self.waiting_list.setToolTip("Click one to open its page (or its question) and select its device")
+        self.waiting_list.setMaximumHeight(WAITING_LIST_HEIGHT)
+        self.waiting_list.itemClicked.connect(self._open_waiting)
+        self.waiting_list.itemActivated.connect(self._open_waiting)
+        self.defaults_button = QPushButton("Answer with defaults")
+        self.defaults_button.setToolTip("Let the headless answerer fill in the pages and answer the questions "
+                                        "with their defaults, as `dm-emulator run` does")
+        defaults_menu = QMenu(self.defaults_button)
+        self.defaults_selected = defaults_menu.addAction("Selected devices")
+        self.defaults_selected.triggered.connect(lambda: self.answer_with_defaults(self.selected_ids()))
+        self.defaults_all = defaults_menu.addAction("All waiting devices")
+        self.defaults_all.triggered.connect(lambda: self.answer_with_defaults(None))
+        self.defaults_button.setMenu(defaults_menu)
+        waiting_buttons = QHBoxLayout()
+        waiting_buttons.addStretch(1)
+        waiting_buttons.addWidget(self.defaults_button)
+        waiting_layout = QVBoxLayout(self.waiting_box)
+        waiting_layout.setContentsMargins(4, 4, 4, 4)
+        waiting_layout.addWidget(self.waiting_list)
+        waiting_layout.addLayout(waiting_buttons)
+        self.waiting_box.hide()
 
         adder = QHBoxLayout()
         adder.addWidget(QLabel("Profile"))
@@ -201,11 +261,13 @@ class FleetPanel(QWidget):
         actions.addStretch(1)
         actions.addWidget(self.protocol_box)
         actions.addWidget(self.start_button)
+        actions.addWidget(self.stop_button)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.search)
         layout.addWidget(self.view, 1)
+        layout.addWidget(self.waiting_box)
         layout.addLayout(adder)
         layout.addLayout(actions)
 
@@ -276,10 +338,15 @@ class FleetPanel(QWidget):
         if ids:
             emit(self.info, f"removed {len(ids)} device(s)")
 
+    # ------------------------------------------------------------------ sessions
+
     def start_sessions(self, ids: list[str]) -> list[asyncio.Task]:
+        """One session per device; a device already in a session with that account keeps it (a DM
+        client runs one session per server at a time) and the user is told."""
         chosen = self.protocol_box.currentText()
         protocol = chosen if is_protocol(chosen) else None  # "profile default": each device's own
         tasks = []
+        busy: list[tuple[str, str]] = []
         for dev_id in ids:
             dev = self.fleet.devices.get(dev_id)
             if dev is None:
@@ -287,12 +354,91 @@ class FleetPanel(QWidget):
             if protocol and protocol not in dev.profile.protocols:
                 emit(self.error, f"{dev_id} does not speak {protocol} (has {', '.join(dev.profile.protocols)})")
                 continue
+            server = self.fleet.busy_with(dev_id, protocol)
+            if server:
+                busy.append((dev_id, server))
+                continue
             task = self.fleet.start_session(dev_id, protocol)
             task.add_done_callback(functools.partial(self._session_done, dev_id))
             tasks.append(task)
+        if busy:
+            dev_id, server = busy[0]
+            more = f" (and {len(busy) - 1} more device(s))" if len(busy) > 1 else ""
+            emit(self.error, f"{dev_id} is already in a session with {server}{more}: one session per account "
+                             "at a time; no second one started (Stop session ends the running one)")
         if not ids:
             emit(self.error, "select one or more devices first")
         return tasks
+
+    def stop_sessions(self, ids: list[str]) -> int:
+        """End the devices' sessions and answer what they wait for "cancelled"; how many ended."""
+        if not ids:
+            emit(self.error, "select one or more devices first")
+            return 0
+        stopped = 0
+        for dev_id in ids:
+            stopped += self.fleet.stop_sessions(dev_id)
+            if self.pending is not None:  # a page its session does not wait for (DM 2.0 SHOW) ends too
+                stopped += self.pending.cancel(dev_id)
+        if stopped:
+            emit(self.info, f"stopped the sessions of {len(ids)} device(s)" if len(ids) > 1
+                 else f"{ids[0]}: session stopped")
+        else:
+            emit(self.error, f"{ids[0]} has no session running" if len(ids) == 1
+                 else "none of the selected devices has a session running")
+        return stopped
+
+    # ------------------------------------------------------------------ waiting for the user
+
+    def attach(self, ui: WindowUi) -> None:
+        """Show what the window's UiHandler waits for: states, the waiting list, defaults, following."""
+        self.ui = ui
+        self.pending = self.model.pending = ui.pending
+        ui.pending.changed.connect(self._pending_changed)
+        self.device_selected.connect(ui.follow)
+
+    def _pending_changed(self) -> None:
+        pending = self.pending
+        if pending is None:
+            return
+        items = [p for p in pending.items if not p.done()]
+        self.waiting_list.clear()
+        for p in items:
+            when = time.strftime("%H:%M:%S", time.localtime(p.since))
+            item = QListWidgetItem(f"{p.device_id} — {p.what} (since {when})")
+            item.setData(Qt.ItemDataRole.UserRole, p.device_id)
+            item.setToolTip(f"{p.device_id}, session {p.session_id}\n{p.what}\n{p.url}".rstrip())
+            self.waiting_list.addItem(item)
+        sessions = pending.count()
+        self.waiting_box.setTitle(f"Waiting for you: {sessions} session(s)")
+        self.waiting_box.setVisible(bool(items))
+        now = set(pending.devices())
+        self.model.refresh(now ^ self._waiting_rows)  # rows that start or stop waiting
+        self._waiting_rows = now
+
+    def _open_waiting(self, item: QListWidgetItem) -> None:
+        dev_id = item.data(Qt.ItemDataRole.UserRole)
+        if self.search.text() and self.model.row_of(dev_id) >= 0 and \
+                not self.proxy.mapFromSource(self.model.index(self.model.row_of(dev_id), 0)).isValid():
+            self.search.clear()  # filtered out: show it
+        self.select(dev_id)
+        if self.ui is not None:
+            self.ui.follow(dev_id)  # also when it was selected already
+
+    def answer_with_defaults(self, ids: list[str] | None) -> int:
+        """The headless answerer answers what the devices (None: all) wait for; how many requests."""
+        if self.pending is None:
+            return 0
+        if ids is not None and not ids:
+            emit(self.error, "select one or more waiting devices first")
+            return 0
+        n = self.pending.answer_with_defaults(ids)
+        if n:
+            emit(self.info, f"answering {n} page(s) and question(s) with their defaults")
+        else:
+            emit(self.error, "none of the selected devices waits for an answer" if ids is not None
+                 else "no device waits for an answer")
+        return n
 
     def _session_done(self, dev_id: str, task: asyncio.Task) -> None:
         if task.cancelled():
@@ -301,6 +447,7 @@ class FleetPanel(QWidget):
         if exc is not None:
             what = "the session engines are not available yet" if isinstance(exc, ImportError) else str(exc)
             emit(self.error, f"{dev_id}: session could not run: {what}")
+            emit(self.not_run, dev_id, what)
             dev = self.fleet.devices.get(dev_id)
             if dev is not None:  # the row says so too (state, last result, tooltip)
                 dev.last_result = f"could not run: {what}"

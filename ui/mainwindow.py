@@ -21,6 +21,7 @@ from emulator.events import DeviceStateChanged, Event, SessionEnded, UiFinished,
 from emulator.fleet.fleet import Fleet
 from ui.batcher import EventBatcher
 from ui.device_panel import DevicePanel
+from ui.event_log import EventLogDock
 from ui.fleet_panel import FleetPanel
 from ui.progress import SessionProgress
 from ui.server_dialog import ServerActions
@@ -74,6 +75,9 @@ class MainWindow(QMainWindow):
         self.device_tabs.addTab(self.device_panel, "Apps && authorities")
         self.web_dock = WebDock(self)
         self.ui_handler = WindowUi(self.web_dock, self)
+        self.fleet_panel.attach(self.ui_handler)  # waiting states and list, defaults, pages follow the selection
+        self.event_log = EventLogDock(self)
+        self.event_log.follow(self)  # before the status bar is used: every message it shows is kept
 
         self.view_menu = self.menuBar().addMenu("&View")
         left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
@@ -86,6 +90,7 @@ class MainWindow(QMainWindow):
                                           DockPlace(right, "tree", vertical, size=800 - TREE_HEIGHT))
         self.detail_dock = self.add_dock("detail", "Message detail", self.traffic_panel.detail,
                                          DockPlace(right, "traffic", horizontal, size=DETAIL_WIDTH))
+        self.add_dock("event-log", "Event log", self.event_log, EVENT_LOG_PLACE)
         self.view_menu.addSeparator()
         reset = QAction("Reset layout", self)
         reset.setToolTip("Put every dock back where it starts")
@@ -95,7 +100,7 @@ class MainWindow(QMainWindow):
 
         self.counts = QLabel("")
         self.server_label = QLabel("")
-        self.session_progress = SessionProgress(fleet)
+        self.session_progress = SessionProgress(fleet, waiting=self.ui_handler.pending.count)
         self.statusBar().addPermanentWidget(self.session_progress)
         self.statusBar().addPermanentWidget(self.server_label)
         self.statusBar().addPermanentWidget(self.counts)
@@ -105,6 +110,7 @@ class MainWindow(QMainWindow):
         self.batcher.flushed.connect(self._on_events)
         self.fleet_panel.device_selected.connect(self.select_device)
         self.fleet_panel.error.connect(self.show_error)
+        self.fleet_panel.not_run.connect(self.traffic_panel.add_not_run)
         self.fleet_panel.info.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.device_panel.error.connect(self.show_error)
         self.device_panel.info.connect(lambda text: self.statusBar().showMessage(text, 5000))
@@ -166,7 +172,7 @@ class MainWindow(QMainWindow):
         self.removeDockWidget(self.web_dock)
         for name in self.docks:
             self._place(name)
-        self.web_dock.setVisible(web_shown or bool(self.web_dock._future))
+        self.web_dock.setVisible(web_shown or self.web_dock.has_page())
         for name, place in self._places.items():
             dock = self.docks[name]
             if place.size and not place.tab:
@@ -203,7 +209,7 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         state = s.value("window/state")
         if state is not None and self.restoreState(state, LAYOUT_VERSION):
-            self.web_dock.setVisible(bool(self.web_dock._future))  # no page open yet at start
+            self.web_dock.setVisible(self.web_dock.has_page())  # no page open yet at start
 
     def save_settings(self) -> None:
         s = settings()
@@ -218,6 +224,7 @@ class MainWindow(QMainWindow):
         self.tree_panel.model.apply_events(events)
         self.device_panel.apply_events(events)
         self.traffic_panel.apply_events(events)
+        self.ui_handler.apply_events(events)
         for e in events:
             if isinstance(e, SessionEnded) and e.outcome not in ("completed",):
                 self.statusBar().showMessage(f"{e.device_id}: session {e.session_id} {e.outcome}: {e.detail}", 8000)
@@ -259,11 +266,15 @@ class MainWindow(QMainWindow):
     def update_counts(self) -> None:
         self.show_listener()
         st = self.fleet.stats
+        waiting = self.ui_handler.pending.count()
         self.counts.setText(
-            f"{len(self.fleet.devices)} devices · {st.running} sessions running · "
-            f"{st.sessions_completed} done · {st.sessions_failed} failed · "
+            f"{len(self.fleet.devices)} devices · {st.running} sessions running"
+            + (f" ({waiting} waiting for you)" if waiting else "") + " · "
+            f"{st.sessions_completed} done · {st.sessions_failed + st.sessions_not_run} failed · "
             f"{self.fleet.messages_per_second():.1f} msg/s"
         )
+        self.counts.setToolTip(f"failed: {st.sessions_failed} session(s) that ended without completing, "
+                               f"{st.sessions_not_run} that could not run at all")
 
     # ------------------------------------------------------------------ closing
 
@@ -272,7 +283,7 @@ class MainWindow(QMainWindow):
             self.save_settings()
         self._count_timer.stop()
         self.batcher.close()
-        self.web_dock._resolve("cancelled")
+        self.ui_handler.pending.cancel_all()  # every waiting page and question: "cancelled"
         super().closeEvent(event)
         if self.on_close is not None:
             self.on_close()

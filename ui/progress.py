@@ -103,10 +103,12 @@ class SessionProgress(QProgressBar):
     A wave starts when sessions run after none did; sessions started during the wave join it.
     """
 
-    def __init__(self, fleet: Fleet, parent: QWidget | None = None, interval_ms: int = 250) -> None:
+    def __init__(self, fleet: Fleet, parent: QWidget | None = None, interval_ms: int = 250, *,
+                 waiting: Callable[[], int] = lambda: 0) -> None:
         super().__init__(parent)
         self.fleet = fleet
-        self.setMaximumWidth(180)
+        self.waiting = waiting  # sessions that wait for the user: they cannot end by themselves
+        self.setMaximumWidth(260)
         self.setFormat("%v/%m sessions")
         self.setTextVisible(True)
         self.setToolTip("Sessions of the current wave that have ended / all started in it")
@@ -128,6 +130,11 @@ class SessionProgress(QProgressBar):
             self._base = finished
         self.setRange(0, st.sessions_started - self._base)
         self.setValue(finished - self._base)
+        waiting = self.waiting()
+        self.setFormat(f"%v/%m sessions · {waiting} wait for you" if waiting else "%v/%m sessions")
+        self.setToolTip("Sessions of the current wave that have ended / all started in it"
+                        + (f"; {waiting} of those running wait for you (a page or a question: see "
+                           "“Waiting for you” in the fleet)" if waiting else ""))
         self.show()
 
     def stop(self) -> None:

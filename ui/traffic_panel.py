@@ -39,6 +39,7 @@ from emulator.errors import FileFormatError
 from emulator.events import MessageLogged, SessionEnded
 from emulator.protocol.traffic import describe, pair_statuses
 from emulator.store.traffic_files import read_json_lines, to_json_line
+from ui.traffic_failures import FAILED_MARK, FailedExchange, FailureTracker, Row
 
 MAX_WARNED_SESSIONS = 10_000
 """Sessions whose server warnings the detail pane keeps (the oldest are forgotten first)."""
@@ -46,31 +47,44 @@ COLUMNS = ("", "Time", "Device", "Session", "Size", "RTT ms", "Summary")
 MAX_ROWS = 100_000
 ALL_SESSIONS = "all sessions"
 MessageRole = Qt.ItemDataRole.UserRole + 1
+FAILED_BACKGROUND = QColor(253, 226, 228)
+FAILED_FOREGROUND = QColor(150, 0, 24)
 
 
 class TrafficModel(QAbstractTableModel):
+    """The rows: messages, and failed exchanges (:mod:`ui.traffic_failures`) in red with their reason."""
+
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.messages: list[MessageLogged] = []
+        self.messages: list[Row] = []
+        self.reasons: list[str] = []  # in step with messages: why that exchange failed ("" when it did not)
 
-    def append(self, messages: list[MessageLogged]) -> None:
+    def append(self, messages: Sequence[Row], reasons: Sequence[str] | None = None) -> None:
         if not messages:
             return
+        reasons = list(reasons) if reasons is not None else [""] * len(messages)
         overflow = len(self.messages) + len(messages) - MAX_ROWS
         if overflow > 0:
             self.beginRemoveRows(QModelIndex(), 0, min(overflow, len(self.messages)) - 1)
             del self.messages[:overflow]
+            del self.reasons[:overflow]
             self.endRemoveRows()
-            messages = messages[-MAX_ROWS:]
+            messages, reasons = messages[-MAX_ROWS:], reasons[-MAX_ROWS:]
         first = len(self.messages)
         self.beginInsertRows(QModelIndex(), first, first + len(messages) - 1)
         self.messages.extend(messages)
+        self.reasons.extend(reasons)
         self.endInsertRows()
 
     def clear(self) -> None:
         self.beginResetModel()
         self.messages.clear()
+        self.reasons.clear()
         self.endResetModel()
+
+    def failures(self) -> list[tuple[Row, str]]:
+        """The failed rows and their reasons."""
+        return [(m, r) for m, r in zip(self.messages, self.reasons, strict=True) if r]
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.messages)
@@ -88,9 +102,14 @@ class TrafficModel(QAbstractTableModel):
             return None
         m = self.messages[index.row()]
         col = index.column()
+        failed = self.reasons[index.row()]
+        if failed and role == Qt.ItemDataRole.BackgroundRole:
+            return FAILED_BACKGROUND
+        if failed and role == Qt.ItemDataRole.ForegroundRole:
+            return FAILED_FOREGROUND
         if role == Qt.ItemDataRole.DisplayRole:
             if col == 0:
-                return "→" if m.direction == "out" else "←"
+                return FAILED_MARK if isinstance(m, FailedExchange) else "→" if m.direction == "out" else "←"
             if col == 1:
                 return time.strftime("%H:%M:%S", time.localtime(m.ts)) + f".{int(m.ts * 1000) % 1000:03d}"
             if col == 2:
@@ -98,14 +117,17 @@ class TrafficModel(QAbstractTableModel):
             if col == 3:
                 return m.session_id
             if col == 4:
-                return len(m.body)
+                return "" if isinstance(m, FailedExchange) else len(m.body)
             if col == 5:
                 return "" if m.rtt_ms is None else f"{m.rtt_ms:.1f}"
             return m.summary or m.content_type
         if role == Qt.ItemDataRole.ForegroundRole and col == 0:
             return QColor(30, 110, 200) if m.direction == "out" else QColor(20, 140, 60)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{'device → server' if m.direction == 'out' else 'server → device'}\n{m.url}\n{m.content_type}"
+            if isinstance(m, FailedExchange):
+                return f"failed: {failed}\n{m.url}".rstrip()
+            tip = f"{'device → server' if m.direction == 'out' else 'server → device'}\n{m.url}\n{m.content_type}"
+            return f"failed: {failed}\n{tip}" if failed else tip
         if role == MessageRole:
             return m
         return None
@@ -167,6 +189,7 @@ class TrafficPanel(QWidget):
         self.proxy.setSourceModel(self.model)
         self._sessions: set[str] = set()
         self._warnings: dict[tuple[str, str], tuple[str, ...]] = {}  # (device, session) -> server warnings
+        self.failures = FailureTracker()  # failed exchanges become rows (ui.traffic_failures)
 
         self.search = QLineEdit(placeholderText="Search messages (summary, URL, body text)")
         self.search.setClearButtonEnabled(True)
@@ -227,17 +250,22 @@ class TrafficPanel(QWidget):
     # ------------------------------------------------------------------ feeding and filtering
 
     def apply_events(self, events: Sequence[object]) -> None:
-        msgs = [e for e in events if isinstance(e, MessageLogged)]
-        self.add_messages(msgs)
+        rows = self.failures.feed(events)
+        self.add_messages([m for m, _ in rows], [r for _, r in rows])
         for e in events:
             if isinstance(e, SessionEnded) and e.warnings:
                 self._warnings[(e.device_id, e.session_id)] = e.warnings
                 while len(self._warnings) > MAX_WARNED_SESSIONS:
                     self._warnings.pop(next(iter(self._warnings)))
 
-    def add_messages(self, msgs: list[MessageLogged]) -> None:
+    def add_not_run(self, device_id: str, why: str) -> None:
+        """A session that could not run: a red row too (it has no exchange of its own)."""
+        row, reason = self.failures.not_run(device_id, why)
+        self.add_messages([row], [reason])
+
+    def add_messages(self, msgs: Sequence[Row], reasons: Sequence[str] | None = None) -> None:
         follow = self.view.verticalScrollBar().value() == self.view.verticalScrollBar().maximum()
-        self.model.append(msgs)
+        self.model.append(msgs, reasons)
         for m in msgs:
             if m.session_id not in self._sessions:
                 self._sessions.add(m.session_id)
@@ -254,6 +282,7 @@ class TrafficPanel(QWidget):
 
     def clear(self) -> None:
         self.model.clear()
+        self.failures.clear()
         self._sessions.clear()
         self.session_box.clear()
         self.session_box.addItem(ALL_SESSIONS)
@@ -263,11 +292,25 @@ class TrafficPanel(QWidget):
         if not proxy_index.isValid():
             self.detail.clear()
             return
-        m: MessageLogged = proxy_index.siblingAtColumn(0).data(MessageRole)
+        m: Row = proxy_index.siblingAtColumn(0).data(MessageRole)
+        reason = self.model.reasons[self.proxy.mapToSource(proxy_index).row()]
+        ended = self.failures.outcomes.get((m.device_id, m.session_id), "")
+        if isinstance(m, FailedExchange):
+            lines = [f"{FAILED_MARK} FAILED   {m.device_id}   session {m.session_id}",
+                     f"{m.method} {m.url}".strip(), "", f"Reason: {reason}"]
+            if m.rtt_ms is not None:
+                lines.append(f"Gave up after {m.rtt_ms:.1f} ms")
+            if ended and not reason.startswith(f"session {m.session_id} "):
+                lines.append(f"The session ended {ended}")
+            self.detail.setPlainText("\n".join(lines))
+            return
         arrow = "device → server" if m.direction == "out" else "server → device"
         head = [f"{arrow}   {m.device_id}   session {m.session_id}", f"{m.url}", f"{m.content_type}, "
                 f"{len(m.body)} bytes" + ("" if m.rtt_ms is None else f", RTT {m.rtt_ms:.1f} ms")]
-        session = [x for x in self.model.messages if x.session_id == m.session_id and x.device_id == m.device_id]
+        if reason:
+            head = [f"{FAILED_MARK} FAILED: {reason}"] + ([f"The session ended {ended}"] if ended else []) + [""] + head
+        session = [x for x in self.model.messages if isinstance(x, MessageLogged)
+                   and x.session_id == m.session_id and x.device_id == m.device_id]
         pairs = pair_statuses(session, session.index(m)) if m in session else []
         if pairs:
             head += ["", "Statuses and the commands they answer:", *(f"  {line}" for line in pairs)]
@@ -284,9 +327,10 @@ class TrafficPanel(QWidget):
         if reveal is None:
             reveal = self.reveal_box.isChecked()
         with open(path, "w", encoding="utf-8") as f:
-            for m in self.model.messages:
+            messages = [m for m in self.model.messages if isinstance(m, MessageLogged)]  # not failure rows
+            for m in messages:
                 f.write(to_json_line(m, reveal=reveal) + "\n")
-        return len(self.model.messages)
+        return len(messages)
 
     def load(self, path: str | Path) -> int:
         msgs = read_json_lines(path)

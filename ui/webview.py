@@ -10,7 +10,9 @@ the session 'ok' (the same word a headless run uses for a finished flow); closin
 
 from __future__ import annotations
 
-import asyncio
+import html
+from collections.abc import Sequence
+from dataclasses import replace
 
 from PySide6.QtCore import QObject, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QCloseEvent
@@ -29,12 +31,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from emulator.events import SessionEnded
+from emulator.fleet.headless import HeadlessUi
 from emulator.protocol.actions import AskUser, OpenBrowser, UserAnswer, is_ui_done
 from emulator.protocol.flow import UiFlow, Wait
 from emulator.protocol.values import UserOutcome
+from ui.pending import Defaults, Pending, PendingRequests
 from ui.signals import emit
 
 MIN_PAGE_WIDTH = 420
+MIN_ALERT_WIDTH = 360
+TITLE_BAR_EXTRA = 140  # a window manager's icon and buttons beside the title
+NEXT_PAGE_AFTER_MS = 1500
+"""How long a finished page (its "done" page) stays before the next waiting page comes up."""
 
 
 def origin(url: QUrl) -> tuple[str, str, int]:
@@ -77,16 +86,21 @@ class GuardedPage(QWebEnginePage):
 
 
 class WebDock(QDockWidget):
-    """The dock that shows one UI flow at a time; flows from several devices wait in turn."""
+    """The dock that shows one waiting page at a time (:mod:`ui.pending` keeps the others): the
+    selected device's when it has one (:meth:`follow`), else the first that asked; when a page flow
+    ends the next waiting one comes up."""
 
     closed = Signal()
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, pending: PendingRequests | None = None) -> None:
         super().__init__("Server page", parent)
         self.setObjectName("server-page")
+        self.pending = pending if pending is not None else PendingRequests(self)
+        self.pending.changed.connect(self._pending_changed)
         self.header = QLabel("No page open")
         self.header.setWordWrap(True)
         self.header.setStyleSheet("font-weight: bold; padding: 2px")
+        self.header.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.notice = QLabel("")
         self.notice.setWordWrap(True)
         self.notice.setStyleSheet("color: #b00020")
@@ -105,39 +119,100 @@ class WebDock(QDockWidget):
         layout.addWidget(self.notice)
         layout.addWidget(self.view, 1)
         self.setWidget(body)
-        self._future: asyncio.Future[UserOutcome] | None = None
-        self._lock = asyncio.Lock()
+        self.current: Pending | None = None  # the waiting page on show
+        self.finished_flow: Pending | None = None  # the last page flow that ended here (its header says how)
         self.loaded_url = ""
         self.flows = 0
         self.device_id = ""  # whose flow is showing
         self.loads = 0  # pages loaded (scripts and tests follow multi-page flows with it)
         self._disposed = False
+        self._advance = QTimer(self)
+        self._advance.setSingleShot(True)
+        self._advance.setInterval(NEXT_PAGE_AFTER_MS)
+        self._advance.timeout.connect(self.show_next)
 
-    # ------------------------------------------------------------------ one flow
+    # ------------------------------------------------------------------ which page shows
 
-    async def run_flow(self, url: str, device_id: str, server: str) -> UserOutcome:
-        """Show ``url`` for ``device_id`` and wait: 'ok' at /ui/done, 'cancelled' if closed."""
-        async with self._lock:
-            loop = asyncio.get_running_loop()
-            self._future = fut = loop.create_future()
-            qurl = QUrl(url)
-            self.page.allowed = origin(qurl)
-            self.device_id = device_id
-            self.header.setText(f"{device_id} — page from {server or qurl.host()}\n{qurl.toString()}")
-            self.notice.hide()
-            self.loaded_url = ""
-            self.flows += 1
-            self.show()
-            self.raise_()
-            QTimer.singleShot(0, self._make_room)  # once the dock has its first layout
-            self.view.load(qurl)
-            try:
-                return await fut
-            except asyncio.CancelledError:
-                self.header.setText(self.header.text().split("\n")[0] + "\nthe session ended")
-                raise
-            finally:
-                self._future = None
+    def has_page(self) -> bool:
+        """A waiting page is on show."""
+        return self.current is not None and not self.current.done()
+
+    def offer(self, p: Pending) -> None:
+        """A new page waits: shown at once when the dock shows no waiting page, else it waits in the list."""
+        if self.current is None or self.current.done():
+            self.show_pending(p)
+
+    def follow(self, device_id: str | None) -> None:
+        """The selection moved to ``device_id``: show its waiting page, if it has one."""
+        pages = [p for p in self.pending.waiting(device_id or "") if p.kind == "web"]
+        if pages and self.current not in pages:
+            self.show_pending(pages[0])
+
+    def show_next(self) -> None:
+        """After a flow ended: the next waiting page (of the same device first), if any."""
+        if self.current is not None and not self.current.done():
+            return
+        pages = [p for p in self.pending.items if p.kind == "web" and not p.done()]
+        if not pages:
+            return
+        same = [p for p in pages if p.device_id == self.device_id]
+        self.show_pending((same or pages)[0])
+
+    def show_pending(self, p: Pending) -> None:
+        """Load ``p``'s page (where its user last was) for its device."""
+        self._advance.stop()
+        self.current = p
+        self.finished_flow = None
+        qurl = QUrl(p.url)
+        self.page.allowed = origin(qurl)
+        self.device_id = p.device_id
+        self._set_header(f"{p.device_id} — page from {p.server or qurl.host()}", qurl.toString())
+        self.notice.hide()
+        self.loaded_url = ""
+        self.flows += 1
+        self.show()
+        self.raise_()
+        QTimer.singleShot(0, self._make_room)  # once the dock has its first layout
+        self.view.load(qurl)
+
+    def _set_header(self, first: str, second: str) -> None:
+        self.header.setText(f"{first}\n{second}")
+        self.header.setToolTip(f"{first}\n{second}")
+
+    def _pending_changed(self) -> None:
+        """A request came or went: the page on show may have been answered elsewhere (defaults, Stop)."""
+        p = self.current
+        if p is not None and p.done() and self.finished_flow is not p:
+            self._ended_elsewhere(p)
+        self.refresh_header()
+
+    def _ended_elsewhere(self, p: Pending) -> None:
+        answer = p.future.result() if not p.future.cancelled() else UserAnswer("cancelled")
+        how = ("answered with defaults" if isinstance(answer, Defaults) else
+               f"ended ({answer.outcome})")
+        self.finished_flow = p
+        self.view.stop()
+        self.view.setHtml(f"<p style='font-family:sans-serif;color:#555'>{html.escape(p.device_id)}: "
+                          f"the page was {html.escape(how)}.</p>")
+        self.page.allowed = None
+        self._set_header(f"{p.device_id} — page {how}", self._session_state(p))
+        self._advance.start()
+
+    def _session_state(self, p: Pending) -> str:
+        end = self.pending.session_end(p.device_id, p.session_id)
+        return f"session {p.session_id} {end}" if end else f"the session {p.session_id} goes on"
+
+    def refresh_header(self) -> None:
+        """A finished page says how its session went on, and that it ended once it has."""
+        p = self.finished_flow
+        if p is not None:
+            first = self.header.text().split("\n")[0]
+            self._set_header(first, self._session_state(p))
+
+    def apply_events(self, events: Sequence[object]) -> None:
+        self.pending.apply_events(events)
+        if self.finished_flow is not None and any(isinstance(e, SessionEnded) for e in events):
+            self.refresh_header()
 
     def _make_room(self) -> None:
         """A server page needs room to be usable: widen the dock on first show (the user may resize)."""
@@ -146,13 +221,19 @@ class WebDock(QDockWidget):
             window.resizeDocks([self], [max(MIN_PAGE_WIDTH, window.width() // 3)], Qt.Orientation.Horizontal)
 
     def _resolve(self, outcome: UserOutcome) -> None:
-        fut = self._future
-        if fut is not None and not fut.done():
-            fut.set_result(outcome)
+        """End the page on show with ``outcome`` (the flow of its session gets it)."""
+        p = self.current
+        if p is not None and not p.done():
+            self.finished_flow = p
+            self.pending.resolve(p, UserAnswer(outcome))
 
     def _on_done(self, url: str) -> None:
-        self.header.setText(self.header.text().split("\n")[0] + "\nfinished: the session goes on")
+        p = self.current
+        if p is None or p.done():
+            return
         self._resolve("ok")
+        self._set_header(f"{p.device_id} — finished", self._session_state(p))
+        self._advance.start()
 
     def _on_blocked(self, url: str) -> None:
         self.notice.setText(f"Blocked: the page tried to open {url}, which is not the DM server's own site.")
@@ -161,6 +242,9 @@ class WebDock(QDockWidget):
     def _on_loaded(self, ok: bool) -> None:
         self.loaded_url = self.view.url().toString() if ok else ""
         self.loads += ok
+        p = self.current
+        if ok and p is not None and not p.done() and self.finished_flow is not p:
+            p.url = self.loaded_url  # where the user is: picked again (or answered with defaults) from here
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._resolve("cancelled")
@@ -169,7 +253,8 @@ class WebDock(QDockWidget):
 
     def dispose(self) -> None:
         """Drop the page and view now: a web page alive when QApplication goes crashes (STACK.md)."""
-        self._resolve("cancelled")
+        self.pending.cancel_all()
+        self._advance.stop()
         if self._disposed:
             return
         self._disposed = True
@@ -179,31 +264,105 @@ class WebDock(QDockWidget):
 
 
 class WindowUi:
-    """The window's answer to servers asking for the user: web pages in the dock, alerts as dialogs."""
+    """The window's answer to servers asking for the user: web pages in the dock, alerts as dialogs,
+    each waiting in :class:`PendingRequests` until answered; "answer with defaults" hands the request
+    to the headless answerer (:class:`HeadlessUi`), which goes on with it as a ``run`` would."""
 
     def __init__(self, dock: WebDock, parent: QWidget) -> None:
         self.dock = dock
         self.parent = parent
+        self.pending = dock.pending
+        self.dialogs: dict[Pending, AlertDialog] = {}
+        self.pending.changed.connect(self._close_answered)
 
     def browse(self, session, action: OpenBrowser) -> UiFlow:
-        """A flow of one step: wait (on the Qt loop) for the dock to end the page flow."""
-        reply = yield Wait(lambda: self.dock.run_flow(action.url, session.device_id, session.server))
-        return UserAnswer(reply.value)
+        """Wait (on the Qt loop) until the page flow ends in the dock, or the defaults answer it."""
+        p = self.pending.add(session, action)
+        self.dock.offer(p)
+        answer = (yield Wait(lambda: self.pending.wait(p))).value
+        if isinstance(answer, Defaults):  # on from the page the user last saw
+            return (yield from HeadlessUi().browse(session, replace(action, url=p.url or action.url)))
+        return answer
 
     def ask(self, session, action: AskUser) -> UiFlow:
-        dialog = AlertDialog(action, f"{session.device_id} — {session.server}", self.parent)
-        return (yield Wait(dialog.answer)).value
+        p = self.pending.add(session, action)
+        maxdt = action.options.get("MAXDT", "")
+        if maxdt.isdigit() and int(maxdt) > 0:  # the device's own display timeout runs from the request
+            QTimer.singleShot(int(maxdt) * 1000, self.dock, lambda: self.pending.resolve(p, UserAnswer("timeout")))
+        self.offer_alert(p)
+        answer = (yield Wait(lambda: self.pending.wait(p))).value
+        if isinstance(answer, Defaults):
+            return HeadlessUi().answer(action)
+        return answer
+
+    # ------------------------------------------------------------------ alert dialogs, one at a time
+
+    def offer_alert(self, p: Pending) -> None:
+        if not any(d.isVisible() for d in self.dialogs.values()):
+            self.open_dialog(p)
+
+    def follow(self, device_id: str | None) -> None:
+        """The selection moved: the device's waiting page in the dock, its waiting alert as a dialog."""
+        self.dock.follow(device_id)
+        alerts = [p for p in self.pending.waiting(device_id or "") if p.kind == "alert"]
+        if alerts:
+            self.open_dialog(alerts[0])
+
+    def open_dialog(self, p: Pending) -> AlertDialog:
+        dialog = self.dialogs.get(p)
+        if dialog is None:
+            assert isinstance(p.action, AskUser)
+            dialog = self.dialogs[p] = AlertDialog(p.action, p.device_id, p.server, self.parent)
+            dialog.answered.connect(lambda answer, p=p: self.pending.resolve(p, answer))
+            dialog.open()  # not exec(): a nested event loop would stall the sessions
+        dialog.raise_()
+        return dialog
+
+    def _close_answered(self) -> None:
+        """Dialogs of requests answered elsewhere (defaults, Stop session) go; the next alert comes up."""
+        for p, dialog in list(self.dialogs.items()):
+            if p.done():
+                del self.dialogs[p]
+                dialog.answered_already = True
+                dialog.close()
+                dialog.deleteLater()
+        if not self.dialogs:
+            alerts = [p for p in self.pending.items if p.kind == "alert" and not p.done()]
+            if alerts:
+                QTimer.singleShot(0, self.dock, lambda p=alerts[0]: self._offer_if_waiting(p))
+
+    def _offer_if_waiting(self, p: Pending) -> None:
+        if not p.done():
+            self.offer_alert(p)
+
+    def apply_events(self, events: Sequence[object]) -> None:
+        self.dock.apply_events(events)
 
 
 class AlertDialog(QDialog):
-    """One DM 1.2 user-interaction alert (1100 display … 1104 multiple choice), non-modal to the loop."""
+    """One DM 1.2 user-interaction alert (1100 display … 1104 multiple choice), non-modal to the loop.
 
-    def __init__(self, action: AskUser, who: str, parent: QWidget | None = None) -> None:
+    The title names the device (short enough for a title bar); the first line inside says it in full
+    with the server, and the dialog is at least as wide as its title so a window manager need not cut it.
+    """
+
+    answered = Signal(object)  # the UserAnswer, once
+
+    KIND_TITLES = {"display": "Message", "confirm": "Confirm", "text": "Input", "single": "Choose one",
+                   "multiple": "Choose"}
+
+    def __init__(self, action: AskUser, device_id: str, server: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.action = action
-        self.setWindowTitle(f"Server asks — {who}")
+        self.answered_already = False
+        title = f"{device_id}: {self.KIND_TITLES.get(action.kind, 'Alert')}"
+        self.setWindowTitle(title)
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, False)
         layout = QVBoxLayout(self)
+        self.who = QLabel(f"<b>{html.escape(device_id)}</b> — server {html.escape(server or '?')} asks:")
+        self.who.setTextFormat(Qt.TextFormat.RichText)
+        self.who.setWordWrap(True)
+        layout.addWidget(self.who)
         text = QLabel(action.text or "(no text)")
         text.setWordWrap(True)
         layout.addWidget(text)
@@ -238,11 +397,9 @@ class AlertDialog(QDialog):
             box = QDialogButtonBox(buttons.Ok | buttons.Cancel)
         box.clicked.connect(lambda b: self._clicked(box.standardButton(b)))
         layout.addWidget(box)
-        self._future: asyncio.Future[UserAnswer] | None = None
         self.finished.connect(lambda _r: self._resolve(UserAnswer("cancelled")))
-        maxdt = action.options.get("MAXDT", "")
-        if maxdt.isdigit() and int(maxdt) > 0:
-            QTimer.singleShot(int(maxdt) * 1000, self._timeout)
+        # title bars show about as much as the text is wide, plus room for the buttons of the frame
+        self.setMinimumWidth(max(MIN_ALERT_WIDTH, self.fontMetrics().horizontalAdvance(title) + TITLE_BAR_EXTRA))
 
     def _clicked(self, which: QDialogButtonBox.StandardButton) -> None:
         b = QDialogButtonBox.StandardButton
@@ -269,19 +426,7 @@ class AlertDialog(QDialog):
             return UserAnswer("ok", selected=picked)
         return UserAnswer("ok")
 
-    def _timeout(self) -> None:
-        self._resolve(UserAnswer("timeout"))
-        self.close()
-
     def _resolve(self, answer: UserAnswer) -> None:
-        if self._future is not None and not self._future.done():
-            self._future.set_result(answer)
-
-    async def answer(self) -> UserAnswer:
-        self._future = asyncio.get_running_loop().create_future()
-        self.open()  # not exec(): a nested event loop would stall the sessions
-        try:
-            return await self._future
-        finally:
-            self.deleteLater()
-
+        if not self.answered_already:
+            self.answered_already = True
+            emit(self.answered, answer)

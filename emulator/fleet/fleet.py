@@ -79,6 +79,7 @@ class FleetStats:
     sessions_started: int = 0
     sessions_completed: int = 0
     sessions_failed: int = 0
+    sessions_not_run: int = 0  # asked for but could not run (no such account, no engine): never started
     messages: int = 0
 
     @property
@@ -117,6 +118,7 @@ class Fleet:
         self._next_index: dict[str, int] = {}
         self._session_ids = itertools.count(1)
         self._tasks: set[asyncio.Task] = set()
+        self._device_tasks: dict[str, set[asyncio.Task]] = {}  # dev_id -> its start_session tasks (Stop session)
         self._recent: deque[float] = deque(maxlen=4096)
         self._store_sessions: dict[str, int] = {}
         self._session_locks: dict[tuple[str, str], asyncio.Lock] = {}  # (device, ServerID): one session at a time
@@ -282,7 +284,21 @@ class Fleet:
         starts when it ends. The session goes over the device's current bearer; when a bearer switch
         cut a request in flight, the session is run once more over the new bearer (reason "bearer
         change").
+        An exception (no such device or account, no engine) counts in ``stats.sessions_not_run``; a
+        session cancelled (Stop session, the window closing) leaves its device idle, "aborted".
         """
+        try:
+            return await self._run_session(dev_id, protocol, server_id=server_id, ui=ui, reason=reason,
+                                           environment=environment, **engine_options)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.stats.sessions_not_run += 1
+            raise
+
+    async def _run_session(self, dev_id: str, protocol: DmProtocol | None, *, server_id: str | None,
+                           ui: UiHandler | None, reason: str, environment: str | None,
+                           **engine_options: Any) -> SessionDone:  # fmt: skip
         dev = self.device(dev_id)
         protocol = protocol or dev.profile.protocols[0]
         named = server_id is not None  # the caller chose the server: its account's own URI, wherever it is
@@ -309,7 +325,13 @@ class Fleet:
         if lock is None:
             lock = self._session_locks[(dev.id, account.server_id)] = asyncio.Lock()
         async with lock:  # one session at a time with one server (see the docstring)
-            done = await self._run_locked(dev, client, account, protocol, handler, reason, engine_options, resume)
+            try:
+                done = await self._run_locked(dev, client, account, protocol, handler, reason, engine_options,
+                                              resume)
+            except asyncio.CancelledError:  # stopped: the device is not left "in session"
+                dev.last_result = "aborted: session cancelled"
+                dev.set_state("idle", "session cancelled")
+                raise
         dev.last_result = f"{done.outcome}" + (f": {done.detail}" if done.detail else "")
         dev.set_state("idle" if done.outcome == "completed" else "error", done.detail)
         if self.workspace is not None:
@@ -435,7 +457,39 @@ class Fleet:
         task = asyncio.ensure_future(self.run_session(dev_id, protocol, **kw))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        mine = self._device_tasks.setdefault(dev_id, set())
+        mine.add(task)
+        task.add_done_callback(partial(self._forget_task, dev_id))
         return task
+
+    def _forget_task(self, dev_id: str, task: asyncio.Task) -> None:
+        mine = self._device_tasks.get(dev_id)
+        if mine is not None:
+            mine.discard(task)
+            if not mine:
+                del self._device_tasks[dev_id]
+
+    def stop_sessions(self, dev_id: str) -> int:
+        """Cancel the sessions :meth:`start_session` runs for ``dev_id`` (each ends "aborted", the device
+        idle); how many were running or waiting to."""
+        tasks = [t for t in self._device_tasks.get(dev_id, ()) if not t.done()]
+        for task in tasks:
+            task.cancel()
+        return len(tasks)
+
+    def busy_with(self, dev_id: str, protocol: DmProtocol | None = None, server_id: str | None = None) -> str:
+        """The ServerID of the account a new session (of ``protocol``, with ``server_id``: as
+        :meth:`run_session` picks them) would use, when that account has a session running; "" when
+        it is free (or there is no such account: the session itself then says why it cannot run)."""
+        dev = self.devices.get(dev_id)
+        if dev is None:
+            return ""
+        try:
+            account = dev.account(server_id, protocol or dev.profile.protocols[0])
+        except EmulatorError:
+            return ""
+        lock = self._session_locks.get((dev.id, account.server_id))
+        return account.server_id if lock is not None and lock.locked() else ""
 
     def deliver_notification(self, dev_id: str, raw: bytes, protocol: str, *,
                              now: float | None = None) -> asyncio.Task | None:

@@ -106,6 +106,19 @@ async def _all_done(uis: list[UiSession]) -> None:
         await ui.done.wait()
 
 
+async def _all_done_or(uis: list[UiSession], closing: asyncio.Event | None) -> None:
+    """Until every UI session is done, or ``closing`` is set."""
+    if closing is None:
+        await _all_done(uis)
+        return
+    done, stop = asyncio.ensure_future(_all_done(uis)), asyncio.ensure_future(closing.wait())
+    try:
+        await asyncio.wait({done, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        done.cancel()
+        stop.cancel()
+
+
 @dataclass
 class ServerSession:
     """The server side of one DM 2.0 session."""
@@ -151,8 +164,9 @@ class ServerSession:
         log.alerts.extend(response.alerts)
         self.sent = []
 
-    async def next_package(self, state: ServerState) -> list[list[str]]:
-        """The next Package#2; waits for open UI sessions first (see module doc)."""
+    async def next_package(self, state: ServerState, closing: asyncio.Event | None = None) -> list[list[str]]:
+        """The next Package#2; waits for open UI sessions first (see module doc), not beyond
+        ``closing`` (the server shutting down: a held answer must not hold up the shutdown)."""
         if self.waiting and state.ui_resume == "client" and any(not u.done.is_set() for u in self.waiting):
             state.device(self.dev_id).resume_ui.extend(self.waiting)  # the device comes back for them
             self.waiting = []
@@ -162,8 +176,10 @@ class ServerSession:
             pending = [u for u in self.waiting if not u.done.is_set()]
             if pending:
                 try:
-                    await asyncio.wait_for(_all_done(pending), state.show_hold_s)
+                    await asyncio.wait_for(_all_done_or(pending, closing), state.show_hold_s)
                 except TimeoutError:
+                    return self._send([])
+                if closing is not None and closing.is_set():
                     return self._send([])
             results: list[list[str]] = []
             for ui in self.waiting:
@@ -300,7 +316,7 @@ async def session(request: web.Request) -> web.Response:
     else:
         return _problem(415, f"expected {media.INITIATION} or {media.RESPONSE}, got {ctype or 'no type'}",
                         Accept=f"{media.INITIATION}, {media.RESPONSE}")
-    commands = await current.next_package(state)
+    commands = await current.next_package(state, request.app[PUSH_CLOSING])
     if current.ended:
         if state.dm2_sessions.get(key) is current:
             del state.dm2_sessions[key]
@@ -377,7 +393,8 @@ async def push(request: web.Request) -> web.Response:
 
 
 PUSH_CLOSING = web.AppKey("push_closing", asyncio.Event)
-"""Set when the app shuts down: held push requests answer 204 at once instead of holding the shutdown."""
+"""Set when the app shuts down: held push requests answer 204 at once instead of holding the shutdown,
+and a session held while its web page is open answers an empty package."""
 
 
 async def _release_push(app: web.Application) -> None:
