@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # imported where used: the server may be absent, the window i
     from ui.mainwindow import MainWindow
 
 DEMO_DEVICES = (("smartphone", 2), ("home-gateway", 1), ("tablet-dual-env", 1), ("nbiot-sensor", 1))
-FALLBACK_SERVER = "http://127.0.0.1:8700"  # where `dm-emulator server` listens by default
+NO_SERVER = "No server: choose one in Session › Server connection…"
 SCREENSHOT_DEADLINE = 20.0
 SCREENSHOT_SETTLE = 0.8  # the web view paints about 50 ms after loadFinished; leave room
 
@@ -79,8 +79,6 @@ class Desktop:
                 self.server_problem = f"reference server not available ({exc})"
             except EmulatorError as exc:
                 self.server_problem = f"reference server could not start ({exc})"
-        if not url:
-            url = _recent_server() or FALLBACK_SERVER
         if getattr(self.args, "workspace", None):
             from emulator.store import Workspace
 
@@ -91,8 +89,13 @@ class Desktop:
         fleet.ui = window.ui_handler
         window.on_close = lambda: asyncio.ensure_future(self.stop())
         window.server_actions.server = self.server.control
+        window.server_actions.demo_url = self.server.url
         if self.server_problem:
-            window.set_server_status(False, f"⚠ {self.server_problem}; sessions go to {url}")
+            window.set_server_status(False, f"⚠ {self.server_problem}; {NO_SERVER}")
+        if not url:
+            window.setWindowTitle("dm-emulator — no server")
+            if not self.server_problem:
+                window.set_server_status(False, NO_SERVER)
         if demo and not restored:
             for profile, count in DEMO_DEVICES:
                 try:
@@ -161,13 +164,6 @@ class Desktop:
                 self.window.dispose()
             if self.stop_loop:
                 asyncio.get_running_loop().stop()
-
-
-def _recent_server() -> str:
-    from ui.settings import recent_servers
-
-    recent = recent_servers()
-    return recent[0] if recent else ""
 
 
 def run(args: argparse.Namespace) -> int:

@@ -347,12 +347,16 @@ class FleetPanel(QWidget):
         protocol = chosen if is_protocol(chosen) else None  # "profile default": each device's own
         tasks = []
         busy: list[tuple[str, str]] = []
+        no_server: list[str] = []
         for dev_id in ids:
             dev = self.fleet.devices.get(dev_id)
             if dev is None:
                 continue
             if protocol and protocol not in dev.profile.protocols:
                 emit(self.error, f"{dev_id} does not speak {protocol} (has {', '.join(dev.profile.protocols)})")
+                continue
+            if not self._has_server(dev, protocol):
+                no_server.append(dev_id)
                 continue
             server = self.fleet.busy_with(dev_id, protocol)
             if server:
@@ -361,6 +365,10 @@ class FleetPanel(QWidget):
             task = self.fleet.start_session(dev_id, protocol)
             task.add_done_callback(functools.partial(self._session_done, dev_id))
             tasks.append(task)
+        if no_server:
+            more = f" (and {len(no_server) - 1} more device(s))" if len(no_server) > 1 else ""
+            emit(self.error, f"{no_server[0]}{more}: no server chosen yet: choose one in Session › Server "
+                             "connection…")
         if busy:
             dev_id, server = busy[0]
             more = f" (and {len(busy) - 1} more device(s))" if len(busy) > 1 else ""
@@ -369,6 +377,16 @@ class FleetPanel(QWidget):
         if not ids:
             emit(self.error, "select one or more devices first")
         return tasks
+
+    @staticmethod
+    def _has_server(dev: VirtualDevice, protocol: str | None) -> bool:
+        """False when the account a session would use has no http(s) server URL (a window without a
+        server, ``--no-demo``); a missing account is for the session to report."""
+        try:
+            uri = dev.account(None, protocol or dev.profile.protocols[0]).server_uri
+        except EmulatorError:
+            return True
+        return uri.startswith(("http://", "https://"))
 
     def stop_sessions(self, ids: list[str]) -> int:
         """End the devices' sessions and answer what they wait for "cancelled"; how many ended."""

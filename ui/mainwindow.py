@@ -25,7 +25,7 @@ from ui.event_log import EventLogDock
 from ui.fleet_panel import FleetPanel
 from ui.progress import SessionProgress
 from ui.server_dialog import ServerActions
-from ui.settings import remember_servers, settings
+from ui.settings import settings
 from ui.traffic_panel import TrafficPanel
 from ui.tree_panel import TreePanel
 from ui.webview import WebDock, WindowUi
@@ -215,7 +215,6 @@ class MainWindow(QMainWindow):
         s = settings()
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/state", self.saveState(LAYOUT_VERSION))
-        remember_servers([], self.fleet.server, s)
 
     # ------------------------------------------------------------------ events
 

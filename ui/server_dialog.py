@@ -22,6 +22,7 @@ import asyncio
 import functools
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 from PySide6.QtCore import QObject, Qt, QUrl
 from PySide6.QtGui import QAction
@@ -57,11 +58,13 @@ from emulator.mo.accounts import (
     Account,
     configure_account,
 )
+from emulator.protocol.actions import HttpResult
 from emulator.server.control import ServerControl
-from emulator.transport.http import TlsConfig
+from emulator.transport.http import HttpTransport, TlsConfig
 from ui.fleet_panel import FleetPanel
 from ui.progress import ChunkedJob
 from ui.settings import recent_servers, remember_servers
+from ui.traffic_failures import http_reason
 
 KEEP = "(keep each device's)"
 PROTOCOL_TITLES = {"dm12": "DM 1.2 / 1.3 (SyncML)", "dm2": "DM 2.0"}
@@ -115,6 +118,10 @@ class ServerChanges:
 
     def urls(self) -> list[str]:
         return [c.server_uri for c in (self.dm12, self.dm2) if c is not None and c.server_uri]
+
+    def chosen(self) -> dict[str, str]:
+        """protocol -> the server URL the user typed or picked for it (only where it changed)."""
+        return {p: c.server_uri for p, c in (("dm12", self.dm12), ("dm2", self.dm2)) if c is not None and c.server_uri}
 
 
 def _device_values(dev: VirtualDevice) -> dict[str, object]:
@@ -257,6 +264,11 @@ async def notify_over_channel(fleet: Fleet, server: ServerControl, dev_id: str, 
 # the dialog
 
 
+def same_origin(a: str, b: str) -> bool:
+    pa, pb = urlsplit(a), urlsplit(b)
+    return (pa.scheme.lower(), pa.netloc.lower()) == (pb.scheme.lower(), pb.netloc.lower())
+
+
 def _shared(values: list[str]) -> str:
     return values[0] if values and all(v == values[0] for v in values) else ""
 
@@ -295,7 +307,20 @@ class AccountForm(QGroupBox):
         self.url.setEditable(True)
         self.url.addItems(recent)
         self.url.setMinimumContentsLength(34)
-        self.url.setToolTip(f"The server's DM URL (recent servers in the list); {PLACEHOLDER_HELP}")
+        self.url.setToolTip(f"The server's DM URL (servers chosen before for {PROTOCOL_TITLES[protocol]} in the "
+                            f"list); {PLACEHOLDER_HELP}")
+        self.test_button = QPushButton("Test connection")
+        self.test_button.setToolTip("Ask this URL once (HTTP GET, with the TLS settings below) and say what "
+                                    "answered: reachable, refused, a TLS error or an HTTP error status")
+        self.test_result = QLabel("")
+        self.test_result.setWordWrap(True)
+        self.test_result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.test_result.hide()
+        url_row = QWidget()
+        url_line = QHBoxLayout(url_row)
+        url_line.setContentsMargins(0, 0, 0, 0)
+        url_line.addWidget(self.url, 1)
+        url_line.addWidget(self.test_button)
         self.server_id = QLineEdit()
         self.server_id.setToolTip("The server's ServerID; its ACL grants on the device move to the new id")
         self.auth = QComboBox()
@@ -306,7 +331,8 @@ class AccountForm(QGroupBox):
         self.user.setToolTip(f"Client user name; {PLACEHOLDER_HELP}")
         self.secret = QLineEdit(echoMode=QLineEdit.EchoMode.Password, placeholderText="(unchanged)")
         form = QFormLayout(self)
-        form.addRow("Server URL", self.url)
+        form.addRow("Server URL", url_row)
+        form.addRow(self.test_result)
         form.addRow("Server ID", self.server_id)
         form.addRow("Authentication", self.auth)
         form.addRow("Client user", self.user)
@@ -391,13 +417,13 @@ class ServerDialog(QDialog):
     """Collects a :class:`ServerChanges` for the selected devices (or all)."""
 
     def __init__(self, fleet: Fleet, selected: list[str], parent: QWidget | None = None, *,
-                 recent: list[str] | None = None) -> None:
+                 recent: dict[str, list[str]] | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Server connection")
         self.fleet = fleet
         self.selected = [d for d in selected if d in fleet.devices]
         if recent is None:
-            recent = recent_servers()
+            recent = {p: recent_servers(p) for p in ("dm12", "dm2")}
         sample_ids = (self.selected or list(fleet.devices))[:PREFILL_SAMPLE]
         sample = [fleet.devices[d] for d in sample_ids]
 
@@ -411,8 +437,11 @@ class ServerDialog(QDialog):
         scope.addWidget(self.every_device)
         scope.addStretch(1)
 
-        self.forms = {p: AccountForm(p, [a for d in sample for a in d.accounts(p)[:1]], recent)
+        self.forms = {p: AccountForm(p, [a for d in sample for a in d.accounts(p)[:1]], recent.get(p, []))
                       for p in ("dm12", "dm2")}
+        self._tests: set[asyncio.Task] = set()  # connection tests running (kept: the loop holds weak refs)
+        for form in self.forms.values():
+            form.test_button.clicked.connect(functools.partial(self.start_test, form))
 
         tls = QGroupBox("TLS (https:// servers; for the protocols checked above)")
         accounts = [a for d in sample for a in d.accounts()]
@@ -503,6 +532,104 @@ class ServerDialog(QDialog):
         if not why:
             self.accept()
 
+    # -- Test connection
+
+    def tls_config(self) -> TlsConfig:
+        """The TLS settings as the dialog shows them (mixed verification: verified)."""
+        now = self._tls_values()
+        verify: bool | str = False if now.verify is False else (now.ca_file or True)
+        return TlsConfig(verify, now.client_cert or None, now.client_key or None, self.cert_password.text() or None)
+
+    def start_test(self, form: AccountForm) -> asyncio.Task | None:
+        """Test ``form``'s URL (placeholders filled for the first device); the result shows under it."""
+        url = form.url.currentText().strip()
+        ids = self.device_ids()
+        if url and ids and ids[0] in self.fleet.devices:
+            url = _fill(url, _device_values(self.fleet.devices[ids[0]])) or url
+        q = QUrl(url)
+        if not (q.isValid() and q.scheme() in ("http", "https") and q.host()):
+            show_test_result(form, False, f"{url!r} is not an http:// or https:// URL" if url else "enter a URL first")
+            return None
+        try:
+            tls = self.tls_config()
+            tls.ssl_context() if q.scheme() == "https" else None  # a bad CA or certificate file: said now
+        except (EmulatorError, ValueError, OSError) as exc:
+            show_test_result(form, False, f"the TLS settings cannot be used: {exc}")
+            return None
+        form.test_button.setEnabled(False)
+        form.test_result.setStyleSheet("")
+        form.test_result.setText(f"asking {url} …")
+        form.test_result.show()
+        task = asyncio.ensure_future(probe_server(url, tls))
+        self._tests.add(task)
+        task.add_done_callback(functools.partial(self._test_done, form))
+        return task
+
+    def _test_done(self, form: AccountForm, task: asyncio.Task) -> None:
+        self._tests.discard(task)
+        if task.cancelled():
+            return
+        form.test_button.setEnabled(True)
+        exc = task.exception()
+        if exc is not None:
+            show_test_result(form, False, f"the test could not run: {exc}")
+        else:
+            ok, text = task.result()
+            show_test_result(form, ok, text)
+
+    def done(self, result: int) -> None:
+        for task in list(self._tests):
+            task.cancel()
+        super().done(result)
+
+
+TEST_TIMEOUT_S = 8.0
+"""How long Test connection waits for a server (to connect, and for its answer)."""
+
+
+async def probe_server(url: str, tls: TlsConfig, *, timeout: float = TEST_TIMEOUT_S) -> tuple[bool, str]:
+    """Ask ``url`` once (GET) and say what answered: (reachable, the words for the user).
+
+    A DM server wants POSTs, so any HTTP answer (a 405 too) shows the address, TLS included, works;
+    404 says the path looks wrong; 5xx that the server has trouble; no answer says why (refused,
+    timeout, TLS set-up or refusal), as the transport words it."""
+    transport = HttpTransport(timeout=timeout, connect_timeout=timeout, deadline=timeout, max_connections=1)
+    try:
+        result = await transport.request("GET", url, tls=tls, max_body=PROBE_MAX_BODY)
+    finally:
+        await transport.aclose()
+    return describe_probe(url, result)
+
+
+PROBE_MAX_BODY = 64 * 1024
+
+
+def describe_probe(url: str, result: HttpResult) -> tuple[bool, str]:
+    if not result.status:
+        reason = (result.error or "no answer").removeprefix(f"GET {url}: ")
+        if "TLS" in reason or "certificate" in reason.lower():
+            return False, f"TLS error: {reason}"
+        if "refused" in reason:
+            return False, f"connection refused: nothing listens there ({reason})"
+        return False, f"not reachable: {reason}"
+    status = http_reason(result.status)
+    if result.status == 404:
+        return False, f"the server answered {status}: reachable, but is the path right?"
+    if result.status >= 500:
+        return False, f"the server answered {status}: reachable, but it has a problem"
+    if result.status in (400, 405, 415):
+        return True, f"reachable: the server answered {status} to a plain GET (a DM server wants a session's POST)"
+    if result.status in (401, 403):
+        return True, f"reachable: the server answered {status} (credentials are sent in a session)"
+    return True, f"reachable: the server answered {status}"
+
+
+def show_test_result(form: AccountForm, ok: bool, text: str) -> None:
+    form.test_result.setText(("✔ " if ok else "✖ ") + text)
+    form.test_result.setStyleSheet("color: #1b5e20" if ok else "color: #b00020")
+    form.test_result.setToolTip(text)
+    form.test_result.show()
+
 
 # ---------------------------------------------------------------------------------------------
 # the window's menu entries
@@ -515,6 +642,8 @@ class Window(Protocol):
     fleet_panel: FleetPanel
 
     def show_error(self, text: str) -> None: ...
+
+    def set_server_status(self, ok: bool, text: str) -> None: ...
 
     def statusBar(self) -> QStatusBar: ...  # noqa: N802 (Qt's name)
 
@@ -532,6 +661,7 @@ class ServerActions(QObject):
         super().__init__(menu)
         self.window = window
         self.server: ServerControl | None = None
+        self.demo_url = ""  # the demo server's URL (never remembered as a recent server)
         self.dialog: ServerDialog | None = None
         self.job: ChunkedJob | None = None
         self.problems: list[str] = []  # of the last apply
@@ -574,8 +704,8 @@ class ServerActions(QObject):
 
         def finished(done: int, cancelled: bool) -> None:
             self.job = None
-            if changes.urls():
-                remember_servers(changes.urls(), fleet.server)
+            if done:
+                self.chose(changes.chosen())
             what = f"server settings written to {done} of {len(ids)} device(s)" if cancelled else \
                 f"server settings written to {done} device(s)"
             if changes.urls():
@@ -593,6 +723,25 @@ class ServerActions(QObject):
         job.error.connect(lambda text: w.show_error(f"writing server settings stopped: {text}"))
         self.problems = problems
         return job.start()
+
+    def chose(self, chosen: dict[str, str]) -> None:
+        """The user pointed devices at these servers: the recent lists keep them (not the demo server),
+        the status bar names them, and a window without a server (``--no-demo``) now has one: devices
+        added from here on go there too."""
+        if not chosen:
+            return
+        w, fleet = self.window, self.window.fleet
+        for protocol, url in chosen.items():
+            if not (self.demo_url and same_origin(url, self.demo_url)):  # the demo's port dies with it
+                remember_servers(protocol, [url])
+        if not fleet.server:
+            first = next(iter(chosen.values()))
+            parts = urlsplit(first)
+            if parts.scheme in ("http", "https") and parts.netloc:  # placeholders may stand in the path only
+                fleet.server = f"{parts.scheme}://{parts.netloc}"
+        names = " · ".join(f"{PROTOCOL_TITLES[p].split(' ')[0]} {u}" for p, u in chosen.items())
+        w.set_server_status(True, names)
+        w.window().setWindowTitle(f"dm-emulator — {names}")
 
     # -- notifications
 
