@@ -34,6 +34,7 @@ from emulator.errors import DecodeError, EmulatorError
 from emulator.events import AlertRaised, EventBus, RecordChanged
 from emulator.mo.accounts import DM1_ROOT, DM2_ROOT, Account
 from emulator.mo.instances import defaults, find_instances, instance_of, instance_views
+from emulator.mo.lawmo import app_refusal
 from emulator.protocol.actions import HttpRequest, HttpResult, header
 from emulator.protocol.dm2 import media
 from emulator.protocol.dm2.client import default_fetch
@@ -200,6 +201,7 @@ class LocalApp:
 
     async def obtain(self, moid: str) -> list[str]:
         """The app's instances of ``moid``; when the device has none yet, fetch one through DEFAULT."""
+        self.registry.check_unlocked(self, "obtain", moid)
         if not any(g.covers_moid(moid) or (not g.is_tree and g.moid_miid()[0] == moid) for g in self.grants):
             raise self.registry.refuse(self, "obtain", moid, "no grant on this MO")
         have = self.instances(moid)
@@ -220,6 +222,7 @@ class LocalApp:
 
     def _allowed(self, uri: str, operation: str, *, write: bool) -> list[Path]:
         reg = self.registry
+        reg.check_unlocked(self, operation, uri)
         try:
             paths = _targets(reg.tree, uri)
         except EmulatorError as exc:
@@ -350,6 +353,15 @@ class AppRegistry:
         moid, _ = grant.moid_miid()
         if moid in _ACCOUNT_MOIDS:
             raise AppAccessError(f"{moid} holds credentials: never granted to apps")
+
+    def check_unlocked(self, app: LocalApp, operation: str, target: str) -> None:
+        """A locked device (LAWMO State 10, or 20 for an app the profile does not keep) runs no app."""
+        behaviours = getattr(self.device, "behaviours", None)
+        if behaviours is None:
+            return
+        reason = app_refusal(behaviours, self.tree, app.name)
+        if reason is not None:
+            raise self.refuse(app, operation, target, reason)
 
     def refuse(self, app: LocalApp, operation: str, target: str, reason: str) -> AppAccessError:
         """Log and publish a refusal; returns the error for the caller to raise."""

@@ -104,7 +104,9 @@ DOCS: dict[str, str] = {
     "behaviours.on": "`exec`: when a server Execs the node; `replace`: when it Replaces it (a trigger).",
     "behaviours.steps": "Array of tables: see [[behaviours.steps]]; at least one.",
     "behaviours.mo": "Instead of steps, a whole managed object whose state machine the emulator implements: "
-    "`fumo` (firmware update, OMA FUMO; its knobs in README \"Firmware campaigns\"). `node` is then the "
+    "`fumo` (firmware update, OMA FUMO; its knobs in README \"Firmware campaigns\"), `lawmo` (lock and wipe, "
+    "OMA LAWMO), `scomo` (software components, OMA SCOMO; both in README \"How DM 2.0 is read here\"). "
+    "`node` is then the "
     "instance root (DM 1.2 path, or `./DM2/<MO name>/<MIID>` for DM 2.0).",
     "behaviours.settings": "With `mo`: the object's knobs (e.g. fumo's `install_s`, `reboot_s`, `battery`, "
     "`min_battery`, `consent`, `fail`, `free_bytes`, `download_kbps`); unknown ones are refused.",

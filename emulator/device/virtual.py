@@ -86,6 +86,7 @@ class VirtualDevice:
         self._apps: AppRegistry | None = None
         self._environments: dict[str, Environment] | None = None
         self.behaviours = DeviceBehaviours(profile.behaviours, seed=f"{profile.name}:{index}")
+        self.behaviours.device = self  # what a managed object needs of its device (LAWMO's factory reset)
         self._unsubscribe = self.tree.subscribe(self._on_tree_change)
         self._attach_tree()
 
@@ -116,6 +117,24 @@ class VirtualDevice:
         self._attach_tree()
         if self._apps is not None:
             self._apps.retarget()
+
+    def factory_reset(self) -> None:
+        """LAWMO FactoryReset: the profile's tree again. The accounts the profile provisions survive as
+        they are now (a server that changed their credentials keeps them working); accounts, MO
+        instances and data added since, local app registrations and delegations go."""
+        _, fresh = device_tree(self.profile, self.index, server=self.server)
+        old = self.tree
+        for acc in self.profile.accounts:
+            base = f"{DM1_ROOT if acc.protocol == 'dm12' else DM2_ROOT}/{acc.server_id}"
+            if old.exists(base) and fresh.exists(base):
+                fresh.delete(base)
+                for info in old.walk(base):
+                    fresh.set_node(info.path, info.value if info.children is None else None, format=info.format,
+                                   type=info.type, acl=info.acl or None, permanent=info.permanent,
+                                   access=info.access, title=info.title, tstamp=info.tstamp, verno=info.verno)
+        self._delegations = None
+        self._apps = None
+        self.use_tree(fresh)
 
     # ------------------------------------------------------------------ authorities, apps, environments
 

@@ -97,7 +97,7 @@ def finish_engine(dev: VirtualDevice, account: Account, engine: object, done: Se
 
 def alert_options(protocol: DmProtocol, alert_type: str, data: str | dict, *, format: str = "chr",
                   source: str | None = None, mark: str | None = None,
-                  correlator: str | None = None) -> EngineOptions:
+                  correlator: str | None = None, target: str | None = None) -> EngineOptions:
     """Engine options for a session that carries one device-raised generic alert: DM 1.2 Alert 1226
     (with the Exec's Correlator when it answers one), DM 2.0 a generic Alert (string data as
     ``{"Value": ...}``, tables as they are)."""
@@ -105,11 +105,11 @@ def alert_options(protocol: DmProtocol, alert_type: str, data: str | dict, *, fo
         from emulator.protocol.syncml.client import GenericAlert
 
         text = data if isinstance(data, str) else json.dumps(data)
-        return {"generic_alerts": [GenericAlert(alert_type, format, text, source, mark, correlator)]}
+        return {"generic_alerts": [GenericAlert(alert_type, format, text, source, mark, correlator, target)]}
     from emulator.protocol.dm2.messages import Alert
 
     body = data if isinstance(data, dict) else ({"Value": data} if data else None)
-    return {"alerts": [Alert(alert_type, source_uri=source, mark=mark, data=body)]}
+    return {"alerts": [Alert(alert_type, source_uri=source, target_uri=target, mark=mark, data=body)]}
 
 
 def job_sessions(dev: VirtualDevice, job: Job, *, final: bool = True) -> list[EngineOptions]:
@@ -123,9 +123,12 @@ def job_sessions(dev: VirtualDevice, job: Job, *, final: bool = True) -> list[En
     protocol = account.protocol
     options: EngineOptions = {}
     for out in run.alerts:
-        source = _client_uri(dev, out.source) if protocol == "dm2" and out.source.startswith("./") else out.source
+        source, target = out.source, getattr(out, "target", None)
+        if protocol == "dm2":  # DM 2.0 names nodes by ClientURI
+            source = _client_uri(dev, source) if source.startswith("./") else source
+            target = _client_uri(dev, target) if target and target.startswith("./") else target
         one = alert_options(protocol, out.type, out.data, format=out.format, source=source, mark=out.mark,
-                            correlator=out.correlator)
+                            correlator=out.correlator, target=target)
         for key, items in one.items():
             options.setdefault(key, []).extend(items)
     reply_to = run.request.reply_to
@@ -133,9 +136,12 @@ def job_sessions(dev: VirtualDevice, job: Job, *, final: bool = True) -> list[En
         from emulator.protocol.dm2.client import ALERT_EXEC_RESULT, PendingAlert
         from emulator.protocol.dm2.messages import Alert
 
-        mark = "informational" if 200 <= run.result < 300 else "critical"
+        sc = run.result
+        if sc >= 1000:  # a SCOMO/LAWMO result code (1200, 14xx...): the ExecResult carries a DM status
+            sc = 200 if 1200 <= sc < 1300 else 500
+        mark = "informational" if 200 <= sc < 300 else "critical"
         result = Alert(ALERT_EXEC_RESULT, source_uri=_client_uri(dev, run.request.path), mark=mark,
-                       data={"sc": run.result})
+                       data={"sc": sc})
         options.setdefault("alerts", []).append(PendingAlert(reply_to, result))
     if not options:
         return []

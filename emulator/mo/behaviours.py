@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from emulator.mo.fumo import set_firmware
 from emulator.mo.operations import AlertOut, MoKind, OperationRun, check_settings
@@ -206,6 +207,7 @@ class DeviceBehaviours:
         self.rng = random.Random(seed)
         self.jobs: list[Job] = []
         self.mo_state: dict[str, object] = {}  # declared managed objects' own state, by root node
+        self.device: Any = None  # the VirtualDevice these belong to (set by it): a factory reset, its profile
 
     def attach(self, tree: Tree) -> None:
         for b in self.behaviours:
@@ -273,7 +275,7 @@ class DeviceBehaviours:
 def mo_kinds() -> dict[str, MoKind]:
     """Every managed object a profile may declare (``[[behaviours]] mo = ...``), by name: the
     modules that implement them are imported here, and register themselves."""
-    from emulator.mo import fumo  # noqa: F401
+    from emulator.mo import fumo, lawmo, scomo  # noqa: F401
     from emulator.mo.operations import MO_KINDS
 
     return MO_KINDS

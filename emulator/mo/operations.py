@@ -120,6 +120,7 @@ class AlertOut:
     source: str
     mark: str | None
     correlator: str | None
+    target: str | None = None  # the node the operation produced (SCOMO: the deployed component)
 
 
 Steps = Generator[Action, Any, None]
@@ -151,11 +152,11 @@ class OperationRun:
             return None
 
     def report(self, alert_type: str, data: str, *, format: str = "chr", source: str | None = None,
-               mark: str | None = None) -> None:
+               mark: str | None = None, target: str | None = None) -> None:
         """A generic alert for the server that executed (DM 1.2 Alert 1226 with the Exec's Correlator;
         DM 2.0 a generic Alert), sent at the next :class:`Report` or when the run ends."""
         self.alerts.append(AlertOut(alert_type, format, data, source or self.request.path, mark,
-                                    self.request.correlator))
+                                    self.request.correlator, target))
 
     def take_alerts(self) -> list[AlertOut]:
         alerts, self.alerts = self.alerts, []

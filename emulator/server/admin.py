@@ -5,6 +5,9 @@
   notification listener instead (200 when the listener took it, 502 with its answer if not).
 - ``POST /admin/script/<DevID>`` with JSON ``{"steps": [...]}`` or ``{"flow": "plan"}``: set the DM 2.0
   script (``*`` = every device without its own).
+- ``POST /admin/flow/<DevID>`` with JSON ``{"flow": "lawmo"|"scomo", "protocol": "dm2"|"dm12", ...}``
+  (``wipe``, ``package_url``, ``package``, ``pkg_id``, ``version``, ``environment``): start a LAWMO or
+  SCOMO flow (:mod:`emulator.server.mo_flows`); ``GET /admin/flow/<DevID>?protocol=dm2``: where it is.
 - ``GET /admin/devices``: the devices seen and the sessions open; ``GET /admin/devices/<DevID>``:
   what the server saw of one device, as JSON.
 - ``GET /admin/accounts``, ``POST /admin/accounts`` (a JSON account or list, the keys of an accounts
@@ -92,6 +95,21 @@ async def script(request: web.Request, control: ServerControl) -> web.Response:
     return web.json_response({"device": dev_id, "steps": len(steps)})
 
 
+async def flow_start(request: web.Request, control: ServerControl) -> web.Response:
+    spec = _json(await request.read() or b"{}", "flow")
+    if not isinstance(spec, dict) or not isinstance(spec.get("flow"), str):
+        raise EmulatorError('expected {"flow": "lawmo" or "scomo", "protocol": "dm2" or "dm12", ...}', status=400)
+    params = {k: v for k, v in spec.items() if k not in ("flow", "protocol")}
+    protocol = spec.get("protocol", "dm2")
+    if not isinstance(protocol, str):
+        raise EmulatorError("protocol must be dm2 or dm12", status=400)
+    return web.json_response(control.start_flow(request.match_info["dev"], spec["flow"], protocol, **params))
+
+
+async def flow_get(request: web.Request, control: ServerControl) -> web.Response:
+    return web.json_response(control.flow(request.match_info["dev"], request.query.get("protocol", "dm2")))
+
+
 async def devices(request: web.Request, control: ServerControl) -> web.Response:
     return web.json_response({"devices": control.devices(), "sessions": control.sessions()})
 
@@ -127,6 +145,8 @@ def setup_admin(app: web.Application) -> ServerControl:
     control = app[CONTROL_KEY] = ServerControl(app[STATE_KEY])
     app.router.add_post(ADMIN + "/notify/{dev}", _answers(notify))
     app.router.add_post(ADMIN + "/script/{dev}", _answers(script))
+    app.router.add_post(ADMIN + "/flow/{dev}", _answers(flow_start))
+    app.router.add_get(ADMIN + "/flow/{dev}", _answers(flow_get))
     app.router.add_get(ADMIN + "/devices", _answers(devices))
     app.router.add_get(ADMIN + "/devices/{dev}", _answers(device))
     app.router.add_get(ADMIN + "/faults", _answers(faults_list))

@@ -15,6 +15,7 @@ from typing import Any, Literal, cast
 
 from emulator.errors import EmulatorError
 from emulator.protocol.values import DmProtocol
+from emulator.server import mo_flows
 from emulator.server.accounts import ServerAccount, account_from_json, install
 from emulator.server.dm2 import demo_script
 from emulator.server.faults import Fault
@@ -95,6 +96,35 @@ class ServerControl:
             script = cast(list[Step], steps)
         self.state.set_script(dev_id, script)
         return script
+
+    # ------------------------------------------------------------------ LAWMO / SCOMO flows
+
+    def start_flow(self, dev_id: str, name: str, protocol: str = "dm2", **params: Any) -> dict[str, Any]:
+        """Start a lock/unlock/wipe (``lawmo``) or install/activate/remove (``scomo``) flow for
+        ``dev_id`` (:mod:`emulator.server.mo_flows`); its stages go out as the device reports.
+        ``params``: ``wipe`` (list of items), ``package_url``, ``package``, ``pkg_id``, ``version``,
+        ``environment``. EmulatorError (400) for anything else."""
+        allowed = {"wipe", "package_url", "package", "pkg_id", "version", "environment"}
+        unknown = sorted(set(params) - allowed)
+        if unknown:
+            raise EmulatorError(f"unknown flow parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(allowed))}",
+                                status=400)
+        if "wipe" in params:
+            wipe = params["wipe"]
+            if not isinstance(wipe, list) or not wipe or not all(isinstance(w, str) for w in wipe):
+                raise EmulatorError("wipe must be a non-empty list of wipe list items", status=400)
+            params["wipe"] = tuple(wipe)
+        for key in allowed - {"wipe"}:
+            if key in params and not isinstance(params[key], str):
+                raise EmulatorError(f"{key} must be a string", status=400)
+        return mo_flows.start_flow(self.state, dev_id, name, protocol, **params).to_json()
+
+    def flow(self, dev_id: str, protocol: str = "dm2") -> dict[str, Any]:
+        """Where the device's flow on ``protocol`` is; EmulatorError (404) when it has none."""
+        run = mo_flows.flows(self.state).get((dev_id, protocol))
+        if run is None:
+            raise EmulatorError(f"no {protocol} flow for {dev_id}", status=404)
+        return run.to_json()
 
     # ------------------------------------------------------------------ what the server saw
 

@@ -73,6 +73,7 @@ from emulator.protocol.syncml.message import (
 )
 from emulator.protocol.syncml.notification import build_notification
 from emulator.protocol.syncml.packer import pack
+from emulator.server import mo_flows
 from emulator.server.access import note_address
 from emulator.server.authorities import Authority, SecretPair, UnknownAuthorityError, learn_authorities
 from emulator.server.state import ServerState
@@ -254,7 +255,8 @@ class Dm12Session:
         # device's own nonces (self.nonces) move only when it authenticated
         self.challenge: bytes | None = None
         self.server_nonce: bytes | None = None  # the latest NextNonce the device gave us (2.9)
-        self.steps = list((self.config.script or demo_script)(self.config))
+        flow = mo_flows.dm12_steps(server.state, dev_id)  # a LAWMO/SCOMO flow replaces the script while it runs
+        self.steps = flow if flow is not None else list((self.config.script or demo_script)(self.config))
         self.step_index = -1
         self.step_name = "setup"
         self.client_ok = self.scheme == "none"

@@ -57,6 +57,7 @@ from emulator.protocol.dm2.messages import (
     notification_id_of,
 )
 from emulator.protocol.dm2.moser import decode_mos
+from emulator.server import mo_flows
 from emulator.server.access import device_problem, note_address, unauthorized
 from emulator.server.authorities import learn_authorities
 from emulator.server.routes import (
@@ -94,9 +95,13 @@ def demo_script(flow: str = "wifi") -> list[Step]:
     ]
 
 
-def script_for(state: ServerState, dev_id: str) -> list[Step]:
-    """The steps a new session of ``dev_id`` runs: the script set for it (or for every device), else
-    the demo script with the state's ``default_flow``."""
+def script_for(state: ServerState, dev_id: str, base: str = "") -> list[Step]:
+    """The steps a new session of ``dev_id`` runs: the stage of its LAWMO/SCOMO flow when it has one
+    (:mod:`emulator.server.mo_flows`, ``base`` the server's origin for its repository URLs), the
+    script set for it (or for every device), else the demo script with the state's ``default_flow``."""
+    flow = mo_flows.dm2_steps(state, dev_id, base)
+    if flow is not None:
+        return flow
     steps = state.script_of(dev_id)
     return demo_script(state.default_flow) if steps is None else steps
 
@@ -295,7 +300,7 @@ async def session(request: web.Request) -> web.Response:
             known = log.instances.setdefault(mo.moid, [])
             known.extend(u for u in (format_client_uri(mo.moid, m) for m in mo.miid) if u not in known)
         alerts_only = request.path.rstrip("/").endswith(ALERTS_SUFFIX)
-        steps = [] if alerts_only else script_for(state, dev_id)
+        steps = [] if alerts_only else script_for(state, dev_id, base_url(request))
         alerts_path = "/dm20" + ALERTS_SUFFIX if server_id is None else f"/dm2/{quote(server_id, safe='')}{ALERTS_SUFFIX}"
         current = ServerSession(dev_id, base_url(request), deque(steps), alerts_path)
         if log.resume_ui and not alerts_only:  # ui_resume "client": the device is back after its page

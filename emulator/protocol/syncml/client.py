@@ -100,6 +100,7 @@ class GenericAlert:
     source: str | None = None
     mark: str | None = None
     correlator: str | None = None
+    target: str | None = None  # what the operation produced (SCOMO: the deployed component)
 
 
 def check_notification(raw: bytes, account: Account) -> tuple[Literal["ok", "resync", "bad"], Notification]:
@@ -295,7 +296,8 @@ class SyncMLClient:
             out.append(Replace(cmd_id="0", items=items))
         for g in self.generic_alerts:
             out.append(Alert(cmd_id="0", code=codes.ALERT_GENERIC, correlator=g.correlator, items=[
-                Item(source=g.source, meta=Meta(type=g.type, format=g.format, mark=g.mark), data=g.data)]))
+                Item(source=g.source, target=g.target, meta=Meta(type=g.type, format=g.format, mark=g.mark),
+                     data=g.data)]))
         return out
 
     def _header(self) -> SyncHdr:

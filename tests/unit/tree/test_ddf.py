@@ -32,6 +32,8 @@ SHIPPED = {
     "com.dmemulator/1.0/Bearer",
     "com.dmemulator/1.0/OpEnv",
     "urn:oma:mo:oma-fumo:1.0",
+    "urn:oma:mo:oma-lawmo:1.0",
+    "urn:oma:mo:oma-scomo:1.0",
 }
 
 
