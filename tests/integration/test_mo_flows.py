@@ -1,0 +1,164 @@
+"""LAWMO lock/unlock/wipe and SCOMO install/activate/remove, end to end over real loopback HTTP
+against the reference server, DM 1.2 and DM 2.0: the server's flow (emulator.server.mo_flows) Execs
+each operation, the device answers 202, carries it out after the session (the SCOMO package really
+downloaded from the server), and reports in a new session with the MO's generic alert, whose
+session takes the next stage."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+import pytest
+
+from emulator.events import OperationChanged, TransferProgress
+from emulator.fleet.fleet import Fleet
+from emulator.server import mo_flows
+from emulator.server.app import start_server
+from emulator.server.control import ServerControl
+from emulator.server.state import ServerState
+from emulator.util.admin_token import admin_headers
+
+PACKAGE_SIZE = 16384
+
+
+async def _run(flow: str, protocol: str, *, prepare=None, **params):
+    server = await start_server(ServerState(push_wait_s=0.2))
+    server.state.packages.add("notes.bin", PACKAGE_SIZE, "2.4.0")
+    fleet = Fleet(server=server.url)
+    logged: list[object] = []
+    fleet.bus.subscribe(logged.append, TransferProgress, OperationChanged)
+    try:
+        (dev,) = fleet.add("smartphone", 1)
+        dev.bearers, dev.bearer = {}, ""  # no shaping: the flow's own timing only
+        if prepare is not None:
+            prepare(dev)
+        if "package_url" in params:
+            params["package_url"] = params["package_url"].format(base=server.url)
+        ServerControl(server.state).start_flow(dev.id, flow, protocol, **params)
+        first = await fleet.run_session(dev.id, protocol)
+        run = mo_flows.flows(server.state)[(dev.id, protocol)]
+        for _ in range(1200):  # bounded: at most 30 s under load; each stage takes well under one
+            if run.done and not fleet._tasks:
+                break
+            await asyncio.sleep(0.025)
+        return first, run, dev, server.state, logged
+    finally:
+        await fleet.aclose()
+        await server.stop()
+
+
+@pytest.mark.parametrize("protocol", ["dm12", "dm2"])
+def test_lock_unlock_wipe_end_to_end(protocol):
+    first, run, dev, state, _ = asyncio.run(_run("lawmo", protocol, wipe=["Contacts"]))
+    assert first.outcome == "completed", first.detail
+    assert run.outcome == "completed", run.to_json()
+    assert [(node.rsplit("/", 1)[1], code) for node, code in run.results] == [
+        ("FullyLock", 1200), ("UnLock", 1200), ("Wipe", 1200)]
+    assert dev.tree.value("./LAWMO/State") == "30"
+    assert dev.tree.children("./Data/Contacts") == [] and dev.tree.children("./Data/Photos") == ["IMG_0001"]
+    if protocol == "dm2":
+        alerts = state.device(dev.id).alerts_of(mo_flows.LAWMO_ALERT)
+        assert [a.source_uri for a in alerts] == [f"{mo_flows.LAWMO_MOID}/LAWMO/Operations/{op}"
+                                                  for op in ("FullyLock", "UnLock", "Wipe")]
+        assert all(a.data == {"Value": "1200"} for a in alerts)
+    else:
+        alerts = [a for s in state.dm12_sessions[dev.id] for a in s.generic_alerts]
+        assert [a.correlator for a in alerts] == ["lawmo-1", "lawmo-2", "lawmo-3"]
+        assert [(a.items[0].source, a.items[0].data) for a in alerts] == [
+            (f"./LAWMO/Operations/{op}", "1200") for op in ("FullyLock", "UnLock", "Wipe")]
+
+
+@pytest.mark.parametrize("protocol", ["dm12", "dm2"])
+def test_install_activate_remove_end_to_end(protocol):
+    root = mo_flows.ROOTS[("scomo", protocol)]
+    seen: dict[str, str] = {}
+
+    def watch(dev):
+        def on_change(event):
+            if event.path == f"{root}/Inventory/Deployed/notes/State":
+                seen.setdefault("states", "")
+                seen["states"] += f"{event.new},"
+        dev.tree.subscribe(on_change)
+
+    first, run, dev, state, logged = asyncio.run(_run(
+        "scomo", protocol, prepare=watch, package_url="{base}/packages/notes.bin", package="notes",
+        pkg_id="com.acme.notes", version="2.4.0"))
+    assert first.outcome == "completed", first.detail
+    assert run.outcome == "completed", run.to_json()
+    assert [(node.rsplit("/", 1)[1], code) for node, code in run.results] == [
+        ("DownloadInstallInactive", 1200), ("Activate", 1200), ("Remove", 1200)]
+    assert seen["states"].startswith("10,") and "20," in seen["states"]  # deployed inactive, then activated
+    assert not dev.tree.exists(f"{root}/Inventory/Deployed/notes")
+    assert dev.tree.value(f"{root}/Inventory/Delivered/notes/State") == "10"
+    assert dev.tree.value(f"{root}/Inventory/Delivered/notes/Ext/Size") == str(PACKAGE_SIZE)
+    assert state.packages.packages["notes.bin"].downloads >= 1  # really fetched from the server
+    done = [e for e in logged if isinstance(e, TransferProgress) and e.outcome]
+    assert [(e.outcome, e.done) for e in done] == [("completed", PACKAGE_SIZE)]
+    states = [e.state for e in logged if isinstance(e, OperationChanged) and e.operation == "scomo"]
+    assert states[:2] == ["30", "40"] and states.count("ended") == 3
+    if protocol == "dm2":
+        alerts = state.device(dev.id).alerts_of(mo_flows.SCOMO_ALERT)
+        assert alerts[0].target_uri == f"{mo_flows.SCOMO_MOID}/SCOMO/Inventory/Deployed/notes"
+        assert alerts[0].data == {"Value": "<ResultCode>1200</ResultCode><Identifier>com.acme.notes</Identifier>"}
+    else:
+        alerts = [a for s in state.dm12_sessions[dev.id] for a in s.generic_alerts]
+        assert alerts[0].items[0].target == "./SCOMO/Inventory/Deployed/notes"
+        assert alerts[0].items[0].meta.type == mo_flows.SCOMO_ALERT
+
+
+@pytest.mark.parametrize("protocol", ["dm12", "dm2"])
+def test_a_garbage_package_url_stops_the_flow_with_1402_and_delivers_nothing(protocol):
+    root = mo_flows.ROOTS[("scomo", protocol)]
+    first, run, dev, _, _ = asyncio.run(_run("scomo", protocol, package_url="not a url at all", package="bad"))
+    assert run.outcome == "failed at Download/bad/Operations/DownloadInstallInactive: 1402", run.to_json()
+    assert dev.tree.value(f"{root}/Download/bad/Status") == "20"
+    assert dev.tree.children(f"{root}/Inventory/Delivered") == []
+    assert dev.tree.children(f"{root}/Inventory/Deployed") == ["com.nordwave.maps"]
+
+
+def test_the_admin_api_starts_and_reports_flows():
+    async def main():
+        server = await start_server(ServerState(push_wait_s=0.2))
+        base = server.url + "/admin/flow"
+        out = {}
+        try:
+            async with aiohttp.ClientSession(headers=admin_headers(server.state.admin_token)) as http:
+                for name, method, url, body in (
+                    ("start", "POST", f"{base}/IMEI:1", b'{"flow": "lawmo", "protocol": "dm12", "wipe": ["Photos"]}'),
+                    ("get", "GET", f"{base}/IMEI:1?protocol=dm12", b""),
+                    ("none", "GET", f"{base}/IMEI:1", b""),
+                    ("unknown flow", "POST", f"{base}/IMEI:1", b'{"flow": "fumo"}'),
+                    ("no url", "POST", f"{base}/IMEI:1", b'{"flow": "scomo"}'),
+                    ("bad param", "POST", f"{base}/IMEI:1", b'{"flow": "lawmo", "colour": "red"}'),
+                    ("bad wipe", "POST", f"{base}/IMEI:1", b'{"flow": "lawmo", "wipe": ["../x"]}'),
+                ):
+                    async with http.request(method, url, data=body) as r:
+                        out[name] = r.status, await r.text()
+        finally:
+            await server.stop()
+        return out
+
+    out = asyncio.run(main())
+    assert out["start"][0] == 200 and json.loads(out["start"][1])["stages"] == 3
+    assert json.loads(out["get"][1])["outcome"] == "running"
+    assert out["none"][0] == 404
+    for name in ("unknown flow", "no url", "bad param", "bad wipe"):
+        assert out[name][0] == 400, (name, out[name])
+
+
+@pytest.mark.parametrize("protocol", ["dm12", "dm2"])
+def test_factory_reset_keeps_the_profile_accounts_and_the_device_still_reaches_its_server(protocol):
+    def add_account(dev):
+        dev.tree.add("./DMAcc/rogue/ServerID", "rogue", by=None)
+        dev.tree.add("./DM2/DMAcc/rogue/SrvID", "rogue", by=None)
+        dev.tree.set_node("./Data/Contacts/3", "Carol")
+
+    first, run, dev, _, _ = asyncio.run(_run("reset", protocol, prepare=add_account))
+    assert first.outcome == "completed", first.detail
+    # the result came back in a session of its own after the reset: the surviving account still works
+    assert run.outcome == "completed" and run.results[0][1] == 1200, run.to_json()
+    assert not dev.tree.exists("./DMAcc/rogue") and not dev.tree.exists("./DM2/DMAcc/rogue")
+    assert {a.server_id for a in dev.accounts()} == {"demo-dm12", "demo-dm2"}
+    assert dev.tree.children("./Data/Contacts") == ["1", "2"]
