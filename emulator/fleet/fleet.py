@@ -452,6 +452,11 @@ class Fleet:
         link.ctx = ctx
         return await run(request_flow(request, ctx, self.bus.publish, start=now(), summary=summary), ctx)
 
+    @property
+    def jobs_running(self) -> int:
+        """Sessions and device operations the fleet runs by itself (follow-ups, behaviours' runs)."""
+        return sum(1 for t in self._tasks if not t.done())
+
     def start_session(self, dev_id: str, protocol: DmProtocol | None = None, **kw: Any) -> asyncio.Task[SessionDone]:
         """Fire and forget (the window's button); the task is kept until it ends."""
         task = asyncio.ensure_future(self.run_session(dev_id, protocol, **kw))

@@ -183,6 +183,8 @@ class MoKind:
     check: Callable[[str, object], str | None] | None = None
     """``check(setting, value)``: what is wrong with a value beyond its type (None: fine)."""
     doc: str = ""
+    results: Mapping[int, str] = field(default_factory=dict)
+    """The kind's result codes in words (reports and the admin page say what a code means)."""
 
 
 MO_KINDS: dict[str, MoKind] = {}

@@ -76,6 +76,7 @@ class DeviceGroup:
     server_auth: str | None = None  # DM 1.x server authentication policy over the accounts' own
     strict: bool = False  # server deviations fail the session instead of warning
     server: str | None = None  # the account (ServerID) the group's sessions go to; None: routed
+    bearer_kbps: float | None = None  # every bearer of the group's devices at this bandwidth (kbit/s)
 
     def session_options(self, protocol: DmProtocol) -> dict[str, object]:
         """Engine options the group's settings give a session of ``protocol``."""
@@ -265,6 +266,24 @@ class Expectation:
 
 
 @dataclass(frozen=True)
+class CampaignSpec:
+    """``[campaign]``: the firmware campaign the run asks the reference server for at its start
+    (``POST /admin/campaigns``, with the admin token): a generated package of ``size`` bytes that
+    makes devices report ``version``, fetched directly or through its download descriptor."""
+
+    package: str
+    size: int
+    version: str
+    descriptor: bool = True
+    operation: str = "DownloadAndUpdate"
+    line: int | None = None
+
+    def admin_json(self, scenario: str) -> dict[str, object]:
+        return {"id": scenario, "package": self.package, "size": self.size, "version": self.version,
+                "devices": "*", "descriptor": self.descriptor, "operation": self.operation}
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     description: str = ""
@@ -277,6 +296,8 @@ class Scenario:
     ui: UiAnswers = UiAnswers()
     pacing: Pacing = Pacing()
     expectations: tuple[Expectation, ...] = ()
+    mo: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = ()  # [mo.<kind>]: knobs over the profiles'
+    campaign: CampaignSpec | None = None
 
     @property
     def device_count(self) -> int:
@@ -404,7 +425,7 @@ class _ScenarioReader(TomlChecker):
     def scenario(self, data: dict[str, Any], profile: str | None, count: int | None,
                  protocol: str | None) -> Scenario:  # fmt: skip
         top = self.keys(data, (), ("name", "description", "seed", "duration", "devices", "sessions", "events",
-                                   "ui", "pacing", "expect"))
+                                   "ui", "pacing", "expect", "mo", "campaign"))
         if "devices" in top:
             if not isinstance(top["devices"], list) or not top["devices"]:
                 raise self.fail(("devices",), "expected one or more [[devices]] tables")
@@ -445,11 +466,49 @@ class _ScenarioReader(TomlChecker):
             ui=self.ui(top.get("ui", {})),
             pacing=self.pacing(top.get("pacing", {})),
             expectations=expectations,
+            mo=self.mo_settings(top.get("mo", {})),
+            campaign=self.campaign(top["campaign"]) if "campaign" in top else None,
         )
+
+    def mo_settings(self, data: Any) -> tuple[tuple[str, tuple[tuple[str, object], ...]], ...]:
+        """``[mo.<kind>]``: knobs of a managed object for every device that declares it (checked as
+        a profile's ``[behaviours.settings]``; only the ones given are changed)."""
+        from emulator.mo.behaviours import mo_kinds
+        from emulator.mo.operations import check_settings
+
+        if not isinstance(data, dict):
+            raise self.fail(("mo",), f"expected a table of [mo.<kind>] tables, got {type_name(data)}")
+        kinds = mo_kinds()
+        out = []
+        for kind, given in data.items():
+            if kind not in kinds:
+                raise self.fail(("mo", kind), f"unknown managed object {kind!r} (known: {', '.join(sorted(kinds))})")
+            if not isinstance(given, dict):
+                raise self.fail(("mo", kind), f"expected a table of settings, got {type_name(given)}")
+            try:
+                check_settings(kinds[kind], given)
+            except ValueError as exc:
+                raise self.fail(("mo", kind), str(exc)) from None
+            out.append((kind, tuple(given.items())))
+        return tuple(out)
+
+    def campaign(self, data: Any) -> CampaignSpec:
+        path = ("campaign",)
+        d = self.keys(data, path, ("package", "size", "version", "descriptor", "operation"),
+                      required=("package", "size", "version"))
+        size = self.value(d, path, "size", int)
+        self.number_range((*path, "size"), size, 0, 256 << 20)
+        package = self.value(d, path, "package", str)
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", package):
+            raise self.fail((*path, "package"), f"{package!r}: letters, digits and ._- (at most 64)")
+        return CampaignSpec(package, size, self.value(d, path, "version", str),
+                            self.value(d, path, "descriptor", bool, True),
+                            self.value(d, path, "operation", str, "DownloadAndUpdate",
+                                       choices=("DownloadAndUpdate", "Download")), self.line(path))
 
     def group(self, data: Any, path: KeyPath) -> DeviceGroup:
         d = self.keys(data, path, ("name", "profile", "count", "first_index", "protocol", "server_auth", "strict",
-                                   "server"), required=("profile",))
+                                   "server", "bearer_kbps"), required=("profile",))
         name = self.value(d, path, "name", str, None)
         if name is None:
             name = d["profile"] if isinstance(d["profile"], str) else ""
@@ -482,7 +541,10 @@ class _ScenarioReader(TomlChecker):
         if (server_auth is not None or strict) and protocol != "dm12":
             raise self.fail((*path, "server_auth" if server_auth is not None else "strict"),
                             "server_auth and strict apply to dm12 groups (DM 1.x sessions)")
-        g = DeviceGroup(name, prof, count, first, protocol, self.line(path), server_auth, strict, server)
+        kbps = self.value(d, path, "bearer_kbps", float, None)
+        if kbps is not None:
+            self.number_range((*path, "bearer_kbps"), kbps, 1, 100_000_000)
+        g = DeviceGroup(name, prof, count, first, protocol, self.line(path), server_auth, strict, server, kbps)
         self.groups[name] = g
         return g
 

@@ -28,7 +28,7 @@ import socket
 import time
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree as ET
 
 if TYPE_CHECKING:
@@ -158,6 +158,28 @@ def write_junit(result: RunResult, path: str, traffic: dict[str, Path] | None = 
     junit_tree(result, traffic).write(path, encoding="utf-8", xml_declaration=True)
 
 
+def operation_lines(operations: dict[str, Any]) -> list[str]:
+    """What the devices' managed objects did, for the end of a run: the result codes (with their
+    meaning) and the mean time of each state that took any."""
+    from emulator.mo.behaviours import mo_kinds
+
+    out = []
+    for kind, op in operations.items():
+        if kind == "downloads":
+            out.append(f"  downloads: {op['count']}, {op['bytes']} bytes, {op['failed']} failed, {op['resumed']} "
+                       f"resumed after a cut ({op['resumptions']} resumptions)")
+            continue
+        words = mo_kinds()[kind].results if kind in mo_kinds() else {}
+        codes = ", ".join(f"{c} {words.get(int(c), '')} x{n}".replace("  ", " ") for c, n in op["results"].items())
+        out.append(f"  {kind}: {op['started']} operations: {codes or 'none ended'}"
+                   + (f"; {op['unfinished']} unfinished" if op["unfinished"] else ""))
+        times = ", ".join(f"{s} {t['mean_s']:g} s (p90 {t['p90_s']:g})" for s, t in op["states"].items()
+                          if t["mean_s"] >= 0.001)
+        if times:
+            out.append(f"    mean time per state: {times}")
+    return out
+
+
 def summary_lines(result: RunResult, traffic: dict[str, Path] | None = None) -> tuple[list[str], list[str]]:
     """(stdout lines, stderr lines) of the end of a run: totals with only the figures that mean
     something, each group's server, expectations; on stderr the first failures and the problems."""
@@ -199,6 +221,7 @@ def summary_lines(result: RunResult, traffic: dict[str, Path] | None = None) -> 
     out.append(head)
     for g in report["groups"]:
         out.append(f"  {g['name']}: {g['count']} x {g['profile']} ({g['protocol']}) -> {g['server']}")
+    out.extend(operation_lines(report.get("operations", {})))
     where = result.scenario.source
     for e in report["expectations"]:
         mark = "ok  " if e["passed"] else "FAIL"

@@ -27,7 +27,7 @@ from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 from emulator.errors import EmulatorError
-from emulator.events import AlertRaised, SessionEnded, SessionStarted
+from emulator.events import AlertRaised, OperationChanged, SessionEnded, SessionStarted, TransferProgress
 from emulator.fleet.capacity import check_fleet_fits
 from emulator.fleet.fleet import Fleet, on_origin
 from emulator.fleet.headless import HeadlessUi
@@ -184,6 +184,7 @@ class RunResult:
     members: dict[str, list[str]] = field(default_factory=dict)  # group -> its device IDs
     started_at: float = 0.0  # wall clock (time.time()) of the start
     events: list[dict[str, Any]] = field(default_factory=list)  # each timeline event and how many devices it hit
+    operations: dict[str, Any] = field(default_factory=dict)  # managed objects' results and state times
 
     @property
     def passed(self) -> bool:
@@ -229,6 +230,7 @@ class RunResult:
             "problems": self.problems,
             "warnings": self.warnings,
             "events": self.events,
+            "operations": self.operations,
             "results": [
                 {"device": s.device, "protocol": s.protocol, "reason": s.reason, "start_s": round(s.start, 3),
                  **({"duration_s": round(s.duration, 4)} if s.outcome else {}),
@@ -294,6 +296,7 @@ class ScenarioRunner:
         self._tasks: set[asyncio.Task] = set()
         self._stopping = False
         self.fleet: Fleet | None = None
+        self.operations = OperationLog()
 
     # -- set-up ------------------------------------------------------------------------------
 
@@ -415,6 +418,8 @@ class ScenarioRunner:
                                  nat_only=False, backoff=(1.0, 1.0), jitter=0.0, ready=self._up,
                                  on_problem=lambda dev_id, text: self.problems.append(f"{dev_id}: {text}"))
         fleet.bus.subscribe(self._on_bus, SessionStarted, SessionEnded, AlertRaised)
+        fleet.bus.subscribe(lambda e: self.operations.note(e, self.now()), OperationChanged)
+        fleet.bus.subscribe(self.operations.transfer, TransferProgress)
         if self.traffic_dir is not None:
             self.traffic = TrafficRecorder(fleet.bus, self.traffic_dir, everything=self.traffic_all)
         self._gate = asyncio.Semaphore(sc.pacing.max_in_flight)
@@ -424,10 +429,13 @@ class ScenarioRunner:
                 self.members[g.name] = [d.id for d in devs]
                 for d in devs:
                     self.group_of[d.id] = g
+                    _tune(d, g, sc)
         self.servers = {g.name: self._server_of(g) for g in sc.groups}
         stopped = False
         ticker = asyncio.ensure_future(self._tick()) if self.progress else None
         try:
+            if sc.campaign is not None:
+                await self._start_campaign(sc)
             self._main_task = main = asyncio.ensure_future(self._main())
             if self.interrupted:
                 main.cancel()
@@ -477,7 +485,8 @@ class ScenarioRunner:
         return RunResult(sc, self.server, elapsed, self.sessions, results, self.problems, fleet.stats.messages,
                          stopped, warnings=self.warnings, servers=self.servers, interrupted=self.interrupted,
                          not_run_by_device={d: n for d, n in self._planned_left.items() if n > 0},
-                         members=self.members, started_at=started_at, events=self.event_hits)
+                         members=self.members, started_at=started_at, events=self.event_hits,
+                         operations=self.operations.report())
 
     def _server_of(self, group: DeviceGroup) -> str:
         """The URL the group's sessions go to: ``--server`` with a path is that exact endpoint for every
@@ -535,7 +544,8 @@ class ScenarioRunner:
         await self.poller.stop()
         # sessions started by events, notifications or the fleet itself (async results) end by themselves
         assert self.fleet is not None
-        while self._open or self.fleet.stats.running > 0 or any(not t.done() for t in self._tasks):
+        while (self._open or self.fleet.stats.running > 0 or any(not t.done() for t in self._tasks)
+               or self.fleet.jobs_running):  # managed objects' operations (a firmware update) and their reports
             await asyncio.sleep(0.05)
 
     async def _sleep_until(self, at: float) -> None:
@@ -745,6 +755,21 @@ class ScenarioRunner:
                 self.problems.append(f"{dev_id}: restart after crash: {exc}")
             self._down.pop(dev_id, None)
 
+    async def _start_campaign(self, sc: Scenario) -> None:
+        """``[campaign]``: ask the reference server for it (its admin API, with the admin token)."""
+        import json
+
+        assert self.fleet is not None and sc.campaign is not None
+        body = json.dumps(sc.campaign.admin_json(sc.name)).encode()
+        result = await self.fleet.transport.request("POST", f"{self.base}/admin/campaigns", body, {
+            **admin_headers(self.admin_token), "Content-Type": "application/json"})
+        if result.status != 200:
+            why = result.error or f"HTTP {result.status}: {result.body[:200].decode('utf-8', 'replace')}"
+            if result.status in (401, 403):
+                why += f" (give the server's admin token in {ADMIN_TOKEN_ENV})"
+            self.problems.append(f"line {sc.campaign.line}: the server did not start the campaign ({why}); "
+                                 "only the reference server has POST /admin/campaigns")
+
     async def _notify(self, targets: list[str], event: TimelineEvent) -> None:
         assert self.fleet is not None
         for dev_id in targets:
@@ -865,3 +890,64 @@ def alert_options(protocol: DmProtocol, spec: GenericAlertSpec) -> dict[str, Any
 def _applies(sel: Selector, group: str, position: int) -> bool:
     return (not sel.groups or group in sel.groups) and (sel.limit is None or position < sel.limit)
 
+
+def _tune(dev: Any, group: DeviceGroup, sc: Scenario) -> None:
+    """A scenario's device settings over its profile's: managed objects' knobs, the bearers' bandwidth."""
+    from dataclasses import replace
+
+    for kind, settings in sc.mo:
+        dev.behaviours.configure(kind, dict(settings))
+    if group.bearer_kbps is not None:
+        for name, bearer in list(dev.bearers.items()):
+            dev.bearers[name] = replace(bearer, spec=replace(bearer.spec, bandwidth_kbps=group.bearer_kbps))
+
+
+class OperationLog:
+    """What the devices' managed objects did (``OperationChanged`` events): per kind, the histogram of
+    result codes and how long each state lasted (from entering it to entering the next); and their
+    downloads (``TransferProgress`` at their end): how many, the bytes, how many resumed after a cut."""
+
+    def __init__(self) -> None:
+        self.current: dict[tuple[str, str], tuple[str, float, str]] = {}  # (device, node) -> (state, since, kind)
+        self.durations: dict[str, dict[str, list[float]]] = {}  # kind -> state -> seconds
+        self.results: dict[str, dict[int, int]] = {}
+        self.started: dict[str, int] = {}
+        self.downloads: dict[str, int] = {"count": 0, "bytes": 0, "resumed": 0, "resumptions": 0, "failed": 0}
+
+    def transfer(self, e: TransferProgress) -> None:
+        if not e.outcome:
+            return
+        d = self.downloads
+        d["count"] += 1
+        d["bytes"] += e.done
+        d["resumed"] += 1 if e.resumed else 0
+        d["resumptions"] += e.resumed
+        d["failed"] += 0 if e.outcome == "completed" else 1
+
+    def note(self, e: OperationChanged, now: float) -> None:
+        key = (e.device_id, e.node)
+        before = self.current.pop(key, None)
+        if before is None:
+            self.started[e.operation] = self.started.get(e.operation, 0) + 1
+        else:
+            self.durations.setdefault(e.operation, {}).setdefault(before[0], []).append(now - before[1])
+        if e.state == "ended":
+            counts = self.results.setdefault(e.operation, {})
+            counts[e.result] = counts.get(e.result, 0) + 1
+        else:
+            self.current[key] = (e.state, now, e.operation)
+
+    def report(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"downloads": dict(self.downloads)} if self.downloads["count"] else {}
+        for kind in sorted(set(self.started) | set(self.results)):
+            states = {}
+            for state, values in self.durations.get(kind, {}).items():
+                v = sorted(values)
+                states[state] = {"count": len(v), "mean_s": round(sum(v) / len(v), 3),
+                                 "p50_s": round(v[len(v) // 2], 3), "p90_s": round(v[min(len(v) - 1, int(0.9 * len(v)))], 3),
+                                 "max_s": round(v[-1], 3)}
+            out[kind] = {"started": self.started.get(kind, 0),
+                         "unfinished": sum(1 for v in self.current.values() if v[2] == kind),
+                         "results": {str(k): n for k, n in sorted(self.results.get(kind, {}).items())},
+                         "states": states}
+        return out

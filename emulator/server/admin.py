@@ -12,6 +12,10 @@
   what the server saw of one device, as JSON.
 - ``GET /admin/accounts``, ``POST /admin/accounts`` (a JSON account or list, the keys of an accounts
   file, all or none added): accounts of clients the server did not ship (:mod:`emulator.server.accounts`).
+- ``POST /admin/campaigns`` (JSON: package, size, version, devices, descriptor, operation: see
+  :mod:`emulator.server.campaigns`): start a firmware campaign; ``GET /admin/campaigns``: every
+  campaign's progress (``?format=html``: the admin page); ``GET /admin/campaigns/<id>``: one, per
+  device; ``GET /admin/alerts``: the generic alerts received.
 - ``GET /admin/faults``, ``POST /admin/faults`` (a JSON fault or list, all or none installed),
   ``DELETE /admin/faults``: the faults of :mod:`emulator.server.faults`.
 
@@ -136,6 +140,27 @@ async def accounts_add(request: web.Request, control: ServerControl) -> web.Resp
                                                                           "accounts"))})
 
 
+async def campaigns_list(request: web.Request, control: ServerControl) -> web.Response:
+    if request.query.get("format") == "html":
+        from emulator.server.campaigns import campaign_html
+
+        page = campaign_html(list(control.state.campaigns.campaigns.values()))
+        return web.Response(text=page, content_type="text/html", charset="utf-8")
+    return web.json_response({"campaigns": control.campaigns()})
+
+
+async def campaigns_add(request: web.Request, control: ServerControl) -> web.Response:
+    return web.json_response(control.add_campaign(_json(await request.read() or b"{}", "campaign")))
+
+
+async def campaign_one(request: web.Request, control: ServerControl) -> web.Response:
+    return web.json_response(control.campaign(request.match_info["id"]).details())
+
+
+async def alerts_list(request: web.Request, control: ServerControl) -> web.Response:
+    return web.json_response({"alerts": control.generic_alerts()})
+
+
 async def faults_clear(request: web.Request, control: ServerControl) -> web.Response:
     return web.json_response({"removed": control.clear_faults()})
 
@@ -152,6 +177,10 @@ def setup_admin(app: web.Application) -> ServerControl:
     app.router.add_get(ADMIN + "/faults", _answers(faults_list))
     app.router.add_post(ADMIN + "/faults", _answers(faults_add))
     app.router.add_delete(ADMIN + "/faults", _answers(faults_clear))
+    app.router.add_get(ADMIN + "/campaigns", _answers(campaigns_list))
+    app.router.add_post(ADMIN + "/campaigns", _answers(campaigns_add))
+    app.router.add_get(ADMIN + "/campaigns/{id}", _answers(campaign_one))
+    app.router.add_get(ADMIN + "/alerts", _answers(alerts_list))
     app.router.add_get(ADMIN + "/accounts", _answers(accounts_list))
     app.router.add_post(ADMIN + "/accounts", _answers(accounts_add))
     return control

@@ -17,6 +17,7 @@ from emulator.errors import EmulatorError
 from emulator.protocol.values import DmProtocol
 from emulator.server import mo_flows
 from emulator.server.accounts import ServerAccount, account_from_json, install
+from emulator.server.campaigns import Campaign, campaign_from_json
 from emulator.server.dm2 import demo_script
 from emulator.server.faults import Fault
 from emulator.server.notify_out import Sent, check_protocol, check_target, send_package0
@@ -153,6 +154,35 @@ class ServerControl:
             "uploads": [[u.method, u.path, len(u.body)] for u in log.uploads],
             "ui": [[u.flow, u.outcome, u.answers] for u in log.ui], "problems": log.problems,
         }
+
+    # ------------------------------------------------------------------ firmware campaigns
+
+    def add_campaign(self, spec: object) -> dict[str, Any]:
+        """Start a firmware campaign from its JSON (:func:`emulator.server.campaigns.campaign_from_json`):
+        its package generated or found in the repository, its DM 2.0 repository items put; the
+        devices it covers get it in their next session. EmulatorError (400/404/409) for a bad one."""
+        from emulator.protocol.dm2.moser import MOSerialization
+        from emulator.server.campaigns import FUMO_MOID
+
+        campaign = campaign_from_json(spec, base=self.state.base_url.rstrip("/"), packages=self.state.packages)
+        self.state.campaigns.add(campaign)
+        self.state.put_repo(campaign.repo_key("url"), [MOSerialization(
+            f"{FUMO_MOID}//", {campaign.operation: {"PkgURL": campaign.url}})])
+        self.state.put_repo(campaign.repo_key("version"), [MOSerialization(
+            f"{FUMO_MOID}//", {"PkgVersion": campaign.version})])
+        return campaign.summary()
+
+    def campaigns(self) -> list[dict[str, Any]]:
+        """Every campaign's progress (:meth:`Campaign.summary`)."""
+        return [c.summary() for c in self.state.campaigns.campaigns.values()]
+
+    def campaign(self, campaign_id: str) -> Campaign:
+        """One campaign (EmulatorError 404 for an unknown id)."""
+        return self.state.campaigns.get(campaign_id)
+
+    def generic_alerts(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """The newest generic alerts the server received, both protocols."""
+        return [asdict(a) for a in self.state.campaigns.alerts[-limit:]]
 
     # ------------------------------------------------------------------ accounts
 

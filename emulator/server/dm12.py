@@ -76,6 +76,7 @@ from emulator.protocol.syncml.packer import pack
 from emulator.server import mo_flows
 from emulator.server.access import note_address
 from emulator.server.authorities import Authority, SecretPair, UnknownAuthorityError, learn_authorities
+from emulator.server.campaigns import CAMPAIGN_STEP
 from emulator.server.state import ServerState
 
 ROUTE = "/dm12"
@@ -223,6 +224,15 @@ def demo_script(config: Dm12Config) -> list[tuple[str, Step]]:
             ("structure", structure), ("confirm", confirm), ("large object", large)]
 
 
+def _campaign_script(state: ServerState, dev_id: str) -> list[tuple[str, Step]] | None:
+    """A device a campaign follows runs the campaign's steps once, then nothing (see
+    :mod:`emulator.server.campaigns`); None: no campaign for it, the configured script runs."""
+    steps = state.campaigns.dm12_steps(dev_id)
+    if steps is not None:
+        return steps
+    return [] if state.campaigns.covered(dev_id) else None
+
+
 # ------------------------------------------------------------------------------------ one session
 
 
@@ -255,7 +265,10 @@ class Dm12Session:
         # device's own nonces (self.nonces) move only when it authenticated
         self.challenge: bytes | None = None
         self.server_nonce: bytes | None = None  # the latest NextNonce the device gave us (2.9)
-        flow = mo_flows.dm12_steps(server.state, dev_id)  # a LAWMO/SCOMO flow replaces the script while it runs
+        # a LAWMO/SCOMO flow replaces the script while it runs; a campaign's device runs the campaign's steps
+        flow = mo_flows.dm12_steps(server.state, dev_id)
+        if flow is None:
+            flow = _campaign_script(server.state, dev_id)
         self.steps = flow if flow is not None else list((self.config.script or demo_script)(self.config))
         self.step_index = -1
         self.step_name = "setup"
@@ -516,6 +529,12 @@ class Dm12Session:
                 return codes.OK
             if cmd.code == codes.ALERT_GENERIC:
                 self.generic_alerts.append(cmd)
+                for item in cmd.items:
+                    data = item.data
+                    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else (data or "")
+                    self.server.state.campaigns.alert(
+                        "dm12", self.dev_id, (item.meta.type or "") if item.meta else "", text,
+                        source=item.source or "", correlator=cmd.correlator or "")
                 return codes.OK
             if cmd.code in (codes.ALERT_NEXT_MESSAGE, codes.ALERT_CLIENT_EVENT, codes.ALERT_NO_END_OF_DATA):
                 return codes.OK
@@ -536,6 +555,8 @@ class Dm12Session:
         if sent is None:
             return
         targets = status.target_refs or [sent.target]
+        if status.cmd == "Exec" and sent.step == CAMPAIGN_STEP:
+            self.server.state.campaigns.exec_status("dm12", self.dev_id, sent.target, status.code)
         for target in targets:
             self.statuses.append(StatusRecord(sent.step, status.cmd, target, status.code,
                                               chunk=status.code == codes.CHUNK_ACCEPTED))

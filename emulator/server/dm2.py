@@ -49,6 +49,7 @@ from emulator.errors import DecodeError
 from emulator.protocol.dm2 import media
 from emulator.protocol.dm2.messages import (
     ALERT_SERVER_INITIATED,
+    Alert,
     Command,
     Response,
     decode_initiation,
@@ -103,7 +104,22 @@ def script_for(state: ServerState, dev_id: str, base: str = "") -> list[Step]:
     if flow is not None:
         return flow
     steps = state.script_of(dev_id)
+    if steps is None:  # a campaign's device runs the campaign's steps once, then nothing
+        campaign = state.campaigns.dm2_steps(dev_id, (base or state.base_url).rstrip("/"))
+        if campaign is not None or state.campaigns.covered(dev_id):
+            return campaign or []
     return demo_script(state.default_flow) if steps is None else steps
+
+
+def note_alerts(state: ServerState, dev_id: str, alerts: list[Alert]) -> None:
+    """Generic alerts for the campaigns' collection (a FUMO result ends a device's campaign run); the
+    protocol's own alerts (session types, ExecResult: ``urn:oma:at:dm:2.0:...``) are not kept there."""
+    for a in alerts:
+        if a.alert_type.startswith("urn:oma:at:dm:2.0:"):
+            continue
+        value = (a.data or {}).get("Value", "") if isinstance(a.data, dict) else ""
+        state.campaigns.alert("dm2", dev_id, a.alert_type, value if isinstance(value, str) else str(value),
+                              source=a.source_uri or "")
 
 
 async def _all_done(uis: list[UiSession]) -> None:
@@ -167,6 +183,10 @@ class ServerSession:
                     ui.done.set()
                     self.waiting.remove(ui)
         log.alerts.extend(response.alerts)
+        note_alerts(state, self.dev_id, response.alerts)
+        for cmd, status in zip(self.sent, response.statuses, strict=False):
+            if cmd and cmd[0].upper() == "EXEC" and len(cmd) > 1:
+                state.campaigns.exec_status("dm2", self.dev_id, cmd[1], status.sc)
         self.sent = []
 
     async def next_package(self, state: ServerState, closing: asyncio.Event | None = None) -> list[list[str]]:
@@ -291,6 +311,7 @@ async def session(request: web.Request) -> web.Response:
         log.sessions += 1
         log.initiations.append(init)
         log.alerts.extend(init.alerts)
+        note_alerts(state, dev_id, init.alerts)
         for alert in init.alerts:
             if alert.alert_type == ALERT_SERVER_INITIATED:
                 nid = notification_id_of(alert)

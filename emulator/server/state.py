@@ -27,6 +27,7 @@ from emulator.protocol.dm2.messages import Alert, Initiation, StatusEntry
 from emulator.protocol.dm2.moser import MOSerialization, encode_mos
 from emulator.protocol.dm2.notification import build_notification, parse_notification
 from emulator.server.authorities import Authority, SecretPair, UnknownAuthorityError
+from emulator.server.campaigns import Campaigns
 from emulator.server.dm2_auth import Dm2Guard, Verdict
 from emulator.server.faults import Fault, Faults
 from emulator.server.packages import PackageRepo
@@ -137,6 +138,7 @@ class ServerState:
     dm2_sessions: dict[tuple[str, str], Any] = field(default_factory=dict)  # (ServerID, DevID) -> dm2.ServerSession
     faults: Faults = field(default_factory=Faults)  # misbehaviour on request (emulator.server.faults)
     packages: PackageRepo = field(default_factory=PackageRepo)  # firmware/software (emulator.server.packages)
+    campaigns: Campaigns = field(default_factory=Campaigns)  # firmware campaigns, generic alerts (.campaigns)
     accounts: list[Any] = field(default_factory=list)  # emulator.server.accounts.ServerAccount, added ones
     # --- access (emulator.server.access)
     admin_token: str = field(default_factory=lambda: new_admin_token())

@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from emulator.device.profile import find_profile
@@ -35,9 +36,10 @@ async def _settle(fleet: Fleet, ended: list[SessionEnded], n: int) -> None:
 
 
 def _dm12_run(url_of: Callable[[str], str], *, knobs: dict[str, object] | None = None, sessions: int = 2,
-              prepare: Callable[[ServerState], None] | None = None, version: str = "X5P-FW-3.0") -> dict[str, Any]:
-    """One DM 1.2 session that Replaces PkgURL/PkgVersion and Execs DownloadAndUpdate; then the fleet
-    runs on until the device's report came back."""
+              prepare: Callable[[ServerState], None] | None = None, version: str = "X5P-FW-3.0",
+              commands: Callable[[str], list[Any]] | None = None) -> dict[str, Any]:
+    """One DM 1.2 session that Replaces PkgURL/PkgVersion and Execs DownloadAndUpdate (or sends
+    ``commands(base)``); then the fleet runs on until the device's report came back."""
     prof = find_profile("smartphone")
     where: list[str] = []
 
@@ -45,6 +47,8 @@ def _dm12_run(url_of: Callable[[str], str], *, knobs: dict[str, object] | None =
         def fumo(s):
             if s.generic_alerts:
                 return []
+            if commands is not None:
+                return commands(where[0])
             meta = Meta(format="chr", type="text/plain")
             return [Replace(cmd_id="0", meta=meta, items=[
                         Item(target=f"{DM1_NODE}/DownloadAndUpdate/PkgURL", data=url_of(where[0])),
@@ -173,3 +177,165 @@ def test_dm2_download_and_update_end_to_end():
     assert dev.tree.value("./DM2/DevInfo/FwV") == "X5P-FW-3.0"
     assert dev.tree.value("./DM2/oma-fumo/fw/State") == "100"
     assert r["state"].packages.get("fw3").notifications[0][1] == "900 Success"  # DLOTA install-notify
+
+
+def test_a_campaign_runs_on_both_protocols_and_its_progress_is_on_the_admin_api():
+    """Four phones, two per protocol: the reference server's campaign sends each the FUMO script in
+    its next session, notes the 202s and the reports; the admin API (with its token) shows it."""
+    import json
+
+    prof = find_profile("smartphone")
+
+    async def main():
+        running = await start_server()
+        control, base = running.control, running.url
+        control.add_campaign({"id": "spring", "package": "fw4", "size": 300_000, "version": "X5P-FW-4.0"})
+        fleet = Fleet(server=base)
+        fleet.resume_wait_s = fleet.alert_retry_s = 0.01
+        ended: list[SessionEnded] = []
+        fleet.bus.subscribe(ended.append, SessionEnded)
+        try:
+            devs = fleet.add(prof, 4)
+            for dev in devs:
+                dev.bearers, dev.bearer = {}, ""
+                dev.behaviours.configure("fumo", FAST)
+            firsts = await asyncio.gather(*(fleet.run_session(d.id, "dm12" if i < 2 else "dm2")
+                                            for i, d in enumerate(devs)))
+            await _settle(fleet, ended, 8)
+            again = await fleet.run_session(devs[0].id, "dm12")  # a later session: the campaign is done with it
+            headers = {"Authorization": f"Bearer {running.state.admin_token}"}
+            api = await fleet.transport.request("GET", f"{base}/admin/campaigns", headers=headers)
+            page = await fleet.transport.request("GET", f"{base}/admin/campaigns?format=html", headers=headers)
+            refused = await fleet.transport.request("GET", f"{base}/admin/campaigns")
+            one = await fleet.transport.request("GET", f"{base}/admin/campaigns/spring", headers=headers)
+            return devs, firsts, again, api, page, refused, one, running.state
+        finally:
+            await fleet.aclose()
+            await running.stop()
+
+    devs, firsts, again, api, page, refused, one, state = asyncio.run(main())
+    assert all(f.outcome == "completed" for f in firsts), [f.detail for f in firsts]
+    assert again.outcome == "completed"
+    summary = json.loads(api.body)["campaigns"][0]
+    assert summary["states"]["reported"] == 4, json.loads(one.body)["runs"]
+    assert summary["results"] == {"200": 4}
+    assert {r["protocol"] for r in json.loads(one.body)["runs"]} == {"dm12", "dm2"}
+    assert all(r["exec_status"] == 202 for r in json.loads(one.body)["runs"])
+    assert b"Firmware campaigns" in page.body and b"Successful" in page.body
+    assert refused.status == 401
+    for dev in devs:
+        assert dev.tree.value("./DevDetail/FwV") == "X5P-FW-4.0"
+    assert len(state.campaigns.alerts) == 4
+
+
+def _garbage(state: ServerState) -> None:
+    from emulator.mo.dlota import DD_TYPE
+
+    state.put_repo("bad.dd", b"<media><objectURI>http://x/fw</objectURI><size>lots</size></media>", DD_TYPE)
+
+
+HOSTILE = {
+    # case: (PkgURL from the base, prepare the server, knobs, result code, final State)
+    "bad url": (lambda b: "ftp://fota.example.com/fw.bin", None, {}, 411, "20"),
+    "not found": (lambda b: f"{b}/packages/nothing", None, {}, 500, "20"),
+    "oversize": (lambda b: f"{b}/packages/big", lambda s: s.packages.add("big", 300_000), {"free_bytes": 299_999},
+                 501, "20"),
+    "oversize by descriptor": (lambda b: f"{b}/packages/big/dd", lambda s: s.packages.add("big", 300_000),
+                               {"free_bytes": 299_999}, 501, "20"),
+    "wrong size": (lambda b: f"{b}/packages/liar/dd", lambda s: s.packages.add("liar", 300_000, dd_size=300_005),
+                   {}, 402, "20"),
+    "corrupt": (lambda b: f"{b}/packages/bent/dd", lambda s: s.packages.add("bent", 1000, dd_sha256="0" * 64),
+                {}, 402, "20"),
+    "descriptor garbage": (lambda b: f"{b}/repo/bad.dd", _garbage, {}, 500, "20"),
+    "range ignored": (lambda b: f"{b}/packages/old", lambda s: s.packages.add("old", 600_000, ranges=False),
+                      {}, 200, "100"),
+    "low battery": (lambda b: f"{b}/packages/fw", lambda s: s.packages.add("fw", 1000), {"battery": 10,
+                                                                                          "min_battery": 20}, 450, "70"),
+    "user declines": (lambda b: f"{b}/packages/fw", lambda s: s.packages.add("fw", 1000), {"consent": "decline"},
+                      401, "70"),
+    "install fails": (lambda b: f"{b}/packages/fw", lambda s: s.packages.add("fw", 1000), {"fail": {"410": 1.0}},
+                      410, "70"),
+    "package rejected": (lambda b: f"{b}/packages/fw", lambda s: s.packages.add("fw", 1000), {"fail": {"403": 1.0}},
+                         403, "80"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_packages_get_their_fumo_result_code_and_leave_the_device_consistent(case):
+    from emulator.mo.check import check_subtree
+
+    url, prepare, knobs, code, state = HOSTILE[case]
+    r = _dm12_run(url, prepare=prepare, knobs=knobs)
+    (alert,) = r["sessions"][1].generic_alerts
+    assert alert.items[0].data == str(code), case
+    dev = r["dev"]
+    assert dev.tree.value(f"{DM1_NODE}/State") == state
+    assert dev.tree.value("./DevDetail/FwV") == ("X5P-FW-3.0" if code == 200 else "X5P-BL-2.14.07")
+    assert check_subtree(dev.tree, DM1_NODE) == []
+    # the instance is free again: a new operation is accepted
+    assert dev.tree.exec(f"{DM1_NODE}/Download", by="demo-dm12") == 202
+
+
+def test_hostile_descriptor_size_is_reported_to_the_install_notify_uri():
+    r = _dm12_run(lambda b: f"{b}/packages/liar/dd", prepare=lambda s: s.packages.add("liar", 5000, dd_size=5001))
+    assert r["state"].packages.get("liar").notifications[0][1] == "905 Attribute mismatch"
+
+
+@pytest.mark.parametrize("policy", ["accept", "decline"])
+def test_a_campaign_with_consent_asks_the_dm12_user_first(policy):
+    """``consent``: an Alert 1101 before the Exec; a user who says no gets no update (401 on the
+    server's side), one who says yes gets it."""
+    from emulator.fleet.headless import HeadlessUi
+
+    async def main():
+        running = await start_server()
+        running.control.add_campaign({"id": "ask", "package": "fw5", "size": 1000, "version": "X5P-FW-5.0",
+                                      "consent": True})
+        fleet = Fleet(server=running.url, ui=HeadlessUi(policy=policy))
+        fleet.alert_retry_s = 0.01
+        ended: list[SessionEnded] = []
+        fleet.bus.subscribe(ended.append, SessionEnded)
+        try:
+            (dev,) = fleet.add(find_profile("smartphone"), 1)
+            dev.bearers, dev.bearer = {}, ""
+            dev.behaviours.configure("fumo", FAST)
+            await fleet.run_session(dev.id, "dm12")
+            await _settle(fleet, ended, 2 if policy == "accept" else 1)
+            return dev, running.state.campaigns.get("ask").details()
+        finally:
+            await fleet.aclose()
+            await running.stop()
+
+    dev, details = asyncio.run(main())
+    (run,) = details["runs"]
+    if policy == "accept":
+        assert (run["state"], run["result"]) == ("reported", 200)
+        assert dev.tree.value("./DevDetail/FwV") == "X5P-FW-5.0"
+    else:
+        assert (run["state"], run["result"]) == ("declined", 401)
+        assert dev.tree.value("./DevDetail/FwV") == "X5P-BL-2.14.07"
+        assert dev.tree.value(f"{DM1_NODE}/State") == "10"
+
+
+def test_dm12_update_installs_the_package_the_server_wrote_into_pkgdata():
+    """FUMO's first scenario: the package itself Replaced into Update/PkgData (a DM 1.2 large object,
+    bigger than one message), then Exec of Update: 202, installed, the update alert with 200."""
+    package = bytes(range(256)) * 200  # 51,200 bytes: several messages of the phone's 16 KiB
+
+    def commands(base: str) -> list[Any]:
+        return [Replace(cmd_id="0", items=[
+                    Item(target=f"{DM1_NODE}/Update/PkgData", data=package,
+                         meta=Meta(format="bin", type="application/octet-stream"))]),
+                Replace(cmd_id="0", meta=Meta(format="chr", type="text/plain"),
+                        items=[Item(target=f"{DM1_NODE}/PkgVersion", data="X5P-FW-6.0")]),
+                Exec(cmd_id="0", correlator="upd-1", items=[Item(target=f"{DM1_NODE}/Update")])]
+
+    r = _dm12_run(lambda base: "", commands=commands)
+    first = r["sessions"][0]
+    assert [s.code for s in first.script_statuses() if s.cmd == "Exec"] == [codes.ACCEPTED], first.statuses
+    (alert,) = r["sessions"][1].generic_alerts
+    assert (alert.correlator, alert.items[0].meta.type, alert.items[0].data) == ("upd-1", ALERT_TYPES["Update"], "200")
+    dev = r["dev"]
+    assert dev.tree.value("./DevDetail/FwV") == "X5P-FW-6.0"
+    assert dev.tree.value(f"{DM1_NODE}/State") == "100"
+    assert dev.tree.value(f"{DM1_NODE}/Update/PkgData") in (b"", "")  # installed: the package is deleted

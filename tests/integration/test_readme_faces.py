@@ -73,6 +73,11 @@ COVERED: dict[str, str] = {
     '"dev_id": "DMCtest", "client_user": "funambol", "client_secret": "funambol", "client_auth": "basic", '
     '"server_secret": "srvpwd", "server_auth": "md5", "server_nonce": ""}\' http://127.0.0.1:8700/admin/accounts':
         f"{THIS}::test_accounts_for_a_third_party_client",
+    # Firmware campaigns
+    "export DM_EMULATOR_ADMIN_TOKEN=campaign-token   # the run asks the server for the campaign with it":
+        f"{THIS}::test_firmware_campaign",
+    ".venv/bin/dm-emulator run --server http://127.0.0.1:8700 --scenario fumo-campaign --report campaign.json":
+        f"{THIS}::test_firmware_campaign",
     # Use in CI (the job runs as one bash script there, as a CI system runs it)
     "export DM_EMULATOR_ADMIN_TOKEN=ci-secret   # shared by the server and the run (the demo notifies devices)":
         CI_JOB,
@@ -366,3 +371,30 @@ def test_profiles_list_and_reference(shell: Shell):
     assert "path to a .toml file" in listed.stderr
     reference = shell.line(".venv/bin/dm-emulator profiles --reference")
     assert reference.returncode == 0 and reference.stdout == (ROOT / "docs" / "profiles.md").read_text()
+
+
+CAMPAIGN_RUN = ".venv/bin/dm-emulator run --server http://127.0.0.1:8700 --scenario fumo-campaign --report campaign.json"
+
+
+def test_firmware_campaign(shell: Shell):
+    """The "Firmware campaigns" block, with one change: the run line's 1,000 devices become 40 (the
+    scenario copied into the scratch folder and scaled, its knobs faster), so the suite stays quick;
+    the README shows the full run's output."""
+    lines = _block_with("export DM_EMULATOR_ADMIN_TOKEN=campaign-token")
+    assert CAMPAIGN_RUN in lines
+    text = (ROOT / "assets" / "scenarios" / "fumo-campaign.toml").read_text()
+    for old, new in (("count = 500", "count = 20"), ('ramp_up = "20s"', 'ramp_up = "1s"'),
+                     ("install_s = 2", "install_s = 0.05"), ("reboot_s = 1", "reboot_s = 0.05"),
+                     ("bearer_kbps = 2000", "bearer_kbps = 50000")):
+        assert old in text, old
+        text = text.replace(old, new)
+    (shell.cwd / "campaign-small.toml").write_text(text)
+    results = shell.block([line.replace("--scenario fumo-campaign", "--scenario campaign-small.toml")
+                           for line in lines])
+    for line, proc in results.items():
+        assert proc.returncode == 0, f"{line}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    run = next(proc for line, proc in results.items() if line.startswith(".venv/bin/dm-emulator run "))
+    assert "fumo: 40 operations: 200 Successful x" in run.stdout, run.stdout
+    assert "mean time per state: 30 " in run.stdout
+    report = json.loads((shell.cwd / "campaign.json").read_text())
+    assert sum(report["operations"]["fumo"]["results"].values()) == 40
