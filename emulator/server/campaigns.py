@@ -84,7 +84,7 @@ class Campaign:
     operation: str = "DownloadAndUpdate"
     dm12_node: str = DM12_NODE
     dm2_instance: str = DM2_INSTANCE
-    consent: bool = False  # DM 1.2: ask the user first (Alert 1101); a "no" ends the device's run with 401
+    consent: bool = False  # ask the user first (DM 1.2 Alert 1101, DM 2.0 SHOW); a "no" ends the run with 401
     created: float = field(default_factory=time.time)
     runs: dict[str, DeviceRun] = field(default_factory=dict)
 
@@ -114,6 +114,11 @@ class Campaign:
                 Exec(cmd_id="0", correlator=self.correlator, items=[Item(target=f"{self.dm12_node}/{self.operation}")])]
 
     def dm2_steps(self, base: str) -> list[list[list[str]]]:
+        if self.consent:  # the page's answer brings the rest (Campaigns.consent_given)
+            return [[["SHOW", "${ui:fumo}"]]]
+        return self.dm2_update_steps(base)
+
+    def dm2_update_steps(self, base: str) -> list[list[list[str]]]:
         first = [["HGET", f"{base}/repo/{self.repo_key('url')}", f"{self.dm2_instance}/{self.operation}"]]
         if self.version:
             first.append(["HGET", f"{base}/repo/{self.repo_key('version')}", f"{self.dm2_instance}/PkgVersion"])
@@ -227,6 +232,21 @@ class Campaigns:
         campaign, run = found
         run.protocol, run.state, run.sent_at = "dm2", "sent", self.clock()
         return campaign.dm2_steps(base)
+
+    def consent_given(self, dev_id: str, accepted: bool, base: str) -> list[list[str]]:
+        """The DM 2.0 consent page was answered: the campaign's HGETs and EXEC in one package (the
+        alerts ServerURI filled, as nothing fills it later), or END and the run declined (401)."""
+        for c in self.campaigns.values():
+            run = c.runs.get(dev_id)
+            if run is None or run.state != "sent" or run.protocol != "dm2" or not c.consent:
+                continue
+            if not accepted:
+                run.state, run.result, run.reported_at = "declined", 401, self.clock()
+                return [["END"]]
+            alerts = f"{base}/dm20/alerts"
+            return [[alerts if part == "${alerts}" else part for part in cmd]
+                    for step in c.dm2_update_steps(base) for cmd in step]
+        return []
 
     def exec_status(self, protocol: str, dev_id: str, target: str, status: int) -> None:
         """A device's status for an Exec: 202 moves its run to accepted, anything else to refused."""

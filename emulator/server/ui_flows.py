@@ -10,6 +10,8 @@ commands the flow's ``result`` builds from the answers. Flows:
   is skipped for an open network) -> HGET of a WLAN MO built from the answers;
 - ``terms``: accept the terms of a firmware update -> HGET of a firmware-update MO, or END when the
   user declines (the rest of the script is dropped: no update);
+- ``fumo``: a firmware campaign's consent page (DM 2.0 side of ``consent``, :mod:`emulator.server.campaigns`):
+  accepting sends the campaign's HGETs and EXEC, declining ends the session (the device's run: 401);
 - ``plan``: choose a data plan -> HGET of a data-plan MO, replacing the device's plan instance when
   the server knows one (Replace-like HGET with a ClientURI), else creating it.
 
@@ -172,6 +174,27 @@ TERMS = Flow(
     exec_uri="Ops/Update",
 )
 
+def _fumo_result(ui: UiSession, state: ServerState) -> Commands:
+    return state.campaigns.consent_given(ui.dev_id, ui.answers.get("decision") == "accept", ui.base)
+
+
+FUMO_CONSENT = Flow(
+    name="fumo",
+    title="Firmware update",
+    pages=(
+        Page(
+            "Firmware update",
+            intro="$terms",
+            buttons=(("decision", "accept", "Install now"), ("decision", "decline", "Not now")),
+        ),
+    ),
+    result=_fumo_result,
+    done_message=lambda a: "The update will be installed." if a.get("decision") == "accept"
+    else "No update will be installed.",
+    moid="urn:oma:mo:oma-fumo:1.0",
+    exec_uri="DownloadAndUpdate",
+)
+
 PLANS = {
     "basic-5gb": ("Basic 5 GB", 5120, False),
     "plus-20gb": ("Plus 20 GB with EU roaming", 20480, True),
@@ -204,7 +227,7 @@ PLAN = Flow(
     exec_uri="Ops/Activate",
 )
 
-FLOWS: dict[str, Flow] = {f.name: f for f in (WIFI, TERMS, PLAN)}
+FLOWS: dict[str, Flow] = {f.name: f for f in (WIFI, TERMS, PLAN, FUMO_CONSENT)}
 
 
 # --- UI sessions ----------------------------------------------------------------------------------

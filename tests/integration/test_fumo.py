@@ -37,9 +37,10 @@ async def _settle(fleet: Fleet, ended: list[SessionEnded], n: int) -> None:
 
 def _dm12_run(url_of: Callable[[str], str], *, knobs: dict[str, object] | None = None, sessions: int = 2,
               prepare: Callable[[ServerState], None] | None = None, version: str = "X5P-FW-3.0",
-              commands: Callable[[str], list[Any]] | None = None) -> dict[str, Any]:
+              commands: Callable[[str], list[Any]] | None = None, cut: int = 0) -> dict[str, Any]:
     """One DM 1.2 session that Replaces PkgURL/PkgVersion and Execs DownloadAndUpdate (or sends
-    ``commands(base)``); then the fleet runs on until the device's report came back."""
+    ``commands(base)``); then the fleet runs on until the device's report came back. ``cut``: the
+    device switches bearer while its ``cut``-th package request is in flight (it keeps its bearers)."""
     prof = find_profile("smartphone")
     where: list[str] = []
 
@@ -60,7 +61,18 @@ def _dm12_run(url_of: Callable[[str], str], *, knobs: dict[str, object] | None =
         state = ServerState()
         if prepare is not None:
             prepare(state)
-        app = web.Application()
+        devices: list[Any] = []
+        package_requests: list[str] = []
+
+        @web.middleware
+        async def switch(request: web.Request, handler):
+            if request.path.startswith("/packages/"):
+                package_requests.append(request.headers.get("Range", ""))
+                if len(package_requests) == cut and devices:
+                    devices[0].set_bearer("nr0")
+            return await handler(request)
+
+        app = web.Application(middlewares=[switch])
         setup_dm12(app, state, Dm12Config.shipped(script=script))
         setup_packages(app, state.packages)
         runner = web.AppRunner(app)
@@ -80,12 +92,14 @@ def _dm12_run(url_of: Callable[[str], str], *, knobs: dict[str, object] | None =
         fleet.bus.subscribe(events.append, OperationChanged, TransferProgress)
         try:
             (dev,) = fleet.add(prof, 1)
-            dev.bearers, dev.bearer = {}, ""
+            devices.append(dev)
+            if not cut:
+                dev.bearers, dev.bearer = {}, ""
             dev.behaviours.configure("fumo", {**FAST, **(knobs or {})})
             first = await fleet.run_session(dev.id, "dm12")
             await _settle(fleet, ended, sessions)
             return {"first": first, "dev": dev, "sessions": state.dm12_sessions[dev.id], "ended": ended,
-                    "events": events, "state": state}
+                    "events": events, "state": state, "ranges": package_requests}
         finally:
             await fleet.aclose()
             await runner.cleanup()
@@ -339,3 +353,52 @@ def test_dm12_update_installs_the_package_the_server_wrote_into_pkgdata():
     assert dev.tree.value("./DevDetail/FwV") == "X5P-FW-6.0"
     assert dev.tree.value(f"{DM1_NODE}/State") == "100"
     assert dev.tree.value(f"{DM1_NODE}/Update/PkgData") in (b"", "")  # installed: the package is deleted
+
+
+def test_a_bearer_switch_during_the_download_resumes_it_with_range():
+    """The phone moves from LTE to 5G while the second piece of its firmware is on the way: that
+    piece is lost with the connection, asked for again from where it stopped, and the update goes on."""
+    r = _dm12_run(lambda base: f"{base}/packages/fw3", prepare=lambda s: s.packages.add("fw3", 600_000, "X5P-FW-3.0"),
+                  cut=2)
+    (alert,) = r["sessions"][1].generic_alerts
+    assert alert.items[0].data == "200"
+    assert r["ranges"] == ["bytes=0-262143", "bytes=262144-524287", "bytes=262144-524287", "bytes=524288-599999"]
+    final = [e for e in r["events"] if isinstance(e, TransferProgress) and e.outcome]
+    assert [(e.outcome, e.resumed, e.done) for e in final] == [("completed", 1, 600_000)]
+    assert r["dev"].bearer == "nr0"
+
+
+@pytest.mark.parametrize("policy", ["accept", "decline"])
+def test_a_campaign_with_consent_shows_the_dm2_user_a_page_first(policy):
+    """DM 2.0 side of ``consent``: a SHOW of the campaign's page; the answer brings the HGETs and
+    the EXEC (accepted) or ends the session (declined: 401 on the server's side, no update)."""
+    from emulator.fleet.headless import HeadlessUi
+
+    async def main():
+        running = await start_server()
+        running.control.add_campaign({"id": "ask2", "package": "fw7", "size": 1000, "version": "X5P-FW-7.0",
+                                      "consent": True})
+        fleet = Fleet(server=running.url, ui=HeadlessUi(policy=policy))
+        fleet.alert_retry_s = 0.01
+        ended: list[SessionEnded] = []
+        fleet.bus.subscribe(ended.append, SessionEnded)
+        try:
+            (dev,) = fleet.add(find_profile("smartphone"), 1)
+            dev.bearers, dev.bearer = {}, ""
+            dev.behaviours.configure("fumo", FAST)
+            first = await fleet.run_session(dev.id, "dm2")
+            await _settle(fleet, ended, 2 if policy == "accept" else 1)
+            return first, dev, running.state.campaigns.get("ask2").details()
+        finally:
+            await fleet.aclose()
+            await running.stop()
+
+    first, dev, details = asyncio.run(main())
+    assert first.outcome == "completed", first.detail
+    (run,) = details["runs"]
+    if policy == "accept":
+        assert (run["state"], run["result"], run["exec_status"]) == ("reported", 200, 202)
+        assert dev.tree.value("./DM2/DevInfo/FwV") == "X5P-FW-7.0"
+    else:
+        assert (run["state"], run["result"]) == ("declined", 401)
+        assert dev.tree.value("./DM2/oma-fumo/fw/State") == "10"
