@@ -321,4 +321,4 @@ def _attach(behaviours: Any, tree: Tree, declared: Any, rng: random.Random) -> N
 
 register_mo(MoKind("fumo", SETTINGS, install, _attach, _check,
                    "firmware update (OMA-TS-DM_FUMO): Download, Update, DownloadAndUpdate, State 10-100",
-                   RESULT_CODES))
+                   RESULT_CODES, (ALERT_PREFIX,)))

@@ -185,6 +185,9 @@ class MoKind:
     doc: str = ""
     results: Mapping[int, str] = field(default_factory=dict)
     """The kind's result codes in words (reports and the admin page say what a code means)."""
+    alert_types: tuple[str, ...] = ()
+    """What its generic alerts' types start with (after any ``Reversed-Domain-Name: ``), so a
+    traffic line can say what a result code in one means (:func:`describe_result`)."""
 
 
 MO_KINDS: dict[str, MoKind] = {}
@@ -193,6 +196,18 @@ MO_KINDS: dict[str, MoKind] = {}
 
 def register_mo(kind: MoKind) -> None:
     MO_KINDS[kind.name] = kind
+
+
+def describe_result(alert_type: str, data: object) -> str:
+    """A generic alert's result in words, ``402 Corrupted Firmware Update Package``, when its type
+    belongs to a registered kind and its data is one of that kind's codes; else the data as it is."""
+    text = (data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data or "")).strip()
+    bare = alert_type.split(":", 1)[-1].strip() if alert_type.startswith("Reversed-Domain-Name:") else alert_type
+    for kind in MO_KINDS.values():
+        if text.isdigit() and len(text) < 6 and any(bare.startswith(t) for t in kind.alert_types):
+            words = kind.results.get(int(text))
+            return f"{text} {words}" if words else text
+    return text[:40]
 
 
 def check_settings(known: MoKind, given: Mapping[str, object]) -> tuple[tuple[str, object], ...]:

@@ -13,9 +13,9 @@ import pytest
 from aiohttp import web
 
 from emulator.device.profile import find_profile
-from emulator.events import OperationChanged, SessionEnded, TransferProgress
+from emulator.events import MessageLogged, OperationChanged, SessionEnded, TransferProgress
 from emulator.fleet.fleet import Fleet
-from emulator.mo.fumo import ALERT_TYPES
+from emulator.mo.fumo import ALERT_TYPES, RESULT_CODES
 from emulator.protocol.syncml import codes
 from emulator.protocol.syncml.commands import Exec, Item, Meta, Replace
 from emulator.server.app import start_server
@@ -89,7 +89,7 @@ def _dm12_run(url_of: Callable[[str], str], *, knobs: dict[str, object] | None =
         events: list[Any] = []
         ended: list[SessionEnded] = []
         fleet.bus.subscribe(ended.append, SessionEnded)
-        fleet.bus.subscribe(events.append, OperationChanged, TransferProgress)
+        fleet.bus.subscribe(events.append, OperationChanged, TransferProgress, MessageLogged)
         try:
             (dev,) = fleet.add(prof, 1)
             devices.append(dev)
@@ -155,7 +155,7 @@ def _dm2_run(pkg_url: Callable[[str], str], *, knobs: dict[str, object] | None =
         events: list[Any] = []
         ended: list[SessionEnded] = []
         fleet.bus.subscribe(ended.append, SessionEnded)
-        fleet.bus.subscribe(events.append, OperationChanged, TransferProgress)
+        fleet.bus.subscribe(events.append, OperationChanged, TransferProgress, MessageLogged)
         try:
             (dev,) = fleet.add(prof, 1)
             dev.bearers, dev.bearer = {}, ""
@@ -191,6 +191,8 @@ def test_dm2_download_and_update_end_to_end():
     assert dev.tree.value("./DM2/DevInfo/FwV") == "X5P-FW-3.0"
     assert dev.tree.value("./DM2/oma-fumo/fw/State") == "100"
     assert r["state"].packages.get("fw3").notifications[0][1] == "900 Success"  # DLOTA install-notify
+    summaries = [e.summary for e in r["events"] if isinstance(e, MessageLogged)]
+    assert any("alerts: downloadandupdate 200 Successful" in x for x in summaries), summaries
 
 
 def test_a_campaign_runs_on_both_protocols_and_its_progress_is_on_the_admin_api():
@@ -288,6 +290,9 @@ def test_hostile_packages_get_their_fumo_result_code_and_leave_the_device_consis
     assert check_subtree(dev.tree, DM1_NODE) == []
     # the instance is free again: a new operation is accepted
     assert dev.tree.exec(f"{DM1_NODE}/Download", by="demo-dm12") == 202
+    # the traffic says what the code means
+    summaries = [e.summary for e in r["events"] if isinstance(e, MessageLogged)]
+    assert any(f"Alert 1226 downloadandupdate {code} {RESULT_CODES[code]}" in s for s in summaries), summaries
 
 
 def test_hostile_descriptor_size_is_reported_to_the_install_notify_uri():

@@ -49,6 +49,7 @@ from urllib.parse import urlsplit
 from emulator.errors import DecodeError, EmulatorError, TooLargeError
 from emulator.mo.accounts import Account
 from emulator.mo.instances import server_get, set_default
+from emulator.mo.operations import describe_result
 from emulator.protocol.actions import (
     Action,
     HttpRequest,
@@ -363,9 +364,14 @@ class DM2Client:
         mos = supported_mos(self.tree, self.actor, self.account.perms) if self.req_mos else []
         body = encode_initiation(Initiation(mos, [first, *self.extra_alerts]))
         kind = self.session_alert.rsplit(":", 1)[-1]
+        shown = []
+        for alert in self.extra_alerts:
+            value = (alert.data or {}).get("Value", "") if isinstance(alert.data, dict) else ""
+            shown.append(alert.alert_type.rsplit(".", 1)[-1].rsplit(":", 1)[-1]
+                         + (f" {describe_result(alert.alert_type, value)}" if value else ""))
         return self._session_post(
             body, media.INITIATION,
-            f"Package#1 {kind}" + (f" +{len(self.extra_alerts)} alerts" if self.extra_alerts else ""),
+            f"Package#1 {kind}" + (f" + alerts: {', '.join(shown)}" if shown else ""),
         )
 
     def _package3(self) -> SendMessage:

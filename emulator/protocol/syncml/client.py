@@ -46,6 +46,7 @@ from typing import Any, Literal
 
 from emulator.errors import EmulatorError, SessionError
 from emulator.mo.accounts import SERVER_AUTH_POLICIES, Account, store_nonces
+from emulator.mo.operations import describe_result
 from emulator.protocol.actions import (
     Action,
     AskUser,
@@ -233,7 +234,9 @@ class SyncMLClient:
         if not self._started:
             self._started = True
             self._outbox.extend(self._package1())
-            self._flush(summary="Package 1")
+            alerts = "; ".join(f"Alert 1226 {g.type.rsplit('.', 1)[-1]} {describe_result(g.type, g.data)}"
+                               for g in self.generic_alerts)
+            self._flush(summary="Package 1" + (f" + {alerts}" if alerts else ""))
 
     def next_action(self) -> Action | None:
         self.start()

@@ -78,3 +78,42 @@ def test_descriptors_round_trip_and_garbage_is_refused():
                 b"<media>" + b" " * 70_000 + b"</media>"):
         with pytest.raises(BadDescriptor):
             parse_descriptor(bad)
+
+
+SCENARIO = """name = "s"
+[[devices]]
+profile = "smartphone"
+count = 1
+{extra}
+"""
+
+
+@pytest.mark.parametrize(("extra", "says"), [
+    ('[mo.teleport]\nx = 1\n', "unknown managed object 'teleport'"),
+    ('[mo.fumo]\ninstall = 1\n', "fumo has no setting 'install'"),
+    ('[mo.fumo]\nfail = { "402" = 2 }\n', "from 0 to 1"),
+    ('[campaign]\npackage = "fw"\nsize = 1\n', "version"),
+    ('[campaign]\npackage = "../fw"\nsize = 1\nversion = "v"\n', "letters, digits"),
+    ('[campaign]\npackage = "fw"\nsize = 268435457\nversion = "v"\n', "268435456"),
+    ('[campaign]\npackage = "fw"\nsize = 1\nversion = "v"\noperation = "Update"\n', "DownloadAndUpdate"),
+])
+def test_a_scenarios_mo_and_campaign_tables_are_checked(tmp_path, extra, says):
+    from emulator.scenarios.model import load_scenario
+
+    path = tmp_path / "s.toml"
+    path.write_text(SCENARIO.format(extra=extra))
+    with pytest.raises(FileFormatError) as e:
+        load_scenario(path)
+    assert says in str(e.value)
+
+
+def test_a_scenario_group_sets_its_bearers_bandwidth(tmp_path):
+    from emulator.scenarios.model import load_scenario
+
+    path = tmp_path / "s.toml"
+    path.write_text(SCENARIO.format(extra="").replace("count = 1", "count = 1\nbearer_kbps = 2000") +
+                    '[mo.fumo]\ninstall_s = 1\n[campaign]\npackage = "fw"\nsize = 268435456\nversion = "v"\n')
+    s = load_scenario(path)
+    assert s.groups[0].bearer_kbps == 2000.0
+    assert s.mo == (("fumo", (("install_s", 1),)),)
+    assert s.campaign is not None and s.campaign.size == 256 << 20
