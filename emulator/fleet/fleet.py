@@ -213,6 +213,28 @@ class Fleet:
             protocol=",".join(dev.profile.protocols), state=dev.last_result or dev.state, data=dev.record_data(),
         ))
 
+    def use_workspace(self, workspace: Workspace) -> Workspace | None:
+        """Keep the fleet in ``workspace`` from now on (the window's "Save workspace as…"): every device,
+        its tree and its records are written now, in one transaction, and later changes as they
+        happen. Sessions already running are not recorded there (they began elsewhere). Returns the
+        workspace used until now, for the caller to close (None if there was none)."""
+        old = self.workspace
+        if workspace is old:
+            return None
+        self.workspace = workspace
+        try:
+            with workspace.transaction():
+                for dev in self.devices.values():
+                    self._save_device(dev)
+                    workspace.save_tree(dev.id, dev.tree)
+        except BaseException:
+            self.workspace = old
+            raise
+        self._store_sessions.clear()
+        if old is None:
+            self.bus.subscribe(self._changed_locally, TreeChanged, RecordChanged)
+        return old
+
     def save(self, dev: VirtualDevice) -> None:
         """Write one device's record and whole tree in one transaction."""
         if self.workspace is None:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import base64
 import binascii
 import gc
-import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +44,7 @@ from emulator.tree import uri as uris
 from emulator.tree.acl import EMPTY, Acl
 from emulator.tree.ddf import FORMATS, _local
 from emulator.tree.errors import TreeError
+from emulator.tree.formats import TYPED, TYPED_HINT
 from emulator.tree.node import ACCESS_ALL, PERMANENT, Node, NodeMeta, access_names
 from emulator.tree.tree import PROPERTIES, Tree, Value, format_tstamp
 from emulator.util import xmlsafe
@@ -457,22 +457,7 @@ def _parse_tstamp(text: str) -> float:
     return datetime(y, mo, d, h, mi, s, tzinfo=UTC).timestamp()
 
 
-def _is_int(text: str) -> bool:
-    return bool(_INT.fullmatch(text)) and -(2**63) <= int(text) < 2**64
-
-
-def _is_float(text: str) -> bool:
-    try:
-        return len(text) <= 64 and math.isfinite(float(text))
-    except ValueError:
-        return False
-
-
-_INT = re.compile(r"[+-]?\d{1,20}")
-_TYPED = {"int": _is_int, "bool": lambda t: t.lower() in ("true", "false"), "float": _is_float}
-_CHECKED = frozenset({"bin", *_TYPED})  # formats whose text is read (the fast path keeps others as they are)
-_TYPED_HINT = {"int": "a whole number of at most 64 bits", "bool": "true or false",
-               "float": "a finite decimal number"}
+_CHECKED = frozenset({"bin", *TYPED})  # formats whose text is read (the fast path keeps others as they are)
 
 
 def _read(data: bytes | str, base_uri: str | None, source: str) -> _Reader:
@@ -716,9 +701,9 @@ class _Reader:
         if len(el):
             raise self.fail(el, f"<Value> of {uris.join(segs)} holds markup; escape it or use CDATA")
         text = el.text or ""
-        if fmt in _TYPED and text.strip() not in ("", MASK) and not _TYPED[fmt](text.strip()):
+        if fmt in TYPED and text.strip() not in ("", MASK) and not TYPED[fmt](text.strip()):
             raise self.fail(el, f"value {text[:40]!r} of {uris.join(segs)} is not a valid {fmt} "
-                                f"({_TYPED_HINT[fmt]})")
+                                f"({TYPED_HINT[fmt]})")
         if fmt != "bin":
             return text
         try:

@@ -610,7 +610,28 @@ class Tree:
         kind = "replace" if existing else "add"
         self._emit(TreeEvent(kind, uris.join(segs), old, target.value, None))
 
-    def graft(self, uri: str | Path, node: Node) -> list[str]:
+    def snapshot(self, uri: str | Path) -> Node:
+        """A detached deep copy of the subtree at ``uri`` (404 if missing): fresh nodes with every value,
+        Format, Type, ACL, Scope, AccessType, Title, TStamp and VerNo, ready for :meth:`graft`. What an
+        undo of a local Delete puts back; the copy shares nothing, so later changes leave it as it was."""
+        segs = self._segments(uri)
+        top, _, _ = self._locate(segs, uri)
+
+        def fresh(n: Node) -> Node:
+            return Node(n.value, n.format, n.type, n.acl, {} if n.children is not None else None, n.flags,
+                        n.meta.copy() if n.meta is not None else None, None)
+
+        root = fresh(top)
+        stack = [(top, root)]  # no recursion: a tree may be deeper than Python's stack
+        while stack:
+            old, new = stack.pop()
+            if old.children:
+                for name, child in old.children.items():
+                    twin = new.kids[name] = fresh(child)
+                    stack.append((child, twin))
+        return root
+
+    def graft(self, uri: str | Path, node: Node, *, position: int | None = None) -> list[str]:
         """Attach a whole new subtree of prepared nodes at ``uri`` (which must not exist: 418).
 
         A device-local TNDS import of a big tree: :meth:`set_node` per node walks from the root each
@@ -618,7 +639,8 @@ class Tree:
         every node gets the add event :meth:`set_node` would give it, in pre-order. The nodes become
         this tree's (its ownership token, see :meth:`_writable`), so they must be fresh ones never
         handed to a tree before (``owner`` None): a node shared with another tree would be changed
-        under it. Returns the URIs of the grafted nodes (pre-order; created ancestors not included).
+        under it. ``position``: the node's place among its siblings (default: last). Returns the URIs of
+        the grafted nodes (pre-order; created ancestors not included).
         """
         segs = self._segments(uri)
         if not segs:
@@ -642,7 +664,13 @@ class Tree:
             if n.children:
                 stack.extend((path + (name,), child) for name, child in reversed(n.children.items()))
         parent = self._add_missing(found, segs, depth)
-        parent.kids[segs[-1]] = node
+        kids = parent.kids
+        kids[segs[-1]] = node
+        if position is not None and 0 <= position < len(kids) - 1:  # back among its siblings (an undo)
+            order = list(kids.items())
+            order.insert(position, order.pop())
+            kids.clear()
+            kids.update(order)
         if self._tx:
             self._pending.extend(events)
         else:
