@@ -85,6 +85,8 @@ class Desktop:
             self.workspace = Workspace.open(self.args.workspace)
         self.fleet = fleet = Fleet(server=url, bus=EventBus(), workspace=self.workspace)
         restored = fleet.restore()
+        if restored and self.server.url:  # a saved demo: its trees name the last demo server's port
+            fleet.server_wins = True
         window = self.window = MainWindow(fleet, remember=not getattr(self.args, "screenshot", None))
         fleet.ui = window.ui_handler
         window.on_close = lambda: asyncio.ensure_future(self.stop())
@@ -159,6 +161,8 @@ class Desktop:
             await self.server.stop()
             if self.workspace is not None:
                 self.workspace.close()
+            if self.fleet is not None and self.fleet.workspace is not None:  # one chosen by Save workspace as…
+                self.fleet.workspace.close()
         finally:
             if self.window is not None:
                 self.window.dispose()

@@ -24,6 +24,8 @@ from ui.device_panel import DevicePanel
 from ui.event_log import EventLogDock
 from ui.fleet_panel import FleetPanel
 from ui.progress import SessionProgress
+from ui.safety import confirm_quit
+from ui.safety import install as install_safety
 from ui.server_dialog import ServerActions
 from ui.settings import settings
 from ui.traffic_panel import TrafficPanel
@@ -67,7 +69,7 @@ class MainWindow(QMainWindow):
         self._places: dict[str, DockPlace] = {}
 
         self.fleet_panel = FleetPanel(fleet)
-        self.tree_panel = TreePanel()
+        self.tree_panel = TreePanel()  # holds the window's undo stack (see ui.safety)
         self.traffic_panel = TrafficPanel()
         self.device_panel = DevicePanel()
         self.device_tabs = QTabWidget()
@@ -122,6 +124,7 @@ class MainWindow(QMainWindow):
         self._build_menu()
         self.resize(*DEFAULT_SIZE)
         self.reset_layout()
+        self.safety = install_safety(self)  # Edit > Undo/Redo, Save workspace as…, undoable traffic Clear
         if remember:
             self.restore_settings()
         self.update_counts()
@@ -192,7 +195,7 @@ class MainWindow(QMainWindow):
         save_traffic.triggered.connect(self.traffic_panel._save_dialog)
         quit_action = QAction("Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
-        quit_action.triggered.connect(self.close)
+        quit_action.triggered.connect(self.request_quit)
         for a in (open_traffic, save_traffic, quit_action):
             file_menu.addAction(a)
         session_menu = self.menuBar().addMenu("&Session")
@@ -220,7 +223,7 @@ class MainWindow(QMainWindow):
 
     def _on_events(self, events: list[Event]) -> None:
         self.fleet_panel.model.apply_events(events)
-        self.tree_panel.model.apply_events(events)
+        self.tree_panel.apply_events(events)
         self.device_panel.apply_events(events)
         self.traffic_panel.apply_events(events)
         self.ui_handler.apply_events(events)
@@ -240,7 +243,7 @@ class MainWindow(QMainWindow):
         if dev is None:
             self.tree_panel.show_device(None, None)
         else:
-            self.tree_panel.show_device(dev.id, dev.tree, dev.profile.title)
+            self.tree_panel.show_device(dev.id, dev.tree, dev.profile.title, device=dev)
         self.traffic_panel.set_device(dev.id if dev else None)
         self.device_panel.show_device(dev)
 
@@ -277,7 +280,15 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ closing
 
+    def request_quit(self) -> None:
+        """File > Quit: asks first while sessions run (a close from code, as tests do, does not ask)."""
+        if confirm_quit(self):
+            self.close()
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        if event.spontaneous() and not confirm_quit(self):  # the window manager's close button
+            event.ignore()
+            return
         if self.remember:
             self.save_settings()
         self._count_timer.stop()

@@ -212,6 +212,7 @@ class TrafficPanel(QWidget):
                                    "shows them as ********")
         clear_btn = QPushButton("Clear")
         clear_btn.clicked.connect(self.clear)
+        self.clear_button = clear_btn  # the window routes it through its undo stack (ui.safety)
 
         self.view = QTableView()
         self.view.setModel(self.proxy)

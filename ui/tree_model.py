@@ -3,7 +3,9 @@
 Why lazy: a device tree may hold 100,000 nodes; only the rows of expanded nodes are ever built
 (``canFetchMore``/``fetchMore``), so selecting any device shows its tree at once. Changes arrive in
 batches (see :mod:`ui.batcher`); the affected rows update and flash, the way MQTT Explorer shows
-live topics, and each node keeps a short history of its values for the tooltip.
+live topics, and each node keeps a short history of its values for the tooltip. Secret leaves
+(passwords, keys: :mod:`emulator.util.masking` decides) show as the mask, values and history alike,
+until ``reveal`` is set.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from emulator.events import TreeChanged
 from emulator.tree import Tree
 from emulator.tree.errors import TreeError
 from emulator.tree.tree import NodeInfo, TreeEvent, format_tstamp
+from emulator.util.masking import MASK, is_secret_name, is_secret_value
 from ui.signals import emit
 
 COLUMNS = ("Name", "Value", "Format", "ACL")
@@ -89,6 +92,7 @@ class TreeModel(QAbstractItemModel):
         self._history: dict[str, _DeviceHistory] = {}
         self._flashing: set[_Item] = set()
         self.created_items = 0  # rows ever built: how tests see the laziness
+        self.reveal = False  # secret leaves in clear
         self._flash_timer = QTimer(self)
         self._flash_timer.setInterval(FLASH_TICK_MS)
         self._flash_timer.timeout.connect(self._fade)
@@ -104,6 +108,28 @@ class TreeModel(QAbstractItemModel):
         if tree is not None:
             self._root = self._make(".", None)
         self.endResetModel()
+
+    def set_reveal(self, reveal: bool) -> None:
+        """Show secret leaves in clear (True) or masked; the visible rows repaint."""
+        if reveal == self.reveal:
+            return
+        self.reveal = reveal
+        for item in list(self._items.values()):
+            info = item.info
+            if info is not None and info.children is None and (is_secret_name(info.name) or is_secret_value(info.value)):
+                idx = self._index_of(item, 1)
+                if idx.isValid():
+                    emit(self.dataChanged, idx, idx)
+
+    def shown(self, name: str, value: object, limit: int = VALUE_CHARS) -> str:
+        """A value as the rows and tooltips show it: masked when the leaf is secret and not revealed."""
+        if not self.reveal and value is not None and (is_secret_name(name) or is_secret_value(value)):
+            return MASK
+        return show_value(value, limit)
+
+    def fetched_paths(self) -> list[str]:
+        """Paths of the interior nodes whose rows are built (the only ones a view can have expanded)."""
+        return [p for p, item in self._items.items() if item.children]
 
     def _make(self, path: str, parent: _Item | None) -> _Item:
         assert self.tree is not None
@@ -229,7 +255,7 @@ class TreeModel(QAbstractItemModel):
             if col == 0:
                 return info.name
             if col == 1:
-                return "" if info.children is not None else show_value(info.value)
+                return "" if info.children is not None else self.shown(info.name, info.value)
             if col == 2:
                 return info.format
             return info.acl
@@ -273,13 +299,14 @@ class TreeModel(QAbstractItemModel):
                 lines.append(f"TStamp {format_tstamp(info.tstamp)}")
             lines.append(f"ACL {info.acl or '(inherited)'}")
         changes = self.history(path)
+        name = path.rsplit("/", 1)[-1]
         if changes:
             lines.append("Recent changes:")
             for c in reversed(changes):
                 stamp = time.strftime("%H:%M:%S", time.localtime(c.ts))
                 who = c.by or "device"
                 if c.kind == "replace":
-                    lines.append(f"  {stamp} {show_value(c.old, 40)!r} → {show_value(c.new, 40)!r} by {who}")
+                    lines.append(f"  {stamp} {self.shown(name, c.old, 40)!r} → {self.shown(name, c.new, 40)!r} by {who}")
                 else:
                     lines.append(f"  {stamp} {c.kind} by {who}")
         return "\n".join(lines)
@@ -364,11 +391,19 @@ class TreeModel(QAbstractItemModel):
             return
         if not self.tree.exists(path):
             return
-        row = len(parent.children)
+        siblings = parent.children
+        row = len(siblings)
+        names = self.tree.children(parent_path)
+        name = path.rsplit("/", 1)[-1]
+        if names and names[-1] != name:  # put back among its siblings (an undone Delete): the tree's order
+            built = {c.path.rsplit("/", 1)[-1] for c in siblings}
+            before = names[: names.index(name)] if name in names else names
+            row = sum(1 for n in before if n in built)
         self.beginInsertRows(self._index_of(parent), row, row)
         item = self._make(path, parent)
-        item.row = row
-        parent.children.append(item)
+        siblings.insert(row, item)
+        for r in range(row, len(siblings)):
+            siblings[r].row = r
         self.endInsertRows()
         self._flash(item, flash)
 
