@@ -124,7 +124,8 @@ class MainWindow(QMainWindow):
         self._build_menu()
         self.resize(*DEFAULT_SIZE)
         self.reset_layout()
-        self.safety = install_safety(self)  # Edit > Undo/Redo, Save workspace as…, undoable traffic Clear
+        # Edit > Undo/Redo, Save workspace as…, undoable traffic Clear
+        self.safety = install_safety(self, fleet, self.tree_panel, self.traffic_panel)
         if remember:
             self.restore_settings()
         self.update_counts()
@@ -282,11 +283,11 @@ class MainWindow(QMainWindow):
 
     def request_quit(self) -> None:
         """File > Quit: asks first while sessions run (a close from code, as tests do, does not ask)."""
-        if confirm_quit(self):
+        if confirm_quit(self, self.fleet):
             self.close()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        if event.spontaneous() and not confirm_quit(self):  # the window manager's close button
+        if event.spontaneous() and not confirm_quit(self, self.fleet):  # the window manager's close button
             event.ignore()
             return
         if self.remember:

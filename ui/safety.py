@@ -13,17 +13,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QMenu, QMessageBox, QWidget
 
 from emulator.errors import EmulatorError
+from emulator.fleet.fleet import Fleet
 from emulator.store import Workspace
+from ui.traffic_panel import TrafficPanel
+from ui.tree_panel import TreePanel
 from ui.undo import ClearTrafficCommand
-
-if TYPE_CHECKING:
-    from ui.mainwindow import MainWindow
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +32,9 @@ class SafetyActions:
     save_workspace: QAction
 
 
-def install(window: MainWindow) -> SafetyActions:
+def install(window: QMainWindow, fleet: Fleet, tree_panel: TreePanel, traffic_panel: TrafficPanel) -> SafetyActions:
     """Add the Edit menu (undo stack) and Save workspace as…; route the traffic's Clear through undo."""
-    stack = window.tree_panel.undo_stack
+    stack = tree_panel.undo_stack
     undo = stack.createUndoAction(window, "&Undo")
     undo.setShortcuts([QKeySequence(QKeySequence.StandardKey.Undo)])
     redo = stack.createRedoAction(window, "&Redo")
@@ -51,7 +50,7 @@ def install(window: MainWindow) -> SafetyActions:
         bar.addMenu(edit_menu)
 
     save_ws = QAction("Save workspace as…", window)
-    save_ws.triggered.connect(lambda: _save_workspace_dialog(window))
+    save_ws.triggered.connect(lambda: _save_workspace_dialog(window, fleet))
     file_menu = menus[0].menu() if menus else None
     if isinstance(file_menu, QMenu):
         quit_action = next((a for a in file_menu.actions() if a.shortcut() == QKeySequence.StandardKey.Quit
@@ -62,18 +61,17 @@ def install(window: MainWindow) -> SafetyActions:
         else:
             file_menu.addAction(save_ws)
 
-    button = getattr(window.traffic_panel, "clear_button", None)
+    button = getattr(traffic_panel, "clear_button", None)
     if button is not None:
         button.clicked.disconnect()
-        button.clicked.connect(lambda: clear_traffic(window))
+        button.clicked.connect(lambda: clear_traffic(window, tree_panel, traffic_panel))
         button.setToolTip("Clear the list (Edit > Undo brings the messages back)")
     return SafetyActions(undo, redo, save_ws)
 
 
-def clear_traffic(window: MainWindow) -> None:
-    panel = window.traffic_panel
-    command = ClearTrafficCommand(panel, window.tree_panel.report)
-    window.tree_panel.undo_stack.push(command)
+def clear_traffic(window: QMainWindow, tree_panel: TreePanel, traffic_panel: TrafficPanel) -> None:
+    command = ClearTrafficCommand(traffic_panel, tree_panel.report)
+    tree_panel.undo_stack.push(command)
     window.statusBar().showMessage(f"cleared {len(command.cleared)} traffic messages (Ctrl+Z brings them back)",
                                    8000)
 
@@ -81,8 +79,8 @@ def clear_traffic(window: MainWindow) -> None:
 # ---------------------------------------------------------------------------------------------- quitting
 
 
-def running_sessions(window: MainWindow) -> int:
-    return max(0, window.fleet.stats.running)
+def running_sessions(fleet: Fleet) -> int:
+    return max(0, fleet.stats.running)
 
 
 def quit_question(count: int) -> str:
@@ -91,9 +89,9 @@ def quit_question(count: int) -> str:
             "workspace (File > Save workspace as…).")
 
 
-def confirm_quit(window: MainWindow) -> bool:
+def confirm_quit(window: QWidget, fleet: Fleet) -> bool:
     """True to go on closing: nothing runs, or the user said Quit."""
-    count = running_sessions(window)
+    count = running_sessions(fleet)
     if not count:
         return True
     box = QMessageBox(QMessageBox.Icon.Question, "Quit dm-emulator", quit_question(count),
@@ -107,12 +105,11 @@ def confirm_quit(window: MainWindow) -> bool:
 # ---------------------------------------------------------------------------------------------- workspace
 
 
-def save_workspace_as(window: MainWindow, location: str | Path) -> str:
+def save_workspace_as(fleet: Fleet, location: str | Path) -> str:
     """Write the fleet into the workspace at ``location`` and keep it there; the status line to show.
 
     Refuses (EmulatorError, nothing written) a folder that already holds another workspace's devices.
     """
-    fleet = window.fleet
     current = fleet.workspace
     ws = Workspace.open(location)
     if current is not None and ws.path == current.path:
@@ -134,14 +131,14 @@ def save_workspace_as(window: MainWindow, location: str | Path) -> str:
             f"Open it again with: dm-emulator gui --workspace {folder}")
 
 
-def _save_workspace_dialog(window: MainWindow) -> None:
+def _save_workspace_dialog(window: QMainWindow, fleet: Fleet) -> None:
     folder = QFileDialog.getExistingDirectory(window, "Save workspace as (an empty folder)")
     if not folder:
         return
     try:
-        text = save_workspace_as(window, folder)
+        text = save_workspace_as(fleet, folder)
     except EmulatorError as exc:
-        window.show_error(str(exc))
+        window.statusBar().showMessage(f"⚠ {exc}", 10000)
         QMessageBox.warning(window, "Save workspace as", str(exc))
         return
     window.statusBar().showMessage(text, 15000)

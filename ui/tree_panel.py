@@ -37,7 +37,7 @@ from emulator.errors import EmulatorError
 from emulator.events import TreeChanged
 from emulator.tree import Tree
 from emulator.tree.tree import NodeInfo
-from emulator.util.masking import is_secret_name, is_secret_value
+from emulator.util.masking import MASK, is_secret_name, is_secret_value
 from ui.add_node_dialog import AddNodeDialog
 from ui.tree_edits import (
     DEVICE,
@@ -73,7 +73,7 @@ class TreePanel(QWidget):
         self.view.doubleClicked.connect(self._double_clicked)
         self.view.header().resizeSection(0, 220)
         self.view.header().resizeSection(1, 220)
-        self.view.selectionModel().currentChanged.connect(lambda *_: self._show_path())
+        self.view.selectionModel().currentChanged.connect(self._current_changed)
 
         self.path_label = QLabel("")
         self.path_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -84,6 +84,7 @@ class TreePanel(QWidget):
                                   "against the node's Format and DDF), or one of its servers (checked as "
                                   "that server's command would be: ACL, AccessType; refused with its DM status)")
         self.actor_box.currentIndexChanged.connect(lambda _: self._actor_changed())
+        self.actor_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.set_button = QPushButton("Set")
         self.set_button.clicked.connect(self.edit_selected)
         self.reveal_box = QCheckBox("Show secrets")
@@ -190,6 +191,11 @@ class TreePanel(QWidget):
         self.view.scrollTo(idx)
         return True
 
+    def _current_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
+        if current.internalPointer() is not previous.internalPointer():
+            self.set_message("")  # a refusal about another node would read as about this one
+        self._show_path()
+
     def _show_path(self) -> None:
         info = self.selected_info()
         if info is None:
@@ -201,15 +207,23 @@ class TreePanel(QWidget):
         self.path_label.setText(info.path)
         if info.children is None:
             v = info.value
-            secret = is_secret_name(info.name) or is_secret_value(v)
-            self.value_edit.setEchoMode(QLineEdit.EchoMode.Normal if self.model.reveal or not secret
-                                        else QLineEdit.EchoMode.Password)
+            if self._masked(info):  # not even its length shows: the editor starts empty, typing is hidden
+                self.value_edit.setEchoMode(QLineEdit.EchoMode.Password)
+                self.value_edit.clear()
+                self.value_edit.setPlaceholderText(f"{MASK} secret: type a new value, or tick Show secrets")
+                return
+            self.value_edit.setEchoMode(QLineEdit.EchoMode.Normal)
             self.value_edit.setText(v.decode("utf-8", "replace") if isinstance(v, bytes) else (v or ""))
             self.value_edit.setPlaceholderText("value of the selected leaf")
         else:
             self.value_edit.clear()
             self.value_edit.setEchoMode(QLineEdit.EchoMode.Normal)
             self.value_edit.setPlaceholderText(f"{info.name} is an interior node: select a leaf to edit")
+
+    def _masked(self, info: NodeInfo) -> bool:
+        """A secret leaf shown masked (Show secrets is off)."""
+        return (not self.model.reveal and info.children is None and info.value is not None
+                and (is_secret_name(info.name) or is_secret_value(info.value)))
 
     def set_reveal(self, reveal: bool) -> None:
         """Show secret leaves in clear (True) or masked; the tree and the editor follow."""
@@ -292,6 +306,10 @@ class TreePanel(QWidget):
             self.set_message(f"Replace {info.path} refused: 405 {info.path} is an interior node: "
                              "Replace needs TNDS", error=True)
             return False
+        if self._masked(info) and not self.value_edit.text():
+            self.set_message(f"{info.path} is a secret shown masked: type its new value first "
+                             "(or tick Show secrets to edit the one it holds)", error=True)
+            return False
         value = leaf_value(self.tree, info.path, self.value_edit.text())
         return self._make(ReplaceEdit(self.device, self.actor, info.path, value))
 
@@ -311,9 +329,11 @@ class TreePanel(QWidget):
             return False
         done = self._make(DeleteEdit(self.device, self.actor, info.path))
         if done:  # the view would move to the next node: a second click must not delete it
+            said = self.message.text()
             self.view.selectionModel().clearSelection()
             self.view.setCurrentIndex(QModelIndex())
             self._show_path()
+            self.set_message(said)
         return done
 
     def delete_question(self, info: NodeInfo) -> str:
@@ -322,8 +342,9 @@ class TreePanel(QWidget):
         if info.children is None:
             what = f"the leaf {info.path}"
         else:
-            what = f"{info.path} and everything below it: {n} nodes in all"
-        return f"Delete {what} from {self.model.device_id}, as {self.actor.label}?\n\nEdit > Undo (Ctrl+Z) brings it back."
+            what = f"{info.path} and everything below it ({n} nodes in all)"
+        return (f"Delete {what} from {self.model.device_id}?\n\nMade as {self.actor.label}. "
+                "Edit > Undo (Ctrl+Z) brings it back.")
 
     def _confirm_delete(self, info: NodeInfo) -> bool:
         box = QMessageBox(QMessageBox.Icon.Warning, "Delete node", self.delete_question(info),
@@ -380,8 +401,8 @@ class TreePanel(QWidget):
             return
         edit = dialog.edit
         self.undo_stack.push(EditCommand(edit, self.report))
-        self.set_message(f"{edit.text}: done (Ctrl+Z undoes it)")
         self.select_path(edit.path)
+        self.set_message(f"{edit.text}: done (Ctrl+Z undoes it)")
 
     def _exec_dialog(self) -> None:
         data, ok = QInputDialog.getText(self, "Exec", "Data to pass (may be empty):")

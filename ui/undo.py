@@ -14,6 +14,7 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from emulator.errors import EmulatorError
 from emulator.events import MessageLogged
+from ui.traffic_panel import TrafficPanel
 from ui.tree_edits import Edit
 
 Report = Callable[[str, bool], None]  # (text, is_error)
@@ -50,7 +51,7 @@ class EditCommand(QUndoCommand):
 class ClearTrafficCommand(QUndoCommand):
     """Clear of the traffic list; undo puts the cleared messages back before any that came since."""
 
-    def __init__(self, panel, report: Report) -> None:  # panel: ui.traffic_panel.TrafficPanel
+    def __init__(self, panel: TrafficPanel, report: Report) -> None:
         self.panel = panel
         self.report = report
         self.cleared: list[MessageLogged] = list(panel.model.messages)

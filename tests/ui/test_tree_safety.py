@@ -59,6 +59,7 @@ def test_delete_asks_naming_the_subtree_and_a_second_click_deletes_nothing(windo
     panel.delete_button.click()
     assert not tree.exists("./DM2")
     assert panel.selected_info() is None  # the view did not move on to the next node
+    assert "Delete ./DM2 as the device: done" in panel.message.text()
     assert panel.value_edit.text() == ""
 
     panel.delete_button.click()  # a second click: nothing selected, nothing asked, nothing deleted
@@ -251,6 +252,9 @@ def test_secret_leaves_are_masked_until_revealed(window, qtbot):
     idx = panel.model.index_for(secret).siblingAtColumn(1)
     assert idx.data() == MASK
     assert panel.value_edit.echoMode() == QLineEdit.EchoMode.Password
+    assert panel.value_edit.text() == ""  # not even the secret's length shows
+    assert not panel.edit_selected()  # an empty editor does not wipe the secret
+    assert "type its new value first" in panel.message.text() and tree.value(secret) == value
     tree.replace(secret, "new-secret-1")
     qtbot.waitUntil(lambda: bool(panel.model.history(secret)), timeout=2000)
     tip = panel.model.tooltip(secret)
@@ -258,6 +262,7 @@ def test_secret_leaves_are_masked_until_revealed(window, qtbot):
     panel.reveal_box.setChecked(True)
     assert idx.data() == "new-secret-1"
     assert panel.value_edit.echoMode() == QLineEdit.EchoMode.Normal
+    assert panel.value_edit.text() == "new-secret-1"
     assert "new-secret-1" in panel.model.tooltip(secret)
     panel.reveal_box.setChecked(False)
     assert idx.data() == MASK

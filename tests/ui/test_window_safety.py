@@ -82,13 +82,13 @@ def test_save_workspace_as_then_open_it_again(window, qtbot, arun, disposer, tmp
     assert panel.add_node("./Notes", None, "node")
     file_menu = window.menuBar().actions()[0].menu()
     assert window.safety.save_workspace in file_menu.actions()
-    text = save_workspace_as(window, tmp_path / "ws")
+    text = save_workspace_as(window.fleet, tmp_path / "ws")
     assert f"saved {len(fleet.devices)} devices" in text and "dm-emulator gui --workspace" in text
     panel.value_edit.setText("de-DE")  # after the save: kept there too, as it happens
     assert panel.edit_selected()
     fleet.flush_changes()
     with pytest.raises(EmulatorError, match="in use"):
-        save_workspace_as(window, tmp_path / "ws")
+        save_workspace_as(window.fleet, tmp_path / "ws")
     ids = list(fleet.devices)
     fleet.workspace.close()
 
@@ -110,7 +110,7 @@ def test_save_workspace_as_refuses_another_workspace(window, tmp_path):
     with Workspace.open(tmp_path / "other") as other:
         Fleet(server="http://127.0.0.1:9", workspace=other).add("nbiot-sensor", 1)
     with pytest.raises(EmulatorError, match="already holds a workspace with 1 devices"):
-        save_workspace_as(window, tmp_path / "other")
+        save_workspace_as(window.fleet, tmp_path / "other")
     assert window.fleet.workspace is None
     with Workspace.open(tmp_path / "other") as other:  # closed again, and untouched
         assert len(other.list_devices()) == 1
