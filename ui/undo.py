@@ -13,7 +13,7 @@ from collections.abc import Callable
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from emulator.errors import EmulatorError
-from emulator.events import MessageLogged
+from ui.traffic_failures import Row
 from ui.traffic_panel import TrafficPanel
 from ui.tree_edits import Edit
 
@@ -49,22 +49,24 @@ class EditCommand(QUndoCommand):
 
 
 class ClearTrafficCommand(QUndoCommand):
-    """Clear of the traffic list; undo puts the cleared messages back before any that came since."""
+    """Clear of the traffic list; undo puts the cleared rows (and why the failed ones failed) back
+    before any that came since."""
 
     def __init__(self, panel: TrafficPanel, report: Report) -> None:
         self.panel = panel
         self.report = report
-        self.cleared: list[MessageLogged] = list(panel.model.messages)
+        self.cleared: list[Row] = list(panel.model.messages)
+        self.reasons: list[str] = list(panel.model.reasons)
         super().__init__(f"Clear traffic ({len(self.cleared)} messages)")
 
     def redo(self) -> None:
-        self.cleared = list(self.panel.model.messages)
+        self.cleared, self.reasons = list(self.panel.model.messages), list(self.panel.model.reasons)
         self.panel.clear()
 
     def undo(self) -> None:
-        since = list(self.panel.model.messages)
+        since, since_reasons = list(self.panel.model.messages), list(self.panel.model.reasons)
         self.panel.clear()
-        self.panel.add_messages(self.cleared + since)
+        self.panel.add_messages(self.cleared + since, self.reasons + since_reasons)
         self.report(f"Undo: {len(self.cleared)} traffic messages back", False)
 
 

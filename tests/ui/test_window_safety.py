@@ -121,14 +121,18 @@ def test_clear_of_the_traffic_can_be_undone(window, qtbot):
     msgs = [MessageLogged("dev", f"s{i}", "out", time.time(), "application/json", b"{}", "x", 1.0, "u")
             for i in range(3)]
     traffic.add_messages(msgs)
+    traffic.add_not_run("dev", "nothing listens there")  # a red row, with its reason
+    reasons = list(traffic.model.reasons)
+    assert any("nothing listens there" in r for r in reasons)
     traffic.clear_button.click()
     assert traffic.model.rowCount() == 0
-    assert "cleared 3 traffic messages" in window.statusBar().currentMessage()
+    assert "cleared 4 traffic messages" in window.statusBar().currentMessage()
     later = MessageLogged("dev", "s9", "in", time.time(), "application/json", b"{}", "y", 1.0, "u")
     traffic.add_messages([later])
     assert "Clear traffic" in window.safety.undo.text()
     window.safety.undo.trigger()
-    assert traffic.model.messages == [*msgs, later]
+    assert traffic.model.messages[:3] == msgs and traffic.model.messages[-1] == later
+    assert traffic.model.reasons == [*reasons, ""]
     assert traffic.session_box.findText("s1") >= 0
     window.safety.redo.trigger()
     assert traffic.model.rowCount() == 0
