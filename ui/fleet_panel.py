@@ -59,6 +59,7 @@ STATE_COLORS = {
     "error": QColor(200, 40, 40),
 }
 DeviceIdRole = Qt.ItemDataRole.UserRole + 1
+STATE_PADDING = 24  # a table cell's margins, so "waiting for you" fits its column
 WAITING_LIST_HEIGHT = 110  # about five entries: the fleet table keeps the room
 SETTLE_AFTER = 100  # devices added or removed at once past which the heap is settled (ui.heap)
 
@@ -203,6 +204,8 @@ class FleetPanel(QWidget):
         self.view.horizontalHeader().setStretchLastSection(True)
         self.view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.view.setWordWrap(False)  # one line per device, however long its state or result
+        self.view.setColumnWidth(2, self.view.fontMetrics().horizontalAdvance(WAITING) + STATE_PADDING)
         self.view.doubleClicked.connect(lambda idx: self.start_sessions([self._id_at(idx)]))
         self.view.selectionModel().selectionChanged.connect(self._selection_changed)
 
@@ -231,6 +234,8 @@ class FleetPanel(QWidget):
         self.waiting_list = QListWidget()
         self.waiting_list.setToolTip("Click one to open its page (or its question) and select its device")
         self.waiting_list.setMaximumHeight(WAITING_LIST_HEIGHT)
+        self.waiting_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.waiting_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.waiting_list.itemClicked.connect(self._open_waiting)
         self.waiting_list.itemActivated.connect(self._open_waiting)
         self.defaults_button = QPushButton("Answer with defaults")
@@ -414,6 +419,7 @@ class FleetPanel(QWidget):
         self.pending = self.model.pending = ui.pending
         ui.pending.changed.connect(self._pending_changed)
         self.device_selected.connect(ui.follow)
+        self.device_selected.connect(self._mark_waiting)
 
     def _pending_changed(self) -> None:
         pending = self.pending
@@ -423,16 +429,26 @@ class FleetPanel(QWidget):
         self.waiting_list.clear()
         for p in items:
             when = time.strftime("%H:%M:%S", time.localtime(p.since))
-            item = QListWidgetItem(f"{p.device_id} — {p.what} (since {when})")
+            item = QListWidgetItem(f"{when}  {p.device_id} — {p.short}")
             item.setData(Qt.ItemDataRole.UserRole, p.device_id)
             item.setToolTip(f"{p.device_id}, session {p.session_id}\n{p.what}\n{p.url}".rstrip())
             self.waiting_list.addItem(item)
         sessions = pending.count()
         self.waiting_box.setTitle(f"Waiting for you: {sessions} session(s)")
         self.waiting_box.setVisible(bool(items))
+        ids = self.selected_ids()
+        self._mark_waiting(ids[0] if ids else None)
         now = set(pending.devices())
         self.model.refresh(now ^ self._waiting_rows)  # rows that start or stop waiting
         self._waiting_rows = now
+
+    def _mark_waiting(self, device_id: str | None) -> None:
+        """The selected device's entry is the list's current one (no entry: none)."""
+        for row in range(self.waiting_list.count()):
+            if self.waiting_list.item(row).data(Qt.ItemDataRole.UserRole) == device_id:
+                self.waiting_list.setCurrentRow(row)
+                return
+        self.waiting_list.setCurrentRow(-1)
 
     def _open_waiting(self, item: QListWidgetItem) -> None:
         dev_id = item.data(Qt.ItemDataRole.UserRole)

@@ -108,6 +108,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.counts)
         self.set_server_status(True, fleet.server)
 
+        self._told: dict[str, str] = {}  # device -> the failure the status bar just showed
         self.batcher = EventBatcher(fleet.bus, parent=self)
         self.batcher.flushed.connect(self._on_events)
         self.fleet_panel.device_selected.connect(self.select_device)
@@ -230,13 +231,15 @@ class MainWindow(QMainWindow):
         self.ui_handler.apply_events(events)
         for e in events:
             if isinstance(e, SessionEnded) and e.outcome not in ("completed",):
+                self._told[e.device_id] = e.detail  # its device's "error" state says the same: once is enough
                 self.statusBar().showMessage(f"{e.device_id}: session {e.session_id} {e.outcome}: {e.detail}", 8000)
             elif isinstance(e, UiRequested):
                 what = "a web page" if e.kind == "web" else "an answer"
                 self.statusBar().showMessage(f"{e.device_id}: server {e.server_id} asks for {what}", 8000)
             elif isinstance(e, UiFinished):
                 self.statusBar().showMessage(f"{e.device_id}: user interaction {e.outcome}", 5000)
-            elif isinstance(e, DeviceStateChanged) and e.state == "error" and e.detail:
+            elif isinstance(e, DeviceStateChanged) and e.state == "error" and e.detail and \
+                    self._told.pop(e.device_id, None) != e.detail:
                 self.statusBar().showMessage(f"{e.device_id}: {e.detail}", 8000)
 
     def select_device(self, device_id: str | None) -> None:
@@ -271,12 +274,12 @@ class MainWindow(QMainWindow):
         st = self.fleet.stats
         waiting = self.ui_handler.pending.count()
         self.counts.setText(
-            f"{len(self.fleet.devices)} devices · {st.running} sessions running"
-            + (f" ({waiting} waiting for you)" if waiting else "") + " · "
+            f"{len(self.fleet.devices)} devices · {st.running} sessions running · "
             f"{st.sessions_completed} done · {st.sessions_failed + st.sessions_not_run} failed · "
             f"{self.fleet.messages_per_second():.1f} msg/s"
         )
-        self.counts.setToolTip(f"failed: {st.sessions_failed} session(s) that ended without completing, "
+        self.counts.setToolTip(f"{waiting} of the sessions running wait for you (see the fleet's list)\n"
+                               f"failed: {st.sessions_failed} session(s) that ended without completing, "
                                f"{st.sessions_not_run} that could not run at all")
 
     # ------------------------------------------------------------------ closing

@@ -60,6 +60,12 @@ class Pending:
         text = " ".join(self.action.text.split())
         return f"{self.action.kind} alert from {self.server}" + (f": {text[:60]}" if text else "")
 
+    @property
+    def short(self) -> str:
+        """A few words for a narrow list: "page from demo-dm2", "confirm from demo-dm12"."""
+        kind = "page" if isinstance(self.action, OpenBrowser) else self.action.kind
+        return f"{kind} from {self.server}" if self.server else kind
+
     def done(self) -> bool:
         return self.future.done()
 

@@ -19,6 +19,7 @@ from emulator.fleet.fleet import Fleet
 from ui.signals import emit
 
 SLICE_S = 0.03  # one slice of work: the window repaints at least ~30 times a second
+BAR_PADDING = 24  # the bar's frame around its text
 SHOW_AFTER_S = 0.2  # shorter jobs finish without a dialog flashing up
 
 
@@ -108,7 +109,7 @@ class SessionProgress(QProgressBar):
         super().__init__(parent)
         self.fleet = fleet
         self.waiting = waiting  # sessions that wait for the user: they cannot end by themselves
-        self.setMaximumWidth(260)
+        self.setMaximumWidth(280)
         self.setFormat("%v/%m sessions")
         self.setTextVisible(True)
         self.setToolTip("Sessions of the current wave that have ended / all started in it")
@@ -132,6 +133,8 @@ class SessionProgress(QProgressBar):
         self.setValue(finished - self._base)
         waiting = self.waiting()
         self.setFormat(f"%v/%m sessions · {waiting} wait for you" if waiting else "%v/%m sessions")
+        self.setMinimumWidth(min(self.maximumWidth(), self.fontMetrics().horizontalAdvance(
+            self.format().replace("%v", str(self.value())).replace("%m", str(self.maximum()))) + BAR_PADDING))
         self.setToolTip("Sessions of the current wave that have ended / all started in it"
                         + (f"; {waiting} of those running wait for you (a page or a question: see "
                            "“Waiting for you” in the fleet)" if waiting else ""))

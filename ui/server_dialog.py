@@ -705,7 +705,7 @@ class ServerActions(QObject):
         def finished(done: int, cancelled: bool) -> None:
             self.job = None
             if done:
-                self.chose(changes.chosen())
+                self.chose(changes.chosen(), everyone=set(ids) >= set(fleet.devices))
             what = f"server settings written to {done} of {len(ids)} device(s)" if cancelled else \
                 f"server settings written to {done} device(s)"
             if changes.urls():
@@ -724,21 +724,22 @@ class ServerActions(QObject):
         self.problems = problems
         return job.start()
 
-    def chose(self, chosen: dict[str, str]) -> None:
-        """The user pointed devices at these servers: the recent lists keep them (not the demo server),
-        the status bar names them, and a window without a server (``--no-demo``) now has one: devices
-        added from here on go there too."""
+    def chose(self, chosen: dict[str, str], *, everyone: bool = False) -> None:
+        """The user pointed devices at these servers: the recent lists keep them (not the demo server).
+        When it was ``everyone`` (all devices), or the window had no server (``--no-demo``), they are
+        the window's servers now: the status bar names them and devices added from here on go there."""
         if not chosen:
             return
         w, fleet = self.window, self.window.fleet
         for protocol, url in chosen.items():
             if not (self.demo_url and same_origin(url, self.demo_url)):  # the demo's port dies with it
                 remember_servers(protocol, [url])
-        if not fleet.server:
-            first = next(iter(chosen.values()))
-            parts = urlsplit(first)
-            if parts.scheme in ("http", "https") and parts.netloc:  # placeholders may stand in the path only
-                fleet.server = f"{parts.scheme}://{parts.netloc}"
+        if fleet.server and not everyone:
+            return  # the others still talk to the window's server: the status bar goes on naming it
+        first = next(iter(chosen.values()))
+        parts = urlsplit(first)
+        if parts.scheme in ("http", "https") and parts.netloc:  # placeholders may stand in the path only
+            fleet.server = f"{parts.scheme}://{parts.netloc}"
         names = " · ".join(f"{PROTOCOL_TITLES[p].split(' ')[0]} {u}" for p, u in chosen.items())
         w.set_server_status(True, names)
         w.window().setWindowTitle(f"dm-emulator — {names}")

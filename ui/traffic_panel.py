@@ -7,6 +7,7 @@ easy to read with any tool.
 from __future__ import annotations
 
 import enum
+import textwrap
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,8 +48,15 @@ COLUMNS = ("", "Time", "Device", "Session", "Size", "RTT ms", "Summary")
 MAX_ROWS = 100_000
 ALL_SESSIONS = "all sessions"
 MessageRole = Qt.ItemDataRole.UserRole + 1
+DETAIL_WRAP = 56  # columns of a failure's reason in the detail pane
 FAILED_BACKGROUND = QColor(253, 226, 228)
 FAILED_FOREGROUND = QColor(150, 0, 24)
+
+
+def _wrapped(text: str) -> str:
+    """A reason as indented lines short enough for the detail pane (URLs and errors are long)."""
+    return textwrap.fill(text, DETAIL_WRAP, initial_indent="  ", subsequent_indent="  ",
+                         break_long_words=True, break_on_hyphens=False)
 
 
 class TrafficModel(QAbstractTableModel):
@@ -190,6 +198,7 @@ class TrafficPanel(QWidget):
         self._sessions: set[str] = set()
         self._warnings: dict[tuple[str, str], tuple[str, ...]] = {}  # (device, session) -> server warnings
         self.failures = FailureTracker()  # failed exchanges become rows (ui.traffic_failures)
+        self._wrap_before: QPlainTextEdit.LineWrapMode | None = None  # the pane's wrapping while a failure shows
 
         self.search = QLineEdit(placeholderText="Search messages (summary, URL, body text)")
         self.search.setClearButtonEnabled(True)
@@ -296,20 +305,27 @@ class TrafficPanel(QWidget):
         m: Row = proxy_index.siblingAtColumn(0).data(MessageRole)
         reason = self.model.reasons[self.proxy.mapToSource(proxy_index).row()]
         ended = self.failures.outcomes.get((m.device_id, m.session_id), "")
-        if isinstance(m, FailedExchange):
+        if isinstance(m, FailedExchange):  # a few lines of words: wrapped to the pane, whatever its width
+            if self._wrap_before is None:
+                self._wrap_before = self.detail.lineWrapMode()
+            self.detail.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
             lines = [f"{FAILED_MARK} FAILED   {m.device_id}   session {m.session_id}",
-                     f"{m.method} {m.url}".strip(), "", f"Reason: {reason}"]
+                     f"{m.method} {m.url}".strip(), "", "Reason:", f"  {reason}"]
             if m.rtt_ms is not None:
-                lines.append(f"Gave up after {m.rtt_ms:.1f} ms")
+                lines.append(f"  (after {m.rtt_ms:.1f} ms)")
             if ended and not reason.startswith(f"session {m.session_id} "):
-                lines.append(f"The session ended {ended}")
+                lines += ["", f"Session {m.session_id} ended:", f"  {ended}"]
             self.detail.setPlainText("\n".join(lines))
             return
+        if self._wrap_before is not None:  # a message again: as the pane shows messages
+            self.detail.setLineWrapMode(self._wrap_before)
+            self._wrap_before = None
         arrow = "device → server" if m.direction == "out" else "server → device"
         head = [f"{arrow}   {m.device_id}   session {m.session_id}", f"{m.url}", f"{m.content_type}, "
                 f"{len(m.body)} bytes" + ("" if m.rtt_ms is None else f", RTT {m.rtt_ms:.1f} ms")]
         if reason:
-            head = [f"{FAILED_MARK} FAILED: {reason}"] + ([f"The session ended {ended}"] if ended else []) + [""] + head
+            head = [f"{FAILED_MARK} FAILED:", _wrapped(reason)] + (
+                [f"Session {m.session_id} ended:", _wrapped(ended)] if ended else []) + [""] + head
         session = [x for x in self.model.messages if isinstance(x, MessageLogged)
                    and x.session_id == m.session_id and x.device_id == m.device_id]
         pairs = pair_statuses(session, session.index(m)) if m in session else []

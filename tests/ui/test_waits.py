@@ -86,7 +86,7 @@ def test_waiting_sessions_show_in_the_fleet_the_list_and_the_progress_bar(deskto
     w.session_progress.refresh()
     assert "3 wait for you" in w.session_progress.text()
     w.update_counts()
-    assert "3 waiting for you" in w.counts.text()
+    assert "3 sessions running" in w.counts.text() and "3 of the sessions running wait" in w.counts.toolTip()
     assert not any(t.done() for t in tasks.values())
 
 

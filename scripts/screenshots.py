@@ -1,0 +1,146 @@
+"""The window's pictures for the README, taken the way a user would see them (``scripts/screenshots``).
+
+Each scene starts the window on its demo default (the reference server in the same process), does what
+a user would, and saves the whole window at 1280x800:
+
+- ``waiting``: a fleet of smartphones whose sessions all wait for their Wi-Fi page: the fleet marks
+  them "waiting for you", the list of waiting pages, the server page of the selected device.
+- ``failed``: a device pointed at a port where nothing listens: the red row in the traffic, its
+  reason in the message detail, the event log.
+
+Run it under a virtual screen: ``scripts/screenshots [DIR]`` (it calls xvfb-run); settings go to a
+temporary folder, so the pictures do not depend on the layout of the person running it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+SCENES = ("waiting", "failed")
+WAITING_PHONES = 12
+PAGE_SETTLE_S = 1.0  # the web view paints about 50 ms after loadFinished; leave room
+DEADLINE_S = 40.0
+
+
+async def until(check: Callable[[], object], what: str, deadline: float = DEADLINE_S) -> None:
+    end = time.monotonic() + deadline
+    while not check():
+        if time.monotonic() > end:
+            raise TimeoutError(f"screenshots: gave up waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def scene_waiting(desktop, out: Path) -> None:
+    w, fleet = desktop.window, desktop.fleet
+    have = sum(1 for d in fleet.devices.values() if d.profile.name == "smartphone")
+    fleet.add("smartphone", WAITING_PHONES - have)
+    w.fleet_panel.model.sync()
+    phones = [d.id for d in fleet.devices.values() if d.profile.name == "smartphone"]
+    w.fleet_panel.protocol_box.setCurrentText("dm2")
+    w.fleet_panel.start_sessions(phones)
+    await until(lambda: w.ui_handler.pending.count() == len(phones), "every phone to ask for its page")
+    chosen = phones[3]
+    w.fleet_panel.select(chosen)
+    await until(lambda: w.web_dock.device_id == chosen and w.web_dock.loaded_url, "the chosen phone's page")
+    await asyncio.sleep(PAGE_SETTLE_S)
+    save(w, out / "uiwaits-fleet-waiting.png")
+
+
+async def scene_failed(desktop, out: Path) -> None:
+    from ui.server_dialog import AccountChanges, ServerChanges
+
+    w, fleet = desktop.window, desktop.fleet
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gateway = next(d.id for d in fleet.devices.values() if d.profile.name == "home-gateway")
+    job = w.server_actions.apply(ServerChanges([gateway], dm2=AccountChanges(server_uri=f"http://127.0.0.1:{port}/dm2")))
+    await until(lambda: not job.running, "the server settings")
+    w.fleet_panel.select(gateway)
+    w.fleet_panel.protocol_box.setCurrentText("dm2")
+    traffic = w.traffic_panel
+    for attempt in (1, 2):  # the user tries twice: two red rows, the last one selected
+        (task,) = w.fleet_panel.start_sessions([gateway])
+        await until(task.done, "the session to fail")
+        await until(lambda attempt=attempt: len(traffic.model.failures()) >= attempt, "the red row")
+    for row in range(traffic.proxy.rowCount()):
+        if traffic.model.reasons[traffic.proxy.mapToSource(traffic.proxy.index(row, 0)).row()]:
+            traffic.view.selectRow(row)
+    await asyncio.sleep(0.3)
+    save(w, out / "uiwaits-failed-exchange.png")
+
+
+def save(window, path: Path) -> None:
+    window.update_counts()  # the status bar counts refresh twice a second: now, for the picture
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not window.grab().save(str(path)):
+        raise OSError(f"could not write {path}")
+    print(f"screenshots: wrote {path}")
+
+
+SCENE_RUNNERS: dict[str, Callable[..., Awaitable[None]]] = {"waiting": scene_waiting, "failed": scene_failed}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/screenshots", description=__doc__.split("\n")[0])
+    parser.add_argument("out", nargs="?", default="docs", help="folder for the PNG files (default: docs)")
+    parser.add_argument("--scene", choices=SCENES, action="append", help="only this scene (repeatable)")
+    args = parser.parse_args(argv)
+    os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="dm-emulator-shots-")  # the default layout
+    if os.geteuid() == 0:
+        os.environ.setdefault("QTWEBENGINE_DISABLE_SANDBOX", "1")
+    import qasync
+    from PySide6.QtCore import QEvent
+    from PySide6.QtWidgets import QApplication
+
+    from ui.app import Desktop
+
+    app = QApplication([sys.argv[0]])
+    app.setQuitOnLastWindowClosed(False)
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    failures: list[BaseException] = []
+
+    async def run_all() -> None:
+        try:
+            for name in args.scene or SCENES:
+                desktop = Desktop(argparse.Namespace(workspace=None, no_demo=False, screenshot=None),
+                                  stop_loop=False)
+                await desktop.start()
+                try:
+                    assert desktop.window is not None
+                    desktop.window.resize(1280, 780)
+                    await SCENE_RUNNERS[name](desktop, Path(args.out))
+                finally:
+                    if desktop.window is not None:
+                        desktop.window.on_close = None
+                        desktop.window.close()
+                    await desktop.stop()
+                    if desktop.window is not None:
+                        desktop.window.deleteLater()
+                    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        except BaseException as exc:  # noqa: BLE001 - reported after the loop
+            failures.append(exc)
+        finally:
+            loop.stop()
+
+    with loop:
+        loop.call_soon(lambda: asyncio.ensure_future(run_all()))
+        loop.run_forever()
+    if failures:
+        print(f"screenshots: {failures[0]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.exit(main(sys.argv[1:]))
