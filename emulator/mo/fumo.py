@@ -29,6 +29,7 @@ from typing import Any
 
 from emulator.mo.dlota import DD_TYPE, BadDescriptor, parse_descriptor, status_line
 from emulator.mo.operations import Enter, Fetch, Fetched, MoKind, OperationRun, Send, Steps, Wait, register_mo
+from emulator.mo.standard import check_common, draw_failure
 from emulator.tree import Tree
 from emulator.tree import uri as uris
 from emulator.tree.ddf import NodeDesc, load_builtin
@@ -87,23 +88,17 @@ SETTINGS: dict[str, object] = {
 }
 
 
+FAIL_CODES = frozenset(range(250, 600))
+"""Codes the ``fail`` knob may name: every FUMO success with vendor data and every failure."""
+
+
 def _check(name: str, value: Any) -> str | None:
-    """What is wrong with one FUMO knob beyond its type (check_settings checked that)."""
-    if name == "consent" and value not in ("accept", "decline"):
-        return "expected accept or decline"
-    if name == "fail":
-        assert isinstance(value, dict)
-        total = 0.0
-        for code, p in value.items():
-            if not str(code).isdigit() or not (250 <= int(code) <= 599):
-                return f"{code!r} is no FUMO result code (250-599)"
-            if not isinstance(p, int | float) or isinstance(p, bool) or not 0 <= p <= 1:
-                return f"probability of {code} must be a number from 0 to 1"
-            total += float(p)
-        if total > 1:
-            return f"probabilities add up to {total:g}, more than 1"
-    if name in ("install_s", "reboot_s", "download_kbps") and not 0 <= float(value) <= 3600 * 24:
-        return "expected 0 to 86400"
+    """What is wrong with one FUMO knob beyond its type (check_settings checked that); the knobs
+    LAWMO and SCOMO share (``fail``, ``consent``, ``*_s``) as :mod:`emulator.mo.standard` checks them."""
+    if name in ("fail", "consent") or name.endswith("_s"):
+        return check_common(name, value, FAIL_CODES, "FUMO")
+    if name == "download_kbps" and not 0 <= float(value) <= 100_000_000:
+        return "expected 0 to 100,000,000 kbit/s"
     if name in ("battery", "min_battery") and not 0 <= float(value) <= 100:
         return "expected a percentage, 0 to 100"
     if name == "free_bytes" and float(value) < 0:
@@ -194,16 +189,6 @@ class Fumo:
         v = tree.value(path)
         return v.decode("utf-8", "replace") if isinstance(v, bytes) else (v or "")
 
-    def _draw_failure(self) -> int:
-        """The result code chance gives this operation (0: none), by the ``fail`` knob."""
-        fail = self.settings["fail"]
-        x = self.rng.random()
-        for code, p in sorted(fail.items()):
-            if x < float(p):
-                return int(code)
-            x -= float(p)
-        return 0
-
     # --- Exec
 
     def exec(self, tree: Tree, request: ExecRequest) -> int:
@@ -219,7 +204,7 @@ class Fumo:
 
     def _run(self, tree: Tree, node: str, run: OperationRun) -> Steps:
         try:
-            injected = self._draw_failure()
+            injected = draw_failure(self.settings, self.rng)
             if node in ("Download", "DownloadAndUpdate"):
                 code = yield from self._download(tree, node, injected)
                 if code != 200 or node == "Download":

@@ -35,7 +35,7 @@ def test_the_shipped_smartphone_has_fumo_on_both_trees_and_they_match_the_ddf():
     ('[behaviours.settings]\ninstall = 5\n', "fumo has no setting 'install'"),
     ('[behaviours.settings]\ninstall_s = "5"\n', "expected float"),
     ('[behaviours.settings]\nconsent = "maybe"\n', "expected accept or decline"),
-    ('[behaviours.settings]\nfail = { "200x" = 0.1 }\n', "no FUMO result code"),
+    ('[behaviours.settings]\nfail = { "200x" = 0.1 }\n', "is no FUMO failure result code"),
     ('[behaviours.settings]\nfail = { "402" = 0.7, "410" = 0.4 }\n', "more than 1"),
     ('[behaviours.settings]\nmin_battery = 101\n', "percentage"),
     ('[[behaviours.steps]]\nstatus = 200\n', "has no 'steps'"),
