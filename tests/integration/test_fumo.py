@@ -37,15 +37,22 @@ async def _settle(fleet: Fleet, ended: list[SessionEnded], n: int) -> None:
 
 def _dm12_run(url_of: Callable[[str], str], *, knobs: dict[str, object] | None = None, sessions: int = 2,
               prepare: Callable[[ServerState], None] | None = None, version: str = "X5P-FW-3.0",
-              commands: Callable[[str], list[Any]] | None = None, cut: int = 0) -> dict[str, Any]:
+              commands: Callable[[str], list[Any]] | None = None, cut: int = 0,
+              plan: list[Callable[[str], list[Any]]] | None = None) -> dict[str, Any]:
     """One DM 1.2 session that Replaces PkgURL/PkgVersion and Execs DownloadAndUpdate (or sends
     ``commands(base)``); then the fleet runs on until the device's report came back. ``cut``: the
-    device switches bearer while its ``cut``-th package request is in flight (it keeps its bearers)."""
+    device switches bearer while its ``cut``-th package request is in flight (it keeps its bearers).
+    ``plan``: the commands of each session in turn (the device's reports open the later ones)."""
     prof = find_profile("smartphone")
     where: list[str] = []
 
+    turns: list[int] = []
+
     def script(config):
         def fumo(s):
+            if plan is not None:
+                turns.append(1)
+                return plan[len(turns) - 1](where[0]) if len(turns) <= len(plan) else []
             if s.generic_alerts:
                 return []
             if commands is not None:
@@ -407,3 +414,23 @@ def test_a_campaign_with_consent_shows_the_dm2_user_a_page_first(policy):
     else:
         assert (run["state"], run["result"]) == ("declined", 401)
         assert dev.tree.value("./DM2/oma-fumo/fw/State") == "10"
+
+
+def test_dm12_download_then_update_are_two_operations_with_their_own_alerts():
+    """Exec Download: State 40 and a download alert; the session that brings it Execs Update: the
+    package downloaded is installed, an update alert follows."""
+    meta = Meta(format="chr", type="text/plain")
+    plan = [
+        lambda base: [Replace(cmd_id="0", meta=meta, items=[
+                          Item(target=f"{DM1_NODE}/Download/PkgURL", data=f"{base}/packages/fw8"),
+                          Item(target=f"{DM1_NODE}/PkgVersion", data="X5P-FW-8.0")]),
+                      Exec(cmd_id="0", correlator="dl", items=[Item(target=f"{DM1_NODE}/Download")])],
+        lambda base: [Exec(cmd_id="0", correlator="up", items=[Item(target=f"{DM1_NODE}/Update")])],
+    ]
+    r = _dm12_run(lambda base: "", plan=plan, sessions=3, prepare=lambda s: s.packages.add("fw8", 20_000))
+    reports = [(a.correlator, a.items[0].meta.type, a.items[0].data)
+               for session in r["sessions"] for a in session.generic_alerts]
+    assert reports == [("dl", ALERT_TYPES["Download"], "200"), ("up", ALERT_TYPES["Update"], "200")]
+    states = [e.state for e in r["events"] if isinstance(e, OperationChanged)]
+    assert states == ["30", "40", "ended", "50", "60", "rebooting", "100", "ended"]
+    assert r["dev"].tree.value("./DevDetail/FwV") == "X5P-FW-8.0"

@@ -13,7 +13,7 @@ from emulator.mo.check import check_subtree
 from emulator.mo.dlota import BadDescriptor, Descriptor, build_descriptor, parse_descriptor
 from emulator.mo.fumo import FUMO_MOID
 from emulator.mo.instances import find_instances
-from emulator.mo.operations import check_settings
+from emulator.mo.operations import Fetch, Fetched, check_settings
 
 
 def _declared(profile_with, body: str):
@@ -117,3 +117,20 @@ def test_a_scenario_group_sets_its_bearers_bandwidth(tmp_path):
     assert s.groups[0].bearer_kbps == 2000.0
     assert s.mo == (("fumo", (("install_s", 1),)),)
     assert s.campaign is not None and s.campaign.size == 256 << 20
+
+
+def test_an_instance_runs_one_operation_at_a_time():
+    from emulator.device.profile import find_profile
+
+    dev = VirtualDevice(find_profile("smartphone"), 0, server="http://x")
+    node = "./FwUpdate/fw/DownloadAndUpdate"
+    assert dev.tree.exec(node, by="demo-dm12", correlator="a") == 202
+    assert dev.tree.exec(node, by="demo-dm12", correlator="b") == 500  # busy: nothing more starts
+    assert dev.tree.exec("./DM2/oma-fumo/fw/Download", by="demo-dm2") == 202  # another instance is free
+    (job, other) = dev.behaviours.take_jobs()
+    answer = None  # drive the first run by hand, its empty PkgURL refused as the fleet's engine would
+    while (action := job.run.next(answer)) is not None:
+        answer = Fetched("bad url", error="no URL") if isinstance(action, Fetch) else None
+    assert job.run.result == 411
+    assert dev.tree.value("./FwUpdate/fw/State") == "20"
+    assert dev.tree.exec(node, by="demo-dm12") == 202
