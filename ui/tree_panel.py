@@ -46,6 +46,7 @@ from ui.tree_edits import (
     DeleteEdit,
     Edit,
     ReplaceEdit,
+    acting,
     actors,
     count_nodes,
     leaf_value,
@@ -362,8 +363,16 @@ class TreePanel(QWidget):
         if info is None or self.tree is None:
             self.set_message("select a node to Exec", error=True)
             return False
-        tree = self.tree
-        return self._run(f"Exec {info.path}", lambda: tree.exec(info.path, data))
+        dev, actor = self.device, self.actor
+        if dev is None:
+            tree = self.tree
+            return self._run(f"Exec {info.path}", lambda: tree.exec(info.path, data))
+
+        def run() -> None:  # as the chosen actor, like every edit (not undoable: Exec acts on the device)
+            with acting(dev, actor) as acting_tree:
+                acting_tree.exec(info.path, data, by=actor.by)
+
+        return self._run(f"Exec {info.path} as {actor.label}", run)
 
     def export_selected(self, file: str | Path) -> bool:
         if self.tree is None:

@@ -269,3 +269,12 @@ def test_secret_leaves_are_masked_until_revealed(window, qtbot):
     plain = panel.model.index_for("./DevInfo/Man") if panel.select_path("./DevInfo/Man") else None
     assert plain is not None and plain.siblingAtColumn(1).data() == dev.tree.value("./DevInfo/Man")
     assert plain.data(NodeRole).value == dev.tree.value("./DevInfo/Man")
+
+
+def test_exec_is_made_as_the_chosen_actor(window):
+    dev, panel = phone(window)
+    lock = "./DM2/oma-lawmo/LAWMO/Operations/FullyLock"
+    assert panel.set_actor("demo-dm12")  # the DM 2.0 LAWMO is not the DM 1.2 server's to run
+    assert panel.select_path(lock)
+    assert not panel.exec_selected(None)
+    assert f"Exec {lock} as server demo-dm12 (DM 1.2) refused: 425" in panel.message.text()
