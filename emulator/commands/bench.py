@@ -43,6 +43,8 @@ DEVINFO_MOID = "urn:oma:mo:oma-dm-devinfo:1.2"
 QUICK_DM2_SCRIPT = [[["GET", f"{DEVINFO_MOID}//FwV"], ["GET", f"{DEVINFO_MOID}//Mod"]], [["END"]]]
 """A DM 2.0 session without UI: two GETs answered in Package#3, then END."""
 ECHO_PATH = "/bench/echo"
+CPU_PATH = "/bench/cpu"
+"""The server process's own CPU seconds (user + system) so far, as text: read before and after."""
 CONCURRENCY = 200  # sessions in flight; the transport's pool holds as many connections
 
 
@@ -74,7 +76,11 @@ def quick_server_app() -> web.Application:
         await request.read()
         return web.Response(body=b"ok")
 
+    async def cpu(request: web.Request) -> web.Response:
+        return web.Response(text=repr(time.process_time()))
+
     app.router.add_post(ECHO_PATH, echo)
+    app.router.add_get(CPU_PATH, cpu)
     return app
 
 
@@ -168,7 +174,10 @@ def _latency_fields(latencies: list[float]) -> dict[str, float]:
     return latency_fields(latencies, 2)
 
 
-async def measure(url: str, devices: int, *, concurrency: int = CONCURRENCY) -> dict[str, Any]:
+async def measure(url: str, devices: int, *, concurrency: int = CONCURRENCY,
+                  idle_devices: int = 0) -> dict[str, Any]:
+    """The figures of one run (see the module doc). ``idle_devices``: also build an idle fleet of
+    that many devices after the sessions and report the memory each one beyond the first takes."""
     from emulator.fleet.fleet import Fleet
     from emulator.transport.http import HttpTransport
 
@@ -176,15 +185,8 @@ async def measure(url: str, devices: int, *, concurrency: int = CONCURRENCY) -> 
     fleet = Fleet(server=url, transport=HttpTransport(max_connections=concurrency))
     try:
         fleet.add(profile, 1)  # pays for the profile's template tree
-        gc.collect()
-        tracemalloc.start()
-        before = tracemalloc.get_traced_memory()[0]
-        fleet.add(profile, devices - 1)
-        gc.collect()
-        after = tracemalloc.get_traced_memory()[0]
-        tracemalloc.stop()
+        per_device = _traced_bytes_per_device(fleet, profile, devices - 1)
         gc.freeze()  # the idle fleet is long-lived: keep the collector from walking it on every pass
-        per_device = (after - before) / (devices - 1) if devices > 1 else 0.0
 
         latencies: list[float] = []
         outcomes = {"completed": 0, "failed": 0}
@@ -203,10 +205,12 @@ async def measure(url: str, devices: int, *, concurrency: int = CONCURRENCY) -> 
                     problems.append(f"{dev_id} {protocol}: {done.outcome}: {done.detail}")
 
         ids = list(fleet.devices)
+        server_cpu0 = await server_cpu_seconds(url)
         cpu0, wall0, msgs0 = time.process_time(), time.perf_counter(), fleet.stats.messages
         await asyncio.gather(*(one(d, p) for p in ("dm12", "dm2") for d in ids))
         wall = time.perf_counter() - wall0
         cpu = time.process_time() - cpu0
+        server_cpu1 = await server_cpu_seconds(url)
         messages = fleet.stats.messages - msgs0
         sessions = outcomes["completed"] + outcomes["failed"]
         peak = peak_rss_bytes()
@@ -216,7 +220,8 @@ async def measure(url: str, devices: int, *, concurrency: int = CONCURRENCY) -> 
     exchanges = messages // 2
     ceiling = await loopback_ceiling(url, max(1, exchanges), concurrency)
     exchanges_per_s = exchanges / wall if wall else 0.0
-    return {
+    server_cpu = (server_cpu1 - server_cpu0) if server_cpu0 is not None and server_cpu1 is not None else None
+    result: dict[str, Any] = {
         "devices": devices,
         "sessions": sessions,
         "sessions_completed": outcomes["completed"],
@@ -226,7 +231,11 @@ async def measure(url: str, devices: int, *, concurrency: int = CONCURRENCY) -> 
         **_latency_fields(latencies),
         "messages": messages,
         "messages_per_s": round(messages / wall, 1) if wall else 0.0,
+        "round_trips_per_s": round(exchanges_per_s, 1),
         "cpu_s_per_session": round(cpu / sessions, 6) if sessions else 0.0,
+        "emulator_cpu_ms_per_session": round(cpu * 1000 / sessions, 3) if sessions else 0.0,
+        "server_cpu_ms_per_session": (round(server_cpu * 1000 / sessions, 3)
+                                      if sessions and server_cpu is not None else None),
         "peak_memory_bytes": peak,
         "memory_per_device_bytes": round(per_device),
         "loopback_round_trips": exchanges,
@@ -234,6 +243,107 @@ async def measure(url: str, devices: int, *, concurrency: int = CONCURRENCY) -> 
         "ratio_to_ceiling": round(exchanges_per_s / ceiling, 3) if ceiling else 0.0,
         "problems": problems,
     }
+    if idle_devices:
+        result.update(idle_fleet_memory(url, profile, idle_devices))
+    result["targets"] = check_targets(result)
+    return result
+
+
+def _traced_bytes_per_device(fleet: Any, profile: Profile, count: int) -> float:
+    """Python's allocations (tracemalloc) for adding ``count`` more idle devices, per device."""
+    if count <= 0:
+        return 0.0
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        fleet.add(profile, count)
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    return (after - before) / count
+
+
+def idle_fleet_memory(url: str, profile: Profile, devices: int) -> dict[str, Any]:
+    """An idle fleet of ``devices`` in this process: the traced bytes each one beyond the first takes,
+    and how long building it took (CPU seconds)."""
+    from emulator.fleet.fleet import Fleet
+
+    fleet = Fleet(server=url)
+    fleet.add(profile, 1)
+    cpu0 = time.process_time()
+    per_device = _traced_bytes_per_device(fleet, profile, devices - 1)
+    cpu = time.process_time() - cpu0
+    figures = {"idle_devices": devices, "idle_memory_per_device_bytes": round(per_device),
+               "idle_build_cpu_s": round(cpu, 2), "idle_peak_memory_bytes": peak_rss_bytes()}
+    fleet.devices.clear()
+    del fleet
+    gc.collect()
+    return figures
+
+
+async def server_cpu_seconds(url: str) -> float | None:
+    """The bench server process's CPU seconds so far (its ``/bench/cpu``); None from another server."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+    except OSError:
+        return None
+    try:
+        writer.write(f"GET {CPU_PATH} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
+        answer = await reader.read()
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        return None
+    try:
+        return float(body)
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# the targets (issue 18): printed, met or missed; never asserted
+
+
+TARGET_DEVICES = 10_000
+TARGET_SESSIONS_PER_S = 2_000.0
+TARGET_CPU_MS = 0.4  # per session, each process
+TARGET_CEILING_SHARE = 0.5
+TARGET_IDLE_DEVICES = 100_000
+TARGET_IDLE_BYTES = 20 * 1024
+
+
+def check_targets(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target with the figure this run reached and whether it was met (None: not measured at
+    the size the target names; the figure is still there)."""
+    out: list[dict[str, Any]] = []
+
+    def target(name: str, wanted: str, figure: str, met: bool | None) -> None:
+        out.append({"target": name, "wanted": wanted, "reached": figure, "met": met})
+
+    sized = r["devices"] >= TARGET_DEVICES
+    target("sessions per second", f">= {TARGET_SESSIONS_PER_S:,.0f}/s at {TARGET_DEVICES:,} devices, 0 failed",
+           f"{r['sessions_per_s']:,.1f}/s at {r['devices']:,} devices, {r['sessions_failed']} failed",
+           (r["sessions_per_s"] >= TARGET_SESSIONS_PER_S and r["sessions_failed"] == 0) if sized else None)
+    target("emulator CPU per session", f"<= {TARGET_CPU_MS} ms", f"{r['emulator_cpu_ms_per_session']:.3f} ms",
+           r["emulator_cpu_ms_per_session"] <= TARGET_CPU_MS if r["sessions"] else None)
+    server = r["server_cpu_ms_per_session"]
+    target("server CPU per session", f"<= {TARGET_CPU_MS} ms",
+           f"{server:.3f} ms" if server is not None else "not measured",
+           server <= TARGET_CPU_MS if server is not None and r["sessions"] else None)
+    target("share of the loopback ceiling", f">= {TARGET_CEILING_SHARE:.0%}",
+           f"{r['ratio_to_ceiling']:.1%} ({r['round_trips_per_s']:,.0f} of {r['loopback_ceiling_per_s']:,.0f} "
+           "round trips/s)", r["ratio_to_ceiling"] >= TARGET_CEILING_SHARE)
+    if "idle_devices" in r:
+        target("memory per idle device", f"<= {TARGET_IDLE_BYTES // 1024} KiB at {TARGET_IDLE_DEVICES:,} devices",
+               f"{r['idle_memory_per_device_bytes'] / 1024:.1f} KiB at {r['idle_devices']:,} devices",
+               r["idle_memory_per_device_bytes"] <= TARGET_IDLE_BYTES
+               if r["idle_devices"] >= TARGET_IDLE_DEVICES else None)
+    return out
 
 
 async def loopback_ceiling(url: str, round_trips: int, concurrency: int) -> float:
@@ -271,26 +381,38 @@ async def loopback_ceiling(url: str, round_trips: int, concurrency: int) -> floa
 # the command
 
 
-def run_bench(devices: int) -> dict[str, Any]:
+def run_bench(devices: int, idle_devices: int = 0) -> dict[str, Any]:
     with server_process() as url:
-        return asyncio.run(measure(url, devices))
+        return asyncio.run(measure(url, devices, idle_devices=idle_devices))
 
 
 def print_table(r: dict[str, Any]) -> None:
     mib = 1 << 20
+    server = r.get("server_cpu_ms_per_session")
     rows = [
         ("devices", f"{r['devices']}  (each: one DM 1.2 and one DM 2.0 session)"),
         ("sessions", f"{r['sessions_completed']} completed, {r['sessions_failed']} failed in {r['duration_s']} s"),
         ("sessions per second", f"{r['sessions_per_s']}"),
         ("session latency", f"p50 {r['latency_p50_ms']} ms, p95 {r['latency_p95_ms']} ms, p99 {r['latency_p99_ms']} ms"
          if "latency_p50_ms" in r else "none: no session completed"),
-        ("messages per second", f"{r['messages_per_s']}  ({r['messages']} messages)"),
-        ("CPU per session", f"{r['cpu_s_per_session'] * 1000:.2f} ms (emulator process)"),
+        ("messages per second", f"{r['messages_per_s']}  ({r['messages']} messages, "
+                                f"{r['round_trips_per_s']} round trips/s)"),
+        ("CPU per session", f"{r['emulator_cpu_ms_per_session']:.3f} ms emulator process, "
+                            + (f"{server:.3f} ms reference server process" if server is not None
+                               else "reference server not measured")),
         ("peak memory", f"{r['peak_memory_bytes'] / mib:.1f} MiB"),
         ("memory per device", f"{r['memory_per_device_bytes'] / 1024:.1f} KiB (idle, beyond the first; traced)"),
-        ("loopback ceiling", f"{r['loopback_ceiling_per_s']} round trips/s (minimal client and handler)"),
-        ("ratio to ceiling", f"{r['ratio_to_ceiling']:.2f}"),
     ]
+    if "idle_devices" in r:
+        rows.append(("idle fleet", f"{r['idle_devices']:,} devices: {r['idle_memory_per_device_bytes'] / 1024:.1f} KiB "
+                                   f"each beyond the first (traced), built in {r['idle_build_cpu_s']} s CPU"))
+    rows += [
+        ("loopback ceiling", f"{r['loopback_ceiling_per_s']} round trips/s (minimal client and handler, this run)"),
+        ("ratio to ceiling", f"{r['ratio_to_ceiling']:.2f} ({r['ratio_to_ceiling']:.1%} of the ceiling)"),
+    ]
+    for t in r.get("targets", []):
+        verdict = {True: "MET", False: "MISSED", None: "not judged"}[t["met"]]
+        rows.append((f"target: {t['target']}", f"{verdict}: {t['reached']} (wanted {t['wanted']})"))
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{width}}  {v}")
@@ -299,7 +421,7 @@ def print_table(r: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = run_bench(args.devices)
+    result = run_bench(args.devices, getattr(args, "idle_devices", 0))
     if args.json:
         print(json.dumps(result))
     else:

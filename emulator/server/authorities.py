@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TypeVar
 
 from emulator.device.identity import IdentitySpec, index_of, make_identity
@@ -74,16 +75,23 @@ class UserRule:
         or a DevId its profile does not make, or one that cannot be traced back such as a UUID)."""
         if self.dev_id:
             return (self.user, self.pair) if self.dev_id == dev_id else None
-        values: dict[str, object] = {"dev_id": dev_id}
-        needs_identity = any(f"{{{k}}}" in self.user + self.pair.client + self.pair.server
-                             for k in ("serial", "index", "imei", "mac", "uuid"))
-        if needs_identity:
-            index = index_of(self.identity, dev_id) if self.identity is not None else None
-            if index is None or self.identity is None:
-                return None
-            ident = make_identity(self.identity, index)
-            values.update(serial=ident.serial, mac=ident.mac, uuid=ident.uuid, imei=ident.imei or "", index=index)
-        return fill(self.user, values), self.pair.filled(values)
+        return _rule_for_device(self, dev_id)
+
+
+@lru_cache(maxsize=16384)
+def _rule_for_device(rule: UserRule, dev_id: str) -> tuple[str, SecretPair] | None:
+    """UserRule.for_device for a rule made from a profile: pure (the rule is frozen), so remembered for
+    the devices seen last; tracing a DevId back to its identity costs more than the rest of a check."""
+    values: dict[str, object] = {"dev_id": dev_id}
+    needs_identity = any(f"{{{k}}}" in rule.user + rule.pair.client + rule.pair.server
+                         for k in ("serial", "index", "imei", "mac", "uuid"))
+    if needs_identity:
+        index = index_of(rule.identity, dev_id) if rule.identity is not None else None
+        if index is None or rule.identity is None:
+            return None
+        ident = make_identity(rule.identity, index)
+        values.update(serial=ident.serial, mac=ident.mac, uuid=ident.uuid, imei=ident.imei or "", index=index)
+    return fill(rule.user, values), rule.pair.filled(values)
 
 
 @dataclass(frozen=True, slots=True)

@@ -727,6 +727,24 @@ def build_package0(state: ServerState, dev_id: str, **kw) -> bytes:
     return state.dm12.build_package0(dev_id, **kw)
 
 
+_BASE_URLS: dict[tuple[str, str, str], str] = {}
+BASE_URLS_KEPT = 1024  # distinct (scheme, Host, path) triples remembered; a fleet uses one or two
+
+
+def request_base_url(request: web.Request) -> str:
+    """The request's URL without its query, as ``str(request.url)`` spells it: built once per scheme,
+    Host and path (yarl's URL building is a noticeable share of a message's cost), then looked up."""
+    path = request.raw_path.split("?", 1)[0]
+    key = (request.scheme, request.host, path)
+    base = _BASE_URLS.get(key)
+    if base is None:
+        base = str(request.url).split("?", 1)[0]
+        if len(_BASE_URLS) >= BASE_URLS_KEPT:
+            _BASE_URLS.clear()
+        _BASE_URLS[key] = base
+    return base
+
+
 def setup_dm12(app: web.Application, state: ServerState, config: Dm12Config | None = None) -> Dm12Server:
     """Add `POST /dm12` and `POST /dm12/<ServerID>` to `app`; the server's sessions live in `state.dm12` /
     `state.dm12_sessions`. No `config`: the authorities of the shipped profiles (Dm12Config.shipped())."""
@@ -742,7 +760,8 @@ def setup_dm12(app: web.Application, state: ServerState, config: Dm12Config | No
         body = await request.read()
         media = request.headers.get("Content-Type", "")
         try:
-            reply = server.handle(body, media, dict(request.headers), url=str(request.url), server_id=server_id)
+            reply = server.handle(body, media, dict(request.headers), url=request_base_url(request),
+                                  server_id=server_id)
         except EmulatorError as exc:
             return web.Response(status=400, text=f"bad SyncML DM message: {exc}")
         if reply.authenticated:

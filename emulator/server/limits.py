@@ -55,7 +55,7 @@ _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConne
 @web.middleware
 async def body_deadline(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Read the whole body within ``body_s`` before the handler runs (it then reads the cached copy)."""
-    if request.body_exists:
+    if request.body_exists and not request.content.is_eof():  # else the whole body is here already
         limits = request.app.get(LIMITS_KEY) or ServerLimits()
         try:
             await asyncio.wait_for(request.read(), limits.body_s)

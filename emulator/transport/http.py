@@ -44,6 +44,7 @@ from emulator.transport.shaping import NO_SHAPING, Shaping
 
 if TYPE_CHECKING:
     from emulator.mo.accounts import Account
+    from emulator.transport.lean import LeanPool
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +207,8 @@ class HttpTransport:
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=timeout)
         self.limits = {MESSAGES: max_connections, FETCHES: fetch_connections or max_connections}
         self._clients: dict[tuple[TlsConfig, str], aiohttp.ClientSession] = {}
+        self._connect_timeout = connect_timeout
+        self._lean: LeanPool | None = None  # session messages over plain HTTP (see lean.py)
         self._answered: set[tuple[TlsConfig, str]] = set()  # (tls, origin) whose handshake is known good
         self.requests = 0
 
@@ -247,6 +250,12 @@ class HttpTransport:
         except (OSError, ssl.SSLError, EmulatorError) as exc:
             return HttpResult(0, error=f"{method} {url}: TLS set-up failed: {exc}")
         limit = max_body if max_body is not None else self._max_body
+        if lane == MESSAGES and method == "POST" and url[:7].lower() == "http://":
+            result = await self._lean_request(method, url, body, headers, limit)
+            download = shaping.transfer_ms(len(result.body)) if result.status else 0
+            if download > 0:
+                await self._sleep(download / 1000)
+            return result
         try:
             async with asyncio.timeout(self._deadline):
                 async with client.request(method, url, data=body or None,
@@ -287,6 +296,49 @@ class HttpTransport:
             await self._sleep(download / 1000)
         return HttpResult(status, content, answer_headers)
 
+    async def _lean_request(self, method: str, url: str, body: bytes, headers: dict[str, str] | None,
+                            limit: int) -> HttpResult:
+        """A session message over plain HTTP with the lean client (lean.py): the same answers and the
+        same words for failures as the aiohttp path."""
+        from emulator.transport.lean import BadAnswer, ConnectFailed, Disconnected, LeanPool, ReadTimeout
+
+        if self._lean is None:
+            self._lean = LeanPool(limit=self.limits[MESSAGES], connect_timeout=self._connect_timeout,
+                                  read_timeout=self._read_timeout)
+        try:
+            parts = urlsplit(url)
+            host, port = parts.hostname or "", parts.port or 80
+        except ValueError as exc:
+            return HttpResult(0, error=f"{method} {url}: InvalidURL ({exc})")
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        all_headers = {"Accept-Encoding": ACCEPT_ENCODING, **(headers or {})}
+
+        def reader(answer: dict[str, str]) -> BodyReader:
+            return BodyReader(limit, answer.get("content-encoding", ""), answer.get("content-length"))
+
+        try:
+            async with asyncio.timeout(self._deadline):
+                status, answer_headers, content = await self._lean.request(host, port, target, method, all_headers,
+                                                                           body, reader)
+        except BodyTooLarge as exc:
+            return HttpResult(0, error=f"{method} {url}: {exc}", too_large=True)
+        except BadEncoding as exc:
+            return HttpResult(0, error=f"{method} {url}: {exc}")
+        except ReadTimeout:
+            return HttpResult(0, error=f"{method} {url}: no answer within {self._read_timeout:g} s")
+        except TimeoutError:
+            return HttpResult(0, error=f"{method} {url}: the exchange did not finish within the deadline "
+                                       f"of {self._deadline:g} s")
+        except ConnectFailed as exc:
+            return HttpResult(0, error=f"{method} {url}: cannot connect ({exc})")
+        except Disconnected as exc:
+            return HttpResult(0, error=f"{method} {url}: ServerDisconnectedError ({exc})")
+        except BadAnswer as exc:
+            return HttpResult(0, error=f"{method} {url}: {exc}")
+        except Exception as exc:  # a session must never raise
+            return HttpResult(0, error=f"{method} {url}: {type(exc).__name__} ({_reason(exc)})")
+        return HttpResult(status, content, answer_headers)
+
     async def post(self, url: str, body: bytes, content_type: str, headers: dict[str, str] | None = None, *,
                    tls: TlsConfig = TlsConfig(), shaping: Shaping = NO_SHAPING,
                    rng: random.Random | None = None, max_body: int | None = None) -> HttpResult:
@@ -296,6 +348,9 @@ class HttpTransport:
                                   max_body=max_body, lane=MESSAGES)
 
     async def aclose(self) -> None:
+        lean, self._lean = self._lean, None
+        if lean is not None:
+            await lean.aclose()
         clients, self._clients = self._clients, {}
         for client in clients.values():
             await client.close()

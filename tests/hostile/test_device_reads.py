@@ -15,17 +15,28 @@ from emulator.transport.http import HttpTransport
 LIMIT = 16384
 
 
-async def _request(script, limit=LIMIT, **transport_kw):
+@pytest.fixture(params=["request", "post"])
+def how(request):
+    """Both ways a device reads an answer: ``request`` (aiohttp, every request but session messages)
+    and ``post`` (a session message: the lean client over plain HTTP, emulator/transport/lean.py)."""
+    return request.param
+
+
+async def _request(script, limit=LIMIT, how="request", **transport_kw):
     transport = HttpTransport(**transport_kw)
     async with HostilePeer(script) as peer:
         try:
-            result = await transport.request("POST", peer.url + "/dm", b"<SyncML/>", max_body=limit)
+            if how == "post":
+                result = await transport.post(peer.url + "/dm", b"<SyncML/>", "application/vnd.syncml.dm+xml",
+                                              max_body=limit)
+            else:
+                result = await transport.request("POST", peer.url + "/dm", b"<SyncML/>", max_body=limit)
         finally:
             await transport.aclose()
     return result, peer
 
 
-def test_a_body_trickled_byte_by_byte_ends_at_the_request_deadline():
+def test_a_body_trickled_byte_by_byte_ends_at_the_request_deadline(how):
     trickled = 0
 
     async def trickle(ex: Exchange) -> None:
@@ -36,32 +47,32 @@ def test_a_body_trickled_byte_by_byte_ends_at_the_request_deadline():
             trickled += 1
             await asyncio.sleep(0.1)
 
-    result, _ = asyncio.run(_request(trickle, timeout=5, deadline=0.5))
+    result, _ = asyncio.run(_request(trickle, how=how, timeout=5, deadline=0.5))
     assert result.status == 0
     assert "did not finish within the deadline of 0.5 s" in result.error
     assert trickled < 200  # the device hung up; the read timeout alone (5 s per byte) never would
 
 
-def test_the_deadline_is_not_hit_by_an_answer_that_finishes():
+def test_the_deadline_is_not_hit_by_an_answer_that_finishes(how):
     async def prompt(ex: Exchange) -> None:
         await ex.answer(b"x" * 100)
 
-    result, _ = asyncio.run(_request(prompt, timeout=5, deadline=5))
+    result, _ = asyncio.run(_request(prompt, how=how, timeout=5, deadline=5))
     assert (result.status, result.body) == (200, b"x" * 100)
 
 
 @pytest.mark.parametrize("size,ok", [(LIMIT, True), (LIMIT + 1, False), (0, True)])
-def test_max_body_is_exact(size, ok):
+def test_max_body_is_exact(size, ok, how):
     async def answer(ex: Exchange) -> None:
         await ex.answer(b"a" * size)
 
-    result, _ = asyncio.run(_request(answer))
+    result, _ = asyncio.run(_request(answer, how=how))
     assert (result.status == 200) is ok and result.too_large is not ok
     if ok:
         assert len(result.body) == size
 
 
-def test_a_150_mb_body_without_length_is_not_read_past_the_limit():
+def test_a_150_mb_body_without_length_is_not_read_past_the_limit(how):
     """Chunked, so no Content-Length gives it away: the device must count while it reads."""
 
     async def flood(ex: Exchange) -> None:
@@ -71,25 +82,25 @@ def test_a_150_mb_body_without_length_is_not_read_past_the_limit():
         for _ in range(150 * 16):  # 150 MB
             await ex.send(frame)
 
-    result, peer = asyncio.run(_request(flood))
+    result, peer = asyncio.run(_request(flood, how=how))
     assert result.too_large and "over the limit of 16384 bytes" in result.error
     read = int(result.error.rsplit("after ", 1)[1].split()[0])
     assert LIMIT < read <= LIMIT + raw_margin(LIMIT) + 65536 + 16
     assert peer.sent < 32 * 1024 * 1024  # socket buffers at most; the old code took all 150 MB
 
 
-def test_a_declared_150_mb_body_is_refused_before_reading():
+def test_a_declared_150_mb_body_is_refused_before_reading(how):
     async def flood(ex: Exchange) -> None:
         await ex.head(200, {"Content-Type": "application/vnd.syncml.dm+xml", "Content-Length": str(150 << 20)})
         for _ in range(150 * 16):
             await ex.send(b"a" * 65536)
 
-    result, peer = asyncio.run(_request(flood))
+    result, peer = asyncio.run(_request(flood, how=how))
     assert result.too_large and "Content-Length 157286400" in result.error and "after 0 bytes" in result.error
     assert peer.sent < 32 * 1024 * 1024
 
 
-def test_a_gzip_bomb_is_not_unpacked_past_the_limit():
+def test_a_gzip_bomb_is_not_unpacked_past_the_limit(how):
     bomb = gzip_bomb(200)  # 200 MiB of zeros in about 200 KB
     assert len(bomb) < 400_000
 
@@ -97,7 +108,7 @@ def test_a_gzip_bomb_is_not_unpacked_past_the_limit():
         await ex.answer(bomb, "application/vnd.syncml.dm+xml", headers={"Content-Encoding": "gzip"})
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    result, _ = asyncio.run(_request(explode, limit=1 << 20))
+    result, _ = asyncio.run(_request(explode, how=how, limit=1 << 20))
     grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     assert result.too_large and "decoded size" in result.error, result.error
     read = int(result.error.rsplit("after ", 1)[1].split()[0])
@@ -106,7 +117,7 @@ def test_a_gzip_bomb_is_not_unpacked_past_the_limit():
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
-def test_a_compressed_answer_within_the_limit_is_decoded(encoding):
+def test_a_compressed_answer_within_the_limit_is_decoded(encoding, how):
     import zlib
 
     text = b"<SyncML>" + b"x" * 5000 + b"</SyncML>"
@@ -118,15 +129,15 @@ def test_a_compressed_answer_within_the_limit_is_decoded(encoding):
         assert ex.headers["accept-encoding"] == "gzip, deflate"
         await ex.answer(packed, headers={"Content-Encoding": encoding})
 
-    result, _ = asyncio.run(_request(answer))
+    result, _ = asyncio.run(_request(answer, how=how))
     assert result.status == 200 and result.body == text
 
 
-def test_an_encoding_the_device_did_not_offer_is_refused():
+def test_an_encoding_the_device_did_not_offer_is_refused(how):
     async def answer(ex: Exchange) -> None:
         await ex.answer(b"\x28\xb5\x2f\xfd", headers={"Content-Encoding": "zstd"})
 
-    result, _ = asyncio.run(_request(answer))
+    result, _ = asyncio.run(_request(answer, how=how))
     assert result.status == 0 and "Content-Encoding 'zstd'" in result.error
 
 

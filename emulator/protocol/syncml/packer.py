@@ -82,6 +82,17 @@ def pack(
     alone rather than never (the peer will refuse it with a status, which is better than a hang).
     """
     lead, trailer = list(lead), list(trailer)
+    whole = _all_fit(header, queue, max_size=max_size, wbxml=wbxml, lead=lead, trailer=trailer)
+    if whole is not None:
+        queue.clear()
+        return whole
+    return pack_each(header, queue, max_size=max_size, wbxml=wbxml, lead=lead, trailer=trailer)
+
+
+def pack_each(header: SyncHdr, queue: deque[Command], *, max_size: int | None, wbxml: bool = False,
+              lead: Iterable[Command] = (), trailer: Iterable[Command] = ()) -> list[Command]:
+    """:func:`pack` measuring command by command (what it does when not everything fits)."""
+    lead, trailer = list(lead), list(trailer)
     ver = header.ver_dtd
     out: list[Command] = []
     nxt = 1
@@ -124,6 +135,32 @@ def pack(
         for cmd in trailer:
             nxt = assign_ids(cmd, nxt)
             out.append(cmd)
+    return out
+
+
+def _all_fit(header: SyncHdr, queue: deque[Command], *, max_size: int | None, wbxml: bool,
+             lead: list[Command], trailer: list[Command]) -> list[Command] | None:
+    """Every command in one message when they all fit (the common case), measured with one encoding of
+    the whole message rather than one per command; None when they may not (then :func:`pack` measures
+    command by command). The same answer as the loop: XML sizes add up exactly, so the whole fits
+    exactly when every prefix does. WBXML sizes do not add up exactly: always measured the long way."""
+    if max_size is not None and wbxml:
+        return None
+    out = [*lead, *queue]
+    nxt = 1
+    for cmd in out:
+        nxt = assign_ids(cmd, nxt)
+    if max_size is not None:
+        reserve = 0
+        probe = nxt + 1000  # as pack() does: ids get longer, never shorter
+        for cmd in trailer:
+            probe = assign_ids(cmd, probe)
+            reserve += _size(cmd, wbxml, header.ver_dtd)
+        if message_size(Message(header=header, commands=out, final=True), wbxml=wbxml) + reserve > max_size:
+            return None
+    for cmd in trailer:
+        nxt = assign_ids(cmd, nxt)
+        out.append(cmd)
     return out
 
 
