@@ -227,6 +227,14 @@ def _run_options(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="keep the devices, their trees, sessions and traffic in this workspace folder after the run",
     )
+    p.add_argument(
+        "--processes",
+        type=_positive_int,
+        metavar="N",
+        help="run the fleet in N worker processes, one merged report (default: one per core, at most one "
+        "per 500 devices; one when the scenario has timeline events, picks some devices of a group, or "
+        "with --workspace)",
+    )
 
 
 def _respond_options(p: argparse.ArgumentParser) -> None:

@@ -5,19 +5,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
-    QObject,
-    QPersistentModelIndex,
-    QSortFilterProxyModel,
     Qt,
     Signal,
 )
-from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -37,11 +31,10 @@ from PySide6.QtWidgets import (
 )
 
 from emulator.device.profile import list_profiles
-from emulator.device.virtual import VirtualDevice
 from emulator.errors import EmulatorError
-from emulator.events import DeviceStateChanged, SessionEnded, SessionStarted
 from emulator.fleet.fleet import Fleet
 from emulator.protocol.values import is_protocol
+from ui.fleet_model import WAITING, FleetFilter, FleetModel
 from ui.heap import settle
 from ui.pending import PendingRequests
 from ui.progress import ChunkedJob
@@ -50,15 +43,6 @@ from ui.signals import emit
 if TYPE_CHECKING:
     from ui.webview import WindowUi  # the web engine loads with the window, not with this module
 
-COLUMNS = ("Device", "Profile", "State", "Bearer", "Last result")
-WAITING = "waiting for you"
-STATE_COLORS = {
-    "in session": QColor(40, 120, 220),
-    "waiting for UI": QColor(200, 120, 0),
-    WAITING: QColor(200, 120, 0),
-    "error": QColor(200, 40, 40),
-}
-DeviceIdRole = Qt.ItemDataRole.UserRole + 1
 STATE_PADDING = 24  # a table cell's margins, so "waiting for you" fits its column
 WAITING_LIST_HEIGHT = 110  # about five entries: the fleet table keeps the room
 SETTLE_AFTER = 100  # devices added or removed at once past which the heap is settled (ui.heap)
@@ -70,104 +54,6 @@ def profile_names() -> list[str]:
         return [p.name for p in list_profiles()]
     except (EmulatorError, OSError):
         return []
-
-
-class FleetModel(QAbstractTableModel):
-    """One row per device of the fleet, in the order they were added."""
-
-    def __init__(self, fleet: Fleet, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.fleet = fleet
-        self._ids: list[str] = list(fleet.devices)
-        self._rows: dict[str, int] = {d: i for i, d in enumerate(self._ids)}
-        self.pending: PendingRequests | None = None  # the window's waiting requests ("waiting for you")
-
-    def sync(self) -> None:
-        """Pick up devices added or removed since the last call."""
-        current = list(self.fleet.devices)
-        old = len(self._ids)
-        if len(current) > old and current[:old] == self._ids:  # only added: keeps selection and scroll
-            self.beginInsertRows(QModelIndex(), old, len(current) - 1)
-            self._ids = current
-            self._rows.update((d, i) for i, d in enumerate(current[old:], old))
-            self.endInsertRows()
-        elif current != self._ids:
-            self.beginResetModel()
-            self._ids = current
-            self._rows = {d: i for i, d in enumerate(current)}
-            self.endResetModel()
-
-    def device_id(self, row: int) -> str:
-        return self._ids[row]
-
-    def row_of(self, device_id: str) -> int:
-        return self._rows.get(device_id, -1)
-
-    def refresh(self, device_ids: set[str]) -> None:
-        for dev_id in device_ids:
-            row = self._rows.get(dev_id)
-            if row is not None:
-                emit(self.dataChanged, self.index(row, 0), self.index(row, len(COLUMNS) - 1))
-
-    def apply_events(self, events: Sequence[object]) -> None:
-        self.sync()
-        touched = {e.device_id for e in events if isinstance(e, DeviceStateChanged | SessionStarted | SessionEnded)}
-        if touched:
-            self.refresh(touched)
-
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._ids)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        return None
-
-    def state(self, dev: VirtualDevice) -> str:
-        """The device's state as the user sees it: "waiting for you" while a server waits for an answer."""
-        if self.pending is not None and self.pending.waiting(dev.id):
-            return WAITING
-        return dev.state
-
-    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        if not index.isValid():
-            return None
-        dev = self.fleet.devices.get(self._ids[index.row()])
-        if dev is None:
-            return None
-        col = index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
-            if col == 0:
-                return dev.id
-            if col == 1:
-                return dev.profile.name
-            if col == 2:
-                return self.state(dev)
-            if col == 3:
-                return dev.bearer or "(no bearer up)"
-            return dev.last_result
-        if role == Qt.ItemDataRole.ForegroundRole and col == 2:
-            return STATE_COLORS.get(self.state(dev))
-        if role == Qt.ItemDataRole.FontRole and col == 2 and self.state(dev) == WAITING:
-            bold = QFont()
-            bold.setBold(True)
-            return bold
-        if role == Qt.ItemDataRole.ToolTipRole:
-            tip = f"{dev.id}\n{dev.profile.title}\nprotocols: {', '.join(dev.profile.protocols)}"
-            if self.pending is not None:
-                for p in self.pending.waiting(dev.id):
-                    tip += f"\nwaiting for you: {p.what}"
-            if dev.detail:
-                tip += f"\n{dev.state}: {dev.detail}"
-            if dev.last_result and dev.last_result != dev.detail:
-                tip += f"\nlast session: {dev.last_result}"
-            return tip
-        if role == DeviceIdRole:
-            return dev.id
-        return None
 
 
 class FleetPanel(QWidget):
@@ -183,10 +69,9 @@ class FleetPanel(QWidget):
         self.fleet = fleet
         self.adding: ChunkedJob | None = None  # devices being added (see add_devices)
         self.model = FleetModel(fleet, self)
-        self.proxy = QSortFilterProxyModel(self)
+        self.proxy = FleetFilter(self)
         self.proxy.setSourceModel(self.model)
         self.proxy.setFilterKeyColumn(-1)
-        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
 
         self.search = QLineEdit(placeholderText="Filter devices (id, profile, state …)")
         self.search.setClearButtonEnabled(True)

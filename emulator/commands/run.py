@@ -20,6 +20,7 @@ import dataclasses
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from emulator.errors import EmulatorError, FileFormatError
 from emulator.scenarios.model import MAX_RETRY, Scenario, default_scenario, find_scenario, load_scenario
@@ -118,6 +119,40 @@ def _progress(runner: ScenarioRunner, elapsed: float) -> None:
           file=sys.stderr, flush=True)
 
 
+def choose_processes(scenario: Scenario, args: argparse.Namespace) -> int:
+    """How many worker processes the run takes (``--processes``, else one per core: see
+    :mod:`emulator.scenarios.shards`); EmulatorError when more than one was asked for and the run
+    cannot be cut."""
+    from emulator.scenarios.shards import default_processes, why_not_sharded
+
+    asked = getattr(args, "processes", None)
+    why = why_not_sharded(scenario, workspace=getattr(args, "workspace", None))
+    if asked is None:
+        return 1 if why else default_processes(scenario.device_count)
+    if asked > 1 and why:
+        raise EmulatorError(f"--processes {asked}: this run cannot be cut into processes: {why}", status=400)
+    return max(1, min(asked, scenario.device_count))
+
+
+def _run_sharded(scenario: Scenario, server: str, processes: int, options: dict[str, Any]) -> RunResult:
+    """The run in worker processes, one merged progress line a second; SIGINT/SIGTERM stop them all."""
+    from emulator.scenarios.shards import Progress, ShardedRun
+
+    def progress(p: Progress, elapsed: float) -> None:
+        print(f"[{elapsed:6.1f}s] {p.devices_up}/{scenario.device_count} devices up, {p.running} in session, "
+              f"{p.sessions_per_s:.0f} sessions/s, {p.completed} completed, {p.errors} errors "
+              f"({processes} processes)", file=sys.stderr, flush=True)
+
+    sharded = ShardedRun(scenario, server, processes, progress=progress, **options)
+    previous = {sig: signal.signal(sig, lambda signum, _frame: sharded.interrupt(signal.Signals(signum).name))
+                for sig in SIGNAL_EXIT}
+    try:
+        return sharded.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 async def _run(runner: ScenarioRunner) -> RunResult:
     """The run, stopped cleanly by SIGINT or SIGTERM (the partial result comes back)."""
     loop = asyncio.get_running_loop()
@@ -146,13 +181,24 @@ def run(args: argparse.Namespace) -> int:
         from emulator.fleet.fleet import SERVER_AUTH_NONE_WARNING
 
         print(f"dm-emulator run: warning: {SERVER_AUTH_NONE_WARNING}", file=sys.stderr)
-    runner = ScenarioRunner(scenario, args.server, progress=_progress, session_options=options,
-                            request_deadline=getattr(args, "request_deadline", None),
-                            workspace=getattr(args, "workspace", None),
-                            traffic_dir=getattr(args, "traffic_dir", None),
-                            traffic_all=getattr(args, "traffic_all", False))
-    result = asyncio.run(_run(runner))
-    traffic = runner.traffic.files if runner.traffic is not None else {}
+    try:
+        processes = choose_processes(scenario, args)
+    except EmulatorError as exc:
+        print(f"dm-emulator run: {exc}", file=sys.stderr)
+        return CANNOT_START
+    runner_options: dict[str, Any] = {"session_options": options, "request_deadline": getattr(args, "request_deadline", None),
+                      "traffic_dir": getattr(args, "traffic_dir", None),
+                      "traffic_all": getattr(args, "traffic_all", False)}
+    traffic: dict[str, Path] = {}
+    if processes > 1:
+        result = _run_sharded(scenario, args.server, processes, runner_options)
+        if runner_options["traffic_dir"]:
+            traffic = {p.stem: p for p in Path(runner_options["traffic_dir"]).glob("*.jsonl")}
+    else:
+        runner = ScenarioRunner(scenario, args.server, progress=_progress,
+                                workspace=getattr(args, "workspace", None), **runner_options)
+        result = asyncio.run(_run(runner))
+        traffic = runner.traffic.files if runner.traffic is not None else {}
     print_summary(result, traffic)
     if args.report:
         write_json(result, args.report, traffic)

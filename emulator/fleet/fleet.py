@@ -114,6 +114,7 @@ class Fleet:
         self.workspace = workspace
         self.ui = ui
         self.devices: dict[str, VirtualDevice] = {}
+        self.removals = 0  # devices removed so far: a list of the fleet knows it need only look for added ones
         self.stats = FleetStats()
         self._next_index: dict[str, int] = {}
         self._session_ids = itertools.count(1)
@@ -153,7 +154,8 @@ class Fleet:
         return added
 
     def remove(self, dev_id: str) -> None:
-        self.devices.pop(dev_id, None)
+        if self.devices.pop(dev_id, None) is not None:
+            self.removals += 1
         if self.workspace is not None:
             self.workspace.delete_device(dev_id)
 
