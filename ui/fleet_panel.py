@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (
     QModelIndex,
+    QSortFilterProxyModel,
     Qt,
     Signal,
 )
@@ -34,7 +35,7 @@ from emulator.device.profile import list_profiles
 from emulator.errors import EmulatorError
 from emulator.fleet.fleet import Fleet
 from emulator.protocol.values import is_protocol
-from ui.fleet_model import WAITING, FleetFilter, FleetModel
+from ui.fleet_model import WAITING, FleetModel
 from ui.heap import settle
 from ui.pending import PendingRequests
 from ui.progress import ChunkedJob
@@ -69,13 +70,12 @@ class FleetPanel(QWidget):
         self.fleet = fleet
         self.adding: ChunkedJob | None = None  # devices being added (see add_devices)
         self.model = FleetModel(fleet, self)
-        self.proxy = FleetFilter(self)
+        self.proxy = QSortFilterProxyModel(self)  # sorting by a column; the model itself filters
         self.proxy.setSourceModel(self.model)
-        self.proxy.setFilterKeyColumn(-1)
 
         self.search = QLineEdit(placeholderText="Filter devices (id, profile, state …)")
         self.search.setClearButtonEnabled(True)
-        self.search.textChanged.connect(self.proxy.setFilterFixedString)
+        self.search.textChanged.connect(self.model.set_filter)
 
         self.view = QTableView()
         self.view.setModel(self.proxy)

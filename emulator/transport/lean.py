@@ -23,6 +23,7 @@ import asyncio
 import os
 from collections import deque
 from collections.abc import Callable
+from typing import cast
 
 import httptools
 
@@ -75,8 +76,7 @@ class _Connection(asyncio.Protocol):
     # ------------------------------------------------------------------ asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass, but is one
 
     def data_received(self, data: bytes) -> None:
         if self.waiter is None or self.waiter.done():  # unasked-for bytes: this connection is not to be trusted

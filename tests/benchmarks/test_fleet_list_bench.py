@@ -29,12 +29,14 @@ def test_fleet_list_with_a_huge_fleet_never_stalls(qapp, request, capsys):
     from emulator.events import DeviceStateChanged
     from emulator.fleet.fleet import Fleet
     from ui.fleet_panel import FleetPanel
+    from ui.heap import settle
 
     full = enabled(request)
     count, seconds = (100_000, 4.0) if full else (2_000, 0.6)
     fleet = Fleet(server="http://127.0.0.1:9")
     fleet.add("smartphone", count)
     ids = list(fleet.devices)
+    settle()  # as the window does after adding many devices: the collector leaves them alone
 
     panel = FleetPanel(fleet)
     panel.resize(600, 800)
@@ -70,11 +72,18 @@ def test_fleet_list_with_a_huge_fleet_never_stalls(qapp, request, capsys):
     def scroll() -> None:
         panel.view.scrollTo(panel.proxy.index(rng.randrange(panel.proxy.rowCount()), 0))
 
-    def type_filter() -> None:  # a user types a device's serial, then clears it
-        t = time.perf_counter()
+    typed = [0.0]
+
+    def type_filter() -> None:  # a user types a device's serial (then, later, clears it)
+        typed[0] = time.perf_counter()
         panel.search.setText(ids[count // 2][-6:])
-        panel.search.setText("")
-        filter_ms.append((time.perf_counter() - t) * 1000)
+        check_filter()
+
+    def check_filter() -> None:
+        if panel.model.filtering:
+            QTimer.singleShot(1, check_filter)
+        else:
+            filter_ms.append((time.perf_counter() - typed[0]) * 1000)
 
     timers = []
     for interval, slot in ((HEARTBEAT_MS, beat), (10, load), (BATCH_MS, flush), (50, scroll)):
@@ -85,7 +94,8 @@ def test_fleet_list_with_a_huge_fleet_never_stalls(qapp, request, capsys):
         timers.append(timer)
     loop = QEventLoop()
     QTimer.singleShot(int(seconds * 1000), loop.quit)
-    QTimer.singleShot(int(seconds * 500), type_filter)
+    QTimer.singleShot(int(seconds * 333), type_filter)
+    QTimer.singleShot(int(seconds * 666), lambda: panel.search.setText(""))
     for timer in timers:
         timer.start()
     ticks.append(time.perf_counter())
@@ -102,4 +112,5 @@ def test_fleet_list_with_a_huge_fleet_never_stalls(qapp, request, capsys):
     report(request, capsys,
            f"fleet list, {count:,} devices: first show {first_show_ms:.0f} ms; longest stall {longest:.1f} ms "
            f"(target < {STALL_TARGET_MS:.0f} ms) over {elapsed:.1f} s of {changes[0] / elapsed:,.0f} state "
-           f"changes/s, scrolling, and a filter typed and cleared ({filter_ms[0]:.0f} ms of it)")
+           f"changes/s, scrolling, and a filter typed (its rows shown {filter_ms[0]:.0f} ms later, in slices) "
+           "and cleared")

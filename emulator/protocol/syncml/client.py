@@ -328,13 +328,14 @@ class SyncMLClient:
         server's package is not complete, Final when everything of ours went and the server's did too."""
         header = self._header()
         trailer = [] if self._server_final else [Alert(cmd_id="0", code=codes.ALERT_NEXT_MESSAGE)]
+        built: list[bytes] = []
         commands = pack(header, self._outbox, max_size=self._peer_max_msg, wbxml=self.wbxml,
-                        lead=self._lead, trailer=trailer)
+                        lead=self._lead, trailer=trailer, built=built)
         self._lead = []
         final = not self._outbox and self._server_final
         msg = Message(header=header, commands=commands, final=final)
         try:
-            body = build_message(msg, wbxml=self.wbxml)
+            body = built[0] if built and final else build_message(msg, wbxml=self.wbxml)
         except EmulatorError as exc:
             self._end("failed", f"cannot encode our message: {exc}")
             return

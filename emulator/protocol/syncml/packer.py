@@ -32,7 +32,7 @@ from emulator.protocol.syncml.commands import (
     Sequence,
     SyncHdr,
 )
-from emulator.protocol.syncml.message import command_size, message_size
+from emulator.protocol.syncml.message import build_message, command_size, message_size
 
 WBXML_MARGIN_PER_COMMAND = 8
 WBXML_MARGIN = 32
@@ -73,6 +73,7 @@ def pack(
     wbxml: bool = False,
     lead: Iterable[Command] = (),
     trailer: Iterable[Command] = (),
+    built: list[bytes] | None = None,
 ) -> list[Command]:
     """The commands of the next message: `lead` always, then as much of `queue` as fits (taken off it),
     then `trailer` only if the queue ran empty. CmdIDs are assigned in message order from 1.
@@ -80,9 +81,13 @@ def pack(
     A command too big for the room left is split when it can be (several items: by items; one item:
     in chunks), else it waits for the next message; a command that fits no message at all is sent
     alone rather than never (the peer will refuse it with a status, which is better than a hang).
+
+    ``built``: when given, and everything fitted with no trailer, it receives the encoded message of
+    the packed commands with Final (measuring it meant building it): the caller sending that
+    message with Final need not build it again.
     """
     lead, trailer = list(lead), list(trailer)
-    whole = _all_fit(header, queue, max_size=max_size, wbxml=wbxml, lead=lead, trailer=trailer)
+    whole = _all_fit(header, queue, max_size=max_size, wbxml=wbxml, lead=lead, trailer=trailer, built=built)
     if whole is not None:
         queue.clear()
         return whole
@@ -139,7 +144,7 @@ def pack_each(header: SyncHdr, queue: deque[Command], *, max_size: int | None, w
 
 
 def _all_fit(header: SyncHdr, queue: deque[Command], *, max_size: int | None, wbxml: bool,
-             lead: list[Command], trailer: list[Command]) -> list[Command] | None:
+             lead: list[Command], trailer: list[Command], built: list[bytes] | None = None) -> list[Command] | None:
     """Every command in one message when they all fit (the common case), measured with one encoding of
     the whole message rather than one per command; None when they may not (then :func:`pack` measures
     command by command). The same answer as the loop: XML sizes add up exactly, so the whole fits
@@ -156,8 +161,11 @@ def _all_fit(header: SyncHdr, queue: deque[Command], *, max_size: int | None, wb
         for cmd in trailer:
             probe = assign_ids(cmd, probe)
             reserve += _size(cmd, wbxml, header.ver_dtd)
-        if message_size(Message(header=header, commands=out, final=True), wbxml=wbxml) + reserve > max_size:
+        whole = build_message(Message(header=header, commands=out, final=True), wbxml=wbxml)
+        if len(whole) + reserve > max_size:
             return None
+        if built is not None and not trailer:  # the very message to send, when it is the package's Final one
+            built.append(whole)
     for cmd in trailer:
         nxt = assign_ids(cmd, nxt)
         out.append(cmd)

@@ -126,3 +126,8 @@ def test_packing_everything_at_once_takes_what_packing_command_by_command_takes(
                                                                                            commands=left))]
 
     assert packed(pack) == packed(pack_each)
+    # what pack built while measuring is the message it packed, with Final, byte for byte
+    queue, built = deque(copy.deepcopy(commands)), []
+    out = pack(header, queue, max_size=limit, trailer=[], built=built)
+    if built:
+        assert not queue and built == [build_message(Message(header=header, commands=out, final=True))]
