@@ -136,6 +136,7 @@ def choose_processes(scenario: Scenario, args: argparse.Namespace) -> int:
 
 def _run_sharded(scenario: Scenario, server: str, processes: int, options: dict[str, Any]) -> RunResult:
     """The run in worker processes, one merged progress line a second; SIGINT/SIGTERM stop them all."""
+    from emulator.fleet.capacity import check_fleet_fits
     from emulator.scenarios.shards import Progress, ShardedRun
 
     def progress(p: Progress, elapsed: float) -> None:
@@ -143,6 +144,7 @@ def _run_sharded(scenario: Scenario, server: str, processes: int, options: dict[
               f"{p.sessions_per_s:.0f} sessions/s, {p.completed} completed, {p.errors} errors "
               f"({processes} processes)", file=sys.stderr, flush=True)
 
+    check_fleet_fits(scenario.device_count)  # the whole fleet, on this machine, before a worker starts
     sharded = ShardedRun(scenario, server, processes, progress=progress, **options)
     previous = {sig: signal.signal(sig, lambda signum, _frame: sharded.interrupt(signal.Signals(signum).name))
                 for sig in SIGNAL_EXIT}
