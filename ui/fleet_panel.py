@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from emulator.device.profile import list_profiles
+from emulator.device.virtual import VirtualDevice
 from emulator.errors import EmulatorError
 from emulator.fleet.fleet import Fleet
 from emulator.protocol.values import is_protocol
