@@ -263,6 +263,8 @@ async def measure(url: str, devices: int, *, concurrency: int = CONCURRENCY,
         "loopback_round_trips": exchanges,
         "loopback_ceiling_per_s": round(ceiling, 1),
         "ratio_to_ceiling": round(exchanges_per_s / ceiling, 3) if ceiling else 0.0,
+        # issue 18's measure: DM messages (either way) a second against the ceiling's round trips a second
+        "messages_share_of_ceiling": round(messages / wall / ceiling, 3) if ceiling and wall else 0.0,
         "problems": problems,
     }
     if idle_devices:
@@ -386,9 +388,10 @@ def check_targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     target("server CPU per session", f"<= {TARGET_CPU_MS} ms",
            f"{server:.3f} ms" if server is not None else "not measured",
            server <= TARGET_CPU_MS if server is not None and r["sessions"] else None)
-    target("share of the loopback ceiling", f">= {TARGET_CEILING_SHARE:.0%}",
-           f"{r['ratio_to_ceiling']:.1%} ({r['round_trips_per_s']:,.0f} of {r['loopback_ceiling_per_s']:,.0f} "
-           "round trips/s)", r["ratio_to_ceiling"] >= TARGET_CEILING_SHARE)
+    target("DM messages/s vs the loopback ceiling", f">= {TARGET_CEILING_SHARE:.0%}",
+           f"{r['messages_share_of_ceiling']:.1%} ({r['messages_per_s']:,.0f} messages/s against "
+           f"{r['loopback_ceiling_per_s']:,.0f} round trips/s; as round trips {r['ratio_to_ceiling']:.1%})",
+           r["messages_share_of_ceiling"] >= TARGET_CEILING_SHARE)
     if "idle_devices" in r:
         target("memory per idle device", f"<= {TARGET_IDLE_BYTES // 1024} KiB at {TARGET_IDLE_DEVICES:,} devices",
                f"{r['idle_memory_per_device_bytes'] / 1024:.1f} KiB at {r['idle_devices']:,} devices",
@@ -465,7 +468,8 @@ def print_table(r: dict[str, Any]) -> None:
                                    f"({r['idle_memory_measure']}), built in {r['idle_build_cpu_s']} s CPU"))
     rows += [
         ("loopback ceiling", f"{r['loopback_ceiling_per_s']} round trips/s (minimal client and handler, this run)"),
-        ("ratio to ceiling", f"{r['ratio_to_ceiling']:.2f} ({r['ratio_to_ceiling']:.1%} of the ceiling)"),
+        ("ratio to ceiling", f"{r['ratio_to_ceiling']:.2f} (DM round trips/s; DM messages/s are "
+                             f"{r['messages_share_of_ceiling']:.1%} of the ceiling)"),
     ]
     for t in r.get("targets", []):
         verdict = {True: "MET", False: "MISSED", None: "not judged"}[t["met"]]
