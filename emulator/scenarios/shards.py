@@ -55,6 +55,8 @@ def why_not_sharded(scenario: Scenario, *, workspace: str | None = None) -> str 
         return "the scenario has timeline events, which pick devices across the whole fleet"
     if scenario.needs_store:
         return "the scenario restarts devices from a store"
+    if getattr(scenario, "campaign", None) is not None:
+        return "the scenario starts a campaign on the server, which one run asks for once"
     selectors = [r.devices for r in scenario.sessions] + [e.devices for e in scenario.expectations]
     if not all(s.everyone for s in selectors):
         return "the scenario picks some devices of a group (limit, percent or state)"
@@ -228,4 +230,38 @@ def merge(scenario: Scenario, server: str, parts: list[tuple[RunResult | None, s
         servers=servers, interrupted=next((r.interrupted for r in results if r.interrupted), ""),
         not_run_by_device=not_run, members=members, started_at=started_at,
         events=[e for r in results for e in r.events],
+        operations=merge_operations([r.operations for r in results]),
     )
+
+
+def merge_operations(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The workers' managed-object reports (``RunResult.operations``) as one: downloads, starts,
+    unfinished operations and result codes added up; per state, counts added, the mean weighted by
+    them, the longest the longest. The percentiles of a state's times are the workers' weighted by
+    their counts: close to, not exactly, those of all the times together."""
+    parts = [p for p in parts if p]
+    if len(parts) <= 1:
+        return dict(parts[0]) if parts else {}
+    out: dict[str, Any] = {}
+    downloads = [p["downloads"] for p in parts if "downloads" in p]
+    if downloads:
+        out["downloads"] = {k: sum(d.get(k, 0) for d in downloads) for k in downloads[0]}
+    for kind in sorted({k for p in parts for k in p if k != "downloads"}):
+        mine = [p[kind] for p in parts if kind in p]
+        results: dict[str, int] = {}
+        for m in mine:
+            for code, n in m["results"].items():
+                results[code] = results.get(code, 0) + n
+        states: dict[str, dict[str, float]] = {}
+        for state in sorted({st for m in mine for st in m["states"]}):
+            figures = [m["states"][state] for m in mine if state in m["states"]]
+            count = sum(f["count"] for f in figures)
+
+            def weighted(key: str, figures: list[dict[str, float]] = figures, count: int = count) -> float:
+                return round(sum(f[key] * f["count"] for f in figures) / count, 3) if count else 0.0
+
+            states[state] = {"count": count, "mean_s": weighted("mean_s"), "p50_s": weighted("p50_s"),
+                             "p90_s": weighted("p90_s"), "max_s": max(f["max_s"] for f in figures)}
+        out[kind] = {"started": sum(m["started"] for m in mine), "unfinished": sum(m["unfinished"] for m in mine),
+                     "results": dict(sorted(results.items(), key=lambda kv: int(kv[0]))), "states": states}
+    return out

@@ -112,6 +112,10 @@ def test_which_runs_can_be_cut(tmp_path):
     assert "timeline events" in (why_not_sharded(events) or "")
     some = dataclasses.replace(plain, expectations=(Expectation(devices=Selector(limit=2), status="completed"),))
     assert "some devices" in (why_not_sharded(some) or "")
+    from emulator.scenarios.model import find_scenario, load_scenario
+
+    campaign = load_scenario(find_scenario("fumo-campaign"))  # 1,000 phones: one campaign, asked for once
+    assert campaign.device_count >= 1000 and "campaign" in (why_not_sharded(campaign) or "")
 
 
 def test_slices_cover_every_group_once():
@@ -128,3 +132,20 @@ def test_slices_cover_every_group_once():
 ])
 def test_default_is_one_process_per_core_for_big_fleets(devices, cores, expected):
     assert default_processes(devices, cores) == expected
+
+
+def test_managed_object_reports_of_the_workers_add_up():
+    from emulator.scenarios.shards import merge_operations
+
+    one = {"downloads": {"count": 2, "bytes": 10, "resumed": 1, "resumptions": 1, "failed": 0},
+           "fumo": {"started": 2, "unfinished": 0, "results": {"200": 2},
+                    "states": {"Downloading": {"count": 2, "mean_s": 1.0, "p50_s": 1.0, "p90_s": 1.0, "max_s": 1.0}}}}
+    two = {"fumo": {"started": 1, "unfinished": 1, "results": {"200": 1, "402": 1},
+                    "states": {"Downloading": {"count": 1, "mean_s": 4.0, "p50_s": 4.0, "p90_s": 4.0, "max_s": 4.0}}}}
+    merged = merge_operations([one, {}, two])
+    assert merged["downloads"]["count"] == 2
+    assert merged["fumo"]["started"] == 3 and merged["fumo"]["unfinished"] == 1
+    assert merged["fumo"]["results"] == {"200": 3, "402": 1}
+    assert merged["fumo"]["states"]["Downloading"] == {"count": 3, "mean_s": 2.0, "p50_s": 2.0, "p90_s": 2.0,
+                                                       "max_s": 4.0}
+    assert merge_operations([{}, one]) == one and merge_operations([]) == {}
