@@ -11,6 +11,9 @@ User interaction is answered by the headless policy (useralerts.default_answer):
 default when it has one, else display acknowledged, confirm "yes", empty text, the first choice.
 A launchBrowserToURI Exec is answered as if the web flow ended well.
 
+A DM 1.3 profile (``dm_version = "1.3"``) answers as a DM 1.3 device: VerProto DM/1.3, its
+DMFeatures node readable; a DM 1.2 profile refuses a DM/1.3 package whole (513, every command 215).
+
 A DM 2.0 JSON Package#2 is answered for the profile's highest-priority DM 2.0 account, with the
 network-free rules of emulator.protocol.dm2.respond (HGET/HPUT/HPOST answer 500, a SHOW is not
 opened, an EXEC result alert is not sent); what could not happen is said on stderr, one line each.
@@ -95,7 +98,8 @@ def respond_dm12(device: VirtualDevice, data: bytes, media: str, *, wbxml: bool 
     account = grant_server(device.tree, server_id, server_uri=hdr.source or hdr.resp_uri or "")
     p = device.profile
     engine = SyncMLClient.respond_to(device.tree, account, data, media, dev_id=device.id,
-                                     max_msg_size=p.max_msg_size, max_obj_size=p.max_obj_size, wbxml=wbxml)
+                                     max_msg_size=p.max_msg_size, max_obj_size=p.max_obj_size, wbxml=wbxml,
+                                     dm_version=p.dm_version)
     while (action := engine.next_action()) is not None:
         if isinstance(action, SendMessage):
             return action.body, None

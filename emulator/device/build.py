@@ -17,7 +17,7 @@ import base64
 from emulator.device.identity import Identity, make_identity
 from emulator.device.profile import AccountSpec, BearerSpec, Profile, fill
 from emulator.errors import FileFormatError
-from emulator.mo import behaviours
+from emulator.mo import behaviours, dm13
 from emulator.mo.accounts import AUTH_TYPES, DM1_ROOT, DM2_ROOT, DMACC_1, DMACC_2, decode_nonce
 from emulator.tree import Tree
 from emulator.tree import uri as uris
@@ -147,7 +147,7 @@ def _build_template(profile: Profile) -> Tree:
     if dm1:
         info = load_builtin(DEVINFO_1).root
         _interior(tree, info, "./DevInfo", acl="Get=*")
-        _values(tree, info, "./DevInfo", {"DevId": "", "Man": "", "Mod": "", "DmV": "1.2", "Lang": "en"}
+        _values(tree, info, "./DevInfo", {"DevId": "", "Man": "", "Mod": "", "DmV": profile.dm_version, "Lang": "en"}
                 | {k: v for k, v in profile.devinfo.items() if info.child(k) is not None and k != "DevType"})
         detail = load_builtin(DEVDETAIL_1).root
         _interior(tree, detail, "./DevDetail", acl="Get=*" + (f"&Replace={'+'.join(dm12_servers)}" if dm12_servers else ""))
@@ -155,6 +155,8 @@ def _build_template(profile: Profile) -> Tree:
         _fill_required(tree, detail, "./DevDetail")
         _fill_required(tree, info, "./DevInfo")
         _bearers(tree, "./DevDetail/Bearer", profile.bearers)
+        if profile.dm_version == "1.3":
+            dm13.write_features(tree, profile.dm13_features)
         dmacc = load_builtin(DMACC_1).root
         _interior(tree, dmacc, DM1_ROOT, acl="Get=*")
         for acc in profile.accounts:

@@ -41,7 +41,12 @@ BEARER_TYPES = (
     "LTE", "LTE-M", "5GNR", "UMTS", "GSM", "WiFi", "Ethernet", "DSL", "Fiber", "NBIoT", "Satellite", "Bluetooth",
 )  # fmt: skip
 ENV_KINDS = ("host", "guest", "container")
-AUTH_SCHEMES = ("basic", "md5", "hmac", "digest", "none")
+AUTH_SCHEMES = ("basic", "md5", "hmac", "sha256", "digest", "none")
+DM_VERSIONS = ("1.2", "1.3")  # what a dm12 profile implements (codes.DM_VERSIONS)
+DM13_FEATURES = ("sha256-auth", "session-bearer", "feature-discovery")
+"""The optional DM 1.3 features a profile may claim (``dm13_features``), the ones this emulator
+implements; a 1.3 profile that lists none claims them all. Answered to servers from
+./DevDetail/Ext/DMFeatures (DM-HLF-019, README "DM 1.3")."""
 ENCODINGS = ("xml", "wbxml")
 TREE_STYLES = ("oma", "windows")
 PLACEHOLDERS = frozenset({"server", "dev_id", "serial", "index", "imei", "mac", "uuid"})
@@ -67,6 +72,7 @@ class BearerSpec:
     loss: float = 0.0
     bandwidth_kbps: int = 0
     address: str = ""
+    roaming: bool = False  # the device is roaming while on this bearer (reported by DM 1.3 devices)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +151,8 @@ class Profile:
     tree_style: str = "oma"
     source: str = ""
     limits: SessionLimits = DEFAULT_LIMITS
+    dm_version: str = "1.2"  # the DM 1.x version the device implements (1.2 or 1.3)
+    dm13_features: tuple[str, ...] = ()  # the optional DM 1.3 features it supports (1.3 only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,7 +276,7 @@ class _ProfileReader(TomlChecker):
             (
                 "name", "title", "description", "protocols", "identity", "devinfo", "devdetail", "bearers",
                 "environments", "accounts", "extra_mos", "ui", "max_msg_size", "max_obj_size", "encoding",
-                "tree_style", "behaviours", "limits",
+                "tree_style", "behaviours", "limits", "dm_version", "dm13_features",
             ),  # fmt: skip
             required=("title", "protocols", "devinfo"),
         )
@@ -288,7 +296,22 @@ class _ProfileReader(TomlChecker):
         tree_style = self.value(top, (), "tree_style", str, "oma", choices=TREE_STYLES)
         if tree_style == "windows" and "dm12" not in protocols:
             raise self.fail(("tree_style",), "the windows tree style needs the dm12 protocol")
+        dm_version = self.value(top, (), "dm_version", str, "1.2", choices=DM_VERSIONS)
+        if "dm_version" in top and "dm12" not in protocols:
+            raise self.fail(("dm_version",), "dm_version is the DM 1.x version: it needs the dm12 protocol")
+        features: tuple[str, ...] = self.strings(top, (), "dm13_features")
+        if features and dm_version != "1.3":
+            raise self.fail(("dm13_features",), 'dm13_features needs dm_version = "1.3"')
+        for feature in features:
+            if feature not in DM13_FEATURES:
+                raise self.fail(("dm13_features",), f"{feature!r} is not one of {', '.join(DM13_FEATURES)}")
+        if dm_version == "1.3" and not features:
+            features = DM13_FEATURES
         accounts = self.accounts(top.get("accounts", []), protocols)
+        for i, acc in enumerate(accounts):
+            if acc.auth == "sha256" and "sha256-auth" not in features:
+                raise self.fail(("accounts", i, "auth"), 'auth "sha256" is DM 1.3\'s scheme: it needs '
+                                                         'dm_version = "1.3" with the sha256-auth feature')
         bearers = self.list_of(top, "bearers", self.bearer)
         environments = self.list_of(top, "environments", self.environment)
         self.unique(bearers, "bearers", "name")
@@ -321,6 +344,8 @@ class _ProfileReader(TomlChecker):
             tree_style=tree_style,
             source=self.label,
             limits=self.limits(top.get("limits", {})),
+            dm_version=dm_version,
+            dm13_features=tuple(features),
         )
 
     def identity(self, data: Any) -> IdentitySpec:
@@ -360,7 +385,7 @@ class _ProfileReader(TomlChecker):
         d = self.keys(
             data,
             path,
-            ("name", "type", "nat", "up", "latency_ms", "jitter_ms", "loss", "bandwidth_kbps", "address"),
+            ("name", "type", "nat", "up", "latency_ms", "jitter_ms", "loss", "bandwidth_kbps", "address", "roaming"),
             required=("name", "type"),
         )
         spec = BearerSpec(
@@ -373,6 +398,7 @@ class _ProfileReader(TomlChecker):
             loss=self.value(d, path, "loss", float, 0.0),
             bandwidth_kbps=self.value(d, path, "bandwidth_kbps", int, 0),
             address=self.value(d, path, "address", str, "", template=True),
+            roaming=self.value(d, path, "roaming", bool, False),
         )
         self.segment((*path, "name"), spec.name)
         self.number_range((*path, "latency_ms"), spec.latency_ms, 0)

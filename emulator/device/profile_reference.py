@@ -99,6 +99,11 @@ DOCS: dict[str, str] = {
     "max_obj_size": "Largest object the device accepts, in bytes (DM 1.2 MaxObjSize).",
     "encoding": "How DM 1.2 messages are sent: `xml` or `wbxml`.",
     "tree_style": "`windows` marks a Windows-style DM 1.2 client (needs `dm12`).",
+    "dm_version": "The DM 1.x version the device implements: `1.2`, or `1.3` (speaks DM/1.3; needs `dm12`; "
+    "README \"DM 1.3\").",
+    "dm13_features": "The optional DM 1.3 features the device supports (`sha256-auth`, `session-bearer`, "
+    "`feature-discovery`); needs `dm_version = \"1.3\"`; empty: all of them. Answered to servers from "
+    "`./DevDetail/Ext/DMFeatures`.",
     "behaviours": "Array of tables: see [[behaviours]].",
     "behaviours.node": "The node (absolute DM URI; `*` matches one segment).",
     "behaviours.on": "`exec`: when a server Execs the node; `replace`: when it Replaces it (a trigger).",
@@ -146,6 +151,8 @@ DOCS: dict[str, str] = {
     "bearers.loss": "Ratio of requests lost.",
     "bearers.bandwidth_kbps": "Bandwidth in kbit/s; 0 = unlimited.",
     "bearers.address": "The device's address on this bearer.",
+    "bearers.roaming": "The device is roaming while on this bearer (a DM 1.3 device reports it with the bearer "
+    "type in each session's Package 1).",
     "environments.name": "Environment name, unique in the profile: its subtree is `./OpEnv/<name>`.",
     "environments.kind": "`host` (at most one), `guest` or `container`.",
     "environments.own_identity": "The environment is a DM client of its own: its sessions carry its "
@@ -157,8 +164,8 @@ DOCS: dict[str, str] = {
     "README on `--server` with and without a path).",
     "accounts.protocol": "`dm12` or `dm2`; must be among the profile's `protocols`.",
     "accounts.auth": "How the device authenticates to the server: `md5` is the default for dm12, "
-    "`basic` for dm2 (which takes only `basic`, `digest` or `none`); every scheme but `none` needs "
-    "`client_secret`.",
+    "`basic` for dm2 (which takes only `basic`, `digest` or `none`); `sha256` (DM 1.3's auth-SHA256) "
+    "needs `dm_version = \"1.3\"`; every scheme but `none` needs `client_secret`.",
     "accounts.server_auth": "dm12 only: how the server must prove itself: `dm` DM-layer credentials as "
     "`auth` asks; `transport` a verified TLS server certificate is enough; `none` accepted, shown as a "
     "warning.",

@@ -51,12 +51,20 @@ def make_engine(dev: VirtualDevice | Environment, account: Account, session_id: 
     # ManagedTree stands in for the Tree (it forwards what it does not check): the engines take it as one
     tree = cast("Tree", device.managed_tree(account, session_id))
     if account.protocol == "dm12":
-        from emulator.protocol.syncml.client import SyncMLClient
+        from emulator.mo import dm13
+        from emulator.protocol.syncml.client import DEVINFO_URIS, SyncMLClient
 
+        profile = dev.profile
+        if (profile.dm_version == "1.3" and "session-bearer" in profile.dm13_features
+                and isinstance(device, VirtualDevice)):
+            # DM 1.3: the bearer and roaming status of this session, from the active bearer (ERELD 4.3)
+            active = device.bearers.get(device.bearer)
+            dm13.write_session(device.tree, active.spec.type if active else "", bool(active and active.spec.roaming))
+            options.setdefault("devinfo_uris", (*DEVINFO_URIS, *dm13.SESSION_URIS))
         return SyncMLClient(
             tree, account, dev_id=dev.id, session_id=_syncml_session_id(),
-            max_msg_size=dev.profile.max_msg_size, max_obj_size=dev.profile.max_obj_size,
-            wbxml=dev.profile.encoding == "wbxml", ui=dev.profile.ui.has_screen, **options,
+            max_msg_size=profile.max_msg_size, max_obj_size=profile.max_obj_size,
+            wbxml=profile.encoding == "wbxml", ui=profile.ui.has_screen, dm_version=profile.dm_version, **options,
         )
     from emulator.protocol.dm2.client import DM2Client
     from emulator.protocol.dm2.subscriptions import subscriptions_for

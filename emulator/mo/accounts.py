@@ -25,7 +25,8 @@ DMACC_2 = "urn:oma:mo:oma-dm-dmacc:1.2"
 """The MOID of DM 2.0 accounts (./DM2/DMAcc/<SrvID>)."""
 DM1_ROOT = "./DMAcc"
 DM2_ROOT = "./DM2/DMAcc"
-AUTH_TYPES = {"basic": "BASIC", "md5": "DIGEST", "hmac": "HMAC", "none": "TRANSPORT"}
+AUTH_TYPES = {"basic": "BASIC", "md5": "DIGEST", "hmac": "HMAC", "none": "TRANSPORT", "sha256": "SHA256"}
+"""DM 1.x scheme -> AAuthType. ``SHA256`` (DM 1.3's auth-SHA256) is the project's spelling [P]."""
 AUTH_SCHEMES = {v: k for k, v in AUTH_TYPES.items()}
 AUTH_SCHEMES_DM1 = tuple(AUTH_TYPES)
 AUTH_SCHEMES_DM2 = ("basic", "digest", "none")
@@ -49,7 +50,7 @@ class Account:
     protocol: DmProtocol
     server_uri: str
     name: str = ""
-    auth: str = "md5"  # basic, md5, hmac, none (DM 2.0: basic, digest, none)
+    auth: str = "md5"  # basic, md5, hmac, sha256 (DM 1.3), none (DM 2.0: basic, digest, none)
     client_user: str = ""
     client_secret: str = ""
     client_nonce: bytes = b""  # the nonce the server gave us, for our next credentials

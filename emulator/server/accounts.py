@@ -25,7 +25,7 @@ from emulator.errors import EmulatorError, FileFormatError
 from emulator.server.authorities import Authority, SecretPair, UserRule
 from emulator.util.tomlcheck import KeyPath, TomlChecker, read_toml
 
-DM12_SCHEMES = ("none", "basic", "md5", "hmac")
+DM12_SCHEMES = ("none", "basic", "md5", "hmac", "sha256")
 """DM 1.2 schemes, each way (PROTOCOL.md 2.9)."""
 
 DM2_SCHEMES = ("basic", "digest")

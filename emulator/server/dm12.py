@@ -80,7 +80,9 @@ from emulator.server.campaigns import CAMPAIGN_STEP
 from emulator.server.state import ServerState
 
 ROUTE = "/dm12"
-SCHEME_TYPES = {"basic": codes.AUTH_BASIC, "md5": codes.AUTH_MD5, "hmac": codes.AUTH_MAC}
+SCHEME_TYPES = {"basic": codes.AUTH_BASIC, "md5": codes.AUTH_MD5, "hmac": codes.AUTH_MAC,
+                "sha256": codes.AUTH_SHA256}
+NONCE_SCHEMES = frozenset({"md5", "sha256"})  # Cred with a nonce; sha256 only with a DM/1.3 client
 FACTORY_NONCE = b"\x00\x00\x00\x00"  # the demo profiles' AAuthData "AAAAAA=="
 AUTH_FAILED = "failed: client did not authenticate"
 FAILED_SESSIONS_KEPT = 65536
@@ -99,7 +101,7 @@ class Dm12Config:
     server_id: str = "demo-dm12"
     client_secret: str = "demo-client-secret"
     server_secret: str = "demo-server-secret"
-    auth: str = "md5"  # md5, basic, hmac, none
+    auth: str = "md5"  # md5, basic, hmac, sha256 (DM 1.3 clients), none
     max_challenges: int = 2
     max_msg_size: int = 65536
     max_obj_size: int = 4 * 1048576
@@ -240,8 +242,10 @@ class Dm12Session:
     """The server's side of one management session with one device."""
 
     def __init__(self, server: Dm12Server, session_id: str, dev_id: str, authority: Authority | None = None, *,
-                 scheme: str | None = None, source: str = ROUTE) -> None:
+                 scheme: str | None = None, source: str = ROUTE, ver_proto: str = "DM/1.2") -> None:
         self.server = server
+        # we answer in the client's DM version (1.1/1.2/1.3); DM 1.3 features only with a DM/1.3 client
+        self.ver_proto = ver_proto if ver_proto in codes.VER_PROTOS else "DM/1.2"
         self.config = server.config
         self.session_id = session_id
         self.dev_id = dev_id
@@ -255,6 +259,8 @@ class Dm12Session:
             self.scheme = self.account.client_auth
         else:
             self.scheme = self.authority.scheme_for(scheme or self.nonces.scheme)
+        if self.scheme == "sha256" and self.ver_proto != "DM/1.3":
+            self.scheme = "md5"  # a DM 1.2 client cannot answer auth-SHA256: the DM 1.2 scheme instead
         self.nonces.scheme = self.scheme
         self.server_scheme = (self.account.server_auth if self.account is not None and self.account.server_auth
                               else self.scheme)  # how we prove who we are: may differ from the client's
@@ -411,13 +417,13 @@ class Dm12Session:
         cred = None
         cfg = self.config
         secret = self.secrets.server
-        if not self.server_accepted and self.server_scheme == "md5":
-            cred = Cred(type=codes.AUTH_MD5, format="b64",
-                        data=auth.md5_digest(self.server_name, secret, self.our_nonce))
+        if not self.server_accepted and self.server_scheme in NONCE_SCHEMES:
+            cred = Cred(type=SCHEME_TYPES[self.server_scheme], format="b64",
+                        data=auth.digest_credential(self.server_scheme, self.server_name, secret, self.our_nonce))
         elif not self.server_accepted and self.server_scheme == "basic":
             cred = Cred(type=codes.AUTH_BASIC, format="b64", data=auth.basic_credential(self.server_name, secret))
         return SyncHdr(session_id=self.session_id, msg_id=str(self.msg_id), target=self.dev_id,
-                       source=self.source, source_name=self.server_name, resp_uri=self.resp_uri, cred=cred,
+                       ver_proto=self.ver_proto, source=self.source, source_name=self.server_name, resp_uri=self.resp_uri, cred=cred,
                        max_msg_size=cfg.max_msg_size, max_obj_size=cfg.max_obj_size)
 
     @property
@@ -464,15 +470,16 @@ class Dm12Session:
             return codes.MISSING_CREDENTIALS, self._new_nonce()
         ok = False
         kind = cred.type or codes.AUTH_BASIC
-        if scheme == "md5" and kind == codes.AUTH_MD5:
-            ok = self._verify(users, lambda user, secret, nonces: auth.verify_md5(cred.data, user, secret, nonces))
+        if scheme in NONCE_SCHEMES and kind == SCHEME_TYPES[scheme]:
+            ok = self._verify(users, lambda user, secret, nonces: auth.verify_digest(scheme, cred.data, user, secret,
+                                                                                     nonces))
         elif scheme == "basic" and kind == codes.AUTH_BASIC:
             ok = self._verify(users, lambda user, secret, nonces: auth.verify_basic(cred.data, user, secret),
                               nonce_free=True)
         if not ok:
             return codes.INVALID_CREDENTIALS, self._new_nonce()
         self.client_ok = True
-        return codes.AUTH_ACCEPTED, (self._new_nonce(authenticated=True) if scheme == "md5" else None)
+        return codes.AUTH_ACCEPTED, (self._new_nonce(authenticated=True) if scheme in NONCE_SCHEMES else None)
 
     def _verify(self, users: list[str], check: Callable[[str, str, list[bytes]], bool], *,
                 nonce_free: bool = False) -> bool:
@@ -667,7 +674,8 @@ class Dm12Server:
             if hdr.msg_id != "1":
                 raise DecodeError(f"a session starts at MsgID 1, not {hdr.msg_id} (session {hdr.session_id!r})")
             session = Dm12Session(self, hdr.session_id, dev_id, authority, scheme=presented_scheme(msg, headers),
-                                  source=base or _route(authority.server_id, self.config.server_id))
+                                  source=base or _route(authority.server_id, self.config.server_id),
+                                  ver_proto=hdr.ver_proto.strip())
             self.active[key] = session
             self.sessions.setdefault(dev_id, []).append(session)
         elif session.done:
@@ -713,7 +721,7 @@ def presented_scheme(msg: Message, headers: dict[str, str]) -> str | None:
     cred = msg.header.cred
     if cred is None:
         return None
-    return {codes.AUTH_MD5: "md5", codes.AUTH_BASIC: "basic", codes.AUTH_MAC: "hmac"}.get(cred.type or codes.AUTH_BASIC)
+    return {v: k for k, v in SCHEME_TYPES.items()}.get(cred.type or codes.AUTH_BASIC)
 
 
 def _route(server_id: str, default_id: str) -> str:

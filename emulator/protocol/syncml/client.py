@@ -87,7 +87,12 @@ from emulator.tree import Tree
 
 DEVINFO_URIS = ("./DevInfo/DevId", "./DevInfo/Man", "./DevInfo/Mod", "./DevInfo/DmV", "./DevInfo/Lang")
 MAX_AUTH_RETRIES = 2
-SCHEME_OF_TYPE = {codes.AUTH_BASIC: "basic", codes.AUTH_MD5: "md5", codes.AUTH_MAC: "hmac"}
+SCHEME_OF_TYPE = {codes.AUTH_BASIC: "basic", codes.AUTH_MD5: "md5", codes.AUTH_MAC: "hmac",
+                  codes.AUTH_SHA256: "sha256"}
+DM13_SCHEMES = frozenset({"sha256"})
+"""Schemes only a DM 1.3 device knows: a DM 1.2 device refuses a challenge to them (406)."""
+NONCE_SCHEMES = frozenset({"md5", "sha256"})
+"""Cred schemes with a nonce: sent until 212, the server's checked once per session."""
 TYPE_OF_SCHEME = {v: k for k, v in SCHEME_OF_TYPE.items()}
 
 
@@ -141,7 +146,15 @@ class SyncMLClient:
         nonce_factory: Callable[[], bytes] | None = None,
         server_auth: str | None = None,
         strict: bool = False,
+        dm_version: str = "1.2",
     ) -> None:
+        if dm_version not in codes.DM_VERSIONS:
+            raise SessionError(f"DM version {dm_version!r} is not one of {', '.join(codes.DM_VERSIONS)}",
+                               status=codes.BAD_REQUEST)
+        if dm_version == "1.2" and account.auth in DM13_SCHEMES:
+            raise SessionError(f"auth {account.auth!r} is a DM 1.3 scheme; this device implements DM 1.2",
+                               status=codes.OPTIONAL_FEATURE_NOT_SUPPORTED)
+        self.dm_version = dm_version
         self.tree = tree
         self.account = account
         self.dev_id = dev_id
@@ -309,12 +322,14 @@ class SyncMLClient:
         acc = self.account
         if not self._accepted and self._scheme == "basic":
             cred = Cred(type=codes.AUTH_BASIC, format="b64", data=auth.basic_credential(acc.client_user, acc.client_secret))
-        elif not self._accepted and self._scheme == "md5":
-            cred = Cred(type=codes.AUTH_MD5, format="b64",
-                        data=auth.md5_digest(acc.client_user, acc.client_secret, self._cred_nonce))
+        elif not self._accepted and self._scheme in NONCE_SCHEMES:
+            cred = Cred(type=TYPE_OF_SCHEME[self._scheme], format="b64",
+                        data=auth.digest_credential(self._scheme, acc.client_user, acc.client_secret,
+                                                    self._cred_nonce))
         return SyncHdr(
             session_id=self.session_id,
             msg_id=str(self._msg_id),
+            ver_proto=codes.ver_proto(self.dm_version),
             target=self._target,
             source=self.dev_id,
             source_name=acc.client_user or None,
@@ -398,7 +413,7 @@ class SyncMLClient:
             self._end("failed", f"server repeated MsgID {hdr.msg_id} in session {self.session_id}")
             return
         self._seen.add(hdr.msg_id)
-        refusal = codes.version_refusal(hdr.ver_dtd, hdr.ver_proto)
+        refusal = codes.version_refusal(hdr.ver_dtd, hdr.ver_proto, self.dm_version)
         if refusal is not None:
             self._refuse_version(msg, *refusal)
             return
@@ -536,6 +551,11 @@ class SyncMLClient:
                       status=status.code)
             return
         chal = status.chal
+        if chal is not None and SCHEME_OF_TYPE.get(chal.type or "") in DM13_SCHEMES and self.dm_version == "1.2":
+            self._end("failed", f"the server challenged with {chal.type}, a DM 1.3 scheme; this device "
+                                f"implements DM 1.2 and cannot answer it",
+                      status=codes.OPTIONAL_FEATURE_NOT_SUPPORTED)
+            return
         if chal is not None and chal.type in SCHEME_OF_TYPE:
             self._scheme = SCHEME_OF_TYPE[chal.type]
         elif chal is None and self._auth_retries:
@@ -573,17 +593,19 @@ class SyncMLClient:
             code = codes.OK if ok else (codes.INVALID_CREDENTIALS if value else codes.MISSING_CREDENTIALS)
             self._server_ok = self._server_ok or ok
             return code, self._issue_chal(codes.AUTH_MAC)
-        if scheme == "md5":
+        if scheme in NONCE_SCHEMES:  # md5, and DM 1.3's sha256: the same exchange, another hash
+            kind = TYPE_OF_SCHEME[scheme]
             cred = hdr.cred
             if cred is None:
                 if self._server_ok:
                     return codes.OK, None
-                return codes.MISSING_CREDENTIALS, self._issue_chal(codes.AUTH_MD5)
-            ok = (cred.type or codes.AUTH_BASIC) == codes.AUTH_MD5 and auth.verify_md5(cred.data, user, secret, expected)
+                return codes.MISSING_CREDENTIALS, self._issue_chal(kind)
+            ok = (cred.type or codes.AUTH_BASIC) == kind and auth.verify_digest(scheme, cred.data, user, secret,
+                                                                                expected)
             if ok:
                 self._server_ok = True
-                return codes.AUTH_ACCEPTED, self._issue_chal(codes.AUTH_MD5)
-            return codes.INVALID_CREDENTIALS, self._issue_chal(codes.AUTH_MD5)
+                return codes.AUTH_ACCEPTED, self._issue_chal(kind)
+            return codes.INVALID_CREDENTIALS, self._issue_chal(kind)
         if scheme == "basic":
             cred = hdr.cred
             if cred is None:

@@ -28,6 +28,9 @@ NS_METINF: Final = "syncml:metinf"
 AUTH_BASIC: Final = "syncml:auth-basic"
 AUTH_MD5: Final = "syncml:auth-md5"
 AUTH_MAC: Final = "syncml:auth-MAC"
+AUTH_SHA256: Final = "syncml:auth-SHA256"
+"""DM 1.3's SHA256 scheme; the spelling follows the auth-MAC/auth-md5 family (README "How DM is read
+here": the DM 1.3 Security text itself was not reachable) [P]."""
 
 # --- alert codes (PROTOCOL.md 2.5) ----------------------------------------------------------------
 ALERT_DISPLAY: Final = 1100
@@ -192,22 +195,39 @@ def alert_name(code: int) -> str:
 
 # --- versions (PROTOCOL.md 2.3, 2.12) -------------------------------------------------------------
 VER_DTDS: Final = ("1.1", "1.2")
-"""SyncHdr VerDTD values both sides accept (DM 1.3 still uses the SyncML 1.2 DTD)."""
-VER_PROTOS: Final = ("DM/1.1", "DM/1.2", "DM/1.3")
-"""SyncHdr VerProto values both sides accept."""
+"""SyncHdr VerDTD values both sides accept (DM 1.3 still uses the SyncML 1.2 DTD: the 1.3 enabler
+merged SyncML Common 1.2 into itself, ERELD 4.3; "1.3" is tolerated from a DM 1.3 peer [P])."""
+DM_VERSIONS: Final = ("1.2", "1.3")
+"""The DM 1.x versions a device profile may implement (``dm_version``)."""
+VER_PROTOS_OF: Final[dict[str, tuple[str, ...]]] = {
+    "1.2": ("DM/1.1", "DM/1.2"),
+    "1.3": ("DM/1.1", "DM/1.2", "DM/1.3"),
+}
+"""VerProto values a side speaking each DM version accepts: a 1.2 device refuses DM/1.3 (513)."""
+VER_PROTOS: Final = VER_PROTOS_OF["1.3"]
+"""SyncHdr VerProto values the reference server accepts (it answers each client in its own)."""
 
 
-def version_refusal(ver_dtd: str, ver_proto: str) -> tuple[int, str] | None:
+def ver_proto(dm_version: str) -> str:
+    """The VerProto a side speaking ``dm_version`` writes: DM/1.2 or DM/1.3."""
+    return f"DM/{dm_version}"
+
+
+def version_refusal(ver_dtd: str, ver_proto: str, dm_version: str = "1.3") -> tuple[int, str] | None:
     """(505 or 513, why) when a SyncHdr names a version we do not speak, None when it is one we do.
 
     An absent value is tolerated (a peer that leaves it out still means SyncML DM); a present one
     must be known, because its commands could mean something else (RepPro 10: 505 for VerDTD, 513
     for VerProto). The DTD is checked first: without it, VerProto cannot even be read reliably.
+    ``dm_version`` is what this side implements: a DM 1.2 device refuses a DM/1.3 message whole.
     """
-    if ver_dtd and ver_dtd.strip() not in VER_DTDS:
+    dtds = VER_DTDS + (("1.3",) if dm_version == "1.3" else ())
+    if ver_dtd and ver_dtd.strip() not in dtds:
         return (DTD_VERSION_NOT_SUPPORTED,
                 f"VerDTD {ver_dtd.strip()!r} is not supported (only {' and '.join(VER_DTDS)})")
-    if ver_proto and ver_proto.strip() not in VER_PROTOS:
+    protos = VER_PROTOS_OF.get(dm_version, VER_PROTOS)
+    if ver_proto and ver_proto.strip() not in protos:
         return (PROTOCOL_VERSION_NOT_SUPPORTED,
-                f"VerProto {ver_proto.strip()!r} is not supported (only {', '.join(VER_PROTOS)})")
+                f"VerProto {ver_proto.strip()!r} is not supported (only {', '.join(protos)}: "
+                f"a DM {dm_version} implementation)")
     return None
