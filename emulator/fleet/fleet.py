@@ -74,6 +74,10 @@ class _UiResume:
     ended: bool = False
 
 
+DM13_REPLAY_WINDOW_S = 600.0
+"""How long a DM 1.3 device remembers a notification it acted on, to drop a replay of it."""
+
+
 @dataclass
 class FleetStats:
     sessions_started: int = 0
@@ -124,6 +128,7 @@ class Fleet:
         self._store_sessions: dict[str, int] = {}
         self._session_locks: dict[tuple[str, str], asyncio.Lock] = {}  # (device, ServerID): one session at a time
         self._notification_guards: dict[str, NotificationGuard] = {}  # dev_id -> its DM 2.0 replay guard
+        self._dm13_seen: dict[str, dict[bytes, float]] = {}  # dev_id -> DM 1.3 notification digests acted on
         self._ui_resumes: dict[str, _UiResume] = {}  # session id -> its page flow (ui_resume "client")
         self.bus.subscribe(self._count, SessionStarted, SessionEnded, MessageLogged)
         self._in_session: Counter[str] = Counter()  # dev_id -> sessions running (their end saves the device)
@@ -564,14 +569,46 @@ class Fleet:
                     reason = f"malformed notification: {exc}"
                     break
                 if verdict != "bad":
+                    options: dict[str, Any] = {}
+                    label = "notification"
+                    if dev.profile.dm_version == "1.3":
+                        refused, label, options = self._dm13_notification(dev_id, n, when)
+                        if refused:
+                            reason = refused
+                            break
                     return Delivery(self.start_session(dev_id, "dm12", server_id=account.server_id,
-                                                       reason="notification", server_initiated=True,
-                                                       resync=verdict == "resync"))
+                                                       reason=label, server_initiated=True,
+                                                       resync=verdict == "resync", **options))
                 reason = f"notification from {n.server_id!r} does not verify with any DM 1.x account"
         else:
             raise EmulatorError(f"unknown protocol {protocol!r} (dm2 or dm12)", status=400)
         self.bus.publish(AlertRaised(dev_id, "notification rejected", reason, {"protocol": protocol}))
         return Delivery(None, reason)
+
+    def _dm13_notification(self, dev_id: str, n: Any, when: float) -> tuple[str, str, dict[str, Any]]:
+        """A DM 1.3 device's reading of a verified Package 0: (why it is dropped or '', the session's
+        reason, engine options). Dropped: malformed DM 1.3 fields, past its expiry, or a replay (the
+        same notification, by its digest, within ``DM13_REPLAY_WINDOW_S``). Honoured: the reason
+        labels the session, the requested MOs go in Package 1 (README "DM 1.3")."""
+        from emulator.protocol.syncml.notification import parse_extension
+
+        try:
+            ext = parse_extension(n)
+        except EmulatorError as exc:
+            return f"malformed DM 1.3 notification: {exc}", "", {}
+        if ext is not None and ext.expired(when):
+            return f"notification expired at {ext.expiry} (POSIX seconds; now {when:.0f})", "", {}
+        seen = self._dm13_seen.setdefault(dev_id, {})
+        for digest, at in list(seen.items()):
+            if at < when - DM13_REPLAY_WINDOW_S:
+                del seen[digest]
+        if n.digest in seen:
+            return "replayed notification (the same one was acted on already)", "", {}
+        seen[n.digest] = when
+        if ext is None:
+            return "", "notification", {}
+        label = f"notification: {ext.reason}" if ext.reason else "notification"
+        return "", label, {"requested_mos": ext.requested} if ext.requested else {}
 
     # ------------------------------------------------------------------ notification channels
 

@@ -71,7 +71,7 @@ from emulator.protocol.syncml.message import (
     parse_message,
     walk,
 )
-from emulator.protocol.syncml.notification import build_notification
+from emulator.protocol.syncml.notification import VERSION_13, Extension, build_notification, encode_extension
 from emulator.protocol.syncml.packer import pack
 from emulator.server import mo_flows
 from emulator.server.access import note_address
@@ -699,7 +699,8 @@ class Dm12Server:
                      authenticated=session.client_ok and session.scheme != "none")
 
     def build_package0(self, dev_id: str, *, server_id: str | None = None, session_id: int | None = None,
-                       ui_mode: int = 0, version: int = 11) -> bytes:
+                       ui_mode: int = 0, version: int = 11, expiry: int | None = None, reason: str = "",
+                       requested: tuple[str, ...] = ()) -> bytes:
         """The notification that asks `dev_id` to open a session with an authority (None: the default),
         digest with the nonce the device holds for it and the device's pair (the first candidate for
         a device never seen: the DevId does not say which profile it came from)."""
@@ -709,8 +710,15 @@ class Dm12Server:
         sid = secrets.randbelow(0xFFFF) + 1 if session_id is None else session_id
         rule = authority.account_for(dev_id)
         name = rule.server_name if rule is not None and rule.server_name else authority.server_id
+        vendor = b""
+        if expiry is not None or reason or requested:  # DM 1.3 fields: a version-13 notification
+            try:
+                vendor = encode_extension(Extension(expiry, reason, tuple(requested)))
+            except ValueError as exc:
+                raise EmulatorError(f"cannot build the DM 1.3 notification: {exc}", status=400) from None
+            version = VERSION_13
         raw = build_notification(name, pair.server, nonces.server,
-                                 session_id=sid, version=version, ui_mode=ui_mode)
+                                 session_id=sid, version=version, ui_mode=ui_mode, vendor=vendor)
         return self.state.faults.package0(dev_id, "dm12", raw)  # a fault may spoil it
 
 

@@ -84,6 +84,7 @@ from emulator.protocol.syncml.quirks import Deviations
 from emulator.protocol.urls import refused_url
 from emulator.protocol.values import SessionOutcome
 from emulator.tree import Tree
+from emulator.tree.query import run_query
 
 DEVINFO_URIS = ("./DevInfo/DevId", "./DevInfo/Man", "./DevInfo/Mod", "./DevInfo/DmV", "./DevInfo/Lang")
 MAX_AUTH_RETRIES = 2
@@ -147,6 +148,7 @@ class SyncMLClient:
         server_auth: str | None = None,
         strict: bool = False,
         dm_version: str = "1.2",
+        requested_mos: Sequence[str] = (),
     ) -> None:
         if dm_version not in codes.DM_VERSIONS:
             raise SessionError(f"DM version {dm_version!r} is not one of {', '.join(codes.DM_VERSIONS)}",
@@ -155,6 +157,7 @@ class SyncMLClient:
             raise SessionError(f"auth {account.auth!r} is a DM 1.3 scheme; this device implements DM 1.2",
                                status=codes.OPTIONAL_FEATURE_NOT_SUPPORTED)
         self.dm_version = dm_version
+        self.requested_mos = tuple(requested_mos)  # DM 1.3: MOs the notification asked for in Package 1
         self.tree = tree
         self.account = account
         self.dev_id = dev_id
@@ -308,12 +311,28 @@ class SyncMLClient:
                 value = self.dev_id
             items.append(Item(source=uri, meta=Meta(format=info.format or "chr", type=info.type or "text/plain"),
                               data=value if value is not None else ""))
+        items.extend(self._requested_items())
         if items:
             out.append(Replace(cmd_id="0", items=items))
         for g in self.generic_alerts:
             out.append(Alert(cmd_id="0", code=codes.ALERT_GENERIC, correlator=g.correlator, items=[
                 Item(source=g.source, target=g.target, meta=Meta(type=g.type, format=g.format, mark=g.mark),
                      data=g.data)]))
+        return out
+
+    def _requested_items(self) -> list[Item]:
+        """DM 1.3: the MOs a notification asked for, one Item each, the subtree as TNDS (Value
+        included) and only what the server may Get (its ACLs, as for a Get). An MO the device does not
+        have, or the server may not read, is left out: Package 1 carries no statuses of its own."""
+        out: list[Item] = []
+        for uri in self.requested_mos:
+            try:
+                result = run_query(self.tree, f"{uri}?list=TNDS+Value", by=self.account.server_id)
+            except EmulatorError:
+                continue
+            if result.document is not None:
+                out.append(Item(source=uri, meta=Meta(format="xml", type=result.mime),
+                                data=result.document.decode("utf-8")))
         return out
 
     def _header(self) -> SyncHdr:

@@ -126,3 +126,62 @@ def test_profile_dm13_keys_are_checked(tmp_path, extra, words):
 
     with pytest.raises(FileFormatError, match=words.replace("(", r"\(")):
         load_profile(path)
+
+
+# ------------------------------------------------------------------------------ extended notification
+
+
+def _n(**ext_kw):
+    from emulator.protocol.syncml.notification import (
+        Extension,
+        build_notification,
+        encode_extension,
+        parse_notification,
+    )
+
+    raw = build_notification("demo-dm12", "s", b"n", session_id=1, version=13,
+                             vendor=encode_extension(Extension(**ext_kw)))
+    return parse_notification(raw)
+
+
+def test_extension_round_trips_and_limits_hold_at_exact_values():
+    from emulator.protocol.syncml.notification import (
+        MAX_EXT_VALUE,
+        MAX_REQUESTED_MOS,
+        Extension,
+        parse_extension,
+    )
+
+    ext = parse_extension(_n(expiry=1_900_000_000, reason="r" * MAX_EXT_VALUE,
+                             requested=tuple(f"./M{i}" for i in range(MAX_REQUESTED_MOS))))
+    assert ext == Extension(1_900_000_000, "r" * MAX_EXT_VALUE, tuple(f"./M{i}" for i in range(MAX_REQUESTED_MOS)))
+    assert not ext.expired(1_900_000_000) and ext.expired(1_900_000_001)
+    with pytest.raises(ValueError):
+        _n(reason="r" * (MAX_EXT_VALUE + 1))
+    with pytest.raises(ValueError):
+        _n(requested=tuple(f"./M{i}" for i in range(MAX_REQUESTED_MOS + 1)))
+    with pytest.raises(ValueError):
+        _n(expiry=1 << 32)
+
+
+def test_extension_is_only_read_from_version_13_and_malformed_fields_are_refused():
+    from emulator.errors import DecodeError
+    from emulator.protocol.syncml.notification import (
+        EXT_MAGIC,
+        build_notification,
+        parse_extension,
+        parse_notification,
+    )
+
+    plain = parse_notification(build_notification("demo-dm12", "s", b"n", session_id=1))
+    assert parse_extension(plain) is None
+    v12 = parse_notification(build_notification("demo-dm12", "s", b"n", session_id=1, vendor=EXT_MAGIC + b"\x02\x01x"))
+    assert parse_extension(v12) is None  # version 11: the vendor part is not ours to read
+    for bad in (b"\x02", b"\x02\x05ab", b"\x01\x02\x00\x00", b"\x02\x01\xff"):
+        n = parse_notification(build_notification("demo-dm12", "s", b"n", session_id=1, version=13,
+                                                  vendor=EXT_MAGIC + bad))
+        with pytest.raises(DecodeError):
+            parse_extension(n)
+    unknown = parse_notification(build_notification("demo-dm12", "s", b"n", session_id=1, version=13,
+                                                    vendor=EXT_MAGIC + b"\x09\x02zz\x02\x01y"))
+    assert parse_extension(unknown).reason == "y"  # an unknown field is skipped by its length
