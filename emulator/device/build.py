@@ -17,7 +17,7 @@ import base64
 from emulator.device.identity import Identity, make_identity
 from emulator.device.profile import AccountSpec, BearerSpec, Profile, fill
 from emulator.errors import FileFormatError
-from emulator.mo import behaviours, dm13
+from emulator.mo import behaviours, bootstrap, dm13
 from emulator.mo.accounts import AUTH_TYPES, DM1_ROOT, DM2_ROOT, DMACC_1, DMACC_2, decode_nonce
 from emulator.tree import Tree
 from emulator.tree import uri as uris
@@ -219,6 +219,13 @@ def _build_template(profile: Profile) -> Tree:
     return tree
 
 
+def write_dm1_account(tree: Tree, acc: AccountSpec) -> None:
+    """One DM 1.x account as a profile's ``[[accounts]]`` entry makes it (the bootstrap server builds
+    its bootstrap documents with it too)."""
+    dmacc = load_builtin(DMACC_1).root
+    _dm1_account(tree, dmacc.child("x") or dmacc, acc)
+
+
 def _dm1_account(tree: Tree, desc: NodeDesc, acc: AccountSpec) -> None:
     base = f"{DM1_ROOT}/{acc.server_id}"
     own = f"Get={acc.server_id}&Replace={acc.server_id}&Delete={acc.server_id}"
@@ -299,6 +306,9 @@ def device_tree(profile: Profile, index: int, *, server: str) -> tuple[Identity,
             base = f"{DM2_ROOT}/{acc.server_id}"
             tree.replace(f"{base}/SrvURI", fill(acc.server_uri, values))
             tree.replace(f"{base}/Ext/HTTPAuth/Name", fill(acc.client_user, values))
+    if profile.bootstrap is not None:  # DM 1.3: where a factory-fresh device gets its first account
+        bootstrap.write_bootconfig(tree, fill(profile.bootstrap.server_uri, values),
+                                   fill(profile.bootstrap.secret, values))
     for env in profile.environments:
         if env.own_identity:
             env_id = make_identity(profile.identity, index, environment=env.name)

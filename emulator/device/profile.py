@@ -43,7 +43,7 @@ BEARER_TYPES = (
 ENV_KINDS = ("host", "guest", "container")
 AUTH_SCHEMES = ("basic", "md5", "hmac", "sha256", "digest", "none")
 DM_VERSIONS = ("1.2", "1.3")  # what a dm12 profile implements (codes.DM_VERSIONS)
-DM13_FEATURES = ("sha256-auth", "session-bearer", "feature-discovery")
+DM13_FEATURES = ("sha256-auth", "session-bearer", "feature-discovery", "client-bootstrap")
 """The optional DM 1.3 features a profile may claim (``dm13_features``), the ones this emulator
 implements; a 1.3 profile that lists none claims them all. Answered to servers from
 ./DevDetail/Ext/DMFeatures (DM-HLF-019, README "DM 1.3")."""
@@ -112,6 +112,16 @@ class AccountSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class BootstrapSpec:
+    """DM 1.3 client-initiated bootstrap: where a factory-fresh device asks for its first account,
+    the factory secret it proves itself with, and the nodes the new server gets rights on."""
+
+    server_uri: str = "{server}/bootstrap"
+    secret: str = ""
+    acl_scope: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class UiSpec:
     has_screen: bool = False
     browser: bool = False
@@ -153,6 +163,7 @@ class Profile:
     limits: SessionLimits = DEFAULT_LIMITS
     dm_version: str = "1.2"  # the DM 1.x version the device implements (1.2 or 1.3)
     dm13_features: tuple[str, ...] = ()  # the optional DM 1.3 features it supports (1.3 only)
+    bootstrap: BootstrapSpec | None = None  # DM 1.3 client-initiated bootstrap (None: none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +287,7 @@ class _ProfileReader(TomlChecker):
             (
                 "name", "title", "description", "protocols", "identity", "devinfo", "devdetail", "bearers",
                 "environments", "accounts", "extra_mos", "ui", "max_msg_size", "max_obj_size", "encoding",
-                "tree_style", "behaviours", "limits", "dm_version", "dm13_features",
+                "tree_style", "behaviours", "limits", "dm_version", "dm13_features", "bootstrap",
             ),  # fmt: skip
             required=("title", "protocols", "devinfo"),
         )
@@ -307,6 +318,9 @@ class _ProfileReader(TomlChecker):
                 raise self.fail(("dm13_features",), f"{feature!r} is not one of {', '.join(DM13_FEATURES)}")
         if dm_version == "1.3" and not features:
             features = DM13_FEATURES
+        boot = self.bootstrap(top["bootstrap"]) if "bootstrap" in top else None
+        if boot is not None and "client-bootstrap" not in features:
+            raise self.fail(("bootstrap",), 'a [bootstrap] needs dm_version = "1.3" with the client-bootstrap feature')
         accounts = self.accounts(top.get("accounts", []), protocols)
         for i, acc in enumerate(accounts):
             if acc.auth == "sha256" and "sha256-auth" not in features:
@@ -346,7 +360,23 @@ class _ProfileReader(TomlChecker):
             limits=self.limits(top.get("limits", {})),
             dm_version=dm_version,
             dm13_features=tuple(features),
+            bootstrap=boot,
         )
+
+    def bootstrap(self, data: Any) -> BootstrapSpec:
+        """``[bootstrap]``: DM 1.3 client-initiated bootstrap (README "DM 1.3")."""
+        path = ("bootstrap",)
+        d = self.keys(data, path, ("server_uri", "secret", "acl_scope"), required=("secret",))
+        spec = BootstrapSpec(
+            server_uri=self.value(d, path, "server_uri", str, "{server}/bootstrap", template=True),
+            secret=self.value(d, path, "secret", str, template=True),
+            acl_scope=self.strings(d, path, "acl_scope"),
+        )
+        if not spec.secret:
+            raise self.fail((*path, "secret"), "the factory bootstrap secret may not be empty")
+        for uri in spec.acl_scope:
+            self.dm_uri((*path, "acl_scope"), uri)
+        return spec
 
     def identity(self, data: Any) -> IdentitySpec:
         path = ("identity",)

@@ -37,6 +37,8 @@ EXAMPLE: dict[str, Any] = {
     "accounts": [{"server_id": "a", "protocol": "dm12", "client_secret": "s"},
                  {"server_id": "b", "protocol": "dm2", "client_secret": "s"}],
     "extra_mos": [{"path": "./Vendor"}],
+    "dm_version": "1.3",
+    "bootstrap": {"secret": "s", "acl_scope": ["./DevDetail"]},
     "behaviours": [{"node": "./Vendor/Update", "steps": [
         {"set": {"./Vendor/State": "x"}}, {"wait": 0.0}, {"status": 200}, {"fail": 0.0, "status": 500},
         {"alert": {"type": "x"}}]},
@@ -55,6 +57,8 @@ SECTION_DOCS: dict[str, str] = {
     "`start + i`, the same on every run. Every device also gets a serial, a MAC and a UUID, "
     "whatever its scheme (placeholders `{serial}`, `{mac}`, `{uuid}`, `{imei}`).",
     "ui": "What the device can show to its user.",
+    "bootstrap": "DM 1.3 client-initiated bootstrap: a factory-fresh device GETs its first DM 1.x account "
+    "from this bootstrap server before its first session (README \"DM 1.3\"); needs `dm_version = \"1.3\"`.",
     "limits": "How far one session may go before the device ends it (a server that never ends a "
     "session): DM 1.2 sends Alert 1223, DM 2.0 stops; the session ends `failed` saying which limit.",
     "bearers": "The device's access technologies, each with its own link conditions; the first "
@@ -101,8 +105,16 @@ DOCS: dict[str, str] = {
     "tree_style": "`windows` marks a Windows-style DM 1.2 client (needs `dm12`).",
     "dm_version": "The DM 1.x version the device implements: `1.2`, or `1.3` (speaks DM/1.3; needs `dm12`; "
     "README \"DM 1.3\").",
+    "bootstrap": "Table: see [bootstrap] (DM 1.3 client-initiated bootstrap; needs the client-bootstrap "
+    "feature).",
+    "bootstrap.server_uri": "The bootstrap server the device GETs its first account from (`<server_uri>/<DevID>`); "
+    "https, or plain http only to a loopback address.",
+    "bootstrap.secret": "The factory bootstrap secret (HTTP Basic password, user = the DevID); the reference "
+    "server learns it from the shipped profiles.",
+    "bootstrap.acl_scope": "The nodes the bootstrapped server gets every right on (besides its own account); "
+    "ACLs in the bootstrap document are not taken.",
     "dm13_features": "The optional DM 1.3 features the device supports (`sha256-auth`, `session-bearer`, "
-    "`feature-discovery`); needs `dm_version = \"1.3\"`; empty: all of them. Answered to servers from "
+    "`feature-discovery`, `client-bootstrap`); needs `dm_version = \"1.3\"`; empty: all of them. Answered to servers from "
     "`./DevDetail/Ext/DMFeatures`.",
     "behaviours": "Array of tables: see [[behaviours]].",
     "behaviours.node": "The node (absolute DM URI; `*` matches one segment).",

@@ -330,6 +330,12 @@ class Fleet:
                            **engine_options: Any) -> SessionDone:  # fmt: skip
         dev = self.device(dev_id)
         protocol = protocol or dev.profile.protocols[0]
+        if protocol == "dm12" and not dev.accounts("dm12") and dev.profile.bootstrap is not None:
+            problem = await self.bootstrap(dev.id)  # factory-fresh (DM 1.3): its first account first
+            if problem:
+                dev.last_result = f"failed: {problem}"
+                dev.set_state("error", problem)
+                return SessionDone("failed", problem)
         named = server_id is not None  # the caller chose the server: its account's own URI, wherever it is
         if server_id is None and not environment:  # DM-HLF-018: to the server the session is about
             from emulator.fleet.engines import route_session
@@ -584,6 +590,42 @@ class Fleet:
             raise EmulatorError(f"unknown protocol {protocol!r} (dm2 or dm12)", status=400)
         self.bus.publish(AlertRaised(dev_id, "notification rejected", reason, {"protocol": protocol}))
         return Delivery(None, reason)
+
+    async def bootstrap(self, dev_id: str) -> str:
+        """DM 1.3 client-initiated bootstrap of a factory-fresh device: GET its first account from the
+        bootstrap server of its BootConfig and take it in (:mod:`emulator.mo.bootstrap`); '' when done,
+        else why not (nothing of a refused bootstrap is kept). Plain http only to a loopback server."""
+        from urllib.parse import quote
+
+        from emulator.mo import bootstrap as boot
+        from emulator.mo.bootstrap import BASIC_USER
+        from emulator.protocol.syncml.auth import basic_credential
+        from emulator.tree.tnds import TNDS_XML
+
+        dev = self.device(dev_id)
+        entry = boot.pending(dev.tree)
+        if entry is None:
+            return "nothing to bootstrap: no pending BootConfig entry"
+        url = entry.server_uri
+        if self.server_wins:
+            url = on_origin(url, self.server)
+        problem = boot.url_problem(url)
+        if problem:
+            return problem
+        target = f"{url.rstrip('/')}/{quote(dev.id, safe=':@')}"
+        headers = {"Authorization": f"Basic {basic_credential(BASIC_USER, entry.secret)}", "Accept": TNDS_XML}
+        result = await self.transport.request("GET", target, headers=headers, max_body=boot.MAX_BOOTSTRAP)
+        if result.status != 200:
+            why = result.error or f"HTTP {result.status} {result.body[:200].decode('utf-8', 'replace').strip()}"
+            return f"bootstrap from {target} failed: {why}"
+        try:
+            server_id = boot.apply_bootstrap(dev.tree, entry, result.body, dev.profile.bootstrap.acl_scope
+                                             if dev.profile.bootstrap else ())
+        except EmulatorError as exc:
+            return f"bootstrap document from {target} refused: {exc}"
+        self.bus.publish(AlertRaised(dev.id, "bootstrap", f"bootstrapped by {url}: new DM server {server_id!r}",
+                                     {"server_id": server_id}))
+        return ""
 
     def _dm13_notification(self, dev_id: str, n: Any, when: float) -> tuple[str, str, dict[str, Any]]:
         """A DM 1.3 device's reading of a verified Package 0: (why it is dropped or '', the session's

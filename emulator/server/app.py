@@ -19,6 +19,7 @@ from aiohttp import web
 from emulator.errors import EmulatorError
 from emulator.server.access import admin_guard
 from emulator.server.admin import CONTROL_KEY, setup_admin
+from emulator.server.bootstrap import setup_bootstrap
 from emulator.server.control import ServerControl
 from emulator.server.dm2 import setup_dm2
 from emulator.server.dm12 import setup_dm12
@@ -58,6 +59,7 @@ def create_app(state: ServerState | None = None) -> web.Application:
     setup_dm2(app)
     setup_ui(app)
     setup_dm12(app, state)
+    setup_bootstrap(app)
     setup_faults(app, state)
     state.packages.base_url = lambda: state.base_url
     setup_packages(app, state.packages)

@@ -198,6 +198,11 @@ def _most_common_first(counts: dict[_K, int]) -> tuple[_K, ...]:
     return tuple(sorted(order, key=lambda k: (-counts[k], order.index(k))))
 
 
+def readable_profiles(dirs: Iterable[str | os.PathLike[str]] | None = None) -> list[Profile]:
+    """Every profile of ``dirs`` (default: the shipped ones) that loads; broken files are skipped."""
+    return _readable_profiles(dirs)
+
+
 def _readable_profiles(dirs: Iterable[str | os.PathLike[str]] | None) -> list[Profile]:
     out: list[Profile] = []
     for summary in list_profiles(dirs):

@@ -118,6 +118,7 @@ class ServerState:
 
     base_url: str = ""
     dm12: Any = None  # emulator.server.dm12.Dm12Server once setup_dm12 ran
+    bootstraps: list[str] = field(default_factory=list)  # DevIDs the bootstrap route provisioned, in order
     dm12_sessions: dict[str, list[Any]] = field(default_factory=dict)  # DevId -> its Dm12Sessions, oldest first
     extra: dict[str, Any] = field(default_factory=dict)
     # --- DM 2.0 (emulator.server.dm2, emulator.server.ui_flows)

@@ -27,6 +27,7 @@ PLACES = {
     "identity": ("[identity]\n", ""),
     "ui": ("[ui]\n", ""),
     "limits": ("[limits]\n", ""),
+    "bootstrap": ('[bootstrap]\nsecret = "s"\n', ""),
     "bearers": ('[[bearers]]\nname = "b"\ntype = "LTE"\n', ""),
     "environments": ('[[environments]]\nname = "e"\nkind = "guest"\n', ""),
     "accounts": ('[[accounts]]\nserver_id = "s"\nprotocol = "dm2"\nclient_secret = "x"\n', ""),
