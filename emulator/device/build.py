@@ -248,6 +248,12 @@ def _dm1_account(tree: Tree, desc: NodeDesc, acc: AccountSpec) -> None:
             _values(tree, entry, uri, {"AAuthLevel": level, "AAuthType": AUTH_TYPES[acc.auth],
                                        "AAuthName": user, "AAuthSecret": secret,
                                        "AAuthData": decode_nonce(acc.nonce)})
+    if acc.notification_secret and entry is not None:  # DM 1.3: notifications have their own credentials
+        uri = f"{base}/AppAuth/NOTIFCRED"
+        _interior(tree, entry, uri)
+        _values(tree, entry, uri, {"AAuthLevel": "NOTIFCRED", "AAuthType": AUTH_TYPES["md5"],
+                                   "AAuthName": acc.server_id, "AAuthSecret": acc.notification_secret,
+                                   "AAuthData": b"\x00\x00\x00\x00"})
     ext = desc.child("Ext")
     _interior(tree, ext, f"{base}/Ext")
     _leaf(tree, None, f"{base}/Ext/Priority", acc.priority)
@@ -302,6 +308,8 @@ def device_tree(profile: Profile, index: int, *, server: str) -> tuple[Identity,
             base = f"{DM1_ROOT}/{acc.server_id}"
             tree.replace(f"{base}/AppAddr/1/Addr", fill(acc.server_uri, values))
             tree.replace(f"{base}/AppAuth/CLCRED/AAuthName", fill(acc.client_user, values))
+            if acc.notification_secret:
+                tree.replace(f"{base}/AppAuth/NOTIFCRED/AAuthSecret", fill(acc.notification_secret, values))
         else:
             base = f"{DM2_ROOT}/{acc.server_id}"
             tree.replace(f"{base}/SrvURI", fill(acc.server_uri, values))

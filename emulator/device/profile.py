@@ -109,6 +109,7 @@ class AccountSpec:
     server_auth: str = "dm"  # DM 1.x: how the server proves itself (dm, transport, none)
     ui_resume: str = "held"  # DM 2.0: after a SHOW, the server holds its answer, or the client resumes
     strict: bool = False  # DM 1.x: a server's protocol deviation fails the session (not only a warning)
+    notification_secret: str = ""  # DM 1.3: separate credentials for this server's notifications
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +324,9 @@ class _ProfileReader(TomlChecker):
             raise self.fail(("bootstrap",), 'a [bootstrap] needs dm_version = "1.3" with the client-bootstrap feature')
         accounts = self.accounts(top.get("accounts", []), protocols)
         for i, acc in enumerate(accounts):
+            if acc.notification_secret and dm_version != "1.3":
+                raise self.fail(("accounts", i, "notification_secret"),
+                                'separate notification credentials are DM 1.3\'s: they need dm_version = "1.3"')
             if acc.auth == "sha256" and "sha256-auth" not in features:
                 raise self.fail(("accounts", i, "auth"), 'auth "sha256" is DM 1.3\'s scheme: it needs '
                                                          'dm_version = "1.3" with the sha256-auth feature')
@@ -463,6 +467,7 @@ class _ProfileReader(TomlChecker):
             (
                 "server_id", "name", "server_uri", "protocol", "auth", "client_user", "client_secret",
                 "server_secret", "nonce", "perms", "acl_scope", "priority", "server_auth", "ui_resume", "strict",
+                "notification_secret",
             ),  # fmt: skip
             required=("server_id", "protocol"),
         )
@@ -487,7 +492,11 @@ class _ProfileReader(TomlChecker):
             server_auth=self.value(d, path, "server_auth", str, "dm", choices=SERVER_AUTH_POLICIES),
             ui_resume=self.value(d, path, "ui_resume", str, "held", choices=UI_RESUME_STYLES),
             strict=self.value(d, path, "strict", bool, False),
+            notification_secret=self.value(d, path, "notification_secret", str, "", template=True),
         )
+        if "notification_secret" in d and protocol != "dm12":
+            raise self.fail((*path, "notification_secret"), "notification_secret applies to dm12 accounts "
+                                                            "(a DM 2.0 account has Auth/Noti)")
         if "server_auth" in d and protocol != "dm12":
             raise self.fail((*path, "server_auth"), "server_auth applies to dm12 accounts (a DM 2.0 server is "
                                                     "authenticated by TLS only)")

@@ -178,6 +178,9 @@ DOCS: dict[str, str] = {
     "accounts.auth": "How the device authenticates to the server: `md5` is the default for dm12, "
     "`basic` for dm2 (which takes only `basic`, `digest` or `none`); `sha256` (DM 1.3's auth-SHA256) "
     "needs `dm_version = \"1.3\"`; every scheme but `none` needs `client_secret`.",
+    "accounts.notification_secret": "dm12, DM 1.3 only: a separate secret for this server's notifications "
+    "(`AppAuth/NOTIFCRED`); the device then checks a Package 0 with it alone, not with the server's "
+    "credentials.",
     "accounts.server_auth": "dm12 only: how the server must prove itself: `dm` DM-layer credentials as "
     "`auth` asks; `transport` a verified TLS server certificate is enough; `none` accepted, shown as a "
     "warning.",

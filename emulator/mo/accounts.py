@@ -73,6 +73,11 @@ class Account:
     server_auth: str = "dm"  # SERVER_AUTH_POLICIES, from <account>/Ext/ServerAuth
     ui_resume: str = "held"  # UI_RESUME_STYLES, from <account>/Ext/UIResume (DM 2.0)
     strict: bool = False  # from <account>/Ext/Strict (DM 1.x): server deviations fail the session
+    # DM 1.3 separate notification credentials, from <account>/AppAuth/NOTIFCRED ('': notifications
+    # are checked with the server's credentials, as DM 1.2 does)
+    notification_user: str = ""
+    notification_secret: str = field(default="", repr=False)
+    notification_nonce: bytes = b""
 
 
 def decode_nonce(value: str | bytes | None) -> bytes:
@@ -180,6 +185,9 @@ def _read_dm1(tree: Tree, base: str) -> Account:
         server_user=auth("SRVCRED", "AAuthName"),
         server_secret=auth("SRVCRED", "AAuthSecret"),
         server_nonce=decode_nonce(tree.value(f"{base}/AppAuth/SRVCRED/AAuthData")),
+        notification_user=auth("NOTIFCRED", "AAuthName"),
+        notification_secret=auth("NOTIFCRED", "AAuthSecret"),
+        notification_nonce=decode_nonce(tree.value(f"{base}/AppAuth/NOTIFCRED/AAuthData")),
         priority=int(_text(tree, f"{base}/Ext/Priority") or 0),
         path=base,
         server_auth=_choice(_text(tree, f"{base}/Ext/ServerAuth"), SERVER_AUTH_POLICIES),

@@ -45,12 +45,13 @@ class SecretPair:
 
     client: str
     server: str
+    notification: str = ""  # DM 1.3: the separate secret of its notifications ('': the server secret)
 
     def filled(self, values: Mapping[str, object]) -> SecretPair:
         """The pair with the placeholders the server knows filled in (see the module doc)."""
-        if "{" not in self.client and "{" not in self.server:
+        if "{" not in self.client + self.server + self.notification:
             return self
-        return SecretPair(fill(self.client, values), fill(self.server, values))
+        return SecretPair(fill(self.client, values), fill(self.server, values), fill(self.notification, values))
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +175,7 @@ def learn_authorities(
             counts = schemes.setdefault(acc.server_id, {})
             counts[acc.auth] = counts.get(acc.auth, 0) + 1
             pairs = secrets.setdefault(acc.server_id, {})
-            pair = SecretPair(acc.client_secret, acc.server_secret)
+            pair = SecretPair(acc.client_secret, acc.server_secret, acc.notification_secret)
             pairs[pair] = pairs.get(pair, 0) + 1
             owners.setdefault(acc.server_id, []).append((dev_id_prefix(profile.identity), pair))
             users.setdefault(acc.server_id, []).append(UserRule(acc.client_user, pair, profile.identity))

@@ -706,7 +706,10 @@ class Dm12Server:
         a device never seen: the DevId does not say which profile it came from)."""
         authority = self.authority(server_id)
         nonces = self.device_auth(authority.server_id, dev_id)
-        pair = nonces.secrets or next(iter(authority.candidates(dev_id=dev_id)), SecretPair("", ""))
+        first = next(iter(authority.candidates(dev_id=dev_id)), SecretPair("", ""))
+        pair = nonces.secrets or first
+        if (pair.client, pair.server) == (first.client, first.server):
+            pair = first  # the device's profile's own pair: it says whether notifications have their own secret
         sid = secrets.randbelow(0xFFFF) + 1 if session_id is None else session_id
         rule = authority.account_for(dev_id)
         name = rule.server_name if rule is not None and rule.server_name else authority.server_id
@@ -717,8 +720,12 @@ class Dm12Server:
             except ValueError as exc:
                 raise EmulatorError(f"cannot build the DM 1.3 notification: {exc}", status=400) from None
             version = VERSION_13
-        raw = build_notification(name, pair.server, nonces.server,
-                                 session_id=sid, version=version, ui_mode=ui_mode, vendor=vendor)
+        if pair.notification:  # DM 1.3 separate notification credentials: their own secret, nonce 0
+            raw = build_notification(name, pair.notification, FACTORY_NONCE,
+                                     session_id=sid, version=version, ui_mode=ui_mode, vendor=vendor)
+        else:
+            raw = build_notification(name, pair.server, nonces.server,
+                                     session_id=sid, version=version, ui_mode=ui_mode, vendor=vendor)
         return self.state.faults.package0(dev_id, "dm12", raw)  # a fault may spoil it
 
 

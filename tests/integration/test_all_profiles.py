@@ -98,7 +98,8 @@ def test_every_shipped_profile_completes_a_session_with_every_authority():
                         if s.server_id == sid]
                 assert [s.outcome for s in ours] == ["completed"], (name, sid, [s.events for s in ours])
                 assert ours[0].scheme == account.auth
-                assert ours[0].secrets == SecretPair(account.client_secret, account.server_secret)
+                assert (ours[0].secrets.client, ours[0].secrets.server) == (account.client_secret,
+                                                                            account.server_secret)
             else:
                 # the device's Basic credentials were checked against that authority's secrets
                 assert state.dm2_secrets[(sid, dev.id)].client == account.client_secret, (name, sid)

@@ -72,3 +72,20 @@ def test_dm12_device_reads_no_dm13_field():
     assert answer[0] == 202  # the expiry means nothing to it: it opens its session
     (session,) = sessions
     assert session.outcome == "completed" and "./DevDetail" not in session.devinfo
+
+
+def test_dm13_device_checks_notifications_with_their_own_credentials():
+    """Separate credentials for DM notification (DM 1.3): the account's NOTIFCRED secret, not the server's."""
+    from emulator.protocol.syncml.notification import build_notification
+
+    async def body(state, fleet, listener, dev):
+        url = listener.notify_url(dev.id)
+        as_dm12 = build_notification("demo-dm12", "demo-server-secret", b"\0\0\0\0", session_id=7)
+        refused = await post_package0(url, as_dm12, "dm12")  # signed with the server's credentials
+        accepted = await post_package0(url, state.dm12.build_package0(dev.id), "dm12")
+        return refused, accepted, dev.account("demo-dm12", "dm12")
+
+    (refused, accepted, account), sessions, _ = _run("smartphone-dm13", body)
+    assert account.notification_secret == f"demo-notification-{account.client_user}"
+    assert refused[0] == 403 and "does not verify" in refused[1]
+    assert accepted[0] == 202 and [s.outcome for s in sessions] == ["completed"]

@@ -77,6 +77,7 @@ from emulator.protocol.syncml.notification import (
     RESYNC_NONCE,
     Notification,
     parse_notification,
+    verify_digest,
     verify_with_resync,
 )
 from emulator.protocol.syncml.packer import pack
@@ -119,6 +120,10 @@ def check_notification(raw: bytes, account: Account) -> tuple[Literal["ok", "res
     n = parse_notification(raw)
     if n.server_id != account.server_id:
         return "bad", n
+    if account.notification_secret:  # DM 1.3 separate credentials: only they verify, no resync
+        ok = verify_digest(n, raw, account.notification_user or account.server_id, account.notification_secret,
+                           account.notification_nonce)
+        return ("ok" if ok else "bad"), n
     verdict = verify_with_resync(n, raw, account.server_user or account.server_id, account.server_secret,
                                  account.server_nonce)
     return verdict, n
