@@ -36,6 +36,7 @@ from emulator.device.virtual import VirtualDevice
 from emulator.errors import EmulatorError
 from emulator.fleet.fleet import Fleet
 from emulator.protocol.values import is_protocol
+from ui.columns import ColumnChooser
 from ui.fleet_model import WAITING, FleetModel
 from ui.heap import settle
 from ui.pending import PendingRequests
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
     from ui.webview import WindowUi  # the web engine loads with the window, not with this module
 
 STATE_PADDING = 24  # a table cell's margins, so "waiting for you" fits its column
+COLUMN_WIDTHS = (110, 90, 82, 50)  # Device (at least), Profile, State (widened to "waiting for you"), Bearer
+MAX_ID_WIDTH = 120  # longer ids are cut in the middle: "IMEI:354…100000002"
 WAITING_LIST_HEIGHT = 110  # about five entries: the fleet table keeps the room
 SETTLE_AFTER = 100  # devices added or removed at once past which the heap is settled (ui.heap)
 
@@ -83,12 +86,17 @@ class FleetPanel(QWidget):
         self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.view.setSortingEnabled(True)
         self.view.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # order added
-        self.model.modelReset.connect(lambda: self.view.resizeColumnToContents(0))
+        self.model.modelReset.connect(self._fit_ids)
         self.model.rowsInserted.connect(self._rows_inserted)
-        self.view.resizeColumnToContents(0)
         self.view.verticalHeader().hide()
         self.view.horizontalHeader().setStretchLastSection(True)
         self.view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # ids differ at their ends
+        self.view.setWordWrap(False)
+        for col, width in enumerate(COLUMN_WIDTHS):
+            self.view.setColumnWidth(col, width)
+        self._fit_ids()
+        self.columns = ColumnChooser(self.view, "fleet")
         self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.view.setWordWrap(False)  # one line per device, however long its state or result
         self.view.setColumnWidth(2, self.view.fontMetrics().horizontalAdvance(WAITING) + STATE_PADDING)
@@ -164,7 +172,13 @@ class FleetPanel(QWidget):
 
     def _rows_inserted(self, _parent: QModelIndex, first: int, _last: int) -> None:
         if first == 0:  # the first devices: fit their ids (later ones are numbered alike)
-            self.view.resizeColumnToContents(0)
+            self._fit_ids()
+
+    def _fit_ids(self) -> None:
+        """Device ids as wide as they are, up to MAX_ID_WIDTH (longer ones are cut in the middle),
+        so Profile, State and Bearer stay in view in a narrow dock."""
+        self.view.resizeColumnToContents(0)
+        self.view.setColumnWidth(0, max(COLUMN_WIDTHS[0], min(self.view.columnWidth(0), MAX_ID_WIDTH)))
 
     def _id_at(self, proxy_index: QModelIndex) -> str:
         return self.model.device_id(self.proxy.mapToSource(proxy_index).row())

@@ -42,16 +42,17 @@ class DockPlace:
     orientation: Qt.Orientation = Qt.Orientation.Vertical  # split from ``beside`` this way
     tab: bool = False  # tabbed with ``beside`` instead of split
     visible: bool = True  # shown in the default layout
-    size: int = 0  # default width (horizontal split) or height (vertical split), 0: Qt decides
+    size: int = 0  # height when split vertically from ``beside`` (column widths follow the window)
 
 
 LAYOUT_VERSION = 2  # saved layouts of another version are ignored (docks changed)
 DEFAULT_SIZE = (1280, 780)  # fits a 1280x800 screen with a task bar
-FLEET_WIDTH = 430
-TREE_HEIGHT = 400
+FLEET_WIDTH = 400
+TREE_HEIGHT = 390
 LOG_HEIGHT = 150
-DETAIL_WIDTH = 400
-WEB_WIDTH = 460
+DETAIL_WIDTH = 380  # the server page shares it (tabbed): a form reads well at this width
+FLEET_SHARE = 0.28  # of a wider window
+DETAIL_SHARE = 0.29
 EVENT_LOG_PLACE = DockPlace(Qt.DockWidgetArea.LeftDockWidgetArea, "fleet", Qt.Orientation.Vertical, size=LOG_HEIGHT)
 """Where the event log dock goes: ``window.add_dock("event-log", "Event log", widget, EVENT_LOG_PLACE)``."""
 
@@ -84,14 +85,14 @@ class MainWindow(QMainWindow):
         self.view_menu = self.menuBar().addMenu("&View")
         left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
         horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
-        self.fleet_dock = self.add_dock("fleet", "Fleet", self.fleet_panel, DockPlace(left, size=FLEET_WIDTH))
+        # 1280 wide: fleet | tree over traffic | message detail, the server page tabbed with the detail
+        self.fleet_dock = self.add_dock("fleet", "Fleet", self.fleet_panel, DockPlace(left))
         self.tree_dock = self.add_dock("tree", "Device", self.device_tabs, DockPlace(right))
-        self.add_dock("server-page", "Server page", self.web_dock,
-                      DockPlace(right, "tree", horizontal, visible=False, size=WEB_WIDTH))
-        self.traffic_dock = self.add_dock("traffic", "Traffic", self.traffic_panel,
-                                          DockPlace(right, "tree", vertical, size=800 - TREE_HEIGHT))
         self.detail_dock = self.add_dock("detail", "Message detail", self.traffic_panel.detail,
-                                         DockPlace(right, "traffic", horizontal, size=DETAIL_WIDTH))
+                                         DockPlace(right, "tree", horizontal))
+        self.traffic_dock = self.add_dock("traffic", "Traffic", self.traffic_panel,
+                                          DockPlace(right, "tree", vertical))
+        self.add_dock("server-page", "Server page", self.web_dock, DockPlace(right, "detail", tab=True, visible=False))
         self.add_dock("event-log", "Event log", self.event_log, EVENT_LOG_PLACE)
         self.view_menu.addSeparator()
         reset = QAction("Reset layout", self)
@@ -178,13 +179,32 @@ class MainWindow(QMainWindow):
         for name in self.docks:
             self._place(name)
         self.web_dock.setVisible(web_shown or self.web_dock.has_page())
+        self.apply_default_sizes()
+        QTimer.singleShot(0, self.apply_default_sizes)  # again once the new layout has its geometry
+
+    def apply_default_sizes(self) -> None:
+        """The default widths and heights of the docks. Neighbours are sized together: Qt gives
+        the width one dock gives up to whichever neighbour it likes."""
+        layout = self.layout()
+        if layout is not None:
+            layout.activate()
+        horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
+        width = self.width()
+        fleet_w = max(FLEET_WIDTH, int(width * FLEET_SHARE))
+        detail_w = max(DETAIL_WIDTH, int(width * DETAIL_SHARE))
+        columns = [(d, w) for d, w in ((self.fleet_dock, fleet_w), (self.tree_dock, width - fleet_w - detail_w),
+                                       (self.detail_dock, detail_w)) if d.isVisible()]
+        if columns:
+            self.resizeDocks([d for d, _ in columns], [w for _, w in columns], horizontal)
+        pairs = [(self.tree_dock, self.traffic_dock, self.tree_dock.height() + self.traffic_dock.height() - TREE_HEIGHT)]
         for name, place in self._places.items():
-            dock = self.docks[name]
-            if place.size and not place.tab:
-                horizontal = place.beside == "" or place.orientation == Qt.Orientation.Horizontal
-                orientation = Qt.Orientation.Horizontal if horizontal else Qt.Orientation.Vertical
-                self.resizeDocks([dock], [place.size], orientation)
-        self.resizeDocks([self.tree_dock], [TREE_HEIGHT], Qt.Orientation.Vertical)
+            other = self.docks.get(place.beside)
+            if place.size and other is not None and not place.tab and place.orientation == vertical:
+                pairs.append((other, self.docks[name], place.size))
+        for first, second, second_h in pairs:
+            if first.isVisible() and second.isVisible():
+                total = first.height() + second.height()
+                self.resizeDocks([first, second], [max(80, total - second_h), second_h], vertical)
 
     # ------------------------------------------------------------------ menus and settings
 

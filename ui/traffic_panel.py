@@ -20,7 +20,7 @@ from PySide6.QtCore import (
     QSortFilterProxyModel,
     Qt,
 )
-from PySide6.QtGui import QColor, QFontDatabase
+from PySide6.QtGui import QColor, QFontDatabase, QTextOption
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -31,6 +31,8 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -38,8 +40,10 @@ from PySide6.QtWidgets import (
 
 from emulator.errors import FileFormatError
 from emulator.events import MessageLogged, SessionEnded
-from emulator.protocol.traffic import describe, pair_statuses
+from emulator.protocol.traffic import describe, pair_statuses, summarise_commands
 from emulator.store.traffic_files import read_json_lines, to_json_line
+from ui.columns import ColumnChooser
+from ui.highlight import MessageHighlighter
 from ui.traffic_failures import FAILED_MARK, FailedExchange, FailureTracker, Row
 
 MAX_WARNED_SESSIONS = 10_000
@@ -51,6 +55,27 @@ MessageRole = Qt.ItemDataRole.UserRole + 1
 DETAIL_WRAP = 56  # columns of a failure's reason in the detail pane
 FAILED_BACKGROUND = QColor(253, 226, 228)
 FAILED_FOREGROUND = QColor(150, 0, 24)
+DEVICE_COLUMN = 2
+SUMMARY_COLUMN = 6
+
+
+def row_summary(m: Row) -> str:
+    """What the list says of a message: a server's message names its commands ("GET ×2, HGET" /
+    "Get, Replace, Atomic"), as the device's own messages name their statuses; an HTTP error, a
+    failed exchange or a body that is no DM message keeps the summary it was logged with."""
+    if m.direction == "in" and m.summary in ("", "HTTP 200"):
+        commands = summarise_commands(m.content_type, m.body)
+        if commands:
+            return commands
+    return m.summary or m.content_type
+
+
+class ElideRight(QStyledItemDelegate):
+    """Cut a cell's text at its end (the view cuts ids in the middle)."""
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
+        super().initStyleOption(option, index)
+        option.textElideMode = Qt.TextElideMode.ElideRight
 
 
 def _wrapped(text: str) -> str:
@@ -66,6 +91,13 @@ class TrafficModel(QAbstractTableModel):
         super().__init__(parent)
         self.messages: list[Row] = []
         self.reasons: list[str] = []  # in step with messages: why that exchange failed ("" when it did not)
+        self._summaries: list[str | None] = []  # in step with messages: row_summary, made when first shown
+
+    def summary(self, row: int) -> str:
+        text = self._summaries[row]
+        if text is None:
+            text = self._summaries[row] = row_summary(self.messages[row])
+        return text
 
     def append(self, messages: Sequence[Row], reasons: Sequence[str] | None = None) -> None:
         if not messages:
@@ -76,18 +108,21 @@ class TrafficModel(QAbstractTableModel):
             self.beginRemoveRows(QModelIndex(), 0, min(overflow, len(self.messages)) - 1)
             del self.messages[:overflow]
             del self.reasons[:overflow]
+            del self._summaries[:overflow]
             self.endRemoveRows()
             messages, reasons = messages[-MAX_ROWS:], reasons[-MAX_ROWS:]
         first = len(self.messages)
         self.beginInsertRows(QModelIndex(), first, first + len(messages) - 1)
         self.messages.extend(messages)
         self.reasons.extend(reasons)
+        self._summaries.extend([None] * len(messages))
         self.endInsertRows()
 
     def clear(self) -> None:
         self.beginResetModel()
         self.messages.clear()
         self.reasons.clear()
+        self._summaries.clear()
         self.endResetModel()
 
     def failures(self) -> list[tuple[Row, str]]:
@@ -128,7 +163,7 @@ class TrafficModel(QAbstractTableModel):
                 return "" if isinstance(m, FailedExchange) else len(m.body)
             if col == 5:
                 return "" if m.rtt_ms is None else f"{m.rtt_ms:.1f}"
-            return m.summary or m.content_type
+            return self.summary(index.row())
         if role == Qt.ItemDataRole.ForegroundRole and col == 0:
             return QColor(30, 110, 200) if m.direction == "out" else QColor(20, 140, 60)
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -183,7 +218,7 @@ class TrafficFilter(QSortFilterProxyModel):
         if self.session_id and m.session_id != self.session_id:
             return False
         if self.text:
-            hay = f"{m.summary} {m.url} {m.content_type} {m.device_id} {m.session_id}".lower()
+            hay = f"{source.summary(row)} {m.url} {m.content_type} {m.device_id} {m.session_id}".lower()
             if self.text not in hay and self.text.encode("utf-8", "ignore") not in m.body.lower():
                 return False
         return True
@@ -230,14 +265,20 @@ class TrafficPanel(QWidget):
         self.view.verticalHeader().hide()
         self.view.verticalHeader().setDefaultSectionSize(20)
         self.view.horizontalHeader().setStretchLastSection(True)
-        for col, width in enumerate((22, 90, 135, 55, 50, 55)):
+        self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # ids differ at their ends
+        self.view.setWordWrap(False)
+        for col, width in enumerate((22, 92, 110, 56, 44, 52)):
             self.view.setColumnWidth(col, width)
+        self.view.setItemDelegateForColumn(SUMMARY_COLUMN, ElideRight(self.view))  # a summary reads from the left
+        self.columns = ColumnChooser(self.view, "traffic")
         self.view.selectionModel().currentRowChanged.connect(lambda cur, _prev: self.show_detail(cur))
 
         self.detail = QPlainTextEdit(readOnly=True)
         self.detail.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.detail.setPlaceholderText("Select a message to see it decoded")
-        self.detail.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.detail.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.detail.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)  # long URIs too
+        self.highlighter = MessageHighlighter(self.detail.document())
         self.message = QLabel("")
 
         top = QHBoxLayout()
@@ -256,6 +297,7 @@ class TrafficPanel(QWidget):
         layout.addWidget(self.view, 1)
         layout.addLayout(bottom)
         self._device: str | None = None
+        self._apply_device()
 
     # ------------------------------------------------------------------ feeding and filtering
 
@@ -288,7 +330,9 @@ class TrafficPanel(QWidget):
         self._apply_device()
 
     def _apply_device(self) -> None:
-        self.proxy.set(device_id=self._device if self.only_selected.isChecked() else None)
+        only = self.only_selected.isChecked()
+        self.proxy.set(device_id=self._device if only else None)
+        self.columns.set_auto_hidden(DEVICE_COLUMN, only)  # one device: its id on every row says nothing
 
     def clear(self) -> None:
         self.model.clear()

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QHBoxLayout,
+    QHeaderView,
     QInputDialog,
     QLabel,
     QLineEdit,
@@ -39,6 +40,7 @@ from emulator.tree import Tree
 from emulator.tree.tree import NodeInfo
 from emulator.util.masking import MASK, is_secret_name, is_secret_value
 from ui.add_node_dialog import AddNodeDialog
+from ui.columns import ColumnChooser
 from ui.tree_edits import (
     DEVICE,
     Actor,
@@ -55,6 +57,7 @@ from ui.tree_model import NodeRole, TreeModel
 from ui.undo import EditCommand, new_stack
 
 STRUCTURAL = ("add", "delete", "rename")
+TREE_WIDTHS = (170, 0, 56, 140)  # Name, (Value stretches), Format, ACL
 
 
 class TreePanel(QWidget):
@@ -64,6 +67,7 @@ class TreePanel(QWidget):
         self.undo_stack = undo_stack if undo_stack is not None else new_stack(self)
         self.model = TreeModel(self)
         self.title = QLabel("No device selected")
+        self.title.setWordWrap(True)  # a long profile title takes a second line, not the tree's width
         self.title.setStyleSheet("font-weight: bold")
         self.view = QTreeView()
         self.view.setModel(self.model)
@@ -72,8 +76,16 @@ class TreePanel(QWidget):
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.view.doubleClicked.connect(self._double_clicked)
-        self.view.header().resizeSection(0, 220)
-        self.view.header().resizeSection(1, 220)
+        header = self.view.header()
+        header.setStretchLastSection(False)  # Value takes the spare width, so ACL stays in view
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(40)
+        for col, width in enumerate(TREE_WIDTHS):
+            if col != 1:
+                header.resizeSection(col, width)
+        self.view.setTextElideMode(Qt.TextElideMode.ElideRight)  # values and ACLs read from the left
+        self.columns = ColumnChooser(self.view, "tree")
         self.view.selectionModel().currentChanged.connect(self._current_changed)
 
         self.path_label = QLabel("")

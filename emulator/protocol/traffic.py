@@ -107,6 +107,50 @@ def _dm2_notification(body: bytes) -> str:
     ])
 
 
+# ---------------------------------------------------------------------------------------- summaries
+
+SUMMARY_LIMIT = 80
+"""Characters of a command summary in the list (the full message is in the detail)."""
+
+
+def count_names(names: Sequence[str]) -> str:
+    """``["GET", "GET", "HGET"]`` -> ``"GET ×2, HGET"``: names in order of first appearance."""
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    return ", ".join(name if n == 1 else f"{name} ×{n}" for name, n in counts.items())
+
+
+def summarise_commands(content_type: str, body: bytes, limit: int = SUMMARY_LIMIT) -> str:
+    """One line naming the commands of a server's message, as the traffic list shows it:
+    ``GET ×2, HGET, SHOW`` (DM 2.0), ``Get, Replace, Atomic`` (SyncML: top-level commands, Status
+    left out unless there is nothing else). Empty when the body is not a DM message or cannot be
+    decoded (the caller keeps its own summary then); never raises: bodies come from servers."""
+    base = _base(content_type)
+    if not body:
+        return ""
+    try:
+        if "syncml.dm" in base:
+            from emulator.protocol.syncml.message import parse_message
+
+            names = [cmd.name for cmd in parse_message(body, content_type).commands]
+            text = count_names([n for n in names if n != "Status"])
+            if not text:
+                text = "no commands" + (f" ({count_names(names)})" if names else "")
+        elif "json" in base and body.lstrip()[:1] == b"{":
+            data = json.loads(body)
+            cmds = data.get("CMD") if isinstance(data, dict) else None
+            if not isinstance(cmds, list):
+                return ""
+            names = [str(c[0]).upper() if isinstance(c, list) and c else "?" for c in cmds]
+            text = count_names(names) or "no commands"
+        else:
+            return ""
+    except (EmulatorError, ValueError, RecursionError, etree.LxmlError):
+        return ""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 # ------------------------------------------------------------------------------------------ pairing
 
 

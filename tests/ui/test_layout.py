@@ -77,3 +77,131 @@ def test_added_dock_is_listed_and_reset_with_the_rest(window):
     window.reset_layout()
     assert dock.isVisible()
     assert window.dockWidgetArea(dock) == Qt.DockWidgetArea.LeftDockWidgetArea
+
+
+# ------------------------------------------------------------------ readable at 1280x800 and 1600
+
+EXAMPLES = __import__("pathlib").Path(__file__).resolve().parents[2] / "assets" / "examples"
+
+
+def _settle(window, qtbot, width: int, height: int = 780) -> None:
+    window.resize(width, height)
+    window.reset_layout()
+    from ui.mainwindow import FLEET_SHARE, FLEET_WIDTH
+
+    fleet_w = max(FLEET_WIDTH, int(width * FLEET_SHARE))
+    qtbot.waitUntil(lambda: window.width() == width and abs(window.fleet_dock.width() - fleet_w) < 12)
+    qtbot.waitUntil(lambda: window.traffic_panel.view.viewport().width() > 100)
+
+
+def _fully_visible(view, column: int) -> bool:
+    header = view.horizontalHeader() if hasattr(view, "horizontalHeader") else view.header()
+    left = header.sectionViewportPosition(column)
+    return not view.isColumnHidden(column) and left >= 0 and left + header.sectionSize(column) <= view.viewport().width()
+
+
+def _messages(window):
+    import json
+    import time
+
+    from emulator.events import MessageLogged
+
+    dev = next(iter(window.fleet.devices.values()))
+    window.fleet_panel.select(dev.id)
+    cmd = json.dumps({"CMD": [["GET", "./DevInfo/Man"], ["GET", "./DevInfo/Mod"], ["HGET", "http://x/y", "z"],
+                              ["SHOW", "http://x/ui"]]}).encode()
+    window.traffic_panel.add_messages([
+        MessageLogged(dev.id, "s1", "out", time.time(), "application/vnd.oma.dm.initiation+json", b"{}",
+                      "Package#1", None, "http://127.0.0.1:9/dm2"),
+        MessageLogged(dev.id, "s1", "in", time.time(), "application/vnd.oma.dm.request+json", cmd, "HTTP 200",
+                      12.0, "http://127.0.0.1:9/dm2"),
+        MessageLogged(dev.id, "s1", "in", time.time(), "application/vnd.syncml.dm+xml",
+                      (EXAMPLES / "dm12" / "replace.xml").read_bytes(), "HTTP 200", 9.0, "http://127.0.0.1:9/dm12"),
+    ])
+    return dev
+
+
+def test_columns_are_readable_at_1280_and_1600(window, qtbot):
+    for width in (1280, 1600):
+        _settle(window, qtbot, width)
+        dev = _messages(window)
+        fleet = window.fleet_panel.view
+        assert all(_fully_visible(fleet, c) for c in range(4)), f"fleet columns cut at {width}"  # up to Bearer
+        tree = window.tree_panel
+        tree.show_device(dev.id, dev.tree)
+        assert _fully_visible(tree.view, 3), f"tree ACL cut at {width}"
+        traffic = window.traffic_panel
+        assert traffic.view.isColumnHidden(2)  # "This device": no Device column
+        summary_left = traffic.view.horizontalHeader().sectionViewportPosition(6)
+        assert traffic.view.viewport().width() - summary_left >= 150, f"summary has no room at {width}"
+        assert all(_fully_visible(traffic.view, c) for c in (0, 1, 3, 4, 5))
+        traffic.only_selected.setChecked(False)
+        assert not traffic.view.isColumnHidden(2)
+        assert traffic.view.viewport().width() - traffic.view.horizontalHeader().sectionViewportPosition(6) >= 100
+        traffic.only_selected.setChecked(True)
+        assert traffic.view.isColumnHidden(2)
+
+
+def test_long_ids_are_cut_in_the_middle(window):
+    from PySide6.QtCore import Qt as _Qt
+
+    assert window.fleet_panel.view.textElideMode() == _Qt.TextElideMode.ElideMiddle
+    assert window.traffic_panel.view.textElideMode() == _Qt.TextElideMode.ElideMiddle
+    assert window.fleet_panel.view.columnWidth(0) <= 140
+
+
+def test_server_rows_summarise_their_commands(window, qtbot):
+    _messages(window)
+    model = window.traffic_panel.proxy
+    summaries = [model.index(r, 6).data() for r in range(model.rowCount())]
+    assert summaries[-2:] == ["GET ×2, HGET, SHOW", "Replace, Add, Get"]
+    window.traffic_panel.search.setText("hget")  # the search finds what the list shows
+    assert model.rowCount() == 1
+
+
+def test_detail_wraps_and_highlights_xml(window, qtbot):
+    _settle(window, qtbot, 1280)
+    _messages(window)
+    traffic = window.traffic_panel
+    traffic.view.selectRow(traffic.proxy.rowCount() - 1)
+    detail = traffic.detail
+    assert "<SyncML" in detail.toPlainText()
+    qtbot.waitUntil(lambda: detail.horizontalScrollBar().maximum() == 0)  # wrapped: nothing to scroll sideways
+    doc = detail.document()
+    block = doc.begin()
+    while block.isValid() and not block.text().lstrip().startswith("<SyncML"):
+        block = block.next()
+    assert block.isValid()
+    colours = {r.format.foreground().color().name() for r in block.layout().formats()}
+    assert "#1f5fa8" in colours  # the tag is coloured
+
+
+def test_detail_highlights_json(window, qtbot):
+    _messages(window)
+    traffic = window.traffic_panel
+    traffic.view.selectRow(traffic.proxy.rowCount() - 2)
+    block = traffic.detail.document().begin()
+    while block.isValid() and '"CMD"' not in block.text():
+        block = block.next()
+    assert block.isValid()
+    assert {r.format.foreground().color().name() for r in block.layout().formats()} >= {"#a0522d"}  # the key
+
+
+def test_columns_are_chosen_from_the_header_menu(window, qtbot):
+    chooser = window.traffic_panel.columns
+    menu = chooser.menu()
+    titles = [a.text() for a in menu.actions()]
+    assert "Size" in titles and "Summary" in titles
+    next(a for a in menu.actions() if a.text() == "Size").trigger()
+    assert window.traffic_panel.view.isColumnHidden(4)
+    assert chooser.header.contextMenuPolicy() == Qt.ContextMenuPolicy.CustomContextMenu
+    device = next(a for a in chooser.menu().actions() if a.text() == "Device")
+    assert not device.isEnabled()  # hidden by "This device" for now
+    chooser.set_shown(4, True)
+    assert not window.traffic_panel.view.isColumnHidden(4)
+    tree_titles = [a.text() for a in window.tree_panel.columns.menu().actions()]
+    assert tree_titles == ["Name", "Value", "Format", "ACL"]
+    fleet_menu = window.fleet_panel.columns.menu()
+    next(a for a in fleet_menu.actions() if a.text() == "Last result").trigger()
+    assert window.fleet_panel.view.isColumnHidden(4)
+    window.fleet_panel.columns.set_shown(4, True)

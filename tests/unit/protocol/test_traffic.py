@@ -68,3 +68,52 @@ def test_syncml_statuses_pair_by_msgref_and_cmdref_over_a_real_session():
     assert any(line.startswith("Status 200  <-  Get ./DevInfo/Mod") for line in paired), paired
     assert any("<-  SyncHdr" in line for line in paired)
     assert not any("not in this log" in line for line in paired), paired
+
+
+# ------------------------------------------------------------------------ command summaries
+
+EXAMPLES = __import__("pathlib").Path(__file__).resolve().parents[3] / "assets" / "examples"
+
+
+def test_dm2_commands_are_counted_in_order():
+    from emulator.protocol.traffic import summarise_commands
+
+    body = json.dumps({"CMD": [["GET", "a"], ["GET", "b"], ["HGET", "u", "c"], ["SHOW", "p"]]}).encode()
+    assert summarise_commands("application/vnd.oma.dm.request+json", body) == "GET ×2, HGET, SHOW"
+    example = (EXAMPLES / "dm2" / "hget-replace.json").read_bytes()
+    assert summarise_commands("application/json", example) == "HGET, DELETE, GET"
+    assert summarise_commands("application/json", b'{"CMD": []}') == "no commands"
+
+
+def test_syncml_commands_are_named_status_left_out():
+    from emulator.protocol.traffic import summarise_commands
+
+    xml = (EXAMPLES / "dm12" / "replace.xml").read_bytes()
+    wbxml = (EXAMPLES / "dm12" / "replace.wbxml").read_bytes()
+    text = summarise_commands("application/vnd.syncml.dm+xml", xml)
+    assert text and "Status" not in text
+    assert summarise_commands("application/vnd.syncml.dm+wbxml", wbxml) == text
+
+
+def test_syncml_status_only_message_says_no_commands():
+    from emulator.protocol.traffic import summarise_commands
+
+    body = b"""<SyncML xmlns="SYNCML:SYNCML1.2"><SyncHdr><VerDTD>1.2</VerDTD><VerProto>DM/1.2</VerProto>
+<SessionID>1</SessionID><MsgID>2</MsgID><Target><LocURI>IMEI:1</LocURI></Target>
+<Source><LocURI>srv</LocURI></Source></SyncHdr><SyncBody>
+<Status><CmdID>1</CmdID><MsgRef>1</MsgRef><CmdRef>0</CmdRef><Cmd>SyncHdr</Cmd><Data>200</Data></Status>
+<Status><CmdID>2</CmdID><MsgRef>1</MsgRef><CmdRef>1</CmdRef><Cmd>Alert</Cmd><Data>200</Data></Status>
+<Final/></SyncBody></SyncML>"""
+    assert summarise_commands("application/vnd.syncml.dm+xml", body) == "no commands (Status ×2)"
+
+
+def test_command_summary_of_junk_is_empty_and_long_ones_are_cut():
+    from emulator.protocol.traffic import summarise_commands
+
+    assert summarise_commands("application/vnd.syncml.dm+wbxml", b"\x03\x01garbage") == ""
+    assert summarise_commands("application/json", b"not json") == ""
+    assert summarise_commands("text/html", b"<html></html>") == ""
+    assert summarise_commands("application/json", b'{"Status": []}') == ""
+    many = json.dumps({"CMD": [[f"C{i}"] for i in range(40)]}).encode()
+    text = summarise_commands("application/json", many, limit=20)
+    assert len(text) == 20 and text.endswith("…")
