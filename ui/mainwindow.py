@@ -10,6 +10,7 @@ through the fleet's and the tree's public operations. Other parts add their own 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,12 +18,14 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QTabWidget, QWidget
 
-from emulator.events import DeviceStateChanged, Event, SessionEnded, UiFinished, UiRequested
+from emulator.events import DeviceStateChanged, Event, SessionEnded, TreeChanged, UiFinished, UiRequested
 from emulator.fleet.fleet import Fleet
+from ui.actions import WindowActions
 from ui.batcher import EventBatcher
 from ui.device_panel import DevicePanel
 from ui.event_log import EventLogDock
 from ui.fleet_panel import FleetPanel
+from ui.plots import FleetPlots, ValueHistoryChart
 from ui.progress import SessionProgress
 from ui.safety import confirm_quit
 from ui.safety import install as install_safety
@@ -94,6 +97,10 @@ class MainWindow(QMainWindow):
                                           DockPlace(right, "tree", vertical))
         self.add_dock("server-page", "Server page", self.web_dock, DockPlace(right, "detail", tab=True, visible=False))
         self.add_dock("event-log", "Event log", self.event_log, EVENT_LOG_PLACE)
+        self.plots = FleetPlots()
+        self.add_dock("plots", "Fleet plots", self.plots, DockPlace(right, "detail", tab=True))
+        self.value_chart = ValueHistoryChart()
+        self.add_dock("value-history", "Value history", self.value_chart, DockPlace(right, "detail", tab=True))
         self.view_menu.addSeparator()
         reset = QAction("Reset layout", self)
         reset.setToolTip("Put every dock back where it starts")
@@ -113,6 +120,7 @@ class MainWindow(QMainWindow):
         self.batcher = EventBatcher(fleet.bus, parent=self)
         self.batcher.flushed.connect(self._on_events)
         self.fleet_panel.device_selected.connect(self.select_device)
+        self.tree_panel.view.selectionModel().currentChanged.connect(lambda *_: self._chart_selection())
         self.fleet_panel.error.connect(self.show_error)
         self.fleet_panel.not_run.connect(self.traffic_panel.add_not_run)
         self.fleet_panel.info.connect(lambda text: self.statusBar().showMessage(text, 5000))
@@ -179,6 +187,7 @@ class MainWindow(QMainWindow):
         for name in self.docks:
             self._place(name)
         self.web_dock.setVisible(web_shown or self.web_dock.has_page())
+        (self.web_dock if self.web_dock.isVisible() else self.detail_dock).raise_()  # the front tab
         self.apply_default_sizes()
         QTimer.singleShot(0, self.apply_default_sizes)  # again once the new layout has its geometry
 
@@ -212,8 +221,10 @@ class MainWindow(QMainWindow):
         file_menu = self.menuBar().addMenu("&File")
         self.menuBar().insertMenu(self.view_menu.menuAction(), file_menu)
         open_traffic = QAction("Open traffic log…", self)
+        open_traffic.setShortcut(QKeySequence.StandardKey.Open)
         open_traffic.triggered.connect(self.traffic_panel._open_dialog)
         save_traffic = QAction("Save traffic log…", self)
+        save_traffic.setShortcut(QKeySequence.StandardKey.Save)
         save_traffic.triggered.connect(self.traffic_panel._save_dialog)
         quit_action = QAction("Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
@@ -226,6 +237,15 @@ class MainWindow(QMainWindow):
         start.triggered.connect(lambda: self.fleet_panel.start_sessions(self.fleet_panel.selected_ids()))
         session_menu.addAction(start)
         self.server_actions = ServerActions(self, session_menu)  # server connection, notify
+        self.desktop = WindowActions(self)  # Help menu, shortcuts, context menus, exports
+        file_menu.insertAction(quit_action, self.desktop.export_har)
+        file_menu.insertAction(quit_action, self.desktop.export_bodies)
+        file_menu.insertSeparator(quit_action)
+        after_start = session_menu.actions()[1:2]
+        if after_start:
+            session_menu.insertAction(after_start[0], self.desktop.stop)
+        else:
+            session_menu.addAction(self.desktop.stop)
 
     def restore_settings(self) -> None:
         s = settings()
@@ -248,6 +268,11 @@ class MainWindow(QMainWindow):
         self.tree_panel.apply_events(events)
         self.device_panel.apply_events(events)
         self.traffic_panel.apply_events(events)
+        self.plots.apply_events(events)
+        charted = self.value_chart.path
+        if charted and any(isinstance(e, TreeChanged) and e.device_id == self.tree_panel.model.device_id
+                           and e.change.path == charted for e in events):
+            self.chart_value(charted, show=False)
         self.ui_handler.apply_events(events)
         for e in events:
             if isinstance(e, SessionEnded) and e.outcome not in ("completed",):
@@ -270,6 +295,27 @@ class MainWindow(QMainWindow):
             self.tree_panel.show_device(dev.id, dev.tree, dev.profile.title, device=dev)
         self.traffic_panel.set_device(dev.id if dev else None)
         self.device_panel.show_device(dev)
+
+    def chart_value(self, path: str, *, show: bool = True) -> int:
+        """Chart the value history of ``path`` of the selected device in the Value history dock;
+        returns how many numeric values it shows (the leaf's changes since the window opened, and
+        its value now)."""
+        if show:
+            dock = self.docks["value-history"]
+            dock.show()
+            dock.raise_()
+        tree = self.tree_panel.model.tree
+        points: list[tuple[float, object]] = [(c.ts, c.new) for c in self.tree_panel.model.history(path)
+                                              if c.kind == "replace"]
+        if tree is not None and tree.exists(path) and not points:
+            points.append((time.time(), tree.value(path)))
+        return self.value_chart.show_history(path, points)
+
+    def _chart_selection(self) -> None:
+        """The value history follows the tree's selection while its dock is on screen."""
+        info = self.tree_panel.selected_info()
+        if info is not None and info.children is None and self.docks["value-history"].isVisible():
+            self.chart_value(info.path, show=False)
 
     def show_error(self, text: str) -> None:
         self.statusBar().showMessage(f"⚠ {text}", 10000)

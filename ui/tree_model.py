@@ -30,7 +30,8 @@ COLUMNS = ("Name", "Value", "Format", "ACL")
 FLASH_SECONDS = 1.5
 FLASH_TICK_MS = 60
 FLASH_COLOR = QColor(255, 196, 64)
-HISTORY = 8
+HISTORY = 64  # values kept per changed leaf (the value-history chart draws them)
+TOOLTIP_CHANGES = 8
 VALUE_CHARS = 200
 # A batch with more structural changes than this rebuilds the visible rows instead of patching them.
 RESET_THRESHOLD = 2000
@@ -302,7 +303,7 @@ class TreeModel(QAbstractItemModel):
         name = path.rsplit("/", 1)[-1]
         if changes:
             lines.append("Recent changes:")
-            for c in reversed(changes):
+            for c in reversed(changes[-TOOLTIP_CHANGES:]):
                 stamp = time.strftime("%H:%M:%S", time.localtime(c.ts))
                 who = c.by or "device"
                 if c.kind == "replace":
