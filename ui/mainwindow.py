@@ -50,10 +50,11 @@ class DockPlace:
 
 LAYOUT_VERSION = 2  # saved layouts of another version are ignored (docks changed)
 DEFAULT_SIZE = (1280, 780)  # fits a 1280x800 screen with a task bar
-FLEET_WIDTH = 400
+FLEET_WIDTH = 390
 TREE_HEIGHT = 390
 LOG_HEIGHT = 150
-DETAIL_WIDTH = 380  # the server page shares it (tabbed): a form reads well at this width
+DETAIL_WIDTH = 420  # the server page shares it (tabbed): a form reads well at this width
+MIN_FLEET, MIN_MIDDLE, MIN_PAGE = 300, 340, 300
 FLEET_SHARE = 0.28  # of a wider window
 DETAIL_SHARE = 0.29
 EVENT_LOG_PLACE = DockPlace(Qt.DockWidgetArea.LeftDockWidgetArea, "fleet", Qt.Orientation.Vertical, size=LOG_HEIGHT)
@@ -98,9 +99,16 @@ class MainWindow(QMainWindow):
         self.add_dock("server-page", "Server page", self.web_dock, DockPlace(right, "detail", tab=True, visible=False))
         self.add_dock("event-log", "Event log", self.event_log, EVENT_LOG_PLACE)
         self.plots = FleetPlots()
-        self.add_dock("plots", "Fleet plots", self.plots, DockPlace(right, "detail", tab=True))
+        # hidden at first (View menu, Chart value history): four tabs would not fit beside the detail at 1280
+        self.add_dock("plots", "Fleet plots", self.plots, DockPlace(right, "detail", tab=True, visible=False))
         self.value_chart = ValueHistoryChart()
-        self.add_dock("value-history", "Value history", self.value_chart, DockPlace(right, "detail", tab=True))
+        self.add_dock("value-history", "Value history", self.value_chart,
+                      DockPlace(right, "detail", tab=True, visible=False))
+        # a 1280 screen holds the three columns only if no part insists on its natural width (buttons
+        # in a row, a long page title): below these widths a part is squeezed, not the window widened
+        for part, min_width in ((self.fleet_panel, MIN_FLEET), (self.device_tabs, MIN_MIDDLE),
+                                (self.traffic_panel, MIN_MIDDLE), (self.web_dock.widget(), MIN_PAGE)):
+            part.setMinimumWidth(min_width)
         self.view_menu.addSeparator()
         reset = QAction("Reset layout", self)
         reset.setToolTip("Put every dock back where it starts")

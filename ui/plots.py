@@ -25,6 +25,7 @@ from emulator.scenarios.runner import percentile
 SPAN_S = 120  # seconds of fleet history kept and shown
 REFRESH_MS = 1000
 QUANTILES = (50, 90, 99)
+X_TICKS = 5
 NUMERIC_FORMATS = ("int", "float")
 
 
@@ -185,7 +186,8 @@ class FleetPlots(QWidget):
                 points = data[key]
                 lines[key].replace([_point(x, y) for x, y in points])
                 top = max([top, *(y for _, y in points)])
-            x_axis.setRange(-span + 1, 0)
+            x_axis.setRange(-span, 0)
+            x_axis.setTickCount(X_TICKS)  # -120, -90, -60, -30, 0
             y_axis.setRange(0, _nice_max(top))
         t = self.timeline.totals()
         ordered = sorted(t.rtts)
@@ -265,6 +267,7 @@ class ValueHistoryChart(QWidget):
         low, high = min(n for _, n in values), max(n for _, n in values)
         pad = (high - low) * 0.1 or max(1.0, abs(high) * 0.1)
         self.y_axis.setRange(low - pad, high + pad)
+        self.y_axis.applyNiceNumbers()  # round labels
         latest = values[-1][1]
         self.message.setText(f"{path}: {len(values)} values, latest {latest:g} (min {low:g}, max {high:g})")
         return len(values)

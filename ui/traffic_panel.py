@@ -267,7 +267,7 @@ class TrafficPanel(QWidget):
         self.view.horizontalHeader().setStretchLastSection(True)
         self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # ids differ at their ends
         self.view.setWordWrap(False)
-        for col, width in enumerate((22, 92, 110, 56, 44, 52)):
+        for col, width in enumerate((22, 90, 100, 54, 44, 52)):
             self.view.setColumnWidth(col, width)
         self.view.setItemDelegateForColumn(SUMMARY_COLUMN, ElideRight(self.view))  # a summary reads from the left
         self.columns = ColumnChooser(self.view, "traffic")
