@@ -12,7 +12,7 @@ import importlib.metadata
 import platform
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from PySide6 import __version__ as pyside_version
 from PySide6.QtCore import QPoint, Qt, QUrl, qVersion
@@ -21,8 +21,12 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
     QDialogButtonBox,
+    QDockWidget,
     QFileDialog,
     QMenu,
+    QMenuBar,
+    QStatusBar,
+    QTabWidget,
     QTextBrowser,
     QVBoxLayout,
     QWidget,
@@ -31,9 +35,9 @@ from PySide6.QtWidgets import (
 from emulator import __version__
 from emulator.events import MessageLogged
 from emulator.store.har import write_har, write_raw_bodies
-
-if TYPE_CHECKING:
-    from ui.mainwindow import MainWindow
+from ui.fleet_panel import FleetPanel
+from ui.traffic_panel import TrafficPanel
+from ui.tree_panel import TreePanel
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 PROJECT_URL = "https://github.com/dm-emulator/dm-emulator#readme"
@@ -112,14 +116,35 @@ def _action(parent: QWidget, text: str, slot: Callable[[], object],
     return action
 
 
+class Window(Protocol):
+    """What these actions use of the main window (a Protocol: the window module imports this one)."""
+
+    fleet_panel: FleetPanel
+    tree_panel: TreePanel
+    traffic_panel: TrafficPanel
+    tree_dock: QDockWidget
+    traffic_dock: QDockWidget
+    device_tabs: QTabWidget
+
+    def show_error(self, text: str) -> None: ...
+
+    def chart_value(self, path: str, *, show: bool = True) -> int: ...
+
+    def statusBar(self) -> QStatusBar: ...  # noqa: N802 (Qt's name)
+
+    def menuBar(self) -> QMenuBar: ...  # noqa: N802 (Qt's name)
+
+    def window(self) -> QWidget: ...  # the main window itself, as the parent of actions and dialogs
+
+
 class WindowActions:
     """The window's shortcuts, Help menu, exports and context menus (one instance per window)."""
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: Window) -> None:
         self.w = window
         self.open_url: Callable[[QUrl], object] = QDesktopServices.openUrl  # tests put a recorder here
         self.about: AboutDialog | None = None
-        w = window
+        w = window.window()
         self.readme = _action(w, "README", self.show_readme, QKeySequence.StandardKey.HelpContents,
                               "Open the README (F1)")
         self.about_action = _action(w, "About dm-emulator…", self.show_about)
@@ -131,16 +156,16 @@ class WindowActions:
                                      tip="One file per message, in a folder")
         for a in (self.search, self.stop):
             w.addAction(a)  # window-wide shortcuts
-        help_menu = w.menuBar().addMenu("&Help")
+        help_menu = window.menuBar().addMenu("&Help")
         help_menu.addAction(self.readme)
         help_menu.addAction(self.about_action)
         self.help_menu = help_menu
-        self.delete = _action(w.tree_panel.view, "Delete…", lambda: w.tree_panel.delete_selected(),
+        self.delete = _action(window.tree_panel.view, "Delete…", lambda: window.tree_panel.delete_selected(),
                               QKeySequence.StandardKey.Delete)
         self.delete.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        w.tree_panel.view.addAction(self.delete)  # Delete in the tree only (text fields keep the key)
-        for view, menu in ((w.fleet_panel.view, self.fleet_menu), (w.tree_panel.view, self.tree_menu),
-                           (w.traffic_panel.view, self.traffic_menu)):
+        window.tree_panel.view.addAction(self.delete)  # Delete in the tree only (text fields keep the key)
+        for view, menu in ((window.fleet_panel.view, self.fleet_menu), (window.tree_panel.view, self.tree_menu),
+                           (window.traffic_panel.view, self.traffic_menu)):
             view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
             view.customContextMenuRequested.connect(
                 lambda pos, v=view, m=menu: self._popup(v, m, pos))
@@ -151,7 +176,7 @@ class WindowActions:
         self.open_url(readme_url())
 
     def show_about(self) -> AboutDialog:
-        self.about = AboutDialog(self.w)
+        self.about = AboutDialog(self.w.window())
         self.about.show()
         return self.about
 
@@ -181,12 +206,12 @@ class WindowActions:
         return write_raw_bodies(folder, self.messages(), reveal=self.w.traffic_panel.reveal_box.isChecked())
 
     def _har_dialog(self) -> None:
-        name, _ = QFileDialog.getSaveFileName(self.w, "Export traffic as HAR", "traffic.har", "HTTP Archive (*.har)")
+        name, _ = QFileDialog.getSaveFileName(self.w.window(), "Export traffic as HAR", "traffic.har", "HTTP Archive (*.har)")
         if name:
             self._report(lambda: self.export_har_to(name), f"exported {{}} exchanges to {name}", name)
 
     def _bodies_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self.w, "Export message bodies into a folder")
+        folder = QFileDialog.getExistingDirectory(self.w.window(), "Export message bodies into a folder")
         if folder:
             self._report(lambda: self.export_bodies_to(folder), f"wrote {{}} message bodies into {folder}", folder)
 
