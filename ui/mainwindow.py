@@ -50,7 +50,7 @@ class DockPlace:
 
 LAYOUT_VERSION = 2  # saved layouts of another version are ignored (docks changed)
 DEFAULT_SIZE = (1280, 780)  # fits a 1280x800 screen with a task bar
-FLEET_WIDTH = 390
+FLEET_WIDTH = 400
 TREE_HEIGHT = 390
 LOG_HEIGHT = 150
 DETAIL_WIDTH = 420  # the server page shares it (tabbed): a form reads well at this width
