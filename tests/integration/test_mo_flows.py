@@ -162,3 +162,59 @@ def test_factory_reset_keeps_the_profile_accounts_and_the_device_still_reaches_i
     assert not dev.tree.exists("./DMAcc/rogue") and not dev.tree.exists("./DM2/DMAcc/rogue")
     assert {a.server_id for a in dev.accounts()} == {"demo-dm12", "demo-dm2"}
     assert dev.tree.children("./Data/Contacts") == ["1", "2"]
+
+
+def test_hostile_execs_get_their_status_over_both_protocols_and_change_nothing():
+    """DM 1.2: Exec Wipe naming an entry the list does not hold, Exec on a component that does not
+    exist; DM 2.0: EXEC Remove of a component not deployed. Each is answered 404, nothing runs."""
+    import socket
+
+    from aiohttp import web
+
+    from emulator.protocol.syncml.commands import Exec, Item
+    from emulator.server.dm2 import setup_dm2
+    from emulator.server.dm12 import Dm12Config, setup_dm12
+    from emulator.server.state import STATE_KEY
+
+    def script(config):
+        def hostile(s):
+            if s.statuses:
+                return []
+            return [Exec(cmd_id="0", correlator="w", items=[Item(target="./LAWMO/Operations/Wipe", data="Music")]),
+                    Exec(cmd_id="0", items=[Item(target="./SCOMO/Inventory/Deployed/ghost/Operations/Remove")])]
+
+        return [("hostile", hostile)]
+
+    async def main():
+        state = ServerState()
+        app = web.Application()
+        app[STATE_KEY] = state
+        setup_dm2(app)
+        setup_dm12(app, state, Dm12Config.shipped(script=script))
+        runner = web.AppRunner(app)
+        await runner.setup()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        await web.SockSite(runner, sock).start()
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        fleet = Fleet(server=base)
+        try:
+            (dev,) = fleet.add("smartphone", 1)
+            dev.bearers, dev.bearer = {}, ""
+            state.set_script(dev.id, [[["EXEC", f"{mo_flows.SCOMO_MOID}/SCOMO/Inventory/Deployed/ghost/Operations/Remove"],
+                                       ["EXEC", f"{mo_flows.LAWMO_MOID}/LAWMO/Operations/Wipe?Music"]]])
+            version = dev.tree.version
+            dm12 = await fleet.run_session(dev.id, "dm12")
+            dm2 = await fleet.run_session(dev.id, "dm2")
+            return dev, state, dm12, dm2, version
+        finally:
+            await fleet.aclose()
+            await runner.cleanup()
+
+    dev, state, dm12, dm2, version = asyncio.run(main())
+    assert dm12.outcome == dm2.outcome == "completed"
+    (session,) = state.dm12_sessions[dev.id]
+    assert [(s.target, s.code) for s in session.script_statuses()] == [
+        ("./LAWMO/Operations/Wipe", 404), ("./SCOMO/Inventory/Deployed/ghost/Operations/Remove", 404)]
+    assert [s.sc for s in state.device(dev.id).status_of("EXEC")] == [404, 404]
+    assert dev.behaviours.jobs == [] and dev.tree.children("./Data/Contacts") == ["1", "2"]
