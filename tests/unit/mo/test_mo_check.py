@@ -13,11 +13,13 @@ from emulator.mo.check import check_subtree
 def test_standard_objects_of_every_profile_conform_to_their_ddf(name):
     dev = VirtualDevice(find_profile(name), 0, server="http://127.0.0.1:1")
     checked = 0
-    for uri in ("./DevInfo", "./DevDetail", "./DM2/DevInfo", "./DM2/SessionInfo", "./LAWMO", "./DM2/LAWMO",
-                "./SCOMO", "./DM2/SCOMO"):
+    for uri in ("./DevInfo", "./DevDetail", "./DM2/DevInfo", "./DM2/SessionInfo"):
         if dev.tree.exists(uri):
             assert check_subtree(dev.tree, uri) == [], uri
             checked += 1
+    for b in dev.profile.behaviours:  # the managed objects it declares (FUMO, LAWMO, SCOMO), as built
+        if b.mo:
+            assert check_subtree(dev.tree, b.node) == [], b.node
     for acc in dev.accounts("dm2"):
         assert check_subtree(dev.tree, acc.path) == [], acc.path
     assert checked >= 1
