@@ -218,4 +218,5 @@ class Lawmo(MoInstance):
 
 
 register_mo(MoKind("lawmo", SETTINGS, install, Lawmo.attach_declared, _check,
-                   "lock and wipe (OMA-TS-LAWMO): FullyLock, PartiallyLock, UnLock, FactoryReset, Wipe, State 10-30"))
+                   "lock and wipe (OMA-TS-LAWMO): FullyLock, PartiallyLock, UnLock, FactoryReset, Wipe, State 10-30",
+                   RESULT_CODES, (ALERT_TYPE,)))

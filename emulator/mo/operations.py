@@ -23,6 +23,7 @@ are registered here (:func:`register_mo`) by the modules that implement them.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -198,10 +199,16 @@ def register_mo(kind: MoKind) -> None:
     MO_KINDS[kind.name] = kind
 
 
+_RESULT_CODE = re.compile(r"^\s*<ResultCode>\s*(\d+)\s*</ResultCode>")
+
+
 def describe_result(alert_type: str, data: object) -> str:
     """A generic alert's result in words, ``402 Corrupted Firmware Update Package``, when its type
     belongs to a registered kind and its data is one of that kind's codes; else the data as it is."""
     text = (data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data or "")).strip()
+    coded = _RESULT_CODE.search(text)  # SCOMO: <ResultCode>1200</ResultCode><Identifier>...</Identifier>
+    if coded:
+        text = coded.group(1)
     bare = alert_type.split(":", 1)[-1].strip() if alert_type.startswith("Reversed-Domain-Name:") else alert_type
     for kind in MO_KINDS.values():
         if text.isdigit() and len(text) < 6 and any(bare.startswith(t) for t in kind.alert_types):

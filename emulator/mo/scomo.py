@@ -433,4 +433,4 @@ def _param(params: str, key: str) -> str:
 
 register_mo(MoKind("scomo", SETTINGS, install, Scomo.attach_declared, _check,
                    "software components (OMA-TS-DM-SCOMO): Download, DownloadInstall(Inactive), Install, "
-                   "Activate, Deactivate, Remove"))
+                   "Activate, Deactivate, Remove", RESULT_CODES, (ALERT_TYPE,)))

@@ -201,3 +201,13 @@ def test_dm2_exec_by_client_uri_and_a_missing_component_is_404():
             execute(dev.tree, f"{scomo.MOID}/SCOMO/{missing}", actor)
         assert err.value.status == 404
     assert dev.behaviours.take_jobs() == []
+
+
+def test_traffic_says_what_lawmo_and_scomo_result_codes_mean():
+    from emulator.mo import lawmo
+    from emulator.mo.behaviours import mo_kinds
+    from emulator.mo.operations import describe_result
+
+    mo_kinds()
+    assert describe_result(scomo.ALERT_TYPE, scomo.alert_data(1405, "com.acme.notes")) == "1405 Install Failed"
+    assert describe_result(lawmo.ALERT_TYPE, "1406") == "1406 Wipe Operation Not Performed"
