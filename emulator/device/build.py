@@ -17,7 +17,7 @@ import base64
 from emulator.device.identity import Identity, make_identity
 from emulator.device.profile import AccountSpec, BearerSpec, Profile, fill
 from emulator.errors import FileFormatError
-from emulator.mo import behaviours, bootstrap, dm13
+from emulator.mo import behaviours, bootstrap, connmo, diagmon, dm13
 from emulator.mo.accounts import AUTH_TYPES, DM1_ROOT, DM2_ROOT, DMACC_1, DMACC_2, decode_nonce
 from emulator.tree import Tree
 from emulator.tree import uri as uris
@@ -188,6 +188,16 @@ def _build_template(profile: Profile) -> Tree:
         _interior(tree, sess, "./DM2/SessionInfo", mo_type=SESSIONINFO_2)
         _values(tree, sess, "./DM2/SessionInfo", {"CBT": "3", "ROAMING": "2"})
         behaviours.register(tree)
+    dm12_acl = None
+    if dm12_servers:
+        ids = "+".join(dm12_servers)
+        dm12_acl = f"Get=*&Add={ids}&Replace={ids}&Delete={ids}&Exec={ids}"
+    for base, on in ((diagmon.DM1_BASE, dm1), (diagmon.DM2_BASE, dm2)):
+        if on:
+            _diagmon(tree, base, profile, acl=dm12_acl if base == diagmon.DM1_BASE else None)
+    for base, on in ((connmo.DM1_BASE, dm1), (connmo.DM2_BASE, dm2)):
+        if on:
+            _connmo(tree, base, profile, acl=dm12_acl if base == connmo.DM1_BASE else None)
     if profile.environments:
         env_desc = load_builtin(OPENV_MO).root
         _interior(tree, env_desc, "./OpEnv", mo_type=OPENV_MO)
@@ -224,6 +234,46 @@ def write_dm1_account(tree: Tree, acc: AccountSpec) -> None:
     its bootstrap documents with it too)."""
     dmacc = load_builtin(DMACC_1).root
     _dm1_account(tree, dmacc.child("x") or dmacc, acc)
+
+
+def _diagmon(tree: Tree, base: str, profile: Profile, *, acl: str | None) -> None:
+    """The DiagMon object (:mod:`emulator.mo.diagmon`): readings are written by the device when it
+    samples; three disabled traps; the checks of what a server may write."""
+    desc = load_builtin(diagmon.MOID).root
+    _interior(tree, desc, base, mo_type=diagmon.MOID, acl=acl)
+    _fill_required(tree, desc, base)
+    radios = diagmon.radios_of([(b.name, b.type, b.up) for b in profile.bearers])
+    radio = (desc.child("Radio") or desc).child("x")
+    for r in radios:
+        _interior(tree, radio, f"{base}/Radio/{r.name}")
+        _values(tree, radio, f"{base}/Radio/{r.name}", {"Signal": int(r.typical), "Up": r.up}) if radio else None
+    trap = (desc.child("Trap") or desc).child("x")
+    first = f"Radio/{radios[0].name}/Signal" if radios else None
+    for name, measure, threshold in (("Battery", "Battery/Level", 15), ("Memory", "Memory/Free", 65536),
+                                     ("Signal", first, -110)):
+        if measure is None or trap is None:
+            continue
+        _interior(tree, trap, f"{base}/Trap/{name}")
+        _values(tree, trap, f"{base}/Trap/{name}", {"Measure": measure, "Condition": "below",
+                                                   "Threshold": threshold, "Enabled": False,
+                                                   "State": "inactive", "ServerID": ""})
+    _leaf(tree, (desc.child("Memory") or desc).child("Total"), f"{base}/Memory/Total",
+          diagmon.Readings.for_device(profile.name).memory_total)
+    _leaf(tree, (desc.child("ErrorLog") or desc).child("Upload"), f"{base}/ErrorLog/Upload", "")
+    diagmon.install_checks(tree, base)
+
+
+def _connmo(tree: Tree, base: str, profile: Profile, *, acl: str | None) -> None:
+    """The ConnMO-style object (:mod:`emulator.mo.connmo`): one NAP per bearer."""
+    desc = load_builtin(connmo.MOID).root
+    _interior(tree, desc, base, mo_type=connmo.MOID, acl=acl)
+    _interior(tree, desc.child("NAP"), f"{base}/NAP")
+    first_up = next((b.name for b in profile.bearers if b.up), "")
+    _leaf(tree, desc.child("PrefConRef"), f"{base}/PrefConRef", first_up)
+    _leaf(tree, desc.child("Active"), f"{base}/Active", first_up)
+    for b in profile.bearers:
+        connmo.write_nap(tree, base, b.name, b.type, b.up, b.address)
+    connmo.install_checks(tree, base)
 
 
 def _dm1_account(tree: Tree, desc: NodeDesc, acc: AccountSpec) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from emulator.device.apps import AppRegistry, Fetch
@@ -18,6 +19,7 @@ from emulator.device.identity import Identity
 from emulator.device.profile import BearerSpec, Profile
 from emulator.errors import EmulatorError
 from emulator.events import DeviceStateChanged, EventBus, TreeChanged
+from emulator.mo import connmo, diagmon
 from emulator.mo.accounts import DM1_ROOT, DM2_ROOT, Account, pick_account, read_accounts
 from emulator.mo.authorities import Conflicts, ManagedTree
 from emulator.mo.behaviours import DeviceBehaviours
@@ -87,12 +89,23 @@ class VirtualDevice:
         self._environments: dict[str, Environment] | None = None
         self.behaviours = DeviceBehaviours(profile.behaviours, seed=f"{profile.name}:{index}")
         self.behaviours.device = self  # what a managed object needs of its device (LAWMO's factory reset)
+        self.diagnostics = diagmon.Diagnostics(f"{profile.name}:{index}", {
+            p: base for p, base in diagmon.BASES.items() if p in profile.protocols})
+        self.preferred = self.bearer  # ConnMO PrefConRef: the bearer the next session should use
+        self.connectivity: list[connmo.Change] = []  # server writes that take effect when the session ends
+        self.partial_objects: dict[str, Any] = {}  # ServerID -> a DM 1.2 large object a cut session left
         self._unsubscribe = self.tree.subscribe(self._on_tree_change)
         self._attach_tree()
 
     def _on_tree_change(self, change) -> None:
         if self.behaviours.behaviours:
             self.behaviours.on_change(self.tree, change)
+        if change.by is not None:
+            found = connmo.server_change(change)
+            if found is not None:
+                self.connectivity.append(found)
+            elif "/Trap/" in change.path:
+                self.diagnostics.note_server_write(self.tree, change.path, change.by)
         self.bus.publish(TreeChanged(self.id, change))
 
     def __repr__(self) -> str:
@@ -105,6 +118,8 @@ class VirtualDevice:
             tree.on_exec("/".join((root, "*", *DELEGATE_LEAF)), lambda t, r: self.delegations.exec_delegate(t, r))
             tree.on_exec("/".join((root, "*", *REVOKE_LEAF)), lambda t, r: self.delegations.exec_revoke(t, r))
         self.behaviours.attach(tree)
+        for protocol, base in self.diagnostics.bases.items():
+            tree.on_exec(f"{base}/ErrorLog/Upload", partial(self.diagnostics.exec_upload, protocol=protocol, base=base))
         if any(e.own_identity for e in self.profile.environments):
             install_identities(tree, self.profile.environments, self.id)
 
@@ -238,12 +253,59 @@ class VirtualDevice:
         b = replace(b, up=b.up if up is None else up, nat=b.nat if nat is None else nat)
         self.bearers[name] = b
         spec = replace(b.spec, up=b.up, nat=b.nat)
-        for base in ("./DevDetail/Bearer", "./DM2/DevInfo/Bearer"):
+        for base in connmo.BEARER_BASES:
             if self.tree.exists(base):
                 write_bearer(self.tree, f"{base}/{name}", spec)
         if make_current and b.up:
             self.bearer = name
         elif self.bearer == name and not b.up:
-            self.bearer = next((x.name for x in self.bearers.values() if x.up), "")
+            self.bearer = self._fallback()
         if self.bearer != before[0] or (name == before[0] and (b.up, b.nat) != before[1:]):
             self.bearer_generation += 1
+        self._write_connectivity()
+
+    def _fallback(self) -> str:
+        """The bearer to use when the current one goes: the preferred one if up, else the first up."""
+        pref = self.bearers.get(self.preferred)
+        if pref is not None and pref.up:
+            return pref.name
+        return next((x.name for x in self.bearers.values() if x.up), "")
+
+    def _write_connectivity(self) -> None:
+        for base in (connmo.DM1_BASE, connmo.DM2_BASE):
+            if self.tree.exists(base):
+                for b in self.bearers.values():
+                    connmo.write_nap(self.tree, base, b.name, b.spec.type, b.up, b.spec.address)
+                connmo.write_active(self.tree, base, self.bearer)
+
+    def apply_connectivity(self) -> list[str]:
+        """Carry out what servers wrote into the connectivity objects (ConnMO State/PrefConRef, a bearer
+        MO's State) since the last call: called when the session that wrote them ends
+        (:mod:`emulator.mo.connmo`). Returns what changed, in words (for the log and the traffic)."""
+        changes, self.connectivity = self.connectivity, []
+        said: list[str] = []
+        before = self.bearer
+        for change in changes:
+            if change.bearer not in self.bearers:
+                continue
+            if change.kind == "preferred":
+                self.preferred = change.bearer
+                said.append(f"preferred bearer {change.bearer}")
+            else:
+                self.set_bearer(change.bearer, up=change.up, make_current=False)
+                said.append(f"bearer {change.bearer} {'up' if change.up else 'down'}")
+        if changes:  # the preferred bearer, when it is up, carries the next session
+            pref = self.bearers.get(self.preferred)
+            if pref is not None and pref.up and self.bearer != pref.name:
+                self.set_bearer(pref.name)
+        if said and self.bearer != before:
+            said.append(f"now on {self.bearer or 'no bearer (offline)'}")
+        if said:
+            self.diagnostics.log(self.tree, self.tree.clock(), "connectivity: " + ", ".join(said))
+        return said
+
+    def sample_diagnostics(self, now: float) -> list[diagmon.TrapFired]:
+        """Measure now (battery, memory, radio signal per bearer), write the DiagMon values and
+        return the traps that just fired (their alerts are the driver's to send)."""
+        radios = diagmon.radios_of([(b.name, b.spec.type, b.up) for b in self.bearers.values()])
+        return self.diagnostics.sample(self.tree, now, radios)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 from emulator.device.environments import Environment
 from emulator.device.virtual import VirtualDevice
 from emulator.errors import EmulatorError
+from emulator.events import AlertRaised
 from emulator.mo.accounts import Account, store_nonces
 from emulator.mo.behaviours import Job
 from emulator.protocol.actions import SessionDone
@@ -61,6 +62,7 @@ def make_engine(dev: VirtualDevice | Environment, account: Account, session_id: 
             active = device.bearers.get(device.bearer)
             dm13.write_session(device.tree, active.spec.type if active else "", bool(active and active.spec.roaming))
             options.setdefault("devinfo_uris", (*DEVINFO_URIS, *dm13.SESSION_URIS))
+        options.setdefault("resume_object", getattr(device, "partial_objects", {}).get(account.server_id))
         return SyncMLClient(
             tree, account, dev_id=dev.id, session_id=_syncml_session_id(),
             max_msg_size=profile.max_msg_size, max_obj_size=profile.max_obj_size,
@@ -86,6 +88,7 @@ def finish_engine(dev: VirtualDevice, account: Account, engine: object, done: Se
     """Keep what the session learnt: DM 1.2 nonces; DM 2.0 alerts that need a session of their own
     (asked of ``start_session``, so this module needs no fleet)."""
     if account.protocol == "dm12":
+        _keep_partial(dev, account, engine, done)
         client_nonce = getattr(engine, "client_nonce", None)
         server_nonce = getattr(engine, "server_nonce", None)
         if client_nonce is not None or server_nonce is not None:
@@ -101,6 +104,25 @@ def finish_engine(dev: VirtualDevice, account: Account, engine: object, done: Se
         for url, alerts in by_url.items():  # each result to its ServerURI, as the account that owns it
             owner = account_for_url(dev.accounts("dm2"), url) or account
             start_session(dev.id, "dm2", server_id=owner.server_id, alerts=alerts, reason="async result")
+
+
+def _keep_partial(dev: VirtualDevice, account: Account, engine: object, done: SessionDone) -> None:
+    """DM-HLF-021: a large object the session left half received is kept for the next session with
+    that server when the session was cut (a completed one leaves nothing to continue)."""
+    executor = getattr(engine, "executor", None)
+    if executor is None:
+        return
+    if executor.resumed is not None:
+        r = executor.resumed
+        dev.bus.publish(AlertRaised(dev.id, "large object resumed", f"{r.target}: went on from {r.received} of "
+                                    f"{r.declared} bytes", {"server": account.server_id}))
+    partial = executor.partial() if done.outcome != "completed" else None
+    if partial is None:
+        dev.partial_objects.pop(account.server_id, None)
+        return
+    dev.partial_objects[account.server_id] = partial
+    dev.bus.publish(AlertRaised(dev.id, "large object suspended", f"{partial.target}: {partial.received} of "
+                                f"{partial.declared} bytes kept for the next session", {"server": account.server_id}))
 
 
 def alert_options(protocol: DmProtocol, alert_type: str, data: str | dict, *, format: str = "chr",
@@ -215,3 +237,33 @@ def _instance_path(dev: VirtualDevice, client_uri: str) -> tuple[str, ...] | Non
     if miid in found:
         return found[miid]
     return next(iter(found.values()), None) if len(found) == 1 else None
+
+
+def diag_sessions(dev: VirtualDevice, alert_type: str, protocol: str, server_id: str | None, source: str,
+                  data: dict[str, str], *, correlator: str | None = None, reply_to: str | None = None,
+                  result: int | None = None, reason: str = "diagnostics") -> list[EngineOptions]:
+    """The session that carries one DiagMon alert (a trap that fired, a log upload's result) to
+    ``server_id`` over ``protocol``, as ``run_session`` keyword arguments; none when the device has no
+    such account. DM 1.2: Alert 1226, data as ``key=value&...`` (Format chr); DM 2.0: the data as a
+    table and the source as a ClientURI, plus the ExecResult to the EXEC's ServerURI when there is one."""
+    from urllib.parse import urlencode
+
+    accounts = dev.accounts(protocol)
+    account = next((a for a in accounts if a.server_id == server_id), None)
+    if account is None:
+        return []
+    dm: DmProtocol = "dm12" if protocol == "dm12" else "dm2"
+    if dm == "dm12":
+        options = alert_options(dm, alert_type, urlencode(data), source=source, correlator=correlator)
+    else:
+        options = alert_options(dm, alert_type, dict(data), source=_client_uri(dev, source), correlator=correlator)
+        if reply_to and result is not None:
+            from emulator.mo.accounts import account_for_url
+            from emulator.protocol.dm2.client import ALERT_EXEC_RESULT, PendingAlert
+            from emulator.protocol.dm2.messages import Alert
+
+            mark = "informational" if 200 <= result < 300 else "critical"
+            exec_result = Alert(ALERT_EXEC_RESULT, source_uri=_client_uri(dev, source), mark=mark, data={"sc": result})
+            options["alerts"].append(PendingAlert(reply_to, exec_result))
+            account = account_for_url(accounts, reply_to) or account
+    return [{"protocol": dm, "server_id": account.server_id, "reason": reason, **options}]

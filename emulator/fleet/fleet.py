@@ -130,6 +130,7 @@ class Fleet:
         self._notification_guards: dict[str, NotificationGuard] = {}  # dev_id -> its DM 2.0 replay guard
         self._dm13_seen: dict[str, dict[bytes, float]] = {}  # dev_id -> DM 1.3 notification digests acted on
         self._ui_resumes: dict[str, _UiResume] = {}  # session id -> its page flow (ui_resume "client")
+        self._watchers: dict[str, asyncio.Task[None]] = {}  # dev_id -> the task sampling its armed traps
         self.bus.subscribe(self._count, SessionStarted, SessionEnded, MessageLogged)
         self._in_session: Counter[str] = Counter()  # dev_id -> sessions running (their end saves the device)
         self._dirty: set[str] = set()  # devices changed between sessions, written at the end of this loop turn
@@ -380,6 +381,7 @@ class Fleet:
         from emulator.transport.link import BearerLink
 
         retries = BEARER_RETRIES
+        self._quietly(dev, self._sample)  # fresh readings for a server that reads them
         while True:
             link = BearerLink(self.transport, dev)
             tls = TlsConfig.for_account(account)
@@ -405,6 +407,7 @@ class Fleet:
                 dev.conflicts.release(ctx.session_id)
             finish_engine(dev, account, engine, done, self.start_session)
             self._continue_behaviours(dev)
+            self._quietly(dev, partial(self._after_session, done=done))
             if resume:
                 self._session_over(ctx.session_id)
             if done.outcome == "completed" or not link.lost_in_flight or retries <= 0 or not dev.bearer:
@@ -473,6 +476,88 @@ class Fleet:
             assert not isinstance(run, OperationRun)
             wait = run.advance(dev.tree)
         for options in job_sessions(dev, job):
+            await self.run_session(dev.id, **options)
+
+    # ------------------------------------------------------------------ DiagMon and connectivity
+
+    def _after_session(self, dev: VirtualDevice, *, done: SessionDone) -> None:
+        """What a session leaves for the device to do once it ended: connectivity writes take effect
+        (ConnMO), a failure goes to the error log, log uploads start, the readings are sampled again
+        (a trap the session armed may fire at once) and an armed device keeps sampling."""
+        changed = dev.apply_connectivity()
+        if changed:
+            self.bus.publish(AlertRaised(dev.id, "connectivity", ", ".join(changed), {"bearer": dev.bearer}))
+        if done.outcome != "completed":
+            dev.diagnostics.log(dev.tree, time.time(), f"session {done.outcome}: {done.detail}"[:200])
+        for job in dev.diagnostics.take_jobs():
+            self._spawn(self._upload(dev, job))
+        self._sample(dev)
+
+    def _quietly(self, dev: VirtualDevice, work: Callable[[VirtualDevice], object]) -> None:
+        """Run ``work`` as part of a session: its tree changes are saved with the session's, at its end,
+        not as a change between sessions (which would write the device twice)."""
+        self._in_session[dev.id] += 1
+        try:
+            work(dev)
+        finally:
+            self._in_session[dev.id] -= 1
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def sample_diagnostics(self, dev_id: str, now: float | None = None) -> int:
+        """Sample one device's diagnostics now (a local event changed a reading, a test); a trap that
+        fires starts its alert session. How many traps fired."""
+        return self._sample(self.device(dev_id), now)
+
+    def _sample(self, dev: VirtualDevice, now: float | None = None) -> int:
+        from emulator.fleet.engines import diag_sessions
+        from emulator.mo.diagmon import ALERT_TRAP
+
+        fired = dev.sample_diagnostics(time.time() if now is None else now)
+        for trap in fired:
+            self.bus.publish(AlertRaised(dev.id, "diagnostics trap", f"{trap.source}: {trap.text}",
+                                         {"server": trap.server_id, "protocol": trap.protocol}))
+            for options in diag_sessions(dev, ALERT_TRAP, trap.protocol, trap.server_id, trap.source, trap.data,
+                                         reason="diagnostics trap"):
+                self.start_session(dev.id, **options)
+        if dev.id not in self._watchers and dev.diagnostics.armed(dev.tree):
+            self._watchers[dev.id] = asyncio.ensure_future(self._watch(dev))
+        return len(fired)
+
+    async def _watch(self, dev: VirtualDevice) -> None:
+        """Sample an armed device every SampIntrvl seconds until no trap is enabled (or it left)."""
+        try:
+            while self.devices.get(dev.id) is dev and dev.diagnostics.armed(dev.tree):
+                await asyncio.sleep(dev.diagnostics.interval(dev.tree))
+                if self.devices.get(dev.id) is dev:
+                    self._sample(dev)  # (its watcher is this task: no second one starts)
+        finally:
+            self._watchers.pop(dev.id, None)
+
+    async def _upload(self, dev: VirtualDevice, job: Any) -> None:
+        """An accepted Exec of ErrorLog/Upload: POST the log through the device's bearer, write the
+        outcome, report it (OperationComplete, with the Exec's Correlator)."""
+        from emulator.fleet.engines import diag_sessions
+        from emulator.mo.diagmon import ALERT_OPERATION
+
+        accounts = dev.accounts(job.protocol)
+        account = next((a for a in accounts if a.server_id == job.server_id), accounts[0] if accounts else None)
+        if account is None:
+            return
+        body = dev.diagnostics.log_text().encode("utf-8")
+        request = HttpRequest(f"diag-upload-{next(self._session_ids)}", "POST", job.url, body,
+                              {"Content-Type": "text/plain; charset=utf-8", "OMADM-DevID": dev.id})
+        result = await self.fetch(dev, request, account, f"u{next(self._session_ids)}",
+                                  f"DiagMon log upload ({len(body)} bytes)")
+        detail = f"{len(body)} bytes" if 200 <= result.status < 300 else (result.error or f"HTTP {result.status}")
+        code = dev.diagnostics.upload_done(dev.tree, job, result.status, detail, time.time())
+        self.bus.publish(AlertRaised(dev.id, "diagnostics upload", f"{code}: {detail}", {"url": job.url}))
+        for options in diag_sessions(dev, ALERT_OPERATION, job.protocol, account.server_id, job.source,
+                                     {"Result": str(code), "URL": job.url}, correlator=job.correlator,
+                                     reply_to=job.reply_to, result=code, reason="diagnostics result"):
             await self.run_session(dev.id, **options)
 
     async def fetch(self, dev: VirtualDevice, request: HttpRequest, account: Account, label: str,
@@ -682,8 +767,10 @@ class Fleet:
             await push.stop()
         if listener is not None:
             await listener.stop()
-        for task in list(self._tasks):
+        for task in [*self._tasks, *self._watchers.values()]:
             task.cancel()
+        if self._watchers:
+            await asyncio.gather(*self._watchers.values(), return_exceptions=True)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.transport.aclose()

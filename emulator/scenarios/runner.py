@@ -115,6 +115,14 @@ class ScenarioUi:
 # records
 
 
+REPORTED_ALERTS = ("large object suspended", "large object resumed", "diagnostics trap", "diagnostics upload",
+                   "connectivity")
+"""What devices do on their own that the report lists (``device_alerts``): a DM 1.2 large object kept
+for the next session or continued there (DM-HLF-021), a DiagMon trap or log upload, a connectivity
+change a server asked for (DM-HLF-007)."""
+MAX_DEVICE_ALERTS = 10000
+"""Entries ``device_alerts`` keeps (a fleet of traps must not grow the report without end)."""
+
 @dataclass(slots=True)
 class SessionRecord:
     device: str
@@ -185,6 +193,7 @@ class RunResult:
     started_at: float = 0.0  # wall clock (time.time()) of the start
     events: list[dict[str, Any]] = field(default_factory=list)  # each timeline event and how many devices it hit
     operations: dict[str, Any] = field(default_factory=dict)  # managed objects' results and state times
+    device_alerts: list[dict[str, str]] = field(default_factory=list)  # what devices did on their own (REPORTED)
 
     @property
     def passed(self) -> bool:
@@ -231,6 +240,7 @@ class RunResult:
             "warnings": self.warnings,
             "events": self.events,
             "operations": self.operations,
+            "device_alerts": self.device_alerts,
             "results": [
                 {"device": s.device, "protocol": s.protocol, "reason": s.reason, "start_s": round(s.start, 3),
                  **({"duration_s": round(s.duration, 4)} if s.outcome else {}),
@@ -282,6 +292,7 @@ class ScenarioRunner:
         self.rng = random.Random(scenario.seed)
         self.sessions: list[SessionRecord] = []
         self.problems: list[str] = []
+        self.device_alerts: list[dict[str, str]] = []
         self.devices_up: set[str] = set()
         self.members: dict[str, list[str]] = {}
         self.group_of: dict[str, DeviceGroup] = {}
@@ -351,6 +362,9 @@ class ScenarioRunner:
         if isinstance(event, AlertRaised):
             if event.alert_type == "notification rejected":
                 self.problems.append(f"{event.device_id}: notification ignored: {event.detail}")
+            elif event.alert_type in REPORTED_ALERTS and len(self.device_alerts) < MAX_DEVICE_ALERTS:
+                self.device_alerts.append({"device": event.device_id, "kind": event.alert_type,
+                                           "detail": event.detail})
         elif isinstance(event, SessionStarted):
             rec = SessionRecord(event.device_id, event.protocol, event.reason, self.now(),
                                 follow_up=event.reason.startswith(FOLLOW_UP_REASONS))
@@ -486,7 +500,7 @@ class ScenarioRunner:
                          stopped, warnings=self.warnings, servers=self.servers, interrupted=self.interrupted,
                          not_run_by_device={d: n for d, n in self._planned_left.items() if n > 0},
                          members=self.members, started_at=started_at, events=self.event_hits,
-                         operations=self.operations.report())
+                         operations=self.operations.report(), device_alerts=self.device_alerts)
 
     def _server_of(self, group: DeviceGroup) -> str:
         """The URL the group's sessions go to: ``--server`` with a path is that exact endpoint for every

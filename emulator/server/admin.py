@@ -8,6 +8,9 @@
 - ``POST /admin/flow/<DevID>`` with JSON ``{"flow": "lawmo"|"scomo", "protocol": "dm2"|"dm12", ...}``
   (``wipe``, ``package_url``, ``package``, ``pkg_id``, ``version``, ``environment``): start a LAWMO or
   SCOMO flow (:mod:`emulator.server.mo_flows`); ``GET /admin/flow/<DevID>?protocol=dm2``: where it is.
+- ``POST /admin/diag/<DevID>`` with JSON ``{"script": "read"|"trap"|"upload", "protocol": "dm12"|"dm2",
+  ...}`` (a trap: ``trap``, ``measure``, ``condition``, ``threshold``): a diagnostics script
+  (:mod:`emulator.server.diag`); ``GET /admin/diag/<DevID>``: the values, DiagMon alerts and logs seen.
 - ``GET /admin/devices``: the devices seen and the sessions open; ``GET /admin/devices/<DevID>``:
   what the server saw of one device, as JSON.
 - ``GET /admin/accounts``, ``POST /admin/accounts`` (a JSON account or list, the keys of an accounts
@@ -122,6 +125,22 @@ async def device(request: web.Request, control: ServerControl) -> web.Response:
     return web.json_response(control.device_report(request.match_info["dev"]))
 
 
+async def diag_set(request: web.Request, control: ServerControl) -> web.Response:
+    spec = _json(await request.read() or b"{}", "diagnostics script")
+    if not isinstance(spec, dict) or not isinstance(spec.get("script"), str):
+        raise EmulatorError('expected {"script": "read"|"trap"|"upload", "protocol": ..., ...}', status=400)
+    params = {k: v for k, v in spec.items() if k not in ("script", "protocol")}
+    unknown = set(params) - {"trap", "measure", "condition", "threshold"}
+    if unknown:
+        raise EmulatorError(f"unknown keys: {', '.join(sorted(unknown))}", status=400)
+    control.set_diag_script(request.match_info["dev"], spec["script"], str(spec.get("protocol", "dm2")), **params)
+    return web.json_response({"device": request.match_info["dev"], "script": spec["script"]})
+
+
+async def diag_get(request: web.Request, control: ServerControl) -> web.Response:
+    return web.json_response(control.diagnostics(request.match_info["dev"]))
+
+
 async def faults_list(request: web.Request, control: ServerControl) -> web.Response:
     return web.json_response(control.faults())
 
@@ -174,6 +193,8 @@ def setup_admin(app: web.Application) -> ServerControl:
     app.router.add_get(ADMIN + "/flow/{dev}", _answers(flow_get))
     app.router.add_get(ADMIN + "/devices", _answers(devices))
     app.router.add_get(ADMIN + "/devices/{dev}", _answers(device))
+    app.router.add_post(ADMIN + "/diag/{dev}", _answers(diag_set))
+    app.router.add_get(ADMIN + "/diag/{dev}", _answers(diag_get))
     app.router.add_get(ADMIN + "/faults", _answers(faults_list))
     app.router.add_post(ADMIN + "/faults", _answers(faults_add))
     app.router.add_delete(ADMIN + "/faults", _answers(faults_clear))

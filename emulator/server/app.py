@@ -21,6 +21,7 @@ from emulator.server.access import admin_guard
 from emulator.server.admin import CONTROL_KEY, setup_admin
 from emulator.server.bootstrap import setup_bootstrap
 from emulator.server.control import ServerControl
+from emulator.server.diag import setup_diag
 from emulator.server.dm2 import setup_dm2
 from emulator.server.dm12 import setup_dm12
 from emulator.server.fault_middleware import setup_faults
@@ -42,6 +43,7 @@ _HOME = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Ref
 <li>Data repository: <code>/repo/...</code> (devices upload under <code>/repo/&lt;DevID&gt;/</code> with their own credentials)</li>
 <li>Packages (firmware, software): <code>/packages/&lt;name&gt;</code> (HTTP Range), descriptors <code>/packages/&lt;name&gt;/dd</code></li>
 <li>Admin API (<code>Authorization: Bearer &lt;admin token&gt;</code>, printed at start): notify a device <code>POST /admin/notify/&lt;DevID&gt;</code>, scripts, faults, accounts</li>
+<li>DiagMon log uploads: <code>POST /diag/upload/&lt;token&gt;</code> (one-time URLs the diagnostics upload script gives a device)</li>
 <li><a href="/ui/">Web pages shown on devices</a></li>
 </ul></main></body></html>"""
 
@@ -60,6 +62,7 @@ def create_app(state: ServerState | None = None) -> web.Application:
     setup_ui(app)
     setup_dm12(app, state)
     setup_bootstrap(app)
+    setup_diag(app)
     setup_faults(app, state)
     state.packages.base_url = lambda: state.base_url
     setup_packages(app, state.packages)

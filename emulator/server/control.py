@@ -126,6 +126,41 @@ class ServerControl:
         if run is None:
             raise EmulatorError(f"no {protocol} flow for {dev_id}", status=404)
         return run.to_json()
+    def set_diag_script(self, dev_id: str, script: str, protocol: str = "dm2", **params: Any) -> None:
+        """A diagnostics script for ``dev_id``'s next session over ``protocol`` (once) (:mod:`emulator.server.diag`:
+        ``read``, ``trap`` with measure/condition/threshold, ``upload``); EmulatorError (400) for a bad
+        one, and nothing is set."""
+        from emulator.server.diag import dm2_script, dm12_script
+
+        proto = check_protocol(protocol)
+        if proto == "dm12":
+            self.state.dm12_scripts[dev_id] = dm12_script(script, params)
+        else:
+            self.state.dm2_once[dev_id] = dm2_script(self.state, dev_id, script, params)
+
+    def diagnostics(self, dev_id: str) -> dict[str, Any]:
+        """What ``dev_id`` told the server about its diagnostics, both protocols: the DiagMon values it
+        returned, its DiagMon alerts (type, source, data) and the logs it uploaded (sizes)."""
+        from emulator.server.diag import DM1_ROOT, MOID, received_logs
+
+        values: dict[str, Any] = {}
+        alerts: list[dict[str, Any]] = []
+        for session in self.state.dm12_sessions.get(dev_id, []):
+            values.update({k: v for k, v in session.results.items() if k.startswith(DM1_ROOT)})
+            for alert in session.generic_alerts:
+                for item in alert.items:
+                    kind = item.meta.type if item.meta is not None else None
+                    if kind and "diagmon" in kind:
+                        alerts.append({"protocol": "dm12", "type": kind, "source": item.source,
+                                       "data": item.data if isinstance(item.data, str) else "",
+                                       "correlator": alert.correlator})
+        log = self.state.dm2_devices.get(dev_id)
+        if log is not None:
+            values.update({k: v for k, v in log.gets.items() if k.startswith(MOID)})
+            alerts += [{"protocol": "dm2", "type": a.alert_type, "source": a.source_uri, "data": a.data}
+                       for a in log.alerts if "diagmon" in a.alert_type]
+        logs = [{"bytes": len(r.body), "ts": r.ts} for r in received_logs(self.state, dev_id)]
+        return {"device": dev_id, "values": values, "alerts": alerts, "logs": logs}
 
     # ------------------------------------------------------------------ what the server saw
 

@@ -33,6 +33,7 @@ Malformed client messages get HTTP 400 with a short text; nothing about them is 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import secrets
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -63,6 +64,7 @@ from emulator.protocol.syncml.commands import (
     Status,
     SyncHdr,
 )
+from emulator.protocol.syncml.executor import ALERT_LARGE_OBJECT_RESUME
 from emulator.protocol.syncml.message import (
     build_message,
     chr_text,
@@ -271,11 +273,15 @@ class Dm12Session:
         # device's own nonces (self.nonces) move only when it authenticated
         self.challenge: bytes | None = None
         self.server_nonce: bytes | None = None  # the latest NextNonce the device gave us (2.9)
-        # a LAWMO/SCOMO flow replaces the script while it runs; a campaign's device runs the campaign's steps
+        # a LAWMO/SCOMO flow replaces the script while it runs; a campaign's device runs the campaign's steps;
+        # a script set for this device runs once, in its next session (a diagnostics read, a trap setup)
         flow = mo_flows.dm12_steps(server.state, dev_id)
         if flow is None:
             flow = _campaign_script(server.state, dev_id)
-        self.steps = flow if flow is not None else list((self.config.script or demo_script)(self.config))
+        if flow is None:
+            once = server.state.dm12_scripts.pop(dev_id, None)
+            flow = list((once or self.config.script or demo_script)(self.config))
+        self.steps = flow
         self.step_index = -1
         self.step_name = "setup"
         self.client_ok = self.scheme == "none"
@@ -293,6 +299,7 @@ class Dm12Session:
         self.resp_uri: str | None = None
         self.devinfo: dict[str, str] = {}
         self.generic_alerts: list[Alert] = []
+        self.resume_offsets: dict[str, tuple[int, int]] = {}  # target -> (bytes the device kept, whole size)
         self.statuses: list[StatusRecord] = []
         self.results: dict[str, str | bytes | None] = {}
         self.events: list[str] = []
@@ -382,7 +389,7 @@ class Dm12Session:
         while self.step_index + 1 < len(self.steps):
             self.step_index += 1
             self.step_name, step = self.steps[self.step_index]
-            commands = step(self)
+            commands = [self._resumed(c) for c in step(self)]
             if commands:
                 self.last_package = commands
                 self.outbox.extend(commands)
@@ -542,6 +549,7 @@ class Dm12Session:
                     self.server.state.campaigns.alert(
                         "dm12", self.dev_id, (item.meta.type or "") if item.meta else "", text,
                         source=item.source or "", correlator=cmd.correlator or "")
+                self._note_resume(cmd)
                 return codes.OK
             if cmd.code in (codes.ALERT_NEXT_MESSAGE, codes.ALERT_CLIENT_EVENT, codes.ALERT_NO_END_OF_DATA):
                 return codes.OK
@@ -553,6 +561,47 @@ class Dm12Session:
                     self.devinfo[item.source] = data.decode("utf-8", "replace") if isinstance(data, bytes) else (data or "")
             return codes.OK
         return codes.COMMAND_NOT_ALLOWED  # a client may send only Replace (DevInfo), Alert, Results, Status
+
+    def _note_resume(self, alert: Alert) -> None:
+        """The device kept part of a large object a cut session left (DM-HLF-021): note how much."""
+        for item in alert.items:
+            if item.meta is None or item.meta.type != ALERT_LARGE_OBJECT_RESUME or not item.source:
+                continue
+            data = item.data.decode("utf-8", "replace") if isinstance(item.data, bytes) else (item.data or "")
+            fields = dict(part.partition("=")[::2] for part in data.split("&"))
+            try:
+                received, size = int(fields.get("received", "")), int(fields.get("size", ""))
+            except ValueError:
+                continue
+            if 0 < received < size:
+                self.resume_offsets[item.source] = (received, size)
+
+    def _resumed(self, cmd: Command) -> Command:
+        """An Add/Replace of an object the device holds part of: only the rest, Meta/Size = what is left
+        (the device's rule, emulator.protocol.syncml.executor). An object that changed size, or an
+        offset inside a UTF-8 character, is sent whole: the device then starts it over."""
+        if not isinstance(cmd, Add | Replace) or len(cmd.items) != 1:
+            return cmd
+        item = cmd.items[0]
+        offset = self.resume_offsets.get(item.target or "")
+        if offset is None or item.data is None:
+            return cmd
+        received, size = offset
+        raw = item.data.encode("utf-8") if isinstance(item.data, str) else item.data
+        if len(raw) != size:
+            return cmd
+        rest: str | bytes = raw[received:]
+        if isinstance(item.data, str):
+            try:
+                raw[:received].decode("utf-8")
+                rest = raw[received:].decode("utf-8")
+            except UnicodeDecodeError:
+                return cmd
+        del self.resume_offsets[item.target or ""]
+        meta = copy.copy(item.meta or cmd.meta or Meta())
+        meta.size = size - received
+        self.events.append(f"large object {item.target} resumed at {received} of {size} bytes")
+        return dataclasses.replace(cmd, items=[dataclasses.replace(item, data=rest, meta=meta)])
 
     def _status(self, cmd: Command, code: int) -> Status:
         return Status(cmd_id="0", msg_ref=self._msg_ref, cmd_ref=cmd.cmd_id or "", cmd=cmd.name, code=code)

@@ -98,11 +98,15 @@ def demo_script(flow: str = "wifi") -> list[Step]:
 
 def script_for(state: ServerState, dev_id: str, base: str = "") -> list[Step]:
     """The steps a new session of ``dev_id`` runs: the stage of its LAWMO/SCOMO flow when it has one
-    (:mod:`emulator.server.mo_flows`, ``base`` the server's origin for its repository URLs), the
-    script set for it (or for every device), else the demo script with the state's ``default_flow``."""
+    (:mod:`emulator.server.mo_flows`, ``base`` the server's origin for its repository URLs), a one-off
+    script set for its next session (diagnostics), the script set for it (or for every device), else
+    the demo script with the state's ``default_flow``."""
     flow = mo_flows.dm2_steps(state, dev_id, base)
     if flow is not None:
         return flow
+    once = state.dm2_once.pop(dev_id, None)  # a one-off (diagnostics) script: this session only
+    if once is not None:
+        return once
     steps = state.script_of(dev_id)
     if steps is None:  # a campaign's device runs the campaign's steps once, then nothing
         campaign = state.campaigns.dm2_steps(dev_id, (base or state.base_url).rstrip("/"))
@@ -250,6 +254,10 @@ class ServerSession:
                     return ""
                 opened.append(ui)
                 return ui_url(ui)
+            if key.startswith("diag-upload:"):
+                from emulator.server.diag import fill_upload
+
+                return fill_upload(state, self.dev_id, self.base, key[len("diag-upload:"):])
             if key in self.vars:
                 return self.vars[key]
             known = state.device(self.dev_id).instances.get(key[4:]) if key.startswith("new:") else None

@@ -23,6 +23,8 @@ REPO = "/repo"
 """The data repository (HGET, HPUT/HPOST, SUB pushes)."""
 UI = "/ui"
 """The web pages a SHOW (or launchBrowserToURI) opens; the flow ends at ``actions.UI_DONE_PATH``."""
+DIAG = "/diag"
+"""DiagMon log uploads (``/diag/upload/<token>``: :mod:`emulator.server.diag`)."""
 ADMIN = "/admin"
 """The control surface over HTTP (:mod:`emulator.server.admin`)."""
 

@@ -120,6 +120,8 @@ class ServerState:
     dm12: Any = None  # emulator.server.dm12.Dm12Server once setup_dm12 ran
     bootstraps: list[str] = field(default_factory=list)  # DevIDs the bootstrap route provisioned, in order
     dm12_sessions: dict[str, list[Any]] = field(default_factory=dict)  # DevId -> its Dm12Sessions, oldest first
+    dm12_scripts: dict[str, Any] = field(default_factory=dict)  # DevId -> a Dm12Config.script for its next session
+    dm2_once: dict[str, list[Step]] = field(default_factory=dict)  # DevID -> the steps of its next session only
     extra: dict[str, Any] = field(default_factory=dict)
     # --- DM 2.0 (emulator.server.dm2, emulator.server.ui_flows)
     show_hold_s: float = 25.0

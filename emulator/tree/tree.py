@@ -76,6 +76,8 @@ class ExecRequest:
 
 ExecHandler = Callable[["Tree", ExecRequest], int]
 Listener = Callable[[TreeEvent], None]
+ValueCheck = Callable[["Tree", str, Value], str | None]
+"""``check(tree, path, value)``: why a server may not write ``value`` there (answered 400), or None."""
 
 
 def format_tstamp(ts: float | None) -> str:
@@ -102,6 +104,7 @@ class Tree:
         self._listeners: list[Listener] = []
         self._exec: dict[Path, ExecHandler] = {}
         self._exec_patterns: list[tuple[Path, ExecHandler]] = []
+        self._checks: list[tuple[Path, ValueCheck]] = []
         self._tx: list[tuple[Node, object, int]] = []
         self.version = 0  # moves with every change and rollback: lets readers cache what they derive
         self._pending: list[TreeEvent] = []
@@ -114,6 +117,7 @@ class Tree:
         twin = Tree(root=self.root, limits=self.limits, clock=self.clock)
         twin._exec = dict(self._exec)
         twin._exec_patterns = list(self._exec_patterns)
+        twin._checks = list(self._checks)
         return twin
 
     def begin(self) -> None:
@@ -170,6 +174,20 @@ class Tree:
             self._exec_patterns.insert(0, (segs, handler))
         else:
             self._exec[segs] = handler
+
+    def on_value(self, uri: str, check: ValueCheck) -> None:
+        """Register what a leaf may hold when a *server* writes it (Replace, Add); ``*`` segments match
+        any name. A value the check refuses is answered 400 and nothing changes: a device that acts on
+        the value (a threshold, a bearer state) never sees one it cannot act on. Device-side writes
+        (``by`` None) are not checked."""
+        self._checks.insert(0, (uris.split(uri), check))
+
+    def _check_value(self, segs: Path, value: Value, uri: str | Path) -> None:
+        for pattern, check in self._checks:
+            if len(pattern) == len(segs) and all(p in ("*", s) for p, s in zip(pattern, segs, strict=True)):
+                why = check(self, uris.join(segs), value)
+                if why is not None:
+                    raise TreeError(400, f"{_show(uri)}: {why}", uri=_show(uri))
 
     def _exec_handler(self, segs: Path) -> ExecHandler | None:
         handler = self._exec.get(segs)
@@ -370,6 +388,8 @@ class Tree:
             raise TreeError(425, f"{by} may not Add under {_show(uris.join(segs[:depth]))}", uri=_show(uri))
         for seg in segs[depth:]:
             _check_name(seg, uri)
+        if by is not None and self._checks and fmt != "node":
+            self._check_value(segs, value, uri)
         # interior nodes added by a server without Replace on their parent become its own (PROTOCOL 2.4)
         own = EMPTY
         if by is not None and not acl.allows("Replace", by):
@@ -421,6 +441,8 @@ class Tree:
             raise TreeError(405, f"{_show(uri)} is a leaf: cannot become interior", uri=_show(uri))
         if node.flags & PERMANENT and ((fmt and fmt != node.format) or (type and type != node.type)):
             raise TreeError(405, f"Format/Type of permanent node {_show(uri)} cannot change", uri=_show(uri))
+        if by is not None and self._checks:
+            self._check_value(segs, value, uri)
         target = self._writable(segs)[-1]
         old = target.value
         target.value = value

@@ -33,6 +33,7 @@ from aiohttp import web
 from emulator.errors import EmulatorError
 from emulator.events import AlertRaised, Event, MessageLogged, SessionEnded, SessionStarted, TreeChanged
 from emulator.fleet.fleet import Fleet
+from emulator.mo.diagmon import device_written
 from emulator.protocol.actions import SessionDone
 from emulator.server.app import create_app
 from emulator.server.faults import KINDS, NOTIFICATION_KINDS, Fault
@@ -109,7 +110,8 @@ class Outcome:
 
 def snapshot(tree) -> dict[str, tuple]:
     """Every node with what a command can change (TStamp/VerNo follow value changes, not compared)."""
-    return {n.path: (n.value, n.format, n.type, n.acl, n.title, n.children is None) for n in tree.walk()}
+    return {n.path: (n.value, n.format, n.type, n.acl, n.title, n.children is None) for n in tree.walk()
+            if not device_written(n.path)}  # (DiagMon readings, the error log: the device's own, not a command)
 
 
 async def _serve(state: ServerState) -> tuple[web.AppRunner, str]:

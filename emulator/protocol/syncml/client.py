@@ -71,7 +71,7 @@ from emulator.protocol.syncml.commands import (
     Status,
     SyncHdr,
 )
-from emulator.protocol.syncml.executor import Executor, Run
+from emulator.protocol.syncml.executor import ALERT_LARGE_OBJECT_RESUME, Executor, PartialObject, Run
 from emulator.protocol.syncml.message import build_message, content_type, parse_message, walk
 from emulator.protocol.syncml.notification import (
     RESYNC_NONCE,
@@ -154,7 +154,11 @@ class SyncMLClient:
         strict: bool = False,
         dm_version: str = "1.2",
         requested_mos: Sequence[str] = (),
+        resume_object: PartialObject | None = None,
     ) -> None:
+        """``resume_object``: a large object the last session with this server left half received
+        (DM-HLF-021, see :mod:`emulator.protocol.syncml.executor`): announced in Package 1 and
+        continued when the server sends the rest."""
         if dm_version not in codes.DM_VERSIONS:
             raise SessionError(f"DM version {dm_version!r} is not one of {', '.join(codes.DM_VERSIONS)}",
                                status=codes.BAD_REQUEST)
@@ -173,10 +177,14 @@ class SyncMLClient:
         self.wbxml = wbxml
         self.devinfo_uris = tuple(devinfo_uris)
         self.generic_alerts = tuple(g if isinstance(g, GenericAlert) else GenericAlert(*g) for g in generic_alerts)
+        if resume_object is not None:
+            self.generic_alerts += (GenericAlert(ALERT_LARGE_OBJECT_RESUME, "chr", resume_object.announcement,
+                                                 resume_object.target),)
         self.trust_server = trust_server
         self._new_nonce = nonce_factory or (lambda: secrets.token_bytes(16))
         self.executor = Executor(tree, account.server_id, ui=ui, browser=browser, wbxml=wbxml,
-                                 max_obj_size=max_obj_size, request_prefix=f"{session_id}-ui")
+                                 max_obj_size=max_obj_size, request_prefix=f"{session_id}-ui",
+                                 resume=resume_object)
         # session state
         self._scheme = "none" if trust_server else account.auth
         self._server_scheme = self._scheme  # what the server must prove itself with; never switches

@@ -17,8 +17,15 @@ Rules this module follows (choices marked [P] are the project's reading, see PRO
 - Sequence: members in order, a failure does not stop it [P, as SyncML]; a UI "no" skips the rest (215).
 - A user cancel (214) stops the whole message: everything not executed yet gets 215.
 - Large objects: only top-level Add/Replace items may be chunked; a chunk gets 213, nothing is applied
-  until the last chunk, whose total must match Meta/Size of the first (424 otherwise); an interrupted
-  object is answered with Alert 1225 and dropped. A chunk inside Atomic/Sequence is refused with 406 [P].
+  until the last chunk, whose total must match Meta/Size of the first (424 otherwise); an object the
+  server interrupts (another command, the end of its package) is answered with Alert 1225 and dropped.
+  A chunk inside Atomic/Sequence is refused with 406 [P].
+- Suspend and resume (DM-HLF-021) [P]: an object cut by the end of the *session* (a bearer switch,
+  an outage: the server did not interrupt it) is kept (:meth:`Executor.partial`); the next session
+  with that server announces it in Package 1 (Alert 1226, type :data:`ALERT_LARGE_OBJECT_RESUME`,
+  Source the target, Data ``received=<N>&size=<S>``) and takes an Add/Replace of that target whose
+  Meta/Size is S - N as the rest of it (the whole must still come to S). A server that sends the
+  object anew (Meta/Size S) starts it over, as before.
 - Binary values: Meta Format `b64` over XML is decoded and stored as `bin`; a `bin` leaf read by Get is
   sent as base64 with Format `b64` over XML and as opaque bytes with Format `bin` over WBXML.
 - Exec: a handler registered on the tree runs (its return is the status, 405 without one). A target
@@ -77,6 +84,30 @@ def is_ok(code: int) -> bool:
     return 200 <= code < 300 and code not in _NOT_OK
 
 
+ALERT_LARGE_OBJECT_RESUME = "urn:dmemulator:at:LargeObjectResume"
+"""Generic alert type of the resume announcement (project's, like ``urn:dmemulator:at:UIResume``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PartialObject:
+    """A large object a cut session left half received: enough to continue it in the next session."""
+
+    kind: str  # "Add" or "Replace"
+    target: str
+    format: str | None
+    type: str | None
+    declared: int
+    parts: tuple[str | bytes, ...]
+
+    @property
+    def received(self) -> int:
+        return sum(data_size(p) for p in self.parts)
+
+    @property
+    def announcement(self) -> str:
+        return f"received={self.received}&size={self.declared}"
+
+
 @dataclass(slots=True)
 class _Chunked:
     """A large object being received: the command it belongs to and the chunks so far."""
@@ -126,6 +157,7 @@ class Executor:
         wbxml: bool = False,
         max_obj_size: int | None = None,
         request_prefix: str = "ui",
+        resume: PartialObject | None = None,
     ) -> None:
         self.tree = tree
         self.by = server_id
@@ -137,6 +169,8 @@ class Executor:
         self.request_prefix = request_prefix
         self._requests = 0
         self._chunk: _Chunked | None = None
+        self.resume = resume  # a cut object announced in Package 1, until the server continues it
+        self.resumed: PartialObject | None = None  # the one it continued (for the report)
         self.cancelled = False
         self.alerts_out: list[Command] = []  # client alerts to send (1225)
         self.msg_ref = "1"
@@ -164,6 +198,21 @@ class Executor:
 
     def reset_chunk(self) -> None:
         self._chunk = None
+
+    def partial(self) -> PartialObject | None:
+        """The large object this session leaves half received (its Meta/Size known), to continue in the
+        next session if it was cut; else the announced one the server has not continued yet."""
+        chunk = self._chunk
+        if chunk is not None and chunk.declared is not None and chunk.parts:
+            return PartialObject(chunk.kind.name, chunk.target, chunk.meta.format, chunk.meta.type, chunk.declared,
+                                 tuple(chunk.parts))
+        return self.resume
+
+    def _resumes(self, cmd: Command, item: Item, meta: Meta) -> bool:
+        """Whether ``item`` is the rest of the object announced for resumption (see module doc)."""
+        r = self.resume
+        return (r is not None and self._chunk is None and isinstance(cmd, Add | Replace) and cmd.name == r.kind
+                and item.target == r.target and meta.size == r.declared - r.received)
 
     # ------------------------------------------------------------------------------ helpers
 
@@ -379,7 +428,7 @@ class Executor:
                 return self.tree.copy(item.source, target, by=self.by)
             meta = _merged_meta(cmd.meta, item.meta)
             data = item.data
-            if item.more_data or self._continues_chunk(cmd):
+            if item.more_data or self._continues_chunk(cmd) or self._resumes(cmd, item, meta):
                 if not top or isinstance(cmd, Copy | Delete):
                     return codes.OPTIONAL_FEATURE_NOT_SUPPORTED
                 done = self._take_chunk(cmd, item, meta)
@@ -393,7 +442,12 @@ class Executor:
     def _take_chunk(self, cmd: Add | Replace, item: Item, meta: Meta) -> int | str | bytes:
         """213 while more is to come; the whole data on the last chunk; an error status otherwise."""
         chunk = self._chunk
-        if chunk is None:
+        if chunk is None and self.resume is not None and self._resumes(cmd, item, meta):
+            r, self.resume = self.resume, None
+            self.resumed = r
+            chunk = self._chunk = _Chunked(type(cmd), r.target, Meta(format=r.format, type=r.type), r.declared,
+                                           list(r.parts))
+        elif chunk is None:
             if not item.more_data:
                 return item.data if item.data is not None else ""
             if meta.size is not None and self.max_obj_size and meta.size > self.max_obj_size:

@@ -34,6 +34,8 @@ SHIPPED = {
     "urn:oma:mo:oma-fumo:1.0",
     "urn:oma:mo:oma-lawmo:1.0",
     "urn:oma:mo:oma-scomo:1.0",
+    "urn:oma:mo:oma-diagmon:1.0",
+    "urn:oma:mo:ext-dmemulator-connmo:1.0",
 }
 
 
