@@ -90,7 +90,7 @@ class VirtualDevice:
         self.behaviours = DeviceBehaviours(profile.behaviours, seed=f"{profile.name}:{index}")
         self.behaviours.device = self  # what a managed object needs of its device (LAWMO's factory reset)
         self.diagnostics = diagmon.Diagnostics(f"{profile.name}:{index}", {
-            p: base for p, base in diagmon.BASES.items() if p in profile.protocols})
+            p: base for p, base in diagmon.BASES.items() if p in profile.protocols}, self.behaviours.start_operation)
         self.preferred = self.bearer  # ConnMO PrefConRef: the bearer the next session should use
         self.connectivity: list[connmo.Change] = []  # server writes that take effect when the session ends
         self.partial_objects: dict[str, Any] = {}  # ServerID -> a DM 1.2 large object a cut session left

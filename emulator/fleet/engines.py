@@ -237,33 +237,3 @@ def _instance_path(dev: VirtualDevice, client_uri: str) -> tuple[str, ...] | Non
     if miid in found:
         return found[miid]
     return next(iter(found.values()), None) if len(found) == 1 else None
-
-
-def diag_sessions(dev: VirtualDevice, alert_type: str, protocol: str, server_id: str | None, source: str,
-                  data: dict[str, str], *, correlator: str | None = None, reply_to: str | None = None,
-                  result: int | None = None, reason: str = "diagnostics") -> list[EngineOptions]:
-    """The session that carries one DiagMon alert (a trap that fired, a log upload's result) to
-    ``server_id`` over ``protocol``, as ``run_session`` keyword arguments; none when the device has no
-    such account. DM 1.2: Alert 1226, data as ``key=value&...`` (Format chr); DM 2.0: the data as a
-    table and the source as a ClientURI, plus the ExecResult to the EXEC's ServerURI when there is one."""
-    from urllib.parse import urlencode
-
-    accounts = dev.accounts(protocol)
-    account = next((a for a in accounts if a.server_id == server_id), None)
-    if account is None:
-        return []
-    dm: DmProtocol = "dm12" if protocol == "dm12" else "dm2"
-    if dm == "dm12":
-        options = alert_options(dm, alert_type, urlencode(data), source=source, correlator=correlator)
-    else:
-        options = alert_options(dm, alert_type, dict(data), source=_client_uri(dev, source), correlator=correlator)
-        if reply_to and result is not None:
-            from emulator.mo.accounts import account_for_url
-            from emulator.protocol.dm2.client import ALERT_EXEC_RESULT, PendingAlert
-            from emulator.protocol.dm2.messages import Alert
-
-            mark = "informational" if 200 <= result < 300 else "critical"
-            exec_result = Alert(ALERT_EXEC_RESULT, source_uri=_client_uri(dev, source), mark=mark, data={"sc": result})
-            options["alerts"].append(PendingAlert(reply_to, exec_result))
-            account = account_for_url(accounts, reply_to) or account
-    return [{"protocol": dm, "server_id": account.server_id, "reason": reason, **options}]

@@ -489,8 +489,6 @@ class Fleet:
             self.bus.publish(AlertRaised(dev.id, "connectivity", ", ".join(changed), {"bearer": dev.bearer}))
         if done.outcome != "completed":
             dev.diagnostics.log(dev.tree, time.time(), f"session {done.outcome}: {done.detail}"[:200])
-        for job in dev.diagnostics.take_jobs():
-            self._spawn(self._upload(dev, job))
         self._sample(dev)
 
     def _quietly(self, dev: VirtualDevice, work: Callable[[VirtualDevice], object]) -> None:
@@ -513,16 +511,13 @@ class Fleet:
         return self._sample(self.device(dev_id), now)
 
     def _sample(self, dev: VirtualDevice, now: float | None = None) -> int:
-        from emulator.fleet.engines import diag_sessions
-        from emulator.mo.diagmon import ALERT_TRAP
-
         fired = dev.sample_diagnostics(time.time() if now is None else now)
         for trap in fired:
             self.bus.publish(AlertRaised(dev.id, "diagnostics trap", f"{trap.source}: {trap.text}",
                                          {"server": trap.server_id, "protocol": trap.protocol}))
-            for options in diag_sessions(dev, ALERT_TRAP, trap.protocol, trap.server_id, trap.source, trap.data,
-                                         reason="diagnostics trap"):
-                self.start_session(dev.id, **options)
+            dev.behaviours.start_operation(dev.diagnostics.trap_operation(trap))
+        if fired:
+            self._continue_behaviours(dev)
         if dev.id not in self._watchers and dev.diagnostics.armed(dev.tree):
             self._watchers[dev.id] = asyncio.ensure_future(self._watch(dev))
         return len(fired)
@@ -536,29 +531,6 @@ class Fleet:
                     self._sample(dev)  # (its watcher is this task: no second one starts)
         finally:
             self._watchers.pop(dev.id, None)
-
-    async def _upload(self, dev: VirtualDevice, job: Any) -> None:
-        """An accepted Exec of ErrorLog/Upload: POST the log through the device's bearer, write the
-        outcome, report it (OperationComplete, with the Exec's Correlator)."""
-        from emulator.fleet.engines import diag_sessions
-        from emulator.mo.diagmon import ALERT_OPERATION
-
-        accounts = dev.accounts(job.protocol)
-        account = next((a for a in accounts if a.server_id == job.server_id), accounts[0] if accounts else None)
-        if account is None:
-            return
-        body = dev.diagnostics.log_text().encode("utf-8")
-        request = HttpRequest(f"diag-upload-{next(self._session_ids)}", "POST", job.url, body,
-                              {"Content-Type": "text/plain; charset=utf-8", "OMADM-DevID": dev.id})
-        result = await self.fetch(dev, request, account, f"u{next(self._session_ids)}",
-                                  f"DiagMon log upload ({len(body)} bytes)")
-        detail = f"{len(body)} bytes" if 200 <= result.status < 300 else (result.error or f"HTTP {result.status}")
-        code = dev.diagnostics.upload_done(dev.tree, job, result.status, detail, time.time())
-        self.bus.publish(AlertRaised(dev.id, "diagnostics upload", f"{code}: {detail}", {"url": job.url}))
-        for options in diag_sessions(dev, ALERT_OPERATION, job.protocol, account.server_id, job.source,
-                                     {"Result": str(code), "URL": job.url}, correlator=job.correlator,
-                                     reply_to=job.reply_to, result=code, reason="diagnostics result"):
-            await self.run_session(dev.id, **options)
 
     async def fetch(self, dev: VirtualDevice, request: HttpRequest, account: Account, label: str,
                     summary: str) -> HttpResult:

@@ -40,8 +40,10 @@ What comes from OMA and what is the project's choice [P]:
   every session, every ``SampIntrvl`` seconds while one is enabled, and when a local event changes a
   value).
 
-This module is sans-IO: time comes in as an argument, the log upload and the alerts leave as data
-(:class:`UploadJob`, :class:`TrapFired`) for the device's driver to carry out.
+This module is sans-IO: time comes in as an argument; the log upload is an operation
+(:mod:`emulator.mo.operations`: a :class:`~emulator.mo.operations.Send`, then its OperationComplete
+alert) and a trap that fired is one too (only its alert), both driven by the device's driver the way
+every managed object's operations are.
 """
 
 from __future__ import annotations
@@ -50,9 +52,11 @@ import math
 import random
 import zlib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
+from emulator.mo.operations import Fetched, OperationRun, Send, Steps
 from emulator.tree import Tree
 from emulator.tree import uri as uris
 from emulator.tree.tree import ExecRequest, Value, format_tstamp
@@ -270,18 +274,6 @@ class TrapFired:
 
 
 @dataclass(frozen=True, slots=True)
-class UploadJob:
-    """An Exec of ErrorLog/Upload accepted (202): POST the log to ``url``, then report."""
-
-    protocol: str
-    server_id: str | None
-    url: str
-    source: str
-    correlator: str | None
-    reply_to: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Radio:
     """One radio bearer as the device measures it."""
 
@@ -302,11 +294,14 @@ class Diagnostics:
     an :class:`UploadJob` in :attr:`jobs` for the driver (:meth:`take_jobs`).
     """
 
-    def __init__(self, seed: str, bases: dict[str, str]) -> None:
+    def __init__(self, seed: str, bases: dict[str, str],
+                 start: Callable[[OperationRun], int] | None = None) -> None:
+        """``start``: how an operation is handed to the device's driver (its behaviours'
+        ``start_operation``: 202, or 500 when the device holds too many)."""
         self.readings = Readings.for_device(seed)
         self.bases = bases
+        self.start = start
         self.log_lines: deque[str] = deque(maxlen=LOG_MAX_ENTRIES)
-        self.jobs: list[UploadJob] = []
         self.fired: list[TrapFired] = []  # every trap that fired, oldest first (the newest 100)
 
     # ------------------------------------------------------------------ the error log
@@ -423,30 +418,46 @@ class Diagnostics:
     # ------------------------------------------------------------------ the log upload
 
     def exec_upload(self, tree: Tree, request: ExecRequest, *, protocol: str, base: str) -> int:
-        """Exec of ``ErrorLog/Upload``: 202 and an :class:`UploadJob`, or 400 for no usable URL."""
+        """Exec of ``ErrorLog/Upload``: 202 and the upload goes on as an operation, or 400 for no usable
+        URL (nothing starts)."""
         data = _text(request.data).strip()
         if data.startswith("url="):
             data = (parse_qs(data).get("url") or [""])[0]
         url = data or _text(tree.value(f"{base}/ErrorLog/UploadURL")).strip()
         if not url or check_http_url(url) is not None:
             return 400
-        self.jobs.append(UploadJob(protocol, request.by, url, request.path, request.correlator, request.reply_to))
-        return 202
+        if self.start is None:
+            return 500  # a device without a driver cannot send anything
+        run = OperationRun("diagmon", request)
+        run.steps = self._upload(tree, run, base, url)
+        return self.start(run)
 
-    def upload_done(self, tree: Tree, job: UploadJob, status: int, detail: str, now: float) -> int:
-        """Record how an upload ended; the result code its OperationComplete carries."""
+    def _upload(self, tree: Tree, run: OperationRun, base: str, url: str) -> Steps:
+        """POST the log through the bearer, write the outcome, report OperationComplete."""
+        body = self.log_text().encode("utf-8")
+        answer: Fetched = yield Send("POST", url, body, "text/plain; charset=utf-8")
+        status = answer.status
         result = RESULT_UPLOADED if 200 <= status < 300 else (status if status >= 400 else RESULT_NETWORK)
+        detail = f"{len(body)} bytes" if result == RESULT_UPLOADED else (answer.error or f"HTTP {status}")
         words = f"{result} " + (f"uploaded {detail}" if result == RESULT_UPLOADED else f"failed: {detail}")
-        base = self.bases.get(job.protocol)
-        if base and tree.exists(f"{base}/ErrorLog/UploadStatus"):
+        if tree.exists(f"{base}/ErrorLog/UploadStatus"):
             _set(tree, f"{base}/ErrorLog/UploadStatus", words[:LOG_LINE_MAX])
         if result != RESULT_UPLOADED:
-            self.log(tree, now, f"log upload to {job.url[:100]} {words}")
-        return result
+            self.log(tree, tree.clock(), f"log upload to {url[:100]} {words}")
+        run.result = result
+        run.report(ALERT_OPERATION, urlencode({"Result": result, "URL": url}))
 
-    def take_jobs(self) -> list[UploadJob]:
-        jobs, self.jobs = self.jobs, []
-        return jobs
+    def trap_operation(self, trap: TrapFired) -> OperationRun:
+        """A trap that fired, as an operation that only reports (TrapNotification to its server)."""
+        run = OperationRun("diagmon", ExecRequest(trap.source, None, trap.server_id, None))
+        run.steps = _nothing()
+        run.report(ALERT_TRAP, urlencode(trap.data), source=trap.source)
+        return run
+
+
+def _nothing() -> Steps:
+    """The steps of an operation that only reports."""
+    yield from ()
 
 
 def _set(tree: Tree, uri: str, value: str) -> None:

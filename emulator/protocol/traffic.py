@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from lxml import etree
 
 from emulator.errors import EmulatorError
+from emulator.mo.result_codes import explain_alert
 from emulator.protocol.syncml import wbxml
 from emulator.protocol.values import Direction
 from emulator.util.masking import MASK, MASK_BYTES, is_secret_uri, is_secret_value, mask_json, mask_tnds_text
@@ -52,19 +53,53 @@ def describe(content_type: str, body: bytes, *, reveal: bool = False) -> str:
         if base == DM2_NOTIFICATION:
             return _dm2_notification(body)
         if "wbxml" in base:
-            return _xml_text(wbxml.decode(body), reveal)
+            root = wbxml.decode(body)
+            return _xml_text(root, reveal) + _results_explained(_syncml_alerts(root))
         if "xml" in base or body.lstrip().startswith(b"<"):
             from emulator.protocol.syncml.message import parse_xml_safely
 
-            return _xml_text(parse_xml_safely(body), reveal)
+            root = parse_xml_safely(body)
+            return _xml_text(root, reveal) + _results_explained(_syncml_alerts(root))
         if "json" in base or body.lstrip()[:1] in (b"{", b"["):
             data = json.loads(body)
+            alerts = _json_alerts(data)
             if not reveal:
                 data, _ = mask_json(data)
-            return json.dumps(data, indent=2, ensure_ascii=False)
+            return json.dumps(data, indent=2, ensure_ascii=False) + _results_explained(alerts)
         return body.decode("utf-8")
     except (EmulatorError, ValueError, etree.LxmlError) as exc:
         return f"(could not decode as {base or 'text'}: {exc})\n\n{hexdump(body)}"
+
+
+def _syncml_alerts(root: etree._Element) -> list[tuple[str | None, str | None, object]]:
+    """(alert type, source, data) of every generic alert (1226) in a SyncML message."""
+    out: list[tuple[str | None, str | None, object]] = []
+    for body in children(root, "SyncBody"):
+        for alert in children(body, "Alert"):
+            if "".join(d.text or "" for d in children(alert, "Data")).strip() != "1226":
+                continue
+            for item in children(alert, "Item"):
+                kind = next((t.text for m in children(item, "Meta") for t in children(m, "Type")), None)
+                source = next((u.text for s in children(item, "Source") for u in children(s, "LocURI")), None)
+                data = next((d.text for d in children(item, "Data")), None)
+                out.append((kind, source, data))
+    return out
+
+
+def _json_alerts(data: object) -> list[tuple[str | None, str | None, object]]:
+    """(alert type, source, data) of the alerts of a DM 2.0 Package#1."""
+    alerts = data.get("Alert") if isinstance(data, dict) else None
+    return [(a.get("AlertType"), a.get("SourceURI"), a.get("Data")) for a in alerts or [] if isinstance(a, dict)]
+
+
+def _results_explained(alerts: list[tuple[str | None, str | None, object]]) -> str:
+    """A footer that says what each generic alert's result code means (:mod:`emulator.mo.result_codes`)."""
+    lines = []
+    for kind, source, data in alerts:
+        words = explain_alert(kind, data)
+        if words is not None:
+            lines.append(f"  {kind or 'generic alert'}{f' from {source}' if source else ''}: {words}")
+    return "\n\nResult codes explained:\n" + "\n".join(lines) if lines else ""
 
 
 def _xml_text(root: etree._Element, reveal: bool) -> str:

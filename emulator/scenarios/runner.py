@@ -115,11 +115,10 @@ class ScenarioUi:
 # records
 
 
-REPORTED_ALERTS = ("large object suspended", "large object resumed", "diagnostics trap", "diagnostics upload",
-                   "connectivity")
+REPORTED_ALERTS = ("large object suspended", "large object resumed", "diagnostics trap", "connectivity")
 """What devices do on their own that the report lists (``device_alerts``): a DM 1.2 large object kept
-for the next session or continued there (DM-HLF-021), a DiagMon trap or log upload, a connectivity
-change a server asked for (DM-HLF-007)."""
+for the next session or continued there (DM-HLF-021), a DiagMon trap that fired, a connectivity change
+a server asked for (DM-HLF-007). (A log upload is an operation: the report's operations say how it ended.)"""
 MAX_DEVICE_ALERTS = 10000
 """Entries ``device_alerts`` keeps (a fleet of traps must not grow the report without end)."""
 

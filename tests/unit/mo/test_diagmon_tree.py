@@ -128,7 +128,7 @@ def test_error_log_keeps_the_newest_lines_each_bounded() -> None:
 def test_upload_exec_needs_an_http_url(data: str, status: int) -> None:
     dev = _device()
     assert dev.tree.exec("./DiagMon/ErrorLog/Upload", data, by="demo-dm12") == status
-    assert len(dev.diagnostics.take_jobs()) == (1 if status == 202 else 0)
+    assert len(dev.behaviours.take_jobs()) == (1 if status == 202 else 0)
 
 
 def test_upload_url_leaf_is_used_when_the_exec_has_none() -> None:
@@ -136,7 +136,9 @@ def test_upload_url_leaf_is_used_when_the_exec_has_none() -> None:
     dev.tree.replace("./DM2/DiagMon/ErrorLog/UploadURL", "https://logs.example/u/1", by="demo-dm2")
     status = dev.diagnostics.exec_upload(dev.tree, ExecRequest("./DM2/DiagMon/ErrorLog/Upload", None, "demo-dm2", None),
                                          protocol="dm2", base="./DM2/DiagMon")
-    assert status == 202 and dev.diagnostics.take_jobs()[0].url == "https://logs.example/u/1"
+    (job,) = dev.behaviours.take_jobs()
+    action = job.run.next()
+    assert status == 202 and action.url == "https://logs.example/u/1" and action.method == "POST"
     with pytest.raises(TreeError):
         dev.tree.replace("./DM2/DiagMon/ErrorLog/UploadURL", "javascript:alert(1)", by="demo-dm2")
 

@@ -1,0 +1,119 @@
+"""Result codes of the generic alerts devices send, in plain words: one table that the traffic view
+(:func:`emulator.protocol.traffic.describe`), saved traffic and reports read, so a code means the
+same thing everywhere.
+
+Which table applies follows the alert type: FUMO (``org.openmobilealliance.dm.firmwareupdate.*``,
+OMA-TS-DM_FUMO's table, kept in :mod:`emulator.mo.fumo`), SCOMO and LAWMO (``urn:oma:at:scomo:1.0:*``,
+``urn:oma:at:lawmo:1.0:*``: their specifications' 1200/12xx successes, 14xx client and 15xx server
+failures), DiagMon (``urn:oma:at:diagmon:1.0:*``: the project's codes for a log upload [P], see
+:mod:`emulator.mo.diagmon`), the DM 2.0 ExecResult (``urn:oma:at:dm:2.0:ExecResult``: a DM status).
+A code a table does not list is explained by its range (a vendor-specified success or failure).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from emulator.mo import diagmon, fumo
+
+SCOMO_LAWMO = {
+    1200: "Successful",
+    1400: "Client error",
+    1401: "User cancelled",
+    1402: "Download failed",
+    1403: "Alternate download authentication failure",
+    1404: "Download failed: the device is out of memory",
+    1405: "Install failed",
+    1406: "Install failed: the device is out of memory",
+    1407: "Failed package validation",
+    1408: "Remove failed",
+    1409: "Activate failed",
+    1410: "Deactivate failed",
+    1411: "Not implemented",
+    1412: "Undefined error",
+    1413: "Operation rejected: unsupported environment",
+    1500: "Alternate download server error",
+    1501: "Alternate download server unavailable",
+}
+"""SCOMO's result codes (LAWMO uses the same frame: 1200 success, 14xx client, 15xx server)."""
+
+DIAGMON = {
+    diagmon.RESULT_UPLOADED: "Log uploaded",
+    diagmon.RESULT_NETWORK: "Upload failed: no answer from the server (network failure)",
+    400: "Upload refused: the server found the request bad",
+    404: "Upload refused: the server expects nothing at that URL",
+    410: "Upload refused: that URL was used already",
+    413: "Upload refused: the log is larger than the server takes",
+    415: "Upload refused: the server does not take text",
+}
+"""DiagMon OperationComplete results [P]: 200, the receiving server's HTTP status, 503 no answer."""
+
+DM_STATUS = {
+    200: "OK", 202: "Accepted for processing", 400: "Bad request", 401: "Unauthorized", 403: "Forbidden",
+    404: "Not found", 405: "Command not allowed", 406: "Optional feature not supported", 409: "Conflict",
+    410: "Gone", 413: "Request entity too large", 415: "Unsupported media type", 500: "Command failed",
+    503: "Service unavailable",
+}
+"""DM status codes, for an ExecResult and anything without a table of its own."""
+
+
+def table_for(alert_type: str | None) -> tuple[str, dict[int, str]]:
+    """(the table's name, code -> words) for an alert type."""
+    t = (alert_type or "").lower()
+    if t.startswith(fumo.ALERT_PREFIX):
+        return "FUMO", fumo.RESULT_CODES
+    if t.startswith("urn:oma:at:scomo:"):
+        return "SCOMO", SCOMO_LAWMO
+    if t.startswith("urn:oma:at:lawmo:"):
+        return "LAWMO", SCOMO_LAWMO
+    if t.startswith("urn:oma:at:diagmon:"):
+        return "DiagMon", DIAGMON
+    return "DM status", DM_STATUS
+
+
+def explain(alert_type: str | None, code: int) -> str:
+    """``code`` in plain words, as the alert type's table says (or its range, for vendor codes)."""
+    _, table = table_for(alert_type)
+    if code in table:
+        return table[code]
+    if 200 <= code < 300 or 1200 <= code < 1300:
+        return "Successful (vendor specified)"
+    if 400 <= code < 500 or 1400 <= code < 1500:
+        return "Client error (vendor specified)" if code % 100 >= 50 else "Client error"
+    if 500 <= code < 600 or 1500 <= code < 1600:
+        return "Server error (vendor specified)" if code % 100 >= 50 else "Server error"
+    return "not a result code"
+
+
+def code_of(data: object) -> int | None:
+    """The result code an alert's Data carries: the Data itself (FUMO, SCOMO: ``402``), ``Result=``
+    in a ``key=value&...`` text (DiagMon over DM 1.2), ``Value``/``Result``/``sc`` in a DM 2.0 table."""
+    if isinstance(data, dict):
+        for key in ("Result", "Value", "sc", "ResultCode"):
+            if key in data:
+                return code_of(data[key])
+        return None
+    if isinstance(data, bool):
+        return None
+    if isinstance(data, int):
+        return data
+    if isinstance(data, bytes):
+        data = data.decode("utf-8", "replace")
+    if not isinstance(data, str):
+        return None
+    text = data.strip()
+    if text.isdigit() and len(text) <= 4:
+        return int(text)
+    if "Result=" in text:
+        found = parse_qs(text).get("Result")
+        return code_of(found[0]) if found else None
+    return None
+
+
+def explain_alert(alert_type: str | None, data: object) -> str | None:
+    """"<code> <words> (<table>)" for an alert whose Data carries a result code; None otherwise."""
+    code = code_of(data)
+    if code is None:
+        return None
+    name, _ = table_for(alert_type)
+    return f"{code} {explain(alert_type, code)} ({name})"
