@@ -508,10 +508,13 @@ class Fleet:
     def sample_diagnostics(self, dev_id: str, now: float | None = None) -> int:
         """Sample one device's diagnostics now (a local event changed a reading, a test); a trap that
         fires starts its alert session. How many traps fired."""
-        return self._sample(self.device(dev_id), now)
+        return self._sample(self.device(dev_id), now, force=True)
 
-    def _sample(self, dev: VirtualDevice, now: float | None = None) -> int:
-        fired = dev.sample_diagnostics(time.time() if now is None else now)
+    def _sample(self, dev: VirtualDevice, now: float | None = None, *, force: bool = False) -> int:
+        when = time.time() if now is None else now
+        if not force and not dev.diagnostics.due(when):
+            return 0  # (sampled moments ago: a session's readings are at most SAMPLE_GAP_S old)
+        fired = dev.sample_diagnostics(when)
         for trap in fired:
             self.bus.publish(AlertRaised(dev.id, "diagnostics trap", f"{trap.source}: {trap.text}",
                                          {"server": trap.server_id, "protocol": trap.protocol}))
@@ -528,7 +531,7 @@ class Fleet:
             while self.devices.get(dev.id) is dev and dev.diagnostics.armed(dev.tree):
                 await asyncio.sleep(dev.diagnostics.interval(dev.tree))
                 if self.devices.get(dev.id) is dev:
-                    self._sample(dev)  # (its watcher is this task: no second one starts)
+                    self._sample(dev, force=True)  # (its watcher is this task: no second one starts)
         finally:
             self._watchers.pop(dev.id, None)
 

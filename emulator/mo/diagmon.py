@@ -76,6 +76,9 @@ def device_written(path: str) -> bool:
 
 SAMPLE_MIN_S, SAMPLE_MAX_S, SAMPLE_DEFAULT_S = 1, 86400, 60
 """``SampIntrvl``: seconds between samples while a trap is enabled (a server's value outside is 400)."""
+SAMPLE_GAP_S = 10.0
+"""A session finds readings at most this old: the device samples around a session only when its last
+sample is older (or a server changed a trap); a watcher's and a local event's samples always run."""
 THRESHOLD_LIMIT = 10**12
 """A trap's Threshold must be an integer with ``abs(n) < THRESHOLD_LIMIT`` (else 400)."""
 URL_MAX = 2048
@@ -302,6 +305,8 @@ class Diagnostics:
         self.bases = bases
         self.start = start
         self.log_lines: deque[str] = deque(maxlen=LOG_MAX_ENTRIES)
+        self.last_sample: float | None = None
+        self.traps_touched = False  # a server wrote into a trap since the last sample
         self.fired: list[TrapFired] = []  # every trap that fired, oldest first (the newest 100)
 
     # ------------------------------------------------------------------ the error log
@@ -325,6 +330,7 @@ class Diagnostics:
 
     def sample(self, tree: Tree, now: float, radios: list[Radio]) -> list[TrapFired]:
         """Measure at ``now``, write the values, evaluate the traps; the traps that just fired."""
+        self.last_sample, self.traps_touched = now, False
         r = self.readings
         r.advance(now)
         values = {"Battery/Level": r.battery_level(), "Memory/Free": r.memory_free(now)}
@@ -349,6 +355,10 @@ class Diagnostics:
         if fired:
             self._write_log(tree)
         return fired
+
+    def due(self, now: float) -> bool:
+        """Whether a sample around a session should run now (see :data:`SAMPLE_GAP_S`)."""
+        return self.traps_touched or self.last_sample is None or not 0 <= now - self.last_sample < SAMPLE_GAP_S
 
     def set_value(self, measure: str, value: int | None) -> None:
         """A local event fixes a reading (the battery drops to 5 %); None lets it move again."""
@@ -408,6 +418,7 @@ class Diagnostics:
             b = uris.split(base)
             if segs[:len(b) + 1] == b + ("Trap",) and len(segs) >= len(b) + 3 and segs[len(b) + 2] != "ServerID":
                 trap = uris.join(segs[:len(b) + 2])
+                self.traps_touched = True
                 if not tree.exists(trap) or tree.info(trap).format != "node":
                     continue
                 if not tree.exists(f"{trap}/ServerID"):

@@ -2,10 +2,10 @@
 (:func:`emulator.protocol.traffic.describe`), saved traffic and reports read, so a code means the
 same thing everywhere.
 
-Which table applies follows the alert type: FUMO (``org.openmobilealliance.dm.firmwareupdate.*``,
-OMA-TS-DM_FUMO's table, kept in :mod:`emulator.mo.fumo`), SCOMO and LAWMO (``urn:oma:at:scomo:1.0:*``,
-``urn:oma:at:lawmo:1.0:*``: their specifications' 1200/12xx successes, 14xx client and 15xx server
-failures), DiagMon (``urn:oma:at:diagmon:1.0:*``: the project's codes for a log upload [P], see
+Which table applies follows the alert type; each MO keeps its own (this module only chooses): FUMO
+(``org.openmobilealliance.dm.firmwareupdate.*``, :mod:`emulator.mo.fumo`), SCOMO and LAWMO
+(``urn:oma:at:scomo:1.0:*``, ``urn:oma:at:lawmo:1.0:*``: :mod:`emulator.mo.scomo`,
+:mod:`emulator.mo.lawmo`), DiagMon (``urn:oma:at:diagmon:1.0:*``: the project's codes for a log upload [P], see
 :mod:`emulator.mo.diagmon`), the DM 2.0 ExecResult (``urn:oma:at:dm:2.0:ExecResult``: a DM status).
 A code a table does not list is explained by its range (a vendor-specified success or failure).
 """
@@ -14,28 +14,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
-from emulator.mo import diagmon, fumo
-
-SCOMO_LAWMO = {
-    1200: "Successful",
-    1400: "Client error",
-    1401: "User cancelled",
-    1402: "Download failed",
-    1403: "Alternate download authentication failure",
-    1404: "Download failed: the device is out of memory",
-    1405: "Install failed",
-    1406: "Install failed: the device is out of memory",
-    1407: "Failed package validation",
-    1408: "Remove failed",
-    1409: "Activate failed",
-    1410: "Deactivate failed",
-    1411: "Not implemented",
-    1412: "Undefined error",
-    1413: "Operation rejected: unsupported environment",
-    1500: "Alternate download server error",
-    1501: "Alternate download server unavailable",
-}
-"""SCOMO's result codes (LAWMO uses the same frame: 1200 success, 14xx client, 15xx server)."""
+from emulator.mo import diagmon, fumo, lawmo, scomo
 
 DIAGMON = {
     diagmon.RESULT_UPLOADED: "Log uploaded",
@@ -63,9 +42,9 @@ def table_for(alert_type: str | None) -> tuple[str, dict[int, str]]:
     if t.startswith(fumo.ALERT_PREFIX):
         return "FUMO", fumo.RESULT_CODES
     if t.startswith("urn:oma:at:scomo:"):
-        return "SCOMO", SCOMO_LAWMO
+        return "SCOMO", scomo.RESULT_CODES
     if t.startswith("urn:oma:at:lawmo:"):
-        return "LAWMO", SCOMO_LAWMO
+        return "LAWMO", lawmo.RESULT_CODES
     if t.startswith("urn:oma:at:diagmon:"):
         return "DiagMon", DIAGMON
     return "DM status", DM_STATUS
