@@ -376,7 +376,9 @@ class Diagnostics:
         out: list[TrapFired] = []
         for name in tree.children(traps):
             node = f"{traps}/{name}"
-            leaf = {k: _text(tree.value(f"{node}/{k}")) if tree.exists(f"{node}/{k}") else ""
+            if _text(tree.value(f"{node}/Enabled", "")) != "true" and _text(tree.value(f"{node}/State", "")) != "active":
+                continue  # (most traps are off: two reads, not six)
+            leaf = {k: _text(tree.value(f"{node}/{k}", ""))
                     for k in ("Measure", "Condition", "Threshold", "Enabled", "State", "ServerID")}
             measure = leaf["Measure"]
             threshold = _int(leaf["Threshold"]) if leaf["Threshold"] else None
@@ -471,9 +473,13 @@ def _nothing() -> Steps:
     yield from ()
 
 
+_MISSING = b"\x00missing"
+
+
 def _set(tree: Tree, uri: str, value: str) -> None:
     """A device-side write of an existing leaf (keeps its format); no event when nothing changed."""
-    if tree.exists(uri) and tree.value(uri) != value:
+    old = tree.value(uri, _MISSING)
+    if old is not _MISSING and old != value:
         tree.replace(uri, value)
 
 
