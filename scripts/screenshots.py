@@ -7,6 +7,8 @@ a user would, and saves the whole window at 1280x800:
   them "waiting for you", the list of waiting pages, the server page of the selected device.
 - ``failed``: a device pointed at a port where nothing listens: the red row in the traffic, its
   reason in the message detail, the event log.
+- ``plots``: twenty NB-IoT sensors running sessions against the demo server for about 25 s: the
+  fleet plots (sessions/s, latency percentiles, failures), then the value history of a numeric leaf.
 
 Run it under a virtual screen: ``scripts/screenshots [DIR]`` (it calls xvfb-run); settings go to a
 temporary folder, so the pictures do not depend on the layout of the person running it.
@@ -24,7 +26,9 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-SCENES = ("waiting", "failed")
+SCENES = ("waiting", "failed", "plots")
+PLOT_SENSORS = 20
+PLOT_RUN_S = 25.0
 WAITING_PHONES = 12
 PAGE_SETTLE_S = 1.0  # the web view paints about 50 ms after loadFinished; leave room
 DEADLINE_S = 40.0
@@ -51,7 +55,7 @@ async def scene_waiting(desktop, out: Path) -> None:
     w.fleet_panel.select(chosen)
     await until(lambda: w.web_dock.device_id == chosen and w.web_dock.loaded_url, "the chosen phone's page")
     await asyncio.sleep(PAGE_SETTLE_S)
-    save(w, out / "uiwaits-fleet-waiting.png")
+    save(w, out / "screenshot-waiting.png")
 
 
 async def scene_failed(desktop, out: Path) -> None:
@@ -75,7 +79,34 @@ async def scene_failed(desktop, out: Path) -> None:
         if traffic.model.reasons[traffic.proxy.mapToSource(traffic.proxy.index(row, 0)).row()]:
             traffic.view.selectRow(row)
     await asyncio.sleep(0.3)
-    save(w, out / "uiwaits-failed-exchange.png")
+    save(w, out / "screenshot-failed.png")
+
+
+async def scene_plots(desktop, out: Path) -> None:
+    w, fleet = desktop.window, desktop.fleet
+    fleet.add("nbiot-sensor", PLOT_SENSORS)
+    w.fleet_panel.model.sync()
+    sensors = [d.id for d in fleet.devices.values() if d.profile.name == "nbiot-sensor"]
+    w.docks["plots"].show()
+    w.docks["plots"].raise_()
+    first = fleet.devices[sensors[0]]
+    leaf = next(i.path for i in first.tree.walk(".") if i.children is None and i.format in ("int", "float"))
+    w.fleet_panel.select(sensors[0])
+    value, end = 40, time.monotonic() + PLOT_RUN_S
+    while time.monotonic() < end:
+        idle = [s for s in sensors if fleet.devices[s].state != "in session"][:8]
+        if idle:
+            w.fleet_panel.start_sessions(idle)
+        value = max(5, min(200, value + (7 if int(time.monotonic()) % 3 else -11)))
+        first.tree.replace(leaf, str(value), by=None)  # the device measures its link
+        await asyncio.sleep(0.7)
+    await asyncio.sleep(1.2)
+    w.plots.refresh()
+    save(w, out / "screenshot-plots.png")
+    w.tree_panel.select_path(leaf)
+    w.chart_value(leaf)
+    await asyncio.sleep(0.5)
+    save(w, out / "screenshot-value-history.png")
 
 
 def save(window, path: Path) -> None:
@@ -86,7 +117,8 @@ def save(window, path: Path) -> None:
     print(f"screenshots: wrote {path}")
 
 
-SCENE_RUNNERS: dict[str, Callable[..., Awaitable[None]]] = {"waiting": scene_waiting, "failed": scene_failed}
+SCENE_RUNNERS: dict[str, Callable[..., Awaitable[None]]] = {"waiting": scene_waiting, "failed": scene_failed,
+                                                                "plots": scene_plots}
 
 
 def main(argv: list[str]) -> int:
@@ -118,6 +150,8 @@ def main(argv: list[str]) -> int:
                 try:
                     assert desktop.window is not None
                     desktop.window.resize(1280, 780)
+                    desktop.window.reset_layout()
+                    await asyncio.sleep(0.3)
                     await SCENE_RUNNERS[name](desktop, Path(args.out))
                 finally:
                     if desktop.window is not None:

@@ -125,12 +125,14 @@ class TreePanel(QWidget):
         for b in (add_btn, del_btn, exec_btn, export_btn):
             buttons.addWidget(b)
         buttons.addStretch(1)
-        buttons.addWidget(self.reveal_box)
+        path_row = QHBoxLayout()  # the check box beside the path: the button row has no room left at 1280 px
+        path_row.addWidget(self.path_label, 1)
+        path_row.addWidget(self.reveal_box)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.title)
         layout.addWidget(self.view, 1)
-        layout.addWidget(self.path_label)
+        layout.addLayout(path_row)
         layout.addLayout(edit_row)
         layout.addLayout(buttons)
         layout.addWidget(self.message)
