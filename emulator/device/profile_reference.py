@@ -108,7 +108,8 @@ DOCS: dict[str, str] = {
     "bootstrap": "Table: see [bootstrap] (DM 1.3 client-initiated bootstrap; needs the client-bootstrap "
     "feature).",
     "bootstrap.server_uri": "The bootstrap server the device GETs its first account from (`<server_uri>/<DevID>`); "
-    "https, or plain http only to a loopback address.",
+    "https, or plain http only to a loopback address. Empty: the device discovers its bootstrap server first "
+    "(`GET <server>/.well-known/dm-bootstrap`, README \"DM 1.3\").",
     "bootstrap.secret": "The factory bootstrap secret (HTTP Basic password, user = the DevID); the reference "
     "server learns it from the shipped profiles.",
     "bootstrap.acl_scope": "The nodes the bootstrapped server gets every right on (besides its own account); "

@@ -239,6 +239,11 @@ class VirtualDevice:
         return bearer.shaping if bearer else NO_SHAPING
 
     @property
+    def dm_version(self) -> str:
+        """The DM 1.x version the device implements ("1.2" or "1.3", its profile's)."""
+        return self.profile.dm_version
+
+    @property
     def behind_nat(self) -> bool:
         bearer = self.bearers.get(self.bearer)
         return bool(bearer and bearer.nat)

@@ -654,7 +654,9 @@ class Fleet:
     async def bootstrap(self, dev_id: str) -> str:
         """DM 1.3 client-initiated bootstrap of a factory-fresh device: GET its first account from the
         bootstrap server of its BootConfig and take it in (:mod:`emulator.mo.bootstrap`); '' when done,
-        else why not (nothing of a refused bootstrap is kept). Plain http only to a loopback server."""
+        else why not (nothing of a refused bootstrap is kept). Plain http only to a loopback server.
+        A BootConfig that names no server is filled by bootstrap server discovery first
+        (:meth:`discover_bootstrap_server`)."""
         from urllib.parse import quote
 
         from emulator.mo import bootstrap as boot
@@ -667,6 +669,11 @@ class Fleet:
         if entry is None:
             return "nothing to bootstrap: no pending BootConfig entry"
         url = entry.server_uri
+        if not url:
+            url, problem = await self.discover_bootstrap_server(dev_id)
+            if problem:
+                return problem
+            entry = boot.pending(dev.tree) or entry
         if self.server_wins:
             url = on_origin(url, self.server)
         problem = boot.url_problem(url)
@@ -686,6 +693,69 @@ class Fleet:
         self.bus.publish(AlertRaised(dev.id, "bootstrap", f"bootstrapped by {url}: new DM server {server_id!r}",
                                      {"server_id": server_id}))
         return ""
+
+    async def discover_bootstrap_server(self, dev_id: str) -> tuple[str, str]:
+        """Bootstrap server discovery (DM 1.3, README "DM 1.3" [P]): a factory-fresh device whose
+        BootConfig names no server asks the network it is attached to, ``GET <network>/.well-known/
+        dm-bootstrap`` (the fleet's server stands for the network's DM service, as DHCP or the bearer's
+        attach would give it); the answer is a ``text/uri-list`` whose first URI, if the device would
+        bootstrap from it, is written into ``BootConfig/<x>/ServerURI``. (URL, '') or ('', why not);
+        nothing is written for a bad answer."""
+        from emulator.mo import bootstrap as boot
+
+        dev = self.device(dev_id)
+        entry = boot.pending(dev.tree)
+        if entry is None:
+            return "", "nothing to bootstrap: no pending BootConfig entry"
+        base = (self.server or "").rstrip("/")
+        if not base:
+            return "", "bootstrap server discovery needs the network's address (the fleet has no server)"
+        where = base + boot.DISCOVERY_PATH
+        result = await self.transport.request("GET", where, headers={"Accept": "text/uri-list"},
+                                              max_body=boot.MAX_DISCOVERY)
+        if result.status != 200:
+            why = result.error or f"HTTP {result.status}"
+            return "", f"bootstrap server discovery at {where} failed: {why}"
+        try:
+            url = boot.discovered_uri(result.body)
+        except EmulatorError as exc:
+            return "", f"bootstrap server discovery at {where}: {exc}"
+        dev.tree.set_node(f"{entry.path}/ServerURI", url, access=frozenset({"Get"}))
+        return url, ""
+
+    def receive_bootstrap(self, dev_id: str, raw: bytes, content_type: str) -> Delivery:
+        """A server-initiated bootstrap reaches the device (DM 1.3; :mod:`emulator.protocol.syncml.
+        bootstrap`): taken only by a factory-fresh DM 1.3 device with a pending BootConfig entry, once
+        its MAC verifies with the entry's secret (SEC=USERPIN); applied all or nothing as a
+        client-initiated one, then the device opens its first session with the new server. Anything
+        else is refused whole, nothing changes, and an :class:`AlertRaised` ("bootstrap refused")
+        says why."""
+        from emulator.mo import bootstrap as boot
+        from emulator.protocol.syncml.bootstrap import open_bootstrap
+
+        dev = self.devices.get(dev_id)
+        if dev is None:
+            return Delivery(None, f"no device {dev_id!r} in the fleet", known=False)
+        entry = boot.pending(dev.tree)
+        if dev.profile.dm_version != "1.3":
+            reason = "a DM 1.2 device takes no server-initiated bootstrap over HTTP (DM 1.3)"
+        elif dev.accounts("dm12") or dev.accounts("dm2"):
+            reason = "the device is not factory-fresh: it has a DM account already"
+        elif entry is None:
+            reason = "the device has no pending BootConfig entry to bootstrap"
+        else:
+            try:
+                tnds = open_bootstrap(raw, content_type, pin=entry.secret)
+                server_id = boot.apply_bootstrap(dev.tree, entry, tnds, dev.profile.bootstrap.acl_scope
+                                                 if dev.profile.bootstrap else ())
+            except EmulatorError as exc:
+                reason = str(exc)
+            else:
+                self.bus.publish(AlertRaised(dev.id, "bootstrap", f"bootstrapped by a server push: new DM server "
+                                             f"{server_id!r}", {"server_id": server_id}))
+                return Delivery(self.start_session(dev_id, "dm12", server_id=server_id, reason="bootstrap"))
+        self.bus.publish(AlertRaised(dev_id, "bootstrap refused", reason, {"protocol": "dm12"}))
+        return Delivery(None, reason)
 
     def _dm13_notification(self, dev_id: str, n: Any, when: float) -> tuple[str, str, dict[str, Any]]:
         """A DM 1.3 device's reading of a verified Package 0: (why it is dropped or '', the session's
@@ -731,6 +801,7 @@ class Fleet:
         default, following their bearers); options as :class:`PushPoller`'s, taken when it is first
         started (later calls add devices). Needs a running loop."""
         if self.push is None:
+            options.setdefault("bootstrap", self.receive_bootstrap)
             self.push = PushPoller(self.devices, self.receive_notification, **options)
         self.push.start(dev_ids)
         return self.push

@@ -38,6 +38,10 @@ BASIC_USER = "bootstrap"
 """The HTTP Basic user of the bootstrap GET (a DevID has ':' and cannot be one); the path names the device."""
 MAX_BOOTSTRAP = 64 << 10
 """Largest bootstrap document taken (one account is a few KB)."""
+DISCOVERY_PATH = "/.well-known/dm-bootstrap"
+"""Where a device asks the network for its bootstrap server (RFC 8615 well-known URI) [P]."""
+MAX_DISCOVERY = 2048
+"""Largest bootstrap server discovery answer taken (bytes): a URI list of one URL."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +83,32 @@ def entries(tree: Tree) -> list[BootEntry]:
 
 
 def pending(tree: Tree) -> BootEntry | None:
-    """The first BootConfig entry not bootstrapped yet (None: nothing to do)."""
-    return next((e for e in entries(tree) if e.state != DONE and e.server_uri), None)
+    """The first BootConfig entry not bootstrapped yet (None: nothing to do); its ServerURI is ''
+    when the device must discover its bootstrap server first."""
+    return next((e for e in entries(tree) if e.state != DONE), None)
+
+
+def discovered_uri(answer: bytes) -> str:
+    """The bootstrap server a discovery answer names: the first URI of a ``text/uri-list`` (RFC 2483:
+    CRLF lines, ``#`` comments), one the device would bootstrap from (:func:`url_problem`).
+    EmulatorError (400) for anything else."""
+    if len(answer) > MAX_DISCOVERY:
+        raise EmulatorError(f"the discovery answer of {len(answer)} bytes exceeds the limit of {MAX_DISCOVERY}",
+                            status=400)
+    try:
+        text = answer.decode("utf-8")
+    except UnicodeDecodeError:
+        raise EmulatorError("the discovery answer is not UTF-8 text", status=400) from None
+    uris_found = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if not uris_found:
+        raise EmulatorError("the discovery answer names no bootstrap server", status=400)
+    url = uris_found[0]
+    if any(c.isspace() or ord(c) < 0x21 for c in url):
+        raise EmulatorError(f"the discovery answer {url[:80]!r} is not one URI", status=400)
+    problem = url_problem(url)
+    if problem:
+        raise EmulatorError(problem, status=400)
+    return url
 
 
 def url_problem(url: str) -> str:

@@ -429,7 +429,8 @@ class ScenarioRunner:
         # notifications poll whatever their bearer; a server that refuses is asked again each second
         self.poller = PushPoller(fleet.devices, fleet.receive_notification, self.push_transport, wait_s=self._push_wait, server_uri=self.endpoint,
                                  nat_only=False, backoff=(1.0, 1.0), jitter=0.0, ready=self._up,
-                                 on_problem=lambda dev_id, text: self.problems.append(f"{dev_id}: {text}"))
+                                 on_problem=lambda dev_id, text: self.problems.append(f"{dev_id}: {text}"),
+                                 bootstrap=fleet.receive_bootstrap)
         fleet.bus.subscribe(self._on_bus, SessionStarted, SessionEnded, AlertRaised)
         fleet.bus.subscribe(lambda e: self.operations.note(e, self.now()), OperationChanged)
         fleet.bus.subscribe(self.operations.transfer, TransferProgress)

@@ -9,7 +9,8 @@ server keeps. None of that may be open to whoever reaches the port.
   the window drives its in-process server through the same control surface, without HTTP). ``?to=`` of
   ``/admin/notify`` must name an address a device authenticated from (:func:`known_target`).
 - ``/push/<DevID>`` and PUT/POST on ``/repo/<DevID>/...`` need that device's own DM 2.0 credentials
-  (:func:`device_problem`); a device writes only under its own ``<DevID>/`` and within its quota
+  (:func:`device_problem`; the push channel also its DM 1.x ones or its factory bootstrap secret,
+  :func:`push_problem`); a device writes only under its own ``<DevID>/`` and within its quota
   (``state.repo_quota_uploads`` uploads, ``state.repo_quota_bytes`` bytes, kept for the server's life).
 """
 
@@ -22,6 +23,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from emulator.server.bootstrap import factory_ok
 from emulator.server.dm2_auth import Verdict
 from emulator.server.routes import ADMIN
 from emulator.server.state import STATE_KEY, ServerState
@@ -63,6 +65,28 @@ def device_problem(request: web.Request, dev_id: str) -> web.Response | None:
             return None
     assert verdict is not None
     return unauthorized(state, state.server_id, verdict)
+
+
+def push_problem(request: web.Request, dev_id: str) -> web.Response | None:
+    """:func:`device_problem` for the push channel, which DM 1.3's HTTP push binding shares: a device
+    may also wait there with a DM 1.x account (HTTP Digest in this server's one realm, or Basic, with
+    the account's client credentials) or, factory-fresh, with its bootstrap secret (Basic user
+    ``bootstrap``), for the bootstrap a server may push to it."""
+    refused = device_problem(request, dev_id)
+    if refused is None:
+        return None
+    state = request.app[STATE_KEY]
+    header = request.headers.get("Authorization")
+    if factory_ok(header, dev_id):
+        return None
+    authorities = state.dm12.config.authorities.values() if state.dm12 is not None else ()
+    for authority in authorities:
+        verdict = state.dm2_guard.check(authority, dev_id, header, method=request.method, uri=request.raw_path,
+                                        realm=state.server_id)
+        if verdict.user is not None:
+            note_address(state, request)
+            return None
+    return refused
 
 
 def unauthorized(state: ServerState, realm: str, verdict: Verdict) -> web.Response:

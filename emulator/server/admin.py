@@ -1,8 +1,11 @@
 """``/admin/...``: the reference server's control surface (:mod:`emulator.server.control`) over HTTP.
 
-- ``POST /admin/notify/<DevID>[?req_mos=1][&server_id=ID]``: queue a DM 2.0 notification for the
-  push channel; with ``&to=<listener URL>[&protocol=dm2|dm12]`` POST it to a reachable device's
-  notification listener instead (200 when the listener took it, 502 with its answer if not).
+- ``POST /admin/notify/<DevID>[?req_mos=1][&server_id=ID][&protocol=dm2|dm12]``: queue a notification
+  for the push channel (``dm12``: a DM 1.x Package 0, DM 1.3's HTTP push binding); with ``&to=<listener
+  URL>`` POST it to a reachable device's notification listener instead (200 when the listener took
+  it, 502 with its answer if not).
+- ``POST /admin/bootstrap/<DevID>[?sec=USERPIN]``: server-initiated bootstrap (DM 1.3): a new DM 1.x
+  account for the device, queued on its push channel as a MAC'd bootstrap message.
 - ``POST /admin/script/<DevID>`` with JSON ``{"steps": [...]}`` or ``{"flow": "plan"}``: set the DM 2.0
   script (``*`` = every device without its own).
 - ``POST /admin/flow/<DevID>`` with JSON ``{"flow": "lawmo"|"scomo", "protocol": "dm2"|"dm12", ...}``
@@ -83,11 +86,18 @@ async def notify(request: web.Request, control: ServerControl) -> web.Response:
     notice = await control.notify(dev_id, protocol, listener=to, req_mos=req_mos,
                                   server_id=request.query.get("server_id"))
     if notice.sent is None:
-        return web.json_response({"device": dev_id, "notification_id": notice.notification_id, "req_mos": req_mos})
+        return web.json_response({"device": dev_id, "protocol": protocol, "channel": "push",
+                                  "notification_id": notice.notification_id, "req_mos": req_mos})
     sent = notice.sent
     return web.json_response({"device": dev_id, "protocol": protocol, "to": to, "delivered": sent.delivered,
                               "listener_status": sent.status, "detail": sent.detail,
                               "notification_id": sent.notification_id}, status=200 if sent.delivered else 502)
+
+
+async def bootstrap(request: web.Request, control: ServerControl) -> web.Response:
+    dev_id = request.match_info["dev"]
+    server_id = control.push_bootstrap(dev_id, request.query.get("sec", "USERPIN"))
+    return web.json_response({"device": dev_id, "server_id": server_id, "channel": "push"})
 
 
 async def script(request: web.Request, control: ServerControl) -> web.Response:
@@ -188,6 +198,7 @@ def setup_admin(app: web.Application) -> ServerControl:
     """Mount ``/admin/...`` on a server whose state is ``app[STATE_KEY]``; its control surface back."""
     control = app[CONTROL_KEY] = ServerControl(app[STATE_KEY])
     app.router.add_post(ADMIN + "/notify/{dev}", _answers(notify))
+    app.router.add_post(ADMIN + "/bootstrap/{dev}", _answers(bootstrap))
     app.router.add_post(ADMIN + "/script/{dev}", _answers(script))
     app.router.add_post(ADMIN + "/flow/{dev}", _answers(flow_start))
     app.router.add_get(ADMIN + "/flow/{dev}", _answers(flow_get))

@@ -10,6 +10,11 @@ authority this server plays on ``/dm12`` (its ``server_id``), with secrets made 
 alone and auth-SHA256 both ways; the DM 1.x side is told the same account at once, so the device's
 first management session authenticates. 401 for a device that cannot prove its factory secret,
 404 when the DM 1.x side is not set up; a repeated bootstrap gives the device fresh secrets.
+
+The same account goes out in a server-initiated bootstrap (:meth:`emulator.server.control.
+ServerControl.push_bootstrap`: :func:`provision`, wrapped by :mod:`emulator.protocol.syncml.bootstrap`
+and queued on the device's push channel), and ``GET /.well-known/dm-bootstrap`` answers bootstrap
+server discovery with this server's ``/bootstrap`` URL.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import binascii
 import hmac
 import secrets
 from dataclasses import replace
+from functools import lru_cache
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -26,11 +32,14 @@ from aiohttp import web
 from emulator.device.profile import AccountSpec, fill
 from emulator.mo.bootstrap import BASIC_USER
 from emulator.server.authorities import SecretPair, UserRule
-from emulator.server.state import STATE_KEY, base_url
+from emulator.server.state import STATE_KEY, ServerState, base_url
 from emulator.tree import Tree
 from emulator.tree.tnds import TNDS_XML, export_tnds
 
 ROUTE = "/bootstrap"
+DISCOVERY = "/.well-known/dm-bootstrap"
+"""Bootstrap server discovery (RFC 8615 well-known URI, README "DM 1.3"): where a device asks the
+network it is attached to for its bootstrap server."""
 
 
 def factory_secrets() -> list[str]:
@@ -63,35 +72,73 @@ def bootstrap_document(server_id: str, name: str, server_uri: str, dev_id: str, 
     return export_tnds(tree, f"./DMAcc/{server_id}", mask_secrets=False)
 
 
+@lru_cache(maxsize=1)
+def _known_secrets() -> tuple[str, ...]:
+    return tuple(factory_secrets()) or ("",)
+
+
+def factory_secret_for(dev_id: str) -> str:
+    """The factory secret a device of a shipped profile holds (its DevID's profile first), '' if none:
+    the key of the USERPIN MAC of a pushed bootstrap."""
+    from emulator.server.authorities import dev_id_prefix, readable_profiles
+
+    boots = [p for p in readable_profiles() if p.bootstrap is not None]
+    owner = next((p for p in boots if dev_id.startswith(dev_id_prefix(p.identity) or "\x00")), None)
+    owner = owner or (boots[0] if len(boots) == 1 else None)
+    return fill(owner.bootstrap.secret, {"dev_id": dev_id}) if owner is not None and owner.bootstrap else ""
+
+
+def factory_ok(header: str | None, dev_id: str) -> bool:
+    """HTTP Basic ``bootstrap:<factory secret of dev_id>``: a factory-fresh device proving who it is."""
+    given = _basic(header)
+    return given is not None and given[0] == BASIC_USER and any(
+        s and hmac.compare_digest(given[1].encode(), fill(s, {"dev_id": dev_id}).encode()) for s in _known_secrets())
+
+
+def provision(state: ServerState, dev_id: str, base: str, *, keep: bool = False) -> tuple[str, bytes]:
+    """Make a DM 1.x account for ``dev_id`` on the ``/dm12`` side: (ServerID, its TNDS document).
+
+    Fresh secrets for this device alone; the DM 1.x authority learns them at once, so the device's
+    first session authenticates. ``keep``: the pairs the device may hold already stay valid too (a
+    pushed bootstrap the device may refuse must not lock out the account it has)."""
+    dm12 = state.dm12
+    config = dm12.config
+    sid = config.server_id
+    authority = dm12.authority(sid)
+    pair = SecretPair(secrets.token_urlsafe(18), secrets.token_urlsafe(18))
+    rule = UserRule(dev_id, pair, dev_id=dev_id, client_auth="sha256", server_auth="sha256")
+    others = tuple(r for r in authority.users if r.dev_id != dev_id)
+    held: tuple[UserRule, ...] = ()
+    if keep:
+        held = tuple(r for r in authority.users if r.dev_id == dev_id) or tuple(
+            UserRule(user, old, dev_id=dev_id) for user, old in authority.expected(dev_id) or ())
+    config.authorities[sid] = replace(authority, users=others + held + (rule,))
+    if not keep:
+        dm12.nonces.pop((sid, dev_id), None)  # a new account: the factory nonces again
+    state.bootstraps.append(dev_id)
+    return sid, bootstrap_document(sid, f"{sid} (bootstrapped)", f"{base}/dm12", dev_id, pair)
+
+
 def setup_bootstrap(app: web.Application) -> None:
-    """Add ``GET /bootstrap/<DevID>``; the factory secrets are learnt once, at the first request."""
-    known: list[str] = []
+    """Add ``GET /bootstrap/<DevID>`` and ``GET /.well-known/dm-bootstrap`` (bootstrap server
+    discovery: the URL of ``/bootstrap``, ``text/uri-list``)."""
 
     async def handle(request: web.Request) -> web.Response:
         state = request.app[STATE_KEY]
-        dm12 = state.dm12
-        if dm12 is None:
+        if state.dm12 is None:
             return web.Response(status=404, text="this server plays no DM 1.x authority to bootstrap devices for")
         dev_id = unquote(request.match_info["dev"])
-        if not known:
-            known.extend(factory_secrets() or [""])
-        given = _basic(request.headers.get("Authorization"))
-        ok = given is not None and given[0] == BASIC_USER and any(
-            s and hmac.compare_digest(given[1].encode(), fill(s, {"dev_id": dev_id}).encode()) for s in known)
-        if not ok:
+        if not factory_ok(request.headers.get("Authorization"), dev_id):
             return web.Response(status=401, text="a bootstrap needs the device's factory secret "
                                                  "(HTTP Basic: user bootstrap, the profile's bootstrap secret)",
                                 headers={"WWW-Authenticate": 'Basic realm="dm-emulator bootstrap"'})
-        config = dm12.config
-        sid = config.server_id
-        authority = dm12.authority(sid)
-        pair = SecretPair(secrets.token_urlsafe(18), secrets.token_urlsafe(18))
-        rule = UserRule(dev_id, pair, dev_id=dev_id, client_auth="sha256", server_auth="sha256")
-        users = tuple(r for r in authority.users if r.dev_id != dev_id) + (rule,)
-        config.authorities[sid] = replace(authority, users=users)
-        dm12.nonces.pop((sid, dev_id), None)  # a new account: the factory nonces again
-        state.bootstraps.append(dev_id)
-        body = bootstrap_document(sid, f"{sid} (bootstrapped)", f"{base_url(request)}/dm12", dev_id, pair)
+        _sid, body = provision(state, dev_id, base_url(request))
         return web.Response(status=200, body=body, headers={"Content-Type": TNDS_XML})
 
+    async def discover(request: web.Request) -> web.Response:
+        if request.app[STATE_KEY].dm12 is None:
+            return web.Response(status=404, text="this server is no bootstrap server")
+        return web.Response(text=f"{base_url(request)}{ROUTE}\r\n", content_type="text/uri-list")
+
     app.router.add_get(ROUTE + "/{dev}", handle)
+    app.router.add_get(DISCOVERY, discover)

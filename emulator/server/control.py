@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal, cast
 
 from emulator.errors import EmulatorError
+from emulator.protocol.syncml.codes import MEDIA_NOTIFICATION as DM12_NOTIFICATION
 from emulator.protocol.values import DmProtocol
 from emulator.server import mo_flows
 from emulator.server.accounts import ServerAccount, account_from_json, install
@@ -55,13 +56,13 @@ class ServerControl:
     async def notify(self, dev_id: str, protocol: str = "dm2", *, listener: str | None = None,
                      req_mos: bool = False, server_id: str | None = None) -> Notice:
         """Notify ``dev_id`` over the channel a real server would use: POSTed to its notification
-        ``listener`` when it can be reached there, else (DM 2.0 only: DM 1.2 has no push channel)
-        queued for its push long-poll. EmulatorError (400/404) before anything is sent."""
+        ``listener`` when it can be reached there, else queued for its push long-poll (a DM 1.x
+        Package 0 too: DM 1.3's HTTP push binding). EmulatorError (400/404) before anything is sent."""
         proto = check_protocol(protocol)
         if listener is None:
-            if proto != "dm2":
-                raise EmulatorError("only DM 2.0 notifications wait on the push channel; send a DM 1.2 "
-                                    "Package 0 to the device's listener (to=<URL>)", status=400)
+            if proto == "dm12":
+                self.state.push(dev_id, self.package0(dev_id, "dm12", server_id=server_id), DM12_NOTIFICATION)
+                return Notice(dev_id, proto, "push")
             notification_id = self.state.notify(dev_id, req_mos=req_mos, server_id=server_id)
             return Notice(dev_id, proto, "push", notification_id)
         check_target(listener)
@@ -79,6 +80,29 @@ class ServerControl:
         if self.state.dm12 is None:
             raise EmulatorError("the DM 1.2 side of this server is not set up", status=404)
         return self.state.dm12.build_package0(dev_id, **options)
+
+    def push_bootstrap(self, dev_id: str, method: str = "USERPIN") -> str:
+        """Server-initiated bootstrap (DM 1.3): a new DM 1.x account for ``dev_id`` (as ``GET
+        /bootstrap`` makes one), sent as a WBXML bootstrap message MAC'd with the device's factory
+        secret (``SEC=USERPIN``) and queued on its push channel; the ServerID back. The accounts the
+        device may hold stay valid (it refuses a bootstrap when it has one). EmulatorError (400/404)
+        before anything is made."""
+        from emulator.protocol.syncml.bootstrap import METHODS, build_bootstrap
+        from emulator.server.bootstrap import factory_secret_for, provision
+
+        if method not in METHODS:
+            raise EmulatorError(f"unknown bootstrap security {method!r} ({', '.join(METHODS)})", status=400)
+        if self.state.dm12 is None:
+            raise EmulatorError("the DM 1.2 side of this server is not set up", status=404)
+        key = factory_secret_for(dev_id)
+        if not key:
+            raise EmulatorError(f"no shipped profile gives {dev_id!r} a factory bootstrap secret to MAC with",
+                                status=404)
+        base = self.state.base_url.rstrip("/")
+        server_id, tnds = provision(self.state, dev_id, base, keep=True)
+        body, ctype = build_bootstrap(tnds, dev_id=dev_id, server_uri=f"{base}/bootstrap", key=key, method=method)
+        self.state.push(dev_id, body, ctype)
+        return server_id
 
     # ------------------------------------------------------------------ scripts
 

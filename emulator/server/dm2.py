@@ -14,7 +14,11 @@ Routes (mounted by :func:`setup_dm2`):
 - ``GET /repo/<path>``: the data repository (MO serialization for HGET); ``PUT``/``POST`` store
   what devices send (HPUT/HPOST/SUB pushes) in the device's log and at that path.
 - ``GET /push/<DevID>`` (also under ``/dm2`` and ``/dm20``): long-poll for a Package#0
-  (200 + ``application/vnd.oma.dm.notification``, 204 after ``state.push_wait_s``), 1.19 item 6.
+  (200 + ``application/vnd.oma.dm.notification``, 204 after ``state.push_wait_s``), 1.19 item 6;
+  the same channel is DM 1.3's HTTP push binding: a DM 1.x Package 0
+  (``application/vnd.syncml.notification``) or a bootstrap message waits there too
+  (:meth:`ServerState.push`), for a device that authenticates with a DM 1.x account or, factory-fresh,
+  with its bootstrap secret (:func:`emulator.server.access.push_problem`).
 
 Notifications, scripts and what the server saw are driven from outside through
 :mod:`emulator.server.control` (``/admin/...``: :mod:`emulator.server.admin`).
@@ -59,7 +63,7 @@ from emulator.protocol.dm2.messages import (
 )
 from emulator.protocol.dm2.moser import decode_mos
 from emulator.server import mo_flows
-from emulator.server.access import device_problem, note_address, unauthorized
+from emulator.server.access import device_problem, note_address, push_problem, unauthorized
 from emulator.server.authorities import learn_authorities
 from emulator.server.routes import (
     ALERTS_SUFFIX,
@@ -68,7 +72,16 @@ from emulator.server.routes import (
     PUSH_PREFIXES,
     REPO,
 )
-from emulator.server.state import STATE_KEY, ServerState, Step, UiSession, Upload, base_url, repo_url
+from emulator.server.state import (
+    STATE_KEY,
+    ServerState,
+    Step,
+    UiSession,
+    Upload,
+    base_url,
+    pushed_media,
+    repo_url,
+)
 from emulator.server.tls import peer_common_name
 from emulator.server.ui_flows import FLOWS, flow_result, open_ui, ui_url
 from emulator.tree.clienturi import format_client_uri
@@ -405,7 +418,7 @@ async def push(request: web.Request) -> web.Response:
     wait = state.push_wait_s
     with contextlib.suppress(ValueError):  # a bad ?wait= keeps the server's own limit
         wait = min(wait, max(0.0, float(request.query.get("wait", wait))))
-    refused = device_problem(request, request.match_info["dev"])
+    refused = push_problem(request, request.match_info["dev"])
     if refused is not None:
         return refused
     queue = state.push_queue(request.match_info["dev"])
@@ -423,7 +436,7 @@ async def push(request: web.Request) -> web.Response:
     if request.transport is None or request.transport.is_closing():
         queue.put_nowait(raw)  # the device stopped waiting (left NAT, went away): keep it for the next poll
         return web.Response(status=204)
-    return web.Response(body=raw, content_type=media.NOTIFICATION)
+    return web.Response(body=bytes(raw), headers={"Content-Type": pushed_media(raw)})
 
 
 PUSH_CLOSING = web.AppKey("push_closing", asyncio.Event)

@@ -88,8 +88,10 @@ class Dm2Guard:
     # ----------------------------------------------------------------------------- verification
 
     def check(self, authority: Authority, dev_id: str, header: str | None, *, method: str, uri: str,
-              peer_cn: str | None = None) -> Verdict:
-        """Whether this request may act for ``dev_id`` with ``authority`` (see the module doc)."""
+              peer_cn: str | None = None, realm: str | None = None) -> Verdict:
+        """Whether this request may act for ``dev_id`` with ``authority`` (see the module doc).
+        ``realm``: the Digest realm the route challenged with (default: the authority's ServerID;
+        the push channel challenges with one realm for every authority)."""
         if peer_cn is not None and peer_cn == dev_id and not header:
             return Verdict(dev_id, None, "client certificate")
         if not header:
@@ -100,7 +102,7 @@ class Dm2Guard:
         if scheme.lower() == "basic":
             return self._basic(authority, dev_id, rest)
         if scheme.lower() == "digest":
-            return self._digest(authority, dev_id, rest, method=method, uri=uri)
+            return self._digest(authority, dev_id, rest, method=method, uri=uri, realm=realm)
         return Verdict(None, None, f"authentication scheme {scheme[:20]!r} is not accepted (Basic or Digest)")
 
     def _basic(self, authority: Authority, dev_id: str, token: str) -> Verdict:
@@ -116,14 +118,16 @@ class Dm2Guard:
                     return self._accept(authority, dev_id, user, pair, "basic")
         return Verdict(None, None, "wrong user or secret for this DevID")
 
-    def _digest(self, authority: Authority, dev_id: str, rest: str, *, method: str, uri: str) -> Verdict:
+    def _digest(self, authority: Authority, dev_id: str, rest: str, *, method: str, uri: str,
+                realm: str | None = None) -> Verdict:
+        expected_realm = realm
         params = {m.group(1).lower(): unquote(m.group(2)) for m in _PARAM.finditer(rest)}
         realm, nonce, user = params.get("realm", ""), params.get("nonce", ""), params.get("username", "")
         algorithm = params.get("algorithm", "MD5").upper()
         if algorithm not in DIGEST_ALGORITHMS:
             return Verdict(None, None, f"Digest algorithm {algorithm[:20]!r} is not offered")
-        if realm != authority.server_id:
-            return Verdict(None, None, f"Digest realm must be {authority.server_id!r}")
+        if realm != (expected_realm or authority.server_id):
+            return Verdict(None, None, f"Digest realm must be {expected_realm or authority.server_id!r}")
         if params.get("uri") != uri:
             return Verdict(None, None, "Digest uri does not match the request")
         age = self.nonce_age(nonce, realm)

@@ -49,6 +49,23 @@ shown" when the session ended before the device opened it (the device's own word
 flow is a UserOutcome)."""
 
 
+class Pushed(bytes):
+    """A message waiting on a device's push channel with the media type it goes out with: a DM 1.x
+    Package 0 or a bootstrap message (plain ``bytes`` in the queue are a DM 2.0 Package#0)."""
+
+    media: str
+
+    def __new__(cls, raw: bytes, media_type: str) -> Pushed:
+        item = super().__new__(cls, raw)
+        item.media = media_type
+        return item
+
+
+def pushed_media(item: bytes) -> str:
+    """The Content-Type a push channel answers with for one queued item."""
+    return item.media if isinstance(item, Pushed) else media.NOTIFICATION
+
+
 @dataclass(slots=True)
 class Upload:
     """Something a device PUT or POSTed to the data repository (HPUT/HPOST/SUB push)."""
@@ -204,6 +221,10 @@ class ServerState:
         if queue is None:
             queue = self._push[dev_id] = asyncio.Queue()
         return queue
+
+    def push(self, dev_id: str, raw: bytes, media_type: str) -> None:
+        """Queue a DM 1.x message (a Package 0, a bootstrap) for ``dev_id``'s push channel."""
+        self.push_queue(dev_id).put_nowait(Pushed(raw, media_type))
 
     def notify(self, dev_id: str, *, req_mos: bool = False, now: float | None = None,
                server_id: str | None = None) -> int:

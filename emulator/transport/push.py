@@ -7,10 +7,17 @@ to the :data:`~emulator.transport.listener.Deliver` callback (the fleet's ``rece
 which checks it as any other (DM-HLF-002, DM-HLF-008).
 
 Which devices poll follows their bearers: a device whose current bearer is behind NAT and that has a
-DM 2.0 account polls; one that leaves NAT (or the fleet) stops, one that enters NAT starts. Bearers
+DM 2.0 account, or is a DM 1.3 device, polls; one that leaves NAT (or the fleet) stops, one that enters NAT starts. Bearers
 change without an event of their own, so a watcher looks every ``recheck_s``: a handful of attribute
 reads per device, nothing that touches the tree. A device polls each distinct server its DM 2.0
 accounts name, once (the reference server has one push queue per device for all its authorities).
+
+DM 1.3's HTTP push binding is the same channel (README "DM 1.3" [P]): a DM 1.3 device also polls the
+servers of its DM 1.x accounts (HTTP Digest, or Basic for a Basic account, with the account's
+client credentials), and a factory-fresh one with no account polls the origin of its BootConfig's
+bootstrap server (Basic ``bootstrap`` and its factory secret), for a server-initiated bootstrap. A
+DM 1.x Package 0 (``application/vnd.syncml.notification``) goes to ``deliver`` as "dm12"; a bootstrap
+message (``application/vnd.syncml.dm+wbxml; SEC=..; MAC=..``) to the ``bootstrap`` callback.
 
 The long-polls use their own pooled transport, so held requests never take the connections that
 sessions need. It allows ``max_connections`` (1000) at once: beyond that many devices behind NAT,
@@ -29,14 +36,19 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Protocol
 from urllib.parse import quote, urlsplit
 
+from emulator.mo import bootstrap as boot
 from emulator.mo.accounts import Account
 from emulator.protocol.actions import HttpResult, header
 from emulator.protocol.dm2.digest import DigestClient
 from emulator.protocol.dm2.media import HEADER_DEVID
 from emulator.transport.http import HttpTransport, TlsConfig
-from emulator.transport.listener import Deliver
+from emulator.transport.listener import Deliver, Delivery
+from emulator.tree import Tree
 
 log = logging.getLogger(__name__)
+
+DM_MESSAGE = "application/vnd.syncml.dm+"
+"""What the media type of a DM message pushed to a device starts with: a bootstrap (README "DM 1.3")."""
 
 PUSH_WAIT_S = 25.0
 """How long one long-poll asks the server to hold (the reference server's own limit)."""
@@ -67,6 +79,12 @@ class Pollable(Protocol):
 
     def accounts(self, protocol: str | None = None) -> list[Account]: ...
 
+    @property
+    def tree(self) -> Tree: ...
+
+    @property
+    def dm_version(self) -> str: ...
+
 
 class PushPoller:
     """``PushPoller(devices, deliver).start()`` keeps the long-polls of the devices behind NAT; ``await stop()``.
@@ -78,7 +96,8 @@ class PushPoller:
     before each poll); ``server_uri`` polls ``<server_uri>/push/<DevID>`` instead of the accounts'
     origins (an explicit endpoint); ``nat_only=False`` polls every watched device whatever its bearer
     (a server that only queues notifications); ``ready(dev_id)`` is awaited before each poll (a crashed
-    device waits for its restart); ``on_problem(dev_id, text)`` hears once why a device cannot poll.
+    device waits for its restart); ``on_problem(dev_id, text)`` hears once why a device cannot poll;
+    ``bootstrap(dev_id, body, content_type)`` takes a pushed bootstrap message (None: refused unread).
     """
 
     def __init__(
@@ -96,6 +115,7 @@ class PushPoller:
         max_connections: int = 1000,
         ready: Callable[[str], Awaitable[object]] | None = None,
         on_problem: Callable[[str, str], None] | None = None,
+        bootstrap: Callable[[str, bytes, str], Delivery] | None = None,
     ) -> None:
         self.devices = devices
         self.deliver = deliver
@@ -107,6 +127,7 @@ class PushPoller:
         self.recheck_s = recheck_s
         self.ready = ready
         self.on_problem = on_problem
+        self.bootstrap = bootstrap
         self._owns_transport = transport is None
         longest = wait_s if isinstance(wait_s, int | float) else PUSH_WAIT_S
         self.transport = transport or HttpTransport(timeout=longest + 10, max_connections=max_connections)
@@ -175,16 +196,30 @@ class PushPoller:
     # ------------------------------------------------------------------ one device
 
     def urls(self, dev: Pollable, wait: float) -> list[tuple[str, TlsConfig, Account]]:
-        """The long-poll requests of one device: one per distinct server of its DM 2.0 accounts, each
-        with the account whose TLS settings and HTTP credentials it uses (a push channel hands out a
+        """The long-poll requests of one device: one per distinct server of its DM 2.0 accounts (and,
+        DM 1.3, of its DM 1.x accounts, or its bootstrap server while it is factory-fresh), each with
+        the account whose TLS settings and HTTP credentials it uses (a push channel hands out a
         device's notifications, so the server asks who is polling)."""
+        accounts = dev.accounts("dm2")
+        if dev.dm_version == "1.3":
+            accounts = accounts + dev.accounts("dm12") or self._factory(dev)
         out: dict[str, tuple[TlsConfig, Account]] = {}
-        for account in dev.accounts("dm2"):
+        for account in accounts:
             base = self.server_uri or push_base(account.server_uri)
             if base:
                 url = f"{base}/push/{quote(dev.id, safe=':@')}?wait={wait:g}"
                 out.setdefault(url, (TlsConfig.for_account(account), account))
         return [(url, tls, account) for url, (tls, account) in out.items()]
+
+    @staticmethod
+    def _factory(dev: Pollable) -> list[Account]:
+        """A factory-fresh DM 1.3 device waits for a pushed bootstrap where its bootstrap server is,
+        proving itself with its factory secret (HTTP Basic user ``bootstrap``, as its GET does)."""
+        entry = boot.pending(dev.tree)
+        if entry is None or not entry.server_uri:
+            return []
+        return [Account(server_id=boot.BASIC_USER, protocol="dm12", server_uri=entry.server_uri, auth="basic",
+                        client_user=boot.BASIC_USER, client_secret=entry.secret)]
 
     def _credentials(self, dev_id: str, account: Account, url: str) -> dict[str, str]:
         """The headers of one poll: the DevID, and Basic, or Digest once the server has challenged."""
@@ -194,7 +229,7 @@ class PushPoller:
         basic = basic_auth(account)
         if basic:
             headers["Authorization"] = basic
-        elif account.auth == "digest":
+        elif _digest(account):
             digest = self._digests.get((dev_id, account.server_id))
             value = digest.authorization("GET", request_uri(url)) if digest is not None else None
             if value:
@@ -203,7 +238,7 @@ class PushPoller:
 
     def _challenged(self, dev_id: str, account: Account, result: HttpResult) -> bool:
         """A 401 a Digest account can answer: True when the poll should go again at once."""
-        if result.status != 401 or account.auth != "digest":
+        if result.status != 401 or not _digest(account):
             return False
         challenge = header(result.headers, "www-authenticate") or ""
         digest = self._digests.setdefault((dev_id, account.server_id),
@@ -229,8 +264,8 @@ class PushPoller:
             wait = self.wait_s() if callable(self.wait_s) else self.wait_s
             requests = self.urls(dev, wait)
             if not requests:
-                self._problem(dev_id, "cannot wait for notifications: it has no DM 2.0 account with an "
-                                      "http(s) server address")
+                self._problem(dev_id, "cannot wait for notifications: it has no DM 2.0 account (nor, DM 1.3, "
+                                      "a DM 1.x account or a bootstrap server) with an http(s) server address")
                 await asyncio.sleep(self.backoff[1])
                 continue
             self._complained.discard(dev_id)
@@ -259,7 +294,19 @@ class PushPoller:
             log.debug("%s: push %s: %s", dev_id, url, result.error or f"HTTP {result.status}")
             return False
         ctype = header(result.headers, "content-type") or ""
+        if DM_MESSAGE in ctype.lower():  # a server-initiated bootstrap (DM 1.3; XML is refused there)
+            if self.bootstrap is None:
+                log.info("%s: a pushed bootstrap message, and nothing here takes bootstraps", dev_id)
+            elif self.bootstrap(dev_id, result.body, ctype).known:
+                self.delivered += 1
+            return True
         protocol = "dm12" if "syncml" in ctype.lower() else "dm2"
         if self.deliver(dev_id, result.body, protocol).known:  # (not when it left the fleet meanwhile)
             self.delivered += 1
         return True
+
+
+def _digest(account: Account) -> bool:
+    """Whether a poll authenticates with HTTP Digest: a DM 2.0 Digest account, or any DM 1.x account
+    that is not Basic (its secret never goes over the wire; the server challenges first)."""
+    return account.auth == "digest" or (account.protocol == "dm12" and account.auth != "basic")

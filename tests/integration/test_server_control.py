@@ -18,7 +18,7 @@ from emulator.protocol.dm2.notification import parse_notification
 from emulator.server.app import start_server
 from emulator.server.control import ServerControl
 from emulator.server.dm2 import demo_script, script_for
-from emulator.server.state import ServerState
+from emulator.server.state import ServerState, pushed_media
 from emulator.util.admin_token import admin_headers
 
 
@@ -34,11 +34,11 @@ def test_without_a_listener_a_dm2_notification_waits_on_the_push_channel():
     assert state.device("IMEI:1").notifications_sent == [notice.notification_id]
 
 
-def test_a_dm12_notification_needs_a_listener_and_nothing_is_built_without_one():
+def test_a_dm12_notification_on_the_push_channel_needs_the_dm12_side_and_nothing_is_queued_without_it():
     state = ServerState()
-    with pytest.raises(EmulatorError, match="push channel") as caught:
+    with pytest.raises(EmulatorError, match="DM 1.2 side") as caught:
         asyncio.run(ServerControl(state).notify("IMEI:1", "dm12"))
-    assert caught.value.status == 400
+    assert caught.value.status == 404
     assert not state.dm2_devices and state.push_queue("IMEI:1").empty()
 
 
@@ -128,7 +128,11 @@ def test_the_admin_api_answers_with_what_the_control_surface_says():
     server, out = asyncio.run(main())
     status, text = out["push"]
     assert status == 200 and json.loads(text)["req_mos"] is True
-    assert out["dm12 push"][0] == 400 and "push channel" in out["dm12 push"][1]
+    status, text = out["dm12 push"]  # DM 1.3's HTTP push binding: a DM 1.x Package 0 waits on the channel
+    assert status == 200 and json.loads(text)["protocol"] == "dm12"
+    queued = [server.state.push_queue("IMEI:1").get_nowait() for _ in range(2)]
+    assert [pushed_media(q) for q in queued] == ["application/vnd.oma.dm.notification",
+                                                 "application/vnd.syncml.notification"]
     assert out["bad to"][0] == 400
     status, text = out["unreachable"]
     assert status == 502 and json.loads(text)["delivered"] is False

@@ -50,3 +50,43 @@ def test_a_document_beyond_one_account_is_refused_whole():
     with pytest.raises(EmulatorError) as again:  # one account per ServerID
         bootstrap.apply_bootstrap(dev.tree, entry, doc)
     assert again.value.status == 418
+
+
+# ---------------------------------------------------------------------------- bootstrap server discovery
+
+
+def _uri_list(url: str, size: int) -> bytes:
+    """A text/uri-list of exactly ``size`` bytes naming ``url`` (comment lines pad it)."""
+    body = f"{url}\r\n".encode()
+    pad = size - len(body)
+    return (b"#" + b"c" * (pad - 3) + b"\r\n" + body) if pad else body
+
+
+def test_discovery_takes_the_first_uri_of_a_uri_list_at_the_exact_limit():
+    url = "https://bootstrap.example.net/bootstrap"
+    assert bootstrap.discovered_uri(_uri_list(url, bootstrap.MAX_DISCOVERY)) == url
+    assert bootstrap.discovered_uri(b"# the operator's\r\nhttp://127.0.0.1:8700/bootstrap\r\nhttps://other/\r\n") == \
+        "http://127.0.0.1:8700/bootstrap"
+    with pytest.raises(EmulatorError, match="exceeds the limit of 2048"):
+        bootstrap.discovered_uri(_uri_list(url, bootstrap.MAX_DISCOVERY + 1))
+
+
+@pytest.mark.parametrize("answer, why", [
+    (b"", "names no bootstrap server"),
+    (b"# only a comment\r\n\r\n", "names no bootstrap server"),
+    (b"\xff\xfe", "not UTF-8"),
+    (b"https://a.example/boot strap", "not one URI"),
+    (b"http://203.0.113.9/bootstrap", "https://"),
+    (b"ftp://bootstrap.example/", "https://"),
+    (b"javascript:alert(1)", "https://"),
+])
+def test_a_bad_discovery_answer_is_refused(answer, why):
+    with pytest.raises(EmulatorError, match=why):
+        bootstrap.discovered_uri(answer)
+
+
+def test_an_entry_with_no_server_is_pending_discovery():
+    dev = _fresh()
+    dev.tree.set_node("./BootConfig/1/ServerURI", "", access=frozenset({"Get"}))
+    entry = bootstrap.pending(dev.tree)
+    assert entry is not None and entry.server_uri == ""
