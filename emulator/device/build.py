@@ -17,11 +17,16 @@ import base64
 from emulator.device.identity import Identity, make_identity
 from emulator.device.profile import AccountSpec, BearerSpec, Profile, fill
 from emulator.errors import FileFormatError
-from emulator.mo import behaviours, bootstrap, connmo, diagmon, dm13
+from emulator.mo import behaviours, bootstrap, connmo, dm13
 from emulator.mo.accounts import AUTH_TYPES, DM1_ROOT, DM2_ROOT, DMACC_1, DMACC_2, decode_nonce
 from emulator.tree import Tree
 from emulator.tree import uri as uris
 from emulator.tree.ddf import NodeDesc, load_builtin
+from emulator.tree.ddfwrite import MIME
+from emulator.tree.ddfwrite import fill_required as _fill_required
+from emulator.tree.ddfwrite import write_interior as _interior
+from emulator.tree.ddfwrite import write_leaf as _leaf
+from emulator.tree.ddfwrite import write_values as _values
 from emulator.tree.uri import UriLimits
 
 DEVINFO_1 = "urn:oma:mo:oma-dm-devinfo:1.0"
@@ -31,62 +36,6 @@ DEVINFO_2 = "urn:oma:mo:oma-dm-devinfo:1.2"
 SESSIONINFO_2 = "urn:oma:mo:oma-sessioninfomo:1.0"
 BEARER_MO = "com.dmemulator/1.0/Bearer"
 OPENV_MO = "com.dmemulator/1.0/OpEnv"
-MIME = "text/plain"
-
-
-def _leaf(tree: Tree, desc: NodeDesc | None, uri: str, value: object, *, acl: str | None = None) -> None:
-    fmt = desc.format if desc is not None else "chr"
-    if isinstance(value, bool):
-        text: str | bytes | None = "true" if value else "false"
-        fmt = "bool" if desc is None else fmt
-    elif value is None:
-        text = None
-    else:
-        text = value if isinstance(value, bytes) else str(value)
-    tree.set_node(
-        uri, text, format=fmt, type=(desc.mime[0] if desc is not None and desc.mime else MIME),
-        permanent=desc is not None and desc.scope == "Permanent",
-        access=desc.access if desc is not None and desc.access else None, acl=acl,
-    )
-
-
-def _interior(tree: Tree, desc: NodeDesc | None, uri: str, *, mo_type: str = "", acl: str | None = None) -> None:
-    tree.set_node(
-        uri, format="node", type=mo_type or (desc.ddf_name or "" if desc is not None else ""),
-        permanent=desc is not None and desc.scope == "Permanent",
-        access=desc.access if desc is not None and desc.access else None, acl=acl,
-    )
-
-
-def _values(tree: Tree, desc: NodeDesc, base: str, values: dict[str, object]) -> None:
-    """Write a profile table into an MO following its DDF (nested tables = interior nodes)."""
-    for key, value in values.items():
-        child = desc.child(key)
-        uri = f"{base}/{key}"
-        if isinstance(value, dict):
-            _interior(tree, child, uri)
-            if child is not None:
-                _values(tree, child, uri, value)
-        else:
-            _leaf(tree, child, uri, value)
-
-
-_EMPTY = {"int": "0", "bool": "false", "float": "0", "node": None}
-
-
-def _fill_required(tree: Tree, desc: NodeDesc, base: str) -> None:
-    """Create the named nodes the DDF requires that the profile left out, with their defaults."""
-    for child in desc.children:
-        if child.name is None or child.occurrence.min < 1:
-            continue
-        uri = f"{base}/{child.name}"
-        if not tree.exists(uri):
-            if child.format == "node":
-                _interior(tree, child, uri)
-            else:
-                _leaf(tree, child, uri, child.default if child.default is not None else _EMPTY.get(child.format, ""))
-        if child.format == "node":
-            _fill_required(tree, child, uri)
 
 
 def _bearers(tree: Tree, base: str, bearers: tuple[BearerSpec, ...]) -> None:
@@ -95,6 +44,7 @@ def _bearers(tree: Tree, base: str, bearers: tuple[BearerSpec, ...]) -> None:
     item = desc.child("x") or desc
     for b in bearers:
         write_bearer(tree, f"{base}/{b.name}", b, item)
+    connmo.install_bearer_checks(tree, base)  # a server's write of a bearer's State moves the transport
 
 
 def write_bearer(tree: Tree, uri: str, b: BearerSpec, item: NodeDesc | None = None) -> None:
@@ -188,16 +138,6 @@ def _build_template(profile: Profile) -> Tree:
         _interior(tree, sess, "./DM2/SessionInfo", mo_type=SESSIONINFO_2)
         _values(tree, sess, "./DM2/SessionInfo", {"CBT": "3", "ROAMING": "2"})
         behaviours.register(tree)
-    dm12_acl = None
-    if dm12_servers:
-        ids = "+".join(dm12_servers)
-        dm12_acl = f"Get=*&Add={ids}&Replace={ids}&Delete={ids}&Exec={ids}"
-    for base, on in ((diagmon.DM1_BASE, dm1), (diagmon.DM2_BASE, dm2)):
-        if on:
-            _diagmon(tree, base, profile, acl=dm12_acl if base == diagmon.DM1_BASE else None)
-    for base, on in ((connmo.DM1_BASE, dm1), (connmo.DM2_BASE, dm2)):
-        if on:
-            _connmo(tree, base, profile, acl=dm12_acl if base == connmo.DM1_BASE else None)
     if profile.environments:
         env_desc = load_builtin(OPENV_MO).root
         _interior(tree, env_desc, "./OpEnv", mo_type=OPENV_MO)
@@ -216,7 +156,7 @@ def _build_template(profile: Profile) -> Tree:
     kinds = behaviours.mo_kinds() if any(b.mo for b in profile.behaviours) else {}
     for b in profile.behaviours:  # a declared managed object: its subtree, as its kind builds it
         if b.mo:
-            kinds[b.mo].install(tree, b.node, dict(b.settings))
+            kinds[b.mo].install(tree, b.node, dict(b.settings), profile)
     for b in profile.behaviours:  # a declared node the profile did not build is an executable leaf
         if not b.mo and "*" not in uris.split(b.node) and not tree.exists(b.node):
             tree.set_node(b.node, "", format="chr", type=MIME)
@@ -234,46 +174,6 @@ def write_dm1_account(tree: Tree, acc: AccountSpec) -> None:
     its bootstrap documents with it too)."""
     dmacc = load_builtin(DMACC_1).root
     _dm1_account(tree, dmacc.child("x") or dmacc, acc)
-
-
-def _diagmon(tree: Tree, base: str, profile: Profile, *, acl: str | None) -> None:
-    """The DiagMon object (:mod:`emulator.mo.diagmon`): readings are written by the device when it
-    samples; three disabled traps; the checks of what a server may write."""
-    desc = load_builtin(diagmon.MOID).root
-    _interior(tree, desc, base, mo_type=diagmon.MOID, acl=acl)
-    _fill_required(tree, desc, base)
-    radios = diagmon.radios_of([(b.name, b.type, b.up) for b in profile.bearers])
-    radio = (desc.child("Radio") or desc).child("x")
-    for r in radios:
-        _interior(tree, radio, f"{base}/Radio/{r.name}")
-        _values(tree, radio, f"{base}/Radio/{r.name}", {"Signal": int(r.typical), "Up": r.up}) if radio else None
-    trap = (desc.child("Trap") or desc).child("x")
-    first = f"Radio/{radios[0].name}/Signal" if radios else None
-    for name, measure, threshold in (("Battery", "Battery/Level", 15), ("Memory", "Memory/Free", 65536),
-                                     ("Signal", first, -110)):
-        if measure is None or trap is None:
-            continue
-        _interior(tree, trap, f"{base}/Trap/{name}")
-        _values(tree, trap, f"{base}/Trap/{name}", {"Measure": measure, "Condition": "below",
-                                                   "Threshold": threshold, "Enabled": False,
-                                                   "State": "inactive", "ServerID": ""})
-    _leaf(tree, (desc.child("Memory") or desc).child("Total"), f"{base}/Memory/Total",
-          diagmon.Readings.for_device(profile.name).memory_total)
-    _leaf(tree, (desc.child("ErrorLog") or desc).child("Upload"), f"{base}/ErrorLog/Upload", "")
-    diagmon.install_checks(tree, base)
-
-
-def _connmo(tree: Tree, base: str, profile: Profile, *, acl: str | None) -> None:
-    """The ConnMO-style object (:mod:`emulator.mo.connmo`): one NAP per bearer."""
-    desc = load_builtin(connmo.MOID).root
-    _interior(tree, desc, base, mo_type=connmo.MOID, acl=acl)
-    _interior(tree, desc.child("NAP"), f"{base}/NAP")
-    first_up = next((b.name for b in profile.bearers if b.up), "")
-    _leaf(tree, desc.child("PrefConRef"), f"{base}/PrefConRef", first_up)
-    _leaf(tree, desc.child("Active"), f"{base}/Active", first_up)
-    for b in profile.bearers:
-        connmo.write_nap(tree, base, b.name, b.type, b.up, b.address)
-    connmo.install_checks(tree, base)
 
 
 def _dm1_account(tree: Tree, desc: NodeDesc, acc: AccountSpec) -> None:

@@ -569,6 +569,9 @@ class _ProfileReader(TomlChecker):
         self.dm_uri((*path, "node"), node)
         if "*" in uri_mod.split(node):
             raise self.fail((*path, "node"), "a managed object's root names one node (no * segments)")
+        roots = kinds[kind].roots
+        if roots and node not in roots:
+            raise self.fail((*path, "node"), f"{kind} lives at {' or '.join(roots)}, not {node[:80]!r}")
         settings = d.get("settings", {})
         if not isinstance(settings, dict):
             raise self.fail((*path, "settings"), f"expected a table, got {type_name(settings)}")

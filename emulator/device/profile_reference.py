@@ -124,8 +124,16 @@ DOCS: dict[str, str] = {
     "behaviours.mo": "Instead of steps, a whole managed object whose state machine the emulator implements: "
     "`fumo` (firmware update, OMA FUMO; its knobs in README \"Firmware campaigns\"), `lawmo` (lock and wipe, "
     "OMA LAWMO), `scomo` (software components, OMA SCOMO; both in README \"How DM 2.0 is read here\"). "
-    "`node` is then the "
-    "instance root (DM 1.2 path, or `./DM2/<MO name>/<MIID>` for DM 2.0).",
+    "`diagmon` (diagnostics: readings, traps, the error log; at `./DiagMon` for DM 1.2, `./DM2/DiagMon` "
+    "for DM 2.0) and `connmo` (connectivity under server control; at `./ConnMO`, `./DM2/ConnMO`), both in "
+    "README \"How DM is read here\". `node` is then the "
+    "instance root (DM 1.2 path, or `./DM2/<MO name>/<MIID>` for DM 2.0). An object not declared is not in "
+    "the device's tree (a server's Get of it is 404) and costs the device nothing. The shipped profiles "
+    "declare what the device has: `smartphone`, `smartphone-dm13`, `smartphone-dm13-fresh`, "
+    "`tablet-dual-env`, `home-gateway` and `vehicle-telematics` (a battery or a power supply and radios a "
+    "server watches) have `diagmon` and `connmo` for each protocol they speak; `nbiot-sensor` (a "
+    "constrained sensor with 2 KB messages) and `windows-laptop` (managed through its own `./Vendor/MSFT` "
+    "nodes) have neither.",
     "behaviours.settings": "With `mo`: the object's knobs (e.g. fumo's `install_s`, `reboot_s`, `battery`, "
     "`min_battery`, `consent`, `fail`, `free_bytes`, `download_kbps`); unknown ones are refused.",
     "behaviours.steps.set": "Table of node URI = value to set.",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, replace
-from functools import partial
 from typing import Any
 
 from emulator.device.apps import AppRegistry, Fetch
@@ -18,7 +17,7 @@ from emulator.device.environments import Environment, install_identities, instal
 from emulator.device.identity import Identity
 from emulator.device.profile import BearerSpec, Profile
 from emulator.errors import EmulatorError
-from emulator.events import DeviceStateChanged, EventBus, TreeChanged
+from emulator.events import AlertRaised, DeviceStateChanged, EventBus, TreeChanged
 from emulator.mo import connmo, diagmon
 from emulator.mo.accounts import DM1_ROOT, DM2_ROOT, Account, pick_account, read_accounts
 from emulator.mo.authorities import Conflicts, ManagedTree
@@ -89,8 +88,6 @@ class VirtualDevice:
         self._environments: dict[str, Environment] | None = None
         self.behaviours = DeviceBehaviours(profile.behaviours, seed=f"{profile.name}:{index}")
         self.behaviours.device = self  # what a managed object needs of its device (LAWMO's factory reset)
-        self.diagnostics = diagmon.Diagnostics(f"{profile.name}:{index}", {
-            p: base for p, base in diagmon.BASES.items() if p in profile.protocols}, self.behaviours.start_operation)
         self.preferred = self.bearer  # ConnMO PrefConRef: the bearer the next session should use
         self.connectivity: list[connmo.Change] = []  # server writes that take effect when the session ends
         self.partial_objects: dict[str, Any] = {}  # ServerID -> a DM 1.2 large object a cut session left
@@ -104,8 +101,8 @@ class VirtualDevice:
             found = connmo.server_change(change)
             if found is not None:
                 self.connectivity.append(found)
-            elif "/Trap/" in change.path:
-                self.diagnostics.note_server_write(self.tree, change.path, change.by)
+            elif "/Trap/" in change.path and (diag := self.diagnostics) is not None:
+                diag.note_server_write(self.tree, change.path, change.by)
         self.bus.publish(TreeChanged(self.id, change))
 
     def __repr__(self) -> str:
@@ -118,8 +115,6 @@ class VirtualDevice:
             tree.on_exec("/".join((root, "*", *DELEGATE_LEAF)), lambda t, r: self.delegations.exec_delegate(t, r))
             tree.on_exec("/".join((root, "*", *REVOKE_LEAF)), lambda t, r: self.delegations.exec_revoke(t, r))
         self.behaviours.attach(tree)
-        for protocol, base in self.diagnostics.bases.items():
-            tree.on_exec(f"{base}/ErrorLog/Upload", partial(self.diagnostics.exec_upload, protocol=protocol, base=base))
         if any(e.own_identity for e in self.profile.environments):
             install_identities(tree, self.profile.environments, self.id)
 
@@ -174,7 +169,8 @@ class VirtualDevice:
     def managed_tree(self, account: Account, session_id: str) -> ManagedTree:
         """The tree for one session of ``account``: priority and delegation rules on top of the ACLs."""
         return ManagedTree(self.tree, server_id=account.server_id, priority=account.priority, session=session_id,
-                           conflicts=self.conflicts, delegations=self.delegations, bus=self.bus, device_id=self.id)
+                           conflicts=self.conflicts, delegations=self.delegations, bus=self.bus, device_id=self.id,
+                           on_read=self._before_read if self.diagnostics is not None else None)
 
     @property
     def environments(self) -> list[Environment]:
@@ -305,12 +301,36 @@ class VirtualDevice:
                 self.set_bearer(pref.name)
         if said and self.bearer != before:
             said.append(f"now on {self.bearer or 'no bearer (offline)'}")
-        if said:
-            self.diagnostics.log(self.tree, self.tree.clock(), "connectivity: " + ", ".join(said))
+        if said and (diag := self.diagnostics) is not None:
+            diag.log(self.tree, self.tree.clock(), "connectivity: " + ", ".join(said))
         return said
+
+    @property
+    def diagnostics(self) -> diagmon.Diagnostics | None:
+        """The device's DiagMon side; None when its profile declares no DiagMon (it then has no
+        DiagMon subtree and never samples)."""
+        return diagmon.of(self.behaviours)
 
     def sample_diagnostics(self, now: float) -> list[diagmon.TrapFired]:
         """Measure now (battery, memory, radio signal per bearer), write the DiagMon values and
-        return the traps that just fired (their alerts are the driver's to send)."""
+        return the traps that just fired; each is told on the bus and becomes an operation that sends
+        its TrapNotification (the driver continues it). Nothing without a DiagMon."""
+        diag = self.diagnostics
+        if diag is None:
+            return []
         radios = diagmon.radios_of([(b.name, b.spec.type, b.up) for b in self.bearers.values()])
-        return self.diagnostics.sample(self.tree, now, radios)
+        fired = diag.sample(self.tree, now, radios)
+        for trap in fired:
+            self.bus.publish(AlertRaised(self.id, "diagnostics trap", f"{trap.source}: {trap.text}",
+                                         {"server": trap.server_id, "protocol": trap.protocol}))
+            self.behaviours.start_operation(diag.trap_operation(trap))
+        return fired
+
+    def _before_read(self, uri: str | tuple[str, ...]) -> None:
+        """A server reads ``uri``: when that reads DiagMon values older than ``SAMPLE_GAP_S``, the
+        device measures first (what a real device does when asked, not around every session)."""
+        diag = self.diagnostics
+        if diag is not None and diag.covers(uri):
+            now = self.tree.clock()
+            if diag.due(now):
+                self.sample_diagnostics(now)

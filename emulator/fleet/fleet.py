@@ -380,8 +380,7 @@ class Fleet:
         from emulator.fleet.engines import finish_engine, make_engine  # engines pull in the protocol stacks
         from emulator.transport.link import BearerLink
 
-        retries = BEARER_RETRIES
-        self._quietly(dev, self._sample)  # fresh readings for a server that reads them
+        retries = BEARER_RETRIES  # (DiagMon readings: measured when a server reads them, VirtualDevice._before_read)
         while True:
             link = BearerLink(self.transport, dev)
             tls = TlsConfig.for_account(account)
@@ -482,14 +481,20 @@ class Fleet:
 
     def _after_session(self, dev: VirtualDevice, *, done: SessionDone) -> None:
         """What a session leaves for the device to do once it ended: connectivity writes take effect
-        (ConnMO), a failure goes to the error log, log uploads start, the readings are sampled again
-        (a trap the session armed may fire at once) and an armed device keeps sampling."""
+        (ConnMO), a failure goes to the error log, log uploads start; with a trap armed or changed, the
+        readings are sampled again (a trap the session armed may fire at once) and the device keeps
+        sampling. A device without DiagMon, or with no trap armed, does none of that."""
         changed = dev.apply_connectivity()
         if changed:
             self.bus.publish(AlertRaised(dev.id, "connectivity", ", ".join(changed), {"bearer": dev.bearer}))
+        diag = dev.diagnostics
+        if diag is None:
+            return
         if done.outcome != "completed":
-            dev.diagnostics.log(dev.tree, time.time(), f"session {done.outcome}: {done.detail}"[:200])
-        self._sample(dev)
+            diag.log(dev.tree, time.time(), f"session {done.outcome}: {done.detail}"[:200])
+        when = time.time()
+        if diag.due_after_session(dev.tree, when):
+            self._sample(dev, when, force=True)
 
     def _quietly(self, dev: VirtualDevice, work: Callable[[VirtualDevice], object]) -> None:
         """Run ``work`` as part of a session: its tree changes are saved with the session's, at its end,
@@ -511,25 +516,24 @@ class Fleet:
         return self._sample(self.device(dev_id), now, force=True)
 
     def _sample(self, dev: VirtualDevice, now: float | None = None, *, force: bool = False) -> int:
+        diag = dev.diagnostics
+        if diag is None:
+            return 0  # (no DiagMon declared: nothing to measure)
         when = time.time() if now is None else now
-        if not force and not dev.diagnostics.due(when):
-            return 0  # (sampled moments ago: a session's readings are at most SAMPLE_GAP_S old)
-        fired = dev.sample_diagnostics(when)
-        for trap in fired:
-            self.bus.publish(AlertRaised(dev.id, "diagnostics trap", f"{trap.source}: {trap.text}",
-                                         {"server": trap.server_id, "protocol": trap.protocol}))
-            dev.behaviours.start_operation(dev.diagnostics.trap_operation(trap))
+        if not force and not diag.due(when):
+            return 0  # (sampled moments ago: readings are at most SAMPLE_GAP_S old)
+        fired = dev.sample_diagnostics(when)  # (each trap that fired: told on the bus, its alert an operation)
         if fired:
             self._continue_behaviours(dev)
-        if dev.id not in self._watchers and dev.diagnostics.armed(dev.tree):
+        if dev.id not in self._watchers and diag.armed(dev.tree):
             self._watchers[dev.id] = asyncio.ensure_future(self._watch(dev))
         return len(fired)
 
     async def _watch(self, dev: VirtualDevice) -> None:
         """Sample an armed device every SampIntrvl seconds until no trap is enabled (or it left)."""
         try:
-            while self.devices.get(dev.id) is dev and dev.diagnostics.armed(dev.tree):
-                await asyncio.sleep(dev.diagnostics.interval(dev.tree))
+            while self.devices.get(dev.id) is dev and (diag := dev.diagnostics) is not None and diag.armed(dev.tree):
+                await asyncio.sleep(diag.interval(dev.tree))
                 if self.devices.get(dev.id) is dev:
                     self._sample(dev, force=True)  # (its watcher is this task: no second one starts)
         finally:

@@ -16,13 +16,14 @@ An MO instance is the innermost interior node whose Type is an MO identifier (``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from emulator.errors import EmulatorError
 from emulator.events import AlertRaised, EventBus
 from emulator.mo.instances import instance_of
-from emulator.tree import Tree
+from emulator.tree import NodeInfo, Tree
 from emulator.tree import uri as uris
 from emulator.tree.tree import LOCAL
 
@@ -105,10 +106,15 @@ class ManagedTree:
     Everything not defined here is the tree's own attribute, so the engines cannot tell the difference.
     """
 
-    __slots__ = ("_bus", "_conflicts", "_delegations", "_device_id", "_tree", "priority", "server_id", "session")
+    __slots__ = ("_bus", "_conflicts", "_delegations", "_device_id", "_on_read", "_tree", "priority", "server_id",
+                 "session")
 
     def __init__(self, tree: Tree, *, server_id: str, priority: int, session: str, conflicts: Conflicts,
-                 delegations: Delegations | None = None, bus: EventBus | None = None, device_id: str = "") -> None:
+                 delegations: Delegations | None = None, bus: EventBus | None = None, device_id: str = "",
+                 on_read: Callable[[str | Path], None] | None = None) -> None:
+        """``on_read``: told the URI of every server Get before the tree answers it (the device
+        measures the values a server is about to read: DiagMon)."""
+        self._on_read = on_read
         self._tree = tree
         self.server_id = server_id
         self.priority = priority
@@ -147,6 +153,11 @@ class ManagedTree:
     def _alert(self, alert_type: str, detail: str, data: dict[str, Any]) -> None:
         if self._bus is not None:
             self._bus.publish(AlertRaised(self._device_id, alert_type, detail, data))
+
+    def get(self, uri: str | Path, *, by: str | None = LOCAL) -> NodeInfo:
+        if by is not None and self._on_read is not None:
+            self._on_read(uri)
+        return self._tree.get(uri, by=by)
 
     # ------------------------------------------------------------------ changes
 

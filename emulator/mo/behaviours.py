@@ -9,13 +9,12 @@ the device's firmware version, so a demonstrator sees the result in the tree.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from emulator.mo.fumo import set_firmware
-from emulator.mo.operations import AlertOut, MoKind, OperationRun, check_settings
+from emulator.mo.operations import AlertOut, DeviceRandom, MoKind, OperationRun, check_settings
 from emulator.tree import Tree
 from emulator.tree import uri as uris
 from emulator.tree.tree import ExecRequest, TreeEvent
@@ -139,7 +138,7 @@ class BehaviourRun:
 
     behaviour: Behaviour
     request: ExecRequest
-    rng: random.Random
+    rng: DeviceRandom
     index: int = 0
     result: int = 200
     failed: bool = False
@@ -204,7 +203,7 @@ class DeviceBehaviours:
 
     def __init__(self, behaviours: tuple[Behaviour, ...], seed: str) -> None:
         self.behaviours = behaviours
-        self.rng = random.Random(seed)
+        self.rng = DeviceRandom(seed)
         self.jobs: list[Job] = []
         self.mo_state: dict[str, object] = {}  # declared managed objects' own state, by root node
         self.device: Any = None  # the VirtualDevice these belong to (set by it): a factory reset, its profile
@@ -275,7 +274,7 @@ class DeviceBehaviours:
 def mo_kinds() -> dict[str, MoKind]:
     """Every managed object a profile may declare (``[[behaviours]] mo = ...``), by name: the
     modules that implement them are imported here, and register themselves."""
-    from emulator.mo import fumo, lawmo, scomo  # noqa: F401
+    from emulator.mo import connmo, diagmon, fumo, lawmo, scomo  # noqa: F401
     from emulator.mo.operations import MO_KINDS
 
     return MO_KINDS

@@ -25,10 +25,16 @@ a PrefConRef naming no bearer, an empty SSID) is answered 400 and changes nothin
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from emulator.mo.operations import DeviceRandom, MoKind, register_mo
+from emulator.mo.standard import dm12_object_acl
 from emulator.tree import Tree
 from emulator.tree import uri as uris
+from emulator.tree.ddf import load_builtin
+from emulator.tree.ddfwrite import write_interior, write_leaf
 from emulator.tree.tree import TreeEvent, Value
 
 MOID = "urn:oma:mo:ext-dmemulator-connmo:1.0"
@@ -67,13 +73,17 @@ def _printable(limit: int, what: str):  # noqa: ANN202 (a ValueCheck)
 
 
 def install_checks(tree: Tree, base: str) -> None:
-    """What a server may write into the ConnMO object at ``base`` and the bearer MOs (400 otherwise)."""
+    """What a server may write into the ConnMO object at ``base`` (400 otherwise)."""
     tree.on_value(f"{base}/NAP/*/State", _check_state)
     tree.on_value(f"{base}/PrefConRef", _check_pref)
     tree.on_value(f"{base}/NAP/*/APN", _printable(APN_MAX, "APN"))
     tree.on_value(f"{base}/NAP/*/SSID", _printable(SSID_MAX, "SSID"))
-    for bearers in BEARER_BASES:
-        tree.on_value(f"{bearers}/*/State", _check_state)
+
+
+def install_bearer_checks(tree: Tree, bearers: str) -> None:
+    """What a server may write into a bearer MO's ``State`` (every device has one, with or without
+    ConnMO: its State is the same switch)."""
+    tree.on_value(f"{bearers}/*/State", _check_state)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,3 +140,30 @@ def _put(tree: Tree, uri: str, value: str) -> None:
         tree.set_node(uri, value)
     elif tree.value(uri) != value:
         tree.replace(uri, value)
+
+
+# ---------------------------------------------------------------------------------------------
+# the managed object a profile declares: [[behaviours]] mo = "connmo", node = "./ConnMO"
+
+
+def install(tree: Tree, root: str, settings: Mapping[str, object], profile: Any) -> None:
+    """The ConnMO-style object at ``root`` of a profile's template tree: one NAP per bearer."""
+    desc = load_builtin(MOID).root
+    write_interior(tree, desc, root, mo_type=MOID, acl=dm12_object_acl(profile, root))
+    write_interior(tree, desc.child("NAP"), f"{root}/NAP")
+    first_up = next((b.name for b in profile.bearers if b.up), "")
+    write_leaf(tree, desc.child("PrefConRef"), f"{root}/PrefConRef", first_up)
+    write_leaf(tree, desc.child("Active"), f"{root}/Active", first_up)
+    for b in profile.bearers:
+        write_nap(tree, root, b.name, b.type, b.up, b.address)
+    install_checks(tree, root)
+
+
+def _attach(behaviours: Any, tree: Tree, declared: Any, rng: DeviceRandom) -> None:
+    """Nothing per device: the device moves its transport on the writes :func:`server_change` finds,
+    and writes its NAPs where the tree has them."""
+
+
+register_mo(MoKind("connmo", {}, install, _attach, None,
+                   "connectivity (a ConnMO-style object, DM-HLF-007): the preferred bearer, each bearer's "
+                   "state, APN and SSID; a write moves the device's transport", roots=(DM1_BASE, DM2_BASE)))

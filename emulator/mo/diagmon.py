@@ -36,9 +36,12 @@ What comes from OMA and what is the project's choice [P]:
   battery drains a few percent an hour and recharges at 15 %, free memory swings around a third of
   the total, each radio's signal drifts around its technology's typical level.
 - A trap fires once when its condition becomes true (inactive -> active: one TrapNotification), and
-  re-arms when it becomes false again; it is evaluated whenever the device samples (before and after
-  every session, every ``SampIntrvl`` seconds while one is enabled, and when a local event changes a
-  value).
+  re-arms when it becomes false again; it is evaluated whenever the device samples: when a server
+  reads the values (:meth:`Diagnostics.covers`, at most every :data:`SAMPLE_GAP_S`), after a session
+  that changed a trap or while one is enabled, every ``SampIntrvl`` seconds while one is enabled, and
+  when a local event changes a value. A device whose DiagMon no server reads or arms never samples.
+- A profile declares the object (``[[behaviours]] mo = "diagmon"``, at ``./DiagMon`` and/or
+  ``./DM2/DiagMon``); a device whose profile does not has no DiagMon at all.
 
 This module is sans-IO: time comes in as an argument; the log upload is an operation
 (:mod:`emulator.mo.operations`: a :class:`~emulator.mo.operations.Send`, then its OperationComplete
@@ -52,13 +55,18 @@ import math
 import random
 import zlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from emulator.mo.operations import Fetched, OperationRun, Send, Steps
-from emulator.tree import Tree
+from emulator.mo.operations import DeviceRandom, Fetched, MoKind, OperationRun, Send, Steps, register_mo
+from emulator.mo.standard import dm12_object_acl, protocol_of
+from emulator.tree import Tree, TreeError
 from emulator.tree import uri as uris
+from emulator.tree.ddf import load_builtin
+from emulator.tree.ddfwrite import fill_required, write_interior, write_leaf, write_values
 from emulator.tree.tree import ExecRequest, Value, format_tstamp
 
 MOID = "urn:oma:mo:oma-diagmon:1.0"
@@ -77,7 +85,7 @@ def device_written(path: str) -> bool:
 SAMPLE_MIN_S, SAMPLE_MAX_S, SAMPLE_DEFAULT_S = 1, 86400, 60
 """``SampIntrvl``: seconds between samples while a trap is enabled (a server's value outside is 400)."""
 SAMPLE_GAP_S = 10.0
-"""A session finds readings at most this old: the device samples around a session only when its last
+"""A server's read finds readings at most this old: the device samples before it only when its last
 sample is older (or a server changed a trap); a watcher's and a local event's samples always run."""
 THRESHOLD_LIMIT = 10**12
 """A trap's Threshold must be an integer with ``abs(n) < THRESHOLD_LIMIT`` (else 400)."""
@@ -297,17 +305,51 @@ class Diagnostics:
     an :class:`UploadJob` in :attr:`jobs` for the driver (:meth:`take_jobs`).
     """
 
+    __slots__ = ("_log", "_readings", "bases", "fired", "last_sample", "seed", "start", "traps_touched")
+
     def __init__(self, seed: str, bases: dict[str, str],
                  start: Callable[[OperationRun], int] | None = None) -> None:
         """``start``: how an operation is handed to the device's driver (its behaviours'
-        ``start_operation``: 202, or 500 when the device holds too many)."""
-        self.readings = Readings.for_device(seed)
+        ``start_operation``: 202, or 500 when the device holds too many). The readings and the log
+        are made when first needed: a device whose DiagMon no server reads costs little."""
+        self.seed = seed
         self.bases = bases
         self.start = start
-        self.log_lines: deque[str] = deque(maxlen=LOG_MAX_ENTRIES)
+        self._readings: Readings | None = None
+        self._log: deque[str] | None = None
         self.last_sample: float | None = None
         self.traps_touched = False  # a server wrote into a trap since the last sample
         self.fired: list[TrapFired] = []  # every trap that fired, oldest first (the newest 100)
+
+    @property
+    def readings(self) -> Readings:
+        if self._readings is None:
+            self._readings = Readings.for_device(self.seed)
+        return self._readings
+
+    @property
+    def log_lines(self) -> deque[str]:
+        if self._log is None:
+            self._log = deque(maxlen=LOG_MAX_ENTRIES)
+        return self._log
+
+    @property
+    def settings(self) -> dict[str, object]:
+        """DiagMon has no knobs (a scenario's ``configure`` of it changes nothing)."""
+        return {}
+
+    def covers(self, uri: str | tuple[str, ...]) -> bool:
+        """Whether reading ``uri`` reads some of the DiagMon values (a node in a base, or above one)."""
+        try:
+            segs = uri if isinstance(uri, tuple) else uris.split(uri.partition("?")[0])
+        except TreeError:
+            return False  # a malformed URI: the tree answers it
+        for base in self.bases.values():
+            b = uris.split(base)
+            n = min(len(b), len(segs))
+            if segs[:n] == b[:n]:
+                return True
+        return False
 
     # ------------------------------------------------------------------ the error log
 
@@ -317,7 +359,7 @@ class Diagnostics:
         self._write_log(tree)
 
     def log_text(self) -> str:
-        return "".join(line + "\n" for line in self.log_lines)
+        return "".join(line + "\n" for line in self._log or ())
 
     def _write_log(self, tree: Tree) -> None:
         text = self.log_text()
@@ -357,8 +399,14 @@ class Diagnostics:
         return fired
 
     def due(self, now: float) -> bool:
-        """Whether a sample around a session should run now (see :data:`SAMPLE_GAP_S`)."""
+        """Whether a server's read should find new readings (see :data:`SAMPLE_GAP_S`)."""
         return self.traps_touched or self.last_sample is None or not 0 <= now - self.last_sample < SAMPLE_GAP_S
+
+    def due_after_session(self, tree: Tree, now: float) -> bool:
+        """Whether the device samples when a session ended: a server changed a trap (an armed trap may
+        fire at once), or a trap is armed and the last sample is older than :data:`SAMPLE_GAP_S`. A
+        device with no trap armed samples only when a server reads its values."""
+        return self.traps_touched or (self.due(now) and self.armed(tree))
 
     def set_value(self, measure: str, value: int | None) -> None:
         """A local event fixes a reading (the battery drops to 5 %); None lets it move again."""
@@ -491,3 +539,61 @@ def radios_of(bearers: list[tuple[str, str, bool]]) -> list[Radio]:
         if level is not None:
             out.append(Radio(name, level, up))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the managed object a profile declares: [[behaviours]] mo = "diagmon", node = "./DiagMon"
+
+
+def install(tree: Tree, root: str, settings: Mapping[str, object], profile: Any) -> None:
+    """The DiagMon object at ``root`` of a profile's template tree: readings as the profile's
+    bearers give them (the device writes new ones when it samples); three disabled traps; the checks
+    of what a server may write."""
+    desc = load_builtin(MOID).root
+    write_interior(tree, desc, root, mo_type=MOID, acl=dm12_object_acl(profile, root))
+    fill_required(tree, desc, root)
+    radios = radios_of([(b.name, b.type, b.up) for b in profile.bearers])
+    radio = (desc.child("Radio") or desc).child("x")
+    for r in radios:
+        write_interior(tree, radio, f"{root}/Radio/{r.name}")
+        if radio is not None:
+            write_values(tree, radio, f"{root}/Radio/{r.name}", {"Signal": int(r.typical), "Up": r.up})
+    trap = (desc.child("Trap") or desc).child("x")
+    first = f"Radio/{radios[0].name}/Signal" if radios else None
+    for name, measure, threshold in (("Battery", "Battery/Level", 15), ("Memory", "Memory/Free", 65536),
+                                     ("Signal", first, -110)):
+        if measure is None or trap is None:
+            continue
+        write_interior(tree, trap, f"{root}/Trap/{name}")
+        write_values(tree, trap, f"{root}/Trap/{name}", {"Measure": measure, "Condition": "below",
+                                                        "Threshold": threshold, "Enabled": False,
+                                                        "State": "inactive", "ServerID": ""})
+    write_leaf(tree, (desc.child("Memory") or desc).child("Total"), f"{root}/Memory/Total",
+               Readings.for_device(profile.name).memory_total)
+    write_leaf(tree, (desc.child("ErrorLog") or desc).child("Upload"), f"{root}/ErrorLog/Upload", "")
+    install_checks(tree, root)
+
+
+def of(behaviours: Any) -> Diagnostics | None:
+    """A device's diagnostics (its behaviours' ``mo_state``); None when its profile declares no DiagMon."""
+    for state in behaviours.mo_state.values():
+        if isinstance(state, Diagnostics):
+            return state
+    return None
+
+
+def _attach(behaviours: Any, tree: Tree, declared: Any, rng: DeviceRandom) -> None:
+    """One device's :class:`Diagnostics`, shared by its DiagMon roots (one per protocol): the same
+    readings and error log whichever protocol reads them."""
+    diag = of(behaviours)
+    if diag is None:
+        diag = Diagnostics(behaviours.rng.seed, {}, behaviours.start_operation)
+    protocol = protocol_of(declared.node)
+    diag.bases[protocol] = declared.node
+    behaviours.mo_state[declared.node] = diag
+    tree.on_exec(f"{declared.node}/ErrorLog/Upload", partial(diag.exec_upload, protocol=protocol, base=declared.node))
+
+
+register_mo(MoKind("diagmon", {}, install, _attach, None,
+                   "diagnostics (OMA DiagMon, the project's subset): battery, memory and radio readings, "
+                   "traps, the error log and its upload", roots=(DM1_BASE, DM2_BASE)))

@@ -1,5 +1,6 @@
 """OMA download descriptors (DLOTA 1.0 ``application/vnd.oma.dd+xml``): the device reads one, the
-reference server writes one, so both sides agree on one reading.
+reference server writes one, so both sides agree on one reading; and the download that follows one
+(:func:`download`), the same for every managed object that downloads a package (FUMO, SCOMO).
 
 A descriptor names the object (``objectURI``), its ``size`` and ``type``, and where the device
 posts its install status (``installNotifyURI``, DLOTA status codes such as ``900 Success``). The
@@ -11,10 +12,13 @@ no objectURI, a size that is no whole number >= 0, more than :data:`MAX_DESCRIPT
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass
+from typing import Any
 from xml.sax.saxutils import escape
 
 from emulator.errors import EmulatorError
+from emulator.mo.operations import Action, Fetch, Fetched, Send
 from emulator.util import xmlsafe
 
 DD_TYPE = "application/vnd.oma.dd+xml"
@@ -88,3 +92,74 @@ def build_descriptor(d: Descriptor) -> bytes:
 def status_line(code: int) -> bytes:
     """The install-notify body for ``code`` (``900 Success``)."""
     return f"{code} {STATUS.get(code, '')}".strip().encode()
+
+
+# ---------------------------------------------------------------------------------------------
+# following a descriptor (the download of an operation, sans-IO: it yields the operation's actions)
+
+PROBLEMS = ("bad descriptor", "too large", "corrupt")
+"""Why a download through a descriptor failed where the fetch itself did not: the descriptor cannot
+be used, it announces more than the device has room for (nothing more is fetched), or the object's
+SHA-256 is not the one it announces. Each MO maps these (and a failed fetch) onto its result codes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Downloaded:
+    """How :func:`download` ended: the last fetch (the object's, or the only one when the URL gave the
+    object itself), the descriptor it followed (None: none), and ``problem`` (one of :data:`PROBLEMS`,
+    "" for none) with ``error`` in words."""
+
+    fetched: Fetched
+    descriptor: Descriptor | None = None
+    problem: str = ""
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.fetched.ok and not self.problem
+
+
+def download(url: str, room: int, rate_kbps: float = 0.0) -> Generator[Action, Any, Downloaded]:
+    """Fetch ``url``; when the answer is a descriptor, fetch the object it names (its size announced:
+    another size is a failed fetch, ``size mismatch``) and check its SHA-256. ``room``: the most the
+    device takes. ``yield from`` it in an operation's steps; :func:`notify` then tells the descriptor's
+    installNotifyURI how it ended."""
+    fetched: Fetched = yield Fetch(url, room, keep_types=(DD_TYPE,), rate_kbps=rate_kbps)
+    if not fetched.ok or fetched.content_type.split(";")[0].strip().lower() != DD_TYPE:
+        return Downloaded(fetched)
+    try:
+        dd = parse_descriptor(fetched.body or b"")
+    except BadDescriptor as exc:
+        return Downloaded(fetched, None, "bad descriptor", str(exc))
+    if dd.size > room:
+        return Downloaded(fetched, dd, "too large", f"the descriptor announces {dd.size} bytes, room for {room}")
+    fetched = yield Fetch(dd.object_uri, room, expect_size=dd.size, rate_kbps=rate_kbps)
+    if fetched.ok and dd.sha256 and fetched.digest != dd.sha256:
+        return Downloaded(fetched, dd, "corrupt", "the object's SHA-256 is not the one its descriptor announces")
+    return Downloaded(fetched, dd)
+
+
+def install_status(got: Downloaded, succeeded: bool) -> int:
+    """The DLOTA status a device posts for a download whose operation ended ``succeeded`` or not [P]:
+    900 Success; 901 Insufficient memory (more than the device's room); 905 Attribute mismatch (a size
+    or SHA-256 other than the descriptor's); 903 Loss of Service (no answer, a cut connection); 952
+    Device Aborted (the download was good, the device ended the operation itself); 954 Loader Error
+    (any other failure of the fetch)."""
+    if succeeded:
+        return 900
+    outcome = got.fetched.outcome
+    if got.problem == "too large" or outcome == "too large":
+        return 901
+    if got.problem == "corrupt" or outcome == "size mismatch":
+        return 905
+    if outcome == "network":
+        return 903
+    return 952 if got.ok else 954
+
+
+def notify(got: Downloaded, code: int) -> Send | None:
+    """The install-notify POST of DLOTA status ``code`` (:data:`STATUS`) for a download that followed
+    a descriptor naming an installNotifyURI; None otherwise."""
+    if got.descriptor is None or not got.descriptor.install_notify_uri:
+        return None
+    return Send("POST", got.descriptor.install_notify_uri, status_line(code), "text/plain")

@@ -23,12 +23,20 @@ the project's reading, in :func:`download_failure` and the README's "How DM is r
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping
 from typing import Any
 
-from emulator.mo.dlota import DD_TYPE, BadDescriptor, parse_descriptor, status_line
-from emulator.mo.operations import Enter, Fetch, Fetched, MoKind, OperationRun, Send, Steps, Wait, register_mo
+from emulator.mo import dlota
+from emulator.mo.operations import (
+    DeviceRandom,
+    Enter,
+    Fetched,
+    MoKind,
+    OperationRun,
+    Steps,
+    Wait,
+    register_mo,
+)
 from emulator.mo.standard import check_common, draw_failure
 from emulator.tree import Tree
 from emulator.tree import uri as uris
@@ -75,6 +83,10 @@ DROPS_PACKAGE = frozenset({402, 403, 404, 405})
 """Update failures after which the package is dropped (State 80, "no data"): it is unusable [P]."""
 
 LOW_BATTERY = 450
+DESCRIPTOR_CODES = {"bad descriptor": 500, "too large": 501, "corrupt": 402}
+"""A download through a descriptor that failed (:data:`emulator.mo.dlota.PROBLEMS`) [P]: a descriptor
+the device cannot use is the alternate download server's error, one announcing more than the room is
+out of memory, an object whose SHA-256 is not the announced one is a corrupted package."""
 
 SETTINGS: dict[str, object] = {
     "install_s": 5.0,  # seconds State stays at 60 (installing)
@@ -133,7 +145,7 @@ def _build(tree: Tree, desc: NodeDesc, path: str, *, root: bool = False) -> None
                   access=desc.access or None)
 
 
-def install(tree: Tree, root: str, settings: Mapping[str, object]) -> None:
+def install(tree: Tree, root: str, settings: Mapping[str, object], profile: Any = None) -> None:
     """The instance's subtree at ``root``, from the shipped DDF, State 10."""
     _build(tree, load_builtin(FUMO_MOID).root, root, root=True)
 
@@ -164,7 +176,7 @@ def download_failure(f: Fetched) -> int:
 class Fumo:
     """One device's FUMO instances: the Exec handlers and the packages they hold."""
 
-    def __init__(self, behaviours: Any, root: str, settings: Mapping[str, object], rng: random.Random) -> None:
+    def __init__(self, behaviours: Any, root: str, settings: Mapping[str, object], rng: DeviceRandom) -> None:
         self.behaviours = behaviours
         self.root = root
         self.settings: dict[str, Any] = dict(settings)  # the profile's, then a scenario's (DeviceBehaviours.configure)
@@ -233,40 +245,23 @@ class Fumo:
 
     def _download(self, tree: Tree, node: str, injected: int) -> Any:
         yield self._state(tree, 30)
-        url = self._value(tree, f"{node}/PkgURL")
         room = int(self.settings["free_bytes"])
-        rate = float(self.settings["download_kbps"])
-        fetched: Fetched = yield Fetch(url, room, keep_types=(DD_TYPE,), rate_kbps=rate)
-        notify = ""
-        expect_digest = ""
-        if fetched.ok and fetched.content_type.split(";")[0].strip().lower() == DD_TYPE:
-            try:
-                dd = parse_descriptor(fetched.body or b"")
-            except BadDescriptor:
-                yield self._state(tree, 20)
-                return 500
-            notify, expect_digest = dd.install_notify_uri, dd.sha256
-            if dd.size > room:
-                if notify:
-                    yield Send("POST", notify, status_line(901), "text/plain")
-                yield self._state(tree, 20)
-                return 501
-            if dd.version and not self._value(tree, "PkgVersion"):
-                tree.replace(f"{self.root}/PkgVersion", dd.version, by=None)
-            fetched = yield Fetch(dd.object_uri, room, expect_size=dd.size, rate_kbps=rate)
-        code = 200 if fetched.ok else download_failure(fetched)
-        if code == 200 and expect_digest and fetched.digest != expect_digest:
-            code = 402
+        got: dlota.Downloaded = yield from dlota.download(self._value(tree, f"{node}/PkgURL"), room,
+                                                          float(self.settings["download_kbps"]))
+        dd = got.descriptor
+        if dd is not None and got.problem != "too large" and dd.version and not self._value(tree, "PkgVersion"):
+            tree.replace(f"{self.root}/PkgVersion", dd.version, by=None)
+        code = DESCRIPTOR_CODES[got.problem] if got.problem else (
+            200 if got.fetched.ok else download_failure(got.fetched))
         if code == 200 and injected in DOWNLOAD_CODES:
             code = injected
-        if notify:
-            dlota = {200: 900, 402: 905, 501: 901, 503: 903}.get(code, 954)
-            yield Send("POST", notify, status_line(dlota), "text/plain")
+        if (told := dlota.notify(got, dlota.install_status(got, code == 200))) is not None:
+            yield told
         if code != 200:
             self.package = None
             yield self._state(tree, 20)
             return code
-        self.package = (fetched.size, fetched.digest)
+        self.package = (got.fetched.size, got.fetched.digest)
         yield self._state(tree, 40)
         return 200
 
@@ -298,7 +293,7 @@ class Fumo:
         return injected or 200
 
 
-def _attach(behaviours: Any, tree: Tree, declared: Any, rng: random.Random) -> None:
+def _attach(behaviours: Any, tree: Tree, declared: Any, rng: DeviceRandom) -> None:
     fumo = Fumo(behaviours, declared.node, dict(declared.settings), rng)
     behaviours.mo_state[declared.node] = fumo
     fumo.attach(tree)

@@ -106,7 +106,7 @@ def _check(name: str, value: object) -> str | None:
     return check_common(name, value, DECLARABLE, "LAWMO")
 
 
-def install(tree: Tree, root: str, settings: Mapping[str, object]) -> None:
+def install(tree: Tree, root: str, settings: Mapping[str, object], profile: Any = None) -> None:
     """The instance at ``root`` of a (template) tree: unlocked, the profile's wipe list unchosen."""
     desc = load_builtin(MOID).root
     node(tree, root, desc, mo_type=MOID)

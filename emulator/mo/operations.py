@@ -34,6 +34,23 @@ if TYPE_CHECKING:
     from emulator.tree import Tree
 
 
+class DeviceRandom:
+    """A device's seeded generator (the failures of a fleet are the same from run to run), made at
+    its first draw: the Mersenne Twister's state is 2.5 KB, which a device whose operations never
+    draw does not pay. The draws are the generator's own, in the same order."""
+
+    __slots__ = ("_rng", "seed")
+
+    def __init__(self, seed: str) -> None:
+        self.seed = seed
+        self._rng: random.Random | None = None
+
+    def random(self) -> float:
+        if self._rng is None:
+            self._rng = random.Random(self.seed)
+        return self._rng.random()
+
+
 @dataclass(frozen=True, slots=True)
 class Wait:
     """Let ``seconds`` pass (installing, rebooting)."""
@@ -172,13 +189,15 @@ class OperationRun:
 class MoKind:
     """One kind of managed object: ``settings`` its knobs and their defaults (a profile or scenario
     may give only these, of the default's type: int and float interchangeable), ``install`` builds
-    its subtree at a root on the profile's template tree, ``attach`` registers its Exec handlers on
-    one device's tree (``rng`` seeded per device)."""
+    its subtree at a root on the profile's template tree (``install(tree, root, settings, profile)``:
+    the profile for what the object mirrors of the device, its bearers), ``attach`` registers its Exec
+    handlers on one device's tree (``rng`` seeded per device). An object a profile does not declare is
+    not in the device's tree and costs the device nothing."""
 
     name: str
     settings: Mapping[str, object]
-    install: Callable[[Tree, str, Mapping[str, object]], None]
-    attach: Callable[[Any, Tree, Any, random.Random], None]
+    install: Callable[[Tree, str, Mapping[str, object], Any], None]
+    attach: Callable[[Any, Tree, Any, DeviceRandom], None]
     """``attach(device_behaviours, tree, behaviour, rng)`` (a DeviceBehaviours and the declaring
     Behaviour of :mod:`emulator.mo.behaviours`, which imports this module, so typed Any here)."""
     check: Callable[[str, object], str | None] | None = None
@@ -189,6 +208,9 @@ class MoKind:
     alert_types: tuple[str, ...] = ()
     """What its generic alerts' types start with (after any ``Reversed-Domain-Name: ``), so a
     traffic line can say what a result code in one means (:func:`describe_result`)."""
+    roots: tuple[str, ...] = ()
+    """The only nodes an instance may be declared at (empty: any node); an object the device's own
+    code finds at a fixed place (DiagMon, ConnMO) names them, and a profile naming another is refused."""
 
 
 MO_KINDS: dict[str, MoKind] = {}

@@ -5,6 +5,9 @@ Nodes (DDF ``assets/ddf/oma-scomo_1.0.xml``):
 - ``Download/<x>/{PkgID,Name,PkgURL,Description,InstallParams,EnvType,PkgType,Status,Operations}``:
   a server adds ``Download/<x>`` with at least ``PkgID`` and ``PkgURL``; the device fills in
   ``Status`` (10) and ``Operations/{Download,DownloadInstall,DownloadInstallInactive}`` itself;
+  ``PkgURL`` may name the package or an OMA download descriptor (DLOTA), followed as FUMO follows one
+  (:func:`emulator.mo.dlota.download`: the object it names, its size and SHA-256 checked, the install
+  status posted to its installNotifyURI);
 - ``Inventory/Delivered/<x>`` (Status, State 10 delivered / 20 installed, ``Operations/{Install,
   InstallInactive,Remove}``) and ``Inventory/Deployed/<x>`` (ID, PkgIDRef, Name, Version, EnvType,
   Status, State 10 inactive / 20 active, ``Operations/{Activate,Deactivate,Remove}``).
@@ -37,8 +40,10 @@ whose accounts do not include the executing server, ends with 1413 and changes n
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
-from emulator.mo.operations import Enter, Fetch, Fetched, MoKind, OperationRun, Steps, Wait, register_mo
+from emulator.mo import dlota
+from emulator.mo.operations import Enter, Fetched, MoKind, OperationRun, Steps, Wait, register_mo
 from emulator.mo.standard import (
     USER_CANCELLED,
     MoInstance,
@@ -156,7 +161,7 @@ def _desc() -> NodeDesc:
     return load_builtin(MOID).root
 
 
-def install(tree: Tree, root: str, settings: Mapping[str, object]) -> None:
+def install(tree: Tree, root: str, settings: Mapping[str, object], profile: Any = None) -> None:
     """The instance at ``root`` of a (template) tree, with the factory components deployed."""
     desc = _desc()
     node(tree, root, desc, mo_type=MOID)
@@ -188,6 +193,13 @@ def deploy(tree: Tree, root: str, name: str, *, pkg_id: str, name_text: str = ""
             leaf(tree, f"{base}/Operations/{op}", sub(item, "Operations", op), None)
         node(tree, f"{base}/Ext", sub(item, "Ext"))
     return base
+
+
+DESCRIPTOR_CODES = {"bad descriptor": 1500, "too large": 1404, "corrupt": 1402}
+"""A download through a descriptor that failed (:data:`emulator.mo.dlota.PROBLEMS`) [P], as FUMO reads
+them: a descriptor the device cannot use is the download server's error (1500), one announcing more
+than ``free_bytes`` is out of memory (1404), an object whose SHA-256 is not the announced one failed
+to download (1402)."""
 
 
 def download_failure(f: Fetched) -> int:
@@ -300,10 +312,14 @@ class Scomo(MoInstance):
         yield self._status(tree, f"{item}/Status", DL_PROGRESSING, "download progressing")
         room, rate = self.settings["free_bytes"], self.settings["download_kbps"]
         assert isinstance(room, int | float) and isinstance(rate, int | float)
-        fetched: Fetched = yield Fetch(values["PkgURL"], int(room), rate_kbps=float(rate))
-        code = SUCCEEDED if fetched.ok else download_failure(fetched)
+        got: dlota.Downloaded = yield from dlota.download(values["PkgURL"], int(room), float(rate))
+        fetched = got.fetched
+        code = DESCRIPTOR_CODES[got.problem] if got.problem else (
+            SUCCEEDED if fetched.ok else download_failure(fetched))
         if code == SUCCEEDED and drawn in DOWNLOAD_CODES:
             code = drawn
+        if (told := dlota.notify(got, dlota.install_status(got, code == SUCCEEDED))) is not None:
+            yield told
         if code != SUCCEEDED:
             yield self._status(tree, f"{item}/Status", DL_FAILED, "download failed")
             self._finish(run, code, pkg_id)

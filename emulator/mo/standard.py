@@ -13,10 +13,10 @@ Knobs (``[behaviours.settings]``, the same words as FUMO's):
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping
 from typing import Any
 
+from emulator.mo.operations import DeviceRandom
 from emulator.tree import Tree
 from emulator.tree.ddf import NodeDesc
 
@@ -51,7 +51,7 @@ def check_common(name: str, value: object, codes: frozenset[int], mo: str) -> st
     return None
 
 
-def draw_failure(settings: Mapping[str, object], rng: random.Random) -> int:
+def draw_failure(settings: Mapping[str, object], rng: DeviceRandom) -> int:
     """The result code chance gives one operation (0: none), by the ``fail`` knob."""
     fail = settings["fail"]
     assert isinstance(fail, dict)
@@ -97,7 +97,7 @@ class MoInstance:
     change through ``DeviceBehaviours.configure``), the device's seeded generator. Subclasses register
     their Exec handlers in :meth:`attach`."""
 
-    def __init__(self, behaviours: Any, root: str, settings: dict[str, object], rng: random.Random) -> None:
+    def __init__(self, behaviours: Any, root: str, settings: dict[str, object], rng: DeviceRandom) -> None:
         self.behaviours = behaviours
         self.root = root
         self.settings = settings
@@ -107,9 +107,23 @@ class MoInstance:
         raise NotImplementedError
 
     @classmethod
-    def attach_declared(cls, behaviours: Any, tree: Tree, declared: Any, rng: random.Random) -> None:
+    def attach_declared(cls, behaviours: Any, tree: Tree, declared: Any, rng: DeviceRandom) -> None:
         """A kind's ``attach`` (:class:`emulator.mo.operations.MoKind`): the instance for ``declared``
         on this device, kept in ``behaviours.mo_state`` by its root."""
         instance = cls(behaviours, declared.node, dict(declared.settings), rng)
         behaviours.mo_state[declared.node] = instance
         instance.attach(tree)
+
+
+def dm12_object_acl(profile: Any, root: str) -> str | None:
+    """The ACL of a DM 1.2 object root the device's DM 1.x servers manage (everyone reads, they
+    change); None under ``./DM2`` (its instances inherit ``./DM2``'s) or with no DM 1.x server."""
+    ids = "+".join(a.server_id for a in profile.accounts if a.protocol == "dm12")
+    if root.startswith("./DM2/") or not ids:
+        return None
+    return f"Get=*&Add={ids}&Replace={ids}&Delete={ids}&Exec={ids}"
+
+
+def protocol_of(root: str) -> str:
+    """Which protocol reaches an object declared at ``root``: ``dm2`` under ``./DM2``, else ``dm12``."""
+    return "dm2" if root == "./DM2" or root.startswith("./DM2/") else "dm12"

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from emulator.scenarios.model import Scenario
-from emulator.scenarios.runner import ExpectationResult, RunResult, ScenarioRunner
+from emulator.scenarios.runner import MAX_DEVICE_ALERTS, ExpectationResult, RunResult, ScenarioRunner
 
 MIN_DEVICES_PER_PROCESS = 500
 """The default (one process per core) adds a process only for this many more devices: below it,
@@ -195,7 +195,7 @@ def merge(scenario: Scenario, server: str, parts: list[tuple[RunResult | None, s
           started_at: float) -> RunResult:  # fmt: skip
     """The workers' results as one run's: every session once (times from the common start), each
     expectation passed when it passed in every worker (the first failing worker's detail), totals
-    added up."""
+    added up, every device's own alerts (``device_alerts``, worker by worker, within the one cap)."""
     results = [r for r, _ in parts if r is not None]
     problems = [p for _, p in parts if p]
     sessions = []
@@ -231,6 +231,7 @@ def merge(scenario: Scenario, server: str, parts: list[tuple[RunResult | None, s
         not_run_by_device=not_run, members=members, started_at=started_at,
         events=[e for r in results for e in r.events],
         operations=merge_operations([r.operations for r in results]),
+        device_alerts=[a for r in results for a in r.device_alerts][:MAX_DEVICE_ALERTS],
     )
 
 

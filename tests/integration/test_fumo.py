@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from descriptor_cases import DESCRIPTOR_CASES
 
 from emulator.device.profile import find_profile
 from emulator.events import MessageLogged, OperationChanged, SessionEnded, TransferProgress
@@ -251,11 +252,7 @@ def test_a_campaign_runs_on_both_protocols_and_its_progress_is_on_the_admin_api(
     assert len(state.campaigns.alerts) == 4
 
 
-def _garbage(state: ServerState) -> None:
-    from emulator.mo.dlota import DD_TYPE
-
-    state.put_repo("bad.dd", b"<media><objectURI>http://x/fw</objectURI><size>lots</size></media>", DD_TYPE)
-
+FUMO_DESCRIPTOR_CODES = {"oversize by descriptor": 501, "wrong size": 402, "corrupt": 402, "descriptor garbage": 500}
 
 HOSTILE = {
     # case: (PkgURL from the base, prepare the server, knobs, result code, final State)
@@ -263,13 +260,8 @@ HOSTILE = {
     "not found": (lambda b: f"{b}/packages/nothing", None, {}, 500, "20"),
     "oversize": (lambda b: f"{b}/packages/big", lambda s: s.packages.add("big", 300_000), {"free_bytes": 299_999},
                  501, "20"),
-    "oversize by descriptor": (lambda b: f"{b}/packages/big/dd", lambda s: s.packages.add("big", 300_000),
-                               {"free_bytes": 299_999}, 501, "20"),
-    "wrong size": (lambda b: f"{b}/packages/liar/dd", lambda s: s.packages.add("liar", 300_000, dd_size=300_005),
-                   {}, 402, "20"),
-    "corrupt": (lambda b: f"{b}/packages/bent/dd", lambda s: s.packages.add("bent", 1000, dd_sha256="0" * 64),
-                {}, 402, "20"),
-    "descriptor garbage": (lambda b: f"{b}/repo/bad.dd", _garbage, {}, 500, "20"),
+    **{case: (url, prepare, knobs, FUMO_DESCRIPTOR_CODES[case], "20")
+       for case, (url, prepare, knobs, _, _) in DESCRIPTOR_CASES.items()},
     "range ignored": (lambda b: f"{b}/packages/old", lambda s: s.packages.add("old", 600_000, ranges=False),
                       {}, 200, "100"),
     "low battery": (lambda b: f"{b}/packages/fw", lambda s: s.packages.add("fw", 1000), {"battery": 10,
@@ -302,9 +294,11 @@ def test_hostile_packages_get_their_fumo_result_code_and_leave_the_device_consis
     assert any(f"Alert 1226 downloadandupdate {code} {RESULT_CODES[code]}" in s for s in summaries), summaries
 
 
-def test_hostile_descriptor_size_is_reported_to_the_install_notify_uri():
-    r = _dm12_run(lambda b: f"{b}/packages/liar/dd", prepare=lambda s: s.packages.add("liar", 5000, dd_size=5001))
-    assert r["state"].packages.get("liar").notifications[0][1] == "905 Attribute mismatch"
+@pytest.mark.parametrize("case", sorted(c for c, (*_, package) in DESCRIPTOR_CASES.items() if package))
+def test_hostile_descriptors_post_their_install_status(case):
+    url, prepare, knobs, told, package = DESCRIPTOR_CASES[case]
+    r = _dm12_run(url, prepare=prepare, knobs=knobs)
+    assert [line for _, line in r["state"].packages.get(package).notifications] == [told]
 
 
 @pytest.mark.parametrize("policy", ["accept", "decline"])

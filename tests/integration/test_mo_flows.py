@@ -11,6 +11,7 @@ import json
 
 import aiohttp
 import pytest
+from descriptor_cases import DESCRIPTOR_CASES
 
 from emulator.events import OperationChanged, TransferProgress
 from emulator.fleet.fleet import Fleet
@@ -23,9 +24,11 @@ from emulator.util.admin_token import admin_headers
 PACKAGE_SIZE = 16384
 
 
-async def _run(flow: str, protocol: str, *, prepare=None, **params):
+async def _run(flow: str, protocol: str, *, prepare=None, serve=None, **params):
     server = await start_server(ServerState(push_wait_s=0.2))
     server.state.packages.add("notes.bin", PACKAGE_SIZE, "2.4.0")
+    if serve is not None:
+        serve(server.state)
     fleet = Fleet(server=server.url)
     logged: list[object] = []
     fleet.bus.subscribe(logged.append, TransferProgress, OperationChanged)
@@ -116,6 +119,45 @@ def test_a_garbage_package_url_stops_the_flow_with_1402_and_delivers_nothing(pro
     assert dev.tree.value(f"{root}/Download/bad/Status") == "20"
     assert dev.tree.children(f"{root}/Inventory/Delivered") == []
     assert dev.tree.children(f"{root}/Inventory/Deployed") == ["com.nordwave.maps"]
+
+
+@pytest.mark.parametrize("protocol", ["dm12", "dm2"])
+def test_install_through_a_download_descriptor_end_to_end(protocol):
+    """PkgURL names the package's OMA download descriptor: the device fetches the object it names,
+    checks its size and SHA-256, posts 900 Success to its installNotifyURI and installs it."""
+    root = mo_flows.ROOTS[("scomo", protocol)]
+    first, run, dev, state, logged = asyncio.run(_run(
+        "scomo", protocol, package_url="{base}/packages/notes.bin/dd", package="notes", pkg_id="com.acme.notes",
+        version="2.4.0"))
+    assert first.outcome == "completed", first.detail
+    assert run.outcome == "completed", run.to_json()
+    assert [code for _, code in run.results] == [1200, 1200, 1200]
+    package = state.packages.get("notes.bin")
+    assert dev.tree.value(f"{root}/Inventory/Delivered/notes/Ext/Size") == str(PACKAGE_SIZE)
+    assert dev.tree.value(f"{root}/Inventory/Delivered/notes/Ext/SHA256") == package.sha256
+    assert [line for _, line in package.notifications] == ["900 Success"]
+    done = [e for e in logged if isinstance(e, TransferProgress) and e.outcome]
+    assert done[-1].outcome == "completed" and done[-1].done == PACKAGE_SIZE  # the object, not the descriptor
+
+
+SCOMO_DESCRIPTOR_CODES = {"oversize by descriptor": 1404, "wrong size": 1402, "corrupt": 1402,
+                          "descriptor garbage": 1500}
+
+
+@pytest.mark.parametrize("case", sorted(DESCRIPTOR_CASES))
+def test_hostile_descriptors_end_the_scomo_download_with_its_code_and_deliver_nothing(case):
+    url, prepare, knobs, told, package = DESCRIPTOR_CASES[case]
+    root = mo_flows.ROOTS[("scomo", "dm12")]
+    first, run, dev, state, _ = asyncio.run(_run(
+        "scomo", "dm12", serve=prepare, prepare=lambda d: d.behaviours.configure("scomo", knobs),
+        package_url=url("{base}"), package="app"))
+    code = SCOMO_DESCRIPTOR_CODES[case]
+    assert run.outcome == f"failed at Download/app/Operations/DownloadInstallInactive: {code}", run.to_json()
+    assert dev.tree.value(f"{root}/Download/app/Status") == "20"
+    assert dev.tree.children(f"{root}/Inventory/Delivered") == []
+    assert dev.tree.children(f"{root}/Inventory/Deployed") == ["com.nordwave.maps"]
+    if package:
+        assert [line for _, line in state.packages.get(package).notifications] == [told]
 
 
 def test_the_admin_api_starts_and_reports_flows():

@@ -149,3 +149,28 @@ def test_managed_object_reports_of_the_workers_add_up():
     assert merged["fumo"]["states"]["Downloading"] == {"count": 3, "mean_s": 2.0, "p50_s": 2.0, "p90_s": 2.0,
                                                        "max_s": 4.0}
     assert merge_operations([{}, one]) == one and merge_operations([]) == {}
+
+
+def test_every_workers_device_alerts_reach_the_merged_report(server, tmp_path):
+    """A trap each device's server arms fires once the session ends ("diagnostics trap", a device's own
+    alert): the report of a two-process run lists it for every device, whichever worker ran it."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    imeis = _imeis(4)
+    for imei in imeis:
+        answer = httpx.post(f"{server}/admin/diag/IMEI:{imei}", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                            json={"script": "trap", "trap": "Battery", "threshold": 101, "protocol": "dm12"})
+        assert answer.status_code == 200, answer.text
+    report = tmp_path / "r.json"
+    proc = subprocess.run([sys.executable, "-m", "emulator", "run", "--server", server, "--profile", "smartphone",
+                           "--count", "4", "--protocol", "dm12", "--processes", "2", "--report", str(report)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "(2 processes)" in proc.stderr
+    alerts = json.loads(report.read_text())["device_alerts"]
+    trapped = sorted(a["device"] for a in alerts if a["kind"] == "diagnostics trap")
+    assert trapped == sorted(f"IMEI:{d}" for d in imeis), alerts
+    assert all("Battery/Level" in a["detail"] for a in alerts if a["kind"] == "diagnostics trap")
