@@ -184,7 +184,7 @@ class SyncMLClient:
         self._new_nonce = nonce_factory or (lambda: secrets.token_bytes(16))
         self.executor = Executor(tree, account.server_id, ui=ui, browser=browser, wbxml=wbxml,
                                  max_obj_size=max_obj_size, request_prefix=f"{session_id}-ui",
-                                 resume=resume_object)
+                                 resume=resume_object, dm_version=dm_version)
         # session state
         self._scheme = "none" if trust_server else account.auth
         self._server_scheme = self._scheme  # what the server must prove itself with; never switches

@@ -45,6 +45,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 
 from emulator.errors import EmulatorError
+from emulator.mo import inbox, virtual_uri
 from emulator.protocol.actions import AskUser, OpenBrowser, UserAnswer
 from emulator.protocol.syncml import codes, useralerts
 from emulator.protocol.syncml.commands import (
@@ -158,8 +159,10 @@ class Executor:
         max_obj_size: int | None = None,
         request_prefix: str = "ui",
         resume: PartialObject | None = None,
+        dm_version: str = "1.2",
     ) -> None:
         self.tree = tree
+        self.dm13 = dm_version == "1.3"  # virtual URIs and the placing Inbox (README "DM 1.3")
         self.by = server_id
         self.ui = ui
         self.browser = ui if browser is None else browser
@@ -392,6 +395,7 @@ class Executor:
 
     def _run_exec(self, target: str, data: str | bytes | None, correlator: str | None) -> int:
         try:
+            target = self._locate(target)
             return int(self.tree.exec(target, data, by=self.by, correlator=correlator))
         except EmulatorError as exc:
             return exc.status
@@ -420,12 +424,15 @@ class Executor:
         if not target:
             return codes.INCOMPLETE_COMMAND
         try:
+            target = self._locate(target, new=isinstance(cmd, Add | Copy))
             if isinstance(cmd, Delete):
                 return self.tree.delete(target, by=self.by)
             if isinstance(cmd, Copy):
                 if not item.source:
                     return codes.INCOMPLETE_COMMAND
-                return self.tree.copy(item.source, target, by=self.by)
+                if self.dm13 and inbox.in_inbox(target):
+                    return codes.COMMAND_NOT_ALLOWED  # only an Add puts an MO in the Inbox, and it does not stay
+                return self.tree.copy(self._locate(item.source), target, by=self.by)
             meta = _merged_meta(cmd.meta, item.meta)
             data = item.data
             if item.more_data or self._continues_chunk(cmd) or self._resumes(cmd, item, meta):
@@ -475,9 +482,23 @@ class Executor:
                 setattr(meta, name, getattr(chunk.meta, name))
         return whole
 
+    def _locate(self, uri: str, *, new: bool = False) -> str:
+        """The tree URI a command's LocURI names: a DM 1.3 device resolves a virtual URI (one node; for
+        an Add or a Copy target, the node to create), anything else is used as it is."""
+        if not (self.dm13 and virtual_uri.is_virtual(uri)):
+            return uri
+        if new:
+            return virtual_uri.resolve_new(self.tree, uri, by=self.by)
+        return virtual_uri.resolve_one(self.tree, uri, by=self.by)
+
     def _write(self, cmd: Add | Replace, target: str, data: str | bytes | None, meta: Meta) -> int:
         fmt = (meta.format or "").lower() or None
         mime = meta.type
+        if self.dm13 and inbox.in_inbox(target):
+            if not isinstance(cmd, Add):
+                return codes.COMMAND_NOT_ALLOWED  # the Inbox takes Adds only, and keeps nothing to replace
+            inbox.add_to_inbox(self.tree, target, data, mime, by=self.by)
+            return codes.OK
         if mime in (TNDS_XML, TNDS_WBXML):
             if mime == TNDS_WBXML:
                 return codes.UNSUPPORTED_MEDIA_TYPE
@@ -523,16 +544,10 @@ class Executor:
                 groups.setdefault(codes.INCOMPLETE_COMMAND, []).append("")
                 continue
             try:
-                result = run_query(self.tree, target, by=self.by)
+                items = self._answer(target)
             except EmulatorError as exc:
                 groups.setdefault(exc.status, []).append(target)
                 continue
-            if result.is_document:
-                items = [Item(source=target, meta=Meta(format="xml", type=result.mime),
-                              data=(result.document or b"").decode("utf-8"))]
-            else:
-                structure = parse_query(target).list == "Struct"
-                items = [self._result_item(r.path, r.value, r.format, r.type, structure) for r in result.items]
             limit = self.peer_max_obj_size
             if limit and any(data_size(i.data) > limit for i in items):
                 groups.setdefault(codes.REQUEST_ENTITY_TOO_LARGE, []).append(target)
@@ -543,6 +558,31 @@ class Executor:
         if found:
             out.append(Results(cmd_id="0", msg_ref=self.msg_ref, cmd_ref=cmd.cmd_id, items=found))
         return out
+
+    def _answer(self, target: str) -> list[Item]:
+        """The Results items of a Get of ``target``. A DM 1.3 virtual URI is answered for every node it
+        names, as a Get of that node's tree URI would be; nodes the server may not read are left out
+        (with none left, the first refusal is the status)."""
+        if not (self.dm13 and virtual_uri.is_virtual(target)):
+            return self._answer_one(target)
+        items: list[Item] = []
+        refused: EmulatorError | None = None
+        for real in virtual_uri.resolve_virtual(self.tree, target, by=self.by).targets():
+            try:
+                items += self._answer_one(real)
+            except EmulatorError as exc:
+                refused = refused or exc
+        if not items and refused is not None:
+            raise refused
+        return items
+
+    def _answer_one(self, target: str) -> list[Item]:
+        result = run_query(self.tree, target, by=self.by)
+        if result.is_document:
+            return [Item(source=target, meta=Meta(format="xml", type=result.mime),
+                         data=(result.document or b"").decode("utf-8"))]
+        structure = parse_query(target).list == "Struct"
+        return [self._result_item(r.path, r.value, r.format, r.type, structure) for r in result.items]
 
     def _result_item(self, path: str, value: str | bytes | None, fmt: str, mime: str, structure: bool) -> Item:
         meta = Meta(format=fmt or "chr", type=mime or None)
