@@ -1,6 +1,8 @@
 """`dm-emulator respond` vectors for DM 1.3 (assets/examples/dm13/): a 1.3 profile answers in DM/1.3
-from its feature discovery node; a 1.2 profile refuses the DM/1.3 package whole, and answers the same
-Get in DM/1.2 with 404 (it has no such node)."""
+from its feature discovery node, through virtual (MOID-based) URIs and by placing what is added to
+./Inbox; a 1.2 profile refuses a DM/1.3 package whole, and answers the same commands in DM/1.2 as a
+DM 1.2 device always did (404 for a node it has not, virtual URIs read as tree paths, the Inbox keeps
+what it is given)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from emulator.protocol.syncml import codes
 from emulator.protocol.syncml.commands import Results, Status
 from emulator.protocol.syncml.message import parse_message
 
-MESSAGE = Path(__file__).resolve().parents[3] / "assets" / "examples" / "dm13" / "discovery.xml"
+VECTORS = Path(__file__).resolve().parents[3] / "assets" / "examples" / "dm13"
+MESSAGE = VECTORS / "discovery.xml"
 
 
 def _respond(capsysbinary, profile: str, message: Path):
@@ -47,3 +50,44 @@ def test_dm12_profile_answers_the_discovery_get_in_dm12_with_404(capsysbinary, t
     _, statuses, results = _respond(capsysbinary, "smartphone", as12)
     assert statuses == [("SyncHdr", "0", 200), ("Get", "1", 404), ("Get", "2", 200)]
     assert results["2"].items[0].data == "1.2"
+
+
+def _as_dm12(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / name
+    path.write_text((VECTORS / name).read_text().replace("DM/1.3", "DM/1.2"))
+    return path
+
+
+def test_dm13_profile_answers_virtual_uris_with_the_nodes_they_name(capsysbinary):
+    reply, statuses, results = _respond(capsysbinary, "smartphone-dm13", VECTORS / "virtual-uri.xml")
+    assert reply.header.ver_proto == "DM/1.3"
+    assert statuses == [("SyncHdr", "0", 200), ("Get", "1", 200), ("Get", "2", 200), ("Get", "3", 200),
+                        ("Replace", "4", 200), ("Get", "5", 400), ("Get", "6", 404)]
+    assert [i.source for i in results["1"].items] == ["./DMAcc/demo-dm12/Name"]
+    assert [(i.source, i.data) for i in results["2"].items] == [("./FwUpdate/fw/State", "10")]
+    assert [i.source for i in results["3"].items][:2] == ["./DevDetail/Ext/DMFeatures",
+                                                          "./DevDetail/Ext/DMFeatures/sha256-auth"]
+
+
+def test_dm12_profile_reads_the_same_uris_as_tree_paths(capsysbinary, tmp_path):
+    _, statuses, results = _respond(capsysbinary, "smartphone", _as_dm12(tmp_path, "virtual-uri.xml"))
+    # nv is no DM 1.2 query field (406), the others name no node (404) or have an empty segment (400)
+    assert statuses == [("SyncHdr", "0", 200), ("Get", "1", 406), ("Get", "2", 404), ("Get", "3", 400),
+                        ("Replace", "4", 404), ("Get", "5", 400), ("Get", "6", 404)]
+    assert not results
+
+
+def test_dm13_profile_places_what_the_inbox_is_given(capsysbinary):
+    _, statuses, results = _respond(capsysbinary, "smartphone-dm13", VECTORS / "inbox.xml")
+    # a FUMO instance placed beside ./FwUpdate/fw and read back by its MOID; an account the DMAcc ACL
+    # does not let this server add (425); an MO the device does not keep (406); malformed TNDS (400)
+    assert statuses == [("SyncHdr", "0", 200), ("Add", "1", 200), ("Get", "2", 200), ("Add", "3", 425),
+                        ("Add", "4", 406), ("Add", "5", 400)]
+    assert [(i.source, i.data) for i in results["2"].items] == [("./FwUpdate/modem/PkgName", "modem-fw")]
+
+
+def test_dm12_profile_keeps_what_the_inbox_is_given(capsysbinary, tmp_path):
+    _, statuses, results = _respond(capsysbinary, "smartphone", _as_dm12(tmp_path, "inbox.xml"))
+    assert statuses == [("SyncHdr", "0", 200), ("Add", "1", 200), ("Get", "2", 404), ("Add", "3", 200),
+                        ("Add", "4", 200), ("Add", "5", 400)]
+    assert not results
