@@ -18,6 +18,7 @@ import sys
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from emulator import __version__
 from emulator.errors import EmulatorError
@@ -32,47 +33,31 @@ _HEADLESS_QT_PLATFORMS = frozenset(
 
 
 # Every --profile takes a name or a path; `dm-emulator profiles new NAME --from smartphone` writes a file to edit.
+Number = TypeVar("Number", int, float)
 PROFILE_HELP = "a shipped profile's name (`dm-emulator profiles` lists them) or the path to your own .toml file"
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
-    return value
+def _bounded(kind: Callable[[str], Number], what: str, ok: Callable[[Number], bool], bound: str) -> Callable[[str], Number]:
+    """An argparse type: ``kind`` of the text (else "expected <what>"), within ``ok`` (else
+    "expected <bound>"); a refused integer is shown as read, a refused number of seconds as typed."""
+
+    def parse(text: str) -> Number:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not ok(value):  # (nan fails every bound)
+            raise argparse.ArgumentTypeError(f"expected {bound}, got {value if kind is int else text}")
+        return value
+
+    return parse
 
 
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not 0 < value <= 86400:  # nan fails this too
-        raise argparse.ArgumentTypeError(f"expected more than 0 and at most 86400 seconds, got {text}")
-    return value
-
-
-def _whole_number(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected 0 or more seconds, got {text}")
-    return value
+_positive_int = _bounded(int, "a whole number", lambda v: v >= 1, "1 or more")
+_whole_number = _bounded(int, "a whole number", lambda v: v >= 0, "0 or more")
+_positive_seconds = _bounded(float, "a number of seconds", lambda v: 0 < v <= 86400,
+                             "more than 0 and at most 86400 seconds")
+_seconds = _bounded(float, "seconds", lambda v: 0 <= v < float("inf"), "0 or more seconds")
 
 
 def _port(text: str) -> int:

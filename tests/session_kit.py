@@ -1,8 +1,12 @@
-"""Helpers to run one session through either driver against a loopback server (shared by
-tests/integration/test_session_flow.py and tests/hostile/test_session_limits.py).
+"""Helpers to run sessions against a loopback server, shared by the integration and hostile tests.
 
-The server runs in a thread with its own loop (aiohttp on 127.0.0.1:0), so that the blocking driver
-reaches it as well as the asyncio one. ``Forever`` is a server that never ends a session.
+- One session through either driver (tests/integration/test_session_flow.py,
+  tests/hostile/test_session_limits.py): the server runs in a thread with its own loop (aiohttp on
+  127.0.0.1:0), so that the blocking driver reaches it as well as the asyncio one. ``Forever`` is
+  a server that never ends a session.
+- The reference server and a fleet in one loop (:func:`server_and_fleet`, the campaign, flow and
+  diagnostics tests): phones without bearer shaping, operations fast, and a bounded wait
+  (:meth:`Bench.settle`) for the sessions a device opens on its own to end.
 """
 
 from __future__ import annotations
@@ -11,23 +15,27 @@ import asyncio
 import dataclasses
 import json
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 from aiohttp import web
 
 from emulator.device.profile import find_profile
 from emulator.device.virtual import VirtualDevice
-from emulator.events import EventBus
+from emulator.events import EventBus, SessionEnded
 from emulator.fleet.drive import SessionContext, drive
 from emulator.fleet.drive_sync import drive_sync
 from emulator.fleet.engines import make_engine
+from emulator.fleet.fleet import Fleet
 from emulator.fleet.headless import HeadlessUi
 from emulator.protocol.dm2 import media
 from emulator.protocol.flow import DEFAULT_LIMITS
 from emulator.protocol.syncml import codes
 from emulator.protocol.syncml.commands import Get, Item, Message, Status, SyncHdr
 from emulator.protocol.syncml.message import build_message, content_type, parse_message
+from emulator.server.app import RunningServer, start_server
+from emulator.server.state import ServerState
 from emulator.transport.blocking import BlockingTransport
 from emulator.transport.http import HttpTransport
 from emulator.transport.shaping import NO_SHAPING, Shaping
@@ -150,3 +158,58 @@ def hostile_account(dev: VirtualDevice, protocol: str, base: str):
                                **({"auth": "none"} if protocol == "dm12" else {}))
 
 
+
+
+FAST_FUMO: dict[str, object] = {"install_s": 0.05, "reboot_s": 0.05}
+"""FUMO knobs that keep an update's install and reboot short."""
+
+
+@dataclasses.dataclass
+class Bench:
+    """A reference server and a fleet on it, in the running loop; ``ended``: every session that ended."""
+
+    server: RunningServer
+    fleet: Fleet
+    ended: list[SessionEnded]
+
+    @property
+    def admin(self) -> dict[str, str]:
+        """The headers of an admin API request."""
+        return {"Authorization": f"Bearer {self.server.state.admin_token}"}
+
+    def phones(self, n: int = 1, profile: str = "smartphone") -> list[VirtualDevice]:
+        """``n`` phones with no bearer shaping (the operations' own timing only) and quick FUMO."""
+        devs = self.fleet.add(profile, n)
+        for dev in devs:
+            dev.bearers, dev.bearer = {}, ""
+            dev.behaviours.configure("fumo", FAST_FUMO)
+        return devs
+
+    async def settle(self, n: int = 0, until: Callable[[], bool] | None = None) -> None:
+        await settle(self.fleet, self.ended, n, until)
+
+
+async def settle(fleet: Fleet, ended: list[SessionEnded], n: int = 0, until: Callable[[], bool] | None = None) -> None:
+    """Wait (bounded, never timed) until ``n`` sessions ended, ``until()`` holds and the fleet has
+    no task left (the sessions a device opens on its own to report)."""
+    for _ in range(1200):
+        if len(ended) >= n and (until is None or until()) and not fleet._tasks:
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"only {len(ended)} of {n} sessions ended: {[(e.outcome, e.detail) for e in ended]}")
+
+
+@asynccontextmanager
+async def server_and_fleet(state: ServerState | None = None, **fleet_options: Any) -> AsyncIterator[Bench]:
+    """The reference server (``state``: a new one, its push wait short) and a fleet pointed at it;
+    both stopped at the end."""
+    server = await start_server(state or ServerState(push_wait_s=0.2))
+    fleet = Fleet(server=server.url, **fleet_options)
+    fleet.resume_wait_s = fleet.alert_retry_s = 0.01  # a report or upload with no answer is tried again soon
+    ended: list[SessionEnded] = []
+    fleet.bus.subscribe(ended.append, SessionEnded)
+    try:
+        yield Bench(server, fleet, ended)
+    finally:
+        await fleet.aclose()
+        await server.stop()

@@ -273,6 +273,19 @@ def _shared(values: list[str]) -> str:
     return values[0] if values and all(v == values[0] for v in values) else ""
 
 
+def keep_or_shared(choices: list[str], values: list[str], tooltip: str) -> QComboBox:
+    """A choice for many devices at once: showing the value they all share, or :data:`KEEP` first
+    (and chosen) when they differ, so that saving without a change changes nothing."""
+    box = QComboBox()
+    box.addItems(choices)
+    box.setToolTip(tooltip)
+    now = _shared(values)
+    if not now:
+        box.insertItem(0, KEEP)
+    box.setCurrentText(now or KEEP)
+    return box
+
+
 class FileField(QWidget):
     """A path with a Browse… button."""
 
@@ -323,10 +336,9 @@ class AccountForm(QGroupBox):
         url_line.addWidget(self.test_button)
         self.server_id = QLineEdit()
         self.server_id.setToolTip("The server's ServerID; its ACL grants on the device move to the new id")
-        self.auth = QComboBox()
         schemes = list(AUTH_TYPES) if protocol == "dm12" else list(AUTH_SCHEMES_DM2)
-        self.auth.addItems(schemes)
-        self.auth.setToolTip("md5 and hmac are DM 1.x schemes; DM 2.0 sends HTTP Basic, HTTP Digest or nothing")
+        self.auth = keep_or_shared(schemes, [a.auth for a in accounts],
+                                   "md5 and hmac are DM 1.x schemes; DM 2.0 sends HTTP Basic, HTTP Digest or nothing")
         self.user = QLineEdit()
         self.user.setToolTip(f"Client user name; {PLACEHOLDER_HELP}")
         self.secret = QLineEdit(echoMode=QLineEdit.EchoMode.Password, placeholderText="(unchanged)")
@@ -341,35 +353,21 @@ class AccountForm(QGroupBox):
         self.server_auth: QComboBox | None = None
         self.ui_resume: QComboBox | None = None
         if protocol == "dm2":
-            self.ui_resume = QComboBox()
-            self.ui_resume.addItems(list(UI_RESUME_STYLES))
-            self.ui_resume.setToolTip("After a SHOW's web page: held = the server holds its answer until the form "
-                                      "is sent; client = the server ends, the device opens a new session when "
-                                      "the page ends")
+            self.ui_resume = keep_or_shared(
+                list(UI_RESUME_STYLES), [a.ui_resume for a in accounts],
+                "After a SHOW's web page: held = the server holds its answer until the form is sent; client = "
+                "the server ends, the device opens a new session when the page ends")
             form.addRow("After a web page", self.ui_resume)
-            style_now = _shared([a.ui_resume for a in accounts])
-            if not style_now:
-                self.ui_resume.insertItem(0, KEEP)
-            self.ui_resume.setCurrentText(style_now or KEEP)
         if protocol == "dm12":
             self.server_secret = QLineEdit(echoMode=QLineEdit.EchoMode.Password, placeholderText="(unchanged)")
             self.server_secret.setToolTip("What the server proves itself with (SRVCRED)")
             form.addRow("Server secret", self.server_secret)
-            self.server_auth = QComboBox()
-            self.server_auth.addItems(list(SERVER_AUTH_POLICIES))
-            self.server_auth.setToolTip("How the server must prove itself: dm = DM-layer credentials (the server "
-                                        "secret); transport = a verified TLS certificate is enough; none = "
-                                        "accepted unauthenticated (shown as a warning)")
+            self.server_auth = keep_or_shared(
+                list(SERVER_AUTH_POLICIES), [a.server_auth for a in accounts],
+                "How the server must prove itself: dm = DM-layer credentials (the server secret); transport = a "
+                "verified TLS certificate is enough; none = accepted unauthenticated (shown as a warning)")
             form.addRow("Server authentication", self.server_auth)
-            policy_now = _shared([a.server_auth for a in accounts])
-            if not policy_now:
-                self.server_auth.insertItem(0, KEEP)
-            self.server_auth.setCurrentText(policy_now or KEEP)
         # pre-fill with the values every sampled device shares
-        auth_now = _shared([a.auth for a in accounts])
-        if not auth_now:
-            self.auth.insertItem(0, KEEP)
-        self.auth.setCurrentText(auth_now or KEEP)
         self.url.setCurrentText(_shared([a.server_uri for a in accounts]))
         self.server_id.setText(_shared([a.server_id for a in accounts]))
         self.user.setText(_shared([a.client_user for a in accounts]))

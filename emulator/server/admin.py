@@ -8,20 +8,23 @@
   account for the device, queued on its push channel as a MAC'd bootstrap message.
 - ``POST /admin/script/<DevID>`` with JSON ``{"steps": [...]}`` or ``{"flow": "plan"}``: set the DM 2.0
   script (``*`` = every device without its own).
-- ``POST /admin/flow/<DevID>`` with JSON ``{"flow": "lawmo"|"scomo", "protocol": "dm2"|"dm12", ...}``
-  (``wipe``, ``package_url``, ``package``, ``pkg_id``, ``version``, ``environment``): start a LAWMO or
-  SCOMO flow (:mod:`emulator.server.mo_flows`); ``GET /admin/flow/<DevID>?protocol=dm2``: where it is.
+- ``POST /admin/flow/<DevID>`` with JSON ``{"flow": "lawmo"|"scomo"|"reset", "protocol": "dm2"|"dm12",
+  ...}`` (``wipe``, ``package_url``, ``package``, ``pkg_id``, ``version``, ``environment``): a
+  one-device campaign of LAWMO or SCOMO steps (:func:`emulator.server.campaigns.flow_campaign`);
+  ``GET /admin/flow/<DevID>?protocol=dm2``: where it is.
 - ``POST /admin/diag/<DevID>`` with JSON ``{"script": "read"|"trap"|"upload", "protocol": "dm12"|"dm2",
-  ...}`` (a trap: ``trap``, ``measure``, ``condition``, ``threshold``): a diagnostics script
-  (:mod:`emulator.server.diag`); ``GET /admin/diag/<DevID>``: the values, DiagMon alerts and logs seen.
+  ...}`` (a trap: ``trap``, ``measure``, ``condition``, ``threshold``): a one-device campaign of one
+  ``diag.*`` step; ``GET /admin/diag/<DevID>``: the values, DiagMon alerts and logs seen.
 - ``GET /admin/devices``: the devices seen and the sessions open; ``GET /admin/devices/<DevID>``:
   what the server saw of one device, as JSON.
 - ``GET /admin/accounts``, ``POST /admin/accounts`` (a JSON account or list, the keys of an accounts
   file, all or none added): accounts of clients the server did not ship (:mod:`emulator.server.accounts`).
-- ``POST /admin/campaigns`` (JSON: package, size, version, devices, descriptor, operation: see
-  :mod:`emulator.server.campaigns`): start a firmware campaign; ``GET /admin/campaigns``: every
-  campaign's progress (``?format=html``: the admin page); ``GET /admin/campaigns/<id>``: one, per
-  device; ``GET /admin/alerts``: the generic alerts received.
+- ``POST /admin/campaigns`` (JSON: id, devices, protocols, steps; or the firmware form package, size,
+  version, devices, descriptor, operation: see :mod:`emulator.server.campaigns`): start a campaign;
+  ``GET /admin/campaigns``: every campaign's progress (``?format=html``: the admin page);
+  ``GET /admin/campaigns/<id>``: one, per device; ``GET /admin/alerts``: the generic alerts received.
+
+Every JSON body is at most :data:`MAX_ADMIN_BODY` bytes (413 beyond).
 - ``GET /admin/faults``, ``POST /admin/faults`` (a JSON fault or list, all or none installed),
   ``DELETE /admin/faults``: the faults of :mod:`emulator.server.faults`.
 
@@ -37,7 +40,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from emulator.errors import DecodeError, EmulatorError
+from emulator.errors import DecodeError, EmulatorError, TooLargeError
 from emulator.protocol.dm2 import jsonsafe
 from emulator.server.access import known_target
 from emulator.server.control import ServerControl
@@ -46,6 +49,8 @@ from emulator.server.routes import ADMIN
 from emulator.server.state import STATE_KEY
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
+MAX_ADMIN_BODY = jsonsafe.DEFAULT_MAX_SIZE
+"""Largest JSON body an admin request may carry (1 MiB: a campaign for 100,000 devices fits)."""
 CONTROL_KEY = web.AppKey("control", ServerControl)
 """Where :func:`setup_admin` keeps the control surface on the aiohttp application."""
 
@@ -55,10 +60,12 @@ def _problem(exc: EmulatorError) -> web.Response:
 
 
 def _json(body: bytes, what: str) -> object:
-    """An admin request's JSON, read as hardened as a DM 2.0 package (depth, size, numbers): 400
-    with the reason for anything else, never a traceback."""
+    """An admin request's JSON, read as hardened as a DM 2.0 package (depth, size, numbers): 413
+    over :data:`MAX_ADMIN_BODY`, 400 with the reason for anything else, never a traceback."""
     try:
-        return jsonsafe.loads(body, what=what)
+        return jsonsafe.loads(body, what=what, max_size=MAX_ADMIN_BODY)
+    except TooLargeError as exc:
+        raise EmulatorError(f"{exc}", status=413) from None
     except DecodeError as exc:
         raise EmulatorError(f"expected JSON: {exc}", status=400) from None
 

@@ -42,7 +42,7 @@ _HOME = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Ref
 <li>Other authorities of the shipped profiles: <code>POST /dm12/&lt;ServerID&gt;</code>, <code>POST /dm2/&lt;ServerID&gt;</code></li>
 <li>Data repository: <code>/repo/...</code> (devices upload under <code>/repo/&lt;DevID&gt;/</code> with their own credentials)</li>
 <li>Packages (firmware, software): <code>/packages/&lt;name&gt;</code> (HTTP Range), descriptors <code>/packages/&lt;name&gt;/dd</code></li>
-<li>Admin API (<code>Authorization: Bearer &lt;admin token&gt;</code>, printed at start): notify a device <code>POST /admin/notify/&lt;DevID&gt;</code>, scripts, faults, accounts</li>
+<li>Admin API (<code>Authorization: Bearer &lt;admin token&gt;</code>, printed at start): notify a device <code>POST /admin/notify/&lt;DevID&gt;</code>, campaigns <code>/admin/campaigns</code>, scripts, faults, accounts</li>
 <li>DiagMon log uploads: <code>POST /diag/upload/&lt;token&gt;</code> (one-time URLs the diagnostics upload script gives a device)</li>
 <li><a href="/ui/">Web pages shown on devices</a></li>
 </ul></main></body></html>"""

@@ -16,9 +16,16 @@ from typing import Any, Literal, cast
 from emulator.errors import EmulatorError
 from emulator.protocol.syncml.codes import MEDIA_NOTIFICATION as DM12_NOTIFICATION
 from emulator.protocol.values import DmProtocol
-from emulator.server import mo_flows
 from emulator.server.accounts import ServerAccount, account_from_json, install
-from emulator.server.campaigns import Campaign, campaign_from_json
+from emulator.server.campaign_steps import step_from_json
+from emulator.server.campaigns import (
+    DIAG_SCRIPTS,
+    Campaign,
+    campaign_from_json,
+    flow_campaign,
+    flow_json,
+    job_id,
+)
 from emulator.server.dm2 import demo_script
 from emulator.server.faults import Fault
 from emulator.server.notify_out import Sent, check_protocol, check_target, send_package0
@@ -122,50 +129,44 @@ class ServerControl:
         self.state.set_script(dev_id, script)
         return script
 
-    # ------------------------------------------------------------------ LAWMO / SCOMO flows
+    # ------------------------------------------------------------------ one-device jobs (flows, diagnostics)
 
     def start_flow(self, dev_id: str, name: str, protocol: str = "dm2", **params: Any) -> dict[str, Any]:
-        """Start a lock/unlock/wipe (``lawmo``) or install/activate/remove (``scomo``) flow for
-        ``dev_id`` (:mod:`emulator.server.mo_flows`); its stages go out as the device reports.
-        ``params``: ``wipe`` (list of items), ``package_url``, ``package``, ``pkg_id``, ``version``,
-        ``environment``. EmulatorError (400) for anything else."""
-        allowed = {"wipe", "package_url", "package", "pkg_id", "version", "environment"}
-        unknown = sorted(set(params) - allowed)
-        if unknown:
-            raise EmulatorError(f"unknown flow parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(allowed))}",
-                                status=400)
-        if "wipe" in params:
-            wipe = params["wipe"]
-            if not isinstance(wipe, list) or not wipe or not all(isinstance(w, str) for w in wipe):
-                raise EmulatorError("wipe must be a non-empty list of wipe list items", status=400)
-            params["wipe"] = tuple(wipe)
-        for key in allowed - {"wipe"}:
-            if key in params and not isinstance(params[key], str):
-                raise EmulatorError(f"{key} must be a string", status=400)
-        return mo_flows.start_flow(self.state, dev_id, name, protocol, **params).to_json()
+        """Start a lock/unlock/wipe (``lawmo``), install/activate/remove (``scomo``) or factory reset
+        (``reset``) for ``dev_id``: a one-device campaign of those steps on ``protocol``
+        (:func:`emulator.server.campaigns.flow_campaign`), replacing the device's earlier flow there;
+        its steps go out as the device reports. ``params``: ``wipe`` (list of items),
+        ``package_url``, ``package``, ``pkg_id``, ``version``, ``environment``. EmulatorError (400)
+        for anything else, and nothing is started."""
+        campaign = flow_campaign(dev_id, name, check_protocol(protocol), params)
+        self.state.campaigns.replace(campaign)
+        return flow_json(campaign, dev_id)
 
     def flow(self, dev_id: str, protocol: str = "dm2") -> dict[str, Any]:
         """Where the device's flow on ``protocol`` is; EmulatorError (404) when it has none."""
-        run = mo_flows.flows(self.state).get((dev_id, protocol))
-        if run is None:
-            raise EmulatorError(f"no {protocol} flow for {dev_id}", status=404)
-        return run.to_json()
-    def set_diag_script(self, dev_id: str, script: str, protocol: str = "dm2", **params: Any) -> None:
-        """A diagnostics script for ``dev_id``'s next session over ``protocol`` (once) (:mod:`emulator.server.diag`:
-        ``read``, ``trap`` with measure/condition/threshold, ``upload``); EmulatorError (400) for a bad
-        one, and nothing is set."""
-        from emulator.server.diag import dm2_script, dm12_script
+        found = self.state.campaigns.campaigns.get(job_id("flow", dev_id, protocol))
+        if found is None:
+            raise EmulatorError(f"no {protocol[:8]} flow for {dev_id[:80]}", status=404)
+        return flow_json(found, dev_id)
 
+    def set_diag_script(self, dev_id: str, script: str, protocol: str = "dm2", **params: Any) -> None:
+        """A diagnostics step (``read``, ``trap`` with trap/measure/condition/threshold, ``upload``)
+        for ``dev_id``'s next session over ``protocol``: a one-device campaign of one ``diag.*``
+        step (:mod:`emulator.server.campaign_steps`); EmulatorError (400) for a bad one, and nothing
+        is set."""
         proto = check_protocol(protocol)
-        if proto == "dm12":
-            self.state.dm12_scripts[dev_id] = dm12_script(script, params)
-        else:
-            self.state.dm2_once[dev_id] = dm2_script(self.state, dev_id, script, params)
+        if script not in DIAG_SCRIPTS:
+            raise EmulatorError(f"unknown diagnostics script {script[:40]!r} (known: {', '.join(DIAG_SCRIPTS)})",
+                                status=400)
+        step = step_from_json({"kind": f"diag.{script}", **params}, base="", packages=None)
+        self.state.campaigns.replace(Campaign(job_id("diag", dev_id, proto), (step,), frozenset({dev_id}), (proto,)))
 
     def diagnostics(self, dev_id: str) -> dict[str, Any]:
         """What ``dev_id`` told the server about its diagnostics, both protocols: the DiagMon values it
         returned, its DiagMon alerts (type, source, data) and the logs it uploaded (sizes)."""
-        from emulator.server.diag import DM1_ROOT, MOID, received_logs
+        from emulator.server.campaign_steps import DIAG_MOID as MOID
+        from emulator.server.campaign_steps import DM12_DIAG as DM1_ROOT
+        from emulator.server.diag import received_logs
 
         values: dict[str, Any] = {}
         alerts: list[dict[str, Any]] = []
@@ -217,18 +218,12 @@ class ServerControl:
     # ------------------------------------------------------------------ firmware campaigns
 
     def add_campaign(self, spec: object) -> dict[str, Any]:
-        """Start a firmware campaign from its JSON (:func:`emulator.server.campaigns.campaign_from_json`):
-        its package generated or found in the repository, its DM 2.0 repository items put; the
-        devices it covers get it in their next session. EmulatorError (400/404/409) for a bad one."""
-        from emulator.protocol.dm2.moser import MOSerialization
-        from emulator.server.campaigns import FUMO_MOID
-
-        campaign = campaign_from_json(spec, base=self.state.base_url.rstrip("/"), packages=self.state.packages)
+        """Start a campaign from its JSON (:func:`emulator.server.campaigns.campaign_from_json`): its
+        packages generated or found in the repository; the devices it covers get its steps from
+        their next session. EmulatorError (400/404/409/507) for a bad one, and nothing changes."""
+        campaign = campaign_from_json(spec, base=self.state.base_url.rstrip("/"), packages=self.state.packages,
+                                      check=self.state.campaigns.check)
         self.state.campaigns.add(campaign)
-        self.state.put_repo(campaign.repo_key("url"), [MOSerialization(
-            f"{FUMO_MOID}//", {campaign.operation: {"PkgURL": campaign.url}})])
-        self.state.put_repo(campaign.repo_key("version"), [MOSerialization(
-            f"{FUMO_MOID}//", {"PkgVersion": campaign.version})])
         return campaign.summary()
 
     def campaigns(self) -> list[dict[str, Any]]:

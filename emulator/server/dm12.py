@@ -75,10 +75,9 @@ from emulator.protocol.syncml.message import (
 )
 from emulator.protocol.syncml.notification import VERSION_13, Extension, build_notification, encode_extension
 from emulator.protocol.syncml.packer import pack
-from emulator.server import mo_flows
+from emulator.server import campaign_sessions
 from emulator.server.access import note_address
 from emulator.server.authorities import Authority, SecretPair, UnknownAuthorityError, learn_authorities
-from emulator.server.campaigns import CAMPAIGN_STEP
 from emulator.server.state import ServerState
 
 ROUTE = "/dm12"
@@ -228,15 +227,6 @@ def demo_script(config: Dm12Config) -> list[tuple[str, Step]]:
             ("structure", structure), ("confirm", confirm), ("large object", large)]
 
 
-def _campaign_script(state: ServerState, dev_id: str) -> list[tuple[str, Step]] | None:
-    """A device a campaign follows runs the campaign's steps once, then nothing (see
-    :mod:`emulator.server.campaigns`); None: no campaign for it, the configured script runs."""
-    steps = state.campaigns.dm12_steps(dev_id)
-    if steps is not None:
-        return steps
-    return [] if state.campaigns.covered(dev_id) else None
-
-
 # ------------------------------------------------------------------------------------ one session
 
 
@@ -273,11 +263,9 @@ class Dm12Session:
         # device's own nonces (self.nonces) move only when it authenticated
         self.challenge: bytes | None = None
         self.server_nonce: bytes | None = None  # the latest NextNonce the device gave us (2.9)
-        # a LAWMO/SCOMO flow replaces the script while it runs; a campaign's device runs the campaign's steps;
-        # a script set for this device runs once, in its next session (a diagnostics read, a trap setup)
-        flow = mo_flows.dm12_steps(server.state, dev_id)
-        if flow is None:
-            flow = _campaign_script(server.state, dev_id)
+        # a device a campaign is engaged with runs the campaign's steps (emulator.server.campaigns);
+        # a script set for this device runs once, in its next session
+        flow = campaign_sessions.dm12_steps(server.state, dev_id)
         if flow is None:
             once = server.state.dm12_scripts.pop(dev_id, None)
             flow = list((once or self.config.script or demo_script)(self.config))
@@ -611,8 +599,6 @@ class Dm12Session:
         if sent is None:
             return
         targets = status.target_refs or [sent.target]
-        if status.cmd == "Exec" and sent.step == CAMPAIGN_STEP:
-            self.server.state.campaigns.exec_status("dm12", self.dev_id, sent.target, status.code)
         for target in targets:
             self.statuses.append(StatusRecord(sent.step, status.cmd, target, status.code,
                                               chunk=status.code == codes.CHUNK_ACCEPTED))

@@ -44,6 +44,7 @@ import contextlib
 import re
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -56,13 +57,14 @@ from emulator.protocol.dm2.messages import (
     Alert,
     Command,
     Response,
+    StatusEntry,
     decode_initiation,
     decode_response,
     encode_request,
     notification_id_of,
 )
 from emulator.protocol.dm2.moser import decode_mos
-from emulator.server import mo_flows
+from emulator.server import campaign_sessions
 from emulator.server.access import device_problem, note_address, push_problem, unauthorized
 from emulator.server.authorities import learn_authorities
 from emulator.server.routes import (
@@ -110,22 +112,20 @@ def demo_script(flow: str = "wifi") -> list[Step]:
 
 
 def script_for(state: ServerState, dev_id: str, base: str = "") -> list[Step]:
-    """The steps a new session of ``dev_id`` runs: the stage of its LAWMO/SCOMO flow when it has one
-    (:mod:`emulator.server.mo_flows`, ``base`` the server's origin for its repository URLs), a one-off
-    script set for its next session (diagnostics), the script set for it (or for every device), else
-    the demo script with the state's ``default_flow``."""
-    flow = mo_flows.dm2_steps(state, dev_id, base)
-    if flow is not None:
-        return flow
-    once = state.dm2_once.pop(dev_id, None)  # a one-off (diagnostics) script: this session only
+    """The steps a new session of ``dev_id`` runs when no campaign is engaged with it
+    (:func:`session_driver`): a one-off script set for its next session, the script set for it (or
+    for every device), else the demo script with the state's ``default_flow``."""
+    once = state.dm2_once.pop(dev_id, None)  # a one-off script: this session only
     if once is not None:
         return once
     steps = state.script_of(dev_id)
-    if steps is None:  # a campaign's device runs the campaign's steps once, then nothing
-        campaign = state.campaigns.dm2_steps(dev_id, (base or state.base_url).rstrip("/"))
-        if campaign is not None or state.campaigns.covered(dev_id):
-            return campaign or []
     return demo_script(state.default_flow) if steps is None else steps
+
+
+def session_driver(state: ServerState, dev_id: str, base: str) -> Callable[[ServerSession], list[list[str]]] | None:
+    """The campaign a new session of ``dev_id`` runs (:mod:`emulator.server.campaign_sessions`), asked
+    before the session's alerts are noted: a device a campaign is engaged with runs its steps only."""
+    return campaign_sessions.dm2_driver(state, dev_id, (base or state.base_url).rstrip("/"))
 
 
 def note_alerts(state: ServerState, dev_id: str, alerts: list[Alert]) -> None:
@@ -170,6 +170,8 @@ class ServerSession:
     vars: dict[str, str] = field(default_factory=dict)
     packages: int = 0
     ended: bool = False
+    more: Callable[[ServerSession], list[list[str]]] | None = None  # a campaign's next package, once steps are spent
+    answered: list[tuple[list[str], StatusEntry]] = field(default_factory=list)  # the last Package#3's statuses
 
     def take(self, state: ServerState, response: Response) -> None:
         """Record a Package#3 against the commands it answers."""
@@ -201,9 +203,7 @@ class ServerSession:
                     self.waiting.remove(ui)
         log.alerts.extend(response.alerts)
         note_alerts(state, self.dev_id, response.alerts)
-        for cmd, status in zip(self.sent, response.statuses, strict=False):
-            if cmd and cmd[0].upper() == "EXEC" and len(cmd) > 1:
-                state.campaigns.exec_status("dm2", self.dev_id, cmd[1], status.sc)
+        self.answered = list(zip(self.sent, response.statuses, strict=False))
         self.sent = []
 
     async def next_package(self, state: ServerState, closing: asyncio.Event | None = None) -> list[list[str]]:
@@ -234,6 +234,10 @@ class ServerSession:
         while self.steps:
             step = self.steps.popleft()
             commands = [c for c in (self._fill(state, cmd) for cmd in step) if c is not None]
+            if commands:
+                return self._send(commands)
+        if self.more is not None:
+            commands = [c for c in (self._fill(state, cmd) for cmd in self.more(self)) if c is not None]
             if commands:
                 return self._send(commands)
         return self._send([["END"]])
@@ -332,6 +336,8 @@ async def session(request: web.Request) -> web.Response:
         log.sessions += 1
         log.initiations.append(init)
         log.alerts.extend(init.alerts)
+        alerts_only = request.path.rstrip("/").endswith(ALERTS_SUFFIX)
+        driver = None if alerts_only else session_driver(state, dev_id, base_url(request))
         note_alerts(state, dev_id, init.alerts)
         for alert in init.alerts:
             if alert.alert_type == ALERT_SERVER_INITIATED:
@@ -341,10 +347,9 @@ async def session(request: web.Request) -> web.Response:
         for mo in init.mos:
             known = log.instances.setdefault(mo.moid, [])
             known.extend(u for u in (format_client_uri(mo.moid, m) for m in mo.miid) if u not in known)
-        alerts_only = request.path.rstrip("/").endswith(ALERTS_SUFFIX)
-        steps = [] if alerts_only else script_for(state, dev_id, base_url(request))
+        steps = [] if alerts_only or driver is not None else script_for(state, dev_id, base_url(request))
         alerts_path = "/dm20" + ALERTS_SUFFIX if server_id is None else f"/dm2/{quote(server_id, safe='')}{ALERTS_SUFFIX}"
-        current = ServerSession(dev_id, base_url(request), deque(steps), alerts_path)
+        current = ServerSession(dev_id, base_url(request), deque(steps), alerts_path, more=driver)
         if log.resume_ui and not alerts_only:  # ui_resume "client": the device is back after its page
             current.waiting, log.resume_ui = log.resume_ui, []
             current.steps.clear()

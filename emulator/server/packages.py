@@ -81,17 +81,21 @@ class PackageRepo:
     def add(self, name: str, size: int, version: str = "", *, content_type: str = "application/octet-stream",
             ranges: bool = True, dd_size: int | None = None, dd_sha256: str | None = None) -> Package:
         """Generate and keep a package; EmulatorError (400) for a bad name or size."""
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise EmulatorError(f"package name {str(name)[:80]!r}: letters, digits and ._- (at most 64)", status=400)
-        if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_PACKAGE:
-            raise EmulatorError(f"package size must be 0 to {MAX_PACKAGE} bytes, not {size!r}", status=400)
-        if name not in self.packages and len(self.packages) >= MAX_PACKAGES:
-            raise EmulatorError(f"the repository holds {MAX_PACKAGES} packages already", status=507)
+        self.check(name, size)
         data = generate(name, size)
         pkg = Package(name, size, version, content_type, ranges, dd_size, dd_sha256, data,
                       hashlib.sha256(data).hexdigest())
         self.packages[name] = pkg
         return pkg
+
+    def check(self, name: object, size: object) -> None:
+        """EmulatorError (400/507) when :meth:`add` would refuse this package; nothing is generated."""
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise EmulatorError(f"package name {str(name)[:80]!r}: letters, digits and ._- (at most 64)", status=400)
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_PACKAGE:
+            raise EmulatorError(f"package size must be 0 to {MAX_PACKAGE} bytes, not {str(size)[:40]}", status=400)
+        if name not in self.packages and len(self.packages) >= MAX_PACKAGES:
+            raise EmulatorError(f"the repository holds {MAX_PACKAGES} packages already", status=507)
 
     def get(self, name: str) -> Package:
         pkg = self.packages.get(name)

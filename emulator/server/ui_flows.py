@@ -175,7 +175,7 @@ TERMS = Flow(
 )
 
 def _fumo_result(ui: UiSession, state: ServerState) -> Commands:
-    return state.campaigns.consent_given(ui.dev_id, ui.answers.get("decision") == "accept", ui.base)
+    return state.campaigns.consent_given(state, ui.dev_id, ui.answers.get("decision") == "accept", ui.base)
 
 
 FUMO_CONSENT = Flow(

@@ -11,6 +11,7 @@ import socket
 from typing import Any
 
 import pytest
+from session_kit import settle
 
 from emulator.events import OperationChanged, SessionEnded
 from emulator.fleet.fleet import Fleet
@@ -20,15 +21,6 @@ from emulator.server.diag import received_logs
 from emulator.server.state import ServerState
 
 SERVER = {"dm12": "demo-dm12", "dm2": "demo-dm2"}
-
-
-async def _settle(fleet: Fleet, ended: list[SessionEnded], n: int) -> None:
-    """Wait (bounded, not timed) until ``n`` sessions ended and the fleet has no task left."""
-    for _ in range(800):
-        if len(ended) >= n and not fleet._tasks:
-            return
-        await asyncio.sleep(0.025)
-    raise AssertionError(f"only {len(ended)} of {n} sessions ended: {[(e.outcome, e.detail) for e in ended]}")
 
 
 async def _setup(state: ServerState | None = None) -> tuple[RunningServer, Fleet, list[SessionEnded]]:
@@ -59,7 +51,7 @@ def test_read_then_trap_reports_on_its_own(protocol: str) -> None:
             server.control.set_diag_script(dev.id, "trap", protocol, trap="Battery", threshold=level + 1)
             done = await fleet.run_session(dev.id, protocol)
             assert done.outcome == "completed", done.detail
-            await _settle(fleet, ended, 3)
+            await settle(fleet, ended, 3)
             state = dev.tree.value(f"{BASES[protocol]}/Trap/Battery/State")
             return read, server.control.diagnostics(dev.id), ended, str(state)
         finally:
@@ -100,16 +92,16 @@ def test_trap_fires_once_and_rearms() -> None:
             server.control.set_diag_script(dev.id, "trap", "dm12", trap="Battery", threshold=20)
             dev.diagnostics.set_value("Battery/Level", 80)
             await fleet.run_session(dev.id, "dm12")
-            await _settle(fleet, ended, 1)
+            await settle(fleet, ended, 1)
             dev.diagnostics.set_value("Battery/Level", 12)  # a local event: the battery drops
             first = fleet.sample_diagnostics(dev.id)
-            await _settle(fleet, ended, 2)
+            await settle(fleet, ended, 2)
             again = fleet.sample_diagnostics(dev.id)  # still low: no second alert
             dev.diagnostics.set_value("Battery/Level", 60)
             fleet.sample_diagnostics(dev.id)
             dev.diagnostics.set_value("Battery/Level", 9)
             third = fleet.sample_diagnostics(dev.id)
-            await _settle(fleet, ended, 3)
+            await settle(fleet, ended, 3)
             return first, again, third
         finally:
             await fleet.aclose()
@@ -128,7 +120,7 @@ def test_log_upload_reaches_the_server(protocol: str) -> None:
             server.control.set_diag_script(dev.id, "upload", protocol)
             done = await fleet.run_session(dev.id, protocol)
             assert done.outcome == "completed", done.detail
-            await _settle(fleet, ended, 2)
+            await settle(fleet, ended, 2)
             status = dev.tree.value(f"{BASES[protocol]}/ErrorLog/UploadStatus")
             return server.control.diagnostics(dev.id), [r.body for r in received_logs(server.state, dev.id)], str(status)
         finally:
@@ -172,7 +164,7 @@ def test_upload_to_a_dead_port_reports_network_failure_and_keeps_the_log() -> No
 
             server.state.dm12_scripts[dev.id] = script
             await fleet.run_session(dev.id, "dm12")
-            await _settle(fleet, ended, 2)
+            await settle(fleet, ended, 2)
             log = str(dev.tree.value("./DiagMon/ErrorLog/Data"))
             alerts = [a for s in server.state.dm12_sessions[dev.id] for a in s.generic_alerts]
             data = [str(i.data) for a in alerts for i in a.items]
@@ -199,7 +191,7 @@ def test_oversize_log_is_refused_413_and_nothing_kept() -> None:
                 dev.diagnostics.log(dev.tree, float(n), f"line {n} of a log longer than the server takes")
             server.control.set_diag_script(dev.id, "upload", "dm2")
             await fleet.run_session(dev.id, "dm2")
-            await _settle(fleet, ended, 2)
+            await settle(fleet, ended, 2)
             return str(dev.tree.value("./DM2/DiagMon/ErrorLog/UploadStatus")), received_logs(server.state, dev.id)
         finally:
             await fleet.aclose()
@@ -252,6 +244,8 @@ def test_trap_script_refuses_garbage_before_anything_is_set() -> None:
         assert err.value.status == 400
     with pytest.raises(EmulatorError):
         control.set_diag_script("dev-1", "nonsense", "dm2")
-    assert state.dm12_scripts == {} and state.dm2_once == {}
+    assert state.campaigns.campaigns == {}  # nothing was set
     control.set_diag_script("dev-1", "trap", "dm12", threshold=10**12 - 1)
-    assert "dev-1" in state.dm12_scripts
+    (job,) = state.campaigns.campaigns.values()
+    assert (job.devices, job.protocols, [s.kind for s in job.steps]) == ({"dev-1"}, ("dm12",), ["diag.trap"])
+    assert job.steps[0].trap is not None and job.steps[0].trap.threshold == 10**12 - 1

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from descriptor_cases import DESCRIPTOR_CASES
+from session_kit import server_and_fleet, settle
 
 from emulator.device.profile import find_profile
 from emulator.events import MessageLogged, OperationChanged, SessionEnded, TransferProgress
@@ -26,14 +27,6 @@ from emulator.server.state import ServerState
 
 FAST = {"install_s": 0.05, "reboot_s": 0.05}
 DM1_NODE = "./FwUpdate/fw"
-
-
-async def _settle(fleet: Fleet, ended: list[SessionEnded], n: int) -> None:
-    for _ in range(800):
-        if len(ended) >= n and not fleet._tasks:
-            return
-        await asyncio.sleep(0.025)
-    raise AssertionError(f"only {len(ended)} of {n} sessions ended: {[e.detail for e in ended]}")
 
 
 def _dm12_run(url_of: Callable[[str], str], *, knobs: dict[str, object] | None = None, sessions: int = 2,
@@ -105,7 +98,7 @@ def _dm12_run(url_of: Callable[[str], str], *, knobs: dict[str, object] | None =
                 dev.bearers, dev.bearer = {}, ""
             dev.behaviours.configure("fumo", {**FAST, **(knobs or {})})
             first = await fleet.run_session(dev.id, "dm12")
-            await _settle(fleet, ended, sessions)
+            await settle(fleet, ended, sessions)
             return {"first": first, "dev": dev, "sessions": state.dm12_sessions[dev.id], "ended": ended,
                     "events": events, "state": state, "ranges": package_requests}
         finally:
@@ -174,7 +167,7 @@ def _dm2_run(pkg_url: Callable[[str], str], *, knobs: dict[str, object] | None =
                 [["EXEC", f"{DM2_FUMO}/*/DownloadAndUpdate", "${alerts}"]],
             ])
             first = await fleet.run_session(dev.id, "dm2")
-            await _settle(fleet, ended, sessions)
+            await settle(fleet, ended, sessions)
             return {"first": first, "dev": dev, "log": state.device(dev.id), "ended": ended, "events": events,
                     "state": state}
         finally:
@@ -208,34 +201,21 @@ def test_a_campaign_runs_on_both_protocols_and_its_progress_is_on_the_admin_api(
     its next session, notes the 202s and the reports; the admin API (with its token) shows it."""
     import json
 
-    prof = find_profile("smartphone")
 
     async def main():
-        running = await start_server()
-        control, base = running.control, running.url
-        control.add_campaign({"id": "spring", "package": "fw4", "size": 300_000, "version": "X5P-FW-4.0"})
-        fleet = Fleet(server=base)
-        fleet.resume_wait_s = fleet.alert_retry_s = 0.01
-        ended: list[SessionEnded] = []
-        fleet.bus.subscribe(ended.append, SessionEnded)
-        try:
-            devs = fleet.add(prof, 4)
-            for dev in devs:
-                dev.bearers, dev.bearer = {}, ""
-                dev.behaviours.configure("fumo", FAST)
+        async with server_and_fleet(ServerState()) as bench:
+            running, fleet, base = bench.server, bench.fleet, bench.server.url
+            running.control.add_campaign({"id": "spring", "package": "fw4", "size": 300_000, "version": "X5P-FW-4.0"})
+            devs = bench.phones(4)
             firsts = await asyncio.gather(*(fleet.run_session(d.id, "dm12" if i < 2 else "dm2")
                                             for i, d in enumerate(devs)))
-            await _settle(fleet, ended, 8)
+            await bench.settle(8)
             again = await fleet.run_session(devs[0].id, "dm12")  # a later session: the campaign is done with it
-            headers = {"Authorization": f"Bearer {running.state.admin_token}"}
-            api = await fleet.transport.request("GET", f"{base}/admin/campaigns", headers=headers)
-            page = await fleet.transport.request("GET", f"{base}/admin/campaigns?format=html", headers=headers)
+            api = await fleet.transport.request("GET", f"{base}/admin/campaigns", headers=bench.admin)
+            page = await fleet.transport.request("GET", f"{base}/admin/campaigns?format=html", headers=bench.admin)
             refused = await fleet.transport.request("GET", f"{base}/admin/campaigns")
-            one = await fleet.transport.request("GET", f"{base}/admin/campaigns/spring", headers=headers)
+            one = await fleet.transport.request("GET", f"{base}/admin/campaigns/spring", headers=bench.admin)
             return devs, firsts, again, api, page, refused, one, running.state
-        finally:
-            await fleet.aclose()
-            await running.stop()
 
     devs, firsts, again, api, page, refused, one, state = asyncio.run(main())
     assert all(f.outcome == "completed" for f in firsts), [f.detail for f in firsts]
@@ -245,7 +225,8 @@ def test_a_campaign_runs_on_both_protocols_and_its_progress_is_on_the_admin_api(
     assert summary["results"] == {"200": 4}
     assert {r["protocol"] for r in json.loads(one.body)["runs"]} == {"dm12", "dm2"}
     assert all(r["exec_status"] == 202 for r in json.loads(one.body)["runs"])
-    assert b"Firmware campaigns" in page.body and b"Successful" in page.body
+    assert b"<h1>Campaigns</h1>" in page.body and b"Successful" in page.body and b"accepted p50" in page.body
+    assert set(summary["time_in_state_s"]) >= {"sent", "accepted"}
     assert refused.status == 401
     for dev in devs:
         assert dev.tree.value("./DevDetail/FwV") == "X5P-FW-4.0"
@@ -308,23 +289,14 @@ def test_a_campaign_with_consent_asks_the_dm12_user_first(policy):
     from emulator.fleet.headless import HeadlessUi
 
     async def main():
-        running = await start_server()
-        running.control.add_campaign({"id": "ask", "package": "fw5", "size": 1000, "version": "X5P-FW-5.0",
-                                      "consent": True})
-        fleet = Fleet(server=running.url, ui=HeadlessUi(policy=policy))
-        fleet.alert_retry_s = 0.01
-        ended: list[SessionEnded] = []
-        fleet.bus.subscribe(ended.append, SessionEnded)
-        try:
-            (dev,) = fleet.add(find_profile("smartphone"), 1)
-            dev.bearers, dev.bearer = {}, ""
-            dev.behaviours.configure("fumo", FAST)
+        async with server_and_fleet(ServerState(), ui=HeadlessUi(policy=policy)) as bench:
+            running, fleet = bench.server, bench.fleet
+            running.control.add_campaign({"id": "ask", "package": "fw5", "size": 1000,
+                                          "version": "X5P-FW-5.0", "consent": True})
+            (dev,) = bench.phones()
             await fleet.run_session(dev.id, "dm12")
-            await _settle(fleet, ended, 2 if policy == "accept" else 1)
+            await bench.settle(2 if policy == "accept" else 1)
             return dev, running.state.campaigns.get("ask").details()
-        finally:
-            await fleet.aclose()
-            await running.stop()
 
     dev, details = asyncio.run(main())
     (run,) = details["runs"]
@@ -381,23 +353,14 @@ def test_a_campaign_with_consent_shows_the_dm2_user_a_page_first(policy):
     from emulator.fleet.headless import HeadlessUi
 
     async def main():
-        running = await start_server()
-        running.control.add_campaign({"id": "ask2", "package": "fw7", "size": 1000, "version": "X5P-FW-7.0",
-                                      "consent": True})
-        fleet = Fleet(server=running.url, ui=HeadlessUi(policy=policy))
-        fleet.alert_retry_s = 0.01
-        ended: list[SessionEnded] = []
-        fleet.bus.subscribe(ended.append, SessionEnded)
-        try:
-            (dev,) = fleet.add(find_profile("smartphone"), 1)
-            dev.bearers, dev.bearer = {}, ""
-            dev.behaviours.configure("fumo", FAST)
+        async with server_and_fleet(ServerState(), ui=HeadlessUi(policy=policy)) as bench:
+            running, fleet = bench.server, bench.fleet
+            running.control.add_campaign({"id": "ask2", "package": "fw7", "size": 1000,
+                                          "version": "X5P-FW-7.0", "consent": True})
+            (dev,) = bench.phones()
             first = await fleet.run_session(dev.id, "dm2")
-            await _settle(fleet, ended, 2 if policy == "accept" else 1)
+            await bench.settle(2 if policy == "accept" else 1)
             return first, dev, running.state.campaigns.get("ask2").details()
-        finally:
-            await fleet.aclose()
-            await running.stop()
 
     first, dev, details = asyncio.run(main())
     assert first.outcome == "completed", first.detail

@@ -1,8 +1,9 @@
-"""LAWMO lock/unlock/wipe and SCOMO install/activate/remove, end to end over real loopback HTTP
-against the reference server, DM 1.2 and DM 2.0: the server's flow (emulator.server.mo_flows) Execs
-each operation, the device answers 202, carries it out after the session (the SCOMO package really
-downloaded from the server), and reports in a new session with the MO's generic alert, whose
-session takes the next stage."""
+"""LAWMO lock/unlock/wipe and SCOMO install/activate/remove as the per-device flows of the admin API
+(``/admin/flow/<DevID>``, one-device campaigns of emulator.server.campaigns), end to end over real
+loopback HTTP against the reference server, DM 1.2 and DM 2.0: each step Execs an operation, the
+device answers 202, carries it out after the session (the SCOMO package really downloaded from the
+server), and reports in a new session with the MO's generic alert, whose session takes the next
+step."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ import json
 import aiohttp
 import pytest
 from descriptor_cases import DESCRIPTOR_CASES
+from session_kit import server_and_fleet
 
 from emulator.events import OperationChanged, TransferProgress
 from emulator.fleet.fleet import Fleet
-from emulator.server import mo_flows
+from emulator.server import campaign_steps as steps
 from emulator.server.app import start_server
-from emulator.server.control import ServerControl
 from emulator.server.state import ServerState
 from emulator.util.admin_token import admin_headers
 
@@ -25,57 +26,51 @@ PACKAGE_SIZE = 16384
 
 
 async def _run(flow: str, protocol: str, *, prepare=None, serve=None, **params):
-    server = await start_server(ServerState(push_wait_s=0.2))
-    server.state.packages.add("notes.bin", PACKAGE_SIZE, "2.4.0")
-    if serve is not None:
-        serve(server.state)
-    fleet = Fleet(server=server.url)
-    logged: list[object] = []
-    fleet.bus.subscribe(logged.append, TransferProgress, OperationChanged)
-    try:
-        (dev,) = fleet.add("smartphone", 1)
-        dev.bearers, dev.bearer = {}, ""  # no shaping: the flow's own timing only
+    async with server_and_fleet() as bench:
+        server, fleet = bench.server, bench.fleet
+        server.state.packages.add("notes.bin", PACKAGE_SIZE, "2.4.0")
+        if serve is not None:
+            serve(server.state)
+        logged: list[object] = []
+        fleet.bus.subscribe(logged.append, TransferProgress, OperationChanged)
+        (dev,) = bench.phones()
         if prepare is not None:
             prepare(dev)
         if "package_url" in params:
             params["package_url"] = params["package_url"].format(base=server.url)
-        ServerControl(server.state).start_flow(dev.id, flow, protocol, **params)
+        server.control.start_flow(dev.id, flow, protocol, **params)
         first = await fleet.run_session(dev.id, protocol)
-        run = mo_flows.flows(server.state)[(dev.id, protocol)]
-        for _ in range(1200):  # bounded: at most 30 s under load; each stage takes well under one
-            if run.done and not fleet._tasks:
-                break
-            await asyncio.sleep(0.025)
-        return first, run, dev, server.state, logged
-    finally:
-        await fleet.aclose()
-        await server.stop()
+        await bench.settle(until=lambda: server.control.flow(dev.id, protocol)["outcome"] != "running")
+        return first, server.control.flow(dev.id, protocol), dev, server.state, logged
+
+
+def _ops(run) -> list[tuple[str, int]]:
+    return [(node.rsplit("/", 1)[1], code) for node, code in run["results"]]
 
 
 @pytest.mark.parametrize("protocol", ["dm12", "dm2"])
 def test_lock_unlock_wipe_end_to_end(protocol):
     first, run, dev, state, _ = asyncio.run(_run("lawmo", protocol, wipe=["Contacts"]))
     assert first.outcome == "completed", first.detail
-    assert run.outcome == "completed", run.to_json()
-    assert [(node.rsplit("/", 1)[1], code) for node, code in run.results] == [
-        ("FullyLock", 1200), ("UnLock", 1200), ("Wipe", 1200)]
+    assert run["outcome"] == "completed", run
+    assert _ops(run) == [("FullyLock", 1200), ("UnLock", 1200), ("Wipe", 1200)]
     assert dev.tree.value("./LAWMO/State") == "30"
     assert dev.tree.children("./Data/Contacts") == [] and dev.tree.children("./Data/Photos") == ["IMG_0001"]
     if protocol == "dm2":
-        alerts = state.device(dev.id).alerts_of(mo_flows.LAWMO_ALERT)
-        assert [a.source_uri for a in alerts] == [f"{mo_flows.LAWMO_MOID}/LAWMO/Operations/{op}"
+        alerts = state.device(dev.id).alerts_of(steps.LAWMO_ALERT)
+        assert [a.source_uri for a in alerts] == [f"{steps.LAWMO_MOID}/LAWMO/Operations/{op}"
                                                   for op in ("FullyLock", "UnLock", "Wipe")]
         assert all(a.data == {"Value": "1200"} for a in alerts)
     else:
         alerts = [a for s in state.dm12_sessions[dev.id] for a in s.generic_alerts]
-        assert [a.correlator for a in alerts] == ["lawmo-1", "lawmo-2", "lawmo-3"]
+        assert [a.correlator for a in alerts] == [f"{run['campaign']}-{n}" for n in (1, 2, 3)]
         assert [(a.items[0].source, a.items[0].data) for a in alerts] == [
             (f"./LAWMO/Operations/{op}", "1200") for op in ("FullyLock", "UnLock", "Wipe")]
 
 
 @pytest.mark.parametrize("protocol", ["dm12", "dm2"])
 def test_install_activate_remove_end_to_end(protocol):
-    root = mo_flows.ROOTS[("scomo", protocol)]
+    root = steps.ROOTS[("scomo", protocol)]
     seen: dict[str, str] = {}
 
     def watch(dev):
@@ -89,9 +84,8 @@ def test_install_activate_remove_end_to_end(protocol):
         "scomo", protocol, prepare=watch, package_url="{base}/packages/notes.bin", package="notes",
         pkg_id="com.acme.notes", version="2.4.0"))
     assert first.outcome == "completed", first.detail
-    assert run.outcome == "completed", run.to_json()
-    assert [(node.rsplit("/", 1)[1], code) for node, code in run.results] == [
-        ("DownloadInstallInactive", 1200), ("Activate", 1200), ("Remove", 1200)]
+    assert run["outcome"] == "completed", run
+    assert _ops(run) == [("DownloadInstallInactive", 1200), ("Activate", 1200), ("Remove", 1200)]
     assert seen["states"].startswith("10,") and "20," in seen["states"]  # deployed inactive, then activated
     assert not dev.tree.exists(f"{root}/Inventory/Deployed/notes")
     assert dev.tree.value(f"{root}/Inventory/Delivered/notes/State") == "10"
@@ -102,20 +96,21 @@ def test_install_activate_remove_end_to_end(protocol):
     states = [e.state for e in logged if isinstance(e, OperationChanged) and e.operation == "scomo"]
     assert states[:2] == ["30", "40"] and states.count("ended") == 3
     if protocol == "dm2":
-        alerts = state.device(dev.id).alerts_of(mo_flows.SCOMO_ALERT)
-        assert alerts[0].target_uri == f"{mo_flows.SCOMO_MOID}/SCOMO/Inventory/Deployed/notes"
+        alerts = state.device(dev.id).alerts_of(steps.SCOMO_ALERT)
+        assert alerts[0].target_uri == f"{steps.SCOMO_MOID}/SCOMO/Inventory/Deployed/notes"
         assert alerts[0].data == {"Value": "<ResultCode>1200</ResultCode><Identifier>com.acme.notes</Identifier>"}
     else:
         alerts = [a for s in state.dm12_sessions[dev.id] for a in s.generic_alerts]
         assert alerts[0].items[0].target == "./SCOMO/Inventory/Deployed/notes"
-        assert alerts[0].items[0].meta.type == mo_flows.SCOMO_ALERT
+        assert alerts[0].items[0].meta.type == steps.SCOMO_ALERT
 
 
 @pytest.mark.parametrize("protocol", ["dm12", "dm2"])
 def test_a_garbage_package_url_stops_the_flow_with_1402_and_delivers_nothing(protocol):
-    root = mo_flows.ROOTS[("scomo", protocol)]
+    root = steps.ROOTS[("scomo", protocol)]
     first, run, dev, _, _ = asyncio.run(_run("scomo", protocol, package_url="not a url at all", package="bad"))
-    assert run.outcome == "failed at Download/bad/Operations/DownloadInstallInactive: 1402", run.to_json()
+    assert run["outcome"] == "failed at scomo.install: 1402", run
+    assert _ops(run) == [("DownloadInstallInactive", 1402)]  # activate and remove never went out
     assert dev.tree.value(f"{root}/Download/bad/Status") == "20"
     assert dev.tree.children(f"{root}/Inventory/Delivered") == []
     assert dev.tree.children(f"{root}/Inventory/Deployed") == ["com.nordwave.maps"]
@@ -125,13 +120,13 @@ def test_a_garbage_package_url_stops_the_flow_with_1402_and_delivers_nothing(pro
 def test_install_through_a_download_descriptor_end_to_end(protocol):
     """PkgURL names the package's OMA download descriptor: the device fetches the object it names,
     checks its size and SHA-256, posts 900 Success to its installNotifyURI and installs it."""
-    root = mo_flows.ROOTS[("scomo", protocol)]
+    root = steps.ROOTS[("scomo", protocol)]
     first, run, dev, state, logged = asyncio.run(_run(
         "scomo", protocol, package_url="{base}/packages/notes.bin/dd", package="notes", pkg_id="com.acme.notes",
         version="2.4.0"))
     assert first.outcome == "completed", first.detail
-    assert run.outcome == "completed", run.to_json()
-    assert [code for _, code in run.results] == [1200, 1200, 1200]
+    assert run["outcome"] == "completed", run
+    assert [code for _, code in run["results"]] == [1200, 1200, 1200]
     package = state.packages.get("notes.bin")
     assert dev.tree.value(f"{root}/Inventory/Delivered/notes/Ext/Size") == str(PACKAGE_SIZE)
     assert dev.tree.value(f"{root}/Inventory/Delivered/notes/Ext/SHA256") == package.sha256
@@ -147,12 +142,13 @@ SCOMO_DESCRIPTOR_CODES = {"oversize by descriptor": 1404, "wrong size": 1402, "c
 @pytest.mark.parametrize("case", sorted(DESCRIPTOR_CASES))
 def test_hostile_descriptors_end_the_scomo_download_with_its_code_and_deliver_nothing(case):
     url, prepare, knobs, told, package = DESCRIPTOR_CASES[case]
-    root = mo_flows.ROOTS[("scomo", "dm12")]
+    root = steps.ROOTS[("scomo", "dm12")]
     first, run, dev, state, _ = asyncio.run(_run(
         "scomo", "dm12", serve=prepare, prepare=lambda d: d.behaviours.configure("scomo", knobs),
         package_url=url("{base}"), package="app"))
     code = SCOMO_DESCRIPTOR_CODES[case]
-    assert run.outcome == f"failed at Download/app/Operations/DownloadInstallInactive: {code}", run.to_json()
+    assert run["outcome"] == f"failed at scomo.install: {code}", run
+    assert _ops(run) == [("DownloadInstallInactive", code)]
     assert dev.tree.value(f"{root}/Download/app/Status") == "20"
     assert dev.tree.children(f"{root}/Inventory/Delivered") == []
     assert dev.tree.children(f"{root}/Inventory/Deployed") == ["com.nordwave.maps"]
@@ -200,7 +196,7 @@ def test_factory_reset_keeps_the_profile_accounts_and_the_device_still_reaches_i
     first, run, dev, _, _ = asyncio.run(_run("reset", protocol, prepare=add_account))
     assert first.outcome == "completed", first.detail
     # the result came back in a session of its own after the reset: the surviving account still works
-    assert run.outcome == "completed" and run.results[0][1] == 1200, run.to_json()
+    assert run["outcome"] == "completed" and run["results"][0][1] == 1200, run
     assert not dev.tree.exists("./DMAcc/rogue") and not dev.tree.exists("./DM2/DMAcc/rogue")
     assert {a.server_id for a in dev.accounts()} == {"demo-dm12", "demo-dm2"}
     assert dev.tree.children("./Data/Contacts") == ["1", "2"]
@@ -243,8 +239,8 @@ def test_hostile_execs_get_their_status_over_both_protocols_and_change_nothing()
         try:
             (dev,) = fleet.add("smartphone", 1)
             dev.bearers, dev.bearer = {}, ""
-            state.set_script(dev.id, [[["EXEC", f"{mo_flows.SCOMO_MOID}/SCOMO/Inventory/Deployed/ghost/Operations/Remove"],
-                                       ["EXEC", f"{mo_flows.LAWMO_MOID}/LAWMO/Operations/Wipe?Music"]]])
+            state.set_script(dev.id, [[["EXEC", f"{steps.SCOMO_MOID}/SCOMO/Inventory/Deployed/ghost/Operations/Remove"],
+                                       ["EXEC", f"{steps.LAWMO_MOID}/LAWMO/Operations/Wipe?Music"]]])
             version = dev.tree.version
             dm12 = await fleet.run_session(dev.id, "dm12")
             dm2 = await fleet.run_session(dev.id, "dm2")

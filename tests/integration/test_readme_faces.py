@@ -78,6 +78,19 @@ COVERED: dict[str, str] = {
         f"{THIS}::test_firmware_campaign",
     ".venv/bin/dm-emulator run --server http://127.0.0.1:8700 --scenario fumo-campaign --report campaign.json":
         f"{THIS}::test_firmware_campaign",
+    # Campaign steps
+    "export DM_EMULATOR_ADMIN_TOKEN=steps-token   # the curl lines send it": f"{THIS}::test_campaign_steps",
+    'curl -H "Authorization: Bearer $DM_EMULATOR_ADMIN_TOKEN" -d \'{"id": "notes-2.4", "steps": [ {"kind": '
+    '"scomo.install", "package": "notes.bin", "size": 65536, "version": "2.4.0", "name": "notes"}, {"kind": '
+    '"scomo.activate", "name": "notes"}, {"kind": "scomo.remove", "name": "notes"}]}\' '
+    'http://127.0.0.1:8700/admin/campaigns': f"{THIS}::test_campaign_steps",
+    'curl -H "Authorization: Bearer $DM_EMULATOR_ADMIN_TOKEN" -d \'{"id": "lost-phones", "steps": [ {"kind": '
+    '"lawmo.lock"}, {"kind": "lawmo.unlock"}, {"kind": "lawmo.wipe", "wipe": ["Contacts"]}]}\' '
+    'http://127.0.0.1:8700/admin/campaigns': f"{THIS}::test_campaign_steps",
+    ".venv/bin/dm-emulator run --server http://127.0.0.1:8700 --scenario examples/scenarios/phones-both.toml":
+        f"{THIS}::test_campaign_steps",
+    'curl -H "Authorization: Bearer $DM_EMULATOR_ADMIN_TOKEN" http://127.0.0.1:8700/admin/campaigns/lost-phones':
+        f"{THIS}::test_campaign_steps",
     # Use in CI (the job runs as one bash script there, as a CI system runs it)
     "export DM_EMULATOR_ADMIN_TOKEN=ci-secret   # shared by the server and the run (the demo notifies devices)":
         CI_JOB,
@@ -416,3 +429,22 @@ def test_firmware_campaign(shell: Shell):
     assert "mean time per state: 30 " in run.stdout
     report = json.loads((shell.cwd / "campaign.json").read_text())
     assert sum(report["operations"]["fumo"]["results"].values()) == 40
+
+
+def test_campaign_steps(shell: Shell):
+    """The "Campaign steps" block as written: a SCOMO and a lock/wipe campaign posted with curl, ten
+    phones (both protocols) run both, and the last curl shows every phone's three LAWMO results."""
+    results = shell.block(_block_with("export DM_EMULATOR_ADMIN_TOKEN=steps-token"))
+    for line, proc in results.items():
+        assert proc.returncode == 0, f"{line}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    posted = [json.loads(proc.stdout) for line, proc in results.items() if " -d '" in line]
+    assert [(p["id"], p["devices"], len(p["steps"])) for p in posted] == [("notes-2.4", "*", 3), ("lost-phones", "*", 3)]
+    run = next(proc for line, proc in results.items() if " run " in line)
+    assert "phones-both: 70/70 sessions completed, 0 failed" in run.stdout, run.stdout
+    assert "lawmo: 30 operations: 1200 Operation Succeeded x30" in run.stdout, run.stdout
+    assert "scomo: 30 operations: 1200 Request Succeeded x30" in run.stdout, run.stdout
+    shown = json.loads(list(results.values())[-1].stdout)
+    assert shown["states"]["reported"] == 10 and shown["results"] == {"1200": 30}
+    assert {r["protocol"] for r in shown["runs"]} == {"dm2", "dm12"}
+    assert all(r["results"] == [["lawmo.lock", 1200], ["lawmo.unlock", 1200], ["lawmo.wipe", 1200]]
+               for r in shown["runs"])

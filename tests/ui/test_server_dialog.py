@@ -289,3 +289,17 @@ def test_dialog_sets_the_dm2_ui_resumption_style(window, qtbot):
         dev = window.fleet.devices[dev_id]
         assert dev.account(protocol="dm2").ui_resume == "client"
         assert dev.account(protocol="dm12").server_auth == "dm"  # DM 1.2 left alone
+
+
+def test_keep_or_shared_offers_keep_only_when_the_devices_differ(qtbot):
+    from ui.server_dialog import keep_or_shared
+
+    shared = keep_or_shared(["held", "client"], ["client", "client"], "tip")
+    mixed = keep_or_shared(["dm", "transport", "none"], ["dm", "none"], "tip")
+    none = keep_or_shared(["dm", "transport"], [], "tip")
+    for box in (shared, mixed, none):
+        qtbot.addWidget(box)
+    assert [shared.itemText(i) for i in range(shared.count())] == ["held", "client"]
+    assert shared.currentText() == "client" and shared.toolTip() == "tip"
+    assert [mixed.itemText(i) for i in range(mixed.count())] == [KEEP, "dm", "transport", "none"]
+    assert mixed.currentText() == KEEP and none.currentText() == KEEP

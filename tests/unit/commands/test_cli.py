@@ -274,3 +274,42 @@ def test_an_unreachable_display_exits_2_not_134() -> None:
     assert result.returncode == 2, result.stderr
     assert "no X server answers at DISPLAY=:987" in result.stderr
     assert "xcb" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("parser", "text", "value_or_message"),
+    [
+        ("_positive_int", "3", 3),
+        ("_positive_int", "1", 1),
+        ("_positive_int", "0", "expected 1 or more, got 0"),
+        ("_positive_int", "three", "expected a whole number, got 'three'"),
+        ("_positive_int", "2.5", "expected a whole number, got '2.5'"),
+        ("_whole_number", "0", 0),
+        ("_whole_number", "-1", "expected 0 or more, got -1"),
+        ("_whole_number", "", "expected a whole number, got ''"),
+        ("_positive_seconds", "86400", 86400.0),
+        ("_positive_seconds", "0.5", 0.5),
+        ("_positive_seconds", "86400.001", "expected more than 0 and at most 86400 seconds, got 86400.001"),
+        ("_positive_seconds", "0", "expected more than 0 and at most 86400 seconds, got 0"),
+        ("_positive_seconds", "nan", "expected more than 0 and at most 86400 seconds, got nan"),
+        ("_positive_seconds", "soon", "expected a number of seconds, got 'soon'"),
+        ("_seconds", "0", 0.0),
+        ("_seconds", "-0.1", "expected 0 or more seconds, got -0.1"),
+        ("_seconds", "inf", "expected 0 or more seconds, got inf"),
+        ("_seconds", "nan", "expected 0 or more seconds, got nan"),
+        ("_seconds", "later", "expected seconds, got 'later'"),
+    ],
+)
+def test_the_number_options_take_their_bounds_and_say_what_they_expected(parser: str, text: str,
+                                                                          value_or_message: object) -> None:
+    import argparse
+
+    from emulator import cli
+
+    parse = getattr(cli, parser)
+    if isinstance(value_or_message, str):
+        with pytest.raises(argparse.ArgumentTypeError) as err:
+            parse(text)
+        assert str(err.value) == value_or_message
+    else:
+        assert parse(text) == value_or_message
