@@ -82,7 +82,8 @@ def dm12_steps(state: Any, dev_id: str) -> list[tuple[str, Callable[[Any], list[
                     return []
                 return dm12_commands(step, campaign.correlator(run.step), 0, session[0])
             return []
-        return dm12_commands(step, campaign.correlator(run.step), package, session[0])
+        upload = _upload_url(session[0]) if step.kind == "diag.upload" and package == 0 else ""
+        return dm12_commands(step, campaign.correlator(run.step), package, session[0], upload)
 
     driver = StepDriver(state.campaigns, dev_id, "dm12", build)
     session: list[Any] = [None]
@@ -96,6 +97,17 @@ def dm12_steps(state: Any, dev_id: str) -> list[tuple[str, Callable[[Any], list[
         return driver.next(answers)
 
     return [(STEP_NAME, step)] * MAX_PACKAGES
+
+
+def _upload_url(session: Any) -> str:
+    """A one-time URL of this server where the device may upload its log (at the origin it addressed)."""
+    from urllib.parse import urlsplit
+
+    from emulator.server.diag import new_upload_url
+
+    parts = urlsplit(session.source)
+    origin = f"{parts.scheme}://{parts.netloc}" if parts.scheme else ""
+    return new_upload_url(session.server.state, session.dev_id, origin)
 
 
 # ------------------------------------------------------------------ DM 2.0

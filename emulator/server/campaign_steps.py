@@ -32,6 +32,7 @@ from emulator.mo.fumo import ALERT_PREFIX, ALERT_TYPES, FUMO_MOID
 from emulator.protocol.dm2.moser import MOSerialization
 from emulator.protocol.syncml import codes
 from emulator.protocol.syncml.commands import Add, Alert, Command, Exec, Get, Item, Meta, Replace
+from emulator.server.routes import repo_url
 
 LAWMO_MOID = "urn:oma:mo:oma-lawmo:1.0"
 SCOMO_MOID = "urn:oma:mo:oma-scomo:1.0"
@@ -275,8 +276,9 @@ def check_step_package(spec: object, packages: Any) -> None:
 # ------------------------------------------------------------------ DM 1.2 commands
 
 
-def dm12_commands(step: Step, correlator: str, package: int, session: Any) -> list[Command]:
-    """The DM 1.2 commands of ``step``'s ``package``-th package (from 0; [] when it has no more)."""
+def dm12_commands(step: Step, correlator: str, package: int, session: Any, upload_url: str = "") -> list[Command]:
+    """The DM 1.2 commands of ``step``'s ``package``-th package (from 0; [] when it has no more);
+    ``upload_url``: where a ``diag.upload`` step has the device upload its log."""
     if step.mo == "fumo":
         if package > 0:
             return []
@@ -310,11 +312,8 @@ def dm12_commands(step: Step, correlator: str, package: int, session: Any) -> li
         added: list[Command] = [] if cls is Replace else [Add(cmd_id="0", meta=Meta(format="node"), items=[Item(target=node)])]
         return added + [cls(cmd_id="0", meta=Meta(format=fmt, type="text/plain"),
                             items=[Item(target=f"{node}/{leaf}", data=value)]) for leaf, value, fmt in values]
-    from emulator.server.diag import new_upload_url
-
-    url = new_upload_url(session.server.state, session.dev_id, _origin(session.source))
     return [Exec(cmd_id="0", correlator=f"diag-{secrets.token_hex(4)}",
-                 items=[Item(target=f"{DM12_DIAG}/ErrorLog/Upload", data=url)])]
+                 items=[Item(target=f"{DM12_DIAG}/ErrorLog/Upload", data=upload_url)])]
 
 
 def dm12_consent(step: Step) -> list[Command]:
@@ -328,14 +327,6 @@ def _dm12_op(op: Op, correlator: str) -> Command:
         return Exec(cmd_id="0", correlator=correlator, items=[Item(target=op.path)])
     cls = Add if op.kind == "add" else Replace
     return cls(cmd_id="0", meta=Meta(format=op.fmt, type="text/plain"), items=[Item(target=op.path, data=op.value)])
-
-
-def _origin(source: str) -> str:
-    """The scheme and host of the URL a DM 1.2 device addressed (its session's Source)."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(source)
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme else ""
 
 
 # ------------------------------------------------------------------ DM 2.0 commands
@@ -366,20 +357,20 @@ def dm2_commands(step: Step, key: str, state: Any, dev_id: str, base: str) -> li
                             ("Enabled", True)):
             uri = f"{root}/Trap/{spec.trap}/{leaf}"
             state.put_repo(f"{key}/{leaf}", [MOSerialization(client_uri=uri, mo_data={leaf: value})])
-            out.append(["HGET", _repo_url(base, f"{key}/{leaf}"), uri])
+            out.append(["HGET", repo_url(base, f"{key}/{leaf}"), uri])
         return out
     upload = f"{key}/upload-url"
-    return [["HGET", _repo_url(base, upload) + f"?${{diag-upload:{upload}}}", f"{root}/ErrorLog/UploadURL"],
+    return [["HGET", repo_url(base, upload) + f"?${{diag-upload:{upload}}}", f"{root}/ErrorLog/UploadURL"],
             ["EXEC", f"{root}/ErrorLog/Upload", "${alerts}"]]
 
 
 def fumo_dm2_update(step: Step, key: str, state: Any, base: str) -> list[list[str]]:
     """HGET of PkgURL (and PkgVersion) into the FUMO instance, then EXEC with the alerts ServerURI."""
     state.put_repo(f"{key}/url", [MOSerialization(f"{FUMO_MOID}//", {step.operation: {"PkgURL": step.url}})])
-    out = [["HGET", _repo_url(base, f"{key}/url"), f"{step.dm2_instance}/{step.operation}"]]
+    out = [["HGET", repo_url(base, f"{key}/url"), f"{step.dm2_instance}/{step.operation}"]]
     if step.version:
         state.put_repo(f"{key}/version", [MOSerialization(f"{FUMO_MOID}//", {"PkgVersion": step.version})])
-        out.append(["HGET", _repo_url(base, f"{key}/version"), f"{step.dm2_instance}/PkgVersion"])
+        out.append(["HGET", repo_url(base, f"{key}/version"), f"{step.dm2_instance}/PkgVersion"])
     return [*out, ["EXEC", f"{step.dm2_instance}/{step.operation}", "${alerts}"]]
 
 
@@ -413,10 +404,5 @@ def _dm2_ops(step: Step, key: str, state: Any, base: str) -> list[list[str]]:
 def _hget(state: Any, mo: str, target: str, mo_data: dict[str, Any], path: str, key: str, base: str) -> list[str]:
     item = f"{key}/{len(state.repo)}"
     state.put_repo(item, [MOSerialization(client_uri=client_uri(target, mo), mo_data=mo_data)])
-    return ["HGET", _repo_url(base, item), client_uri(path, mo)]
+    return ["HGET", repo_url(base, item), client_uri(path, mo)]
 
-
-def _repo_url(base: str, key: str) -> str:
-    from emulator.server.state import repo_url  # (state holds the campaigns: imported when used)
-
-    return repo_url(base, key)

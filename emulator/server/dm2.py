@@ -73,6 +73,7 @@ from emulator.server.routes import (
     DM2_SESSION_PATHS,
     PUSH_PREFIXES,
     REPO,
+    repo_url,
 )
 from emulator.server.state import (
     STATE_KEY,
@@ -82,7 +83,6 @@ from emulator.server.state import (
     Upload,
     base_url,
     pushed_media,
-    repo_url,
 )
 from emulator.server.tls import peer_common_name
 from emulator.server.ui_flows import FLOWS, flow_result, open_ui, ui_url

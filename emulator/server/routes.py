@@ -7,6 +7,8 @@ without importing one another.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from emulator.protocol.values import DmProtocol
 
 DM2_SESSION_PATHS = ("/dm20", "/dm2", "/dmclient/dm20")
@@ -27,6 +29,11 @@ DIAG = "/diag"
 """DiagMon log uploads (``/diag/upload/<token>``: :mod:`emulator.server.diag`)."""
 ADMIN = "/admin"
 """The control surface over HTTP (:mod:`emulator.server.admin`)."""
+
+
+def repo_url(base: str, key: str) -> str:
+    """The URL a device fetches a repository item from (DevIDs keep their ``:`` readable)."""
+    return f"{base}{REPO}/{quote(key, safe=':/@')}"
 
 
 def session_protocol(path: str) -> DmProtocol | None:

@@ -18,7 +18,6 @@ import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import quote
 
 from aiohttp import web
 
@@ -301,7 +300,3 @@ def repo_path(dev_id: str, name: str) -> str:
     """The key of a per-device item in the data repository (``/repo/<key>`` on the wire)."""
     return f"{dev_id}/{name}"
 
-
-def repo_url(base: str, key: str) -> str:
-    """The URL a device fetches a repository item from (DevIDs keep their ``:`` readable)."""
-    return f"{base}/repo/{quote(key, safe=':/@')}"

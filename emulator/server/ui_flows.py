@@ -31,7 +31,8 @@ from aiohttp import web
 
 from emulator.protocol.actions import UI_DONE_PATH
 from emulator.protocol.dm2.moser import MOSerialization
-from emulator.server.state import STATE_KEY, ServerState, UiSession, base_url, repo_path, repo_url
+from emulator.server.routes import repo_url
+from emulator.server.state import STATE_KEY, ServerState, UiSession, base_url, repo_path
 
 ASSET_DIR = Path(__file__).resolve().parents[2] / "assets" / "web"
 
