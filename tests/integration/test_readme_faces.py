@@ -319,7 +319,7 @@ def test_accounts_for_a_third_party_client(shell: Shell):
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed here")
     shell.block(_block_with(".venv/bin/dm-emulator server --port 8700 --accounts"))
-    results = shell.block(_block_with("curl "))  # the next block: the same account through the admin API
+    results = shell.block(_block_with('curl -H "Authorization: Bearer $TOKEN"'))  # the next block: the same account through the admin API
     (_, printed), = shell.servers
     assert any(f"account: DMCtest as funambol (basic) at http://127.0.0.1:{shell.port}/dm12/funambol, "
                "server funambol (md5)" in p for p in printed), printed
