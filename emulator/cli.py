@@ -234,6 +234,11 @@ def _respond_options(p: argparse.ArgumentParser) -> None:
         help="the server's package: SyncML XML, WBXML or DM 2.0 JSON ('-' reads standard input)",
     )
     p.add_argument("--wbxml", action="store_true", help="write the response as WBXML instead of XML")
+    p.add_argument(
+        "--content-type", metavar="TYPE",
+        help="the Content-Type the message came with; one with SEC= and MAC= (a DM 1.3 server-initiated "
+             "bootstrap) is taken as a bootstrap, and the device's first Package 1 to its new server is printed",
+    )
 
 
 def _tree_export_options(p: argparse.ArgumentParser) -> None:

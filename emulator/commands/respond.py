@@ -14,6 +14,11 @@ A launchBrowserToURI Exec is answered as if the web flow ended well.
 A DM 1.3 profile (``dm_version = "1.3"``) answers as a DM 1.3 device: VerProto DM/1.3, its
 DMFeatures node readable; a DM 1.2 profile refuses a DM/1.3 package whole (513, every command 215).
 
+A message given with a bootstrap ``--content-type`` (``application/vnd.syncml.dm+wbxml; SEC=..;
+MAC=..``, DM 1.3 server-initiated bootstrap) is taken as a factory-fresh device of the profile takes
+a pushed bootstrap (:func:`emulator.protocol.syncml.bootstrap.take_pushed`): refused with the reason on stderr
+(exit 1), or taken, and then the Package 1 the device opens its first session with is printed.
+
 A DM 2.0 JSON Package#2 is answered for the profile's highest-priority DM 2.0 account, with the
 network-free rules of emulator.protocol.dm2.respond (HGET/HPUT/HPOST answer 500, a SHOW is not
 opened, an EXEC result alert is not sent); what could not happen is said on stderr, one line each.
@@ -31,7 +36,7 @@ from emulator.mo.accounts import DM1_ROOT, Account, read_accounts
 from emulator.protocol.actions import AskUser, OpenBrowser, SendMessage, SessionDone, UserAnswer
 from emulator.protocol.syncml import codes
 from emulator.protocol.syncml.client import SyncMLClient
-from emulator.protocol.syncml.message import parse_message
+from emulator.protocol.syncml.message import build_message, parse_message
 from emulator.protocol.syncml.useralerts import default_answer
 from emulator.tree import Acl, Tree
 from emulator.tree import uri as uris
@@ -159,11 +164,44 @@ def respond_dm2(device: VirtualDevice, data: bytes, label: str) -> int:
     return 0
 
 
+def respond_bootstrap(device: VirtualDevice, data: bytes, content_type: str, label: str, *, wbxml: bool) -> int:
+    """Take a pushed bootstrap and print the device's first Package 1 to the new server; exit 1 if refused."""
+    from emulator.fleet.engines import make_engine
+    from emulator.protocol.syncml.bootstrap import take_pushed
+
+    p = device.profile
+    try:
+        server_id = take_pushed(device.tree, data, content_type, dm_version=p.dm_version,
+                                acl_scope=p.bootstrap.acl_scope if p.bootstrap else ())
+    except EmulatorError as exc:
+        print(f"dm-emulator respond: {label}: bootstrap refused: {exc}", file=sys.stderr)
+        return 1
+    account = device.account(server_id, "dm12")
+    print(f"dm-emulator respond: note: bootstrap taken: new DM server {server_id!r} at {account.server_uri}; "
+          "its first Package 1 follows", file=sys.stderr)
+    action = make_engine(device, account, "1").next_action()
+    if not isinstance(action, SendMessage):
+        print(f"dm-emulator respond: {label}: the device did not open its session", file=sys.stderr)
+        return 1
+    body = build_message(parse_message(action.body, action.content_type), wbxml=wbxml)  # in the form asked for
+    sys.stdout.buffer.write(body + (b"" if wbxml else b"\n"))
+    sys.stdout.flush()
+    return 0
+
+
+def is_bootstrap_type(content_type: str | None) -> bool:
+    """A Content-Type that carries a bootstrap's security parameters (SEC=, MAC=)."""
+    params = (content_type or "").upper().replace(" ", "")
+    return ";SEC=" in params or ";MAC=" in params
+
+
 def run(args: argparse.Namespace) -> int:
     data = _read(args.message)
     head = message_head(data, args.message)
     profile = find_profile(args.profile)
     device = VirtualDevice(profile, 0, server=RESPOND_SERVER)
+    if is_bootstrap_type(args.content_type):
+        return respond_bootstrap(device, data, args.content_type, args.message, wbxml=args.wbxml)
     if head in (b"{", b"["):
         return respond_dm2(device, data, args.message)
     media = codes.MEDIA_DM_XML if head == b"<" else codes.MEDIA_DM_WBXML

@@ -734,30 +734,20 @@ class Fleet:
         client-initiated one, then the device opens its first session with the new server. Anything
         else is refused whole, nothing changes, and an :class:`AlertRaised` ("bootstrap refused")
         says why."""
-        from emulator.mo import bootstrap as boot
-        from emulator.protocol.syncml.bootstrap import open_bootstrap
+        from emulator.protocol.syncml.bootstrap import take_pushed
 
         dev = self.devices.get(dev_id)
         if dev is None:
             return Delivery(None, f"no device {dev_id!r} in the fleet", known=False)
-        entry = boot.pending(dev.tree)
-        if dev.profile.dm_version != "1.3":
-            reason = "a DM 1.2 device takes no server-initiated bootstrap over HTTP (DM 1.3)"
-        elif dev.accounts("dm12") or dev.accounts("dm2"):
-            reason = "the device is not factory-fresh: it has a DM account already"
-        elif entry is None:
-            reason = "the device has no pending BootConfig entry to bootstrap"
+        try:
+            server_id = take_pushed(dev.tree, raw, content_type, dm_version=dev.profile.dm_version,
+                                    acl_scope=dev.profile.bootstrap.acl_scope if dev.profile.bootstrap else ())
+        except EmulatorError as exc:
+            reason = str(exc)
         else:
-            try:
-                tnds = open_bootstrap(raw, content_type, pin=entry.secret)
-                server_id = boot.apply_bootstrap(dev.tree, entry, tnds, dev.profile.bootstrap.acl_scope
-                                                 if dev.profile.bootstrap else ())
-            except EmulatorError as exc:
-                reason = str(exc)
-            else:
-                self.bus.publish(AlertRaised(dev.id, "bootstrap", f"bootstrapped by a server push: new DM server "
-                                             f"{server_id!r}", {"server_id": server_id}))
-                return Delivery(self.start_session(dev_id, "dm12", server_id=server_id, reason="bootstrap"))
+            self.bus.publish(AlertRaised(dev.id, "bootstrap", f"bootstrapped by a server push: new DM server "
+                                         f"{server_id!r}", {"server_id": server_id}))
+            return Delivery(self.start_session(dev_id, "dm12", server_id=server_id, reason="bootstrap"))
         self.bus.publish(AlertRaised(dev_id, "bootstrap refused", reason, {"protocol": "dm12"}))
         return Delivery(None, reason)
 

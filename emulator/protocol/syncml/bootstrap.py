@@ -14,7 +14,8 @@ all-or-nothing code as a client-initiated bootstrap (:mod:`emulator.mo.bootstrap
 
 Methods: ``USERPIN`` (key: a PIN agreed out of band; here the device's factory bootstrap secret,
 ``./BootConfig/<x>/Secret``), ``NETWORKID`` and ``USERPIN_NETWORKID`` (key: a network shared secret
-such as the IMSI, which an emulated device does not have: refused by name). Pure: no I/O.
+such as the IMSI, which an emulated device does not have: refused by name). Pure: no I/O;
+:func:`take_pushed` is the device's whole decision, on its tree.
 """
 
 from __future__ import annotations
@@ -22,11 +23,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Iterable
 
 from emulator.errors import DecodeError, EmulatorError
+from emulator.mo.accounts import read_accounts
+from emulator.mo.bootstrap import apply_bootstrap, pending
 from emulator.protocol.syncml import codes
 from emulator.protocol.syncml.commands import Add, Item, Message, Meta, SyncHdr
 from emulator.protocol.syncml.message import build_message, parse_message
+from emulator.tree import Tree
 
 METHODS = ("USERPIN", "NETWORKID", "USERPIN_NETWORKID")
 """The SEC values DM Security 1.2 names; only USERPIN has a key on an emulated device."""
@@ -104,3 +109,21 @@ def open_bootstrap(body: bytes, ctype: str, *, pin: str) -> bytes:
     if meta is None or meta.type != codes.MEDIA_TNDS_XML or not item.data:
         raise BootstrapRefused(f"the bootstrap Add must carry {codes.MEDIA_TNDS_XML} data")
     return item.data if isinstance(item.data, bytes) else item.data.encode("utf-8")
+
+
+def take_pushed(tree: Tree, raw: bytes, content_type: str, *, dm_version: str,
+                acl_scope: Iterable[str] = ()) -> str:
+    """Take a server-initiated bootstrap into a device's tree: the ServerID of the account it created.
+
+    Only a factory-fresh DM 1.3 device (no account of either protocol) with a pending BootConfig
+    entry takes one, once its MAC verifies with the entry's secret (:func:`open_bootstrap`); then
+    as :func:`emulator.mo.bootstrap.apply_bootstrap`. EmulatorError with the reason otherwise;
+    nothing changes."""
+    if dm_version != "1.3":
+        raise BootstrapRefused("a DM 1.2 device takes no server-initiated bootstrap (DM 1.3)")
+    if read_accounts(tree):
+        raise BootstrapRefused("the device is not factory-fresh: it has a DM account already")
+    entry = pending(tree)
+    if entry is None:
+        raise BootstrapRefused("the device has no pending BootConfig entry to bootstrap")
+    return apply_bootstrap(tree, entry, open_bootstrap(raw, content_type, pin=entry.secret), acl_scope)

@@ -91,3 +91,48 @@ def test_dm12_profile_keeps_what_the_inbox_is_given(capsysbinary, tmp_path):
     assert statuses == [("SyncHdr", "0", 200), ("Add", "1", 200), ("Get", "2", 404), ("Add", "3", 200),
                         ("Add", "4", 200), ("Add", "5", 400)]
     assert not results
+
+
+# ---------------------------------------------------------------------------- server-initiated bootstrap
+
+BOOTSTRAP = VECTORS / "bootstrap.wbxml"
+BOOTSTRAP_TYPE = (VECTORS / "bootstrap.content-type").read_text().strip()
+
+
+def _bootstrap(capsysbinary, profile: str, message: Path, ctype: str = BOOTSTRAP_TYPE, *extra: str):
+    code = main(["respond", "--profile", profile, "--message", str(message), "--content-type", ctype, *extra])
+    captured = capsysbinary.readouterr()
+    return code, captured.out, captured.err.decode()
+
+
+def test_a_fresh_dm13_device_takes_the_pushed_bootstrap_and_opens_its_first_session(capsysbinary):
+    from emulator.protocol.syncml.commands import Alert, Replace
+
+    code, out, err = _bootstrap(capsysbinary, "smartphone-dm13-fresh", BOOTSTRAP)
+    assert code == 0 and "bootstrap taken: new DM server 'demo-dm12'" in err
+    package1 = parse_message(out, codes.MEDIA_DM_XML)
+    assert package1.header.ver_proto == "DM/1.3" and package1.header.target == "http://127.0.0.1:8700/dm12"
+    assert package1.header.cred is not None and package1.header.cred.type == "syncml:auth-SHA256"
+    alert, replace = package1.commands
+    assert isinstance(alert, Alert) and alert.code == 1201 and isinstance(replace, Replace)
+    code, out, _ = _bootstrap(capsysbinary, "smartphone-dm13-fresh", BOOTSTRAP, BOOTSTRAP_TYPE, "--wbxml")
+    assert code == 0 and parse_message(out, codes.MEDIA_DM_WBXML).header.ver_proto == "DM/1.3"
+
+
+def test_a_device_that_is_not_fresh_or_speaks_dm12_refuses_the_bootstrap(capsysbinary):
+    code, out, err = _bootstrap(capsysbinary, "smartphone-dm13", BOOTSTRAP)
+    assert (code, out) == (1, b"") and "not factory-fresh" in err
+    code, out, err = _bootstrap(capsysbinary, "smartphone", BOOTSTRAP)
+    assert (code, out) == (1, b"") and "DM 1.2 device" in err
+
+
+def test_a_tampered_bootstrap_or_a_wrong_mac_is_refused(capsysbinary, tmp_path):
+    tampered = tmp_path / "bootstrap.wbxml"
+    data = bytearray(BOOTSTRAP.read_bytes())
+    data[-20] ^= 0x01
+    tampered.write_bytes(bytes(data))
+    code, out, err = _bootstrap(capsysbinary, "smartphone-dm13-fresh", tampered)
+    assert (code, out) == (1, b"") and "does not verify" in err
+    wrong = BOOTSTRAP_TYPE[:-1] + ("0" if BOOTSTRAP_TYPE[-1] != "0" else "1")
+    code, out, err = _bootstrap(capsysbinary, "smartphone-dm13-fresh", BOOTSTRAP, wrong)
+    assert (code, out) == (1, b"") and "does not verify" in err
