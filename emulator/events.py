@@ -162,6 +162,7 @@ class EventBus:
 
     def __init__(self) -> None:
         self._subs: list[tuple[tuple[type[Event], ...], Subscriber]] = []
+        self._wanted: dict[type[Event], bool] = {}  # see wants(); cleared whenever the subscribers change
         self.errors: list[BaseException] = []
 
     def subscribe(self, callback: Callable[[_E], None], *kinds: type[_E]) -> Callable[[], None]:
@@ -169,12 +170,22 @@ class EventBus:
         # the kinds filter in publish() hands ``callback`` only the _E it declared
         entry = (kinds or (Event,), cast(Subscriber, callback))
         self._subs.append(entry)
+        self._wanted.clear()
 
         def unsubscribe() -> None:
             if entry in self._subs:
                 self._subs.remove(entry)
+                self._wanted.clear()
 
         return unsubscribe
+
+    def wants(self, kind: type[Event]) -> bool:
+        """Whether an event of ``kind`` would reach any subscriber now: a publisher of many events
+        (every tree change of every device) skips building the ones nobody listens to."""
+        wanted = self._wanted.get(kind)
+        if wanted is None:
+            wanted = self._wanted[kind] = any(issubclass(kind, kinds) for kinds, _ in self._subs)
+        return wanted
 
     def publish(self, event: Event) -> None:
         for kinds, callback in tuple(self._subs):

@@ -19,12 +19,13 @@ from emulator.device.profile import BearerSpec, Profile
 from emulator.errors import EmulatorError
 from emulator.events import AlertRaised, DeviceStateChanged, EventBus, TreeChanged
 from emulator.mo import connmo, diagmon
-from emulator.mo.accounts import DM1_ROOT, DM2_ROOT, Account, pick_account, read_accounts
+from emulator.mo.accounts import DM1_ROOT, DM2_ROOT, Account, decode_nonce, pick_account, read_accounts
 from emulator.mo.authorities import Conflicts, ManagedTree
 from emulator.mo.behaviours import DeviceBehaviours
 from emulator.mo.delegation import DELEGATE_LEAF, REVOKE_LEAF, Delegations, install_nodes
 from emulator.transport.shaping import NO_SHAPING, Shaping
 from emulator.tree import Tree
+from emulator.tree.tree import TreeEvent
 
 STATES = ("idle", "in session", "waiting for UI", "error")
 
@@ -48,6 +49,42 @@ class Bearer:
 
 
 _prepared: weakref.WeakSet[Tree] = weakref.WeakSet()
+
+_ACCOUNT_ROOTS = (DM1_ROOT, DM2_ROOT)
+_NONCE_FIELDS = {"CLCRED": "client_nonce", "SRVCRED": "server_nonce", "NOTIFCRED": "notification_nonce"}
+"""AppAuth level -> the Account field its ``AAuthData`` holds (DM 1.x; see mo.accounts._read_dm1)."""
+
+
+_ACCOUNT_ANCESTORS = frozenset({""} | {r[:i] for r in _ACCOUNT_ROOTS for i, ch in enumerate(r) if ch == "/"})
+"""``.``, ``./DM2``: deleting or renaming one of these takes accounts along."""
+
+
+def _touches_accounts(path: str) -> bool:
+    """A change at ``path`` may change what :func:`read_accounts` reads: it is inside an account
+    root, or it is one of their ancestors (a delete or rename of ``./DM2`` takes the accounts along).
+    Runs on every tree change, so it errs on the safe side cheaply (``./DMAccX`` counts too)."""
+    return path.startswith(_ACCOUNT_ROOTS) or path in _ACCOUNT_ANCESTORS
+
+
+def _with_nonce(accounts: list[Account], change: TreeEvent) -> list[Account] | None:
+    """The accounts with the nonce ``change`` wrote patched in, when it is nothing but the value of
+    one DM 1.x account's ``AppAuth/<level>/AAuthData``; None (read them again) for anything else."""
+    if change.kind not in ("replace", "add") or change.prop is not None:
+        return None
+    base, _, leaf = change.path.rpartition("/AppAuth/")
+    level, _, name = leaf.partition("/")
+    field = _NONCE_FIELDS.get(level)
+    if field is None or name != "AAuthData":
+        return None
+    for i, acc in enumerate(accounts):
+        if acc.protocol == "dm12" and acc.path == base:
+            nonce = decode_nonce(change.new)
+            patched = list(accounts)
+            patched[i] = (replace(acc, client_nonce=nonce) if field == "client_nonce" else
+                          replace(acc, server_nonce=nonce) if field == "server_nonce" else
+                          replace(acc, notification_nonce=nonce))
+            return patched
+    return None
 
 
 def _prepare(tree: Tree, profile: Profile) -> None:
@@ -73,8 +110,7 @@ class VirtualDevice:
         self.id = identity.dev_id
         self.server = server
         self.tree = tree or built
-        self._accounts: list[Account] = []
-        self._accounts_key: tuple[int, int] | None = None
+        self._accounts: list[Account] | None = None  # see accounts(): kept until an account changes
         self.bus = bus or EventBus()
         self.state = "idle"
         self.detail = ""
@@ -94,7 +130,9 @@ class VirtualDevice:
         self._unsubscribe = self.tree.subscribe(self._on_tree_change)
         self._attach_tree()
 
-    def _on_tree_change(self, change) -> None:
+    def _on_tree_change(self, change: TreeEvent) -> None:
+        if self._accounts is not None and _touches_accounts(change.path):
+            self._accounts = _with_nonce(self._accounts, change)
         if self.behaviours.behaviours:
             self.behaviours.on_change(self.tree, change)
         if change.by is not None:
@@ -103,7 +141,8 @@ class VirtualDevice:
                 self.connectivity.append(found)
             elif "/Trap/" in change.path and (diag := self.diagnostics) is not None:
                 diag.note_server_write(self.tree, change.path, change.by)
-        self.bus.publish(TreeChanged(self.id, change))
+        if self.bus.wants(TreeChanged):
+            self.bus.publish(TreeChanged(self.id, change))
 
     def __repr__(self) -> str:
         return f"<VirtualDevice {self.id} ({self.profile.name}) {self.state}>"
@@ -122,6 +161,7 @@ class VirtualDevice:
         """Swap in another tree (a workspace restore); listeners and behaviours follow it."""
         self._unsubscribe()
         self.tree = tree
+        self._accounts = None
         self._unsubscribe = tree.subscribe(self._on_tree_change)
         _prepare(tree, self.profile)  # a tree stored by an older version may lack the nodes
         self._attach_tree()
@@ -211,11 +251,21 @@ class VirtualDevice:
     # ------------------------------------------------------------------ authorities
 
     def accounts(self, protocol: str | None = None) -> list[Account]:
-        """The DMAcc accounts, read again only when the tree changed since the last read."""
-        key = (id(self.tree), self.tree.version)
-        if self._accounts_key != key:
-            self._accounts, self._accounts_key = read_accounts(self.tree), key
-        return [a for a in self._accounts if protocol is None or a.protocol == protocol]
+        """The DMAcc accounts, read again only after a change under an account root.
+
+        Every session needs them and reading them is a few dozen tree reads, while what changes
+        between sessions is mostly elsewhere (DiagMon readings, a session's writes) or is the DM 1.2
+        nonce a session keeps: that one is patched in (:func:`_with_nonce`); any other change under
+        ``./DMAcc`` or ``./DM2/DMAcc`` drops the snapshot. Changes reach us as the tree's events, so
+        inside a transaction (whose events wait for the commit, or vanish with a rollback) the tree
+        is read directly (a snapshot taken before it still holds once it rolls back).
+        """
+        accounts = self._accounts
+        if self.tree.in_transaction:
+            accounts = read_accounts(self.tree)
+        elif accounts is None:
+            accounts = self._accounts = read_accounts(self.tree)
+        return [a for a in accounts if protocol is None or a.protocol == protocol]
 
     def account(self, server_id: str | None = None, protocol: str | None = None) -> Account:
         """The named account, or the highest-priority one of the protocol; clear error if none."""
@@ -227,7 +277,8 @@ class VirtualDevice:
         if state not in STATES:
             raise ValueError(f"unknown device state {state!r}")
         self.state, self.detail = state, detail
-        self.bus.publish(DeviceStateChanged(self.id, state, detail))
+        if self.bus.wants(DeviceStateChanged):
+            self.bus.publish(DeviceStateChanged(self.id, state, detail))
 
     @property
     def shaping(self) -> Shaping:

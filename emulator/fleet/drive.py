@@ -40,6 +40,9 @@ from emulator.transport.http import TlsConfig
 from emulator.transport.shaping import NO_SHAPING, Shaping
 
 UiHandler = UiAnswerer  # the name the fleet and the window know it by
+_SHARED_RNG = random.Random()
+"""Bearer jitter and loss draws of sessions that bring no generator of their own: nothing needs one
+stream per session (a scenario that wants repeatable draws passes its seeded one)."""
 
 
 @dataclass
@@ -55,7 +58,7 @@ class SessionContext:
     tls: TlsConfig = TlsConfig()
     shaping: Shaping = NO_SHAPING
     bearer: str = ""
-    rng: random.Random = field(default_factory=random.Random)
+    rng: random.Random = field(default_factory=lambda: _SHARED_RNG)  # seeding one per session costs 20 µs
     limits: SessionLimits = DEFAULT_LIMITS
     background: set[asyncio.Task] = field(default_factory=set)
     messages: int = 0

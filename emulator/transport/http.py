@@ -174,6 +174,8 @@ def _os_reason(exc: BaseException) -> str:
     return str(exc)
 
 
+LEAN_TARGETS_KEPT = 4096
+"""Session message URLs whose parts the transport keeps (each is split once, not once per message)."""
 DEFAULT_DEADLINE = 60.0  # seconds for one request, connect to last byte (docs/security.md)
 
 
@@ -209,6 +211,7 @@ class HttpTransport:
         self._clients: dict[tuple[TlsConfig, str], aiohttp.ClientSession] = {}
         self._connect_timeout = connect_timeout
         self._lean: LeanPool | None = None  # session messages over plain HTTP (see lean.py)
+        self._lean_targets: dict[str, tuple[str, int, str]] = {}  # URL -> (host, port, request target)
         self._answered: set[tuple[TlsConfig, str]] = set()  # (tls, origin) whose handshake is known good
         self.requests = 0
 
@@ -245,17 +248,17 @@ class HttpTransport:
             return HttpResult(0, error=lost)
         if delay > 0:
             await self._sleep(delay / 1000)
-        try:
-            client = self._client(tls, lane)
-        except (OSError, ssl.SSLError, EmulatorError) as exc:
-            return HttpResult(0, error=f"{method} {url}: TLS set-up failed: {exc}")
         limit = max_body if max_body is not None else self._max_body
-        if lane == MESSAGES and method == "POST" and url[:7].lower() == "http://":
+        if lane == MESSAGES and method == "POST" and url[:7].lower() == "http://":  # no TLS: no aiohttp client
             result = await self._lean_request(method, url, body, headers, limit)
             download = shaping.transfer_ms(len(result.body)) if result.status else 0
             if download > 0:
                 await self._sleep(download / 1000)
             return result
+        try:
+            client = self._client(tls, lane)
+        except (OSError, ssl.SSLError, EmulatorError) as exc:
+            return HttpResult(0, error=f"{method} {url}: TLS set-up failed: {exc}")
         try:
             async with asyncio.timeout(self._deadline):
                 async with client.request(method, url, data=body or None,
@@ -305,21 +308,26 @@ class HttpTransport:
         if self._lean is None:
             self._lean = LeanPool(limit=self.limits[MESSAGES], connect_timeout=self._connect_timeout,
                                   read_timeout=self._read_timeout)
-        try:
-            parts = urlsplit(url)
-            host, port = parts.hostname or "", parts.port or 80
-        except ValueError as exc:
-            return HttpResult(0, error=f"{method} {url}: InvalidURL ({exc})")
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        where = self._lean_targets.get(url)
+        if where is None:
+            try:
+                parts = urlsplit(url)
+                host, port = parts.hostname or "", parts.port or 80
+            except ValueError as exc:
+                return HttpResult(0, error=f"{method} {url}: InvalidURL ({exc})")
+            where = (host, port, (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
+            if len(self._lean_targets) >= LEAN_TARGETS_KEPT:  # RespURIs may be per session: start afresh
+                self._lean_targets.clear()
+            self._lean_targets[url] = where
+        host, port, target = where
         all_headers = {"Accept-Encoding": ACCEPT_ENCODING, **(headers or {})}
 
         def reader(answer: dict[str, str]) -> BodyReader:
             return BodyReader(limit, answer.get("content-encoding", ""), answer.get("content-length"))
 
         try:
-            async with asyncio.timeout(self._deadline):
-                status, answer_headers, content = await self._lean.request(host, port, target, method, all_headers,
-                                                                           body, reader)
+            status, answer_headers, content = await self._lean.request(
+                host, port, target, method, all_headers, body, reader, self._lean.loop.time() + self._deadline)
         except BodyTooLarge as exc:
             return HttpResult(0, error=f"{method} {url}: {exc}", too_large=True)
         except BadEncoding as exc:

@@ -59,6 +59,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future[tuple[int, dict[str, str], bytes]] | None = None
+        self.timer: asyncio.TimerHandle | None = None
         self.closed = False
         self._reset()
 
@@ -148,7 +149,9 @@ class _Connection(asyncio.Protocol):
             self.transport.abort()
 
     async def exchange(self, request: bytes, make_reader: Callable[[dict[str, str]], BodyReader],
-                       read_timeout: float) -> tuple[int, dict[str, str], bytes]:
+                       read_timeout: float, deadline: float) -> tuple[int, dict[str, str], bytes]:
+        """Write ``request``, read its answer. One timer watches both limits: the read timeout
+        (from the last byte received) and ``deadline`` (the loop's clock; :class:`TimeoutError`)."""
         assert self.transport is not None
         self._reset()
         self.make_reader = make_reader
@@ -156,26 +159,31 @@ class _Connection(asyncio.Protocol):
         waiter: asyncio.Future[tuple[int, dict[str, str], bytes]] = loop.create_future()
         self.waiter = waiter
         self.last_read = loop.time()
-        timer = loop.call_at(self.last_read + read_timeout, self._check_idle, read_timeout)
+        self.timer = loop.call_at(min(self.last_read + read_timeout, deadline), self._check_time, read_timeout,
+                                  deadline)
         try:
             self.transport.write(request)
             return await waiter
         finally:
-            timer.cancel()
+            if self.timer is not None:
+                self.timer.cancel()
             self.waiter = None
             if not self.complete or not self.keep_alive:
                 self._drop()
 
-    def _check_idle(self, read_timeout: float) -> None:
-        """The read timeout counts from the last byte received: checked when it may have run out."""
+    def _check_time(self, read_timeout: float, deadline: float) -> None:
+        """Called when a limit may have run out; the read timeout counts from the last byte received."""
         waiter = self.waiter
         if waiter is None or waiter.done():
             return
+        now = self.pool.loop.time()
         due = self.last_read + read_timeout
-        if self.pool.loop.time() >= due:
+        if now >= deadline:
+            self._fail(TimeoutError())
+        elif now >= due:
             self._fail(ReadTimeout())
         else:
-            self.pool.loop.call_at(due, self._check_idle, read_timeout)
+            self.timer = self.pool.loop.call_at(min(due, deadline), self._check_time, read_timeout, deadline)
 
 
 class LeanPool:
@@ -198,11 +206,16 @@ class LeanPool:
         return self._loop
 
     async def request(self, host: str, port: int, target: str, method: str, headers: dict[str, str], body: bytes,
-                      make_reader: Callable[[dict[str, str]], BodyReader]) -> tuple[int, dict[str, str], bytes]:
-        """One exchange; (status, headers by lower-case name, decoded body). Raises ConnectFailed,
-        ReadTimeout, Disconnected, BadAnswer, or what ``make_reader``'s reader raises."""
+                      make_reader: Callable[[dict[str, str]], BodyReader],
+                      deadline: float) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+        """One exchange, over by ``deadline`` (the loop's clock); (status, headers by lower-case name,
+        decoded body). Raises ConnectFailed, ReadTimeout, TimeoutError (the deadline), Disconnected,
+        BadAnswer, or what ``make_reader``'s reader raises."""
         key = (host, port)
-        conn = await self._take(key)
+        conn = self._idle_one(key)
+        if conn is None:  # waiting for a turn or connecting: the deadline counts there too
+            async with asyncio.timeout_at(deadline):
+                conn = await self._take(key)
         try:
             head = [f"{method} {target} HTTP/1.1\r\nHost: {_host_header(host, port)}\r\n"]
             for name, value in headers.items():
@@ -213,17 +226,24 @@ class LeanPool:
                 head.append(f"Content-Length: {len(body)}\r\n")
             head.append("\r\n")
             data = "".join(head).encode("latin-1") + body
-            return await conn.exchange(data, make_reader, self.read_timeout)
+            return await conn.exchange(data, make_reader, self.read_timeout, deadline)
         finally:
             self._give_back(key, conn)
 
+    def _idle_one(self, key: tuple[str, int]) -> _Connection | None:
+        """A kept connection to ``key`` that is still open, if there is one (no waiting)."""
+        idle = self._idle.get(key)
+        while idle:
+            conn = idle.pop()
+            if not conn.closed:
+                return conn
+        return None
+
     async def _take(self, key: tuple[str, int]) -> _Connection:
         while True:
-            idle = self._idle.get(key)
-            while idle:
-                conn = idle.pop()
-                if not conn.closed:
-                    return conn
+            conn = self._idle_one(key)
+            if conn is not None:
+                return conn
             if self._open.get(key, 0) < self.limit:
                 break
             waiter = self.loop.create_future()

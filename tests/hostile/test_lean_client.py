@@ -109,3 +109,26 @@ def test_repeated_headers_are_joined_and_names_lower_case():
 
     (result,), _ = asyncio.run(_posts(challenge))
     assert result.status == 401 and result.headers["www-authenticate"] == "Basic realm=a, Digest realm=b"
+
+
+def test_a_body_that_keeps_coming_outlives_the_read_timeout_within_the_deadline():
+    """One timer watches both limits: each byte moves the read timeout on, the deadline stays."""
+
+    async def steady(ex: Exchange) -> None:
+        await ex.head(200, {"Content-Type": DM, "Content-Length": "6"})
+        for _ in range(6):  # 0.6 s in all, 0.1 s apart: past the 0.3 s read timeout, never silent that long
+            await asyncio.sleep(0.1)
+            await ex.send(b"x")
+
+    (result,), _ = asyncio.run(_posts(steady, timeout=0.3, deadline=5))
+    assert (result.status, result.body) == (200, b"xxxxxx"), result.error
+
+
+def test_the_deadline_counts_while_a_message_waits_for_a_connection():
+    async def held(ex: Exchange) -> None:
+        await asyncio.sleep(1.0)
+        await ex.answer(b"late")
+
+    results, _ = asyncio.run(_posts(held, n=2, concurrent=True, max_connections=1, timeout=5, deadline=0.4))
+    assert [r.status for r in results] == [0, 0]
+    assert all("did not finish within the deadline of 0.4 s" in r.error for r in results)

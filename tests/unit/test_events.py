@@ -61,3 +61,37 @@ def test_in_this_suite_a_raising_subscriber_fails_its_test(tmp_path):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "ERROR test_bus.py::test_unexpected" in proc.stdout and "2 passed, 1 error" in proc.stdout, proc.stdout
     assert "swallowed by the EventBus" in proc.stdout and "subscriber bug" in proc.stdout
+
+
+def test_wants_follows_subscribers_and_their_kinds():
+    """What publishers ask before building an event nobody would hear (every tree change of a fleet)."""
+    from emulator.events import Event, TreeChanged
+
+    bus = EventBus()
+    assert not bus.wants(TreeChanged) and not bus.wants(AlertRaised)
+    off = bus.subscribe(lambda e: None, AlertRaised)
+    assert bus.wants(AlertRaised) and not bus.wants(TreeChanged)
+    off_all = bus.subscribe(lambda e: None)  # no kinds: every event
+    assert bus.wants(TreeChanged)
+    off_all()
+    assert not bus.wants(TreeChanged) and bus.wants(AlertRaised)
+    off()
+    assert not bus.wants(AlertRaised)
+    bus.subscribe(lambda e: None, Event)  # a base class covers its subclasses
+    assert bus.wants(SessionEnded)
+
+
+def test_a_device_builds_no_tree_event_nobody_hears_and_still_tells_a_late_subscriber():
+    from emulator.device.profile import find_profile
+    from emulator.device.virtual import VirtualDevice
+    from emulator.events import DeviceStateChanged, TreeChanged
+
+    dev = VirtualDevice(find_profile("smartphone"), 0, server="http://127.0.0.1:9")
+    dev.tree.replace("./DevInfo/Lang", "de-DE")  # nobody listens: nothing to hear, nothing breaks
+    dev.set_state("in session")
+    heard: list[object] = []
+    dev.bus.subscribe(heard.append, TreeChanged, DeviceStateChanged)
+    dev.tree.replace("./DevInfo/Lang", "fr-FR")
+    dev.set_state("idle")
+    assert [type(e) for e in heard] == [TreeChanged, DeviceStateChanged]
+    assert heard[0].change.new == "fr-FR" and heard[1].state == "idle"
