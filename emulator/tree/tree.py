@@ -694,6 +694,7 @@ class Tree:
             kids.clear()
             kids.update(order)
         if self._tx:
+            self.version += 1  # as _emit would: readers that cache by version must see the graft
             self._pending.extend(events)
         else:
             for ev in events:

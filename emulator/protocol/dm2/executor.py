@@ -34,6 +34,7 @@ from typing import Any
 from emulator.errors import DecodeError, EmulatorError, TooLargeError
 from emulator.mo.instances import (
     DM2_BASE,
+    TreeInstanceView,
     exclusive_acl,
     find_instances,
     instance_validator,
@@ -90,6 +91,10 @@ class Actor:
     server_id: str
     perms: frozenset[str]
     describe: Callable[[str], MODescription | None] = field(default=lambda moid: None)
+    views: dict[str, tuple[Tree, int, dict[str, TreeInstanceView]]] = field(
+        default_factory=dict, compare=False, repr=False)
+    """MOID -> (tree, its version, the instances this server sees): what :func:`resolve_targets`
+    found last, good while the tree has not changed (a package of GETs on one MO walks it once)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +128,13 @@ def parse(text: str) -> ClientURI:
 def resolve_targets(tree: Tree, uri: ClientURI, actor: Actor) -> list[Target]:
     """Every node ``uri`` names among the instances ``actor`` may see (403 / 404 otherwise)."""
     check_perm(actor, uri.moid)
-    views = instance_views(tree, uri.moid, actor.server_id)
+    version = tree.version
+    seen = actor.views.get(uri.moid)
+    if seen is not None and seen[0] is tree and seen[1] == version:
+        views = seen[2]
+    else:
+        views = instance_views(tree, uri.moid, actor.server_id)
+        actor.views[uri.moid] = (tree, version, views)
     return [
         Target(uri.moid, miid, views[miid].root, rel) for miid, rel in resolve(uri, views)
     ]
