@@ -19,6 +19,12 @@ MAC=..``, DM 1.3 server-initiated bootstrap) is taken as a factory-fresh device 
 a pushed bootstrap (:func:`emulator.protocol.syncml.bootstrap.take_pushed`): refused with the reason on stderr
 (exit 1), or taken, and then the Package 1 the device opens its first session with is printed.
 
+A DM 1.3 sessionless command message (:mod:`emulator.protocol.syncml.sessionless`, a ``DMSL`` file)
+is checked as the device checks it (signed by one of the profile's DM 1.x servers) and run; the
+report the device would sign and POST to the server's reporting URI is written out (its SyncML
+message, XML). The expiry and replay checks need a clock and a history, so ``respond`` skips them. A
+DM 1.2 profile refuses the message (exit 1).
+
 A DM 2.0 JSON Package#2 is answered for the profile's highest-priority DM 2.0 account, with the
 network-free rules of emulator.protocol.dm2.respond (HGET/HPUT/HPOST answer 500, a SHOW is not
 opened, an EXEC result alert is not sent); what could not happen is said on stderr, one line each.
@@ -189,6 +195,31 @@ def respond_bootstrap(device: VirtualDevice, data: bytes, content_type: str, lab
     return 0
 
 
+def respond_sessionless(device: VirtualDevice, data: bytes, label: str) -> int:
+    """Print the report of one DM 1.3 sessionless command message; exit 1 when the device refuses it."""
+    from emulator.fleet.sessionless import report_uri, take
+    from emulator.protocol.syncml.sessionless import body_media, open_envelope
+
+    try:  # the message's Target becomes the device's identity, as for a package in a session
+        body = open_envelope(data).body
+        target = parse_message(body, body_media(body)).header.target
+    except EmulatorError:
+        target = ""  # the device's own checks below say what is wrong
+    if target:
+        device.tree.set_node("./DevInfo/DevId", target, permanent=True, access=frozenset({"Get"}))
+        device.id = target
+    try:
+        account, done = take(device, data, None, 0.0)
+    except EmulatorError as exc:
+        print(f"dm-emulator respond: {label}: {exc}", file=sys.stderr)
+        return 1
+    print(f"dm-emulator respond: note: the device signs this report and POSTs it to {report_uri(device, account)} "
+          "(no session); the expiry and replay checks were skipped", file=sys.stderr)
+    sys.stdout.buffer.write(done.report + b"\n")
+    sys.stdout.flush()
+    return 0
+
+
 def is_bootstrap_type(content_type: str | None) -> bool:
     """A Content-Type that carries a bootstrap's security parameters (SEC=, MAC=)."""
     params = (content_type or "").upper().replace(" ", "")
@@ -202,6 +233,10 @@ def run(args: argparse.Namespace) -> int:
     device = VirtualDevice(profile, 0, server=RESPOND_SERVER)
     if is_bootstrap_type(args.content_type):
         return respond_bootstrap(device, data, args.content_type, args.message, wbxml=args.wbxml)
+    from emulator.protocol.syncml.sessionless import MAGIC
+
+    if data.startswith(MAGIC):
+        return respond_sessionless(device, data, args.message)
     if head in (b"{", b"["):
         return respond_dm2(device, data, args.message)
     media = codes.MEDIA_DM_XML if head == b"<" else codes.MEDIA_DM_WBXML

@@ -40,12 +40,13 @@ from emulator.protocol.flow import request_flow
 from emulator.protocol.values import DmProtocol
 from emulator.store import DeviceRecord, Workspace
 from emulator.transport.http import HttpTransport, TlsConfig
-from emulator.transport.listener import Delivery, NotificationListener
+from emulator.transport.listener import SESSIONLESS, Delivery, NotificationListener
 from emulator.transport.push import PushPoller
 
 if TYPE_CHECKING:
     from emulator.mo.accounts import Account
     from emulator.protocol.dm2.notification import NotificationGuard
+    from emulator.protocol.syncml.sessionless import ReplayGuard
 
 SERVER_AUTH_NONE_WARNING = ("server authentication is OFF for this account (server-auth none): any server, or "
                             "anyone in between, can pose as the DM server")
@@ -129,6 +130,7 @@ class Fleet:
         self._session_locks: dict[tuple[str, str], asyncio.Lock] = {}  # (device, ServerID): one session at a time
         self._notification_guards: dict[str, NotificationGuard] = {}  # dev_id -> its DM 2.0 replay guard
         self._dm13_seen: dict[str, dict[bytes, float]] = {}  # dev_id -> DM 1.3 notification digests acted on
+        self.sessionless_guards: dict[str, ReplayGuard] = {}  # dev_id -> DM 1.3 sessionless messages taken
         self._ui_resumes: dict[str, _UiResume] = {}  # session id -> its page flow (ui_resume "client")
         self._watchers: dict[str, asyncio.Task[None]] = {}  # dev_id -> the task sampling its armed traps
         self.bus.subscribe(self._count, SessionStarted, SessionEnded, MessageLogged)
@@ -506,7 +508,10 @@ class Fleet:
             self._in_session[dev.id] -= 1
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
+        self.track(asyncio.ensure_future(coro))
+
+    def track(self, task: asyncio.Task) -> None:
+        """Count ``task`` among the fleet's own (awaited or cancelled by :meth:`aclose`)."""
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -540,13 +545,14 @@ class Fleet:
             self._watchers.pop(dev.id, None)
 
     async def fetch(self, dev: VirtualDevice, request: HttpRequest, account: Account, label: str,
-                    summary: str) -> HttpResult:
-        """A request a device makes outside any session (a local app's DEFAULT fetch): over its
-        current bearer, with the account's TLS, in the traffic log under ``label``."""
+                    summary: str, *, protocol: DmProtocol = "dm2") -> HttpResult:
+        """A request a device makes outside any session (a local app's DEFAULT fetch, a DM 1.3
+        sessionless report): over its current bearer, with the account's TLS, in the traffic log
+        under ``label``."""
         from emulator.transport.link import BearerLink
 
         link = BearerLink(self.transport, dev)
-        ctx = SessionContext(dev.id, label, "dm2", account.server_id, self.bus, link,
+        ctx = SessionContext(dev.id, label, protocol, account.server_id, self.bus, link,
                              tls=TlsConfig.for_account(account), bearer=dev.bearer)
         link.ctx = ctx
         return await run(request_flow(request, ctx, self.bus.publish, start=now(), summary=summary), ctx)
@@ -607,7 +613,8 @@ class Fleet:
         DM 2.0 (PROTOCOL 1.4): the digest is checked against the account the notification names
         (its Auth/Noti secret) and replays are dropped. DM 1.2: the digest must verify with the server
         credentials and nonce of a DM 1.x account (a digest valid only with the reset nonce starts a
-        resync session). Anything else is ignored, as a device must, and an :class:`AlertRaised`
+        resync session). A DM 1.3 sessionless command message (protocol :data:`SESSIONLESS`) runs at
+        once (:mod:`emulator.fleet.sessionless`). Anything else is ignored, as a device must, and an :class:`AlertRaised`
         ("notification rejected") tells whoever watches the bus why. This is the notification
         channels' way in (:data:`emulator.transport.listener.Deliver`): a device not in the fleet is
         ``Delivery(None, ..., known=False)``; EmulatorError (400) only for an unknown protocol.
@@ -615,6 +622,10 @@ class Fleet:
         dev = self.devices.get(dev_id)
         if dev is None:
             return Delivery(None, f"no device {dev_id!r} in the fleet", known=False)
+        if protocol == SESSIONLESS:
+            from emulator.fleet import sessionless
+
+            return sessionless.receive(self, dev, raw, now)
         when = time.time() if now is None else now
         if protocol == "dm2":
             from emulator.protocol.dm2.client import check_notification

@@ -6,6 +6,11 @@
   it, 502 with its answer if not).
 - ``POST /admin/bootstrap/<DevID>[?sec=USERPIN]``: server-initiated bootstrap (DM 1.3): a new DM 1.x
   account for the device, queued on its push channel as a MAC'd bootstrap message.
+- ``POST /admin/sessionless/<DevID>?to=<listener URL>`` with JSON ``{"commands": [{"cmd": "Get",
+  "target": "./DevInfo/Mod"}, ...], "server_id": ..., "lifetime": 600}``: a DM 1.3 sessionless command
+  message POSTed to the device's listener (200 when it ran them, 502 with its answer if not);
+  ``GET /admin/sessionless/reports[?device=<DevID>]``: the sessionless reports taken
+  (:mod:`emulator.server.sessionless`).
 - ``POST /admin/script/<DevID>`` with JSON ``{"steps": [...]}`` or ``{"flow": "plan"}``: set the DM 2.0
   script (``*`` = every device without its own).
 - ``POST /admin/flow/<DevID>`` with JSON ``{"flow": "lawmo"|"scomo"|"reset", "protocol": "dm2"|"dm12",
@@ -105,6 +110,29 @@ async def bootstrap(request: web.Request, control: ServerControl) -> web.Respons
     dev_id = request.match_info["dev"]
     server_id = control.push_bootstrap(dev_id, request.query.get("sec", "USERPIN"))
     return web.json_response({"device": dev_id, "server_id": server_id, "channel": "push"})
+
+
+async def sessionless_send(request: web.Request, control: ServerControl) -> web.Response:
+    dev_id = request.match_info["dev"]
+    to = request.query.get("to")
+    if to is None:
+        raise EmulatorError("?to=<the device's notification listener URL> is missing", status=400)
+    if not known_target(control.state, check_target(to)):
+        raise EmulatorError(f"?to={to!r} is not at an address a device authenticated from: over HTTP the "
+                            "server sends only to device listeners it has seen", status=403)
+    spec = _json(await request.read() or b"{}", "sessionless commands")
+    if not isinstance(spec, dict) or set(spec) - {"commands", "server_id", "lifetime"}:
+        raise EmulatorError('expected {"commands": [...], "server_id": ..., "lifetime": ...}', status=400)
+    server_id = spec.get("server_id")
+    if server_id is not None and not isinstance(server_id, str):
+        raise EmulatorError("server_id must be text", status=400)
+    answer = await control.sessionless(dev_id, spec.get("commands"), listener=to, server_id=server_id,
+                                       lifetime=spec.get("lifetime", 600))
+    return web.json_response(answer, status=200 if answer["delivered"] else 502)
+
+
+async def sessionless_reports(request: web.Request, control: ServerControl) -> web.Response:
+    return web.json_response({"reports": control.sessionless_reports(request.query.get("device"))})
 
 
 async def script(request: web.Request, control: ServerControl) -> web.Response:
@@ -207,6 +235,8 @@ def setup_admin(app: web.Application) -> ServerControl:
     app.router.add_post(ADMIN + "/notify/{dev}", _answers(notify))
     app.router.add_post(ADMIN + "/bootstrap/{dev}", _answers(bootstrap))
     app.router.add_post(ADMIN + "/script/{dev}", _answers(script))
+    app.router.add_get(ADMIN + "/sessionless/reports", _answers(sessionless_reports))
+    app.router.add_post(ADMIN + "/sessionless/{dev}", _answers(sessionless_send))
     app.router.add_post(ADMIN + "/flow/{dev}", _answers(flow_start))
     app.router.add_get(ADMIN + "/flow/{dev}", _answers(flow_get))
     app.router.add_get(ADMIN + "/devices", _answers(devices))

@@ -27,6 +27,7 @@ from emulator.server.dm12 import setup_dm12
 from emulator.server.fault_middleware import setup_faults
 from emulator.server.limits import LIMITS_KEY, LimitedSite, ServerLimits, body_deadline
 from emulator.server.packages import setup_packages
+from emulator.server.sessionless import setup_sessionless
 from emulator.server.state import STATE_KEY, ServerState
 from emulator.server.ui_flows import setup_ui
 
@@ -62,6 +63,7 @@ def create_app(state: ServerState | None = None) -> web.Application:
     setup_ui(app)
     setup_dm12(app, state)
     setup_bootstrap(app)
+    setup_sessionless(app)
     setup_diag(app)
     setup_faults(app, state)
     state.packages.base_url = lambda: state.base_url

@@ -79,6 +79,28 @@ class ServerControl:
         sent = await send_package0(self.state, dev_id, listener, proto, **options)
         return Notice(dev_id, proto, "listener", sent.notification_id, sent)
 
+    async def sessionless(self, dev_id: str, commands: object, *, listener: str, server_id: str | None = None,
+                          lifetime: int = 600) -> dict[str, Any]:
+        """DM 1.3 sessionless command DM: ``commands`` (JSON, :func:`~emulator.server.sessionless.
+        commands_from_json`) signed for ``dev_id`` and POSTed to its ``listener``; what the listener
+        answered. EmulatorError (400/404/413) before anything is sent."""
+        from emulator.protocol.syncml.sessionless import MEDIA_SESSIONLESS
+        from emulator.server.notify_out import post_message
+        from emulator.server.sessionless import build_command, commands_from_json
+
+        check_target(listener)
+        raw, session_id = build_command(self.state, dev_id, commands_from_json(commands), server_id=server_id,
+                                        lifetime=lifetime)
+        status, detail = await post_message(listener, raw, MEDIA_SESSIONLESS)
+        return {"device": dev_id, "session_id": session_id, "to": listener, "delivered": 200 <= status < 300,
+                "listener_status": status, "detail": detail}
+
+    def sessionless_reports(self, dev_id: str | None = None) -> list[dict[str, Any]]:
+        """The sessionless reports the reporting URI took, oldest first (one device's with ``dev_id``)."""
+        from emulator.server.sessionless import desk
+
+        return [r for r in desk(self.state).reports if dev_id is None or r["device"] == dev_id]
+
     def package0(self, dev_id: str, protocol: str = "dm2", **options: Any) -> bytes:
         """A Package 0 for ``dev_id``, noted as sent but put on no channel: for a caller that hands it
         to the device itself (a window without a notification listener, a test)."""

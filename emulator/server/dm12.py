@@ -485,12 +485,7 @@ class Dm12Session:
         tells which pair it has, so our first Cred already carries the right server secret.
         """
         known = [n for n in (self.challenge, self.nonces.client) if n is not None]
-        expected = self.authority.expected(self.dev_id)
-        if expected is not None:  # the account says which user goes with which pair for this DevId
-            combos = [(user, pair) for user, pair in expected]
-        else:
-            pairs = self.authority.candidates(self.nonces.secrets, dev_id=self.dev_id)
-            combos = [(user, pair) for pair in pairs for user in users]
+        combos = client_combos(self.authority, self.dev_id, users, self.nonces.secrets)
         if known or nonce_free:
             nonces = [c for n in known for c in auth.nonce_candidates(auth.encode_nonce(n))]
             pair = _first_match(combos, check, nonces)
@@ -634,6 +629,16 @@ def hmac_value(headers: dict[str, str]) -> str | None:
     return header(headers, auth.HMAC_HEADER)
 
 
+def client_combos(authority: Authority, dev_id: str, users: list[str],
+                  first: SecretPair | None = None) -> list[tuple[str, SecretPair]]:
+    """The (user, pair) a device may prove itself with: what the authority's accounts say for this
+    DevId, else every candidate pair (``first`` first) with each of ``users``."""
+    expected = authority.expected(dev_id)
+    if expected is not None:  # the account says which user goes with which pair for this DevId
+        return list(expected)
+    return [(user, pair) for pair in authority.candidates(first, dev_id=dev_id) for user in users]
+
+
 def _first_match(combos: list[tuple[str, SecretPair]], check: Callable[[str, str, list[bytes]], bool],
                  nonces: list[bytes]) -> SecretPair | None:
     for user, pair in combos:
@@ -733,6 +738,18 @@ class Dm12Server:
         return Reply(200, out, content_type(wbxml=session.wbxml), extra,
                      authenticated=session.client_ok and session.scheme != "none")
 
+    def signing(self, authority: Authority, dev_id: str) -> tuple[str, SecretPair]:
+        """The name and pair the server signs with for ``dev_id`` outside a session (a Package 0, a
+        sessionless message): the pair the device proved it holds, else the first candidate (a device
+        never seen: its DevId does not say which profile it came from)."""
+        nonces = self.device_auth(authority.server_id, dev_id)
+        first = next(iter(authority.candidates(dev_id=dev_id)), SecretPair("", ""))
+        pair = nonces.secrets or first
+        if (pair.client, pair.server) == (first.client, first.server):
+            pair = first  # the device's profile's own pair: it says whether notifications have their own secret
+        rule = authority.account_for(dev_id)
+        return (rule.server_name if rule is not None and rule.server_name else authority.server_id), pair
+
     def build_package0(self, dev_id: str, *, server_id: str | None = None, session_id: int | None = None,
                        ui_mode: int = 0, version: int = 11, expiry: int | None = None, reason: str = "",
                        requested: tuple[str, ...] = ()) -> bytes:
@@ -741,13 +758,8 @@ class Dm12Server:
         a device never seen: the DevId does not say which profile it came from)."""
         authority = self.authority(server_id)
         nonces = self.device_auth(authority.server_id, dev_id)
-        first = next(iter(authority.candidates(dev_id=dev_id)), SecretPair("", ""))
-        pair = nonces.secrets or first
-        if (pair.client, pair.server) == (first.client, first.server):
-            pair = first  # the device's profile's own pair: it says whether notifications have their own secret
+        name, pair = self.signing(authority, dev_id)
         sid = secrets.randbelow(0xFFFF) + 1 if session_id is None else session_id
-        rule = authority.account_for(dev_id)
-        name = rule.server_name if rule is not None and rule.server_name else authority.server_id
         vendor = b""
         if expiry is not None or reason or requested:  # DM 1.3 fields: a version-13 notification
             try:

@@ -65,8 +65,14 @@ def check_protocol(protocol: str) -> DmProtocol:
 async def post_package0(to: str, raw: bytes, protocol: DmProtocol, *,
                         timeout: float = SEND_TIMEOUT_S) -> tuple[int, str]:
     """POST the bytes with the protocol's notification type; (status, answer text) or (0, why not)."""
+    return await post_message(to, raw, CONTENT_TYPES[protocol], timeout=timeout)
+
+
+async def post_message(to: str, raw: bytes, ctype: str, *, timeout: float = SEND_TIMEOUT_S) -> tuple[int, str]:
+    """POST bytes of type ``ctype`` to a device's listener (a Package 0, a DM 1.3 sessionless command
+    message); (status, answer text) or (0, why not)."""
     check_target(to)
-    headers = {"Content-Type": CONTENT_TYPES[protocol]}
+    headers = {"Content-Type": ctype}
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as client, \
                 client.post(to, data=raw, headers=headers, allow_redirects=False) as response:

@@ -134,6 +134,7 @@ class ServerState:
 
     base_url: str = ""
     dm12: Any = None  # emulator.server.dm12.Dm12Server once setup_dm12 ran
+    sessionless: Any = None  # emulator.server.sessionless.SessionlessDesk once a sessionless message went out
     bootstraps: list[str] = field(default_factory=list)  # DevIDs the bootstrap route provisioned, in order
     dm12_sessions: dict[str, list[Any]] = field(default_factory=dict)  # DevId -> its Dm12Sessions, oldest first
     dm12_scripts: dict[str, Any] = field(default_factory=dict)  # DevId -> a Dm12Config.script for its next session

@@ -3,11 +3,12 @@
 It stands in for SMS / WAP push (PROTOCOL 2.2 "Bearers", 1.19 item 6): a server that can reach the
 emulator posts the notification bytes here, the DevID in the path says which device gets them, and
 the Content-Type says which protocol they are (``application/vnd.syncml.notification`` = DM 1.2,
-``application/vnd.oma.dm.notification`` = DM 2.0). The listener hands them to a :data:`Deliver`
+``application/vnd.oma.dm.notification`` = DM 2.0, ``application/vnd.syncml.dm.sessionless`` = a DM 1.3
+sessionless command message, :mod:`emulator.protocol.syncml.sessionless`). The listener hands them to a :data:`Deliver`
 callback (the fleet's ``receive_notification``), where the device checks them exactly as it checks any
 other Package#0; it knows nothing else of the fleet. So the HTTP answer only tells the sender what
-the device did: 202 a session was started, 403 the device ignored the notification (and why), 404 no
-such device, 415 not a notification type. One server for thousands of devices: no port per device.
+the device did: 202 a session was started (or the sessionless commands ran), 403 the device ignored
+the message (and why; 413 when it was over the size limit), 404 no such device, 415 not a type it takes. One server for thousands of devices: no port per device.
 
 It listens on 127.0.0.1 unless the user asks for another address (anything that reaches it can make
 devices open sessions), and says so in the log when it is not loopback.
@@ -28,11 +29,14 @@ from aiohttp import web
 from emulator.protocol.dm2.media import NOTIFICATION as DM2_NOTIFICATION
 from emulator.protocol.dm2.media import media_type
 from emulator.protocol.syncml.codes import MEDIA_NOTIFICATION as DM12_NOTIFICATION
+from emulator.protocol.syncml.sessionless import MEDIA_SESSIONLESS
 
 log = logging.getLogger(__name__)
 
-PROTOCOL_OF_TYPE = {DM12_NOTIFICATION: "dm12", DM2_NOTIFICATION: "dm2"}
-"""Content-Type of a Package#0 -> the protocol it belongs to."""
+SESSIONLESS = "dm13-sessionless"
+"""The "protocol" a channel hands a DM 1.3 sessionless command message over as."""
+PROTOCOL_OF_TYPE = {DM12_NOTIFICATION: "dm12", DM2_NOTIFICATION: "dm2", MEDIA_SESSIONLESS: SESSIONLESS}
+"""Content-Type of a Package#0 (or a sessionless command message) -> the protocol it belongs to."""
 TYPE_OF_PROTOCOL = {protocol: ctype for ctype, protocol in PROTOCOL_OF_TYPE.items()}
 MAX_PACKAGE0 = 64 << 10
 """Largest body taken (a Package#0 is tens of bytes; a WAP push fits a few SMS)."""
@@ -42,11 +46,14 @@ WILDCARD_HOSTS = ("", "0.0.0.0", "::")
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """What a device did with a Package#0: ``session`` is the task of the session it started (None:
-    it ignored the notification, ``why`` says why); ``known`` False: no such device."""
+    it ignored the notification, ``why`` says why, ``status`` the HTTP status that says so); ``known``
+    False: no such device. For a sessionless command message ``session`` is the report's task."""
 
     session: asyncio.Task[object] | None
     why: str = ""
     known: bool = True
+    status: int = 403
+    started: str = "started"
 
 
 Deliver = Callable[[str, bytes, str], Delivery]
@@ -123,12 +130,13 @@ class NotificationListener:
         protocol = PROTOCOL_OF_TYPE.get(media_type(request.headers.get("Content-Type")))
         if protocol is None:
             return web.Response(status=415, text="a notification is application/vnd.syncml.notification "
-                                                 "(DM 1.2) or application/vnd.oma.dm.notification (DM 2.0)")
+                                                 "(DM 1.2) or application/vnd.oma.dm.notification (DM 2.0); "
+                                                 f"a sessionless command message {MEDIA_SESSIONLESS}")
         delivery = self.deliver(dev_id, await request.read(), protocol)
         if not delivery.known:
             return web.Response(status=404, text=f"no device {dev_id!r} in this fleet")
         if delivery.session is None:
             self.rejected += 1
-            return web.Response(status=403, text=f"notification ignored: {delivery.why or 'rejected'}")
+            return web.Response(status=delivery.status, text=f"notification ignored: {delivery.why or 'rejected'}")
         self.accepted += 1
-        return web.json_response({"device": dev_id, "protocol": protocol, "session": "started"}, status=202)
+        return web.json_response({"device": dev_id, "protocol": protocol, "session": delivery.started}, status=202)

@@ -11,8 +11,6 @@ import asyncio
 import logging
 import socket
 import ssl
-import threading
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from emulator.protocol.actions import HttpResult
 from emulator.server.tls import peer_common_name, serve_tls_context
 from emulator.transport.http import HttpTransport, TlsConfig
 from emulator.util.certs import export_pkcs12, issue_cert, issue_device_certs, load_ca, make_ca
+from tests.integration.tls_servers import alerting_server
 
 
 @pytest.fixture(scope="module")
@@ -233,45 +232,13 @@ def test_plain_http_port_gives_a_clear_error(pki):
     assert "does not speak TLS" in result.error
 
 
-def _alerting_server(ctx: ssl.SSLContext) -> tuple[int, threading.Thread]:
-    """Blocking TLS accepts, as servers outside asyncio do it: a failed handshake sends its alert and
-    the socket stays open a moment, so a blocking client reads the alert instead of a reset. Two
-    connections: the asyncio transport loses the alert in a reset and probes once more to read it."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(2)
-    listener.settimeout(5)
-
-    def serve() -> None:
-        try:
-            for _ in range(2):
-                try:
-                    conn, _ = listener.accept()
-                except OSError:
-                    return
-                tls = ctx.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
-                try:
-                    tls.do_handshake()  # refuses the client certificate and sends the alert
-                    tls.recv(1024)
-                except (ssl.SSLError, OSError):
-                    time.sleep(0.3)  # keep the socket: closing it with unread data would reset the alert away
-                finally:
-                    tls.close()
-        finally:
-            listener.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    return listener.getsockname()[1], thread
-
-
 @pytest.mark.parametrize(("client", "expected"), [
     (None, "requires a client certificate and the device has none configured"),
     ("stranger", "does not trust the device's client certificate (unknown CA)"),
 ])
 def test_alerts_of_servers_that_send_them_are_named(pki, client, expected):
     ctx = serve_tls_context(pki["server"], pki["server_key"], client_ca=pki["ca"], require_client_cert=True)
-    port, thread = _alerting_server(ctx)
+    port, thread = alerting_server(ctx)
     tls = TlsConfig(str(pki["ca"]), *(str(pki[client]), str(pki[client + "_key"])) if client else ())
 
     async def main() -> HttpResult:

@@ -2,7 +2,8 @@
 from its feature discovery node, through virtual (MOID-based) URIs and by placing what is added to
 ./Inbox; a 1.2 profile refuses a DM/1.3 package whole, and answers the same commands in DM/1.2 as a
 DM 1.2 device always did (404 for a node it has not, virtual URIs read as tree paths, the Inbox keeps
-what it is given)."""
+what it is given). A sessionless command message is run by a 1.3 profile (its report printed)
+and refused by a 1.2 one; a tampered one by both."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from emulator.protocol.syncml.message import parse_message
 
 VECTORS = Path(__file__).resolve().parents[3] / "assets" / "examples" / "dm13"
 MESSAGE = VECTORS / "discovery.xml"
+SESSIONLESS = VECTORS / "sessionless.bin"
 
 
 def _respond(capsysbinary, profile: str, message: Path):
@@ -136,3 +138,35 @@ def test_a_tampered_bootstrap_or_a_wrong_mac_is_refused(capsysbinary, tmp_path):
     wrong = BOOTSTRAP_TYPE[:-1] + ("0" if BOOTSTRAP_TYPE[-1] != "0" else "1")
     code, out, err = _bootstrap(capsysbinary, "smartphone-dm13-fresh", BOOTSTRAP, wrong)
     assert (code, out) == (1, b"") and "does not verify" in err
+
+
+def test_dm13_profile_runs_a_sessionless_command_message_and_prints_its_report(capsysbinary):
+    code = main(["respond", "--profile", "smartphone-dm13", "--message", str(SESSIONLESS)])
+    captured = capsysbinary.readouterr()
+    assert code == 0
+    report = parse_message(captured.out, codes.MEDIA_DM_XML)
+    assert report.header.ver_proto == "DM/1.3" and report.header.session_id == "5E55"
+    assert report.header.source == "IMEI:354679130000007"
+    statuses = [(c.cmd, c.cmd_ref, c.code) for c in report.commands if isinstance(c, Status)]
+    assert statuses == [("SyncHdr", "0", 200), ("Get", "1", 200), ("Replace", "2", 405)]
+    (results,) = [c for c in report.commands if isinstance(c, Results)]
+    assert results.items[0].data == "X6-BL-3.01.02"
+    assert b"/dm13/report/demo-dm12" in captured.err
+
+
+def test_dm12_profile_refuses_the_sessionless_message(capsysbinary):
+    code = main(["respond", "--profile", "smartphone", "--message", str(SESSIONLESS)])
+    captured = capsysbinary.readouterr()
+    assert code == 1 and captured.out == b""
+    assert b"DM 1.2 device takes no sessionless command message" in captured.err
+
+
+def test_a_tampered_sessionless_message_runs_nothing(capsysbinary, tmp_path):
+    raw = bytearray(SESSIONLESS.read_bytes())
+    raw[raw.index(b"./DevDetail/FwV") + 2] ^= 0x20  # one letter of the body changed after signing
+    tampered = tmp_path / "tampered.bin"
+    tampered.write_bytes(bytes(raw))
+    code = main(["respond", "--profile", "smartphone-dm13", "--message", str(tampered)])
+    captured = capsysbinary.readouterr()
+    assert code == 1 and captured.out == b""
+    assert b"does not verify" in captured.err
