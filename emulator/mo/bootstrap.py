@@ -131,18 +131,30 @@ def apply_bootstrap(tree: Tree, entry: BootEntry, document: bytes, acl_scope: It
 
     EmulatorError 400 when the document is not one ``./DMAcc/<name>`` account with a ServerID, 418
     when the device has an account of that ServerID already. See the module doc for the rights."""
+    with tree.transaction():
+        server_id = take_account(tree, document, acl_scope, source="bootstrap document")
+        tree.set_node(f"{entry.path}/State", DONE, access=frozenset({"Get"}))
+        tree.set_node(f"{entry.path}/ServerID", server_id, access=frozenset({"Get"}))
+    return server_id
+
+
+def take_account(tree: Tree, document: bytes, acl_scope: Iterable[str] = (), *, source: str = "account document") -> str:
+    """One DM 1.x account from a TNDS document, taken in all or nothing, the device deciding its
+    rights: the document's ACLs are dropped, the new server gets its own entry and ``acl_scope``.
+    Used by a bootstrap and by a delegation that brings its delegate's account (DM 1.3). The
+    ServerID; EmulatorError 400 (not exactly one usable ``./DMAcc/<name>``), 418 (known already)."""
     staging = Tree()
     staging.set_node(DM1_ROOT, format="node")
-    import_tnds(staging, document, source="bootstrap document")
+    import_tnds(staging, document, source=source)
     top = staging.children(".")
     names = staging.children(DM1_ROOT) if staging.exists(DM1_ROOT) else []
     if top != ["DMAcc"] or len(names) != 1:
-        raise EmulatorError("a bootstrap document must describe exactly one ./DMAcc/<name> account "
+        raise EmulatorError(f"a {source} must describe exactly one ./DMAcc/<name> account "
                             f"(it describes {', '.join(top) or 'nothing'})", status=400)
     base = f"{DM1_ROOT}/{uris.join((names[0],))[2:]}"
     server_id = _text(staging, f"{base}/ServerID").strip()
     if not server_id or any(c in server_id for c in "=&*+ \t"):
-        raise EmulatorError(f"the bootstrap account's ServerID {server_id!r} is missing or not usable", status=400)
+        raise EmulatorError(f"the account's ServerID {server_id!r} is missing or not usable", status=400)
     if tree.exists(base) or find_account(tree, server_id, "dm12") is not None:
         raise EmulatorError(f"the device already has an account for {server_id!r}", status=418)
     scope = list(acl_scope)
@@ -150,7 +162,7 @@ def apply_bootstrap(tree: Tree, entry: BootEntry, document: bytes, acl_scope: It
         if not tree.exists(uri):
             raise EmulatorError(f"bootstrap acl_scope {uri!r} names no node of the device", status=400)
     with tree.transaction():
-        import_tnds(tree, document, source="bootstrap document")
+        import_tnds(tree, document, source=source)
         for info in list(tree.walk(base)):  # the document's ACLs are not the device's decision
             if info.acl:
                 tree.replace_prop(info.path, "ACL", "")
@@ -162,8 +174,6 @@ def apply_bootstrap(tree: Tree, entry: BootEntry, document: bytes, acl_scope: It
                 if "*" not in ids:
                     acl = acl.with_servers(cmd, ids | {server_id})
             tree.replace_prop(uri, "ACL", acl.text)
-        tree.set_node(f"{entry.path}/State", DONE, access=frozenset({"Get"}))
-        tree.set_node(f"{entry.path}/ServerID", server_id, access=frozenset({"Get"}))
     return server_id
 
 

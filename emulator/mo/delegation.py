@@ -18,7 +18,9 @@ A scope is a subtree: a DM 1.x URI (``./Vendor/App``) or a DM 2.0 instance Clien
   ``depth`` and ``prohibited`` set of every delegation that gave it those rights (DM-HLF-026).
 
 How servers ask: DM 1.x ``Exec ./DMAcc/<ServerID>/Ext/Delegate`` with ``Item/Data``
-``delegate=<id>&scope=<uri>&kind=full&depth=1&prohibited=<id>`` (``prohibited`` may repeat);
+``delegate=<id>&scope=<uri>&kind=full&depth=1&prohibited=<id>`` (``prohibited`` may repeat; DM 1.3
+server-to-server delegation adds ``account=<base64url TNDS>``: the delegate's DMAcc account, which
+the device takes in, deciding its rights itself, and keeps only if the delegation is made);
 DM 2.0 ``EXEC urn:oma:mo:oma-dm-dmacc:1.2/<SrvID>/Ext/Delegate?delegate=...`` (the same fields in the
 ClientURI query, since EXEC carries no data); ``Ext/Revoke`` takes ``id=<n>`` or ``delegate`` and
 ``scope``. The Python API (:class:`Delegations`) is what the window and scenarios use.
@@ -26,6 +28,8 @@ ClientURI query, since EXEC carries no data); ``Ext/Revoke`` takes ``id=<n>`` or
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -51,6 +55,8 @@ REVOKE_LEAF = ("Ext", "Revoke")
 ALERT_DELEGATED = "urn:dmemulator:delegation"
 ALERT_REFUSED = "urn:dmemulator:delegation:refused"
 MAX_DEPTH = 16
+MAX_ACCOUNT_DOCUMENT = 8192
+"""Largest delegate's account (TNDS, decoded) a Delegate request may bring, in bytes."""
 KEEP = 1000  # refusals kept (the newest)
 
 
@@ -88,6 +94,7 @@ class DelegationRequest:
     kind: str = "shared"
     depth: int = 0
     prohibited: frozenset[str] = frozenset()
+    account: bytes = b""  # DM 1.3: a TNDS of the delegate's DMAcc account, taken in with the delegation
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +153,19 @@ def parse_request(data: str | bytes | None) -> DelegationRequest:
     depth_text = _one(fields, "depth", "0")
     if not depth_text.isdigit() or int(depth_text) > MAX_DEPTH:
         raise DelegationError(f"depth must be a number 0..{MAX_DEPTH}, not {depth_text!r}", status=400)
-    return DelegationRequest(delegate, scope, kind, int(depth_text), frozenset(fields.get("prohibited", ())))
+    account = b""
+    if fields.get("account"):
+        text = _one(fields, "account")
+        try:
+            account = base64.b64decode(text.encode("ascii") + b"=" * (-len(text) % 4), altchars=b"-_", validate=True)
+        except (ValueError, binascii.Error):
+            raise DelegationError("account= is not base64url", status=400) from None
+        if not account:
+            raise DelegationError("account= is empty", status=400)
+        if len(account) > MAX_ACCOUNT_DOCUMENT:
+            raise DelegationError(f"the delegate's account document is {len(account)} bytes, over the "
+                                  f"{MAX_ACCOUNT_DOCUMENT}-byte limit", status=400)
+    return DelegationRequest(delegate, scope, kind, int(depth_text), frozenset(fields.get("prohibited", ())), account)
 
 
 def canonical_scope(scope: str) -> str:
@@ -424,7 +443,22 @@ class Delegations:
         except EmulatorError as exc:
             self._refused(delegator, "a delegation request", exc)
             raise
-        self.delegate(delegator, req)
+        if not req.account:
+            self.delegate(delegator, req)
+            return 200
+        from emulator.mo.bootstrap import take_account
+
+        with tree.transaction():  # the delegate's account stays only if the delegation is made
+            try:
+                taken = take_account(tree, req.account, source="delegate's account document")
+            except EmulatorError as exc:
+                self._refused(delegator, f"the account of {req.delegate}", exc)
+                raise
+            if taken != req.delegate:
+                wrong = DelegationError(f"the account document is for {taken!r}, not {req.delegate!r}", status=400)
+                self._refused(delegator, f"the account of {req.delegate}", wrong)
+                raise wrong
+            self.delegate(delegator, req)
         return 200
 
     def exec_revoke(self, tree: Tree, request: ExecRequest) -> int:

@@ -11,6 +11,12 @@
   message POSTed to the device's listener (200 when it ran them, 502 with its answer if not);
   ``GET /admin/sessionless/reports[?device=<DevID>]``: the sessionless reports taken
   (:mod:`emulator.server.sessionless`).
+- ``POST /admin/delegation/peers`` with JSON ``{"server_id": <this server's>, "peers": [{"server_id",
+  "url", "secret"}]}``: the DM servers this one delegates to or takes delegations from;
+  ``POST /admin/delegation/<DevID>?to=<listener URL>`` with JSON ``{"delegate", "scope", "kind",
+  "depth"}``: delegate part of a device to a peer (DM 1.3 server-to-server delegation, 502 when the
+  peer refuses); ``GET /admin/delegations``: this server's delegations, either side
+  (:mod:`emulator.server.delegation`).
 - ``POST /admin/script/<DevID>`` with JSON ``{"steps": [...]}`` or ``{"flow": "plan"}``: set the DM 2.0
   script (``*`` = every device without its own).
 - ``POST /admin/flow/<DevID>`` with JSON ``{"flow": "lawmo"|"scomo"|"reset", "protocol": "dm2"|"dm12",
@@ -131,6 +137,30 @@ async def sessionless_send(request: web.Request, control: ServerControl) -> web.
     return web.json_response(answer, status=200 if answer["delivered"] else 502)
 
 
+async def delegation_peers(request: web.Request, control: ServerControl) -> web.Response:
+    from emulator.server.delegation import set_peers
+
+    return web.json_response(set_peers(control.state, _json(await request.read() or b"{}", "peers")))
+
+
+async def delegation_start(request: web.Request, control: ServerControl) -> web.Response:
+    from emulator.server.delegation import delegate
+
+    to = request.query.get("to")
+    if to is None:
+        raise EmulatorError("?to=<the device's notification listener URL> is missing", status=400)
+    if not known_target(control.state, check_target(to)):
+        raise EmulatorError(f"?to={to!r} is not at an address a device authenticated from", status=403)
+    spec = _json(await request.read() or b"{}", "delegation")
+    return web.json_response(await delegate(control.state, request.match_info["dev"], spec, listener=to))
+
+
+async def delegations_list(request: web.Request, control: ServerControl) -> web.Response:
+    from emulator.server.delegation import records
+
+    return web.json_response({"delegations": records(control.state)})
+
+
 async def sessionless_reports(request: web.Request, control: ServerControl) -> web.Response:
     return web.json_response({"reports": control.sessionless_reports(request.query.get("device"))})
 
@@ -236,6 +266,9 @@ def setup_admin(app: web.Application) -> ServerControl:
     app.router.add_post(ADMIN + "/bootstrap/{dev}", _answers(bootstrap))
     app.router.add_post(ADMIN + "/script/{dev}", _answers(script))
     app.router.add_get(ADMIN + "/sessionless/reports", _answers(sessionless_reports))
+    app.router.add_post(ADMIN + "/delegation/peers", _answers(delegation_peers))
+    app.router.add_post(ADMIN + "/delegation/{dev}", _answers(delegation_start))
+    app.router.add_get(ADMIN + "/delegations", _answers(delegations_list))
     app.router.add_post(ADMIN + "/sessionless/{dev}", _answers(sessionless_send))
     app.router.add_post(ADMIN + "/flow/{dev}", _answers(flow_start))
     app.router.add_get(ADMIN + "/flow/{dev}", _answers(flow_get))

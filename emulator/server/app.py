@@ -21,6 +21,7 @@ from emulator.server.access import admin_guard
 from emulator.server.admin import CONTROL_KEY, setup_admin
 from emulator.server.bootstrap import setup_bootstrap
 from emulator.server.control import ServerControl
+from emulator.server.delegation import setup_delegation
 from emulator.server.diag import setup_diag
 from emulator.server.dm2 import setup_dm2
 from emulator.server.dm12 import setup_dm12
@@ -64,6 +65,7 @@ def create_app(state: ServerState | None = None) -> web.Application:
     setup_dm12(app, state)
     setup_bootstrap(app)
     setup_sessionless(app)
+    setup_delegation(app)
     setup_diag(app)
     setup_faults(app, state)
     state.packages.base_url = lambda: state.base_url

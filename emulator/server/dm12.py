@@ -662,6 +662,7 @@ class Dm12Server:
         self.active: dict[tuple[str, str, str], Dm12Session] = {}  # (ServerID, SessionID, DevId)
         self.nonces: dict[tuple[str, str], DeviceNonces] = {}  # (ServerID, DevId)
         self.failed: OrderedDict[tuple[str, str, str], None] = OrderedDict()  # sessions refused for good
+        self.on_done: list[Callable[[Dm12Session], None]] = []  # told of each session that ended
 
     @property
     def sessions(self) -> dict[str, list[Dm12Session]]:
@@ -727,6 +728,8 @@ class Dm12Server:
         extra: dict[str, str] = {}
         if session.done:
             self.active.pop(key, None)
+            for hook in self.on_done:
+                hook(session)
             if session.outcome == AUTH_FAILED:  # refused for good: that SessionID opens nothing again
                 self.failed[key] = None
                 while len(self.failed) > FAILED_SESSIONS_KEPT:

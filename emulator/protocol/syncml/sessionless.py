@@ -6,7 +6,7 @@ message must therefore carry everything a session gives: who sent it, proof of t
 the commands. The DM_Sessionless-V1_3 and DM_Sessionless_Reporting-V1_3 texts were not reachable
 (only their titles, in the ERELD's document table), so the envelope is the project's [P]:
 
-``"DMSL" | version:8 (13) | kind:8 (1 command, 2 report) | msg-id:32 | expiry:32 (POSIX s) |
+``"DMSL" | version:8 (13) | kind:8 (1 command, 2 report; 3-5 server to server) | msg-id:32 | expiry:32 (POSIX s) |
 id-length:8 | id | mac[32] | body``
 
 - ``id``: the sender: the ServerID of a command message, the DevID of a report;
@@ -45,7 +45,11 @@ MAGIC = b"DMSL"
 VERSION = 13
 KIND_COMMAND = 1
 KIND_REPORT = 2
-KINDS = {KIND_COMMAND: "command", KIND_REPORT: "report"}
+KIND_DELEGATION_REQUEST = 3  # server to server (emulator.server.delegation)
+KIND_DELEGATION_ANSWER = 4
+KIND_DELEGATION_DONE = 5
+KINDS = {KIND_COMMAND: "command", KIND_REPORT: "report", KIND_DELEGATION_REQUEST: "delegation request",
+         KIND_DELEGATION_ANSWER: "delegation answer", KIND_DELEGATION_DONE: "delegation done"}
 MAC_LEN = 32
 _FIXED = len(MAGIC) + 1 + 1 + 4 + 4 + 1
 MAX_MESSAGE = 16384
@@ -99,7 +103,7 @@ def open_envelope(raw: bytes) -> Envelope:
     if version != VERSION:
         raise DecodeError(f"sessionless message version {version} is not {VERSION}")
     if kind not in KINDS:
-        raise DecodeError(f"sessionless message kind {kind} is neither 1 (command) nor 2 (report)")
+        raise DecodeError(f"sessionless message kind {kind} is not one of 1-5 (command, report, delegation)")
     id_len = raw[_FIXED - 1]
     end = _FIXED + id_len
     if id_len == 0 or end + MAC_LEN > len(raw):

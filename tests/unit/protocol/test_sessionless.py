@@ -35,7 +35,7 @@ def test_size_limit_is_exact():
     (b"", "no DMSL header"),
     (b"XXXX" + bytes(20), "no DMSL header"),
     (b"DMSL" + bytes((12, 1)) + bytes(60), "version 12"),
-    (b"DMSL" + bytes((13, 3)) + bytes(60), "kind 3"),
+    (b"DMSL" + bytes((13, 6)) + bytes(60), "kind 6"),
     (b"DMSL" + bytes((13, 1)) + bytes(8) + bytes((0,)) + bytes(40), "runs past the end"),
     (b"DMSL" + bytes((13, 1)) + bytes(8) + bytes((50,)) + b"srv" + bytes(10), "runs past the end"),
     (b"DMSL" + bytes((13, 1)) + bytes(8) + bytes((1,)) + b"\xff" + bytes(32) + b"x", "not UTF-8"),
