@@ -58,6 +58,7 @@ _whole_number = _bounded(int, "a whole number", lambda v: v >= 0, "0 or more")
 _positive_seconds = _bounded(float, "a number of seconds", lambda v: 0 < v <= 86400,
                              "more than 0 and at most 86400 seconds")
 _seconds = _bounded(float, "seconds", lambda v: 0 <= v < float("inf"), "0 or more seconds")
+_non_negative_number = _bounded(float, "a number", lambda v: 0 <= v < float("inf"), "a finite number, 0 or more")
 
 
 def _port(text: str) -> int:
@@ -278,6 +279,27 @@ def _bench_options(p: argparse.ArgumentParser) -> None:
         help="then an idle fleet of N devices in this process, for the memory each one takes "
         "(default: %(default)s)",
     )
+    p.add_argument(
+        "--profile-devices",
+        type=_whole_number,
+        default=1_000,
+        metavar="N",
+        help="for a missed target, profile both processes over a separate run of N new devices (at most "
+        "--devices) and print where the CPU (or an idle device's memory) goes; 0: no profile "
+        "(default: %(default)s)",
+    )
+    for name, unit, default in (
+        ("sessions-per-s", "sessions/s", "2000"),
+        ("cpu-ms", "ms of CPU per session, each process", "0.4"),
+        ("ceiling-percent", "%% of the loopback ceiling", "50"),
+        ("idle-kib", "KiB per idle device", "20"),
+    ):
+        p.add_argument(
+            f"--target-{name}",
+            type=_non_negative_number,
+            metavar="X",
+            help=f"judge the run against X {unit} instead of the target (default: {default})",
+        )
     p.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
     p.add_argument(
         "--ui",
@@ -406,7 +428,8 @@ COMMANDS: dict[str, Command] = {
             "processes (emulator and reference server), peak memory, memory per device (also for an "
             "idle fleet of --idle-devices), and the ratio to the loopback ceiling (the same number of "
             "HTTP round trips with a minimal client and handler, in the same run); then each target "
-            "of README \"Performance\", met or missed.",
+            "of README \"Performance\", met or missed, and for a missed one the profile that shows what "
+            "is left (both processes sampled over a separate run; --target-* judges against other bars).",
             _bench_options,
         ),
         Command(
