@@ -99,8 +99,9 @@ def unauthorized(state: ServerState, realm: str, verdict: Verdict) -> web.Respon
 
 def note_address(state: ServerState, request: web.Request) -> None:
     """Remember the address an authenticated device came from (``/admin/notify?to=`` may target it)."""
-    if request.remote and len(state.device_addresses) < MAX_ADDRESSES:
-        state.device_addresses.add(_normal(request.remote))
+    remote = request.remote
+    if remote and remote not in state.device_addresses and len(state.device_addresses) < MAX_ADDRESSES:
+        state.device_addresses.add(_normal(remote))  # an address in its normal form is looked up as is
 
 
 MAX_ADDRESSES = 65536
