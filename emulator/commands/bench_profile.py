@@ -80,7 +80,7 @@ def _rule_area(func: Func) -> str | None:
 def func_name(func: Func) -> str:
     """``module/path.py:line(name)`` from the package root on, or a builtin's own name."""
     file, line, name = func
-    if file == "~":
+    if file in ("~", "<generated>"):  # a builtin, or a function made at run time (a dataclass's __init__)
         return name
     path = file.replace("\\", "/")
     if "/site-packages/" in path:
@@ -131,7 +131,13 @@ class Sampler:
             return
         self.samples += 1
         code = frame.f_code
-        self.leaves[(code.co_filename, code.co_firstlineno, code.co_qualname)] += 1
+        if code.co_filename == "<string>":  # a dataclass's generated __init__/__eq__/__hash__: name its class
+            owner = frame.f_locals.get("self")
+            name = f"{type(owner).__module__}.{type(owner).__qualname__}.{code.co_name}" if owner is not None \
+                else code.co_qualname
+            self.leaves[("<generated>", 0, name)] += 1
+        else:
+            self.leaves[(code.co_filename, code.co_firstlineno, code.co_qualname)] += 1
         cache = self._file_area
         area = None
         at: FrameType | None = frame

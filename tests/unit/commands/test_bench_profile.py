@@ -79,3 +79,20 @@ def test_function_names_start_at_the_package():
     assert func_name(("/srv/dm-emulator/emulator/tree/tree.py", 9, "g")) == "emulator/tree/tree.py:9(g)"
     assert func_name(("/usr/lib/python3.11/asyncio/events.py", 1, "h")) == "asyncio/events.py:1(h)"
     assert func_name(("~", 0, "<built-in method len>")) == "<built-in method len>"
+
+
+@pytest.mark.skipif(not Sampler.available(), reason="no ITIMER_PROF on this platform")
+def test_a_dataclasss_generated_methods_are_named_for_their_class():
+    from emulator.tree.uri import Query
+
+    sampler = Sampler()
+    sampler.start()
+    try:
+        end = time.process_time() + 0.3
+        while time.process_time() < end:
+            for _ in range(500):
+                Query("./a", "b", "c")
+    finally:
+        sampler.stop()
+    names = [t["function"] for t in sampler.summary()["top"]]
+    assert "emulator.tree.uri.Query.__init__" in names, names
