@@ -110,8 +110,9 @@ def _nice_max(value: float) -> float:
     """An axis top a little above ``value``: 1, 2, 5 × 10^n."""
     if value <= 0:
         return 1.0
-    exp = 10 ** math.floor(math.log10(value))
-    return next(m * exp for m in (1, 2, 5, 10) if m * exp >= value * 1.05)
+    wanted = value * 1.05  # the power of ten of what is wanted, not of value: 9.6 wants 10.08, so 20
+    exp = 10 ** math.floor(math.log10(wanted))
+    return next(m * exp for m in (1, 2, 5, 10) if m * exp >= wanted)
 
 
 def _chart(title: str, y_title: str, lines: Sequence[tuple[str, str, QColor]]) -> tuple[QChartView, dict[str, QLineSeries], QValueAxis, QValueAxis]:

@@ -3,8 +3,10 @@ history of a numeric leaf, as drawn from real events."""
 
 from __future__ import annotations
 
+import pytest
+
 from emulator.events import RoundTrip, SessionEnded, SessionStarted
-from ui.plots import Timeline, numeric
+from ui.plots import Timeline, _nice_max, numeric
 
 
 def _trip(rtt: float, status: int = 200) -> RoundTrip:
@@ -75,3 +77,11 @@ def test_value_history_charts_a_numeric_leaf(window, qtbot):
     window.chart_value("./DevInfo/Man")
     assert "no numeric values" in chart.message.text()
 
+
+
+@pytest.mark.parametrize("value", [0.0, 0.5, 1.0, 9.6, 9.99, 10.0, 96.0, 123.0, 4.9, 49_000.0])
+def test_an_axis_top_is_a_round_number_above_any_value(value):
+    """9.6 and the like (within 5 % under a power of ten) once raised StopIteration in the Qt loop."""
+    top = _nice_max(value)
+    assert top >= value * 1.05 or (value == 0 and top == 1.0)
+    assert float(f"{top:.0e}") == top and int(f"{top:.0e}"[0]) in (1, 2, 5)
