@@ -113,8 +113,9 @@ class AlertRaised(Event):
 class TransferProgress(Event):
     """A device-side download (or upload) outside any session moved on: ``done`` of ``total`` bytes
     (``total`` 0 while unknown); ``resumed`` counts the HTTP Range resumptions after a cut so far;
-    ``outcome`` is "" while it runs, then "completed" or the reason it stopped. What the window's
-    progress bar follows (:mod:`emulator.transport.download`)."""
+    ``outcome`` is "" while it runs, then "completed" or the reason it stopped. Published with
+    ``done`` 0 when it starts, after each piece, after each cut, and once at its end. What the
+    window's progress bars follow (:mod:`emulator.transport.download`, :mod:`ui.device_ops`)."""
 
     transfer_id: str
     url: str

@@ -9,6 +9,10 @@ a user would, and saves the whole window at 1280x800:
   reason in the message detail, the event log.
 - ``plots``: twenty NB-IoT sensors running sessions against the demo server for about 25 s: the
   fleet plots (sessions/s, latency percentiles, failures), then the value history of a numeric leaf.
+- ``campaign``: a firmware campaign of the demo server for twelve phones on bearers of different
+  speeds, a few of which fail: the fleet's Download bars and Last operation results (the user has
+  hidden the other columns from the header menu and widened the fleet), a failed
+  phone's strip above its tree, and its generic alert with the result code explained.
 
 Run it under a virtual screen: ``scripts/screenshots [DIR]`` (it calls xvfb-run); settings go to a
 temporary folder, so the pictures do not depend on the layout of the person running it.
@@ -26,12 +30,19 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-SCENES = ("waiting", "failed", "plots")
+SCENES = ("waiting", "failed", "plots", "campaign")
 PLOT_SENSORS = 20
 PLOT_RUN_S = 25.0
 WAITING_PHONES = 12
 PAGE_SETTLE_S = 1.0  # the web view paints about 50 ms after loadFinished; leave room
 DEADLINE_S = 40.0
+CAMPAIGN_PHONES = 12
+CAMPAIGN_PACKAGE = 2_000_000  # bytes: 16 Mbit, 1 s at the fastest phones' rate, 11 s at the slowest
+CAMPAIGN_RATES = (16_000, 12_000, 8_000, 4_000, 2_500, 1_500)  # kbit/s of the package server, per phone
+CAMPAIGN_FAILURES = {2: {"fail": {"402": 1.0}}, 7: {"free_bytes": 1_000_000}, 9: {"fail": {"410": 1.0}}}
+CAMPAIGN_WIDTHS = (600, 380, 300)  # fleet, device, message detail: the user widened the fleet
+CAMPAIGN_HIDDEN = ("Profile", "State", "Bearer", "Last result")  # the user's choice from the header's menu
+EXPLAINED = "Result codes explained"
 
 
 async def until(check: Callable[[], object], what: str, deadline: float = DEADLINE_S) -> None:
@@ -109,8 +120,54 @@ async def scene_plots(desktop, out: Path) -> None:
     save(w, out / "screenshot-value-history.png")
 
 
+async def scene_campaign(desktop, out: Path) -> None:
+    from PySide6.QtCore import Qt
+
+    from ui.fleet_model import COLUMNS
+
+    w, fleet, control = desktop.window, desktop.fleet, desktop.server.control
+    have = sum(1 for d in fleet.devices.values() if d.profile.name == "smartphone")
+    fleet.add("smartphone", CAMPAIGN_PHONES - have)
+    w.fleet_panel.model.sync()
+    phones = [d for d in fleet.devices.values() if d.profile.name == "smartphone"]
+    for i, phone in enumerate(phones):
+        phone.behaviours.configure("fumo", {"install_s": 3.0, "reboot_s": 1.0,
+                                            "download_kbps": CAMPAIGN_RATES[i % len(CAMPAIGN_RATES)],
+                                            **CAMPAIGN_FAILURES.get(i, {})})
+    control.add_campaign({"id": "fw-3.0", "package": "x5p-fw-3.0", "size": CAMPAIGN_PACKAGE,
+                          "version": "X5P-FW-3.0", "devices": [p.id for p in phones]})
+    for title in CAMPAIGN_HIDDEN:
+        w.fleet_panel.columns.set_shown(COLUMNS.index(title), False)
+    w.resizeDocks([w.fleet_dock, w.tree_dock, w.detail_dock], list(CAMPAIGN_WIDTHS), Qt.Orientation.Horizontal)
+    for protocol, half in (("dm2", phones[::2]), ("dm12", phones[1::2])):
+        w.fleet_panel.protocol_box.setCurrentText(protocol)
+        w.fleet_panel.start_sessions([p.id for p in half])
+    ops = w.fleet_panel.model.ops
+    failed = phones[2].id  # its package fails to install: 402, reported in a new session
+
+    def picture_ready() -> bool:
+        ended = [op for op in ops.operations.values() if op.ended]
+        running = [d for d in ops.downloads.values() if not d.outcome and 0 < (d.fraction or 0) < 1]
+        return ops.operation(failed) is not None and ops.operations[failed].ended and len(ended) >= 4 \
+            and len(running) >= 2
+    await until(picture_ready, "finished and running downloads together")
+    await until(lambda: getattr(control.campaign("fw-3.0").runs.get(failed), "state", "") == "reported", "the failed phone's report")
+    w.fleet_panel.select(failed)
+    traffic = w.traffic_panel
+    await until(lambda: traffic.proxy.rowCount() > 0, "the failed phone's traffic")
+    for row in range(traffic.proxy.rowCount()):  # its generic alert: the message detail explains the code
+        traffic.view.selectRow(row)
+        if EXPLAINED in traffic.detail.toPlainText():
+            traffic.detail.find(EXPLAINED)
+            traffic.detail.centerCursor()
+            break
+    await asyncio.sleep(0.4)
+    save(w, out / "screenshot-campaign.png")
+
+
 def save(window, path: Path) -> None:
     window.update_counts()  # the status bar counts refresh twice a second: now, for the picture
+    window.session_progress.refresh()
     path.parent.mkdir(parents=True, exist_ok=True)
     if not window.grab().save(str(path)):
         raise OSError(f"could not write {path}")
@@ -118,7 +175,7 @@ def save(window, path: Path) -> None:
 
 
 SCENE_RUNNERS: dict[str, Callable[..., Awaitable[None]]] = {"waiting": scene_waiting, "failed": scene_failed,
-                                                                "plots": scene_plots}
+                                                                "plots": scene_plots, "campaign": scene_campaign}
 
 
 def main(argv: list[str]) -> int:

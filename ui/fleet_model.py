@@ -12,6 +12,10 @@ only. The filter lives in the model too (:meth:`FleetModel.set_filter`): a proxy
 asks ``data()`` for every cell of every row at once, about half a second for 100,000 devices; this
 one checks one line per device, in slices the window repaints between, and then only the devices
 whose row changes.
+
+The Download and Last operation columns come from :class:`ui.device_ops.DeviceOps` (fed by the same
+batches); the Download cell is painted as a bar by :class:`ui.download_bar.DownloadBarDelegate`, which
+reads :data:`DownloadRole`. Sorting goes by :data:`SortRole`: the text, but a download by how far it got.
 """
 
 from __future__ import annotations
@@ -32,15 +36,23 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor, QFont
 
-from emulator.events import DeviceStateChanged, SessionEnded, SessionStarted
+from emulator.events import (
+    DeviceStateChanged,
+    OperationChanged,
+    SessionEnded,
+    SessionStarted,
+    TransferProgress,
+)
 from emulator.fleet.fleet import Fleet
+from ui.device_ops import DeviceOps
 from ui.signals import emit
 
 if TYPE_CHECKING:
     from emulator.device.virtual import VirtualDevice
     from ui.pending import PendingRequests
 
-COLUMNS = ("Device", "Profile", "State", "Bearer", "Last result")
+COLUMNS = ("Device", "Profile", "State", "Bearer", "Last result", "Download", "Last operation")
+DOWNLOAD_COLUMN, OPERATION_COLUMN = 5, 6
 WAITING = "waiting for you"
 STATE_COLORS = {
     "in session": QColor(40, 120, 220),
@@ -49,6 +61,10 @@ STATE_COLORS = {
     "error": QColor(200, 40, 40),
 }
 DeviceIdRole = Qt.ItemDataRole.UserRole + 1
+DownloadRole = Qt.ItemDataRole.UserRole + 2  # the Download cell's ui.device_ops.Download (None: none yet)
+SortRole = Qt.ItemDataRole.UserRole + 3
+_ROW_EVENTS = (DeviceStateChanged, SessionStarted, SessionEnded)
+_OPERATION_EVENTS = (TransferProgress, OperationChanged)
 FILTER_SLICE_S = 0.02  # filtering a big fleet: the window repaints at least this often
 MAX_INSERT_RUNS = 64  # clearing a filter: rows come back by insertion up to this many runs, else a reset
 
@@ -69,6 +85,7 @@ class FleetModel(QAbstractTableModel):
         self._found: list[str] = []
         self._touched: set[str] = set()  # devices that changed while a scan ran
         self.pending: PendingRequests | None = None  # the window's waiting requests ("waiting for you")
+        self.ops = DeviceOps()  # downloads and operations, per device that ran one
         self.sync()
 
     def sync(self) -> None:
@@ -96,6 +113,7 @@ class FleetModel(QAbstractTableModel):
         self._removals = self.fleet.removals
         self.beginResetModel()
         self._all = list(devices)
+        self.ops.keep(devices)
         self._pos = {d: i for i, d in enumerate(self._all)}
         self._ids, self._keys = self._all, []
         self.endResetModel()
@@ -122,7 +140,11 @@ class FleetModel(QAbstractTableModel):
 
     def apply_events(self, events: Sequence[object]) -> None:
         self.sync()
-        touched = {e.device_id for e in events if isinstance(e, DeviceStateChanged | SessionStarted | SessionEnded)}
+        touched = {e.device_id for e in events if isinstance(e, _ROW_EVENTS)}
+        for e in events:
+            if isinstance(e, _OPERATION_EVENTS):
+                self.ops.note(e)
+                touched.add(e.device_id)
         if touched:
             self.refresh(touched)
             if self._scan is not None:
@@ -225,7 +247,7 @@ class FleetModel(QAbstractTableModel):
         """Every column's text of a device's row in one lower-case line: what the filter looks in (a
         needle without a line break matches within one column, as a per-column filter would)."""
         return "\n".join((dev.id, dev.profile.name, self.state(dev), dev.bearer or "(no bearer up)",
-                          dev.last_result)).lower()
+                          dev.last_result, self.ops.download_text(dev.id), self.ops.operation_text(dev.id))).lower()
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._ids)
@@ -251,6 +273,12 @@ class FleetModel(QAbstractTableModel):
         if dev is None:
             return None
         col = index.column()
+        if role == SortRole:
+            if col == DOWNLOAD_COLUMN:
+                download = self.ops.download(dev.id)
+                fraction = download.fraction if download is not None else None
+                return -1.0 if fraction is None else fraction
+            role = Qt.ItemDataRole.DisplayRole
         if role == Qt.ItemDataRole.DisplayRole:
             if col == 0:
                 return dev.id
@@ -260,9 +288,21 @@ class FleetModel(QAbstractTableModel):
                 return self.state(dev)
             if col == 3:
                 return dev.bearer or "(no bearer up)"
+            if col == DOWNLOAD_COLUMN:
+                return self.ops.download_text(dev.id)
+            if col == OPERATION_COLUMN:
+                return self.ops.operation_text(dev.id)
             return dev.last_result
-        if role == Qt.ItemDataRole.ForegroundRole and col == 2:
-            return STATE_COLORS.get(self.state(dev))
+        if role == Qt.ItemDataRole.ForegroundRole:
+            if col == 2:
+                return STATE_COLORS.get(self.state(dev))
+            if col == DOWNLOAD_COLUMN and (download := self.ops.download(dev.id)) is not None:
+                return download.color()
+            if col == OPERATION_COLUMN and (op := self.ops.operation(dev.id)) is not None:
+                return op.color()
+            return None
+        if role == DownloadRole:
+            return self.ops.download(dev.id) if col == DOWNLOAD_COLUMN else None
         if role == Qt.ItemDataRole.FontRole and col == 2 and self.state(dev) == WAITING:
             bold = QFont()
             bold.setBold(True)
@@ -276,6 +316,9 @@ class FleetModel(QAbstractTableModel):
                 tip += f"\n{dev.state}: {dev.detail}"
             if dev.last_result and dev.last_result != dev.detail:
                 tip += f"\nlast session: {dev.last_result}"
+            for part in (self.ops.operation(dev.id), self.ops.download(dev.id)):
+                if part is not None:
+                    tip += f"\n{part.tooltip()}"
             return tip
         if role == DeviceIdRole:
             return dev.id

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (
     QModelIndex,
+    QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
     Signal,
@@ -26,6 +27,8 @@ from PySide6.QtWidgets import (
     QMenu,
     QPushButton,
     QSpinBox,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -37,7 +40,8 @@ from emulator.errors import EmulatorError
 from emulator.fleet.fleet import Fleet
 from emulator.protocol.values import is_protocol
 from ui.columns import ColumnChooser
-from ui.fleet_model import WAITING, FleetModel
+from ui.download_bar import DownloadBarDelegate
+from ui.fleet_model import DOWNLOAD_COLUMN, OPERATION_COLUMN, WAITING, FleetModel, SortRole
 from ui.heap import settle
 from ui.pending import PendingRequests
 from ui.progress import ChunkedJob
@@ -47,10 +51,21 @@ if TYPE_CHECKING:
     from ui.webview import WindowUi  # the web engine loads with the window, not with this module
 
 STATE_PADDING = 24  # a table cell's margins, so "waiting for you" fits its column
-COLUMN_WIDTHS = (110, 90, 82, 50)  # Device (at least), Profile, State (widened to "waiting for you"), Bearer
+COLUMN_WIDTHS = (110, 90, 82, 50, 150, 180)  # Device (at least), Profile, State (widened to "waiting for
+# you"), Bearer, Last result, Download (bar and "45 % · 1.2 of 2.6 MB"); Last operation takes the rest
 MAX_ID_WIDTH = 120  # longer ids are cut in the middle: "IMEI:354…100000002"
 WAITING_LIST_HEIGHT = 110  # about five entries: the fleet table keeps the room
 SETTLE_AFTER = 100  # devices added or removed at once past which the heap is settled (ui.heap)
+
+
+class ElideRightDelegate(QStyledItemDelegate):
+    """Cuts a cell's text at its end (the view cuts ids in their middle): a result reads from its
+    start, ``FUMO DownloadAndUpdate: 402 Corrupted Fi…``, code first."""
+
+    def initStyleOption(self, option: QStyleOptionViewItem,  # noqa: N802 - Qt's name
+                        index: QModelIndex | QPersistentModelIndex) -> None:
+        super().initStyleOption(option, index)
+        option.textElideMode = Qt.TextElideMode.ElideRight
 
 
 def profile_names() -> list[str]:
@@ -76,6 +91,7 @@ class FleetPanel(QWidget):
         self.model = FleetModel(fleet, self)
         self.proxy = QSortFilterProxyModel(self)  # sorting by a column; the model itself filters
         self.proxy.setSourceModel(self.model)
+        self.proxy.setSortRole(SortRole)  # a download sorts by how far it got, not by its text
 
         self.search = QLineEdit(placeholderText="Filter devices (id, profile, state …)")
         self.search.setClearButtonEnabled(True)
@@ -83,6 +99,8 @@ class FleetPanel(QWidget):
 
         self.view = QTableView()
         self.view.setModel(self.proxy)
+        self.view.setItemDelegateForColumn(DOWNLOAD_COLUMN, DownloadBarDelegate(self.view))
+        self.view.setItemDelegateForColumn(OPERATION_COLUMN, ElideRightDelegate(self.view))
         self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.view.setSortingEnabled(True)
         self.view.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # order added

@@ -16,15 +16,25 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QTabWidget, QWidget
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QTabWidget, QVBoxLayout, QWidget
 
-from emulator.events import DeviceStateChanged, Event, SessionEnded, TreeChanged, UiFinished, UiRequested
+from emulator.events import (
+    DeviceStateChanged,
+    Event,
+    OperationChanged,
+    SessionEnded,
+    TreeChanged,
+    UiFinished,
+    UiRequested,
+)
 from emulator.fleet.fleet import Fleet
 from ui.actions import WindowActions
 from ui.batcher import EventBatcher
+from ui.device_ops import state_leaf
 from ui.device_panel import DevicePanel
 from ui.event_log import EventLogDock
 from ui.fleet_panel import FleetPanel
+from ui.operation_strip import OperationStrip
 from ui.plots import FleetPlots, ValueHistoryChart
 from ui.progress import SessionProgress
 from ui.safety import confirm_quit
@@ -80,6 +90,14 @@ class MainWindow(QMainWindow):
         self.device_tabs = QTabWidget()
         self.device_tabs.addTab(self.tree_panel, "Tree")
         self.device_tabs.addTab(self.device_panel, "Apps && authorities")
+        self.operation_strip = OperationStrip(self.fleet_panel.model.ops)  # above the tabs: seen from both
+        self._followed: set[tuple[str, str]] = set()  # (device, node): operations whose State leaf was revealed
+        device_column = QWidget()
+        column = QVBoxLayout(device_column)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(2)
+        column.addWidget(self.operation_strip)
+        column.addWidget(self.device_tabs, 1)
         self.web_dock = WebDock(self)
         self.ui_handler = WindowUi(self.web_dock, self)
         self.fleet_panel.attach(self.ui_handler)  # waiting states and list, defaults, pages follow the selection
@@ -91,7 +109,7 @@ class MainWindow(QMainWindow):
         horizontal, vertical = Qt.Orientation.Horizontal, Qt.Orientation.Vertical
         # 1280 wide: fleet | tree over traffic | message detail, the server page tabbed with the detail
         self.fleet_dock = self.add_dock("fleet", "Fleet", self.fleet_panel, DockPlace(left))
-        self.tree_dock = self.add_dock("tree", "Device", self.device_tabs, DockPlace(right))
+        self.tree_dock = self.add_dock("tree", "Device", device_column, DockPlace(right))
         self.detail_dock = self.add_dock("detail", "Message detail", self.traffic_panel.detail,
                                          DockPlace(right, "tree", horizontal))
         self.traffic_dock = self.add_dock("traffic", "Traffic", self.traffic_panel,
@@ -119,8 +137,11 @@ class MainWindow(QMainWindow):
         self.counts = QLabel("")
         self.server_label = QLabel("")
         self.session_progress = SessionProgress(fleet, waiting=self.ui_handler.pending.count)
+        # the server is a normal widget, on the left: a message covers it for its few seconds, so a
+        # message has the room of both (at 1280 px the permanent widgets alone left it 300 px)
+        self.statusBar().addWidget(self.server_label, 1)
         self.statusBar().addPermanentWidget(self.session_progress)
-        self.statusBar().addPermanentWidget(self.server_label)
+        self.statusBar().addPermanentWidget(self.session_progress.caption)
         self.statusBar().addPermanentWidget(self.counts)
         self.set_server_status(True, fleet.server)
 
@@ -140,6 +161,8 @@ class MainWindow(QMainWindow):
         self._count_timer.timeout.connect(self.update_counts)
         self._count_timer.start()
         self._build_menu()
+        self.operation_strip.show_state.connect(
+            lambda path: self.desktop.show_in_tree(self.tree_panel.model.device_id or "", path))
         self.resize(*DEFAULT_SIZE)
         self.reset_layout()
         # Edit > Undo/Redo, Save workspace as…, undoable traffic Clear
@@ -273,8 +296,10 @@ class MainWindow(QMainWindow):
 
     def _on_events(self, events: list[Event]) -> None:
         self.fleet_panel.model.apply_events(events)
+        self._follow_operations(events)  # before the tree takes the batch: a State leaf revealed now flashes
         self.tree_panel.apply_events(events)
         self.device_panel.apply_events(events)
+        self.operation_strip.apply_events(events)
         self.traffic_panel.apply_events(events)
         self.plots.apply_events(events)
         charted = self.value_chart.path
@@ -295,6 +320,22 @@ class MainWindow(QMainWindow):
                     self._told.pop(e.device_id, None) != e.detail:
                 self.statusBar().showMessage(f"{e.device_id}: {e.detail}", 8000)
 
+    def _follow_operations(self, events: list[Event]) -> None:
+        """An operation that starts (or goes on) on the shown device brings its State leaf into view
+        once, so the tree shows it flash through its states; ending it lets the next one do so again."""
+        dev_id, tree = self.tree_panel.model.device_id, self.tree_panel.model.tree
+        for e in events:
+            if not isinstance(e, OperationChanged):
+                continue
+            key = (e.device_id, e.node)
+            if e.state == "ended":
+                self._followed.discard(key)
+            elif e.device_id == dev_id and tree is not None and key not in self._followed:
+                self._followed.add(key)
+                leaf = state_leaf(tree, e.node)
+                if leaf is not None:
+                    self.tree_panel.reveal_path(leaf)
+
     def select_device(self, device_id: str | None) -> None:
         dev = self.fleet.devices.get(device_id) if device_id else None
         if dev is None:
@@ -303,6 +344,11 @@ class MainWindow(QMainWindow):
             self.tree_panel.show_device(dev.id, dev.tree, dev.profile.title, device=dev)
         self.traffic_panel.set_device(dev.id if dev else None)
         self.device_panel.show_device(dev)
+        self.operation_strip.show_device(dev)
+        op = self.fleet_panel.model.ops.operation(dev.id) if dev is not None else None
+        leaf = state_leaf(dev.tree, op.node) if dev is not None and op is not None else None
+        if leaf is not None:  # a device that ran an operation: where its state is, in view
+            self.tree_panel.reveal_path(leaf)
 
     def chart_value(self, path: str, *, show: bool = True) -> int:
         """Chart the value history of ``path`` of the selected device in the Value history dock;

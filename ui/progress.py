@@ -13,13 +13,14 @@ import time
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtWidgets import QProgressBar, QProgressDialog, QWidget
+from PySide6.QtWidgets import QLabel, QProgressBar, QProgressDialog, QWidget
 
 from emulator.fleet.fleet import Fleet
 from ui.signals import emit
 
 SLICE_S = 0.03  # one slice of work: the window repaints at least ~30 times a second
-BAR_PADDING = 24  # the bar's frame around its text
+BAR_WIDTH = 90  # the sessions bar: its words go in ``caption`` beside it, never over its fill
+BAR_HEIGHT = 12
 SHOW_AFTER_S = 0.2  # shorter jobs finish without a dialog flashing up
 
 
@@ -99,7 +100,9 @@ class ChunkedJob(QObject):
 
 
 class SessionProgress(QProgressBar):
-    """A status-bar bar for the current wave of sessions: shown while any runs, "done/started".
+    """A status-bar bar for the current wave of sessions: shown while any runs, "done/started" in
+    ``caption``, a label beside it (the status bar holds both; they show and hide together): text
+    drawn over a bar's fill is half on blue, half on grey, and hard to read.
 
     A wave starts when sessions run after none did; sessions started during the wave join it.
     """
@@ -109,9 +112,10 @@ class SessionProgress(QProgressBar):
         super().__init__(parent)
         self.fleet = fleet
         self.waiting = waiting  # sessions that wait for the user: they cannot end by themselves
-        self.setMaximumWidth(280)
+        self.caption = QLabel()
+        self.setFixedSize(BAR_WIDTH, BAR_HEIGHT)
         self.setFormat("%v/%m sessions")
-        self.setTextVisible(True)
+        self.setTextVisible(False)
         self.setToolTip("Sessions of the current wave that have ended / all started in it")
         self.hide()
         self._base: int | None = None
@@ -133,12 +137,16 @@ class SessionProgress(QProgressBar):
         self.setValue(finished - self._base)
         waiting = self.waiting()
         self.setFormat(f"%v/%m sessions · {waiting} wait for you" if waiting else "%v/%m sessions")
-        self.setMinimumWidth(min(self.maximumWidth(), self.fontMetrics().horizontalAdvance(
-            self.format().replace("%v", str(self.value())).replace("%m", str(self.maximum()))) + BAR_PADDING))
+        self.caption.setText(self.text())
         self.setToolTip("Sessions of the current wave that have ended / all started in it"
                         + (f"; {waiting} of those running wait for you (a page or a question: see "
                            "“Waiting for you” in the fleet)" if waiting else ""))
+        self.caption.setToolTip(self.toolTip())
         self.show()
+
+    def setVisible(self, visible: bool) -> None:  # noqa: N802 - Qt's name; show() and hide() come here
+        super().setVisible(visible)
+        self.caption.setVisible(visible)
 
     def stop(self) -> None:
         self._timer.stop()

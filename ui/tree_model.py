@@ -3,7 +3,9 @@
 Why lazy: a device tree may hold 100,000 nodes; only the rows of expanded nodes are ever built
 (``canFetchMore``/``fetchMore``), so selecting any device shows its tree at once. Changes arrive in
 batches (see :mod:`ui.batcher`); the affected rows update and flash, the way MQTT Explorer shows
-live topics, and each node keeps a short history of its values for the tooltip. Secret leaves
+live topics, and each node keeps a short history of its values for the tooltip. While a leaf flashes,
+:data:`TrailRole` gives the values it passed through just before (a FUMO ``State`` going 30, 40, 50,
+60 within one batch would otherwise show 60 only; :mod:`ui.value_trail` paints them). Secret leaves
 (passwords, keys: :mod:`emulator.util.masking` decides) show as the mask, values and history alike,
 until ``reveal`` is set.
 """
@@ -36,7 +38,9 @@ VALUE_CHARS = 200
 # A batch with more structural changes than this rebuilds the visible rows instead of patching them.
 RESET_THRESHOLD = 2000
 
+TRAIL = 4  # earlier values a flashing leaf shows beside its value
 NodeRole = Qt.ItemDataRole.UserRole + 1
+TrailRole = Qt.ItemDataRole.UserRole + 2
 
 
 @dataclass(eq=False, slots=True)
@@ -273,6 +277,10 @@ class TreeModel(QAbstractItemModel):
             return font
         if role == Qt.ItemDataRole.ToolTipRole:
             return self.tooltip(item.path)
+        if role == TrailRole:
+            flashing = item.flash_at and time.monotonic() - item.flash_at < FLASH_SECONDS
+            return self.trail(item.path) if flashing and col == 1 and info is not None and info.children is None \
+                else []
         if role == NodeRole:
             return info
         return None
@@ -287,6 +295,16 @@ class TreeModel(QAbstractItemModel):
         """Paths with recorded changes for a device (the current one by default)."""
         dev = self._history.get(device_id or self.device_id or "")
         return list(dev.by_path) if dev else []
+
+    def trail(self, path: str) -> list[str]:
+        """The values a leaf had just before its latest change (oldest first, at most :data:`TRAIL`):
+        the changes that came within :data:`FLASH_SECONDS` of the latest one, as shown (masked)."""
+        changes = [c for c in self.history(path) if c.kind == "replace"]
+        if not changes:
+            return []
+        since = changes[-1].ts - FLASH_SECONDS
+        name = path.rsplit("/", 1)[-1]
+        return [self.shown(name, c.old, 40) for c in changes if c.ts >= since][-TRAIL:]
 
     def tooltip(self, path: str) -> str:
         item = self._items.get(path)

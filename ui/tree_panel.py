@@ -55,6 +55,7 @@ from ui.tree_edits import (
 )
 from ui.tree_model import NodeRole, TreeModel
 from ui.undo import EditCommand, new_stack
+from ui.value_trail import ValueTrailDelegate
 
 STRUCTURAL = ("add", "delete", "rename")
 TREE_WIDTHS = (170, 0, 56, 140)  # Name, (Value stretches), Format, ACL
@@ -71,6 +72,7 @@ class TreePanel(QWidget):
         self.title.setStyleSheet("font-weight: bold")
         self.view = QTreeView()
         self.view.setModel(self.model)
+        self.view.setItemDelegateForColumn(1, ValueTrailDelegate(self.view))  # a flashing leaf's earlier values
         self.view.setUniformRowHeights(True)  # keeps huge expanded lists fast
         self.view.setAlternatingRowColors(True)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -204,6 +206,17 @@ class TreePanel(QWidget):
             return False
         self.view.setCurrentIndex(idx)
         self.view.scrollTo(idx)
+        return True
+
+    def reveal_path(self, path: str) -> bool:
+        """Bring a node into view (its parents expanded) without selecting it: the State leaf of an
+        operation that starts on the shown device, so its flashes are seen. False: not there."""
+        idx = self.model.ensure_path(path)
+        if not idx.isValid():
+            return False
+        self.view.scrollTo(idx)  # expands its parents
+        if not self.view.viewport().rect().contains(self.view.visualRect(idx)):
+            self.view.scrollTo(idx, QAbstractItemView.ScrollHint.PositionAtCenter)
         return True
 
     def _current_changed(self, current: QModelIndex, previous: QModelIndex) -> None:

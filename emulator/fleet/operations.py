@@ -94,6 +94,7 @@ async def drive_operation(fleet: Fleet, dev: VirtualDevice, job: Job) -> None:
             def progress(done: int, total: int, resumed: int, transfer: str = transfer, url: str = url) -> None:
                 fleet.bus.publish(TransferProgress(dev.id, transfer, url, done, total, resumed))
 
+            fleet.bus.publish(TransferProgress(dev.id, transfer, url, 0))  # a bar before the first piece
             fetched = await download(BearerLink(fleet.transport, dev), url, max_size=action.max_size,
                                      expect_size=action.expect_size, keep=action.keep,
                                      keep_types=action.keep_types, rate_kbps=action.rate_kbps, tls=tls,

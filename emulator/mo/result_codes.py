@@ -36,26 +36,44 @@ DM_STATUS = {
 """DM status codes, for an ExecResult and anything without a table of its own."""
 
 
+KINDS: dict[str, tuple[str, dict[int, str]]] = {"fumo": ("FUMO", fumo.RESULT_CODES), "scomo": ("SCOMO", scomo.RESULT_CODES),
+         "lawmo": ("LAWMO", lawmo.RESULT_CODES), "diagmon": ("DiagMon", DIAGMON)}
+"""The table of each managed-object kind (an ``OperationChanged`` names its kind, not an alert type)."""
+
+
 def table_for(alert_type: str | None) -> tuple[str, dict[int, str]]:
     """(the table's name, code -> words) for an alert type."""
     t = (alert_type or "").lower()
     if t.startswith(fumo.ALERT_PREFIX):
-        return "FUMO", fumo.RESULT_CODES
-    if t.startswith("urn:oma:at:scomo:"):
-        return "SCOMO", scomo.RESULT_CODES
-    if t.startswith("urn:oma:at:lawmo:"):
-        return "LAWMO", lawmo.RESULT_CODES
-    if t.startswith("urn:oma:at:diagmon:"):
-        return "DiagMon", DIAGMON
+        return KINDS["fumo"]
+    for kind in ("scomo", "lawmo", "diagmon"):
+        if t.startswith(f"urn:oma:at:{kind}:"):
+            return KINDS[kind]
     return "DM status", DM_STATUS
 
 
 def explain(alert_type: str | None, code: int) -> str:
     """``code`` in plain words, as the alert type's table says (or its range, for vendor codes)."""
-    _, table = table_for(alert_type)
+    return in_words(table_for(alert_type)[1], code)
+
+
+def explain_kind(kind: str, code: int) -> tuple[str, str]:
+    """(the kind's name, ``code`` in its words) for an operation of a managed-object ``kind``
+    (``fumo``...); an unknown kind reads its code as a DM status."""
+    name, table = KINDS.get(kind, (kind.upper(), DM_STATUS))
+    return name, in_words(table, code)
+
+
+def succeeded(code: int) -> bool:
+    """A result code that says the operation worked: 2xx, or 12xx (SCOMO, LAWMO)."""
+    return 200 <= code < 300 or 1200 <= code < 1300
+
+
+def in_words(table: dict[int, str], code: int) -> str:
+    """``code`` as ``table`` says, or by its range (a vendor-specified success or failure)."""
     if code in table:
         return table[code]
-    if 200 <= code < 300 or 1200 <= code < 1300:
+    if succeeded(code):
         return "Successful (vendor specified)"
     if 400 <= code < 500 or 1400 <= code < 1500:
         return "Client error (vendor specified)" if code % 100 >= 50 else "Client error"

@@ -103,7 +103,7 @@ COVERED: dict[str, str] = {
     # The command table
     "dm-emulator": f"{THIS}::test_gui_screenshot_under_xvfb",  # the same demo default, then a picture
     "dm-emulator gui": f"{THIS}::test_gui_screenshot_under_xvfb",
-    "scripts/screenshots docs": f"{THIS}::test_readme_screenshots_script_takes_its_four_pictures",
+    "scripts/screenshots docs": f"{THIS}::test_readme_screenshots_script_takes_its_five_pictures",
     "dm-emulator server": "tests/integration/test_server_command.py::test_server_command_prints_its_url_serves_and_stops_on_sigterm",
     "dm-emulator run": f"{THIS}::test_try_it_without_the_window",
     "dm-emulator respond": f"{THIS}::test_try_it_without_the_window",
@@ -368,7 +368,7 @@ def test_gui_screenshot_under_xvfb(shell: Shell):
     assert len(set(pixels)) > 32, "the screenshot is blank"
 
 
-def test_readme_screenshots_script_takes_its_four_pictures(tmp_path: Path):
+def test_readme_screenshots_script_takes_its_five_pictures(tmp_path: Path):
     """`scripts/screenshots docs` as written, in a folder that holds the clone's scripts and venv (so the
     pictures land there, not over the repository's own docs/)."""
     if shutil.which("xvfb-run") is None:
@@ -379,7 +379,7 @@ def test_readme_screenshots_script_takes_its_four_pictures(tmp_path: Path):
     proc = subprocess.run(["bash", "-c", "scripts/screenshots docs"], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for name in ("waiting", "failed", "plots", "value-history"):
+    for name in ("waiting", "failed", "plots", "value-history", "campaign"):
         width, height, pixels = png_pixels((tmp_path / "docs" / f"screenshot-{name}.png").read_bytes())
         assert (width, height) == (1280, 780), name  # the README's pictures: a 1280x800 screen, title bar off
         assert len(set(pixels)) > 32, f"the {name} screenshot is blank"

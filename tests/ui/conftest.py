@@ -75,3 +75,20 @@ def window(qtbot, disposer):
     disposer(w)
     w.show()
     return w
+
+
+@pytest.fixture
+def desktop(arun, disposer):
+    """The window on its demo default, as `dm-emulator gui` starts it: the reference server in the loop
+    and the demo devices."""
+    import argparse
+
+    pytest.importorskip("emulator.server.app")
+    from ui.app import Desktop
+
+    d = Desktop(argparse.Namespace(workspace=None, no_demo=False, screenshot=None), stop_loop=False)
+    arun(d.start())
+    assert d.server.url, d.server_problem
+    yield d
+    disposer(d.window)
+    arun(d.stop())

@@ -4,13 +4,8 @@ form filled in there, the session finishing, and what the user typed arriving in
 
 from __future__ import annotations
 
-import argparse
-
-import pytest
-
 from emulator.protocol.actions import UI_DONE_PATH
 from emulator.server.ui_flows import WIFI
-from ui.app import Desktop
 
 SSID = "demo-net"
 FILL_AND_SUBMIT = """
@@ -27,16 +22,6 @@ FILL_AND_SUBMIT = """
   return true;
 })();
 """.replace("'SSID'", f"'{SSID}'")
-
-
-@pytest.fixture
-def desktop(arun, disposer):
-    d = Desktop(argparse.Namespace(workspace=None, no_demo=False, screenshot=None), stop_loop=False)
-    arun(d.start())
-    assert d.server.url, d.server_problem
-    yield d
-    disposer(d.window)
-    arun(d.stop())
 
 
 def test_demo_session_shows_each_server_page_and_the_answers_reach_the_tree(desktop, qtbot):

@@ -218,3 +218,31 @@ def test_window_fits_a_1280_screen_with_the_page_and_plots(window, qtbot):
     assert window.minimumSizeHint().width() <= 1000  # room to spare: fonts differ between desktops
     assert window.width() == 1280
     window.reset_layout()
+
+
+def test_a_status_message_has_room_at_1280_and_the_sessions_bar_keeps_its_words_off_its_fill(desktop, qtbot):
+    """At 1280x780, with the server and notification URLs, the counts and a wave of sessions shown, a
+    usual message is whole; the sessions bar's words are beside it, not drawn over its fill."""
+    w = desktop.window
+    w.resize(1280, 780)
+    st = w.fleet.stats
+    st.sessions_started, st.sessions_completed, st.sessions_failed = 25, 12, 0  # 13 running
+    w.session_progress.refresh()
+    w.update_counts()
+    qtbot.waitUntil(lambda: "notifications:" in w.server_label.text(), timeout=2000)
+    bar = w.statusBar()
+    message = "IMEI:354679100000010: server demo-dm2 asks for a web page"
+    bar.showMessage(message, 5000)
+    qtbot.waitUntil(lambda: not w.server_label.isVisible())  # a message covers the server, not the counts
+    permanent = [x for x in (w.session_progress, w.session_progress.caption, w.counts) if x.isVisible()]
+    assert len(permanent) == 3
+    room = min(x.geometry().left() for x in permanent)
+    assert bar.fontMetrics().horizontalAdvance(message) + 16 < room, (room, w.width())
+    assert not w.session_progress.isTextVisible()
+    assert w.session_progress.caption.text() == "0/13 sessions"  # the wave: 13 started, none ended yet
+    assert w.session_progress.caption.geometry().left() >= w.session_progress.geometry().right()
+    bar.clearMessage()
+    qtbot.waitUntil(w.server_label.isVisible)  # and back when the message goes
+    st.sessions_completed = 25
+    w.session_progress.refresh()
+    assert w.session_progress.isHidden() and w.session_progress.caption.isHidden()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 from PySide6.QtCore import Qt
 
@@ -140,17 +138,9 @@ def test_failed_session_detail_shows_in_the_row_tooltip(window, qtbot):
 
 
 @pytest.fixture
-def desktop(arun, disposer):
-    pytest.importorskip("emulator.server.app")
-    from ui.app import Desktop
-
-    d = Desktop(argparse.Namespace(workspace=None, no_demo=False, screenshot=None), stop_loop=False)
-    arun(d.start())
-    assert d.server.url, d.server_problem
-    d.server.control.set_script("*", steps=QUICK_DM2)  # no web page: the session ends on its own
-    yield d
-    disposer(d.window)
-    arun(d.stop())
+def desktop(desktop):
+    desktop.server.control.set_script("*", steps=QUICK_DM2)  # no web page: the session ends on its own
+    return desktop
 
 
 def _notify(desktop, qtbot, dev_id, protocol):

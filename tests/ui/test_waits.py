@@ -5,30 +5,14 @@ the DM 1.2 alert dialog naming its device. Real reference server, real web view,
 
 from __future__ import annotations
 
-import argparse
-
-import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from emulator.fleet.drive import run
 from emulator.protocol.actions import UI_DONE_PATH, AskUser, UserAnswer
 from emulator.server.ui_flows import WIFI
-from ui.app import Desktop
 from ui.fleet_panel import WAITING
 from ui.webview import AlertDialog
-
-
-@pytest.fixture
-def desktop(arun, disposer):
-    pytest.importorskip("emulator.server.app")
-    d = Desktop(argparse.Namespace(workspace=None, no_demo=False, screenshot=None), stop_loop=False)
-    arun(d.start())
-    assert d.server.url, d.server_problem
-    yield d
-    disposer(d.window)
-    arun(d.stop())
-
 
 FILL_AND_SUBMIT = """
 (function () {
