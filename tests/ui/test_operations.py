@@ -97,6 +97,9 @@ def test_a_firmware_update_shows_its_download_its_states_and_its_result(desktop,
     trail_at_60 = next(t for v, t, _ in seen.states if v == "60")
     assert trail_at_60[-2:] == ["40", "50"], trail_at_60  # 40 and 50 came within the flash: shown beside 60
     assert w.tree_panel.view.isExpanded(w.tree_panel.model.index_for("./FwUpdate/fw"))
+    w.device_tabs.setCurrentWidget(w.device_panel)
+    w.operation_strip.state_button.click()  # "Show State": the leaf selected, on the Tree tab
+    assert w.tree_panel.selected_info().path == STATE and w.device_tabs.currentWidget() is w.tree_panel
     # the row sorts by how far its download got, and the filter finds it by its result
     assert cell.data(SortRole) == 1.0
     w.fleet_panel.search.setText("200 successful")
