@@ -209,6 +209,12 @@ def index_of(spec: IdentitySpec, dev_id: str) -> int | None:
     Why: the reference server checks that the user a device authenticates as is the one its profile
     gives that DevId (``client_user = "{serial}"``), which needs the serial behind an IMEI or a MAC.
     """
+    traced = trace_identity(spec, dev_id)
+    return traced[0] if traced is not None else None
+
+
+def trace_identity(spec: IdentitySpec, dev_id: str) -> tuple[int, Identity] | None:
+    """:func:`index_of` with the identity it found (the server needs its serial: one make_identity, not two)."""
     n: int | None = None
     if spec.scheme == "IMEI" and dev_id.startswith(f"IMEI:{spec.tac}") and len(dev_id) == 20:
         digits = dev_id[13:19]
@@ -227,4 +233,4 @@ def index_of(spec: IdentitySpec, dev_id: str) -> int | None:
         identity = make_identity(spec, n - spec.start)
     except IdentityError:
         return None
-    return n - spec.start if identity.dev_id == dev_id else None
+    return (n - spec.start, identity) if identity.dev_id == dev_id else None

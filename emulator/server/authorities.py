@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TypeVar
 
-from emulator.device.identity import IdentitySpec, index_of, make_identity
+from emulator.device.identity import IdentitySpec, trace_identity
 from emulator.device.profile import PROTOCOLS, Profile, fill, list_profiles, load_profile
 from emulator.errors import EmulatorError, FileFormatError
 
@@ -31,6 +31,11 @@ DEFAULT_SERVER_IDS = {"dm12": "demo-dm12", "dm2": "demo-dm2"}
 """The authority each protocol's bare route (``/dm12``, ``/dm2``) answers for."""
 
 _K = TypeVar("_K")
+
+
+EXPECTED_KEPT = 16384
+"""DevIds an authority remembers what :meth:`Authority.expected` found for (all forgotten at once
+when full: a fleet bigger than this traces its DevIds again, as a server without the memory would)."""
 
 
 class UnknownAuthorityError(EmulatorError):
@@ -79,20 +84,30 @@ class UserRule:
         return _rule_for_device(self, dev_id)
 
 
-@lru_cache(maxsize=16384)
 def _rule_for_device(rule: UserRule, dev_id: str) -> tuple[str, SecretPair] | None:
-    """UserRule.for_device for a rule made from a profile: pure (the rule is frozen), so remembered for
-    the devices seen last; tracing a DevId back to its identity costs more than the rest of a check."""
+    """UserRule.for_device for a rule made from a profile (:meth:`Authority.expected` remembers the
+    outcome per DevId)."""
     values: dict[str, object] = {"dev_id": dev_id}
     needs_identity = any(f"{{{k}}}" in rule.user + rule.pair.client + rule.pair.server
                          for k in ("serial", "index", "imei", "mac", "uuid"))
     if needs_identity:
-        index = index_of(rule.identity, dev_id) if rule.identity is not None else None
-        if index is None or rule.identity is None:
+        traced = _identity_values(rule.identity, dev_id) if rule.identity is not None else None
+        if traced is None:
             return None
-        ident = make_identity(rule.identity, index)
-        values.update(serial=ident.serial, mac=ident.mac, uuid=ident.uuid, imei=ident.imei or "", index=index)
+        values.update(traced)
     return fill(rule.user, values), rule.pair.filled(values)
+
+
+@lru_cache(maxsize=4096)
+def _identity_values(spec: IdentitySpec, dev_id: str) -> dict[str, object] | None:
+    """The identity fields a DevId of ``spec`` traces back to (None: not one of its DevIds). Kept for
+    the devices seen last: the DM 1.2 and the DM 2.0 authority of a profile ask for the same device,
+    and tracing a DevId back costs more than the rest of a check. Callers do not change the dict."""
+    traced = trace_identity(spec, dev_id)
+    if traced is None:
+        return None
+    index, ident = traced
+    return {"serial": ident.serial, "mac": ident.mac, "uuid": ident.uuid, "imei": ident.imei or "", "index": index}
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,17 +127,31 @@ class Authority:
     owners: tuple[tuple[str, SecretPair], ...] = ()
     # who may authenticate as which device (see UserRule); empty: any user (first come, see dm2_auth)
     users: tuple[UserRule, ...] = ()
+    # DevId -> what expected() found: it is asked on every message and depends only on ``users``,
+    # which an Authority never changes (accounts and delegations make a new one)
+    _expected: dict[str, tuple[tuple[str, SecretPair], ...] | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
     def expected(self, dev_id: str) -> list[tuple[str, SecretPair]] | None:
         """The (user, pair) a device may authenticate with; None when no rule knows the DevId.
 
         An account given explicitly for this DevId wins over what the profiles would give it.
         """
+        try:
+            known = self._expected[dev_id]
+        except KeyError:
+            known = self._expected_now(dev_id)
+            if len(self._expected) >= EXPECTED_KEPT:
+                self._expected.clear()
+            self._expected[dev_id] = known
+        return list(known) if known is not None else None
+
+    def _expected_now(self, dev_id: str) -> tuple[tuple[str, SecretPair], ...] | None:
         explicit = [r for r in self.users if r.dev_id == dev_id]
         found = [hit for r in (explicit or self.users) if (hit := r.for_device(dev_id)) is not None]
         if not found and self.users and all(r.dev_id for r in self.users):
-            return []  # an authority made only of added accounts lets no other DevId in
-        return list(dict.fromkeys(found)) or None
+            return ()  # an authority made only of added accounts lets no other DevId in
+        return tuple(dict.fromkeys(found)) or None
 
     def account_for(self, dev_id: str) -> UserRule | None:
         """The account added for exactly this DevId (``--accounts``), if any."""

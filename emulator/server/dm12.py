@@ -78,7 +78,7 @@ from emulator.protocol.syncml.packer import pack
 from emulator.server import campaign_sessions
 from emulator.server.access import note_address
 from emulator.server.authorities import Authority, SecretPair, UnknownAuthorityError, learn_authorities
-from emulator.server.state import ServerState
+from emulator.server.state import ServerState, request_base_url
 
 ROUTE = "/dm12"
 SCHEME_TYPES = {"basic": codes.AUTH_BASIC, "md5": codes.AUTH_MD5, "hmac": codes.AUTH_MAC,
@@ -798,24 +798,6 @@ def build_package0(state: ServerState, dev_id: str, **kw) -> bytes:
     if state.dm12 is None:
         raise EmulatorError("the DM 1.2 server is not set up (call setup_dm12 first)")
     return state.dm12.build_package0(dev_id, **kw)
-
-
-_BASE_URLS: dict[tuple[str, str, str], str] = {}
-BASE_URLS_KEPT = 1024  # distinct (scheme, Host, path) triples remembered; a fleet uses one or two
-
-
-def request_base_url(request: web.Request) -> str:
-    """The request's URL without its query, as ``str(request.url)`` spells it: built once per scheme,
-    Host and path (yarl's URL building is a noticeable share of a message's cost), then looked up."""
-    path = request.raw_path.split("?", 1)[0]
-    key = (request.scheme, request.host, path)
-    base = _BASE_URLS.get(key)
-    if base is None:
-        base = str(request.url).split("?", 1)[0]
-        if len(_BASE_URLS) >= BASE_URLS_KEPT:
-            _BASE_URLS.clear()
-        _BASE_URLS[key] = base
-    return base
 
 
 def setup_dm12(app: web.Application, state: ServerState, config: Dm12Config | None = None) -> Dm12Server:

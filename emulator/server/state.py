@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -294,7 +295,31 @@ STATE_KEY = web.AppKey("state", ServerState)
 
 def base_url(request: web.Request) -> str:
     """Where clients reach this server: ``state.base_url`` when known, else the request's origin."""
-    return request.app[STATE_KEY].base_url.rstrip("/") or str(request.url.origin())
+    return request.app[STATE_KEY].base_url.rstrip("/") or _remembered(
+        (request.scheme, request.host, ""), lambda: str(request.url.origin()))
+
+
+def request_base_url(request: web.Request) -> str:
+    """The request's URL without its query, as ``str(request.url)`` spells it."""
+    return _remembered((request.scheme, request.host, request.raw_path.split("?", 1)[0]),
+                       lambda: str(request.url).split("?", 1)[0])
+
+
+_URLS: dict[tuple[str, str, str], str] = {}
+URLS_KEPT = 1024
+"""Distinct (scheme, Host, path) the URL helpers above remember; a fleet uses one or two."""
+
+
+def _remembered(key: tuple[str, str, str], build: Callable[[], str]) -> str:
+    """A URL built once per scheme, Host and path, then looked up: yarl's URL building is a
+    noticeable share of a message's cost."""
+    url = _URLS.get(key)
+    if url is None:
+        url = build()
+        if len(_URLS) >= URLS_KEPT:
+            _URLS.clear()
+        _URLS[key] = url
+    return url
 
 
 def repo_path(dev_id: str, name: str) -> str:

@@ -112,3 +112,42 @@ def test_first_notification_to_a_never_seen_device_uses_its_profiles_secret():
         raw = server.build_package0(dev.id)
         verdict, _ = check_notification(raw, dev.account(protocol="dm12"))
         assert verdict == "ok", name
+
+
+def test_expected_is_remembered_per_devid_and_a_changed_authority_starts_afresh():
+    """expected() is asked on every message, so an Authority remembers it per DevId; accounts and
+    delegations make a new Authority (dataclasses.replace), which must not answer from the old memory."""
+    from dataclasses import replace
+
+    from emulator.server.authorities import UserRule
+
+    authority = learn_authorities("dm12")["demo-dm12"]
+    dev_id = "IMEI:354679100000018"
+    learnt = authority.expected(dev_id)
+    assert learnt and all(user == dev_id for user, _ in learnt)
+    assert authority.expected(dev_id) == learnt
+    own = SecretPair("own-client", "own-server")
+    changed = replace(authority, users=(*authority.users, UserRule("someone", own, dev_id=dev_id)))
+    assert changed.expected(dev_id) == [("someone", own)]  # the added account wins
+    assert authority.expected(dev_id) == learnt  # the old one is unchanged
+
+
+def test_expected_memory_is_bounded(monkeypatch):
+    from emulator.server import authorities
+
+    monkeypatch.setattr(authorities, "EXPECTED_KEPT", 3)
+    authority = learn_authorities("dm2")["demo-dm2"]
+    for n in range(7):
+        authority.expected(f"IMEI:3546791000000{n:02d}")
+    assert 1 <= len(authority._expected) <= 3
+
+
+def test_trace_identity_gives_the_index_and_the_identity_make_identity_makes():
+    from emulator.device.identity import IdentitySpec, index_of, make_identity, trace_identity
+
+    spec = IdentitySpec(scheme="IMEI", tac="35467910", prefix="R5CW", width=7)
+    made = make_identity(spec, 41)
+    assert trace_identity(spec, made.dev_id) == (41, made)
+    assert index_of(spec, made.dev_id) == 41
+    assert trace_identity(spec, made.dev_id[:-1] + str((int(made.dev_id[-1]) + 1) % 10)) is None  # bad Luhn digit
+    assert trace_identity(IdentitySpec(scheme="UUID"), "urn:uuid:" + make_identity(IdentitySpec(), 0).uuid) is None
