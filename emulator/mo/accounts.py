@@ -18,6 +18,8 @@ from emulator.protocol.values import DmProtocol
 from emulator.tree import Tree
 from emulator.tree import uri as uris
 from emulator.tree.acl import COMMANDS, Acl
+from emulator.tree.node import Node, descend
+from emulator.tree.tree import Value
 
 DMACC_1 = "urn:oma:mo:oma-dm-dmacc:1.0"
 """The MOID of DM 1.x accounts (./DMAcc/<ServerID>)."""
@@ -108,15 +110,29 @@ def pick_account(accounts: list[Account], server_id: str | None, protocol: str |
 
 
 def read_accounts(tree: Tree) -> list[Account]:
-    """Every account of both protocols, highest priority first."""
+    """Every account of both protocols, highest priority first.
+
+    Each account's node is found once and its leaves read below it (:func:`descend`): a device
+    reads its accounts at its first session, a few dozen leaves, and a lookup from the root per
+    leaf was most of a fresh device's first session in the tree."""
     out: list[Account] = []
-    if tree.exists(DM1_ROOT):
-        for name in tree.children(DM1_ROOT):
-            out.append(_read_dm1(tree, f"{DM1_ROOT}/{uris.join((name,))[2:]}"))
-    if tree.exists(DM2_ROOT):
-        for name in tree.children(DM2_ROOT):
-            out.append(_read_dm2(tree, f"{DM2_ROOT}/{uris.join((name,))[2:]}"))
+    for root, read in ((DM1_ROOT, _read_dm1), (DM2_ROOT, _read_dm2)):
+        top = tree.lookup(root)
+        if top is not None and top.children is not None:
+            for name, node in top.children.items():
+                out.append(read(node, f"{root}/{uris.join((name,))[2:]}"))
     return sorted(out, key=lambda a: -a.priority)
+
+
+def _value(node: Node, *names: str) -> Value:
+    found = descend(node, names)
+    return None if found is None else found.value
+
+
+def _leaf(node: Node, *names: str) -> str:
+    """The text of the leaf at ``names`` below ``node``; "" when it is missing or interior."""
+    v = _value(node, *names)
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else (v or "")
 
 
 def find_account(tree: Tree, server_id: str, protocol: str | None = None) -> Account | None:
@@ -140,15 +156,15 @@ class _TlsFields(TypedDict, total=False):
     verify: bool
 
 
-def _read_tls(tree: Tree, base: str) -> _TlsFields:
+def _read_tls(account: Node) -> _TlsFields:
     """The account's ``Ext/TLS`` leaves as Account fields (none when the account has no TLS node)."""
-    tls = f"{base}/Ext/TLS"
-    if not tree.exists(tls):
+    tls = descend(account, ("Ext", "TLS"))
+    if tls is None:
         return {}
-    leaf = {field: _text(tree, f"{tls}/{name}") for field, name in TLS_LEAVES.items()}
+    leaf = {field: _leaf(tls, name) for field, name in TLS_LEAVES.items()}
     return _TlsFields(ca_file=leaf["ca_file"], client_cert=leaf["client_cert"], client_key=leaf["client_key"],
                       client_cert_password=leaf["client_cert_password"],
-                      verify=_text(tree, f"{tls}/Verify").strip().lower() not in ("false", "0", "no", "off"))
+                      verify=_leaf(tls, "Verify").strip().lower() not in ("false", "0", "no", "off"))
 
 
 def store_tls(tree: Tree, account: Account, *, ca_file: str | None = None, verify: bool | None = None,
@@ -163,36 +179,34 @@ def store_tls(tree: Tree, account: Account, *, ca_file: str | None = None, verif
             tree.set_node(f"{account.path}/Ext/TLS/{leaf}", value, format="chr", type="text/plain")
 
 
-def _read_dm1(tree: Tree, base: str) -> Account:
+def _read_dm1(node: Node, base: str) -> Account:
     def auth(level: str, leaf: str) -> str:
-        return _text(tree, f"{base}/AppAuth/{level}/{leaf}")
+        return _leaf(node, "AppAuth", level, leaf)
 
-    addr_root = f"{base}/AppAddr"
+    addr = descend(node, ("AppAddr",))
     server_uri = ""
-    if tree.exists(addr_root):
-        first = tree.children(addr_root)
-        if first:
-            server_uri = _text(tree, f"{addr_root}/{first[0]}/Addr")
+    if addr is not None and addr.children:
+        server_uri = _leaf(next(iter(addr.children.values())), "Addr")
     return Account(
-        server_id=_text(tree, f"{base}/ServerID"),
+        server_id=_leaf(node, "ServerID"),
         protocol="dm12",
         server_uri=server_uri,
-        name=_text(tree, f"{base}/Name"),
-        auth=AUTH_SCHEMES.get(auth("CLCRED", "AAuthType") or _text(tree, f"{base}/AAuthPref"), "md5"),
+        name=_leaf(node, "Name"),
+        auth=AUTH_SCHEMES.get(auth("CLCRED", "AAuthType") or _leaf(node, "AAuthPref"), "md5"),
         client_user=auth("CLCRED", "AAuthName"),
         client_secret=auth("CLCRED", "AAuthSecret"),
-        client_nonce=decode_nonce(tree.value(f"{base}/AppAuth/CLCRED/AAuthData")),
+        client_nonce=decode_nonce(_value(node, "AppAuth", "CLCRED", "AAuthData")),
         server_user=auth("SRVCRED", "AAuthName"),
         server_secret=auth("SRVCRED", "AAuthSecret"),
-        server_nonce=decode_nonce(tree.value(f"{base}/AppAuth/SRVCRED/AAuthData")),
+        server_nonce=decode_nonce(_value(node, "AppAuth", "SRVCRED", "AAuthData")),
         notification_user=auth("NOTIFCRED", "AAuthName"),
         notification_secret=auth("NOTIFCRED", "AAuthSecret"),
-        notification_nonce=decode_nonce(tree.value(f"{base}/AppAuth/NOTIFCRED/AAuthData")),
-        priority=int(_text(tree, f"{base}/Ext/Priority") or 0),
+        notification_nonce=decode_nonce(_value(node, "AppAuth", "NOTIFCRED", "AAuthData")),
+        priority=int(_leaf(node, "Ext", "Priority") or 0),
         path=base,
-        server_auth=_choice(_text(tree, f"{base}/Ext/ServerAuth"), SERVER_AUTH_POLICIES),
-        strict=_text(tree, f"{base}/Ext/Strict").strip().lower() in ("true", "1", "yes"),
-        **_read_tls(tree, base),
+        server_auth=_choice(_leaf(node, "Ext", "ServerAuth"), SERVER_AUTH_POLICIES),
+        strict=_leaf(node, "Ext", "Strict").strip().lower() in ("true", "1", "yes"),
+        **_read_tls(node),
     )
 
 
@@ -203,25 +217,24 @@ def _choice(value: str, allowed: tuple[str, ...]) -> str:
     return value if value in allowed else allowed[0]
 
 
-def _read_dm2(tree: Tree, base: str) -> Account:
-    perms: list[str] = []
-    if tree.exists(f"{base}/Perm"):
-        perms = [_text(tree, f"{base}/Perm/{p}/MOID") for p in tree.children(f"{base}/Perm")]
+def _read_dm2(node: Node, base: str) -> Account:
+    perm = descend(node, ("Perm",))
+    perms = [_leaf(p, "MOID") for p in perm.children.values()] if perm is not None and perm.children else []
     return Account(
-        server_id=_text(tree, f"{base}/SrvID"),
+        server_id=_leaf(node, "SrvID"),
         protocol="dm2",
-        server_uri=_text(tree, f"{base}/SrvURI"),
-        name=_text(tree, f"{base}/Name"),
-        auth=_text(tree, f"{base}/Ext/HTTPAuth/Type") or "basic",
-        client_user=_text(tree, f"{base}/Ext/HTTPAuth/Name"),
-        client_secret=_text(tree, f"{base}/Ext/HTTPAuth/Secret"),
+        server_uri=_leaf(node, "SrvURI"),
+        name=_leaf(node, "Name"),
+        auth=_leaf(node, "Ext", "HTTPAuth", "Type") or "basic",
+        client_user=_leaf(node, "Ext", "HTTPAuth", "Name"),
+        client_secret=_leaf(node, "Ext", "HTTPAuth", "Secret"),
         perms=tuple(p for p in perms if p),
-        noti_secret=decode_nonce(tree.value(f"{base}/Auth/Noti/Secret")),
-        noti_data=decode_nonce(tree.value(f"{base}/Auth/Noti/Data")),
-        priority=int(_text(tree, f"{base}/Ext/Priority") or 0),
+        noti_secret=decode_nonce(_value(node, "Auth", "Noti", "Secret")),
+        noti_data=decode_nonce(_value(node, "Auth", "Noti", "Data")),
+        priority=int(_leaf(node, "Ext", "Priority") or 0),
         path=base,
-        ui_resume=_choice(_text(tree, f"{base}/Ext/UIResume"), UI_RESUME_STYLES),
-        **_read_tls(tree, base),
+        ui_resume=_choice(_leaf(node, "Ext", "UIResume"), UI_RESUME_STYLES),
+        **_read_tls(node),
     )
 
 
@@ -299,7 +312,8 @@ def configure_account(
         _put(tree, f"{base}/Ext/UIResume", ui_resume)
         store_tls(tree, account, ca_file=ca_file, verify=verify, client_cert=client_cert, client_key=client_key,
                   client_cert_password=client_cert_password)
-    return _read_dm1(tree, base) if account.protocol == "dm12" else _read_dm2(tree, base)
+    node = tree.lookup(base) or Node(None, "node", "", children={})  # (gone: read back as empty, as before)
+    return _read_dm1(node, base) if account.protocol == "dm12" else _read_dm2(node, base)
 
 
 def _configure_dm1(tree: Tree, account: Account, *, server_uri: str | None, server_id: str | None,

@@ -67,6 +67,7 @@ from emulator.tree import Tree, TreeError
 from emulator.tree import uri as uris
 from emulator.tree.ddf import load_builtin
 from emulator.tree.ddfwrite import fill_required, write_interior, write_leaf, write_values
+from emulator.tree.node import descend
 from emulator.tree.tree import ExecRequest, Value, format_tstamp
 
 MOID = "urn:oma:mo:oma-diagmon:1.0"
@@ -447,10 +448,11 @@ class Diagnostics:
 
     def armed(self, tree: Tree) -> bool:
         """Whether some trap is enabled (the driver then samples every SampIntrvl seconds)."""
-        for base in self.bases.values():
-            traps = f"{base}/Trap"
-            if tree.exists(traps) and any(_text(tree.value(f"{traps}/{n}/Enabled")) == "true"
-                                          for n in tree.children(traps) if tree.exists(f"{traps}/{n}/Enabled")):
+        for base in self.bases.values():  # (after every session: the traps found once, their leaves below)
+            traps = tree.lookup(f"{base}/Trap")
+            if traps is not None and traps.children and any(
+                    (enabled := descend(trap, ("Enabled",))) is not None and _text(enabled.value) == "true"
+                    for trap in traps.children.values()):
                 return True
         return False
 

@@ -95,3 +95,19 @@ class Node:
         if v is None:
             return 0
         return len(v) if isinstance(v, bytes) else len(v.encode("utf-8"))
+
+
+def descend(node: Node, segs: tuple[str, ...]) -> Node | None:
+    """The node at ``segs`` below ``node``, or None (missing, or a leaf on the way): the one walk
+    down a path for readers that need no ACL (the device's own reads; a reader that looks at several
+    leaves of one subtree finds the subtree once and descends from it). Read only: a node found here
+    may be shared with other trees (see :meth:`emulator.tree.Tree._writable`)."""
+    for seg in segs:
+        children = node.children
+        if children is None:
+            return None
+        child = children.get(seg)
+        if child is None:
+            return None
+        node = child
+    return node

@@ -45,7 +45,7 @@ from emulator.tree.acl import EMPTY, Acl
 from emulator.tree.ddf import FORMATS, _local
 from emulator.tree.errors import TreeError
 from emulator.tree.formats import TYPED, TYPED_HINT
-from emulator.tree.node import ACCESS_ALL, PERMANENT, Node, NodeMeta, access_names
+from emulator.tree.node import ACCESS_ALL, PERMANENT, Node, NodeMeta, access_names, descend
 from emulator.tree.tree import PROPERTIES, Tree, Value, format_tstamp
 from emulator.util import xmlsafe
 from emulator.util.masking import MASK, MASK_BYTES, is_secret_name, is_secret_value
@@ -389,14 +389,7 @@ def _apply_local(tree: Tree, item: _Item, replace: bool, node: Node) -> None:
 
 def _find(tree: Tree, segs: tuple[str, ...]) -> Node | None:
     """The node at ``segs`` or None; ``Tree.exists`` answers through a TreeError, too slow per node."""
-    node = tree.root
-    for seg in segs:
-        children = node.children
-        child = children.get(seg) if children is not None else None
-        if child is None:
-            return None
-        node = child
-    return node
+    return descend(tree.root, segs)
 
 
 def _apply_server(tree: Tree, item: _Item, replace: bool, by: str) -> bool:

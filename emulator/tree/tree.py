@@ -16,7 +16,16 @@ from typing import Literal
 from emulator.tree import uri as uris
 from emulator.tree.acl import EMPTY, ROOT_DEFAULT, Acl
 from emulator.tree.errors import TreeError
-from emulator.tree.node import ACCESS_ALL, ACCESS_BITS, PERMANENT, Node, NodeMeta, access_flags, access_names
+from emulator.tree.node import (
+    ACCESS_ALL,
+    ACCESS_BITS,
+    PERMANENT,
+    Node,
+    NodeMeta,
+    access_flags,
+    access_names,
+    descend,
+)
 
 LOCAL = None
 Path = tuple[str, ...]
@@ -99,7 +108,8 @@ class Tree:
     ) -> None:
         self._token = object()
         self.root = root or Node(None, "node", "", ROOT_DEFAULT, {}, ACCESS_ALL | PERMANENT, None, self._token)
-        self.limits = limits
+        # no limit at all is NO_LIMITS itself: every lookup then skips the check (a profile's zeros)
+        self.limits = limits if (limits.max_depth or limits.max_tot_len or limits.max_seg_len) else uris.NO_LIMITS
         self.clock = clock
         self._listeners: list[Listener] = []
         self._exec: dict[Path, ExecHandler] = {}
@@ -220,7 +230,7 @@ class Tree:
                 raise TreeError(404, f"node {_show(uri)} not found", uri=_show(uri))
             parent_acl = acl
             node = child
-            if child.acl:
+            if child.acl.text:  # (an ACL with no entry has no text: no call to Acl.__bool__ per level)
                 acl = child.acl
         return node, acl, parent_acl
 
@@ -241,16 +251,13 @@ class Tree:
         return path
 
     def _find(self, segs: Path) -> Node | None:
-        node = self.root
-        for seg in segs:
-            children = node.children
-            if children is None:
-                return None
-            child = children.get(seg)
-            if child is None:
-                return None
-            node = child
-        return node
+        return descend(self.root, segs)
+
+    def lookup(self, uri: str | Path) -> Node | None:
+        """The node at ``uri`` for the device's own read (no ACL), None if missing: a reader of several
+        leaves of one subtree (an account, a trap) finds it once and goes on with :func:`descend`.
+        Read only: the node may be shared with other trees."""
+        return descend(self.root, self._segments(uri))
 
     def exists(self, uri: str | Path) -> bool:
         return self._find(self._segments(uri)) is not None
@@ -293,10 +300,10 @@ class Tree:
     def value(self, uri: str | Path, default: Value = None) -> Value:
         """The device's own read of a leaf (no ACL); ``default`` if missing."""
         try:
-            node, _, _ = self._locate(self._segments(uri), uri)
-        except TreeError:
+            node = descend(self.root, self._segments(uri))
+        except TreeError:  # a malformed URI, or one past the URI limits: nothing there
             return default
-        return node.value
+        return default if node is None else node.value
 
     def children(self, uri: str | Path = ".") -> list[str]:
         node, _, _ = self._locate(self._segments(uri), uri)
@@ -377,7 +384,7 @@ class Tree:
             if child is None:
                 break
             node = child
-            if child.acl:
+            if child.acl.text:
                 acl = child.acl
             depth += 1
         else:

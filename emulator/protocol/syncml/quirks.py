@@ -31,9 +31,15 @@ HEADER_ORDER = ("VerDTD", "VerProto", "SessionID", "MsgID", "Target", "Source", 
 """The SyncHdr content model of the SyncML RepPro DTD."""
 
 
+_RANKS: dict[tuple[str, ...], dict[str, int]] = {}
+"""Each content model's name -> position, made at its first use (every Status of every message is judged)."""
+
+
 def out_of_order(names: list[str], order: tuple[str, ...]) -> bool:
     """Whether known child names appear against ``order`` (unknown names are not judged here)."""
-    rank = {name: i for i, name in enumerate(order)}
+    rank = _RANKS.get(order)
+    if rank is None:
+        rank = _RANKS[order] = {name: i for i, name in enumerate(order)}
     last = -1
     for name in names:
         r = rank.get(name)
