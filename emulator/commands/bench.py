@@ -155,18 +155,20 @@ def use_uvloop() -> str:
 
 
 def serve_main() -> None:
-    """Entry of the server process: prints its URL on the first line, serves until killed."""
-    import socket
-
+    """Entry of the server process: prints its URL on the first line, serves until killed. The
+    server starts as ``dm-emulator server`` starts it (limits, the lean path of the session routes,
+    which also serves the echo the loopback ceiling is measured with)."""
     if os.environ.get(LOOP_ENV) == "uvloop":
         use_uvloop()
 
-    from aiohttp import web
+    from emulator.server.app import start_server
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    print(f"http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
-    web.run_app(quick_server_app(), sock=sock, print=None, access_log=None, handle_signals=True)
+    async def serve() -> None:
+        running = await start_server(app=quick_server_app(), lean_paths=(ECHO_PATH,))
+        print(running.url, flush=True)
+        await asyncio.Event().wait()  # until the bench terminates this process
+
+    asyncio.run(serve())
 
 
 @contextlib.contextmanager

@@ -64,7 +64,7 @@ ticks: at 250 Hz, one per 4 ms): thousands over a profiled run."""
 def area_label(area: str, side: str) -> str:
     """The printed words of an area; HTTP says which end of it this process is."""
     if area == HTTP:
-        return "HTTP server (aiohttp, middleware)" if side == "server" else "HTTP client (transport, httptools, aiohttp)"
+        return "HTTP server (lean path, aiohttp, middleware)" if side == "server" else "HTTP client (transport, httptools, aiohttp)"
     return AREAS[area]
 
 

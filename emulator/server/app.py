@@ -26,6 +26,7 @@ from emulator.server.diag import setup_diag
 from emulator.server.dm2 import setup_dm2
 from emulator.server.dm12 import setup_dm12
 from emulator.server.fault_middleware import setup_faults
+from emulator.server.lean_http import Lane
 from emulator.server.limits import LIMITS_KEY, LimitedSite, ServerLimits, body_deadline
 from emulator.server.packages import setup_packages
 from emulator.server.sessionless import setup_sessionless
@@ -94,14 +95,20 @@ class RunningServer:
 
 async def start_server(state: ServerState | None = None, *, host: str = "127.0.0.1", port: int = 0,
                        ssl_context: ssl.SSLContext | None = None, handle_signals: bool = False,
-                       limits: ServerLimits | None = None) -> RunningServer:
+                       limits: ServerLimits | None = None, app: web.Application | None = None,
+                       lean_paths: tuple[str, ...] = ()) -> RunningServer:
     """Listen on host:port (0: a free port) in the running loop: the one way the command, the
-    window's demo and the tests start the server. A port that cannot be bound is an EmulatorError.
-    ``limits``: the connection limits (:mod:`emulator.server.limits`; None: the defaults)."""
+    window's demo, the bench and the tests start the server. A port that cannot be bound is an
+    EmulatorError. ``limits``: the connection limits (:mod:`emulator.server.limits`; None: the
+    defaults). ``app``: one made by :func:`create_app` (and added to); None: a new one on ``state``.
+    ``lean_paths``: POST routes served on the lean path (:mod:`emulator.server.lean_http`) besides the
+    session routes (the bench's echo, so that its loopback ceiling is measured on the same path)."""
     limits = limits or ServerLimits()
-    app = create_app(state)
+    app = app if app is not None else create_app(state)
     app[LIMITS_KEY] = limits
     state = app[STATE_KEY]
+    lane = Lane(app, idle_s=limits.idle_s, body_s=limits.body_s, max_body=MAX_BODY, also=lean_paths)
+    app.on_shutdown.append(lane.shutdown)
     runner = web.AppRunner(app, handle_signals=handle_signals, access_log=None, keepalive_timeout=limits.idle_s)
     await runner.setup()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -111,7 +118,7 @@ async def start_server(state: ServerState | None = None, *, host: str = "127.0.0
         sock.bind((host, port))
         sock.listen(512)
         sock.setblocking(False)
-        site = LimitedSite(runner, sock, ssl_context=ssl_context, limits=limits)
+        site = LimitedSite(runner, sock, ssl_context=ssl_context, limits=limits, lane=lane)
         await site.start()
     except OSError as exc:
         sock.close()

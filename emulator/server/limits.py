@@ -27,6 +27,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from emulator.errors import EmulatorError
+from emulator.server.lean_http import Lane, LeanConnection
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,18 +145,29 @@ class _Counted(asyncio.Protocol):
 class LimitedSite(web.SockSite):
     """A SockSite whose connections go through the cap and whose TLS handshakes are bounded."""
 
-    def __init__(self, runner: web.BaseRunner, sock: Any, *, limits: ServerLimits, **kw: Any) -> None:
+    def __init__(self, runner: web.BaseRunner, sock: Any, *, limits: ServerLimits, lane: Lane | None = None,
+                 **kw: Any) -> None:
         super().__init__(runner, sock, **kw)
         self.gate = _Gate(limits)
+        self.lane = lane  # the lean path of the DM session routes (emulator.server.lean_http); None: aiohttp only
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self.lane is not None:
+            self.lane.stop()
 
     async def start(self) -> None:
         await web.BaseSite.start(self)
         loop = asyncio.get_running_loop()
         server = self._runner.server
         assert server is not None
-        gate = self.gate
+        gate, lane = self.gate, self.lane
         options: dict[str, Any] = {}
         if self._ssl_context is not None:
             options["ssl_handshake_timeout"] = gate.limits.handshake_s
-        self._server = await loop.create_server(lambda: _Counted(server(), gate), sock=self._sock,
+
+        def connection() -> _Counted:
+            return _Counted(LeanConnection(lane, server) if lane is not None else server(), gate)
+
+        self._server = await loop.create_server(connection, sock=self._sock,
                                                 ssl=self._ssl_context, backlog=self._backlog, **options)
