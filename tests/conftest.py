@@ -65,3 +65,33 @@ def _a_raising_subscriber_fails_the_test(request, monkeypatch):
     yield
     if seen and request.node.get_closest_marker("bus_errors") is None:
         pytest.fail(f"{len(seen)} event subscriber error(s), swallowed by the EventBus: " + "; ".join(seen[:3]))
+
+
+@pytest.fixture(autouse=True)
+def _no_window_loop_outside_the_window_tests(request):
+    """The window tests keep one qasync loop marked running for the whole session (tests/ui/conftest.py);
+    any other test that a worker runs after them gets no running loop, as in a process of its own, so
+    its ``asyncio.run`` works whatever order the tests come in (pytest-xdist hands them out by load)."""
+    import asyncio
+
+    loop = asyncio.events._get_running_loop()
+    if loop is None or request.path.parent.name == "ui":
+        yield
+        return
+    asyncio.events._set_running_loop(None)
+    try:
+        yield
+    finally:
+        asyncio.events._set_running_loop(loop)
+
+
+# Modules whose tests run whole commands as subprocesses (tens of seconds each). The suite starts them
+# first so that, spread over pytest-xdist's workers, they do not end up as the last tests one worker runs
+# while the others are done.
+LONG_FIRST = ("test_readme_faces.py", "test_shipped_scenarios.py", "test_fleet_crash.py", "test_locust_workers.py",
+              "test_run_ci.py", "test_bench.py", "test_locust.py", "test_run_processes.py", "test_store_crash.py",
+              "test_run_command.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: item.path.name not in LONG_FIRST)  # stable: the rest keep their order

@@ -44,7 +44,8 @@ def _run_master_and_workers(url: str, prefix: Path, *extra: str, users: int = 20
     master = subprocess.Popen(
         [*LOCUST, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
          "--expect-workers", str(workers), "--expect-workers-max-wait", "60", "--headless", "-u", str(users),
-         "-r", "10", "--run-time", run_time, "--host", url, "--csv", str(prefix), "--only-summary", *extra],
+         "-r", "10", "--run-time", run_time, "--host", url, "--csv", str(prefix), "--only-summary",
+         "--stop-timeout", "30", *extra],  # users end the session they are in: its requests are counted
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     procs = [subprocess.Popen([*LOCUST, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(workers)]
