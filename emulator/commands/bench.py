@@ -156,15 +156,15 @@ def use_uvloop() -> str:
 
 def serve_main() -> None:
     """Entry of the server process: prints its URL on the first line, serves until killed. The
-    server starts as ``dm-emulator server`` starts it (limits, the lean path of the session routes,
-    which also serves the echo the loopback ceiling is measured with)."""
+    server starts as ``dm-emulator server`` starts it (limits, the lean path of the session routes;
+    the echo the loopback ceiling is measured with stays on aiohttp, the yardstick of earlier runs)."""
     if os.environ.get(LOOP_ENV) == "uvloop":
         use_uvloop()
 
     from emulator.server.app import start_server
 
     async def serve() -> None:
-        running = await start_server(app=quick_server_app(), lean_paths=(ECHO_PATH,))
+        running = await start_server(app=quick_server_app())
         print(running.url, flush=True)
         await asyncio.Event().wait()  # until the bench terminates this process
 

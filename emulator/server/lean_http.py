@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Collection, Generator
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any, cast
 
 import httptools
@@ -50,13 +50,12 @@ _SERVER = f"Server: {SERVER_SOFTWARE}\r\n".encode()
 _INTERNAL = b"500 Internal Server Error\n\nServer got itself in trouble"
 
 
-def lean_routes(app: web.Application, also: Collection[str] = ()) -> dict[bytes, LeanHandler]:
+def lean_routes(app: web.Application) -> dict[bytes, LeanHandler]:
     """Raw path -> the handler the router holds for ``POST`` there, for the literal session routes
-    and the paths ``also`` names (a route with a variable part, ``/dm12/<ServerID>``, stays with aiohttp)."""
+    (a route with a variable part, ``/dm12/<ServerID>``, stays with aiohttp)."""
     out: dict[bytes, LeanHandler] = {}
     for resource in app.router.resources():
-        if not isinstance(resource, web.PlainResource) or (session_protocol(resource.canonical) is None
-                                                           and resource.canonical not in also):
+        if not isinstance(resource, web.PlainResource) or session_protocol(resource.canonical) is None:
             continue
         for route in resource:
             if route.method == hdrs.METH_POST and resource.canonical.isascii() and "%" not in resource.canonical:
@@ -67,10 +66,9 @@ def lean_routes(app: web.Application, also: Collection[str] = ()) -> dict[bytes,
 class Lane:
     """What the connections of one site share: the app, its lean routes, the limits, the live connections."""
 
-    def __init__(self, app: web.Application, *, idle_s: float, body_s: float, max_body: int,
-                 also: Collection[str] = ()) -> None:
+    def __init__(self, app: web.Application, *, idle_s: float, body_s: float, max_body: int) -> None:
         self.app = app
-        self.routes = lean_routes(app, also)
+        self.routes = lean_routes(app)
         self.idle_s = idle_s
         self.body_s = body_s
         self.max_body = max_body

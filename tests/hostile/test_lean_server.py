@@ -200,24 +200,3 @@ def test_a_dm2_session_message_with_credentials_is_served_lean():
     answer, answered = asyncio.run(main())
     assert answered == 1 and _status(answer) == 200 and b"CMD" in _body(answer)  # its first package of commands
 
-
-def test_the_bench_echo_is_served_on_the_lean_path_so_its_ceiling_measures_that_path():
-    from emulator.commands.bench import ECHO_PATH, quick_server_app
-    from emulator.server.app import start_server
-
-    async def main():
-        server = await start_server(app=quick_server_app(), lean_paths=(ECHO_PATH,))
-        try:
-            answer = (await _exchange(server.url, _post(ECHO_PATH, b"x" * 64)))[0]
-            plain = await start_server(app=quick_server_app())
-            try:
-                other = (await _exchange(plain.url, _post(ECHO_PATH, b"x" * 64)))[0]
-            finally:
-                await plain.stop()
-            return answer, other, server.site.lane.answered, plain.site.lane.answered
-        finally:
-            await server.stop()
-
-    answer, other, answered, plain_answered = asyncio.run(main())
-    assert _body(answer) == _body(other) == b"ok"
-    assert answered == 1 and plain_answered == 0
