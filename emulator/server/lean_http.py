@@ -9,7 +9,8 @@ and its ``web.Response`` is written as one block.
 
 What takes this path: a ``POST`` over HTTP/1.1 to a literal DM session route (``/dm12``, ``/dm2``,
 ``/dm20``, ``/dmclient/dm20`` and their ``/alerts``; :func:`lean_routes`), with a Host header, one
-Content-Length within the body limit, no Transfer-Encoding, Expect or Upgrade, while no session
+Content-Length within the body limit, no Transfer-Encoding, Content-Encoding (aiohttp unpacks a
+gzip or deflate body, within its limits), Expect or Upgrade, while no session
 fault is armed (the fault middleware then sees every message). Anything else, including a request
 the parser refuses, is handed to aiohttp from its first byte, and the connection stays with aiohttp
 from then on: so every other route, every limit aiohttp applies and every error it answers is as it
@@ -294,7 +295,7 @@ class LeanConnection(asyncio.Protocol):
         lengths = headers.getall("Content-Length", ())
         if (len(lengths) != 1 or not lengths[0].isdigit() or int(lengths[0]) > lane.max_body
                 or "Host" not in headers or "Transfer-Encoding" in headers or "Expect" in headers
-                or "Upgrade" in headers):
+                or "Upgrade" in headers or "Content-Encoding" in headers):
             return None
         pending = self.pending
         head = pending.find(b"\r\n\r\n") + 4
@@ -453,7 +454,15 @@ def _write(transport: asyncio.Transport, response: Any, keep_alive: bool) -> boo
     lines.append(f"Content-Length: {len(body)}\r\nDate: {rfc822_formatted_time()}\r\n")
     if close:
         lines.append("Connection: close\r\n")
-    transport.write(b"".join(("".join(lines).encode("utf-8", "surrogateescape"), _SERVER, b"\r\n", body)))
+    head = "".join(lines)
+    breaks = len(lines) + 1  # one per line made here; Content-Length and Date share an entry
+    if head.count("\n") != breaks or head.count("\r") != breaks:
+        # a status reason or header with a line break of its own would split the answer (aiohttp refuses those)
+        _LOG.error("a lean route answered a header with a line break; answered 500 instead")
+        head, body = ("HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n"
+                      f"Content-Length: {len(_INTERNAL)}\r\nConnection: close\r\n"), _INTERNAL
+        close = True
+    transport.write(b"".join((head.encode("utf-8", "surrogateescape"), _SERVER, b"\r\n", body)))
     return close
 
 
