@@ -22,13 +22,14 @@ import base64
 import copy
 import re
 from collections.abc import Callable, Iterator
-from typing import Any, Generic, TypeVar, overload
+from typing import overload
 
 from lxml import etree
 
 from emulator.errors import DecodeError, EmulatorError, TooLargeError, UnsupportedError
-from emulator.protocol.syncml import codes, quirks
+from emulator.protocol.syncml import codes, quirks, wbxml
 from emulator.protocol.syncml.commands import (
+    ITEM_COMMANDS,
     Add,
     Alert,
     Atomic,
@@ -106,8 +107,6 @@ def parse_message(data: bytes, content_type: str, *, max_size: int | None = None
     if max_size is not None and len(data) > max_size:
         raise TooLargeError(f"SyncML message of {len(data)} bytes exceeds the limit of {max_size}")
     if kind == "wbxml":
-        from emulator.protocol.syncml import wbxml  # lazy: lands separately, XML works without it
-
         root = wbxml.decode(data, max_size=max_size)
     else:
         charset = _charset(content_type)
@@ -121,11 +120,36 @@ def parse_message(data: bytes, content_type: str, *, max_size: int | None = None
         raise DecodeError(f"cannot decode SyncML message: {exc}") from exc
 
 
+_COMMAND_NAMES = (*(cls.name for cls in ITEM_COMMANDS), "Alert", "Atomic", "Sequence", "Status", "Results")
+_META_FIELDS = {"Format": "format", "Type": "type", "Mark": "mark", "Size": "size", "Version": "version",
+                "NextNonce": "next_nonce", "MaxMsgSize": "max_msg_size", "MaxObjSize": "max_obj_size"}
+"""The MetInf values DM reads, by element name: the Meta field each one sets."""
+_META_NUMBERS = {"size": "Meta/Size", "max_msg_size": "Meta/MaxMsgSize", "max_obj_size": "Meta/MaxObjSize"}
+"""The Meta fields that hold numbers, with the name a malformed one is reported by."""
+
+_LOCAL_NAMES: dict[object, str] = {
+    name if ns is None else f"{{{ns}}}{name}": name
+    for ns in (None, *sorted(_SYNCML_NS), codes.NS_METINF)
+    for name in ("SyncML", "SyncHdr", "SyncBody", "Final", "VerDTD", "VerProto", "SessionID", "MsgID", "Target",
+                 "Source", "RespURI", "NoResp", "Cred", "Meta", "LocURI", "LocName", "CmdID", "Data", "Item",
+                 "MoreData", "Correlator", "MsgRef", "CmdRef", "Cmd", "TargetRef", "SourceRef", "Chal", "MetInf",
+                 *_COMMAND_NAMES, *_NOT_IN_DM, *_META_FIELDS)
+}
+"""Local name of each tag a DM message usually holds, in every namespace it comes in: the reader looks a tag
+up here instead of cutting the namespace off each element's tag (the lookup costs a fraction)."""
+
+
+def _name(tag: object) -> str:
+    """The local name of a tag, whatever its namespace (what lxml's ``{*}name`` matches); "" for a
+    comment or processing instruction, which the reader then skips like lxml's ``Element`` filter."""
+    name = _LOCAL_NAMES.get(tag)
+    if name is None:
+        name = tag.rpartition("}")[2] if isinstance(tag, str) else ""
+    return name
+
+
 def _local(el: etree._Element) -> str:
-    tag = el.tag
-    if not isinstance(tag, str):
-        return ""
-    return tag.rpartition("}")[2]
+    return _name(el.tag)
 
 
 def _kids(el: etree._Element) -> Iterator[etree._Element]:
@@ -133,43 +157,40 @@ def _kids(el: etree._Element) -> Iterator[etree._Element]:
     return el.iterchildren(etree.Element)
 
 
-def _find(el: etree._Element, name: str) -> etree._Element | None:
-    """The first child called ``name`` in any namespace or none (lxml's ``{*}`` matches both, in C).
+class _Kids:
+    """A command's (or the header's) child elements, read in one pass: what every later question about
+    them (the first of a name, all of a name, the order of names) is answered from, without lxml."""
 
-    ``iterchildren`` rather than ``find``: it skips ElementPath's path parsing, half the cost per call.
-    """
-    return next(el.iterchildren("{*}" + name), None)
+    __slots__ = ("first", "all", "names")
+
+    def __init__(self, el: etree._Element) -> None:
+        first: dict[str, etree._Element] = {}
+        kids: list[etree._Element] = []
+        names: list[str] = []
+        for child in el:
+            name = _name(child.tag)
+            if name:
+                kids.append(child)
+                names.append(name)
+                first.setdefault(name, child)
+        self.first, self.all, self.names = first, kids, names
+
+    def named(self, name: str) -> list[etree._Element]:
+        return [kid for kid, kid_name in zip(self.all, self.names, strict=True) if kid_name == name] if name in self.first else []
 
 
-def _find_all(el: etree._Element, name: str) -> list[etree._Element]:
-    return list(el.iterchildren("{*}" + name))
-
-
-_Index = dict[str, etree._Element]
-
-
-def _index(el: etree._Element) -> _Index:
-    """The first child of each local name, in one pass: what `_find` answers, for elements (commands,
-    items, the header) that are asked for several children, each lookup then a dict get."""
-    out: _Index = {}
-    for child in el.iterchildren(etree.Element):
-        tag = child.tag
-        if not isinstance(tag, str):  # never, for a parsed element; lxml's types allow bytes and QName
-            continue
-        name = tag[tag.find("}") + 1:]
-        if name not in out:
-            out[name] = child
-    return out
+def _first(el: etree._Element, name: str) -> etree._Element | None:
+    """The first child element called ``name`` in any namespace, or None."""
+    for child in el:
+        if _name(child.tag) == name:
+            return child
+    return None
 
 
 def _text(el: etree._Element | None) -> str | None:
     if el is None:
         return None
     return (el.text or "").strip()
-
-
-def _child_text(el: etree._Element, name: str) -> str | None:
-    return _text(_find(el, name))
 
 
 def _int(text: str | None, what: str) -> int | None:
@@ -180,43 +201,39 @@ def _int(text: str | None, what: str) -> int | None:
     return int(text)
 
 
-def _loc_uri(k: _Index, name: str) -> str | None:
-    holder = k.get(name)
-    if holder is None:
-        return None
-    return _child_text(holder, "LocURI") or ""
+def _loc(holder: etree._Element) -> tuple[str | None, str | None]:
+    """The texts of the first LocURI and of the first LocName of a Target or Source (None: absent)."""
+    uri = loc_name = None
+    for child in holder:
+        name = _name(child.tag)
+        if name == "LocURI":
+            if uri is None:
+                uri = (child.text or "").strip()
+        elif name == "LocName" and loc_name is None:
+            loc_name = (child.text or "").strip()
+    return uri, loc_name
 
 
-def _meta_values(meta_el: etree._Element) -> Iterator[etree._Element]:
-    for child in _kids(meta_el):
-        if _local(child) == "MetInf":
-            yield from _kids(child)
-        else:
-            yield child
+def _set_meta(meta: Meta, el: etree._Element, name: str) -> None:
+    field_name = _META_FIELDS.get(name)
+    if field_name is not None:
+        text = (el.text or "").strip()
+        what = _META_NUMBERS.get(field_name)
+        setattr(meta, field_name, text if what is None else _int(text, what))
 
 
 def _parse_meta(el: etree._Element | None) -> Meta | None:
+    """Meta's values, inside a ``MetInf`` wrapper or not; a value given twice: the last one counts."""
     if el is None:
         return None
     meta = Meta()
-    for child in _meta_values(el):
-        name = _local(child)
-        if name == "Format":
-            meta.format = _text(child)
-        elif name == "Type":
-            meta.type = _text(child)
-        elif name == "Mark":
-            meta.mark = _text(child)
-        elif name == "Size":
-            meta.size = _int(_text(child), "Meta/Size")
-        elif name == "Version":
-            meta.version = _text(child)
-        elif name == "NextNonce":
-            meta.next_nonce = _text(child)
-        elif name == "MaxMsgSize":
-            meta.max_msg_size = _int(_text(child), "Meta/MaxMsgSize")
-        elif name == "MaxObjSize":
-            meta.max_obj_size = _int(_text(child), "Meta/MaxObjSize")
+    for child in el:
+        name = _name(child.tag)
+        if name == "MetInf":
+            for value in child:
+                _set_meta(meta, value, _name(value.tag))
+        else:
+            _set_meta(meta, child, name)
     return meta
 
 
@@ -229,8 +246,6 @@ def _embedded_xml(child: etree._Element) -> str:
             if ns in _SYNCML_NS:
                 el.tag = local
     if clone.xpath("boolean(descendant-or-self::*[@*])"):
-        from emulator.protocol.syncml import wbxml
-
         etree.strip_attributes(clone, wbxml.OPAQUE_ATTR)  # the decoder's private mark, not content
     etree.cleanup_namespaces(clone)
     return etree.tostring(clone, encoding="unicode", with_tail=True)
@@ -239,12 +254,10 @@ def _embedded_xml(child: etree._Element) -> str:
 def _data_value(el: etree._Element) -> str | bytes:
     """Data content: bytes exactly when it was WBXML OPAQUE (lossless), else text."""
     if el.attrib:  # only decoded WBXML marks opaque content with an attribute
-        from emulator.protocol.syncml import wbxml
-
         raw = wbxml.opaque_bytes(el)
         if raw is not None:
             return raw
-    if not any(True for _ in _kids(el)):
+    if not len(el) or not any(True for _ in _kids(el)):
         return el.text or ""
     parts = [el.text or ""]
     parts.extend(_embedded_xml(child) for child in _kids(el))
@@ -272,30 +285,49 @@ def chr_text(data: str | bytes | None, fmt: str | None) -> str | bytes | None:
 
 
 def _parse_item(el: etree._Element, cmd_meta: Meta | None = None) -> Item:
-    k = _index(el)
-    data_el = k.get("Data")
-    meta = _parse_meta(k.get("Meta"))
+    """One pass over the Item's children (the first of each name counts), then its values in the order
+    their errors are reported: Meta, then Data."""
+    target = source = meta_el = data_el = None
+    more = False
+    for child in el:
+        name = _name(child.tag)
+        if name == "Data":
+            if data_el is None:
+                data_el = child
+        elif name == "Meta":
+            if meta_el is None:
+                meta_el = child
+        elif name == "Target":
+            if target is None:
+                target = child
+        elif name == "Source":
+            if source is None:
+                source = child
+        elif name == "MoreData":
+            more = True
+    meta = _parse_meta(meta_el)
     data = None if data_el is None else _data_value(data_el)
-    more = "MoreData" in k
     if isinstance(data, bytes) and not more:  # a chunk may end inside a character: joined chunks are decoded
         data = chr_text(data, (meta.format if meta is not None else None)
                         or (cmd_meta.format if cmd_meta is not None else None))
-    return Item(target=_loc_uri(k, "Target"), source=_loc_uri(k, "Source"), meta=meta, data=data, more_data=more)
+    return Item(target=None if target is None else _loc(target)[0] or "",
+                source=None if source is None else _loc(source)[0] or "",
+                meta=meta, data=data, more_data=more)
 
 
-def _items(el: etree._Element, cmd_meta: Meta | None = None) -> list[Item]:
-    return [_parse_item(child, cmd_meta) for child in _find_all(el, "Item")]
+def _items(kids: _Kids, cmd_meta: Meta | None = None) -> list[Item]:
+    return [_parse_item(child, cmd_meta) for child in kids.named("Item")]
 
 
-def _required(el: etree._Element, k: _Index, name: str) -> str:
-    value = _text(k.get(name))
+def _required(kids: _Kids, cmd: str, name: str) -> str:
+    value = _text(kids.first.get(name))
     if value is None:
-        raise _BadCommand(f"{_local(el)} without {name}", status=412)
+        raise _BadCommand(f"{cmd} without {name}", status=412)
     return value
 
 
-def _code(k: _Index, what: str) -> int:
-    data_el = k.get("Data")
+def _code(kids: _Kids, what: str) -> int:
+    data_el = kids.first.get("Data")
     if data_el is None:
         raise _BadCommand(f"{what} without Data", status=412)
     value = _int(_text(data_el), f"{what}/Data")
@@ -303,18 +335,19 @@ def _code(k: _Index, what: str) -> int:
     return value
 
 
-_Parser = Callable[[etree._Element, _Index, str], Command]
-"""A command's parser: its element, that element's `_index`, its CmdID."""
+_Parser = Callable[[_Kids, str], Command]
+"""A command's parser: its element's children (read once), its CmdID."""
 
 
 def _item_command(cls: type[ItemCommand]) -> _Parser:
-    def parse(el: etree._Element, k: _Index, cmd_id: str) -> Command:
+    def parse(kids: _Kids, cmd_id: str) -> Command:
+        k = kids.first
         meta = _parse_meta(k.get("Meta"))
         cmd = cls(
             cmd_id=cmd_id,
             no_resp="NoResp" in k,
             meta=meta,
-            items=_items(el, meta),
+            items=_items(kids, meta),
         )
         if isinstance(cmd, Exec):
             cmd.correlator = _text(k.get("Correlator"))
@@ -323,25 +356,28 @@ def _item_command(cls: type[ItemCommand]) -> _Parser:
     return parse
 
 
-def _parse_alert(el: etree._Element, k: _Index, cmd_id: str) -> Command:
+def _parse_alert(kids: _Kids, cmd_id: str) -> Command:
+    k = kids.first
     return Alert(
         cmd_id=cmd_id,
-        code=_code(k, "Alert"),
+        code=_code(kids, "Alert"),
         no_resp="NoResp" in k,
         correlator=_text(k.get("Correlator")),
-        items=_items(el),
+        items=_items(kids),
     )
 
 
 def _container(cls: type[Atomic] | type[Sequence]) -> _Parser:
     skip = {"CmdID", "NoResp", "Meta", "Cred"}
 
-    def parse(el: etree._Element, k: _Index, cmd_id: str) -> Command:
+    def parse(kids: _Kids, cmd_id: str) -> Command:
+        k = kids.first
         return cls(
             cmd_id=cmd_id,
             no_resp="NoResp" in k,
             meta=_parse_meta(k.get("Meta")),
-            commands=[_parse_command(child) for child in _kids(el) if _local(child) not in skip],
+            commands=[_parse_command(child, name, _Kids(child))
+                      for child, name in zip(kids.all, kids.names, strict=True) if name not in skip],
         )
 
     return parse
@@ -350,38 +386,40 @@ def _container(cls: type[Atomic] | type[Sequence]) -> _Parser:
 def _parse_chal(el: etree._Element | None) -> Chal | None:
     if el is None:
         return None
-    meta = _parse_meta(_find(el, "Meta")) or Meta()
+    meta = _parse_meta(_first(el, "Meta")) or Meta()
     return Chal(type=meta.type, format=meta.format, next_nonce=meta.next_nonce)
 
 
-def _refs(el: etree._Element, name: str) -> list[str]:
-    return [_text(child) or "" for child in _find_all(el, name)]
+def _refs(kids: _Kids, name: str) -> list[str]:
+    return [_text(child) or "" for child in kids.named(name)]
 
 
-def _parse_status(el: etree._Element, k: _Index, cmd_id: str) -> Command:
+def _parse_status(kids: _Kids, cmd_id: str) -> Command:
+    k = kids.first
     return Status(
         cmd_id=cmd_id,
         msg_ref=_text(k.get("MsgRef")),
-        cmd_ref=_required(el, k, "CmdRef"),
-        cmd=_required(el, k, "Cmd"),
-        code=_code(k, "Status"),
-        target_refs=_refs(el, "TargetRef") if "TargetRef" in k else [],
-        source_refs=_refs(el, "SourceRef") if "SourceRef" in k else [],
+        cmd_ref=_required(kids, "Status", "CmdRef"),
+        cmd=_required(kids, "Status", "Cmd"),
+        code=_code(kids, "Status"),
+        target_refs=_refs(kids, "TargetRef"),
+        source_refs=_refs(kids, "SourceRef"),
         chal=_parse_chal(k.get("Chal")),
-        items=_items(el),
+        items=_items(kids),
     )
 
 
-def _parse_results(el: etree._Element, k: _Index, cmd_id: str) -> Command:
+def _parse_results(kids: _Kids, cmd_id: str) -> Command:
+    k = kids.first
     meta = _parse_meta(k.get("Meta"))
     return Results(
         cmd_id=cmd_id,
         msg_ref=_text(k.get("MsgRef")),
-        cmd_ref=_required(el, k, "CmdRef"),
+        cmd_ref=_required(kids, "Results", "CmdRef"),
         meta=meta,
-        target_refs=_refs(el, "TargetRef") if "TargetRef" in k else [],
-        source_refs=_refs(el, "SourceRef") if "SourceRef" in k else [],
-        items=_items(el, meta),
+        target_refs=_refs(kids, "TargetRef"),
+        source_refs=_refs(kids, "SourceRef"),
+        items=_items(kids, meta),
     )
 
 
@@ -400,10 +438,9 @@ _PARSERS: dict[str, _Parser] = {
 }
 
 
-def _parse_command(el: etree._Element) -> Command:
-    name = _local(el)
-    k = _index(el)
-    cmd_id = _text(k.get("CmdID")) or None
+def _parse_command(el: etree._Element, name: str, kids: _Kids) -> Command:
+    """The command element ``el`` called ``name``, whose children ``kids`` holds."""
+    cmd_id = _text(kids.first.get("CmdID")) or None
     parser = _PARSERS.get(name)
     if parser is None:
         status = codes.COMMAND_NOT_IMPLEMENTED if name in _NOT_IN_DM else codes.BAD_REQUEST
@@ -411,15 +448,15 @@ def _parse_command(el: etree._Element) -> Command:
     if cmd_id is None:
         return Unknown(name=name, cmd_id=None, status=codes.BAD_REQUEST, reason=f"{name} without CmdID")
     try:
-        return parser(el, k, cmd_id)
+        return parser(kids, cmd_id)
     except _BadCommand as exc:
         return Unknown(name=name, cmd_id=cmd_id, status=exc.status, reason=exc.reason)
     except DecodeError as exc:
         return Unknown(name=name, cmd_id=cmd_id, status=codes.BAD_REQUEST, reason=str(exc))
 
 
-def _parse_header(el: etree._Element) -> SyncHdr:
-    k = _index(el)
+def _parse_header(kids: _Kids) -> SyncHdr:
+    k = kids.first
     session_id = _text(k.get("SessionID"))
     msg_id = _text(k.get("MsgID"))
     if not session_id:
@@ -428,21 +465,23 @@ def _parse_header(el: etree._Element) -> SyncHdr:
         raise DecodeError("SyncHdr without MsgID")
     target = k.get("Target")
     source = k.get("Source")
+    target_uri, target_name = (None, None) if target is None else _loc(target)
+    source_uri, source_name = (None, None) if source is None else _loc(source)
     cred_el = k.get("Cred")
     cred = None
     if cred_el is not None:
-        cred_meta = _parse_meta(_find(cred_el, "Meta")) or Meta()
-        cred = Cred(type=cred_meta.type, format=cred_meta.format, data=_child_text(cred_el, "Data") or "")
+        cred_meta = _parse_meta(_first(cred_el, "Meta")) or Meta()
+        cred = Cred(type=cred_meta.type, format=cred_meta.format, data=_text(_first(cred_el, "Data")) or "")
     meta = _parse_meta(k.get("Meta")) or Meta()
     return SyncHdr(
         session_id=session_id,
         msg_id=msg_id,
-        target=(_child_text(target, "LocURI") or "") if target is not None else "",
-        source=(_child_text(source, "LocURI") or "") if source is not None else "",
+        target=target_uri or "",
+        source=source_uri or "",
         ver_dtd=_text(k.get("VerDTD")) or "",
         ver_proto=_text(k.get("VerProto")) or "",
-        target_name=_child_text(target, "LocName") if target is not None else None,
-        source_name=_child_text(source, "LocName") if source is not None else None,
+        target_name=target_name,
+        source_name=source_name,
         resp_uri=_text(k.get("RespURI")),
         no_resp="NoResp" in k,
         cred=cred,
@@ -452,30 +491,43 @@ def _parse_header(el: etree._Element) -> SyncHdr:
 
 
 def message_from_element(root: etree._Element) -> Message:
-    """Model of an already parsed SyncML tree (XML or decoded WBXML)."""
+    """Model of an already parsed SyncML tree (XML or decoded WBXML).
+
+    Each element is read once: its tag looked up in a table of the names DM uses, its children
+    gathered in one pass, its dataclass built from what was gathered (no lookups by name in lxml).
+    """
     if _local(root) != "SyncML":
         raise DecodeError(f"root element is {_local(root) or root.tag!r}, not SyncML")
-    hdr_el = _find(root, "SyncHdr")
-    body_el = _find(root, "SyncBody")
+    hdr_el = body_el = None
+    for child in root:
+        name = _name(child.tag)
+        if name == "SyncHdr":
+            if hdr_el is None:
+                hdr_el = child
+        elif name == "SyncBody" and body_el is None:
+            body_el = child
     if hdr_el is None:
         raise DecodeError("SyncML message without SyncHdr")
     if body_el is None:
         raise DecodeError("SyncML message without SyncBody")
-    header = _parse_header(hdr_el)
+    hdr_kids = _Kids(hdr_el)
+    header = _parse_header(hdr_kids)
     commands: list[Command] = []
     deviations: list[tuple[str, str]] = []
     final = False
-    if quirks.out_of_order([_local(c) for c in _kids(hdr_el)], quirks.HEADER_ORDER):
-        deviations.append(("header-order", "SyncHdr children out of DTD order: "
-                                           + ", ".join(_local(c) for c in _kids(hdr_el))))
-    for child in _kids(body_el):
-        name = _local(child)
+    if quirks.out_of_order(hdr_kids.names, quirks.HEADER_ORDER):
+        deviations.append(("header-order", "SyncHdr children out of DTD order: " + ", ".join(hdr_kids.names)))
+    for child in body_el:
+        name = _name(child.tag)
+        if not name:
+            continue
         if name == "Final":
             final = True
             continue
-        commands.append(_parse_command(child))
+        kids = _Kids(child)
+        commands.append(_parse_command(child, name, kids))
         if name == "Status":
-            names = [_local(c) for c in _kids(child)]
+            names = kids.names
             if quirks.out_of_order(names, quirks.STATUS_ORDER):
                 deviations.append(("status-order", f"Status children out of DTD order ({', '.join(names)}; "
                                                    f"the DTD wants {', '.join(quirks.STATUS_ORDER[:4])}, ... Data, Item)"))
@@ -485,153 +537,203 @@ def message_from_element(root: etree._Element) -> Message:
 # ---------------------------------------------------------------------------------------- building
 
 
-_N = TypeVar("_N")
+class _Structure:
+    """The SyncML message structure, written once for every writer a subclass makes: lxml elements
+    (:class:`_Builder`), XML text (:class:`_XmlWriter`), WBXML tokens (:class:`_WbxmlWriter`).
 
+    Elements are written in document order, each container opened, filled and closed before its next
+    sibling, so a writer can stream: only the lxml one keeps a tree.
+    """
 
-class _Structure(Generic[_N]):
-    """The SyncML message structure, written once for both kinds of node ``_N`` a subclass makes:
-    lxml elements (:class:`_Builder`) or plain lists (:class:`_PlainBuilder`)."""
-
-    def __init__(self, ver_dtd: str, set_opaque: Callable[[_N, bytes], None] | None = None) -> None:
+    def __init__(self, ver_dtd: str) -> None:
         self.ns = codes.NS_SYNCML_11 if ver_dtd == "1.1" else codes.NS_SYNCML_12
-        self.tags = _TAGS[self.ns]
-        self.set_opaque = set_opaque
 
-    def el(self, parent: _N | None, name: str) -> _N:
-        """A new element ``name`` under ``parent`` (the root when None), to hold children."""
+    def open(self, name: str) -> None:
+        """Start element ``name`` (the root when nothing was written yet), to hold children."""
         raise NotImplementedError
 
-    def leaf(self, parent: _N, name: str, text: str) -> None:
-        """A new element ``name`` under ``parent`` that holds ``text`` and never children."""
+    def close(self, name: str) -> None:
+        """End the element ``name`` opened last; one that got no children is written empty."""
         raise NotImplementedError
 
-    def metinf(self, parent: _N, tag: str, text: str) -> None:
-        """One MetInf value: ``tag`` is in Clark notation, and the element declares its namespace."""
+    def leaf(self, name: str, text: str) -> None:
+        """An element ``name`` that holds ``text`` and never children."""
         raise NotImplementedError
 
-    def meta(self, parent: _N, meta: Meta | None, name: str = "Meta") -> None:
+    def metinf(self, name: str, text: str) -> None:
+        """One MetInf value ``name``: the element declares the MetInf namespace itself."""
+        raise NotImplementedError
+
+    def flag(self, name: str, on: bool) -> None:
+        if on:
+            self.open(name)
+            self.close(name)
+
+    def binary(self, data: bytes) -> None:
+        """Data that is bytes: over XML it travels as base64 (the caller sets Meta Format b64)."""
+        self.leaf("Data", base64.b64encode(data).decode("ascii"))
+
+    def meta(self, meta: Meta | None) -> None:
         if meta is None:
             return
-        node = self.el(parent, name)
-        for field_name, tag in _META_ORDER:
+        self.open("Meta")
+        for field_name, name in _META_ORDER:
             value = getattr(meta, field_name)
             if value is not None:
-                self.metinf(node, tag, value if type(value) is str else str(value))
+                self.metinf(name, value if type(value) is str else str(value))
+        self.close("Meta")
 
-    def loc(self, parent: _N, name: str, uri: str | None, loc_name: str | None = None) -> None:
+    def loc(self, name: str, uri: str | None, loc_name: str | None = None) -> None:
         if uri is None and loc_name is None:
             return
-        node = self.el(parent, name)
-        self.leaf(node, "LocURI", uri or "")
+        self.open(name)
+        self.leaf("LocURI", uri or "")
         if loc_name is not None:
-            self.leaf(node, "LocName", loc_name)
+            self.leaf("LocName", loc_name)
+        self.close(name)
 
-    def flag(self, parent: _N, name: str, on: bool) -> None:
-        if on:
-            self.el(parent, name)
-
-    def item(self, parent: _N, item: Item) -> None:
-        node = self.el(parent, "Item")
-        self.loc(node, "Target", item.target)
-        self.loc(node, "Source", item.source)
-        self.meta(node, item.meta)
-        if item.data is not None:
-            if isinstance(item.data, bytes):
-                if self.set_opaque is not None:
-                    self.set_opaque(self.el(node, "Data"), item.data)
-                else:  # over XML binary travels as base64 (the caller sets Meta Format b64)
-                    self.leaf(node, "Data", base64.b64encode(item.data).decode("ascii"))
+    def item(self, item: Item) -> None:
+        self.open("Item")
+        self.loc("Target", item.target)
+        self.loc("Source", item.source)
+        self.meta(item.meta)
+        data = item.data
+        if data is not None:
+            if type(data) is str:
+                self.leaf("Data", data)
+            elif isinstance(data, bytes):
+                self.binary(data)
             else:
-                self.leaf(node, "Data", item.data)
-        self.flag(node, "MoreData", item.more_data)
+                self.leaf("Data", data)
+        self.flag("MoreData", item.more_data)
+        self.close("Item")
 
-    def command(self, parent: _N | None, cmd: Command) -> _N:
+    def command(self, cmd: Command) -> None:
         if isinstance(cmd, Unknown):
             raise UnsupportedError(f"cannot encode an Unknown command ({cmd.name})", status=500)
-        node = self.el(parent, cmd.name)
-        self.leaf(node, "CmdID", cmd.cmd_id)
+        name = cmd.name
+        self.open(name)
+        self.leaf("CmdID", cmd.cmd_id)
         if isinstance(cmd, Status):
-            self._status(node, cmd)
+            self._status(cmd)
         elif isinstance(cmd, Results):
             if cmd.msg_ref is not None:
-                self.leaf(node, "MsgRef", cmd.msg_ref)
-            self.leaf(node, "CmdRef", cmd.cmd_ref)
-            self.meta(node, cmd.meta)
+                self.leaf("MsgRef", cmd.msg_ref)
+            self.leaf("CmdRef", cmd.cmd_ref)
+            self.meta(cmd.meta)
             for ref in cmd.target_refs:
-                self.leaf(node, "TargetRef", ref)
+                self.leaf("TargetRef", ref)
             for ref in cmd.source_refs:
-                self.leaf(node, "SourceRef", ref)
+                self.leaf("SourceRef", ref)
             for item in cmd.items:
-                self.item(node, item)
+                self.item(item)
         elif isinstance(cmd, Alert):
-            self.flag(node, "NoResp", cmd.no_resp)
-            self.leaf(node, "Data", str(cmd.code))
+            self.flag("NoResp", cmd.no_resp)
+            self.leaf("Data", str(cmd.code))
             if cmd.correlator is not None:
-                self.leaf(node, "Correlator", cmd.correlator)
+                self.leaf("Correlator", cmd.correlator)
             for item in cmd.items:
-                self.item(node, item)
+                self.item(item)
         elif isinstance(cmd, Atomic | Sequence):
-            self.flag(node, "NoResp", cmd.no_resp)
-            self.meta(node, cmd.meta)
+            self.flag("NoResp", cmd.no_resp)
+            self.meta(cmd.meta)
             for inner in cmd.commands:
-                self.command(node, inner)
+                self.command(inner)
         else:
-            self.flag(node, "NoResp", cmd.no_resp)
-            self.meta(node, cmd.meta)
+            self.flag("NoResp", cmd.no_resp)
+            self.meta(cmd.meta)
             if isinstance(cmd, Exec) and cmd.correlator is not None:
-                self.leaf(node, "Correlator", cmd.correlator)
+                self.leaf("Correlator", cmd.correlator)
             for item in cmd.items:
-                self.item(node, item)
-        return node
+                self.item(item)
+        self.close(name)
 
-    def _status(self, node: _N, cmd: Status) -> None:
+    def _status(self, cmd: Status) -> None:
         if cmd.msg_ref is not None:
-            self.leaf(node, "MsgRef", cmd.msg_ref)
-        self.leaf(node, "CmdRef", cmd.cmd_ref)
-        self.leaf(node, "Cmd", cmd.cmd)
+            self.leaf("MsgRef", cmd.msg_ref)
+        self.leaf("CmdRef", cmd.cmd_ref)
+        self.leaf("Cmd", cmd.cmd)
         for ref in cmd.target_refs:
-            self.leaf(node, "TargetRef", ref)
+            self.leaf("TargetRef", ref)
         for ref in cmd.source_refs:
-            self.leaf(node, "SourceRef", ref)
+            self.leaf("SourceRef", ref)
         if cmd.chal is not None:
-            chal = self.el(node, "Chal")
-            self.meta(chal, Meta(type=cmd.chal.type, format=cmd.chal.format, next_nonce=cmd.chal.next_nonce))
-        self.leaf(node, "Data", str(cmd.code))
+            self.open("Chal")
+            self.meta(Meta(type=cmd.chal.type, format=cmd.chal.format, next_nonce=cmd.chal.next_nonce))
+            self.close("Chal")
+        self.leaf("Data", str(cmd.code))
         for item in cmd.items:
-            self.item(node, item)
+            self.item(item)
 
-    def header(self, parent: _N, hdr: SyncHdr) -> None:
-        node = self.el(parent, "SyncHdr")
-        self.leaf(node, "VerDTD", hdr.ver_dtd)
-        self.leaf(node, "VerProto", hdr.ver_proto)
-        self.leaf(node, "SessionID", hdr.session_id)
-        self.leaf(node, "MsgID", hdr.msg_id)
-        self.loc(node, "Target", hdr.target, hdr.target_name)
-        self.loc(node, "Source", hdr.source, hdr.source_name)
+    def header(self, hdr: SyncHdr) -> None:
+        self.open("SyncHdr")
+        self.leaf("VerDTD", hdr.ver_dtd)
+        self.leaf("VerProto", hdr.ver_proto)
+        self.leaf("SessionID", hdr.session_id)
+        self.leaf("MsgID", hdr.msg_id)
+        self.loc("Target", hdr.target, hdr.target_name)
+        self.loc("Source", hdr.source, hdr.source_name)
         if hdr.resp_uri is not None:
-            self.leaf(node, "RespURI", hdr.resp_uri)
-        self.flag(node, "NoResp", hdr.no_resp)
+            self.leaf("RespURI", hdr.resp_uri)
+        self.flag("NoResp", hdr.no_resp)
         if hdr.cred is not None:
-            cred = self.el(node, "Cred")
+            self.open("Cred")
             if hdr.cred.type is not None or hdr.cred.format is not None:
-                self.meta(cred, Meta(type=hdr.cred.type, format=hdr.cred.format))
-            self.leaf(cred, "Data", hdr.cred.data)
+                self.meta(Meta(type=hdr.cred.type, format=hdr.cred.format))
+            self.leaf("Data", hdr.cred.data)
+            self.close("Cred")
         if hdr.max_msg_size is not None or hdr.max_obj_size is not None:
-            self.meta(node, Meta(max_msg_size=hdr.max_msg_size, max_obj_size=hdr.max_obj_size))
+            self.meta(Meta(max_msg_size=hdr.max_msg_size, max_obj_size=hdr.max_obj_size))
+        self.close("SyncHdr")
+
+    def message(self, msg: Message) -> None:
+        self.open("SyncML")
+        self.header(msg.header)
+        self.open("SyncBody")
+        for cmd in msg.commands:
+            self.command(cmd)
+        self.flag("Final", msg.final)
+        self.close("SyncBody")
+        self.close("SyncML")
 
 
-class _Builder(_Structure[etree._Element]):
-    """The message as lxml elements: what WBXML encoding and the odd text plain lists refuse need."""
+class _Builder(_Structure):
+    """The message as lxml elements: what the odd text the streaming writers refuse needs."""
 
-    def el(self, parent: etree._Element | None, name: str) -> etree._Element:
+    def __init__(self, ver_dtd: str, set_opaque: Callable[[etree._Element, bytes], None] | None = None) -> None:
+        super().__init__(ver_dtd)
+        self.tags = _TAGS[self.ns]
+        self.set_opaque = set_opaque
+        self.stack: list[etree._Element] = []
+        self.root: etree._Element | None = None
+
+    def open(self, name: str) -> None:
         tag = self.tags[name]
-        return etree.Element(tag, nsmap={None: self.ns}) if parent is None else _sub_element(parent, tag)
+        stack = self.stack
+        if stack:
+            node = _sub_element(stack[-1], tag)
+        else:
+            node = self.root = etree.Element(tag, nsmap={None: self.ns})
+        stack.append(node)
 
-    def leaf(self, parent: etree._Element, name: str, text: str) -> None:
-        _set_text(_sub_element(parent, self.tags[name]), text)
+    def close(self, name: str) -> None:
+        self.stack.pop()
 
-    def metinf(self, parent: etree._Element, tag: str, text: str) -> None:
-        _set_text(_sub_element(parent, tag, nsmap=_METINF_NSMAP), text)
+    def leaf(self, name: str, text: str) -> None:
+        _set_text(_sub_element(self.stack[-1], self.tags[name]), text)
+
+    def metinf(self, name: str, text: str) -> None:
+        _set_text(_sub_element(self.stack[-1], _METINF_TAGS[name], nsmap=_METINF_NSMAP), text)
+
+    def binary(self, data: bytes) -> None:
+        if self.set_opaque is None:
+            super().binary(data)
+        else:
+            self.set_opaque(_sub_element(self.stack[-1], self.tags["Data"]), data)
+
+    def element(self) -> etree._Element:
+        assert self.root is not None
+        return self.root
 
 
 class _Tags(dict[str, str]):
@@ -653,23 +755,22 @@ _METINF_NSMAP = {None: codes.NS_METINF}
 _sub_element = etree.SubElement
 
 # MetInf DTD order: Format, Type, Mark, Size, Anchor, Version, NextNonce, MaxMsgSize, MaxObjSize, ...
-_META_ORDER = tuple(
-    (field_name, f"{{{codes.NS_METINF}}}{tag}")
-    for field_name, tag in (
-        ("format", "Format"),
-        ("type", "Type"),
-        ("mark", "Mark"),
-        ("size", "Size"),
-        ("version", "Version"),
-        ("next_nonce", "NextNonce"),
-        ("max_msg_size", "MaxMsgSize"),
-        ("max_obj_size", "MaxObjSize"),
-    )
+_META_ORDER = (
+    ("format", "Format"),
+    ("type", "Type"),
+    ("mark", "Mark"),
+    ("size", "Size"),
+    ("version", "Version"),
+    ("next_nonce", "NextNonce"),
+    ("max_msg_size", "MaxMsgSize"),
+    ("max_obj_size", "MaxObjSize"),
 )
+_METINF_TAGS = {name: f"{{{codes.NS_METINF}}}{name}" for _, name in _META_ORDER}
 
 
 class _NotPlainText(Exception):
-    """Internal: a value holds characters the plain-text writer leaves to lxml (which may refuse them)."""
+    """Internal: a value holds characters (or a message a nesting) the streaming writers leave to lxml
+    (which may refuse them)."""
 
 
 # What XML 1.0 allows in text and lxml accepts unchanged; anything else goes the lxml way.
@@ -691,66 +792,88 @@ def _escape(text: str) -> str:
     return text
 
 
-# A plain node: [start tag body, end tag name, children]; a child is a node or a finished leaf's text.
-_Plain = list[Any]
+class _XmlWriter(_Structure):
+    """The message as XML text, written straight into a list of strings joined once.
 
-
-class _PlainBuilder(_Structure[_Plain]):
-    """The same message structure as plain lists, serialised by string joins.
-
-    Creating lxml elements costs most of an XML message's encoding; these lists cost a fraction and
-    serialise to the bytes lxml writes for the same tree (the element structure stays defined once, in
-    _Builder). Text lxml would reject or treat specially raises _NotPlainText so the caller falls back
-    to lxml, which then behaves exactly as before.
+    Creating lxml elements costs most of an XML message's encoding; this writes the bytes lxml writes
+    for the same tree (the element structure stays defined once, in _Structure). Text lxml would
+    reject or treat specially raises _NotPlainText so the caller falls back to lxml, which then
+    behaves exactly as before.
     """
 
     def __init__(self, ver_dtd: str) -> None:
         super().__init__(ver_dtd)
+        self.out: list[str] = []
+        self.last_start = ""
 
-    def el(self, parent: _Plain | None, name: str) -> _Plain:
-        if parent is None:
-            return [f'{name} xmlns="{self.ns}"', name, []]
-        node: _Plain = [name, name, []]
-        parent[2].append(node)
-        return node
+    def open(self, name: str) -> None:
+        # The root declares the namespace; ``last_start`` is this very string object, so close() can
+        # tell by identity whether anything was written since (an element with no children is empty).
+        start = f"<{name}>" if self.out else f'<{name} xmlns="{self.ns}">'
+        self.last_start = start
+        self.out.append(start)
 
-    def leaf(self, parent: _Plain, name: str, text: str) -> None:
-        parent[2].append(f"<{name}>{_escape(text)}</{name}>")
-
-    def metinf(self, parent: _Plain, tag: str, text: str) -> None:
-        local = tag.rpartition("}")[2]
-        parent[2].append(f'<{local} xmlns="{codes.NS_METINF}">{_escape(text)}</{local}>')
-
-
-def _write_plain(node: _Plain, out: list[str]) -> None:
-    start, end, kids = node
-    if not kids:
-        out.append(f"<{start}/>")
-        return
-    out.append(f"<{start}>")
-    for kid in kids:
-        if type(kid) is str:
-            out.append(kid)
+    def close(self, name: str) -> None:
+        out = self.out
+        if out[-1] is self.last_start:
+            out[-1] = f"{self.last_start[:-1]}/>"
         else:
-            _write_plain(kid, out)
-    out.append(f"</{end}>")
+            out.append(f"</{name}>")
+
+    def flag(self, name: str, on: bool) -> None:
+        if on:
+            self.out.append(f"<{name}/>")
+
+    def leaf(self, name: str, text: str) -> None:
+        self.out.append(f"<{name}>{_escape(text)}</{name}>")
+
+    def metinf(self, name: str, text: str) -> None:
+        self.out.append(f'<{name} xmlns="{codes.NS_METINF}">{_escape(text)}</{name}>')
+
+    def getvalue(self) -> bytes:
+        return "".join(self.out).encode("utf-8")
 
 
-def _plain_bytes(node: _Plain) -> bytes:
-    out: list[str] = []
-    _write_plain(node, out)
-    return "".join(out).encode("utf-8")
+def _plain(text: str) -> str:
+    """Text the streaming WBXML writer can take as it is (else lxml decides, see _NotPlainText)."""
+    if _NOT_PLAIN.search(text):
+        raise _NotPlainText
+    return text
 
 
-def _plain_message(msg: Message) -> _Plain:
-    b = _PlainBuilder(msg.header.ver_dtd)
-    root = b.el(None, "SyncML")
-    b.header(root, msg.header)
-    body = b.el(root, "SyncBody")
-    for cmd in msg.commands:
-        b.command(body, cmd)
-    b.flag(body, "Final", msg.final)
-    return root
+class _WbxmlWriter(_Structure):
+    """The message as WBXML, token by token: the bytes wbxml.encode writes for message_to_element's
+    tree (with bytes Data as OPAQUE), without the tree. Text lxml would refuse or nesting deeper than
+    WBXML's limit raises _NotPlainText, and the caller takes the tree's way, failing exactly as before."""
+
+    def __init__(self, ver_dtd: str) -> None:
+        super().__init__(ver_dtd)
+        self.tags = _TAGS[self.ns]
+        self.tokens = wbxml.TokenWriter(self.ns)
+
+    def _room(self) -> wbxml.TokenWriter:
+        tokens = self.tokens
+        if tokens.depth >= wbxml.MAX_DEPTH:
+            raise _NotPlainText
+        return tokens
+
+    def open(self, name: str) -> None:
+        self._room().start(self.tags[name])
+
+    def close(self, name: str) -> None:
+        self.tokens.end()
+
+    def leaf(self, name: str, text: str) -> None:
+        self._room().leaf(self.tags[name], _plain(text))
+
+    def metinf(self, name: str, text: str) -> None:
+        self._room().leaf(_METINF_TAGS[name], _plain(text))
+
+    def binary(self, data: bytes) -> None:
+        self._room().opaque(self.tags["Data"], data)
+
+    def getvalue(self) -> bytes:
+        return self.tokens.getvalue()
 
 
 def _set_text(node: etree._Element, text: str) -> None:
@@ -763,27 +886,31 @@ def _set_text(node: etree._Element, text: str) -> None:
 def message_to_element(
     msg: Message, *, set_opaque: Callable[[etree._Element, bytes], None] | None = None
 ) -> etree._Element:
-    """The lxml tree build_message serialises; `set_opaque` marks bytes Data for WBXML OPAQUE."""
+    """The lxml tree of the message (what build_message's writers produce the bytes of); `set_opaque`
+    marks bytes Data for WBXML OPAQUE."""
     b = _Builder(msg.header.ver_dtd, set_opaque)
-    root = b.el(None, "SyncML")
-    b.header(root, msg.header)
-    body = b.el(root, "SyncBody")
-    for cmd in msg.commands:
-        b.command(body, cmd)
-    b.flag(body, "Final", msg.final)
-    return root
+    b.message(msg)
+    return b.element()
 
 
 def build_message(msg: Message, *, wbxml: bool = False) -> bytes:
-    """Encode a message: UTF-8 XML with declaration, or WBXML through wbxml.encode."""
+    """Encode a message: UTF-8 XML with declaration, or WBXML (the bytes wbxml.encode writes for the
+    message's tree)."""
     if wbxml:
-        from emulator.protocol.syncml import wbxml as wbxml_codec  # lazy, see parse_message
+        from emulator.protocol.syncml import wbxml as wbxml_codec  # the argument hides the module
 
-        return wbxml_codec.encode(message_to_element(msg, set_opaque=wbxml_codec.set_opaque))
+        writer = _WbxmlWriter(msg.header.ver_dtd)
+        try:
+            writer.message(msg)
+        except _NotPlainText:
+            return wbxml_codec.encode(message_to_element(msg, set_opaque=wbxml_codec.set_opaque))
+        return writer.getvalue()
+    xml = _XmlWriter(msg.header.ver_dtd)
     try:
-        return _XML_DECLARATION + _plain_bytes(_plain_message(msg))
+        xml.message(msg)
     except _NotPlainText:
         return etree.tostring(message_to_element(msg), encoding="UTF-8", xml_declaration=True)
+    return _XML_DECLARATION + xml.getvalue()
 
 
 def content_type(*, wbxml: bool = False) -> str:
@@ -811,15 +938,15 @@ def command_size(cmd: Command, *, wbxml: bool = False, ver_dtd: str = "1.2") -> 
     if not wbxml:
         # Built on its own, the command's element carries the SyncML namespace declaration that a
         # body's child inherits instead: the same bytes otherwise, for one build and one serialisation.
+        xml = _XmlWriter(ver_dtd)
         try:
-            plain = _PlainBuilder(ver_dtd)
-            ns = plain.ns
-            alone = len(_plain_bytes(plain.command(None, cmd)))
+            xml.command(cmd)
+            alone = len(xml.getvalue())
         except _NotPlainText:
             b = _Builder(ver_dtd)
-            ns = b.ns
-            alone = len(etree.tostring(b.command(None, cmd), encoding="UTF-8"))
-        return alone - len(_XMLNS_DECL[ns])
+            b.command(cmd)
+            alone = len(etree.tostring(b.element(), encoding="UTF-8"))
+        return alone - len(_XMLNS_DECL[xml.ns])
     empty = message_size(Message(header=header), wbxml=True)
     return message_size(Message(header=header, commands=[cmd]), wbxml=True) - empty
 

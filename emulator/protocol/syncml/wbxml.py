@@ -584,6 +584,69 @@ class _Encoder:
         out.append(END)
 
 
+class TokenWriter:
+    """WBXML written element by element, for a caller that knows its document's structure (the SyncML
+    message writer): the bytes ``encode`` writes for the same elements, without building a tree.
+
+    Only known tags in their usual namespaces (``_TOKEN_BY_TAG``) and text the caller has checked
+    XML can hold; nesting is the caller's to keep within ``MAX_DEPTH`` (see ``depth``).
+    """
+
+    __slots__ = ("out", "page", "open_at")
+
+    def __init__(self, syncml_ns: str, *, version: int = 0x02) -> None:
+        public_id = PUBLIC_ID_SYNCML_11 if syncml_ns.lower() == NS_SYNCML_11.lower() else PUBLIC_ID_SYNCML_12
+        self.out = bytearray([version]) + _mb_u_int32(public_id) + _mb_u_int32(CHARSET_UTF8) + b"\x00"
+        self.page = SYNCML_PAGE
+        self.open_at: list[int] = []  # where each open element's tag byte is
+
+    @property
+    def depth(self) -> int:
+        """Elements open now: a new one is at depth ``depth + 1``."""
+        return len(self.open_at)
+
+    def _tag(self, tag: str, content: bool) -> None:
+        page, token = _TOKEN_BY_TAG[tag]
+        out = self.out
+        if page != self.page:
+            out += bytes((SWITCH_PAGE, page))
+            self.page = page
+        out.append(token | _TAG_HAS_CONTENT if content else token)
+
+    def start(self, tag: str) -> None:
+        """Open an element; ``end`` writes it empty (no content bit) when nothing came in between."""
+        self._tag(tag, True)
+        self.open_at.append(len(self.out) - 1)
+
+    def end(self) -> None:
+        at = self.open_at.pop()
+        if len(self.out) == at + 1:
+            self.out[at] &= ~_TAG_HAS_CONTENT
+        else:
+            self.out.append(END)
+
+    def leaf(self, tag: str, text: str) -> None:
+        """An element holding ``text`` as an inline string (none when empty, as ``encode`` writes it)."""
+        if text:
+            self._tag(tag, True)
+            self.out += _inline(text)
+            self.out.append(END)
+        else:
+            self._tag(tag, False)
+
+    def opaque(self, tag: str, data: bytes) -> None:
+        """An element holding ``data`` as OPAQUE (what ``set_opaque`` marks)."""
+        self._tag(tag, True)
+        out = self.out
+        out.append(OPAQUE)
+        out += _mb_u_int32(len(data))
+        out += data
+        out.append(END)
+
+    def getvalue(self) -> bytes:
+        return bytes(self.out)
+
+
 def _resolve(tag: str, parent_page: int) -> tuple[int, int]:
     """(page, token) for a tag off the fast path: no namespace, odd case, sloppy MetInf."""
     ns, local = _split(tag)

@@ -411,6 +411,34 @@ def test_broken_commands_become_unknown_in_place():
     assert [c.name for c in walk(cmds)][-4:] == ["Sequence", "Get", "Put", "Delete"]
 
 
+def test_the_first_child_of_a_name_counts_and_the_last_metinf_value():
+    """The reader reads each element's children once; what it keeps of repeated or stray children is
+    what looking each name up answered before: the first one of a name (text before a stray child),
+    every TargetRef and Item in order, any namespace, and the last of a MetInf value."""
+    body = (
+        "<Status><CmdID>1</CmdID><CmdID>9</CmdID><MsgRef>1</MsgRef><CmdRef>0<X/></CmdRef><Cmd>SyncHdr</Cmd>"
+        "<Cmd>Get</Cmd><TargetRef>a</TargetRef><SourceRef>b</SourceRef><TargetRef>c</TargetRef>"
+        "<Data>200</Data><Data>500</Data></Status>"
+        "<Replace><CmdID>2</CmdID><Meta><Format xmlns='syncml:metinf'>chr</Format>"
+        "<MetInf xmlns='syncml:metinf'><Format>int</Format></MetInf></Meta>"
+        "<Item><Target><LocURI>./A</LocURI><LocURI>./B</LocURI></Target><Target><LocURI>./C</LocURI></Target>"
+        "<Data>1</Data><Data>2</Data></Item>"
+        "<Item><x:Target xmlns:x='urn:other'><LocURI> ./D </LocURI></x:Target><Data>3<Sub/>tail</Data></Item>"
+        "</Replace>"
+    )
+    msg = parse_message(wrap(body, header_extra="<MsgID>99</MsgID><Source><LocURI>other</LocURI></Source>"), XML)
+    assert (msg.header.msg_id, msg.header.source) == ("3", "srv")
+    status, replace = msg.commands
+    assert status == Status(cmd_id="1", msg_ref="1", cmd_ref="0", cmd="SyncHdr", code=200,
+                            target_refs=["a", "c"], source_refs=["b"])
+    assert replace == Replace(cmd_id="2", meta=Meta(format="int"),
+                              items=[Item(target="./A", data="1"), Item(target="./D", data="3<Sub/>tail")])
+    assert [kind for kind, _ in msg.deviations] == ["header-order", "status-order"]
+    assert msg.deviations[0][1] == ("SyncHdr children out of DTD order: VerDTD, VerProto, SessionID, MsgID, "
+                                    "Target, Source, MsgID, Source")
+    assert "(CmdID, CmdID, MsgRef, CmdRef, Cmd, Cmd, TargetRef, SourceRef, TargetRef, Data, Data;" in msg.deviations[1][1]
+
+
 # ------------------------------------------------------------------------------ building
 
 

@@ -131,3 +131,55 @@ def test_packing_everything_at_once_takes_what_packing_command_by_command_takes(
     out = pack(header, queue, max_size=limit, trailer=[], built=built)
     if built:
         assert not queue and built == [build_message(Message(header=header, commands=out, final=True))]
+
+
+# ------------------------------------------------------------------------------ the WBXML writer
+
+
+def tree_wbxml(msg: Message) -> bytes | str:
+    """What wbxml.encode writes for the message's lxml tree (the reference the token writer must match),
+    or the failure's class and status."""
+    from emulator.protocol.syncml import wbxml
+
+    try:
+        return wbxml.encode(message_to_element(msg, set_opaque=wbxml.set_opaque))
+    except EmulatorError as exc:
+        return f"{type(exc).__name__} {exc.status}"
+
+
+def writer_wbxml(msg: Message) -> bytes | str:
+    try:
+        return build_message(msg, wbxml=True)
+    except EmulatorError as exc:
+        return f"{type(exc).__name__} {exc.status}"
+
+
+@settings(max_examples=200, deadline=None)
+@given(HEADER, st.lists(COMMAND, max_size=3), st.booleans())
+def test_wbxml_messages_are_the_bytes_of_their_tree(header: SyncHdr, commands: list, final: bool) -> None:
+    """build_message writes WBXML token by token, without the tree: the same bytes wbxml.encode writes
+    for the tree (code pages, empty elements, OPAQUE bytes), or the same refusal."""
+    msg = Message(header=header, commands=commands, final=final)
+    assert writer_wbxml(msg) == tree_wbxml(msg)
+
+
+def nested_atomics(depth: int) -> Message:
+    """SyncML > SyncBody > ``depth`` Atomics, the innermost one's CmdID at element depth ``depth + 3``."""
+    cmd = inner = Atomic(cmd_id="1", commands=[])
+    for _ in range(depth - 1):
+        nxt = Atomic(cmd_id="1", commands=[])
+        inner.commands.append(nxt)
+        inner = nxt
+    return Message(header=SyncHdr(session_id="1", msg_id="1"), commands=[cmd])
+
+
+def test_wbxml_writer_keeps_the_depth_limit_at_its_exact_value() -> None:
+    """wbxml.MAX_DEPTH (64) bounds element nesting in what is written too: 61 Atomics put the innermost
+    CmdID at depth 64 and are written; 62 put it at 65 and are refused as the tree encoder refuses."""
+    from emulator.protocol.syncml import wbxml
+
+    assert wbxml.MAX_DEPTH == 64
+    at_limit, over = nested_atomics(61), nested_atomics(62)
+    assert writer_wbxml(at_limit) == tree_wbxml(at_limit)
+    assert isinstance(writer_wbxml(at_limit), bytes)
+    assert writer_wbxml(over) == tree_wbxml(over) == "UnsupportedError 406"
