@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import operator
 import re
 from collections.abc import Callable, Iterator
 from typing import overload
@@ -152,6 +153,9 @@ def _local(el: etree._Element) -> str:
     return _name(el.tag)
 
 
+_TAG = operator.attrgetter("tag")
+
+
 def _kids(el: etree._Element) -> Iterator[etree._Element]:
     """Element children only (no comments or PIs); the filter runs in C."""
     return el.iterchildren(etree.Element)
@@ -159,30 +163,36 @@ def _kids(el: etree._Element) -> Iterator[etree._Element]:
 
 class _Kids:
     """A command's (or the header's) child elements, read in one pass: what every later question about
-    them (the first of a name, all of a name, the order of names) is answered from, without lxml."""
+    them (the first of a name, all of a name, the order of names) is answered from, without lxml.
+
+    The pass runs in C where it can (the children, their tags, their names from ``_LOCAL_NAMES``, the
+    first of each name); a tag outside the table or a comment takes the long way."""
 
     __slots__ = ("first", "all", "names")
 
     def __init__(self, el: etree._Element) -> None:
-        first: dict[str, etree._Element] = {}
-        kids: list[etree._Element] = []
-        names: list[str] = []
-        for child in el:
-            name = _name(child.tag)
-            if name:
-                kids.append(child)
-                names.append(name)
-                first.setdefault(name, child)
-        self.first, self.all, self.names = first, kids, names
+        kids = el[:]
+        tags = list(map(_TAG, kids))
+        names: list[str] = list(map(_LOCAL_NAMES.get, tags))  # type: ignore[arg-type]  # None: fixed below
+        if None in names:
+            names = [_name(tag) for tag in tags]
+            if "" in names:  # comments and PIs are not children here, as for lxml's Element filter
+                kids = [kid for kid, name in zip(kids, names, strict=True) if name]
+                names = [name for name in names if name]
+        self.all, self.names = kids, names
+        self.first = dict(zip(reversed(names), reversed(kids), strict=True))  # the first of a name wins
 
     def named(self, name: str) -> list[etree._Element]:
-        return [kid for kid, kid_name in zip(self.all, self.names, strict=True) if kid_name == name] if name in self.first else []
+        if name not in self.first:
+            return []
+        return [kid for kid, kid_name in zip(self.all, self.names, strict=True) if kid_name == name]
 
 
 def _first(el: etree._Element, name: str) -> etree._Element | None:
     """The first child element called ``name`` in any namespace, or None."""
     for child in el:
-        if _name(child.tag) == name:
+        tag = child.tag
+        if (_LOCAL_NAMES.get(tag) or _name(tag)) == name:
             return child
     return None
 
@@ -205,7 +215,8 @@ def _loc(holder: etree._Element) -> tuple[str | None, str | None]:
     """The texts of the first LocURI and of the first LocName of a Target or Source (None: absent)."""
     uri = loc_name = None
     for child in holder:
-        name = _name(child.tag)
+        tag = child.tag
+        name = _LOCAL_NAMES.get(tag) or _name(tag)
         if name == "LocURI":
             if uri is None:
                 uri = (child.text or "").strip()
@@ -228,10 +239,12 @@ def _parse_meta(el: etree._Element | None) -> Meta | None:
         return None
     meta = Meta()
     for child in el:
-        name = _name(child.tag)
+        tag = child.tag
+        name = _LOCAL_NAMES.get(tag) or _name(tag)
         if name == "MetInf":
             for value in child:
-                _set_meta(meta, value, _name(value.tag))
+                tag = value.tag
+                _set_meta(meta, value, _LOCAL_NAMES.get(tag) or _name(tag))
         else:
             _set_meta(meta, child, name)
     return meta
@@ -290,7 +303,8 @@ def _parse_item(el: etree._Element, cmd_meta: Meta | None = None) -> Item:
     target = source = meta_el = data_el = None
     more = False
     for child in el:
-        name = _name(child.tag)
+        tag = child.tag
+        name = _LOCAL_NAMES.get(tag) or _name(tag)
         if name == "Data":
             if data_el is None:
                 data_el = child

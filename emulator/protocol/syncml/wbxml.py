@@ -52,6 +52,7 @@ from lxml import etree
 
 from emulator.errors import DecodeError, TooLargeError, UnsupportedError
 from emulator.protocol.syncml.codes import NS_METINF, NS_SYNCML_11, NS_SYNCML_12
+from emulator.util import xmlsafe
 
 NS_DMDDF_12: Final = "syncml:dmddf1.2"
 OPAQUE_ATTR: Final = "{urn:dm-emulator:wbxml}opaque"
@@ -390,7 +391,7 @@ class _Decoder:
         if pos != end:
             raise self.fail(pos, f"{end - pos} bytes of trailing data after the root element")
         try:
-            return etree.fromstring("".join(out), _parser())
+            return etree.fromstring("".join(out), xmlsafe.parser())
         except etree.XMLSyntaxError as exc:  # pragma: no cover - the walk above rules this out
             raise DecodeError(f"WBXML: decoded document is not well-formed XML: {exc}") from None
 
@@ -446,11 +447,6 @@ class _Decoder:
 
 def _escape(match: re.Match[str]) -> str:
     return _ESCAPES[match.group()]
-
-
-def _parser() -> etree.XMLParser:
-    """A parser for the XML text the decoder writes itself (safe settings all the same)."""
-    return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False)
 
 
 # --- encoding ------------------------------------------------------------------------------------

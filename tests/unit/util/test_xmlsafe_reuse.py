@@ -32,10 +32,10 @@ def test_each_encoding_has_its_own_parser_and_one_thread_does_not_see_anothers()
     assert xmlsafe.parse(latin, encoding="iso-8859-1").text == "caf\u00e9"
     assert xmlsafe.parse("<a>caf\u00e9</a>".encode()).text == "caf\u00e9"  # utf-8 again, not latin-1
     seen: list[object] = []
-    worker = threading.Thread(target=lambda: seen.append(xmlsafe._parser(None)))
+    worker = threading.Thread(target=lambda: seen.append(xmlsafe.parser()))
     worker.start()
     worker.join()
-    assert seen and seen[0] is not xmlsafe._parser(None) and xmlsafe._parser(None) is xmlsafe._parser(None)
+    assert seen and seen[0] is not xmlsafe.parser() and xmlsafe.parser() is xmlsafe.parser()
 
 
 def test_an_unknown_charset_is_refused_each_time():
