@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from itertools import islice
 from typing import TYPE_CHECKING
 
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 COLUMNS = ("Device", "Profile", "State", "Bearer", "Last result", "Download", "Last operation")
 DOWNLOAD_COLUMN, OPERATION_COLUMN = 5, 6
 WAITING = "waiting for you"
+NO_BEARER = "(no bearer up)"
 STATE_COLORS = {
     "in session": QColor(40, 120, 220),
     "waiting for UI": QColor(200, 120, 0),
@@ -65,8 +66,24 @@ DownloadRole = Qt.ItemDataRole.UserRole + 2  # the Download cell's ui.device_ops
 SortRole = Qt.ItemDataRole.UserRole + 3
 _ROW_EVENTS = (DeviceStateChanged, SessionStarted, SessionEnded)
 _OPERATION_EVENTS = (TransferProgress, OperationChanged)
-FILTER_SLICE_S = 0.02  # filtering a big fleet: the window repaints at least this often
+FILTER_SLICE_S = 0.008  # filtering a big fleet: the window repaints at least this often (a slice and
+# a repaint can come back to back: together well under the 50 ms a stall may take)
+SCAN_CHUNK = 512  # devices checked between two looks at the clock
+_DISPLAY, _FOREGROUND, _FONT, _TOOLTIP = (int(r) for r in (
+    Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.FontRole, Qt.ItemDataRole.ToolTipRole))
+_ROLES = frozenset({_DISPLAY, _FOREGROUND, _FONT, _TOOLTIP, int(DeviceIdRole), int(DownloadRole), int(SortRole)})
 MAX_INSERT_RUNS = 64  # clearing a filter: rows come back by insertion up to this many runs, else a reset
+
+
+class _Scan:
+    """A filter being applied: the devices to check (the rows when it began), how far it got, and
+    the places of those that matched."""
+
+    __slots__ = ("ids", "keys", "matches", "pos")
+
+    def __init__(self, ids: list[str], matches: Callable[[str], bool]) -> None:
+        self.ids, self.matches, self.pos = ids, matches, 0
+        self.keys: list[int] = []
 
 
 class FleetModel(QAbstractTableModel):
@@ -81,8 +98,11 @@ class FleetModel(QAbstractTableModel):
         self._keys: list[int] = []  # with a filter: the rows' places in _all, ascending
         self._removals = -1
         self._needle = ""
-        self._scan: Iterator[str] | None = None  # a filter being applied slice by slice
-        self._found: list[str] = []
+        self._scan: _Scan | None = None  # a filter being applied slice by slice
+        # the next slice: a timer, not a posted call, so that the window's other timers (and a repaint)
+        # come between two slices rather than two slices between two of them
+        self._next_slice = QTimer(self, singleShot=True, interval=0)
+        self._next_slice.timeout.connect(lambda: self._scan and self._scan_slice(self._scan))
         self._touched: set[str] = set()  # devices that changed while a scan ran
         self.pending: PendingRequests | None = None  # the window's waiting requests ("waiting for you")
         self.ops = DeviceOps()  # downloads and operations, per device that ran one
@@ -96,13 +116,15 @@ class FleetModel(QAbstractTableModel):
             return
         if self.fleet.removals == self._removals and now > old:  # only added: keeps selection and scroll
             added = list(islice(devices, old, None))
-            shown = added if not self._needle else [d for d in added if self._matches(d)]
+            filtered = self._ids is not self._all  # (a filter being scanned shows all rows until it is done)
+            matches = self._matcher() if filtered else None
+            shown = [d for d in added if matches(d)] if matches is not None else added
             first = len(self._ids)
             if shown:
                 self.beginInsertRows(QModelIndex(), first, first + len(shown) - 1)
             self._all.extend(added)  # also the rows themselves when there is no filter: the same list
             self._pos.update((d, i) for i, d in enumerate(added, old))
-            if self._needle:
+            if filtered:
                 self._ids.extend(shown)
                 self._keys.extend(self._pos[d] for d in shown)
             if shown:
@@ -157,8 +179,8 @@ class FleetModel(QAbstractTableModel):
     def set_filter(self, text: str) -> None:
         """Show only devices with ``text`` in any column (case-insensitive). A big fleet is scanned in
         slices of :data:`FILTER_SLICE_S` between which the window repaints; the rows change once the
-        scan is done (a small fleet's at once). Devices whose row changes are checked again as they
-        change."""
+        scan is done (a small fleet's at once), in a callback of its own. Devices whose row changes
+        are checked again as they change."""
         self._needle = text.lower()
         self._touched = set()
         if not self._needle:
@@ -166,7 +188,7 @@ class FleetModel(QAbstractTableModel):
             if self._ids is not self._all:
                 self._unfilter()
             return
-        self._scan, self._found = iter(list(self._all)), []
+        self._scan = _Scan(list(self._all), self._matcher())
         self._scan_slice(self._scan)
 
     @property
@@ -174,22 +196,22 @@ class FleetModel(QAbstractTableModel):
         """A filter is being applied (its rows are not shown yet)."""
         return self._scan is not None
 
-    def _scan_slice(self, scan: Iterator[str]) -> None:
+    def _scan_slice(self, scan: _Scan) -> None:
         if scan is not self._scan:
             return  # a newer filter replaced this one
         end = time.monotonic() + FILTER_SLICE_S
-        found, matches = self._found, self._matches
-        while True:
-            chunk = list(islice(scan, 512))
-            found.extend(d for d in chunk if matches(d))
-            if len(chunk) < 512:
-                break
+        ids, keys, matches, total = scan.ids, scan.keys, scan.matches, len(scan.ids)
+        pos = scan.pos
+        while pos < total:
+            stop = min(pos + SCAN_CHUNK, total)
+            keys.extend(p for p in range(pos, stop) if matches(ids[p]))
+            pos = scan.pos = stop
             if time.monotonic() >= end:
-                QTimer.singleShot(0, self, lambda: self._scan_slice(scan))
+                self._next_slice.start()  # also to show the rows
                 return
         self._scan = None
         self.beginResetModel()
-        self._ids, self._keys = found, [self._pos[d] for d in found]
+        self._ids, self._keys = [ids[p] for p in keys], keys  # (places in _all: it only grew meanwhile)
         self.endResetModel()
         touched, self._touched = self._touched, set()
         if touched:
@@ -221,13 +243,14 @@ class FleetModel(QAbstractTableModel):
 
     def _refilter(self, device_ids: set[str]) -> None:
         """Devices whose row changed, shown or hidden as they now match the filter, in their place."""
+        matches = self._matcher()
         for dev_id in device_ids:
             pos = self._pos.get(dev_id)
             if pos is None:
                 continue
             row = bisect_left(self._keys, pos)
             shown = row < len(self._keys) and self._keys[row] == pos
-            if self._matches(dev_id) == shown:
+            if matches(dev_id) == shown:
                 continue
             if shown:
                 self.beginRemoveRows(QModelIndex(), row, row)
@@ -239,15 +262,42 @@ class FleetModel(QAbstractTableModel):
                 self._keys.insert(row, pos)
                 self.endInsertRows()
 
-    def _matches(self, dev_id: str) -> bool:
-        dev = self.fleet.devices.get(dev_id)
-        return dev is not None and self._needle in self.filter_text(dev)
-
     def filter_text(self, dev: VirtualDevice) -> str:
         """Every column's text of a device's row in one lower-case line: what the filter looks in (a
         needle without a line break matches within one column, as a per-column filter would)."""
-        return "\n".join((dev.id, dev.profile.name, self.state(dev), dev.bearer or "(no bearer up)",
+        return "\n".join((dev.id, dev.profile.name, self.state(dev), dev.bearer or NO_BEARER,
                           dev.last_result, self.ops.download_text(dev.id), self.ops.operation_text(dev.id))).lower()
+
+    def _matcher(self) -> Callable[[str], bool]:
+        """Whether a device's :meth:`filter_text` holds the filter, without building that text: a
+        needle without a line break is in it when it is in one column's. Profile, state, bearer and
+        result are few texts shared by many devices (each set of them is looked in once), and only
+        devices that ran an operation have Download or Last operation text (:class:`DeviceOps`)."""
+        needle, devices = self._needle, self.fleet.devices
+        if "\n" in needle:
+            return lambda dev_id: (dev := devices.get(dev_id)) is not None and needle in self.filter_text(dev)
+        waiting = set(self.pending.devices()) if self.pending is not None else set()
+        ops = self.ops
+        downloads, operations = ops.downloads, ops.operations
+        seen: dict[tuple[str, str, str, str, bool], bool] = {}
+
+        def matches(dev_id: str) -> bool:
+            dev = devices.get(dev_id)
+            if dev is None:
+                return False
+            if needle in dev_id.lower():
+                return True
+            key = (dev.profile.name, dev.state, dev.bearer, dev.last_result, dev_id in waiting)
+            hit = seen.get(key)
+            if hit is None:
+                hit = seen[key] = any(needle in text.lower() for text in (
+                    key[0], WAITING if key[4] else key[1], key[2] or NO_BEARER, key[3]))
+            if hit:
+                return True
+            return (dev_id in downloads or dev_id in operations) and (
+                needle in ops.download_text(dev_id).lower() or needle in ops.operation_text(dev_id).lower())
+
+        return matches
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._ids)
@@ -267,19 +317,22 @@ class FleetModel(QAbstractTableModel):
         return dev.state
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        if not index.isValid():
+        # Painting asks each cell for 7 roles, through Python; most are none of ours: they go first.
+        if role not in _ROLES or not index.isValid():
+            return None
+        col = index.column()
+        if role == _FONT and col != 2:
             return None
         dev = self.fleet.devices.get(self._ids[index.row()])
         if dev is None:
             return None
-        col = index.column()
         if role == SortRole:
             if col == DOWNLOAD_COLUMN:
                 download = self.ops.download(dev.id)
                 fraction = download.fraction if download is not None else None
                 return -1.0 if fraction is None else fraction
-            role = Qt.ItemDataRole.DisplayRole
-        if role == Qt.ItemDataRole.DisplayRole:
+            role = _DISPLAY
+        if role == _DISPLAY:
             if col == 0:
                 return dev.id
             if col == 1:
@@ -287,13 +340,13 @@ class FleetModel(QAbstractTableModel):
             if col == 2:
                 return self.state(dev)
             if col == 3:
-                return dev.bearer or "(no bearer up)"
+                return dev.bearer or NO_BEARER
             if col == DOWNLOAD_COLUMN:
                 return self.ops.download_text(dev.id)
             if col == OPERATION_COLUMN:
                 return self.ops.operation_text(dev.id)
             return dev.last_result
-        if role == Qt.ItemDataRole.ForegroundRole:
+        if role == _FOREGROUND:
             if col == 2:
                 return STATE_COLORS.get(self.state(dev))
             if col == DOWNLOAD_COLUMN and (download := self.ops.download(dev.id)) is not None:
@@ -303,11 +356,13 @@ class FleetModel(QAbstractTableModel):
             return None
         if role == DownloadRole:
             return self.ops.download(dev.id) if col == DOWNLOAD_COLUMN else None
-        if role == Qt.ItemDataRole.FontRole and col == 2 and self.state(dev) == WAITING:
+        if role == _FONT:
+            if self.state(dev) != WAITING:
+                return None
             bold = QFont()
             bold.setBold(True)
             return bold
-        if role == Qt.ItemDataRole.ToolTipRole:
+        if role == _TOOLTIP:
             tip = f"{dev.id}\n{dev.profile.title}\nprotocols: {', '.join(dev.profile.protocols)}"
             if self.pending is not None:
                 for p in self.pending.waiting(dev.id):
@@ -320,6 +375,4 @@ class FleetModel(QAbstractTableModel):
                 if part is not None:
                     tip += f"\n{part.tooltip()}"
             return tip
-        if role == DeviceIdRole:
-            return dev.id
-        return None
+        return dev.id  # DeviceIdRole

@@ -4,9 +4,9 @@ kept right as devices come, go and change state, and a big fleet filtered in sli
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QCoreApplication
+from PySide6.QtCore import QCoreApplication, Qt
 
-from emulator.events import DeviceStateChanged
+from emulator.events import DeviceStateChanged, OperationChanged, TransferProgress
 from emulator.fleet.fleet import Fleet
 from ui import fleet_model
 from ui.fleet_model import FleetModel
@@ -71,3 +71,98 @@ def test_a_big_fleet_is_filtered_in_slices(qapp, fleet, monkeypatch):
                                                    if dev.profile.name == "nbiot-sensor"]
     model.set_filter("")
     assert model.rowCount() == len(fleet.devices)
+
+
+class _Waiting:
+    """The window's waiting requests as the model reads them: which devices wait for the user."""
+
+    def __init__(self, *device_ids: str) -> None:
+        self.ids = list(device_ids)
+
+    def devices(self) -> list[str]:
+        return self.ids
+
+    def waiting(self, device_id: str) -> list[str]:
+        return ["a page"] if device_id in self.ids else []
+
+
+def _with_operations(model: FleetModel, fleet: Fleet) -> list[str]:
+    """Devices 1 and 2 ran operations: a download that stopped, an update that completed."""
+    ids = list(fleet.devices)
+    model.ops.note(TransferProgress(ids[1], "t1", "http://127.0.0.1:9/packages/fw", 100_000, 2_000_000,
+                                    outcome="network"))
+    model.ops.note(OperationChanged(ids[2], "fumo", "./FwUpdate/fw/DownloadAndUpdate", "40",
+                                    detail="Download Complete"))
+    return ids
+
+
+def test_the_filter_finds_a_device_by_its_download_or_its_last_operation(qapp, fleet):
+    model = FleetModel(fleet)
+    ids = _with_operations(model, fleet)
+    for needle, found in (("NETWORK at 5", [ids[1]]), ("download complete", [ids[2]]),
+                          ("fumo downloadandupdate", [ids[2]]), ("100 kB/2.0 MB", [ids[1]])):
+        model.set_filter(needle)
+        assert rows(model) == found, needle  # devices without operations are not matched by others' texts
+    model.set_filter("")
+    assert rows(model) == ids
+
+
+def test_the_filter_matches_exactly_where_the_rows_text_holds_it(qapp, fleet):
+    """The filter looks at each column without building the row's line; it must agree with that line."""
+    model = FleetModel(fleet)
+    ids = _with_operations(model, fleet)
+    model.pending = _Waiting(ids[3])
+    fleet.devices[ids[0]].set_state("error", "boom")
+    fleet.devices[ids[4]].last_result = "Completed: 200 OK"
+    fleet.devices[ids[5]].bearer = ""
+    needles = ["imei", ids[3][-4:].lower(), "phone", "nbiot", "idle", "error", "waiting for you", "waiting for",
+               "no bearer", "200", "ok", "network", "fumo", "kb", "\n", "phone\nidle", "e\n", "zzz", ":", "o"]
+    sizes = set()
+    for needle in needles:
+        model.set_filter(needle)
+        expected = [d for d in ids if needle in model.filter_text(fleet.devices[d])]
+        assert rows(model) == expected, needle
+        sizes.add(len(expected))
+    assert {0, 1, len(ids)} < sizes  # the needles find none, one, some and every device
+
+
+def test_devices_added_while_a_filter_is_scanned_are_each_one_row(qapp, fleet, monkeypatch):
+    monkeypatch.setattr(fleet_model, "FILTER_SLICE_S", 0.0)  # one chunk per slice
+    fleet.add("smartphone", 1200)
+    model = FleetModel(fleet)
+    model.set_filter("nbiot")
+    assert model.filtering
+    added = fleet.add("nbiot-sensor", 1)[0].id
+    model.sync()  # the old rows (every device) until the scan is done, the new one among them once
+    assert rows(model) == list(fleet.devices)
+    for _ in range(100):
+        if not model.filtering:
+            break
+        QCoreApplication.processEvents()
+    assert rows(model) == [d for d, dev in fleet.devices.items() if dev.profile.name == "nbiot-sensor"]
+    assert rows(model)[-1] == added
+
+
+def test_fitting_the_device_column_reads_a_few_rows_not_a_thousand(qapp, qtbot, monkeypatch):
+    """Filtering or clearing a filter fits the Device column again: Qt would read 1,000 rows for it."""
+    from ui.fleet_panel import FIT_ROWS, FleetPanel
+
+    read: set[int] = set()
+    data = FleetModel.data
+
+    def counting(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if index.column() == 0 and role == Qt.ItemDataRole.DisplayRole:
+            read.add(index.row())
+        return data(self, index, role)
+
+    monkeypatch.setattr(FleetModel, "data", counting)  # before the model: Qt's calls go through it
+    big = Fleet(server="http://127.0.0.1:9")
+    big.add("smartphone", 2000)
+    panel = FleetPanel(big)
+    qtbot.addWidget(panel)
+    panel.resize(600, 400)
+    panel.show()
+    QCoreApplication.processEvents()
+    read.clear()
+    panel._fit_ids()
+    assert 0 < len(read) <= FIT_ROWS
