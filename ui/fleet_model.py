@@ -203,12 +203,13 @@ class FleetModel(QAbstractTableModel):
         ids, keys, matches, total = scan.ids, scan.keys, scan.matches, len(scan.ids)
         pos = scan.pos
         while pos < total:
+            if pos > scan.pos and time.monotonic() >= end:  # (a fleet of one chunk: its rows at once)
+                scan.pos = pos
+                self._next_slice.start()
+                return
             stop = min(pos + SCAN_CHUNK, total)
             keys.extend(p for p in range(pos, stop) if matches(ids[p]))
-            pos = scan.pos = stop
-            if time.monotonic() >= end:
-                self._next_slice.start()  # also to show the rows
-                return
+            pos = stop
         self._scan = None
         self.beginResetModel()
         self._ids, self._keys = [ids[p] for p in keys], keys  # (places in _all: it only grew meanwhile)

@@ -84,7 +84,8 @@ def test_fleet_list_with_a_huge_fleet_never_stalls(qapp, request, capsys, load):
     panel.show()
     qapp.processEvents()
     first_show_ms = (time.perf_counter() - t0) * 1000
-    assert panel.proxy.rowCount() == count
+    shown = panel.view.model()  # the model itself until someone sorts (ui/fleet_panel.py)
+    assert shown.rowCount() == count
 
     calls = Callbacks()
     model = panel.model
@@ -138,7 +139,7 @@ def test_fleet_list_with_a_huge_fleet_never_stalls(qapp, request, capsys, load):
         panel.model.apply_events(events)
 
     def scroll() -> None:
-        panel.view.scrollTo(panel.proxy.index(rng.randrange(panel.proxy.rowCount()), 0))
+        panel.view.scrollTo(shown.index(rng.randrange(shown.rowCount()), 0))
 
     typed = [0.0]
 

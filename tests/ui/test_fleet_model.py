@@ -166,3 +166,34 @@ def test_fitting_the_device_column_reads_a_few_rows_not_a_thousand(qapp, qtbot, 
     read.clear()
     panel._fit_ids()
     assert 0 < len(read) <= FIT_ROWS
+
+
+def test_a_click_on_a_column_header_sorts_the_rows_and_keeps_the_selection(qapp, qtbot, fleet):
+    """The view reads the model itself until the user sorts; then the sorting proxy comes in, with
+    the columns as they were and the selected devices still selected."""
+    from PySide6.QtCore import QPoint
+
+    from ui.fleet_model import DOWNLOAD_COLUMN
+    from ui.fleet_panel import FleetPanel
+
+    panel = FleetPanel(fleet)
+    qtbot.addWidget(panel)
+    panel.resize(900, 400)
+    panel.show()
+    ids = list(fleet.devices)
+    for dev_id, done in ((ids[0], 900), (ids[3], 100), (ids[4], 500)):  # the others: no download (first)
+        panel.model.ops.note(TransferProgress(dev_id, "t", "http://127.0.0.1:9/fw", done, 1000))
+    panel.view.setColumnWidth(1, 123)
+    panel.select(ids[3])
+    assert panel.view.model() is panel.model and panel.selected_ids() == [ids[3]]
+    header = panel.view.horizontalHeader()
+    where = QPoint(header.sectionViewportPosition(DOWNLOAD_COLUMN) + 20, header.height() // 2)
+    qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=where)
+    shown = [panel.view.model().index(r, 0).data() for r in range(panel.view.model().rowCount())]
+    assert shown == [ids[1], ids[2], ids[5], ids[3], ids[4], ids[0]]  # by how far each download got
+    assert panel.view.model() is panel.proxy and header.sortIndicatorSection() == DOWNLOAD_COLUMN
+    assert panel.selected_ids() == [ids[3]] and panel.view.columnWidth(1) == 123
+    qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=where)  # again: the other way round
+    assert panel.view.model().index(0, 0).data() == ids[0] and panel.selected_ids() == [ids[3]]
+    panel.view.doubleClicked.disconnect()  # (a double click would start a session)
+    assert panel._id_at(panel.view.model().index(0, 3)) == ids[0]
