@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -95,16 +96,18 @@ class RunningServer:
 
 async def start_server(state: ServerState | None = None, *, host: str = "127.0.0.1", port: int = 0,
                        ssl_context: ssl.SSLContext | None = None, handle_signals: bool = False,
-                       limits: ServerLimits | None = None, app: web.Application | None = None) -> RunningServer:
+                       limits: ServerLimits | None = None, app: web.Application | None = None,
+                       lean_paths: Collection[str] = ()) -> RunningServer:
     """Listen on host:port (0: a free port) in the running loop: the one way the command, the
     window's demo, the bench and the tests start the server. A port that cannot be bound is an
     EmulatorError. ``limits``: the connection limits (:mod:`emulator.server.limits`; None: the
-    defaults). ``app``: one made by :func:`create_app` (and added to); None: a new one on ``state``."""
+    defaults). ``app``: one made by :func:`create_app` (and added to); None: a new one on ``state``.
+    ``lean_paths``: more literal POST routes of ``app`` served on the lean path, as the session routes are."""
     limits = limits or ServerLimits()
     app = app if app is not None else create_app(state)
     app[LIMITS_KEY] = limits
     state = app[STATE_KEY]
-    lane = Lane(app, idle_s=limits.idle_s, body_s=limits.body_s, max_body=MAX_BODY)
+    lane = Lane(app, idle_s=limits.idle_s, body_s=limits.body_s, max_body=MAX_BODY, also=lean_paths)
     app.on_shutdown.append(lane.shutdown)
     runner = web.AppRunner(app, handle_signals=handle_signals, access_log=None, keepalive_timeout=limits.idle_s)
     await runner.setup()

@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Collection, Generator
 from typing import Any, cast
 
 import httptools
@@ -51,12 +51,13 @@ _SERVER = f"Server: {SERVER_SOFTWARE}\r\n".encode()
 _INTERNAL = b"500 Internal Server Error\n\nServer got itself in trouble"
 
 
-def lean_routes(app: web.Application) -> dict[bytes, LeanHandler]:
+def lean_routes(app: web.Application, also: Collection[str] = ()) -> dict[bytes, LeanHandler]:
     """Raw path -> the handler the router holds for ``POST`` there, for the literal session routes
-    (a route with a variable part, ``/dm12/<ServerID>``, stays with aiohttp)."""
+    and the paths ``also`` names (a route with a variable part, ``/dm12/<ServerID>``, stays with aiohttp)."""
     out: dict[bytes, LeanHandler] = {}
     for resource in app.router.resources():
-        if not isinstance(resource, web.PlainResource) or session_protocol(resource.canonical) is None:
+        if not isinstance(resource, web.PlainResource) or (session_protocol(resource.canonical) is None
+                                                           and resource.canonical not in also):
             continue
         for route in resource:
             if route.method == hdrs.METH_POST and resource.canonical.isascii() and "%" not in resource.canonical:
@@ -67,9 +68,10 @@ def lean_routes(app: web.Application) -> dict[bytes, LeanHandler]:
 class Lane:
     """What the connections of one site share: the app, its lean routes, the limits, the live connections."""
 
-    def __init__(self, app: web.Application, *, idle_s: float, body_s: float, max_body: int) -> None:
+    def __init__(self, app: web.Application, *, idle_s: float, body_s: float, max_body: int,
+                 also: Collection[str] = ()) -> None:
         self.app = app
-        self.routes = lean_routes(app)
+        self.routes = lean_routes(app, also)
         self.idle_s = idle_s
         self.body_s = body_s
         self.max_body = max_body

@@ -244,3 +244,24 @@ def test_a_header_with_a_line_break_of_its_own_is_never_written():
     transport = _Written()
     assert not _write(transport, web.Response(body=b"<x/>", headers={"X-Hmac": "abc"}), True)
     assert transport.out.startswith(b"HTTP/1.1 200 OK\r\n") and b"X-Hmac: abc\r\n" in transport.out
+
+
+def test_the_bench_ceiling_is_measured_on_the_lean_path_and_through_aiohttp_for_comparison():
+    """The loopback ceiling is the fastest round trip the server makes: its echo takes the session
+    messages' lean path (``lean_paths``); the aiohttp echo gives the earlier runs' yardstick."""
+    from emulator.commands.bench import AIOHTTP_ECHO_PATH, ECHO_PATH, quick_server_app
+    from emulator.server.app import start_server
+
+    async def main():
+        server = await start_server(app=quick_server_app(), lean_paths=(ECHO_PATH,))
+        try:
+            lean = (await _exchange(server.url, _post(ECHO_PATH, b"x" * 64)))[0]
+            answered = server.site.lane.answered
+            aio = (await _exchange(server.url, _post(AIOHTTP_ECHO_PATH, b"x" * 64)))[0]
+            return lean, answered, aio, server.site.lane.answered, server.site.lane.handed_over
+        finally:
+            await server.stop()
+
+    lean, answered, aio, answered_after, handed_over = asyncio.run(main())
+    assert _body(lean) == _body(aio) == b"ok"
+    assert answered == 1 and answered_after == 1 and handed_over == 1

@@ -11,7 +11,8 @@ import pytest
 
 KEYS = (
     "sessions_per_s", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "messages_per_s", "cpu_s_per_session",
-    "peak_memory_bytes", "memory_per_device_bytes", "loopback_ceiling_per_s", "ratio_to_ceiling",
+    "peak_memory_bytes", "memory_per_device_bytes", "loopback_ceiling_per_s", "aiohttp_ceiling_per_s",
+    "ratio_to_ceiling",
     "emulator_cpu_ms_per_session", "server_cpu_ms_per_session", "round_trips_per_s",
     "idle_memory_per_device_bytes", "messages_share_of_ceiling",
 )  # fmt: skip
