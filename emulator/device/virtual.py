@@ -19,7 +19,15 @@ from emulator.device.profile import BearerSpec, Profile
 from emulator.errors import EmulatorError
 from emulator.events import AlertRaised, DeviceStateChanged, EventBus, TreeChanged
 from emulator.mo import connmo, diagmon
-from emulator.mo.accounts import DM1_ROOT, DM2_ROOT, Account, decode_nonce, pick_account, read_accounts
+from emulator.mo.accounts import (
+    DM1_ROOT,
+    DM2_ROOT,
+    Account,
+    decode_nonce,
+    pick_account,
+    read_accounts,
+    with_field,
+)
 from emulator.mo.authorities import Conflicts, ManagedTree
 from emulator.mo.behaviours import DeviceBehaviours
 from emulator.mo.delegation import DELEGATE_LEAF, REVOKE_LEAF, Delegations, install_nodes
@@ -78,11 +86,8 @@ def _with_nonce(accounts: list[Account], change: TreeEvent) -> list[Account] | N
         return None
     for i, acc in enumerate(accounts):
         if acc.protocol == "dm12" and acc.path == base:
-            nonce = decode_nonce(change.new)
             patched = list(accounts)
-            patched[i] = (replace(acc, client_nonce=nonce) if field == "client_nonce" else
-                          replace(acc, server_nonce=nonce) if field == "server_nonce" else
-                          replace(acc, notification_nonce=nonce))
+            patched[i] = with_field(acc, field, decode_nonce(change.new))
             return patched
     return None
 

@@ -10,8 +10,9 @@ whose HTTP credentials sit under ``Ext/HTTPAuth`` because the DM 2.0 layout has 
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field
-from typing import TypedDict
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
+from typing import Any, TypedDict
 
 from emulator.errors import EmulatorError, UnsupportedError
 from emulator.protocol.values import DmProtocol
@@ -80,6 +81,19 @@ class Account:
     notification_user: str = ""
     notification_secret: str = field(default="", repr=False)
     notification_nonce: bytes = b""
+
+
+_FIELDS = tuple(f.name for f in fields(Account))
+_all_fields = attrgetter(*_FIELDS)
+_FIELD_AT = {name: i for i, name in enumerate(_FIELDS)}
+
+
+def with_field(account: Account, name: str, value: object) -> Account:
+    """``dataclasses.replace(account, <name>=value)`` without its walk over the fields' metadata: a
+    device patches the nonces a DM 1.2 session kept into its accounts after every such session."""
+    values: list[Any] = list(_all_fields(account))
+    values[_FIELD_AT[name]] = value
+    return Account(*values)
 
 
 def decode_nonce(value: str | bytes | None) -> bytes:

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 from emulator.tree import Acl, NodeInfo, Tree, TreeError
 from emulator.tree import uri as uris
-from emulator.tree.acl import ROOT_DEFAULT
 from emulator.tree.clienturi import MISSING, Missing
+from emulator.tree.node import Node
 from emulator.util.masking import MASK_BYTES, is_secret_name
 
 Path = tuple[str, ...]
@@ -53,11 +53,16 @@ def find_instances(tree: Tree, moid: str, *, base: Path = DM2_BASE) -> dict[str,
     order wins and the other is left out (the device never creates such a pair itself).
     """
     found: dict[str, Path] = {}
-    if not tree.exists(base):
+    top = tree.lookup(base)
+    if top is None or top.children is None:
         return found
-    for segs, typ in tree.interior_types(base):
-        if typ == moid and segs:
-            found.setdefault(segs[-1], segs)
+    stack: list[tuple[Path, Node]] = [(base, top)]  # pre-order, as Tree.interior_types, without a tuple per node
+    while stack:
+        path, node = stack.pop()
+        if node.type == moid and path:
+            found.setdefault(path[-1], path)
+        kids = node.kids
+        stack.extend([(path + (name,), kid) for name, kid in reversed(kids.items()) if kid.children is not None])
     return found
 
 
@@ -81,12 +86,7 @@ def is_moid(text: str) -> bool:
 
 def effective_acl(tree: Tree, path: Path) -> Acl:
     """The ACL that governs ``path``: its own, else the nearest ancestor's (PROTOCOL 3.4)."""
-    acl = Acl.parse(tree.info(()).acl) or ROOT_DEFAULT
-    for depth in range(1, len(path) + 1):
-        own = Acl.parse(tree.info(path[:depth]).acl)
-        if own:
-            acl = own
-    return acl
+    return tree.effective_acl(path)
 
 
 def may_access(tree: Tree, path: Path, server_id: str) -> bool:
@@ -139,25 +139,22 @@ class TreeInstanceView:
         self.by = by
 
     def child_names(self, path: Path) -> list[str] | None:
-        full = self.root + path
-        if not self.tree.exists(full):
-            return None
-        info = self.tree.info(full)
-        return list(info.children) if info.children is not None else None
+        node = self.tree.lookup(self.root + path)
+        return list(node.children) if node is not None and node.children is not None else None
 
     def value(self, path: Path) -> str | None | Missing:
         full = self.root + path
-        if not self.tree.exists(full):
+        node = self.tree.lookup(full)
+        if node is None:
             return MISSING
-        info = self.tree.info(full)
-        if info.children is not None:
+        if node.children is not None:
             return None
+        value = node.value  # (as it was before the server's read, which may measure first: DiagMon)
         if self.by is not None:
             try:
                 server_get(self.tree, full, self.by)
             except TreeError:
                 return None
-        value = info.value
         if isinstance(value, bytes):
             return value.decode("utf-8", "replace")
         return value

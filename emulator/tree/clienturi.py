@@ -111,7 +111,13 @@ def _percent_decode(text: str, what: str) -> str:
         raise DecodeError(f"percent-escapes in {what} are not UTF-8: {text!r}") from exc
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _percent_encode(text: str, safe: frozenset[str]) -> str:
+    if safe.issuperset(text):  # (most names: nothing to escape, no walk per character)
+        return text
     return "".join(c if c in safe else "".join(f"%{b:02X}" for b in c.encode("utf-8")) for c in text)
 
 
@@ -153,9 +159,9 @@ def parse_client_uri(text: str) -> ClientURI:
         raise DecodeError("ClientURI must be a string")
     if "#" in text:
         raise DecodeError(f"ClientURI must not have a fragment: {text!r}")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+    if _CONTROL.search(text):
         raise DecodeError(f"ClientURI contains a control character: {text!r}")
-    if any(0xD800 <= ord(c) <= 0xDFFF for c in text):  # not UTF-8: could never be sent or echoed
+    if _SURROGATE.search(text):  # not UTF-8: could never be sent or echoed
         raise DecodeError(f"ClientURI contains a lone surrogate: {text!r}")
     body, has_query, query = text.partition("?")
     moid, sep, rest = body.partition("/")

@@ -259,6 +259,10 @@ class Tree:
         Read only: the node may be shared with other trees."""
         return descend(self.root, self._segments(uri))
 
+    def effective_acl(self, uri: str | Path) -> Acl:
+        """The ACL that governs ``uri``: its own, else the nearest ancestor's (PROTOCOL 3.4); 404 if missing."""
+        return self._locate(self._segments(uri), uri)[1]
+
     def exists(self, uri: str | Path) -> bool:
         return self._find(self._segments(uri)) is not None
 

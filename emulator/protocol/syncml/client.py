@@ -316,13 +316,15 @@ class SyncMLClient:
         items: list[Item] = []
         for uri in self.devinfo_uris:
             try:
-                info = self.tree.info(uri)
+                node = self.tree.lookup(uri)  # (the device's own read, as Tree.info: no ACL)
             except EmulatorError:
                 continue
-            value = info.value
+            if node is None:
+                continue
+            value = node.value
             if uri.endswith("/DevId"):
                 value = self.dev_id
-            items.append(Item(source=uri, meta=Meta(format=info.format or "chr", type=info.type or "text/plain"),
+            items.append(Item(source=uri, meta=Meta(format=node.format or "chr", type=node.type or "text/plain"),
                               data=value if value is not None else ""))
         items.extend(self._requested_items())
         if items:
