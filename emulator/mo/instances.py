@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from emulator.tree import Acl, NodeInfo, Tree, TreeError
 from emulator.tree import uri as uris
 from emulator.tree.clienturi import MISSING, Missing
-from emulator.tree.node import Node
 from emulator.util.masking import MASK_BYTES, is_secret_name
 
 Path = tuple[str, ...]
@@ -53,16 +52,9 @@ def find_instances(tree: Tree, moid: str, *, base: Path = DM2_BASE) -> dict[str,
     order wins and the other is left out (the device never creates such a pair itself).
     """
     found: dict[str, Path] = {}
-    top = tree.lookup(base)
-    if top is None or top.children is None:
-        return found
-    stack: list[tuple[Path, Node]] = [(base, top)]  # pre-order, as Tree.interior_types, without a tuple per node
-    while stack:
-        path, node = stack.pop()
-        if node.type == moid and path:
+    for path in tree.interiors_of_type(base, moid):
+        if path:
             found.setdefault(path[-1], path)
-        kids = node.kids
-        stack.extend([(path + (name,), kid) for name, kid in reversed(kids.items()) if kid.children is not None])
     return found
 
 

@@ -342,6 +342,31 @@ class Tree:
                 if child.children is not None:
                     stack.append((path + (name,), child))
 
+    def interiors_of_type(self, uri: str | Path, type: str) -> list[Path]:
+        """Paths of the interior nodes at and under ``uri`` whose Type is ``type``, pre-order, no ACL:
+        a DM 2.0 session's question "where are the instances of this MO" (:mod:`emulator.mo.instances`).
+
+        Most of a device's subtree is shared with its profile's template or was left by a committed
+        transaction, and no tree changes such a node again (each copies a node it does not own before
+        changing it, see :meth:`_writable`): a shared subtree's answer is worked out once per process
+        (:data:`_TYPED`, by node) and only the device's own nodes are walked each time."""
+        segs = self._segments(uri)
+        top = self._find(segs)
+        if top is None or top.children is None:
+            return []
+        live = [self._token, *(token for _, token, _ in self._tx)]  # tokens whose nodes may still change
+        out: list[Path] = []
+        stack: list[tuple[Path, Node]] = [(segs, top)]
+        while stack:
+            path, node = stack.pop()
+            if node.owner not in live:
+                out.extend([path + rel for rel in _typed_below(node, type)])
+                continue
+            if node.type == type:
+                out.append(path)
+            stack.extend([(path + (name,), kid) for name, kid in reversed(node.kids.items()) if kid.children is not None])
+        return out
+
     def __len__(self) -> int:
         count = 0
         stack = [self.root]
@@ -742,6 +767,31 @@ class Tree:
             self._emit(TreeEvent("add", uris.join(segs[: i + 1]), None, None, None))
             node = mid
         return node
+
+
+_TYPED: dict[tuple[int, str], tuple[Node, tuple[Path, ...]]] = {}
+"""(node id, Type) -> (the node, the relative paths of the interior nodes of that Type in its subtree),
+for subtrees no tree changes any more (see :meth:`Tree.interiors_of_type`). The node is kept with its
+answer so that its id cannot be reused; bounded by :data:`TYPED_MAX` (emptied when full)."""
+TYPED_MAX = 8192
+
+
+def _typed_below(top: Node, type: str) -> tuple[Path, ...]:
+    key = (id(top), type)
+    known = _TYPED.get(key)
+    if known is not None and known[0] is top:
+        return known[1]
+    found: list[Path] = []
+    stack: list[tuple[Path, Node]] = [((), top)]
+    while stack:
+        path, node = stack.pop()
+        if node.type == type:
+            found.append(path)
+        stack.extend([(path + (name,), kid) for name, kid in reversed(node.kids.items()) if kid.children is not None])
+    if len(_TYPED) >= TYPED_MAX:
+        _TYPED.clear()
+    answer = _TYPED[key] = (top, tuple(found))
+    return answer[1]
 
 
 class _Transaction:
