@@ -52,7 +52,11 @@ class Bearer:
 
     @property
     def shaping(self) -> Shaping:
+        """NO_SHAPING itself for a bearer that does nothing to traffic: asked for every message, and the
+        transport takes its quickest path for it."""
         s = self.spec
+        if not (s.latency_ms or s.jitter_ms or s.loss or s.bandwidth_kbps):
+            return NO_SHAPING
         return Shaping(latency_ms=s.latency_ms, jitter_ms=s.jitter_ms, loss=s.loss, bandwidth_kbps=s.bandwidth_kbps)
 
 

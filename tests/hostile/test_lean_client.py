@@ -132,3 +132,35 @@ def test_the_deadline_counts_while_a_message_waits_for_a_connection():
     results, _ = asyncio.run(_posts(held, n=2, concurrent=True, max_connections=1, timeout=5, deadline=0.4))
     assert [r.status for r in results] == [0, 0]
     assert all("did not finish within the deadline of 0.4 s" in r.error for r in results)
+
+
+def test_unshaped_messages_take_the_lean_path_and_count_as_requests():
+    """A bearer that does nothing to traffic gives NO_SHAPING itself, and ``post`` then goes to the
+    lean client directly (one step less per message): still counted, still the same exchange."""
+    from dataclasses import replace
+
+    from emulator.device.profile import find_profile
+    from emulator.device.virtual import VirtualDevice
+    from emulator.transport.shaping import NO_SHAPING, Shaping
+
+    dev = VirtualDevice(find_profile("smartphone"), 0, server="http://127.0.0.1:1")
+    b = dev.bearers[dev.bearer]
+    assert b.spec.latency_ms and dev.shaping == b.shaping != NO_SHAPING  # the profile's bearer shapes
+    dev.bearers[b.name] = replace(b, spec=replace(b.spec, latency_ms=0, jitter_ms=0, loss=0, bandwidth_kbps=0))
+    assert dev.shaping is NO_SHAPING
+
+    async def answer(ex: Exchange) -> None:
+        await ex.answer(b"ok")
+
+    async def run() -> tuple[list[int], int]:
+        transport = HttpTransport()
+        async with HostilePeer(answer) as peer:
+            try:
+                plain = [await transport.post(f"{peer.url}/dm", b"<SyncML/>", DM, shaping=NO_SHAPING) for _ in range(3)]
+                shaped = await transport.post(f"{peer.url}/dm", b"<SyncML/>", DM, shaping=Shaping(latency_ms=1))
+            finally:
+                await transport.aclose()
+        return [r.status for r in [*plain, shaped]], transport.requests
+
+    statuses, requests = asyncio.run(run())
+    assert statuses == [200] * 4 and requests == 4
