@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (
+    QItemSelection,
     QItemSelectionModel,
     QModelIndex,
     QPersistentModelIndex,
@@ -109,7 +110,10 @@ class FleetPanel(QWidget):
         header.setSortIndicatorShown(True)
         header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # order added
         header.sortIndicatorChanged.connect(self._sort)
+        self._kept: list[str] = []  # the devices selected before the rows were reset (a filter, its clearing)
+        self.model.modelAboutToBeReset.connect(self._keep_selection)
         self.model.modelReset.connect(self._fit_ids)
+        self.model.modelReset.connect(self._restore_selection)
         self.model.rowsInserted.connect(self._rows_inserted)
         self.view.verticalHeader().hide()
         self.view.horizontalHeader().setStretchLastSection(True)
@@ -198,6 +202,28 @@ class FleetPanel(QWidget):
     def _rows_inserted(self, _parent: QModelIndex, first: int, _last: int) -> None:
         if first == 0:  # the first devices: fit their ids (later ones are numbered alike)
             self._fit_ids()
+
+    def _keep_selection(self) -> None:
+        self._kept = self.selected_ids()
+
+    def _restore_selection(self) -> None:
+        """The devices selected before a reset that are still shown stay selected, the first in view."""
+        kept, self._kept = self._kept, []
+        rows = sorted(r for r in map(self.model.row_of, kept) if r >= 0)
+        if not rows:
+            return
+        model = self.view.model()
+        last = model.columnCount() - 1
+        selection = QItemSelection()
+        for row in rows:
+            index = self.model.index(row, 0)
+            if model is self.proxy:
+                index = self.proxy.mapFromSource(index)
+            selection.select(index, index.siblingAtColumn(last))
+        self.view.selectionModel().select(selection, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        first = self.model.index(rows[0], 0)
+        self.view.doItemsLayout()  # the scroll bars' new range (Qt would lay out later: scrollTo would clamp)
+        self.view.scrollTo(self.proxy.mapFromSource(first) if model is self.proxy else first)
 
     def _fit_ids(self) -> None:
         """Device ids as wide as they are, up to MAX_ID_WIDTH (longer ones are cut in the middle),

@@ -197,3 +197,25 @@ def test_a_click_on_a_column_header_sorts_the_rows_and_keeps_the_selection(qapp,
     assert panel.view.model().index(0, 0).data() == ids[0] and panel.selected_ids() == [ids[3]]
     panel.view.doubleClicked.disconnect()  # (a double click would start a session)
     assert panel._id_at(panel.view.model().index(0, 3)) == ids[0]
+
+
+def test_the_selected_device_stays_selected_and_in_view_through_a_filter_and_its_clearing(qapp, qtbot):
+    from ui.fleet_panel import FleetPanel
+
+    big = Fleet(server="http://127.0.0.1:9")
+    big.add("smartphone", 600)
+    ids = list(big.devices)
+    panel = FleetPanel(big)
+    qtbot.addWidget(panel)
+    panel.resize(600, 300)
+    panel.show()
+    panel.select(ids[450])
+    panel.search.setText(ids[450][-3:])  # this device and a few others
+    qtbot.waitUntil(lambda: not panel.model.filtering)
+    assert ids[450] in rows(panel.model) and len(rows(panel.model)) < len(ids)
+    assert panel.selected_ids() == [ids[450]]
+    panel.view.scrollToTop()
+    panel.search.setText("")  # every device back: the selected one still selected, and in view
+    assert rows(panel.model) == ids and panel.selected_ids() == [ids[450]]
+    shown = panel.view.viewport().rect()
+    assert shown.intersects(panel.view.visualRect(panel.model.index(450, 0)))
