@@ -8,7 +8,8 @@ parsed into a header dict and bytes, given to the same handler the router holds 
 and its ``web.Response`` is written as one block.
 
 What takes this path: a ``POST`` over HTTP/1.1 to a literal DM session route (``/dm12``, ``/dm2``,
-``/dm20``, ``/dmclient/dm20`` and their ``/alerts``; :func:`lean_routes`), with a Host header, one
+``/dm20``, ``/dmclient/dm20`` and their ``/alerts``; :func:`lean_routes`), with a head of at most
+:data:`LEAN_HEAD_BYTES` and :data:`AIOHTTP_MAX_HEADERS` fields, a Host header, one
 Content-Length within the body limit, no Transfer-Encoding, Content-Encoding (aiohttp unpacks a
 gzip or deflate body, within its limits), Expect or Upgrade, while no session
 fault is armed (the fault middleware then sees every message). Anything else, including a request
@@ -45,6 +46,11 @@ LeanHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_HEAD_BYTES = 64 * 1024
 """Bytes of a request's head this path reads before it gives the connection to aiohttp (whose own
 line and field limits then answer)."""
+
+LEAN_HEAD_BYTES = 8190
+"""A head longer than aiohttp's limit for one line or field goes to aiohttp, whose limits then answer
+(a session message's head is a few hundred bytes), as does one with more fields than aiohttp takes:"""
+AIOHTTP_MAX_HEADERS = 128
 
 _LOG = logging.getLogger("aiohttp.server")
 _SERVER = f"Server: {SERVER_SOFTWARE}\r\n".encode()
@@ -305,6 +311,8 @@ class LeanConnection(asyncio.Protocol):
         if head < 4 or not pending.startswith(b"POST ") or pending.count(b"\n", 0, head) != \
                 pending.count(b"\r\n", 0, head):
             return None
+        if head > LEAN_HEAD_BYTES or len(headers) > AIOHTTP_MAX_HEADERS:
+            return None  # near aiohttp's line, field or count limits: aiohttp judges it, as before
         self.size = head + int(lengths[0])
         return handler
 

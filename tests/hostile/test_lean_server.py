@@ -265,3 +265,34 @@ def test_the_bench_ceiling_is_measured_on_the_lean_path_and_through_aiohttp_for_
     lean, answered, aio, answered_after, handed_over = asyncio.run(main())
     assert _body(lean) == _body(aio) == b"ok"
     assert answered == 1 and answered_after == 1 and handed_over == 1
+
+
+def test_a_head_past_aiohttps_limits_is_judged_by_aiohttp_as_before():
+    """A header line longer than aiohttp's 8,190 bytes, or more than its 128 fields, arriving in one
+    piece: the lean path does not take it, so aiohttp refuses it as it always did. A head of exactly
+    8,190 bytes with short fields stays lean."""
+    from emulator.server.lean_http import AIOHTTP_MAX_HEADERS, LEAN_HEAD_BYTES
+
+    package = b"<not-syncml/>"
+    base = _post("/dm12", package)
+    base_head = len(base) - len(package)
+    pad = LEAN_HEAD_BYTES - base_head - len("X-Pad: \r\n")
+    at_limit = _post("/dm12", package, "X-Pad: " + "a" * pad)
+    assert at_limit.index(b"\r\n\r\n") + 4 == LEAN_HEAD_BYTES
+    long_line = _post("/dm12", package, "X-Pad: " + "a" * 9000, "Connection: close")
+    many = _post("/dm12", package, *(f"X-F{i}: 1" for i in range(AIOHTTP_MAX_HEADERS)), "Connection: close")
+
+    async def main():
+        async with serving() as server:
+            lane = server.site.lane
+            ok = (await _exchange(server.url, at_limit))[0]
+            lean_after_ok = (lane.answered, lane.handed_over)
+            too_long = (await _exchange(server.url, long_line, read_all=True))[0]
+            too_many = (await _exchange(server.url, many, read_all=True))[0]
+            return ok, lean_after_ok, too_long, too_many, lane.handed_over
+
+    ok, lean_after_ok, too_long, too_many, handed_over = asyncio.run(main())
+    assert lean_after_ok == (1, 0) and _status(ok) == 400 and _body(ok).startswith(b"bad SyncML DM message")
+    assert handed_over == 2
+    assert _status(too_long) in (400, 431) and b"bad SyncML" not in too_long
+    assert _status(too_many) in (400, 431) and b"bad SyncML" not in too_many
